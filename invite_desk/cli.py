@@ -1,0 +1,77 @@
+"""`invite-desk` command line: the desktop app by default, plus demo, screenshots and portal."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from invite_desk import __version__
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="invite-desk",
+        description="Invitations and referrals for membership organizations.",
+    )
+    parser.add_argument("--version", action="version", version=f"invite-desk {__version__}")
+    parser.add_argument(
+        "--db",
+        metavar="URL",
+        help="database URL (default: the embedded SQLite file in your data folder), e.g. "
+        "postgresql://user@host/dbname or mariadb://user@host/dbname; a password given "
+        "here is moved to the system keyring",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command")
+
+    demo = sub.add_parser("demo", help="create or top up a demo organization")
+    demo.add_argument("--db", metavar="URL", default=argparse.SUPPRESS)
+    demo.add_argument("--members", type=int, default=300, help="members to reach (default 300)")
+
+    shots = sub.add_parser("screenshots", help="render every window to PNG, offscreen")
+    shots.add_argument("directory", type=Path)
+    shots.add_argument("--db", metavar="URL", default=argparse.SUPPRESS)
+
+    portal = sub.add_parser("portal", help="serve the invitee registration pages")
+    portal.add_argument("--db", metavar="URL", default=argparse.SUPPRESS)
+    portal.add_argument("--host", default="127.0.0.1")
+    portal.add_argument("--port", type=int, default=8080)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    from invite_desk import app
+
+    if args.command == "screenshots":
+        from invite_desk.ui.screenshots import run_screenshots
+
+        return run_screenshots(args.db, args.directory)
+
+    context = app.build(args.db, remember=args.db is not None and args.command is None)
+    try:
+        if args.command == "demo":
+            from invite_desk.services.demo import create_or_top_up
+
+            result = create_or_top_up(context.uow, members=args.members)
+            print(result.summary(context.database_label))
+            return 0
+        if args.command == "portal":
+            print("The registration portal is not built yet (issue 4).", file=sys.stderr)
+            return 2
+        from invite_desk.ui.main import run_gui
+
+        return run_gui(context)
+    finally:
+        context.dispose()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

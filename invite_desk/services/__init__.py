@@ -1,0 +1,1 @@
+"""Use cases, ORM models and read models. No Qt and no Flask here (see DESIGN.md, Layers)."""

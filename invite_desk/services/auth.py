@@ -1,0 +1,169 @@
+"""First-run setup and operator sign-in (argon2 password hashes)."""
+
+from __future__ import annotations
+
+import uuid
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from invite_desk.services import audit, settings
+from invite_desk.services.errors import AuthenticationFailed, Conflict, ValidationFailed
+from invite_desk.services.models import Member, MemberStatus, Organization, Unit, utcnow
+from invite_desk.services.operator import Operator
+from invite_desk.services.roles import Role
+from invite_desk.services.uow import UnitOfWork
+
+MIN_PASSWORD_LENGTH = 10
+
+_hasher = PasswordHasher()
+# Verified against when the email is unknown, so both paths cost the same time.
+_DUMMY_HASH = _hasher.hash("invite-desk-dummy-password")
+
+
+def normalize_email(text: str) -> str:
+    """The canonical, lower-cased address used for case-insensitive uniqueness."""
+    return text.strip().lower()
+
+
+def checked_email(text: str, field: str = "email") -> str:
+    try:
+        return validate_email(text.strip(), check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValidationFailed({field: str(exc)}) from None
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def password_problem(password: str) -> str | None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"Password must be at least {MIN_PASSWORD_LENGTH} characters"
+    return None
+
+
+def needs_setup(uow: UnitOfWork) -> bool:
+    """True until the first organization exists."""
+    with uow:
+        return uow.session.scalar(select(func.count()).select_from(Organization)) == 0
+
+
+def operator_for(session: Session, member: Member) -> Operator:
+    unit_name = ""
+    if member.unit_id is not None:
+        unit = session.get(Unit, member.unit_id)
+        unit_name = unit.name if unit is not None else ""
+    return Operator(
+        member_id=member.id,
+        organization_id=member.organization_id,
+        email=member.email,
+        name=member.display_name,
+        role=Role.parse(member.role),
+        unit_id=member.unit_id,
+        unit_name=unit_name,
+    )
+
+
+def setup_organization(
+    uow: UnitOfWork,
+    *,
+    organization_name: str,
+    admin_email: str,
+    admin_first_name: str,
+    admin_last_name: str,
+    password: str,
+    description: str = "",
+    registration_base_url: str = "",
+) -> Operator:
+    """Create the organization and its first ADMIN_TENANT operator (first run only)."""
+    errors: dict[str, str] = {}
+    if not organization_name.strip():
+        errors["organization_name"] = "Organization name is required"
+    try:
+        email = checked_email(admin_email, "admin_email")
+    except ValidationFailed as exc:
+        errors.update(exc.errors)
+        email = ""
+    if not admin_first_name.strip() and not admin_last_name.strip():
+        errors["admin_name"] = "Your name is required"
+    problem = password_problem(password)
+    if problem:
+        errors["password"] = problem
+    if errors:
+        raise ValidationFailed(errors)
+    from invite_desk.services.organization import validate as validate_org
+
+    org_fields = validate_org(
+        {"name": organization_name, "description": description,
+         "registration_base_url": registration_base_url}
+    )
+    with uow:
+        session = uow.session
+        if session.scalar(select(func.count()).select_from(Organization)):
+            raise Conflict("This database already has an organization: sign in instead.")
+        org = Organization(**org_fields)
+        session.add(org)
+        session.flush()
+        admin = Member(
+            organization_id=org.id,
+            email=email,
+            email_normalized=normalize_email(email),
+            first_name=admin_first_name.strip(),
+            last_name=admin_last_name.strip(),
+            role=Role.ADMIN_TENANT.name,
+            status=MemberStatus.ACTIVE.value,
+            password_hash=hash_password(password),
+        )
+        session.add(admin)
+        session.flush()
+        settings.initialize(session, org.id)
+        audit.record(
+            session, organization_id=org.id, actor_id=admin.id, action="organization.create",
+            entity_type="organization", entity_id=org.id, after={"name": org.name},
+        )
+        uow.commit()
+        return operator_for(session, admin)
+
+
+def sign_in(uow: UnitOfWork, email: str, password: str) -> Operator:
+    """The operator for these credentials; the error never tells whether the email exists."""
+    with uow:
+        session = uow.session
+        member = session.scalar(
+            select(Member).where(Member.email_normalized == normalize_email(email)).limit(1)
+        )
+        usable = (
+            member is not None
+            and member.password_hash
+            and member.status == MemberStatus.ACTIVE.value
+        )
+        try:
+            _hasher.verify(member.password_hash if usable and member else _DUMMY_HASH, password)
+        except (VerificationError, InvalidHashError):
+            raise AuthenticationFailed() from None
+        if not usable or member is None:
+            raise AuthenticationFailed()
+        assert member.password_hash is not None
+        if _hasher.check_needs_rehash(member.password_hash):
+            member.password_hash = hash_password(password)
+        member.last_sign_in_at = utcnow()
+        operator = operator_for(session, member)
+        uow.commit()
+        return operator
+
+
+def set_password(uow: UnitOfWork, member_id: uuid.UUID, password: str) -> None:
+    """Give a member an operator password (used by setup, demo and the members page)."""
+    problem = password_problem(password)
+    if problem:
+        raise ValidationFailed({"password": problem})
+    with uow:
+        member = uow.session.get(Member, member_id)
+        if member is None:
+            raise ValidationFailed({"member": "No such member"})
+        member.password_hash = hash_password(password)
+        uow.commit()

@@ -1,0 +1,285 @@
+"""ORM models. Every row has a client-generated UUID, a version counter and updated_at,
+so that offline replicas can be synced later; nothing is hard-deleted."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC on every backend and hands back aware UTC datetimes."""
+
+    # Microsecond precision on MySQL/MariaDB too (its plain DATETIME drops fractions).
+    impl = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class SyncedMixin:
+    """Columns every synced row carries."""
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow
+    )
+
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict[str, Any]:
+        # `version` doubles as the optimistic-lock counter: every ORM UPDATE checks and bumps it.
+        return {"version_id_col": cls.__table__.c.version}  # type: ignore[attr-defined]
+
+
+class MemberStatus(StrEnum):
+    ACTIVE = "active"
+    APPLICANT = "applicant"  # registered, adhesion application not yet approved
+    REJECTED = "rejected"
+    DEACTIVATED = "deactivated"
+
+
+class AdhesionStatus(StrEnum):
+    """The adhesion (membership application) flow of the product documents."""
+
+    NEW = "new"
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    DRAFT = "draft"
+
+
+class InvitationStatus(StrEnum):
+    DRAFT = "draft"
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    ACCEPTED = "accepted"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    FAILED = "failed"
+    UNCERTAIN = "uncertain"
+
+
+OPEN_INVITATION_STATES = frozenset(
+    {InvitationStatus.DRAFT, InvitationStatus.QUEUED, InvitationStatus.SENDING, InvitationStatus.SENT}
+)
+
+
+class InvitationKind(StrEnum):
+    MEMBERSHIP = "membership"
+    EVENT = "event"
+
+
+class ReferralStatus(StrEnum):
+    PENDING = "pending"
+    COMPLETED = "completed"
+
+
+class Organization(SyncedMixin, Base):
+    __tablename__ = "organization"
+
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    logo: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    logo_mime: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    accent_color: Mapped[str] = mapped_column(String(7), default="#2F6FEB")
+    registration_base_url: Mapped[str] = mapped_column(String(500), default="")
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Unit(SyncedMixin, Base):
+    """A local chapter of the organization."""
+
+    __tablename__ = "unit"
+    __table_args__ = (UniqueConstraint("organization_id", "name"),)
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Member(SyncedMixin, Base):
+    __tablename__ = "member"
+    __table_args__ = (
+        # Email is unique case-insensitively: email_normalized is the lower-cased address.
+        UniqueConstraint("organization_id", "email_normalized"),
+        Index("ix_member_org_last_first", "organization_id", "last_name", "first_name"),
+    )
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"), index=True)
+    email: Mapped[str] = mapped_column(String(320))
+    email_normalized: Mapped[str] = mapped_column(String(320))
+    first_name: Mapped[str] = mapped_column(String(100), default="")
+    last_name: Mapped[str] = mapped_column(String(100), default="")
+    role: Mapped[str] = mapped_column(String(20), default="USER")
+    unit_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("unit.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20), default=MemberStatus.ACTIVE.value)
+    adhesion_status: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    adhesion_reason: Mapped[str] = mapped_column(Text, default="")
+    referred_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("member.id"), index=True)
+    password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    @property
+    def display_name(self) -> str:
+        name = f"{self.first_name} {self.last_name}".strip()
+        return name or self.email
+
+
+class Setting(SyncedMixin, Base):
+    """One organization setting; keys and types are declared in services/settings.py."""
+
+    __tablename__ = "setting"
+    __table_args__ = (UniqueConstraint("organization_id", "key"),)
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"))
+    key: Mapped[str] = mapped_column(String(100))
+    value_json: Mapped[str] = mapped_column(Text)
+
+
+class Event(SyncedMixin, Base):
+    __tablename__ = "event"
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"), index=True)
+    unit_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("unit.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    location: Mapped[str] = mapped_column(String(300), default="")
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Batch(SyncedMixin, Base):
+    """One send action: a pasted list, a CSV import, or a single invitation."""
+
+    __tablename__ = "batch"
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"), index=True)
+    created_by_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("member.id"))
+    inviter_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("member.id"))
+    label: Mapped[str] = mapped_column(String(300), default="")
+    source: Mapped[str] = mapped_column(String(20), default="single")  # single, paste, csv, cli
+    kind: Mapped[str] = mapped_column(String(20), default=InvitationKind.MEMBERSHIP.value)
+    event_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("event.id"))
+    personal_message: Mapped[str] = mapped_column(Text, default="")
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open, done, cancelled
+
+
+class Invitation(SyncedMixin, Base):
+    __tablename__ = "invitation"
+    __table_args__ = (
+        Index("ix_invitation_org_status_sent", "organization_id", "status", "sent_at"),
+        Index("ix_invitation_org_email", "organization_id", "email_normalized"),
+        Index("ix_invitation_org_expires", "organization_id", "status", "expires_at"),
+        Index("ix_invitation_inviter_created", "inviter_id", "created_at"),
+        Index("ix_invitation_batch_status", "batch_id", "status"),
+    )
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"))
+    email: Mapped[str] = mapped_column(String(320))
+    email_normalized: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    kind: Mapped[str] = mapped_column(String(20), default=InvitationKind.MEMBERSHIP.value)
+    event_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("event.id"))
+    inviter_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("member.id"))
+    sender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("member.id"))
+    unit_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("unit.id"), index=True)
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("batch.id"))
+    personal_message: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(20), default=InvitationStatus.DRAFT.value)
+    # SHA-256 hex of the link token; the token itself is only ever in the email.
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    message_id: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    accepted_member_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("member.id"))
+
+
+class Referral(SyncedMixin, Base):
+    __tablename__ = "referral"
+    __table_args__ = (
+        UniqueConstraint("referrer_id", "referee_id"),
+        Index("ix_referral_org_referred_at", "organization_id", "referred_at"),
+    )
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"))
+    referrer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("member.id"), index=True)
+    referee_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("member.id"), index=True)
+    invitation_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("invitation.id"))
+    status: Mapped[str] = mapped_column(String(20), default=ReferralStatus.PENDING.value)
+    referred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class AuditLog(SyncedMixin, Base):
+    """Who did what, when, with the values before and after. Append-only."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_entity", "entity_type", "entity_id"),
+        Index("ix_audit_log_org_at", "organization_id", "at"),
+    )
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"))
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("member.id"))
+    action: Mapped[str] = mapped_column(String(100))
+    entity_type: Mapped[str] = mapped_column(String(50))
+    entity_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    before_json: Mapped[str] = mapped_column(Text, default="{}")
+    after_json: Mapped[str] = mapped_column(Text, default="{}")
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,135 @@
+"""The permission policy. The services enforce it; the UI only mirrors `decide()`."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+
+from invite_desk.services.errors import PermissionDenied
+from invite_desk.services.operator import Operator
+from invite_desk.services.roles import Role
+from invite_desk.services.settings_schema import PolicySettings
+
+
+class Action(StrEnum):
+    """Guarded actions; the value completes "You cannot ..."."""
+
+    CHANGE_SETTINGS = "change the organization's settings"
+    SEND_INVITATIONS = "send invitations"
+    SEND_ON_BEHALF = "send invitations on behalf of another member"
+    VIEW_INVITATION = "see this invitation"
+    MANAGE_INVITATION = "resend, revoke or extend this invitation"
+    APPROVE_APPLICATION = "approve or reject this membership application"
+    VIEW_MEMBER = "see this member"
+
+
+@dataclass(frozen=True)
+class Target:
+    """What an action is about: the unit it belongs to and the member who owns it."""
+
+    unit_id: uuid.UUID | None = None
+    owner_ids: tuple[uuid.UUID, ...] = ()
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    needed: Role
+    reason: str = ""
+
+
+class ScopeLevel(StrEnum):
+    OWN = "own"
+    UNIT = "unit"
+    ORGANIZATION = "organization"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which rows an operator may see: a read model filters with this."""
+
+    level: ScopeLevel
+    member_id: uuid.UUID
+    unit_id: uuid.UUID | None
+
+
+def scope_of(operator: Operator) -> Scope:
+    if operator.role.is_tenant_wide:
+        level = ScopeLevel.ORGANIZATION
+    elif operator.role.is_local:
+        level = ScopeLevel.UNIT
+    else:
+        level = ScopeLevel.OWN
+    return Scope(level, operator.member_id, operator.unit_id)
+
+
+def in_scope(operator: Operator, target: Target) -> bool:
+    scope = scope_of(operator)
+    if scope.level is ScopeLevel.ORGANIZATION:
+        return True
+    if operator.member_id in target.owner_ids:
+        return True
+    if scope.level is ScopeLevel.UNIT:
+        return target.unit_id is not None and target.unit_id == operator.unit_id
+    return False
+
+
+def _role_gate(operator: Operator, needed: Role, reason: str = "") -> Decision:
+    return Decision(operator.role >= needed, needed, reason)
+
+
+def decide(
+    operator: Operator,
+    action: Action,
+    *,
+    settings: PolicySettings | None = None,
+    target: Target | None = None,
+) -> Decision:
+    """Whether `operator` may do `action` (on `target`), and which role it would need."""
+    if action is Action.CHANGE_SETTINGS:
+        return _role_gate(operator, Role.ADMIN_TENANT)
+    if action in (Action.SEND_INVITATIONS, Action.SEND_ON_BEHALF):
+        if settings is None:
+            raise ValueError("sending decisions need the organization's settings")
+        needed = settings.who_can_send_user_invitation
+        if action is Action.SEND_ON_BEHALF:
+            needed = max(needed, Role.HR_LOCAL)
+        if not settings.has_user_invitation:
+            return Decision(
+                False,
+                needed,
+                "Invitations are turned off for the organization; an organization admin "
+                "can turn them on in Settings.",
+            )
+        decision = _role_gate(operator, needed)
+        if decision.allowed and target is not None and not in_scope(operator, target):
+            return Decision(False, Role.HR_TENANT, "That member is outside your unit.")
+        return decision
+    if action in (Action.VIEW_INVITATION, Action.VIEW_MEMBER, Action.MANAGE_INVITATION):
+        assert target is not None, "row actions need a target"
+        if in_scope(operator, target):
+            return Decision(True, operator.role)
+        needed = Role.HR_TENANT if operator.role.is_local else Role.HR_LOCAL
+        return Decision(False, needed, "It is outside your scope.")
+    if action is Action.APPROVE_APPLICATION:
+        assert target is not None, "approvals need a target"
+        if operator.role < Role.HR_LOCAL:
+            return Decision(False, Role.HR_LOCAL)
+        if not in_scope(operator, Target(unit_id=target.unit_id)):
+            return Decision(False, Role.HR_TENANT, "The applicant belongs to another unit.")
+        return Decision(True, operator.role)
+    raise ValueError(f"unknown action {action!r}")  # pragma: no cover
+
+
+def require(
+    operator: Operator,
+    action: Action,
+    *,
+    settings: PolicySettings | None = None,
+    target: Target | None = None,
+) -> None:
+    """Raise PermissionDenied naming the role needed, unless `decide` allows the action."""
+    decision = decide(operator, action, settings=settings, target=target)
+    if not decision.allowed:
+        raise PermissionDenied(str(action), decision.needed.name, detail=decision.reason)

@@ -1,0 +1,113 @@
+"""Shared fixtures: a migrated database, a unit of work, an organization and operators per role."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from invite_desk.services import auth, db
+from invite_desk.services.credentials import MemoryCredentialStore
+from invite_desk.services.models import Member, MemberStatus, Unit
+from invite_desk.services.operator import Operator
+from invite_desk.services.roles import Role
+from invite_desk.services.uow import UnitOfWork
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+ADMIN_EMAIL = "ada.admin@example.org"
+ADMIN_PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never touch the real user's data or config folders."""
+    base = tmp_path_factory.mktemp("userdirs")
+    monkeypatch.setenv("INVITE_DESK_DATA_DIR", str(base / "data"))
+    monkeypatch.setenv("INVITE_DESK_CONFIG_DIR", str(base / "config"))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'invite-desk.sqlite3'}"
+
+
+@pytest.fixture
+def engine(sqlite_url: str) -> Iterator[Engine]:
+    eng = db.make_engine(sqlite_url)
+    db.upgrade_to_head(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def uow(engine: Engine) -> UnitOfWork:
+    return UnitOfWork(engine)
+
+
+@pytest.fixture
+def credentials() -> MemoryCredentialStore:
+    return MemoryCredentialStore()
+
+
+@pytest.fixture
+def admin(uow: UnitOfWork) -> Operator:
+    """The organization's first ADMIN_TENANT operator (first-run setup already done)."""
+    return auth.setup_organization(
+        uow,
+        organization_name="Harbour Rowing Club",
+        description="A rowing club with chapters along the coast.",
+        admin_email=ADMIN_EMAIL,
+        admin_first_name="Ada",
+        admin_last_name="Admin",
+        password=ADMIN_PASSWORD,
+        registration_base_url="https://join.example.org",
+    )
+
+
+MakeUnit = Callable[[str], uuid.UUID]
+MakeOperator = Callable[..., Operator]
+
+
+@pytest.fixture
+def make_unit(uow: UnitOfWork, admin: Operator) -> MakeUnit:
+    def make(name: str) -> uuid.UUID:
+        with uow:
+            unit = Unit(organization_id=admin.organization_id, name=name)
+            uow.session.add(unit)
+            uow.commit()
+            return unit.id
+
+    return make
+
+
+@pytest.fixture
+def make_operator(uow: UnitOfWork, admin: Operator) -> MakeOperator:
+    """Create a member with `role` in `unit_id` and return them as a signed-in operator."""
+
+    def make(role: Role, unit_id: uuid.UUID | None = None, *, email: str | None = None,
+             password: str | None = None) -> Operator:
+        address = email or f"{role.name.lower()}-{uuid.uuid4().hex[:8]}@example.org"
+        with uow:
+            member = Member(
+                organization_id=admin.organization_id,
+                email=address,
+                email_normalized=auth.normalize_email(address),
+                first_name=role.name.title().replace("_", " "),
+                last_name="Tester",
+                role=role.name,
+                unit_id=unit_id,
+                status=MemberStatus.ACTIVE.value,
+                password_hash=auth.hash_password(password) if password else None,
+            )
+            uow.session.add(member)
+            uow.session.flush()
+            operator = auth.operator_for(uow.session, member)
+            uow.commit()
+            return operator
+
+    return make
