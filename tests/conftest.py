@@ -19,6 +19,8 @@ from invite_desk.services.uow import UnitOfWork
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+pytest_plugins = ["tests.smtp_fixtures"]
+
 ADMIN_EMAIL = "ada.admin@example.org"
 ADMIN_PASSWORD = "correct horse battery"
 

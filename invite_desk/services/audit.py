@@ -95,5 +95,5 @@ def entries(
             before=json.loads(row.before_json),
             after=json.loads(row.after_json),
         )
-        for row, actor in session.execute(stmt).tuples()
+        for row, actor in session.execute(stmt)
     ]

@@ -136,19 +136,18 @@ def sign_in(uow: UnitOfWork, email: str, password: str) -> Operator:
         member = session.scalar(
             select(Member).where(Member.email_normalized == normalize_email(email)).limit(1)
         )
-        usable = (
-            member is not None
-            and member.password_hash
-            and member.status == MemberStatus.ACTIVE.value
+        stored_hash = (
+            member.password_hash
+            if member is not None and member.status == MemberStatus.ACTIVE.value
+            else None
         )
         try:
-            _hasher.verify(member.password_hash if usable and member else _DUMMY_HASH, password)
+            _hasher.verify(stored_hash or _DUMMY_HASH, password)
         except (VerificationError, InvalidHashError):
             raise AuthenticationFailed() from None
-        if not usable or member is None:
+        if member is None or stored_hash is None:
             raise AuthenticationFailed()
-        assert member.password_hash is not None
-        if _hasher.check_needs_rehash(member.password_hash):
+        if _hasher.check_needs_rehash(stored_hash):
             member.password_hash = hash_password(password)
         member.last_sign_in_at = utcnow()
         operator = operator_for(session, member)

@@ -1,0 +1,1 @@
+"""Invitation use cases: import, pre-flight, queue, send, recover (one file per idea)."""

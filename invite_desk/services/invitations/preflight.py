@@ -1,0 +1,183 @@
+"""Pre-flight: before anything is queued, say for each row whether it is ready and why not."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from invite_desk.services.invitations.importing import InviteeInput
+from invite_desk.services.models import (
+    OPEN_INVITATION_STATES,
+    Invitation,
+    InvitationKind,
+    Member,
+    MemberStatus,
+    utcnow,
+)
+from invite_desk.services.uow import UnitOfWork
+
+CHUNK = 500
+
+
+class RowStatus(StrEnum):
+    READY = "ready"
+    INVALID = "invalid"
+    DUPLICATE = "duplicate"
+    MEMBER = "member"
+    PENDING = "pending"
+
+
+STATUS_LABELS = {
+    RowStatus.READY: "Ready",
+    RowStatus.INVALID: "Invalid",
+    RowStatus.DUPLICATE: "Duplicate in this batch",
+    RowStatus.MEMBER: "Already a member",
+    RowStatus.PENDING: "Already invited (pending)",
+}
+
+
+@dataclass(frozen=True)
+class PreflightRow:
+    row: int
+    email: str  # as validated (domain lower-cased), or as entered when invalid
+    name: str
+    message: str
+    status: RowStatus
+    reason: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.email.lower()
+
+
+@dataclass(frozen=True)
+class Preflight:
+    rows: tuple[PreflightRow, ...]
+
+    @property
+    def ready(self) -> tuple[PreflightRow, ...]:
+        return tuple(r for r in self.rows if r.status is RowStatus.READY)
+
+    def count(self, status: RowStatus) -> int:
+        return sum(1 for r in self.rows if r.status is status)
+
+    def summary(self) -> str:
+        parts = [f"{self.count(s)} {STATUS_LABELS[s].lower()}" for s in RowStatus if self.count(s)]
+        return ", ".join(parts) or "no rows"
+
+
+def check_address(text: str) -> tuple[str | None, str]:
+    """(normalized address, "") or (None, reason). No DNS lookups."""
+    candidate = text.strip()
+    if not candidate:
+        return None, "The email address is empty."
+    try:
+        return validate_email(candidate, check_deliverability=False).normalized, ""
+    except EmailNotValidError as exc:
+        return None, str(exc)
+
+
+def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
+
+
+def existing_members(session: Session, organization_id: uuid.UUID, keys: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for chunk in _chunks(keys):
+        found.update(
+            session.scalars(
+                select(Member.email_normalized).where(
+                    Member.organization_id == organization_id,
+                    Member.email_normalized.in_(chunk),
+                    Member.status != MemberStatus.DEACTIVATED.value,
+                )
+            )
+        )
+    return found
+
+
+def pending_invitations(
+    session: Session,
+    organization_id: uuid.UUID,
+    keys: Sequence[str],
+    *,
+    kind: InvitationKind = InvitationKind.MEMBERSHIP,
+    event_id: uuid.UUID | None = None,
+    now: datetime | None = None,
+) -> set[str]:
+    """Addresses that already hold a live invitation of the same kind (and event)."""
+    moment = now or utcnow()
+    found: set[str] = set()
+    for chunk in _chunks(keys):
+        stmt = select(Invitation.email_normalized).where(
+            Invitation.organization_id == organization_id,
+            Invitation.email_normalized.in_(chunk),
+            Invitation.status.in_([s.value for s in OPEN_INVITATION_STATES]),
+            or_(Invitation.expires_at.is_(None), Invitation.expires_at > moment),
+            Invitation.kind == kind.value,
+        )
+        if event_id is not None:
+            stmt = stmt.where(Invitation.event_id == event_id)
+        found.update(session.scalars(stmt))
+    return found
+
+
+def classify(
+    session: Session,
+    organization_id: uuid.UUID,
+    inputs: Sequence[InviteeInput],
+    *,
+    kind: InvitationKind = InvitationKind.MEMBERSHIP,
+    event_id: uuid.UUID | None = None,
+    now: datetime | None = None,
+) -> Preflight:
+    """Validate, dedupe, and check every address against members and live invitations."""
+    checked: list[tuple[InviteeInput, str | None, str]] = []
+    for item in inputs:
+        address, reason = check_address(item.email)
+        checked.append((item, address, reason))
+    keys = sorted({a.lower() for _, a, _ in checked if a})
+    members = existing_members(session, organization_id, keys) if kind is InvitationKind.MEMBERSHIP else set()
+    pending = pending_invitations(session, organization_id, keys, kind=kind, event_id=event_id, now=now)
+    seen: dict[str, int] = {}
+    rows: list[PreflightRow] = []
+    for item, address, reason in checked:
+        if address is None:
+            rows.append(PreflightRow(item.row, item.email.strip(), item.name, item.message,
+                                     RowStatus.INVALID, reason))
+            continue
+        key = address.lower()
+        if key in seen:
+            rows.append(PreflightRow(item.row, address, item.name, item.message,
+                                     RowStatus.DUPLICATE, f"Same address as row {seen[key]}."))
+            continue
+        seen[key] = item.row
+        if key in members:
+            rows.append(PreflightRow(item.row, address, item.name, item.message,
+                                     RowStatus.MEMBER, "This person is already a member."))
+        elif key in pending:
+            rows.append(PreflightRow(item.row, address, item.name, item.message, RowStatus.PENDING,
+                                     "An invitation to this address is still pending."))
+        else:
+            rows.append(PreflightRow(item.row, address, item.name, item.message, RowStatus.READY))
+    return Preflight(tuple(rows))
+
+
+def run_preflight(
+    uow: UnitOfWork,
+    organization_id: uuid.UUID,
+    inputs: Sequence[InviteeInput],
+    *,
+    kind: InvitationKind = InvitationKind.MEMBERSHIP,
+    event_id: uuid.UUID | None = None,
+) -> Preflight:
+    with uow:
+        return classify(uow.session, organization_id, inputs, kind=kind, event_id=event_id)

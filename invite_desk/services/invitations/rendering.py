@@ -1,0 +1,77 @@
+"""Render one invitation into a ready-to-send message (used by sending, preview and test sends)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+
+from invite_desk.services.email.message import build_message
+from invite_desk.services.email.templates import (
+    EmailContext,
+    InvitationTemplates,
+    RenderedEmail,
+    render,
+)
+from invite_desk.services.invitations.tokens import registration_link
+from invite_desk.services.mail_settings import MailSettings
+from invite_desk.services.organization import OrganizationInfo
+
+
+@dataclass(frozen=True)
+class InvitationContent:
+    """What varies per invitation."""
+
+    email: str
+    name: str
+    inviter_name: str
+    personal_message: str
+    expires_at: datetime
+    event_name: str = ""
+
+
+def fallback_base_url(org: OrganizationInfo) -> str:
+    return org.registration_base_url or "http://127.0.0.1:8080"
+
+
+def render_invitation(
+    org: OrganizationInfo,
+    templates: InvitationTemplates,
+    content: InvitationContent,
+    token: str,
+) -> RenderedEmail:
+    context = EmailContext(
+        organization_name=org.name,
+        organization_description=org.description,
+        accent_color=org.accent_color,
+        has_logo=org.logo is not None,
+        inviter_name=content.inviter_name,
+        registration_link=registration_link(fallback_base_url(org), token),
+        expires_at=content.expires_at.strftime("%d %B %Y"),
+        invitee_name=content.name,
+        personal_message=content.personal_message,
+        event_name=content.event_name,
+    )
+    return render(templates, context)
+
+
+def build_invitation_message(
+    org: OrganizationInfo,
+    mail: MailSettings,
+    templates: InvitationTemplates,
+    content: InvitationContent,
+    token: str,
+) -> tuple[EmailMessage, str]:
+    """The MIME message and its Message-ID."""
+    rendered = render_invitation(org, templates, content, token)
+    domain = mail.from_address.rpartition("@")[2] or "invite-desk.invalid"
+    return build_message(
+        rendered,
+        from_address=mail.from_address,
+        from_name=mail.from_name or org.name,
+        to_address=content.email,
+        to_name=content.name,
+        message_id_domain=domain,
+        logo=org.logo,
+        logo_mime=org.logo_mime,
+    )

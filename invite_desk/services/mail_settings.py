@@ -1,0 +1,195 @@
+"""The organization's SMTP server and email templates. The SMTP password is never here:
+it lives in each desktop's OS keyring (see services/credentials.py)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from invite_desk.services import audit
+from invite_desk.services.credentials import CredentialStore, smtp_key
+from invite_desk.services.email.templates import (
+    InvitationTemplates,
+    default_templates,
+    validate_templates,
+)
+from invite_desk.services.errors import ValidationFailed
+from invite_desk.services.models import Setting
+from invite_desk.services.operator import Operator
+from invite_desk.services.permissions import Action, require
+from invite_desk.services.smtp.transport import SmtpConfig
+from invite_desk.services.uow import UnitOfWork
+
+SMTP_KEY = "smtp.config"
+TEMPLATES_KEY = "emailTemplates.invitation"
+SECURITY_CHOICES = ("ssl", "starttls", "none")
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    host: str = ""
+    port: int = 587
+    security: str = "starttls"
+    username: str = ""
+    from_address: str = ""
+    from_name: str = ""
+    rate_per_minute: int = 30
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.host and self.from_address)
+
+    def smtp_config(self, timeout: float = 30.0) -> SmtpConfig:
+        security = self.security if self.security in SECURITY_CHOICES else "starttls"
+        return SmtpConfig(
+            host=self.host,
+            port=self.port,
+            security=security,  # type: ignore[arg-type]
+            username=self.username or None,
+            from_address=self.from_address,
+            from_name=self.from_name,
+            rate_per_minute=self.rate_per_minute,
+            timeout=timeout,
+        )
+
+    def password_key(self) -> str:
+        return smtp_key(self.host, self.port, self.username)
+
+
+def _row(session: Session, organization_id: Any, key: str) -> Setting | None:
+    return session.scalar(
+        select(Setting).where(Setting.organization_id == organization_id, Setting.key == key)
+    )
+
+
+def load_mail_settings(session: Session, organization_id: Any) -> MailSettings:
+    row = _row(session, organization_id, SMTP_KEY)
+    if row is None:
+        return MailSettings()
+    try:
+        stored = json.loads(row.value_json)
+        known = {k: v for k, v in stored.items() if k in MailSettings.__dataclass_fields__}
+        return replace(MailSettings(), **known)
+    except (ValueError, TypeError, AttributeError):
+        return MailSettings()
+
+
+def get_mail_settings(uow: UnitOfWork, organization_id: Any) -> MailSettings:
+    with uow:
+        return load_mail_settings(uow.session, organization_id)
+
+
+def validate_mail_settings(values: Mapping[str, Any]) -> MailSettings:
+    errors: dict[str, str] = {}
+    clean: dict[str, Any] = {}
+    for field in MailSettings.__dataclass_fields__:
+        if field in values:
+            clean[field] = values[field]
+    host = str(clean.get("host", "")).strip()
+    if not host or any(c.isspace() for c in host):
+        errors["host"] = "SMTP server is required (for example smtp.office365.com)"
+    try:
+        port = int(clean.get("port", 587))
+        if not 1 <= port <= 65535:
+            raise ValueError
+    except (TypeError, ValueError):
+        errors["port"] = "Port must be a number between 1 and 65535"
+        port = 587
+    security = str(clean.get("security", "starttls"))
+    if security not in SECURITY_CHOICES:
+        errors["security"] = "Security must be SSL/TLS, STARTTLS or none"
+    from_address = str(clean.get("from_address", "")).strip()
+    if "@" not in from_address or any(c in from_address for c in "\r\n<> "):
+        errors["from_address"] = "From address must be an email address"
+    from_name = " ".join(str(clean.get("from_name", "")).split())
+    try:
+        rate = int(clean.get("rate_per_minute", 30))
+        if not 0 <= rate <= 100_000:
+            raise ValueError
+    except (TypeError, ValueError):
+        errors["rate_per_minute"] = "Rate limit must be 0 (none) or a positive number per minute"
+        rate = 30
+    if errors:
+        raise ValidationFailed(errors)
+    return MailSettings(
+        host=host, port=port, security=security, username=str(clean.get("username", "")).strip(),
+        from_address=from_address, from_name=from_name, rate_per_minute=rate,
+    )
+
+
+def _store(session: Session, organization_id: Any, key: str, value: Any) -> Setting:
+    row = _row(session, organization_id, key)
+    encoded = json.dumps(value, sort_keys=True)
+    if row is None:
+        row = Setting(organization_id=organization_id, key=key, value_json=encoded)
+        session.add(row)
+    else:
+        row.value_json = encoded
+    return row
+
+
+def update_mail_settings(
+    uow: UnitOfWork,
+    operator: Operator,
+    values: Mapping[str, Any],
+    *,
+    password: str | None = None,
+    credentials: CredentialStore | None = None,
+) -> MailSettings:
+    """Save the SMTP settings (audited). A password given here goes to the keyring only."""
+    require(operator, Action.CHANGE_SETTINGS)
+    new = validate_mail_settings(values)
+    with uow:
+        old = load_mail_settings(uow.session, operator.organization_id)
+        if new != old:
+            _store(uow.session, operator.organization_id, SMTP_KEY, asdict(new))
+            audit.record(
+                uow.session, organization_id=operator.organization_id,
+                actor_id=operator.member_id, action="smtp.update", entity_type="settings",
+                before=asdict(old), after=asdict(new),
+            )
+            uow.commit()
+    if password is not None and credentials is not None:
+        credentials.set(new.password_key(), password)
+    return new
+
+
+def load_templates(session: Session, organization_id: Any) -> InvitationTemplates:
+    row = _row(session, organization_id, TEMPLATES_KEY)
+    if row is not None:
+        try:
+            stored = json.loads(row.value_json)
+            return InvitationTemplates(stored["subject"], stored["html"], stored["text"])
+        except (ValueError, KeyError, TypeError):
+            pass
+    return default_templates()
+
+
+def get_templates(uow: UnitOfWork, organization_id: Any) -> InvitationTemplates:
+    with uow:
+        return load_templates(uow.session, organization_id)
+
+
+def update_templates(
+    uow: UnitOfWork, operator: Operator, templates: InvitationTemplates | None
+) -> InvitationTemplates:
+    """Save edited templates after validating them (None restores the defaults)."""
+    require(operator, Action.CHANGE_SETTINGS)
+    new = templates or default_templates()
+    validate_templates(new)
+    with uow:
+        old = load_templates(uow.session, operator.organization_id)
+        if new != old:
+            _store(uow.session, operator.organization_id, TEMPLATES_KEY, asdict(new))
+            audit.record(
+                uow.session, organization_id=operator.organization_id,
+                actor_id=operator.member_id, action="templates.update", entity_type="settings",
+                before=asdict(old), after=asdict(new),
+            )
+            uow.commit()
+    return new
