@@ -35,6 +35,10 @@ def _parser() -> argparse.ArgumentParser:
     shots.add_argument("directory", type=Path)
     shots.add_argument("--db", metavar="URL", default=argparse.SUPPRESS)
 
+    from invite_desk.cli_send import add_parser as add_send_parser
+
+    add_send_parser(sub)
+
     portal = sub.add_parser("portal", help="serve the invitee registration pages")
     portal.add_argument("--db", metavar="URL", default=argparse.SUPPRESS)
     portal.add_argument("--host", default="127.0.0.1")
@@ -63,6 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = create_or_top_up(context.uow, members=args.members)
             print(result.summary(context.database_label))
             return 0
+        if args.command == "send":
+            from invite_desk.cli_send import run_send
+
+            return run_send(context, args)
         if args.command == "portal":
             print("The registration portal is not built yet (issue 4).", file=sys.stderr)
             return 2

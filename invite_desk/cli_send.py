@@ -1,0 +1,111 @@
+"""`invite-desk send`: the composer's services without a window, for scheduled jobs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from invite_desk.app import AppContext
+from invite_desk.services import auth, mail_settings
+from invite_desk.services.errors import DomainError
+from invite_desk.services.invitations.importing import parse_csv, parse_pasted
+from invite_desk.services.invitations.preflight import STATUS_LABELS, RowStatus, run_preflight
+from invite_desk.services.invitations.queueing import queue_invitations
+from invite_desk.services.invitations.sending import (
+    OutboxSender,
+    SendProgress,
+    describe,
+    recover_interrupted,
+)
+from invite_desk.services.models import InvitationKind
+from invite_desk.services.smtp.transport import SmtpTransport
+
+OPERATOR_PASSWORD_ENV = "INVITE_DESK_OPERATOR_PASSWORD"
+SMTP_PASSWORD_ENV = "INVITE_DESK_SMTP_PASSWORD"
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    send = sub.add_parser(
+        "send",
+        help="queue and send invitations from a CSV or a list, without a window",
+        description=(
+            "Signs in as --operator (password from the keyring entry 'operator:EMAIL' or "
+            f"${OPERATOR_PASSWORD_ENV}), checks every row, queues the ready ones and sends "
+            "everything queued through the organization's SMTP server (password from the "
+            f"keyring, or ${SMTP_PASSWORD_ENV})."
+        ),
+    )
+    send.add_argument("--db", metavar="URL", default=argparse.SUPPRESS)
+    send.add_argument("--operator", metavar="EMAIL", required=True)
+    source = send.add_mutually_exclusive_group()
+    source.add_argument("--csv", type=Path, help="CSV with email, name, message columns")
+    source.add_argument("--list", type=Path, help="text file, one address per line")
+    send.add_argument("--message", default="", help="personal message for every row without one")
+    send.add_argument("--label", default="", help="a label for the batch")
+    send.add_argument("--dry-run", action="store_true", help="check rows, queue and send nothing")
+    send.add_argument("--no-send", action="store_true", help="queue only; send later")
+
+
+def _secret(context: AppContext, key: str, env: str) -> str | None:
+    return os.environ.get(env) or context.credentials.get(key)
+
+
+def run_send(context: AppContext, args: argparse.Namespace) -> int:
+    """Exit 0 when every invitation went out, 1 when some failed or are uncertain, 2 on error."""
+    out = sys.stdout
+    try:
+        password = _secret(context, f"operator:{args.operator.lower()}", OPERATOR_PASSWORD_ENV)
+        if not password:
+            print(f"No password for {args.operator}: store it in the keyring entry "
+                  f"'operator:{args.operator.lower()}' or set {OPERATOR_PASSWORD_ENV}.",
+                  file=sys.stderr)
+            return 2
+        operator = auth.sign_in(context.uow, args.operator, password)
+        uncertain = recover_interrupted(context.uow, operator.organization_id)
+        for email in uncertain:
+            print(f"uncertain: {email} (the last run stopped while sending it; not resent)", file=out)
+        if args.csv or args.list:
+            path = args.csv or args.list
+            data = path.read_bytes()
+            imported = parse_csv(data) if args.csv else parse_pasted(data.decode("utf-8", "replace"))
+            for note in imported.notes:
+                print(f"note: {note}", file=out)
+            pre = run_preflight(context.uow, operator.organization_id, imported.rows)
+            for row in pre.rows:
+                if row.status is not RowStatus.READY:
+                    print(f"row {row.row}: {row.email or '(empty)'}: {STATUS_LABELS[row.status]}"
+                          f"{' - ' + row.reason if row.reason else ''}", file=out)
+            print(f"checked {len(pre.rows)} rows: {pre.summary()}", file=out)
+            if args.dry_run:
+                return 0
+            batch = queue_invitations(
+                context.uow, operator, pre.ready, personal_message=args.message,
+                kind=InvitationKind.MEMBERSHIP, source="cli", label=args.label or path.name,
+            )
+            print(f"queued {batch.queued} invitations (batch {batch.batch_id})", file=out)
+        if args.no_send or args.dry_run:
+            return 0
+        mail = mail_settings.get_mail_settings(context.uow, operator.organization_id)
+        if not mail.configured:
+            print("SMTP is not configured: an admin sets it in Settings > Email.", file=sys.stderr)
+            return 2
+        smtp_password = _secret(context, mail.password_key(), SMTP_PASSWORD_ENV)
+        transport = SmtpTransport(mail.smtp_config(), smtp_password)
+
+        def progress(p: SendProgress) -> None:
+            if p.last_email:
+                print(f"{p.last_outcome}: {p.last_email}", file=out, flush=True)
+
+        report = OutboxSender(context.uow, transport, organization_id=operator.organization_id,
+                              on_progress=progress).run()
+        print(describe(report), file=out)
+        for email, reason in report.failures:
+            print(f"failed: {email}: {reason}", file=out)
+        if report.error:
+            return 2
+        return 1 if report.failed or report.uncertain or uncertain else 0
+    except (DomainError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
