@@ -39,6 +39,18 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def exact_string(length: int) -> String:
+    """A string compared byte for byte on every backend.
+
+    MySQL/MariaDB's default collations ignore case, accents and trailing spaces, so
+    'zoe@x.org' and 'zoë@x.org' would collide in a unique key and match each other in lookups;
+    SQLite and PostgreSQL compare exactly. Used for normalized emails and token hashes.
+    """
+    return String(length).with_variant(
+        mysql.VARCHAR(length, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
+    )
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Stores naive UTC on every backend and hands back aware UTC datetimes."""
 
@@ -156,7 +168,7 @@ class Member(SyncedMixin, Base):
 
     organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"), index=True)
     email: Mapped[str] = mapped_column(String(320))
-    email_normalized: Mapped[str] = mapped_column(String(320))
+    email_normalized: Mapped[str] = mapped_column(exact_string(320))
     first_name: Mapped[str] = mapped_column(String(100), default="")
     last_name: Mapped[str] = mapped_column(String(100), default="")
     role: Mapped[str] = mapped_column(String(20), default="USER")
@@ -218,6 +230,7 @@ class Invitation(SyncedMixin, Base):
     __tablename__ = "invitation"
     __table_args__ = (
         Index("ix_invitation_org_status_sent", "organization_id", "status", "sent_at"),
+        Index("ix_invitation_org_status_queued", "organization_id", "status", "queued_at"),
         Index("ix_invitation_org_email", "organization_id", "email_normalized"),
         Index("ix_invitation_org_expires", "organization_id", "status", "expires_at"),
         Index("ix_invitation_inviter_created", "inviter_id", "created_at"),
@@ -226,7 +239,7 @@ class Invitation(SyncedMixin, Base):
 
     organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"))
     email: Mapped[str] = mapped_column(String(320))
-    email_normalized: Mapped[str] = mapped_column(String(320))
+    email_normalized: Mapped[str] = mapped_column(exact_string(320))
     name: Mapped[str] = mapped_column(String(200), default="")
     kind: Mapped[str] = mapped_column(String(20), default=InvitationKind.MEMBERSHIP.value)
     event_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("event.id"))
@@ -237,7 +250,7 @@ class Invitation(SyncedMixin, Base):
     personal_message: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(20), default=InvitationStatus.DRAFT.value)
     # SHA-256 hex of the link token; the token itself is only ever in the email.
-    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    token_hash: Mapped[str | None] = mapped_column(exact_string(64), unique=True, nullable=True)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

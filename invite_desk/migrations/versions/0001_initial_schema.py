@@ -19,6 +19,13 @@ depends_on = None
 UTC_DATETIME = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 
+def exact_string(length: int) -> sa.String:
+    """Compared byte for byte on MySQL/MariaDB too (models.exact_string)."""
+    return sa.String(length).with_variant(
+        mysql.VARCHAR(length, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
+    )
+
+
 def upgrade() -> None:
     
     op.create_table('organization',
@@ -83,7 +90,7 @@ def upgrade() -> None:
     op.create_table('member',
     sa.Column('organization_id', sa.Uuid(), nullable=False),
     sa.Column('email', sa.String(length=320), nullable=False),
-    sa.Column('email_normalized', sa.String(length=320), nullable=False),
+    sa.Column('email_normalized', exact_string(320), nullable=False),
     sa.Column('first_name', sa.String(length=100), nullable=False),
     sa.Column('last_name', sa.String(length=100), nullable=False),
     sa.Column('role', sa.String(length=20), nullable=False),
@@ -159,7 +166,7 @@ def upgrade() -> None:
     op.create_table('invitation',
     sa.Column('organization_id', sa.Uuid(), nullable=False),
     sa.Column('email', sa.String(length=320), nullable=False),
-    sa.Column('email_normalized', sa.String(length=320), nullable=False),
+    sa.Column('email_normalized', exact_string(320), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('kind', sa.String(length=20), nullable=False),
     sa.Column('event_id', sa.Uuid(), nullable=True),
@@ -169,7 +176,7 @@ def upgrade() -> None:
     sa.Column('batch_id', sa.Uuid(), nullable=True),
     sa.Column('personal_message', sa.Text(), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
-    sa.Column('token_hash', sa.String(length=64), nullable=True),
+    sa.Column('token_hash', exact_string(64), nullable=True),
     sa.Column('expires_at', UTC_DATETIME, nullable=True),
     sa.Column('queued_at', UTC_DATETIME, nullable=True),
     sa.Column('sent_at', UTC_DATETIME, nullable=True),
@@ -200,6 +207,7 @@ def upgrade() -> None:
         batch_op.create_index('ix_invitation_org_email', ['organization_id', 'email_normalized'], unique=False)
         batch_op.create_index('ix_invitation_org_expires', ['organization_id', 'status', 'expires_at'], unique=False)
         batch_op.create_index('ix_invitation_org_status_sent', ['organization_id', 'status', 'sent_at'], unique=False)
+        batch_op.create_index('ix_invitation_org_status_queued', ['organization_id', 'status', 'queued_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_invitation_unit_id'), ['unit_id'], unique=False)
 
     op.create_table('referral',
@@ -240,6 +248,7 @@ def downgrade() -> None:
     with op.batch_alter_table('invitation', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_invitation_unit_id'))
         batch_op.drop_index('ix_invitation_org_status_sent')
+        batch_op.drop_index('ix_invitation_org_status_queued')
         batch_op.drop_index('ix_invitation_org_expires')
         batch_op.drop_index('ix_invitation_org_email')
         batch_op.drop_index('ix_invitation_inviter_created')

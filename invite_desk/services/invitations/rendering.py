@@ -7,6 +7,7 @@ from datetime import datetime
 from email.message import EmailMessage
 
 from invite_desk.services.email.message import build_message
+from invite_desk.services.email.raw import build_raw_message
 from invite_desk.services.email.templates import (
     EmailContext,
     InvitationTemplates,
@@ -66,6 +67,28 @@ def build_invitation_message(
     rendered = render_invitation(org, templates, content, token)
     domain = mail.from_address.rpartition("@")[2] or "invite-desk.invalid"
     return build_message(
+        rendered,
+        from_address=mail.from_address,
+        from_name=mail.from_name or org.name,
+        to_address=content.email,
+        to_name=content.name,
+        message_id_domain=domain,
+        logo=org.logo,
+        logo_mime=org.logo_mime,
+    )
+
+
+def build_invitation_raw(
+    org: OrganizationInfo,
+    mail: MailSettings,
+    templates: InvitationTemplates,
+    content: InvitationContent,
+    token: str,
+) -> tuple[bytes, str]:
+    """The same message as `build_invitation_message`, as SMTP-ready bytes (the batch path)."""
+    rendered = render_invitation(org, templates, content, token)
+    domain = mail.from_address.rpartition("@")[2] or "invite-desk.invalid"
+    return build_raw_message(
         rendered,
         from_address=mail.from_address,
         from_name=mail.from_name or org.name,

@@ -9,6 +9,7 @@ and it is never resent automatically.
 from __future__ import annotations
 
 import threading
+from collections import deque
 import time
 import uuid
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from sqlalchemy.orm import Session
 from invite_desk.services import audit
 from invite_desk.services import settings as settings_service
 from invite_desk.services.errors import DomainError
-from invite_desk.services.invitations.rendering import InvitationContent, build_invitation_message
+from invite_desk.services.invitations.rendering import InvitationContent, build_invitation_raw
 from invite_desk.services.invitations.tokens import new_token
 from invite_desk.services.mail_settings import MailSettings, load_mail_settings, load_templates
 from invite_desk.services.models import (
@@ -54,8 +55,11 @@ UNCERTAIN_REASON = (
 )
 
 
+PAGE_SIZE = 500
+
+
 class Transport(Protocol):
-    def send(self, message: EmailMessage, to: str) -> SendResult: ...
+    def send(self, message: EmailMessage | bytes, to: str) -> SendResult: ...
 
     def close(self) -> None: ...
 
@@ -166,6 +170,7 @@ class OutboxSender:
         self.control = control or SendControl()
         self.on_progress = on_progress
         self.clock = clock
+        self._page: deque[uuid.UUID] = deque()
         self._names: dict[uuid.UUID, str] = {}
         self._events: dict[uuid.UUID, str] = {}
         self.report = SendReport()
@@ -181,16 +186,32 @@ class OutboxSender:
         return conditions
 
     def _next_due(self, session: Session, now: datetime) -> Invitation | None:
-        return session.scalar(
-            select(Invitation)
-            .where(
-                *self._scope(),  # type: ignore[arg-type]
-                Invitation.status == InvitationStatus.QUEUED.value,
-                or_(Invitation.next_attempt_at.is_(None), Invitation.next_attempt_at <= now),
-            )
-            .order_by(Invitation.queued_at, Invitation.id)
-            .limit(1)
-        )
+        """The next queued invitation that is due, from a page of candidate ids.
+
+        Paging keeps the per-message cost constant (no ORDER BY over the whole queue per
+        message); each candidate is re-read by primary key, so one revoked or claimed
+        meanwhile is skipped.
+        """
+        while True:
+            if not self._page:
+                self._page.extend(session.scalars(
+                    select(Invitation.id)
+                    .where(
+                        *self._scope(),  # type: ignore[arg-type]
+                        Invitation.status == InvitationStatus.QUEUED.value,
+                        or_(Invitation.next_attempt_at.is_(None),
+                            Invitation.next_attempt_at <= now),
+                    )
+                    .order_by(Invitation.queued_at, Invitation.id)
+                    .limit(PAGE_SIZE)
+                ))
+                if not self._page:
+                    return None
+            row = session.get(Invitation, self._page.popleft())
+            if row is not None and row.status == InvitationStatus.QUEUED.value and (
+                row.next_attempt_at is None or row.next_attempt_at <= now
+            ):
+                return row
 
     def _earliest_retry(self, session: Session) -> datetime | None:
         return session.scalar(
@@ -226,7 +247,7 @@ class OutboxSender:
     def _claim(
         self, session: Session, row: Invitation, org: OrganizationInfo, mail: MailSettings,
         expiry_days: int, now: datetime,
-    ) -> EmailMessage:
+    ) -> bytes:
         """Render with a fresh token and mark the row `sending` (committed by the caller)."""
         token, token_hash = new_token()
         expires = now + timedelta(days=expiry_days)
@@ -235,7 +256,7 @@ class OutboxSender:
             personal_message=row.personal_message, expires_at=expires,
             event_name=self._event_name(session, row.event_id),
         )
-        message, message_id = build_invitation_message(org, mail, self._templates, content, token)
+        message, message_id = build_invitation_raw(org, mail, self._templates, content, token)
         row.status = InvitationStatus.SENDING.value
         row.token_hash = token_hash
         row.expires_at = expires
@@ -306,6 +327,27 @@ class OutboxSender:
             last_email=last_email, last_outcome=last_outcome,
         ))
 
+    # -- waiting ---------------------------------------------------------------------------
+    def _rate_wait(self) -> float:
+        """Seconds the transport's rate limit would hold the next send (0 when it has none)."""
+        wait_time = getattr(getattr(self.transport, "limiter", None), "wait_time", None)
+        return float(wait_time()) if callable(wait_time) else 0.0
+
+    def _wait_to_go_on(self) -> None:
+        """Wait while paused, then for the rate limit, before claiming the next invitation.
+
+        Waiting here rather than inside the transport means nothing is claimed yet, so a
+        cancel wakes at once and leaves every unsent invitation queued.
+        """
+        while not self.control.cancelled:
+            if self.control.paused:
+                self.control.wait_while_paused()
+                continue
+            wait = self._rate_wait()
+            if wait <= 0:
+                return
+            self.control.sleep(wait)
+
     # -- the loop --------------------------------------------------------------------------
     def run(self) -> SendReport:
         """Send until nothing is due (waiting for retries), or until cancelled."""
@@ -328,7 +370,7 @@ class OutboxSender:
         self._started = time.monotonic()
         self._emit()
         current: Invitation | None = None
-        message: EmailMessage | None = None
+        message: bytes | None = None
         last_result: SendResult | None = None
         try:
             while True:
@@ -342,7 +384,11 @@ class OutboxSender:
                         self._emit(row.email, row.status)
                     current, message, last_result = None, None, None
                     retry_at: datetime | None = None
-                    self.control.wait_while_paused()
+                    if self.control.paused or self._rate_wait() > 0:
+                        # Never wait with the outcome above unsaved or the database locked.
+                        uow.commit()
+                        self._wait_to_go_on()
+                        now = self.clock()
                     if self.control.cancelled:
                         uow.commit()
                         self.report.cancelled = True

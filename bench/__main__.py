@@ -1,0 +1,35 @@
+"""Run benchmarks by name (all when none is given); one JSON object per line on stdout."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+
+BENCHMARKS = {
+    "sending": "bench.sending",
+    "preparing": "bench.preparing",
+    "tracking": "bench.tracking",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("names", nargs="*", choices=[*BENCHMARKS, []] and list(BENCHMARKS),
+                        help="benchmarks to run (default: all)")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    args = parser.parse_args(argv)
+    for name in args.names or list(BENCHMARKS):
+        try:
+            module = importlib.import_module(BENCHMARKS[name])
+        except ModuleNotFoundError as exc:
+            print(json.dumps({"name": name, "error": f"not available: {exc}"}), flush=True)
+            continue
+        for result in module.run(quick=args.quick):
+            print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
