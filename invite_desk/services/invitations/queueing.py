@@ -170,8 +170,10 @@ def queue_invitations(
                 }
             )
         if invitation_rows:
-            session.execute(insert(Invitation), invitation_rows)
-            session.execute(insert(AuditLog), audit_rows)
+            # Core executemany: the ORM's bulk path costs ~10x more per row here.
+            connection = session.connection()
+            connection.execute(insert(Invitation.__table__), invitation_rows)
+            connection.execute(insert(AuditLog.__table__), audit_rows)
         audit.record(
             session,
             organization_id=operator.organization_id,
