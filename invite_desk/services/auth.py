@@ -8,12 +8,15 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from invite_desk.services import audit, settings
-from invite_desk.services.errors import AuthenticationFailed, Conflict, ValidationFailed
-from invite_desk.services.models import Member, MemberStatus, Organization, Unit, utcnow
-from invite_desk.services.operator import Operator
+from invite_desk.services.errors import (
+    AuthenticationFailed,
+    Conflict,
+    ValidationFailed,
+)
+from invite_desk.services.models import Member, MemberStatus, Organization, utcnow
+from invite_desk.services.operator import Operator, operator_for
 from invite_desk.services.roles import Role
 from invite_desk.services.uow import UnitOfWork
 
@@ -50,22 +53,6 @@ def needs_setup(uow: UnitOfWork) -> bool:
     """True until the first organization exists."""
     with uow:
         return uow.session.scalar(select(func.count()).select_from(Organization)) == 0
-
-
-def operator_for(session: Session, member: Member) -> Operator:
-    unit_name = ""
-    if member.unit_id is not None:
-        unit = session.get(Unit, member.unit_id)
-        unit_name = unit.name if unit is not None else ""
-    return Operator(
-        member_id=member.id,
-        organization_id=member.organization_id,
-        email=member.email,
-        name=member.display_name,
-        role=Role.parse(member.role),
-        unit_id=member.unit_id,
-        unit_name=unit_name,
-    )
 
 
 def setup_organization(
@@ -166,3 +153,4 @@ def set_password(uow: UnitOfWork, member_id: uuid.UUID, password: str) -> None:
             raise ValidationFailed({"member": "No such member"})
         member.password_hash = hash_password(password)
         uow.commit()
+

@@ -75,9 +75,17 @@ class MemoryCredentialStore:
         self._secrets.pop(key, None)
 
 
+def without_password(url: URL) -> URL:
+    """`url` with no password at all.
+
+    Not `url.set(password=None)`: URL.set() treats None as "leave unchanged" and would keep it.
+    """
+    return url._replace(password=None)
+
+
 def database_key(url: URL) -> str:
     """The keyring entry name for a database: its URL without the password."""
-    return "db:" + url.set(password=None).render_as_string(hide_password=False)
+    return "db:" + without_password(url).render_as_string(hide_password=False)
 
 
 def smtp_key(host: str, port: int, username: str) -> str:
@@ -91,7 +99,7 @@ def resolve_database_url(url: str | URL, store: CredentialStore) -> tuple[URL, U
     password the keyring holds for it, if any.
     """
     parsed = make_url(url)
-    public = parsed.set(password=None)
+    public = without_password(parsed)
     if parsed.get_backend_name() == "sqlite":
         return parsed, public
     if parsed.password:

@@ -20,7 +20,7 @@ from invite_desk.services.email.templates import (
 )
 from invite_desk.services.errors import ValidationFailed
 from invite_desk.services.models import Setting
-from invite_desk.services.operator import Operator
+from invite_desk.services.operator import Operator, refreshed
 from invite_desk.services.permissions import Action, require
 from invite_desk.services.smtp.transport import SmtpConfig
 from invite_desk.services.uow import UnitOfWork
@@ -145,6 +145,7 @@ def update_mail_settings(
     require(operator, Action.CHANGE_SETTINGS)
     new = validate_mail_settings(values)
     with uow:
+        require(refreshed(uow.session, operator), Action.CHANGE_SETTINGS)
         old = load_mail_settings(uow.session, operator.organization_id)
         if new != old:
             _store(uow.session, operator.organization_id, SMTP_KEY, asdict(new))
@@ -183,6 +184,7 @@ def update_templates(
     new = templates or default_templates()
     validate_templates(new)
     with uow:
+        require(refreshed(uow.session, operator), Action.CHANGE_SETTINGS)
         old = load_templates(uow.session, operator.organization_id)
         if new != old:
             _store(uow.session, operator.organization_id, TEMPLATES_KEY, asdict(new))

@@ -259,6 +259,8 @@ class Invitation(SyncedMixin, Base):
     message_id: Mapped[str | None] = mapped_column(String(300), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # "host:pid:run" of the sender that holds this row in `sending` (see sending.py).
+    sending_owner: Mapped[str | None] = mapped_column(String(120), nullable=True)
     last_error: Mapped[str] = mapped_column(Text, default="")
     accepted_member_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("member.id"))
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from sqlalchemy.orm import Session
+
+from invite_desk.services.errors import PermissionDenied
+from invite_desk.services.models import Member, MemberStatus, Unit
 from invite_desk.services.roles import Role
 
 
@@ -25,3 +29,30 @@ class Operator:
         if self.role.is_local:
             return self.unit_name or "no unit"
         return "own invitations"
+
+
+def operator_for(session: Session, member: Member) -> Operator:
+    unit_name = ""
+    if member.unit_id is not None:
+        unit = session.get(Unit, member.unit_id)
+        unit_name = unit.name if unit is not None else ""
+    return Operator(
+        member_id=member.id,
+        organization_id=member.organization_id,
+        email=member.email,
+        name=member.display_name,
+        role=Role.parse(member.role),
+        unit_id=member.unit_id,
+        unit_name=unit_name,
+    )
+
+
+def refreshed(session: Session, operator: Operator) -> Operator:
+    """The operator as the database says now: a role lowered or an account deactivated since
+    sign-in takes effect at once, not at the next sign-in."""
+    member = session.get(Member, operator.member_id)
+    if member is None or member.status != MemberStatus.ACTIVE.value:
+        raise PermissionDenied(
+            "do this", operator.role.name, detail="Your account is no longer active; sign in again."
+        )
+    return operator_for(session, member)

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from invite_desk.services import audit
 from invite_desk.services.errors import NotFound, ValidationFailed
 from invite_desk.services.models import Organization, Unit
-from invite_desk.services.operator import Operator
+from invite_desk.services.operator import Operator, refreshed
 from invite_desk.services.permissions import Action, require
 from invite_desk.services.uow import UnitOfWork
 
@@ -102,9 +102,8 @@ def validate(changes: Mapping[str, Any]) -> dict[str, Any]:
         elif field == "logo":
             if value is not None and len(value) > MAX_LOGO_BYTES:
                 errors[field] = "Logo must be at most 512 KB"
-        elif field == "logo_mime":
-            if value is not None and value not in LOGO_TYPES:
-                errors[field] = "Logo must be a PNG, JPEG, GIF, SVG or WebP image"
+        elif field == "logo_mime" and value is not None and value not in LOGO_TYPES:
+            errors[field] = "Logo must be a PNG, JPEG, GIF, SVG or WebP image"
         clean[field] = value
     if errors:
         raise ValidationFailed(errors)
@@ -124,6 +123,7 @@ def update_organization(
     require(operator, Action.CHANGE_SETTINGS)
     clean = validate(changes)
     with uow:
+        require(refreshed(uow.session, operator), Action.CHANGE_SETTINGS)
         org = uow.session.get(Organization, operator.organization_id)
         if org is None:
             raise NotFound("The organization no longer exists in this database.")

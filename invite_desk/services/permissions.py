@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from invite_desk.services.errors import PermissionDenied
@@ -79,6 +79,20 @@ def _role_gate(operator: Operator, needed: Role, reason: str = "") -> Decision:
     return Decision(operator.role >= needed, needed, reason)
 
 
+def _lowest_role_reaching(operator: Operator, target: Target | None, at_least: Role) -> Role:
+    """The lowest role above the operator's (and at least `at_least`) whose scope covers `target`.
+
+    Scope does not grow with rank (ADMIN_LOCAL outranks HR_TENANT but sees one unit), so a
+    denial must never name a role the operator already holds or outranks.
+    """
+    for role in Role:
+        if role > operator.role and role >= at_least and (
+            target is None or in_scope(replace(operator, role=role), target)
+        ):
+            return role
+    return Role.ADMIN_TENANT
+
+
 def decide(
     operator: Operator,
     action: Action,
@@ -102,22 +116,33 @@ def decide(
                 "Invitations are turned off for the organization; an organization admin "
                 "can turn them on in Settings.",
             )
-        decision = _role_gate(operator, needed)
-        if decision.allowed and target is not None and not in_scope(operator, target):
-            return Decision(False, Role.HR_TENANT, "That member is outside your unit.")
-        return decision
+        if operator.role < needed:
+            return Decision(False, _lowest_role_reaching(operator, target, needed))
+        if target is not None and not in_scope(operator, target):
+            return Decision(
+                False,
+                _lowest_role_reaching(operator, target, needed),
+                "That member is outside your unit.",
+            )
+        return Decision(True, needed)
     if action in (Action.VIEW_INVITATION, Action.VIEW_MEMBER, Action.MANAGE_INVITATION):
         assert target is not None, "row actions need a target"
         if in_scope(operator, target):
             return Decision(True, operator.role)
-        needed = Role.HR_TENANT if operator.role.is_local else Role.HR_LOCAL
-        return Decision(False, needed, "It is outside your scope.")
+        return Decision(
+            False, _lowest_role_reaching(operator, target, Role.USER), "It is outside your scope."
+        )
     if action is Action.APPROVE_APPLICATION:
         assert target is not None, "approvals need a target"
+        unit_only = Target(unit_id=target.unit_id)
         if operator.role < Role.HR_LOCAL:
-            return Decision(False, Role.HR_LOCAL)
-        if not in_scope(operator, Target(unit_id=target.unit_id)):
-            return Decision(False, Role.HR_TENANT, "The applicant belongs to another unit.")
+            return Decision(False, _lowest_role_reaching(operator, unit_only, Role.HR_LOCAL))
+        if not in_scope(operator, unit_only):
+            return Decision(
+                False,
+                _lowest_role_reaching(operator, unit_only, Role.HR_LOCAL),
+                "The applicant belongs to another unit.",
+            )
         return Decision(True, operator.role)
     raise ValueError(f"unknown action {action!r}")  # pragma: no cover
 

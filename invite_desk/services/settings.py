@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from invite_desk.services import audit
 from invite_desk.services.errors import ValidationFailed
 from invite_desk.services.models import Setting
-from invite_desk.services.operator import Operator
+from invite_desk.services.operator import Operator, refreshed
 from invite_desk.services.permissions import Action, require
 from invite_desk.services.settings_schema import (
     SCHEMA_VERSION_KEY,
@@ -99,6 +99,7 @@ def update_settings(
     require(operator, Action.CHANGE_SETTINGS)
     clean = validate(changes)
     with uow:
+        require(refreshed(uow.session, operator), Action.CHANGE_SETTINGS)
         session = uow.session
         current = load(session, operator.organization_id)
         before: dict[str, Any] = {}

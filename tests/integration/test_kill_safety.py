@@ -51,7 +51,7 @@ def test_sigkill_at_random_points_never_sends_twice(
     kills = 0
     log = tmp_path / "runs.log"
     with log.open("w") as out:
-        for attempt in range(KILLS):
+        for _attempt in range(KILLS):
             proc = subprocess.Popen(_send_command(sqlite_url), env=env, stdout=out, stderr=out)
             # Wait until this run has sent something, then kill it a random moment later.
             before = len(smtp_server.messages)

@@ -68,8 +68,11 @@ def test_header_injection_in_names_and_subject_is_neutralised() -> None:
 @given(st.text(min_size=1, max_size=300), st.text(max_size=2000), st.text(max_size=80))
 def test_any_text_round_trips(subject: str, body: str, name: str) -> None:
     rendered = RenderedEmail(subject, f"<p>{body}</p>", body or "x")
-    ref, fast, _ = _both(rendered, to_name=name)
+    ref, fast, raw = _both(rendered, to_name=name)
     assert fast["text"] == ref["text"]
     assert fast["html"] == ref["html"]
     assert fast["subject"] == ref["subject"]
-    assert fast["to"] == ref["to"]
+    # Compared with the input, not the reference: the email package's folder can insert a
+    # space into long encoded names (seen with C1 controls plus astral characters).
+    parsed = message_from_bytes(raw, policy=policy.default)
+    assert parsed["To"].addresses[0].display_name == " ".join(name.split())

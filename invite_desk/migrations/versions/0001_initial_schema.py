@@ -1,14 +1,14 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-23 17:07:02.286355
 """
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
 from alembic import op
+from sqlalchemy.dialects import mysql
 
 revision = '0001'
 down_revision = None
@@ -27,7 +27,7 @@ def exact_string(length: int) -> sa.String:
 
 
 def upgrade() -> None:
-    
+
     op.create_table('organization',
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('description', sa.Text(), nullable=False),
@@ -185,6 +185,7 @@ def upgrade() -> None:
     sa.Column('message_id', sa.String(length=300), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('next_attempt_at', UTC_DATETIME, nullable=True),
+    sa.Column('sending_owner', sa.String(length=120), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=False),
     sa.Column('accepted_member_id', sa.Uuid(), nullable=True),
     sa.Column('id', sa.Uuid(), nullable=False),
@@ -234,11 +235,11 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_referral_referee_id'), ['referee_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_referral_referrer_id'), ['referrer_id'], unique=False)
 
-    
+
 
 
 def downgrade() -> None:
-    
+
     with op.batch_alter_table('referral', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_referral_referrer_id'))
         batch_op.drop_index(batch_op.f('ix_referral_referee_id'))
@@ -281,4 +282,4 @@ def downgrade() -> None:
     op.drop_table('unit')
     op.drop_table('setting')
     op.drop_table('organization')
-    
+

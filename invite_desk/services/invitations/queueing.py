@@ -29,7 +29,7 @@ from invite_desk.services.models import (
     MemberStatus,
     utcnow,
 )
-from invite_desk.services.operator import Operator
+from invite_desk.services.operator import Operator, refreshed
 from invite_desk.services.permissions import Action, Target, require
 from invite_desk.services.uow import UnitOfWork
 
@@ -80,6 +80,7 @@ def queue_invitations(
     ready = [r for r in rows if r.status is RowStatus.READY]
     with uow:
         session = uow.session
+        operator = refreshed(session, operator)
         policy = settings_service.load(session, operator.organization_id)
         inviter = session.get(Member, credited)
         if inviter is None or inviter.organization_id != operator.organization_id:
@@ -172,8 +173,8 @@ def queue_invitations(
         if invitation_rows:
             # Core executemany: the ORM's bulk path costs ~10x more per row here.
             connection = session.connection()
-            connection.execute(insert(Invitation.__table__), invitation_rows)
-            connection.execute(insert(AuditLog.__table__), audit_rows)
+            connection.execute(insert(Invitation.__table__), invitation_rows)  # type: ignore[arg-type]
+            connection.execute(insert(AuditLog.__table__), audit_rows)  # type: ignore[arg-type]
         audit.record(
             session,
             organization_id=operator.organization_id,

@@ -8,10 +8,12 @@ and it is never resent automatically.
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
-from collections import deque
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -122,16 +124,53 @@ class SendReport:
     failures: list[tuple[str, str]] = field(default_factory=list)  # (email, reason)
 
 
-def recover_interrupted(uow: UnitOfWork, organization_id: uuid.UUID | None = None) -> list[str]:
-    """Mark invitations left in `sending` by a stopped program as `uncertain`; return their emails."""
+SENDING_LEASE = timedelta(minutes=15)
+
+
+def sender_identity() -> str:
+    """This process, as written on the rows it holds in `sending`."""
+    return f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _owner_is_gone(owner: str | None, updated_at: datetime, now: datetime) -> bool:
+    """Whether the sender holding a row has stopped: a dead process on this machine, or no
+    word from it for longer than any single SMTP transaction can take (other machines)."""
+    if not owner or updated_at < now - SENDING_LEASE:
+        return True
+    host, _, rest = owner.partition(":")
+    if host != socket.gethostname()[:60]:
+        return False
+    try:
+        pid = int(rest.partition(":")[0])
+        os.kill(pid, 0)
+    except (ValueError, ProcessLookupError):
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def recover_interrupted(
+    uow: UnitOfWork, organization_id: uuid.UUID | None = None, *, now: datetime | None = None
+) -> list[str]:
+    """Mark invitations left in `sending` by a stopped sender as `uncertain`; return their emails.
+
+    Rows held by a sender that is still running (another window, the CLI, another desktop on
+    a shared database) are left alone.
+    """
+    moment = now or utcnow()
     with uow:
         stmt = select(Invitation).where(Invitation.status == InvitationStatus.SENDING.value)
         if organization_id is not None:
             stmt = stmt.where(Invitation.organization_id == organization_id)
-        rows = list(uow.session.scalars(stmt))
+        rows = [
+            row for row in uow.session.scalars(stmt)
+            if _owner_is_gone(row.sending_owner, row.updated_at, moment)
+        ]
         for row in rows:
             row.status = InvitationStatus.UNCERTAIN.value
             row.last_error = UNCERTAIN_REASON
+            row.sending_owner = None
             audit.record(
                 uow.session, organization_id=row.organization_id, actor_id=None,
                 action="invitation.uncertain", entity_type="invitation", entity_id=row.id,
@@ -170,6 +209,7 @@ class OutboxSender:
         self.control = control or SendControl()
         self.on_progress = on_progress
         self.clock = clock
+        self.identity = sender_identity()
         self._page: deque[uuid.UUID] = deque()
         self._names: dict[uuid.UUID, str] = {}
         self._events: dict[uuid.UUID, str] = {}
@@ -258,6 +298,7 @@ class OutboxSender:
         )
         message, message_id = build_invitation_raw(org, mail, self._templates, content, token)
         row.status = InvitationStatus.SENDING.value
+        row.sending_owner = self.identity
         row.token_hash = token_hash
         row.expires_at = expires
         row.message_id = message_id
@@ -267,6 +308,7 @@ class OutboxSender:
     def _settle(self, session: Session, row: Invitation, result: SendResult, now: datetime) -> None:
         """Record the outcome of one send in the session."""
         before = {"status": row.status}
+        row.sending_owner = None
         action: str
         after: dict[str, object]
         if isinstance(result, Sent):
@@ -310,6 +352,7 @@ class OutboxSender:
     def _release(self, session: Session, row: Invitation) -> None:
         """Put a claimed, unsent invitation back in the queue."""
         row.status = InvitationStatus.QUEUED.value
+        row.sending_owner = None
         row.token_hash = None
         row.attempts = max(0, row.attempts - 1)
 
