@@ -64,7 +64,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from invite_desk.services.demo import create_or_top_up
 
-            result = create_or_top_up(context.uow, members=args.members)
+            from invite_desk.services.errors import DomainError
+
+            try:
+                result = create_or_top_up(context.uow, members=args.members)
+            except DomainError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
             print(result.summary(context.database_label))
             return 0
         if args.command == "send":

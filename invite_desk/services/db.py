@@ -40,6 +40,10 @@ def normalize_url(url: str | URL) -> URL:
     return parsed
 
 
+def _unicode_lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -47,6 +51,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+    # SQLite's built-in lower() folds ASCII only ('Émile' stays 'Émile'); PostgreSQL and
+    # MariaDB fold every letter. Searches compare lower(column) with Python's str.lower().
+    dbapi_connection.create_function("lower", 1, _unicode_lower, deterministic=True)
 
 
 def make_engine(url: str | URL, *, echo: bool = False) -> Engine:

@@ -192,7 +192,7 @@ class DemoResult:
         ]
         if self.sample_link:
             lines.append(
-                f"An invitation link as an invitee gets it (run `invite-desk portal` first): "
+                f"Open an invitation as the invitee would (start `invite-desk portal` first): "
                 f"{self.sample_link}"
             )
         return "\n".join(lines)
@@ -425,6 +425,7 @@ class _World:
         self.referrals: list[dict[str, Any]] = []
         self.sample_token: str | None = None
         self._fresh_hash: str | None = None
+        self.operators_created = 0
         self.operators_reset = 0  # demo operators whose password or status was put back
         self._verified: dict[str, bool] = {}
 
@@ -510,6 +511,7 @@ class _World:
                 )
                 session.add(member)
                 session.flush()
+                self.operators_created += 1
                 self.taken_emails.add(email)
                 self.people.append(_Person(member.id, role, member.unit_id, joined, True,
                                            self._keenness(role) * 2))
@@ -741,9 +743,11 @@ class _World:
             row.update(status=InvitationStatus.REVOKED.value, revoked_at=revoked,
                        updated_at=revoked)
         else:
-            self._mark_sent(row, sent_at)
+            token = self._mark_sent(row, sent_at)
             if row["expires_at"] <= self.now:
                 row.update(status=InvitationStatus.EXPIRED.value, updated_at=row["expires_at"])
+            else:
+                self.sample_token = token  # batches come in time order: the newest live link
 
     def _claim(self, row: dict[str, Any], at: datetime, status: InvitationStatus) -> str:
         """Fill in what a send attempt leaves: token hash, expiry, message id. Returns the token."""
@@ -927,7 +931,7 @@ class _World:
             if rows:
                 session.execute(insert(model), rows)
         return {
-            "members": len(self.new_members),
+            "members": len(self.new_members) + self.operators_created,
             "batches": len(self.batches),
             "invitations": len(self.invitations),
             "referrals": len(self.referrals),

@@ -46,7 +46,7 @@ def test_demo_prints_how_to_sign_in(sqlite_url: str, capsys: pytest.CaptureFixtu
     assert f"Sign in as {DEMO_ADMIN_EMAIL} with password {DEMO_PASSWORD}" in out
     lines = SIGN_IN_LINE.findall(out)
     assert {role for _, _, role in lines} == {role.name for role in Role}
-    assert "created" in out and "300 members" in out
+    assert "created" in out and "(300 members added)" in out
     assert sqlite_url in out  # which database it went to
 
     engine = db.make_engine(sqlite_url)

@@ -181,6 +181,7 @@ def test_running_twice_adds_nothing_and_topping_up_adds_only_members(
 
     again = create_or_top_up(uow)
 
+    assert demo.added["members"] == 300  # the five operators included
     assert table_counts(uow) == first
     assert set(again.added.values()) == {0}
     assert again.created is False and demo.created is True

@@ -212,3 +212,15 @@ def test_addresses_that_differ_only_by_an_accent_are_different_members(any_db_ur
         assert auth.sign_in(uow, "zoe@x.org", PASSWORD).member_id == admin.member_id
     finally:
         engine.dispose()
+
+
+def test_sql_lower_folds_every_letter_like_python(any_db_url: str) -> None:
+    """Searches compare lower(name) with str.lower(): both sides must agree on every backend."""
+    engine = db.make_engine(any_db_url)
+    try:
+        with engine.connect() as connection:
+            for name in ("Émile", "ŁUKASZ", "Zoë", "SØREN", "O'Brien"):
+                assert connection.scalar(select(func.lower(name))) == name.lower(), name
+            assert connection.scalar(select(func.lower(None))) is None
+    finally:
+        engine.dispose()

@@ -1,0 +1,1 @@
+"""The invitee registration web pages (Flask + Jinja2) on the same services; no Qt."""
