@@ -19,12 +19,16 @@ class DomainError(Exception):
 class PermissionDenied(DomainError):
     """The operator's role or scope does not allow the action."""
 
-    def __init__(self, action: str, needed: str, *, detail: str = "") -> None:
+    def __init__(self, action: str, needed: str, *, detail: str = "", role_ok: bool = False) -> None:
         self.action = action
         self.needed = needed
-        message = f"You cannot {action}: this needs the {needed} role or higher."
-        if detail:
-            message = f"{message} {detail}"
+        if role_ok and detail:
+            # The role suffices; something else (e.g. invitations turned off) stands in the way.
+            message = f"You cannot {action}. {detail}"
+        else:
+            message = f"You cannot {action}: this needs the {needed} role or higher."
+            if detail:
+                message = f"{message} {detail}"
         super().__init__(message)
 
 

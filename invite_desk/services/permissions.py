@@ -157,4 +157,5 @@ def require(
     """Raise PermissionDenied naming the role needed, unless `decide` allows the action."""
     decision = decide(operator, action, settings=settings, target=target)
     if not decision.allowed:
-        raise PermissionDenied(str(action), decision.needed.name, detail=decision.reason)
+        raise PermissionDenied(str(action), decision.needed.name, detail=decision.reason,
+                               role_ok=operator.role >= decision.needed)
