@@ -33,14 +33,40 @@ class AppContext:
         self.engine.dispose()
 
 
-def default_credentials() -> CredentialStore:
-    store = KeyringCredentialStore()
-    try:
-        store.get("probe")
-    except CredentialStoreError as exc:
+class _KeyringOrMemory:
+    """The OS keyring, falling back to this session's memory the first time it fails
+    (with one warning), so that a machine without a keyring still works on SQLite."""
+
+    def __init__(self) -> None:
+        self._store: CredentialStore = KeyringCredentialStore()
+
+    def _fallback(self, exc: CredentialStoreError) -> None:
         log.warning("%s; passwords will be kept for this session only.", exc)
-        return MemoryCredentialStore()
-    return store
+        self._store = MemoryCredentialStore()
+
+    def get(self, key: str) -> str | None:
+        try:
+            return self._store.get(key)
+        except CredentialStoreError as exc:
+            self._fallback(exc)
+            return None
+
+    def set(self, key: str, secret: str) -> None:
+        try:
+            self._store.set(key, secret)
+        except CredentialStoreError as exc:
+            self._fallback(exc)
+            self._store.set(key, secret)
+
+    def delete(self, key: str) -> None:
+        try:
+            self._store.delete(key)
+        except CredentialStoreError as exc:
+            self._fallback(exc)
+
+
+def default_credentials() -> CredentialStore:
+    return _KeyringOrMemory()
 
 
 def build(

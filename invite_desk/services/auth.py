@@ -80,14 +80,20 @@ def setup_organization(
     problem = password_problem(password)
     if problem:
         errors["password"] = problem
-    if errors:
-        raise ValidationFailed(errors)
     from invite_desk.services.organization import validate as validate_org
 
-    org_fields = validate_org(
-        {"name": organization_name, "description": description,
-         "registration_base_url": registration_base_url}
-    )
+    org_fields: dict[str, object] = {}
+    try:
+        org_fields = validate_org(
+            {"name": organization_name, "description": description,
+             "registration_base_url": registration_base_url}
+        )
+    except ValidationFailed as exc:  # reported together with the fields above
+        renamed = {"name": "organization_name"}
+        errors.update({renamed.get(k, k): v for k, v in exc.errors.items()
+                       if renamed.get(k, k) not in errors})
+    if errors:
+        raise ValidationFailed(errors)
     with uow:
         session = uow.session
         if session.scalar(select(func.count()).select_from(Organization)):

@@ -1,0 +1,1471 @@
+"""The Invite composer: who to invite, a pre-flight check, a preview, then sending with progress.
+
+Flow: the operator enters one invitee, pastes a list or imports a CSV; "Check addresses"
+runs the services' pre-flight in the background and shows every row with its status; only
+ready rows go on. "Send" queues them as one batch (the services check permission and the
+daily limit) and a SendWorker sends the batch off the GUI thread with pause, resume and
+cancel. The services enforce every rule; this window mirrors them (disabled controls and
+an explanation) so the operator knows before trying.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from email.message import EmailMessage
+from enum import IntEnum
+from pathlib import Path
+from typing import TypeVar
+
+import shiboken6
+from PySide6.QtCore import QStringListModel, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QShowEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QCompleter,
+    QFileDialog,
+    QFormLayout,
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QRadioButton,
+    QScrollArea,
+    QSizePolicy,
+    QStackedWidget,
+    QTableView,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from invite_desk.app import AppContext
+from invite_desk.services import settings as settings_service
+from invite_desk.services.credentials import CredentialStore, CredentialStoreError
+from invite_desk.services.email.templates import InvitationTemplates
+from invite_desk.services.errors import DomainError
+from invite_desk.services.events import EventInfo, list_events
+from invite_desk.services.invitations.importing import (
+    ImportFailed,
+    ImportResult,
+    InviteeInput,
+    clean_message,
+    clean_name,
+    parse_csv,
+    parse_pasted,
+)
+from invite_desk.services.invitations.preflight import (
+    Preflight,
+    PreflightRow,
+    RowStatus,
+    run_preflight,
+)
+from invite_desk.services.invitations.queueing import QueuedBatch, queue_invitations
+from invite_desk.services.invitations.rendering import (
+    InvitationContent,
+    build_invitation_message,
+    render_invitation,
+)
+from invite_desk.services.invitations.sending import SendProgress, SendReport, recover_interrupted
+from invite_desk.services.mail_settings import MailSettings, get_mail_settings, get_templates
+from invite_desk.services.members_lookup import MemberChoice, search_members
+from invite_desk.services.models import InvitationKind, utcnow
+from invite_desk.services.operator import Operator
+from invite_desk.services.organization import OrganizationInfo, get_organization
+from invite_desk.services.permissions import Action, Decision, decide
+from invite_desk.services.settings_schema import PolicySettings
+from invite_desk.services.smtp.transport import (
+    PermanentFailure,
+    RetryPolicy,
+    SendResult,
+    Sent,
+    SmtpAuthError,
+    SmtpTransport,
+    TemporaryFailure,
+)
+from invite_desk.services.uow import UnitOfWork
+from invite_desk.ui.compose.password_prompt import PasswordAnswer, ask_smtp_password
+from invite_desk.ui.compose.preflight_model import (
+    STATUS_TEXT,
+    Column,
+    PreflightModel,
+    PreflightRole,
+    ProblemFilter,
+)
+from invite_desk.ui.compose.preview import PREVIEW_TOKEN, PreviewDialog, PreviewEmail
+from invite_desk.ui.compose.send_worker import SendJob, SendWorker
+from invite_desk.ui.tasks import BackgroundTask, TaskRunner, ThreadPoolRunner
+from invite_desk.ui.theme import set_flag, set_variant
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MAX_CSV_BYTES = 100 * 1024 * 1024
+AskPassword = Callable[[QWidget | None, MailSettings, CredentialStore], PasswordAnswer | None]
+
+# Fixed colours (not palette roles) so the boxes read the same on light and dark themes.
+BANNER_COLOURS = {  # background, text, border
+    "info": ("#E8F1FD", "#0B3D91", "#A8C7F0"),
+    "success": ("#E9F5EC", "#1E5631", "#A9D5B5"),
+    "warning": ("#FFF4E5", "#5F370E", "#F0B429"),
+    "error": ("#FDECEA", "#8A1C1C", "#F1A9A0"),
+}
+
+
+class InputMode(IntEnum):
+    """The tabs of the recipients box."""
+
+    ONE = 0
+    PASTE = 1
+    CSV = 2
+
+
+class Banner(QFrame):
+    """A coloured, word-wrapped message with an optional action button; hidden when empty."""
+
+    def __init__(self, name: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName(name)
+        self.kind = ""
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.label.setTextFormat(Qt.TextFormat.PlainText)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum)
+        self.button = QPushButton()
+        self.button.hide()
+        self._action: Callable[[], None] | None = None
+        self.button.clicked.connect(self._run_action)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(10, 6, 8, 6)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(self.button, 0, Qt.AlignmentFlag.AlignVCenter)
+        self.hide()
+
+    def show_message(
+        self,
+        text: str,
+        kind: str = "info",
+        *,
+        action: tuple[str, Callable[[], None]] | None = None,
+    ) -> None:
+        self.kind = kind
+        self.label.setText(text)
+        background, text_colour, border = BANNER_COLOURS[kind]
+        name = self.objectName()
+        self.setStyleSheet(
+            f"QFrame#{name} {{ background: {background}; border: 1px solid {border};"
+            f" border-radius: 6px; }}"
+            f" QFrame#{name} > QLabel {{ background: transparent; color: {text_colour}; }}"
+        )
+        self.setAccessibleName(f"{kind} message")
+        self._action = action[1] if action else None
+        self.button.setText(action[0] if action else "")
+        self.button.setVisible(action is not None)
+        self.setVisible(bool(text))
+
+    def clear_message(self) -> None:
+        self.kind = ""
+        self.label.setText("")
+        self._action = None
+        self.hide()
+
+    @property
+    def text(self) -> str:
+        """The message shown ("" when hidden)."""
+        return self.label.text() if self.kind else ""
+
+    def _run_action(self) -> None:
+        if self._action is not None:
+            self._action()
+
+
+def plural(count: int, singular: str, plural_form: str | None = None) -> str:
+    return f"{count:,} {singular if count == 1 else (plural_form or singular + 's')}"
+
+
+def format_time_left(seconds: float | None) -> str:
+    if seconds is None:
+        return "estimating time left…"
+    if seconds < 5:
+        return "a few seconds left"
+    if seconds < 60:
+        return f"about {int(math.ceil(seconds / 5) * 5)} s left"
+    minutes = seconds / 60
+    if minutes < 90:
+        return f"about {round(minutes)} min left"
+    return f"about {minutes / 60:.1f} h left"
+
+
+def denied_text(decision: Decision, operator: Operator) -> str:
+    """Why the composer is disabled, in words an operator can act on."""
+    if decision.reason:
+        return decision.reason
+    needed = decision.needed
+    return (
+        f"Sending invitations needs the {needed.label} role ({needed.name}) or higher: "
+        f"whoCanSendUserInvitation is set to {needed.name}. You are signed in as "
+        f"{operator.role.label} ({operator.role.name}); an organization admin can change this "
+        "in Settings › Invitations."
+    )
+
+
+def send_test_message(
+    mail: MailSettings, password: str | None, message: EmailMessage, to: str
+) -> SendResult:
+    """One message over its own connection (the test email); not recorded anywhere."""
+    with SmtpTransport(mail.smtp_config(timeout=20), password) as transport:
+        return transport.send(message, to)
+
+
+class ComposeWindow(QWidget):
+    """The Compose page: enter invitees, check them, preview, send, follow the progress.
+
+    The main window embeds it and should call `stop_sending()` before quitting while
+    `sending` is true; `email_settings_requested` asks it to open Settings › Email.
+    `runner` (tests: SynchronousRunner), `ask_password` and `retry` are injectable.
+    """
+
+    batch_queued = Signal(QueuedBatch)
+    sending_started = Signal(uuid.UUID)  # the batch id
+    sending_finished = Signal(SendReport)  # the report of the run that just ended
+    email_settings_requested = Signal()
+
+    def __init__(
+        self,
+        context: AppContext,
+        operator: Operator,
+        parent: QWidget | None = None,
+        *,
+        runner: TaskRunner | None = None,
+        ask_password: AskPassword | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("ComposeWindow")
+        self.setWindowTitle("Compose invitations")
+        self._context = context
+        self._operator = operator
+        # Its own pool, so closing the window can wait for its work (and only its work).
+        self._pool = QThreadPool(self)
+        self._runner: TaskRunner = runner or ThreadPoolRunner(self._pool)
+        self._ask_password = ask_password or ask_smtp_password
+        self._retry = retry
+        self._policy = PolicySettings()
+        self._org: OrganizationInfo | None = None
+        self._events: list[EventInfo] = []
+        self._send_decision = Decision(False, operator.role)
+        self._behalf_decision = Decision(False, operator.role)
+        self._preflight: Preflight | None = None
+        self._stale = False
+        self._consumed = False
+        self._check_generation = 0
+        self._csv: ImportResult | None = None
+        self._csv_name = ""
+        self._busy = ""
+        self._job: SendJob | None = None
+        self._batch_id: uuid.UUID | None = None
+        self._batch_total = 0
+        self._last_progress: SendProgress | None = None
+        self._uncertain: list[str] = []
+        # What earlier runs of the same batch did (after a cancel, "Send the rest" goes on).
+        self._batch_report = SendReport()
+        self._session_passwords: dict[str, str] = {}
+        self._member_choices: dict[str, MemberChoice] = {}
+        self._inviter: MemberChoice | None = None
+        self._recovered: list[str] = []
+        self._preview: PreviewDialog | None = None
+        self._rate = 0
+        self._stuck_jobs: list[SendJob] = []
+
+        self._build()
+        self._connect()
+        self.refresh()
+        self._recover_interrupted()
+        self._update_actions()
+
+    # ==================================================================== construction
+    def _build(self) -> None:
+        title = QLabel("Compose invitations")
+        set_variant(title, "title")
+        subtitle = QLabel(
+            "Invite new members or guests of an event. Check the addresses, preview the email, "
+            "then send."
+        )
+        set_variant(subtitle, "muted")
+        subtitle.setWordWrap(True)
+
+        self.permission_banner = Banner("PermissionBanner")
+        self.recovery_banner = Banner("RecoveryBanner")
+        self.message_banner = Banner("MessageBanner")
+
+        self.content = QWidget()
+        body = QHBoxLayout(self.content)
+        body.setContentsMargins(0, 0, 0, 0)
+        body.setSpacing(16)
+        inputs = QScrollArea()
+        inputs.setObjectName("ComposeInputsScroll")
+        inputs.setWidget(self._build_inputs())
+        inputs.setWidgetResizable(True)
+        inputs.setFrameShape(QFrame.Shape.NoFrame)
+        inputs.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        inputs.setFixedWidth(440)
+        inputs.setStyleSheet("QScrollArea#ComposeInputsScroll { background: transparent; }"
+                             " QScrollArea#ComposeInputsScroll > QWidget > QWidget"
+                             " { background: transparent; }")
+        body.addWidget(inputs, 0)
+        body.addLayout(self._build_results(), 1)
+
+        root = QVBoxLayout(self)
+        root.setContentsMargins(20, 16, 20, 16)
+        root.setSpacing(10)
+        root.addWidget(title)
+        root.addWidget(subtitle)
+        root.addWidget(self.permission_banner)
+        root.addWidget(self.recovery_banner)
+        root.addWidget(self.message_banner)
+        root.addWidget(self.content, 1)
+
+        self._progress_timer = QTimer(self)
+        self._progress_timer.setSingleShot(True)
+        self._progress_timer.setInterval(100)
+        self._search_timer = QTimer(self)
+        self._search_timer.setSingleShot(True)
+        self._search_timer.setInterval(200)
+
+    def _build_inputs(self) -> QWidget:
+        card = QFrame()
+        card.setObjectName("ComposeInputs")
+        set_variant(card, "card")
+        card.setMinimumWidth(400)
+        layout = QVBoxLayout(card)
+        layout.setContentsMargins(16, 14, 16, 14)
+        layout.setSpacing(8)
+
+        layout.addWidget(self._heading("Who to invite"))
+        self.input_tabs = QTabWidget()
+        self.input_tabs.setDocumentMode(True)
+        self.input_tabs.addTab(self._build_one_tab(), "One invitee")
+        self.input_tabs.addTab(self._build_paste_tab(), "Paste a list")
+        self.input_tabs.addTab(self._build_csv_tab(), "Import CSV")
+        self.input_tabs.setMinimumHeight(170)
+        layout.addWidget(self.input_tabs, 1)
+
+        layout.addWidget(self._heading("Personal message (optional)"))
+        self.message_edit = QPlainTextEdit()
+        self.message_edit.setPlaceholderText("e.g. We'd love to see you at training on Tuesday!")
+        self.message_edit.setAccessibleName("Personal message")
+        self.message_edit.setFixedHeight(76)
+        layout.addWidget(self.message_edit)
+        hint = QLabel(
+            "Invitations with a personal message are accepted more often. It appears in the email "
+            "exactly as written (a CSV \"message\" column overrides it per row)."
+        )
+        hint.setWordWrap(True)
+        set_variant(hint, "small")
+        layout.addWidget(hint)
+
+        layout.addWidget(self._heading("Invitation"))
+        self.membership_radio = QRadioButton("Membership")
+        self.guest_radio = QRadioButton("Guest to an event")
+        self.membership_radio.setChecked(True)
+        self.kind_group = QButtonGroup(self)
+        self.kind_group.addButton(self.membership_radio, 0)
+        self.kind_group.addButton(self.guest_radio, 1)
+        kinds = QHBoxLayout()
+        kinds.addWidget(self.membership_radio)
+        kinds.addWidget(self.guest_radio)
+        kinds.addStretch(1)
+        layout.addLayout(kinds)
+        self.event_combo = QComboBox()
+        self.event_combo.setAccessibleName("Event")
+        self.event_combo.setEnabled(False)
+        layout.addWidget(self.event_combo)
+
+        self.behalf_check = QCheckBox("Send on behalf of another member")
+        layout.addWidget(self.behalf_check)
+        self.member_edit = QLineEdit()
+        self.member_edit.setPlaceholderText("Type a name or email, then pick the member")
+        self.member_edit.setAccessibleName("Member credited as inviter")
+        self.member_edit.setEnabled(False)
+        self._member_model = QStringListModel(self)
+        self.member_completer = QCompleter(self._member_model, self)
+        self.member_completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.member_completer.setFilterMode(Qt.MatchFlag.MatchContains)
+        self.member_completer.setCompletionMode(QCompleter.CompletionMode.PopupCompletion)
+        self.member_edit.setCompleter(self.member_completer)
+        layout.addWidget(self.member_edit)
+        self.behalf_hint = QLabel()
+        self.behalf_hint.setWordWrap(True)
+        set_variant(self.behalf_hint, "small")
+        layout.addWidget(self.behalf_hint)
+
+        self.check_button = QPushButton("Check addresses")
+        self.check_button.setToolTip(
+            "Validates every address (no DNS lookups), finds duplicates, members and pending "
+            "invitations. Nothing is sent or saved."
+        )
+        layout.addWidget(self.check_button)
+        return card
+
+    def _build_one_tab(self) -> QWidget:
+        page = QWidget()
+        form = QFormLayout(page)
+        form.setContentsMargins(4, 10, 4, 4)
+        self.email_edit = QLineEdit()
+        self.email_edit.setPlaceholderText("name@example.org")
+        self.email_edit.setAccessibleName("Invitee email")
+        self.name_edit = QLineEdit()
+        self.name_edit.setPlaceholderText("Optional")
+        self.name_edit.setAccessibleName("Invitee name")
+        form.addRow("Email:", self.email_edit)
+        form.addRow("Name:", self.name_edit)
+        return page
+
+    def _build_paste_tab(self) -> QWidget:
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        layout.setContentsMargins(4, 8, 4, 4)
+        self.paste_edit = QPlainTextEdit()
+        self.paste_edit.setAccessibleName("Pasted list of invitees")
+        self.paste_edit.setPlaceholderText(
+            "One invitee per line:\nada@example.org\nGrace Hopper <grace@example.org>\n"
+            "alan@example.org, Alan Turing"
+        )
+        layout.addWidget(self.paste_edit, 1)
+        self.paste_count = QLabel("")
+        set_variant(self.paste_count, "small")
+        layout.addWidget(self.paste_count)
+        return page
+
+    def _build_csv_tab(self) -> QWidget:
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        layout.setContentsMargins(4, 8, 4, 4)
+        row = QHBoxLayout()
+        self.csv_button = QPushButton("Choose a CSV file…")
+        row.addWidget(self.csv_button)
+        self.csv_file_label = QLabel("No file chosen")
+        self.csv_file_label.setWordWrap(True)
+        row.addWidget(self.csv_file_label, 1)
+        layout.addLayout(row)
+        self.csv_notes = QLabel("")
+        self.csv_notes.setWordWrap(True)
+        self.csv_notes.setTextFormat(Qt.TextFormat.PlainText)
+        self.csv_notes.hide()
+        layout.addWidget(self.csv_notes)
+        self.csv_error = Banner("CsvError")
+        layout.addWidget(self.csv_error)
+        help_text = QLabel(
+            "Columns: email, name (or first and last name), message. The header row is "
+            "optional; UTF-8 (with or without BOM) or Latin-1; comma, semicolon or tab."
+        )
+        help_text.setWordWrap(True)
+        set_variant(help_text, "small")
+        layout.addWidget(help_text)
+        layout.addStretch(1)
+        return page
+
+    def _build_results(self) -> QVBoxLayout:
+        column = QVBoxLayout()
+        column.setSpacing(8)
+        header = QHBoxLayout()
+        header.addWidget(self._heading("Pre-flight check"))
+        self.counts_label = QLabel("")
+        self.counts_label.setAccessibleName("Pre-flight counts")
+        header.addWidget(self.counts_label, 1)
+        self.problems_check = QCheckBox("Show only problems")
+        header.addWidget(self.problems_check)
+        column.addLayout(header)
+
+        self.stale_label = QLabel("")
+        self.stale_label.setWordWrap(True)
+        set_variant(self.stale_label, "badge")
+        self.stale_label.hide()
+        column.addWidget(self.stale_label)
+
+        self.model = PreflightModel(self)
+        self.proxy = ProblemFilter(self)
+        self.proxy.setSourceModel(self.model)
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setAccessibleName("Pre-flight table")
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(Column.ROW, Qt.SortOrder.AscendingOrder)
+        self.table.setWordWrap(False)
+        vertical = self.table.verticalHeader()
+        vertical.hide()
+        vertical.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        vertical.setDefaultSectionSize(26)
+        horizontal = self.table.horizontalHeader()
+        horizontal.setHighlightSections(False)
+        horizontal.setStretchLastSection(True)
+        for col, width in ((Column.ROW, 52), (Column.EMAIL, 210), (Column.NAME, 130),
+                           (Column.STATUS, 132)):
+            self.table.setColumnWidth(col, width)
+        self.placeholder = QLabel(
+            "Enter who to invite on the left and press Check addresses.\n\nEvery address is "
+            "validated (without DNS lookups), duplicates in the list are found, and each is "
+            "compared with current members and pending invitations. Only ready rows are sent."
+        )
+        self.placeholder.setWordWrap(True)
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        set_variant(self.placeholder, "muted")
+        self.placeholder.setMargin(40)
+        self.table_stack = QStackedWidget()
+        self.table_stack.addWidget(self.placeholder)
+        self.table_stack.addWidget(self.table)
+        column.addWidget(self.table_stack, 1)
+
+        actions = QHBoxLayout()
+        self.preview_button = QPushButton("Preview email")
+        self.preview_button.setToolTip("The email of the selected row, as the invitee will see it")
+        self.test_button = QPushButton("Send a test to myself")
+        self.test_button.setToolTip(
+            f"Sends the selected row's email to {self._operator.email}. It is not recorded as an "
+            "invitation and its link does not work."
+        )
+        self.send_button = QPushButton("Send invitations")
+        set_flag(self.send_button, "primary", True)
+        self.send_button.setToolTip("Only ready rows are sent; the others are skipped.")
+        actions.addWidget(self.preview_button)
+        actions.addWidget(self.test_button)
+        actions.addStretch(1)
+        actions.addWidget(self.send_button)
+        column.addLayout(actions)
+        column.addWidget(self._build_progress())
+        return column
+
+    def _build_progress(self) -> QWidget:
+        panel = QFrame()
+        panel.setObjectName("SendingPanel")
+        set_variant(panel, "card")
+        layout = QVBoxLayout(panel)
+        layout.setContentsMargins(14, 12, 14, 12)
+        layout.setSpacing(6)
+        top = QHBoxLayout()
+        self.progress_title = QLabel("Sending")
+        set_variant(self.progress_title, "heading")
+        top.addWidget(self.progress_title, 1)
+        self.pause_button = QPushButton("Pause")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip(
+            "Stops after the message being sent now; the rest stay queued and nothing is lost."
+        )
+        self.resume_batch_button = QPushButton("Send the rest")
+        set_flag(self.resume_batch_button, "primary", True)
+        self.resume_batch_button.hide()
+        top.addWidget(self.pause_button)
+        top.addWidget(self.cancel_button)
+        top.addWidget(self.resume_batch_button)
+        layout.addLayout(top)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setTextVisible(True)
+        self.progress_bar.setFormat("%v of %m")
+        layout.addWidget(self.progress_bar)
+        self.progress_counts = QLabel("")
+        self.progress_counts.setAccessibleName("Sending counts")
+        layout.addWidget(self.progress_counts)
+        self.summary_label = QLabel("")
+        self.summary_label.setWordWrap(True)
+        self.summary_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.summary_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.summary_label.hide()
+        layout.addWidget(self.summary_label)
+        self.failures_view = QPlainTextEdit()
+        self.failures_view.setReadOnly(True)
+        self.failures_view.setAccessibleName("Failed and uncertain invitations")
+        self.failures_view.setMaximumHeight(96)
+        self.failures_view.hide()
+        layout.addWidget(self.failures_view)
+        self.progress_panel = panel
+        panel.hide()
+        return panel
+
+    @staticmethod
+    def _heading(text: str) -> QLabel:
+        label = QLabel(text)
+        set_variant(label, "heading")
+        return label
+
+    def _connect(self) -> None:
+        self.input_tabs.currentChanged.connect(self._inputs_changed)
+        self.email_edit.textChanged.connect(self._inputs_changed)
+        self.name_edit.textChanged.connect(self._inputs_changed)
+        self.paste_edit.textChanged.connect(self._paste_changed)
+        self.email_edit.returnPressed.connect(self.check)
+        self.csv_button.clicked.connect(self.choose_csv)
+        self.kind_group.idToggled.connect(self._kind_changed)
+        self.event_combo.currentIndexChanged.connect(self._inputs_changed)
+        self.behalf_check.toggled.connect(self._behalf_toggled)
+        self.member_edit.textEdited.connect(self._member_text_edited)
+        self.member_completer.activated[str].connect(self._member_chosen)  # type: ignore[index]
+        self._search_timer.timeout.connect(self._search_members)
+        self.message_edit.textChanged.connect(self._refresh_preview)
+        self.check_button.clicked.connect(self.check)
+        self.problems_check.toggled.connect(self.proxy.set_problems_only)
+        self.table.selectionModel().currentRowChanged.connect(self._refresh_preview)
+        self.table.doubleClicked.connect(lambda _index: self.show_preview())
+        self.preview_button.clicked.connect(self.show_preview)
+        self.test_button.clicked.connect(self.send_test)
+        self.send_button.clicked.connect(self.send)
+        self.pause_button.clicked.connect(self.toggle_pause)
+        self.cancel_button.clicked.connect(self.cancel_sending)
+        self.resume_batch_button.clicked.connect(self.send_rest)
+        self._progress_timer.timeout.connect(self._render_progress)
+
+    # ==================================================================== state from the services
+    def refresh(self) -> None:
+        """Re-read the policy, branding and events (e.g. after an admin changed settings)."""
+        uow = self._context.uow
+        org_id = self._operator.organization_id
+        try:
+            self._policy = settings_service.get_settings(uow, org_id)
+            self._org = get_organization(uow, org_id)
+            self._events = list_events(uow, org_id)
+        except DomainError as exc:
+            self.message_banner.show_message(str(exc), "error")
+        self._send_decision = decide(self._operator, Action.SEND_INVITATIONS, settings=self._policy)
+        self._behalf_decision = decide(self._operator, Action.SEND_ON_BEHALF, settings=self._policy)
+        if self._send_decision.allowed:
+            self.permission_banner.clear_message()
+        else:
+            self.permission_banner.show_message(
+                denied_text(self._send_decision, self._operator), "warning"
+            )
+        self.content.setEnabled(self._send_decision.allowed)
+        self._fill_events()
+        self._update_behalf()
+        self._update_actions()
+
+    def _fill_events(self) -> None:
+        current = self.event_combo.currentData()
+        self.event_combo.blockSignals(True)
+        self.event_combo.clear()
+        for event in self._events:
+            self.event_combo.addItem(event.label, str(event.id))
+        if not self._events:
+            self.event_combo.addItem("No events yet: add one before inviting guests", None)
+        index = self.event_combo.findData(current) if current else -1
+        self.event_combo.setCurrentIndex(max(index, 0))
+        self.event_combo.blockSignals(False)
+        self.guest_radio.setEnabled(bool(self._events))
+        self.guest_radio.setToolTip("" if self._events else "There are no events to invite guests to.")
+        if not self._events and self.guest_radio.isChecked():
+            self.membership_radio.setChecked(True)
+        self.event_combo.setEnabled(self.guest_radio.isChecked() and bool(self._events))
+
+    def _update_behalf(self) -> None:
+        allowed = self._behalf_decision.allowed
+        self.behalf_check.setEnabled(allowed)
+        if not allowed:
+            self.behalf_check.setChecked(False)
+            needed = self._behalf_decision.needed
+            self.behalf_hint.setText(
+                f"Sending on behalf of another member needs the {needed.label} role or higher."
+            )
+        else:
+            self._show_credited()
+        self.member_edit.setEnabled(allowed and self.behalf_check.isChecked())
+
+    def _show_credited(self) -> None:
+        if self.behalf_check.isChecked():
+            if self._inviter is not None:
+                text = f"Credited to {self._inviter.label}; you are recorded as the sender."
+            else:
+                text = "Pick the member to credit from the list."
+        else:
+            text = f"Credited to you ({self._operator.name})."
+        self.behalf_hint.setText(text)
+
+    def _recover_interrupted(self) -> None:
+        """Once per window: invitations a stopped program left `sending` become `uncertain`."""
+        try:
+            self._recovered = recover_interrupted(self._context.uow, self._operator.organization_id)
+        except Exception:  # the composer must open even if this bookkeeping fails
+            log.exception("could not recover interrupted invitations")
+            return
+        if not self._recovered:
+            return
+        shown = ", ".join(self._recovered[:5])
+        more = f" and {len(self._recovered) - 5} more" if len(self._recovered) > 5 else ""
+        count = len(self._recovered)
+        self.recovery_banner.show_message(
+            f"{plural(count, 'invitation was', 'invitations were')} being sent when Invite Desk "
+            f"stopped last time: {shown}{more}. The server may have received "
+            f"{'it' if count == 1 else 'them'}, so {'it is' if count == 1 else 'they are'} "
+            "marked uncertain and will not be resent automatically. Check with "
+            f"{'this person' if count == 1 else 'these people'} before resending.",
+            "warning",
+        )
+
+    @property
+    def recovered(self) -> list[str]:
+        """Emails marked uncertain when this window opened."""
+        return list(self._recovered)
+
+    # ==================================================================== inputs
+    @property
+    def input_mode(self) -> InputMode:
+        return InputMode(self.input_tabs.currentIndex())
+
+    def set_input_mode(self, mode: InputMode) -> None:
+        self.input_tabs.setCurrentIndex(int(mode))
+
+    def _paste_changed(self) -> None:
+        text = self.paste_edit.toPlainText()
+        lines = sum(1 for line in text.splitlines() if line.strip())
+        self.paste_count.setText(plural(lines, "line") if lines else "")
+        self._inputs_changed()
+
+    def _kind_changed(self, _id: int = 0, _checked: bool = True) -> None:
+        self.event_combo.setEnabled(self.guest_radio.isChecked() and bool(self._events))
+        self._inputs_changed()
+
+    def _inputs_changed(self, *_args: object) -> None:
+        """Anything that changes which rows would be ready makes the last check stale."""
+        if self._preflight is not None and not self._consumed:
+            self._stale = True
+            self.stale_label.setText(
+                "The list changed since this check. Press Check addresses again before sending."
+            )
+            self.stale_label.show()
+        self._update_actions()
+
+    def _has_input(self) -> bool:
+        mode = self.input_mode
+        if mode is InputMode.ONE:
+            return bool(self.email_edit.text().strip())
+        if mode is InputMode.PASTE:
+            return bool(self.paste_edit.toPlainText().strip())
+        return self._csv is not None
+
+    def _kind(self) -> InvitationKind:
+        return InvitationKind.EVENT if self.guest_radio.isChecked() else InvitationKind.MEMBERSHIP
+
+    def _event(self) -> EventInfo | None:
+        if self._kind() is not InvitationKind.EVENT:
+            return None
+        data = self.event_combo.currentData()
+        return next((e for e in self._events if str(e.id) == data), None)
+
+    def _collect_inputs(self) -> tuple[InviteeInput, ...]:
+        mode = self.input_mode
+        if mode is InputMode.ONE:
+            return (InviteeInput(1, self.email_edit.text().strip(), clean_name(self.name_edit.text())),)
+        if mode is InputMode.PASTE:
+            return parse_pasted(self.paste_edit.toPlainText()).rows
+        return self._csv.rows if self._csv is not None else ()
+
+    def _source_and_label(self) -> tuple[str, str]:
+        mode = self.input_mode
+        if mode is InputMode.ONE:
+            return "single", self.email_edit.text().strip()
+        if mode is InputMode.PASTE:
+            return "paste", "Pasted list"
+        return "csv", self._csv_name
+
+    # -- CSV ---------------------------------------------------------------------------------
+    def choose_csv(self) -> None:
+        path, _filter = QFileDialog.getOpenFileName(
+            self, "Import invitees from a CSV file", "", "CSV files (*.csv *.txt);;All files (*)"
+        )
+        if path:
+            self.import_csv(Path(path))
+
+    def import_csv(self, path: Path) -> None:
+        """Read and parse the file in the background, then check it."""
+        self.set_input_mode(InputMode.CSV)
+        self.csv_error.clear_message()
+        self._set_busy("Reading the file…")
+
+        def work() -> ImportResult:
+            try:
+                size = path.stat().st_size
+                if size > MAX_CSV_BYTES:
+                    raise ImportFailed(
+                        f"{path.name} is {size / 1024 / 1024:.0f} MB; split it into files under "
+                        f"{MAX_CSV_BYTES // 1024 // 1024} MB."
+                    )
+                data = path.read_bytes()
+            except OSError as exc:
+                raise ImportFailed(f"Could not read {path.name}: {exc.strerror or exc}.") from None
+            return parse_csv(data)
+
+        self._run(work, lambda result: self._csv_imported(path, result), self._csv_failed)
+
+    def _csv_imported(self, path: Path, result: ImportResult) -> None:
+        self._set_busy("")
+        self._csv = result
+        self._csv_name = path.name
+        self.csv_file_label.setText(f"{path.name}: {plural(len(result.rows), 'row')}")
+        self.csv_notes.setText("\n".join(result.notes))
+        self.csv_notes.setVisible(bool(result.notes))
+        set_variant(self.csv_notes, "badge" if any("Latin-1" in n for n in result.notes) else "small")
+        self._inputs_changed()
+        if result.rows:
+            self.check()
+
+    def _csv_failed(self, error: BaseException) -> None:
+        self._set_busy("")
+        self._csv = None
+        self._csv_name = ""
+        self.csv_file_label.setText("No file imported")
+        self.csv_notes.hide()
+        if isinstance(error, DomainError):
+            self.csv_error.show_message(f"The file was not imported. {error}", "error")
+        else:
+            log.error("CSV import failed", exc_info=error)
+            self.csv_error.show_message(f"The file was not imported: {error}", "error")
+        self._inputs_changed()
+
+    # -- on behalf ---------------------------------------------------------------------------
+    def _behalf_toggled(self, on: bool) -> None:
+        self.member_edit.setEnabled(on and self._behalf_decision.allowed)
+        if not on:
+            self._inviter = None
+            self.member_edit.clear()
+        else:
+            self.member_edit.setFocus()
+            self._search_timer.start()
+        self._show_credited()
+        self._refresh_preview()
+        self._update_actions()
+
+    def _member_text_edited(self, text: str) -> None:
+        self._inviter = self._member_choices.get(text)
+        self._show_credited()
+        self._search_timer.start()
+        self._update_actions()
+
+    def _search_members(self) -> None:
+        try:
+            found = search_members(self._context.uow, self._operator, self.member_edit.text())
+        except DomainError as exc:
+            self.behalf_hint.setText(str(exc))
+            return
+        self._member_choices = {m.label: m for m in found}
+        self._member_model.setStringList(list(self._member_choices))
+        if self.member_edit.hasFocus() and found and self._inviter is None:
+            self.member_completer.complete()
+
+    def _member_chosen(self, label: str) -> None:
+        self._inviter = self._member_choices.get(label)
+        self._show_credited()
+        self._refresh_preview()
+        self._update_actions()
+
+    def choose_inviter(self, member: MemberChoice) -> None:
+        """Credit `member` as the inviter (what picking from the completer does)."""
+        self.behalf_check.setChecked(True)
+        self._member_choices[member.label] = member
+        self.member_edit.setText(member.label)
+        self._member_chosen(member.label)
+
+    # ==================================================================== pre-flight
+    def check(self) -> None:
+        """Run the pre-flight for the current inputs in the background."""
+        if not self._send_decision.allowed or self._busy or self.sending:
+            return
+        inputs = self._collect_inputs()
+        if not inputs:
+            self.message_banner.show_message("Enter at least one email address first.", "info")
+            return
+        kind = self._kind()
+        event = self._event()
+        if kind is InvitationKind.EVENT and event is None:
+            self.message_banner.show_message("Choose the event the guests are invited to.", "info")
+            return
+        self.message_banner.clear_message()
+        self._check_generation += 1
+        generation = self._check_generation
+        engine = self._context.engine
+        org_id = self._operator.organization_id
+        event_id = event.id if event else None
+        self._set_busy(f"Checking {plural(len(inputs), 'address', 'addresses')}…")
+        self._run(
+            lambda: run_preflight(UnitOfWork(engine), org_id, inputs, kind=kind, event_id=event_id),
+            lambda result: self._checked(generation, result),
+            self._check_failed,
+        )
+
+    def _checked(self, generation: int, result: Preflight) -> None:
+        self._set_busy("")
+        if generation != self._check_generation:
+            return
+        self._preflight = result
+        self._stale = False
+        self._consumed = False
+        self.stale_label.hide()
+        self.model.set_preflight(result)
+        self.table_stack.setCurrentWidget(self.table)
+        self.counts_label.setText(self.model.summary())
+        self._select_first_row()
+        self._update_actions()
+
+    def _check_failed(self, error: BaseException) -> None:
+        self._set_busy("")
+        self._show_error("The check did not run", error)
+
+    def _select_first_row(self) -> None:
+        if self.proxy.rowCount() == 0:
+            return
+        first_ready = next(
+            (r for r in range(self.proxy.rowCount())
+             if self.proxy.index(r, 0).data(PreflightRole.STATUS) == RowStatus.READY.value),
+            0,
+        )
+        self.table.selectRow(first_ready)
+
+    @property
+    def preflight(self) -> Preflight | None:
+        return self._preflight
+
+    def selected_row(self) -> PreflightRow | None:
+        index = self.table.currentIndex()
+        if index.isValid():
+            row = self.proxy.data(index, PreflightRole.ROW)
+            if isinstance(row, PreflightRow):
+                return row
+        if self._preflight and self._preflight.rows:
+            return (self._preflight.ready or self._preflight.rows)[0]
+        return None
+
+    # ==================================================================== preview and test
+    def _inviter_name(self) -> str:
+        if self.behalf_check.isChecked() and self._inviter is not None:
+            return self._inviter.name
+        return self._operator.name
+
+    def _content_for(self, row: PreflightRow, *, email: str | None = None) -> InvitationContent:
+        event = self._event()
+        return InvitationContent(
+            email=email or row.email,
+            name=row.name,
+            inviter_name=self._inviter_name(),
+            personal_message=row.message or clean_message(self.message_edit.toPlainText()),
+            expires_at=utcnow() + timedelta(days=self._policy.invitation_expiry_days),
+            event_name=event.name if event else "",
+        )
+
+    def _templates_and_mail(self) -> tuple[OrganizationInfo, InvitationTemplates, MailSettings]:
+        uow = self._context.uow
+        org_id = self._operator.organization_id
+        org = get_organization(uow, org_id)
+        self._org = org
+        return org, get_templates(uow, org_id), get_mail_settings(uow, org_id)
+
+    def preview_email(self, row: PreflightRow | None = None) -> PreviewEmail:
+        """The selected row's email, rendered by the services with a placeholder link."""
+        row = row or self.selected_row()
+        if row is None:
+            raise DomainError("Check the addresses first: the preview shows one row of the list.")
+        org, templates, mail = self._templates_and_mail()
+        rendered = render_invitation(org, templates, self._content_for(row), PREVIEW_TOKEN)
+        sender = mail.from_name or org.name
+        if mail.from_address:
+            sender = f"{sender} <{mail.from_address}>"
+        else:
+            sender = f"{sender} (no sender address yet: see Settings › Email)"
+        to = f"{row.name} <{row.email}>" if row.name else row.email
+        link_note = "The link in a preview is a placeholder and does not work."
+        if row.status is RowStatus.READY:
+            note = f"Row {row.row}. {link_note}"
+        else:
+            note = f"Row {row.row} will not be sent ({STATUS_TEXT[row.status].lower()}). {link_note}"
+        return PreviewEmail(rendered, sender, to, org.logo, note)
+
+    def show_preview(self) -> None:
+        if self._preview is None:
+            self._preview = PreviewDialog(self)
+            self._preview.test_requested.connect(self.send_test)
+        self._render_preview()
+        if self._preview.isVisible():  # already open, perhaps behind the main window
+            self._preview.raise_()
+        else:
+            self._preview.show()
+
+    @property
+    def preview_dialog(self) -> PreviewDialog | None:
+        return self._preview
+
+    def _refresh_preview(self, *_args: object) -> None:
+        """Follow the selection, the message and the inviter while the preview is open."""
+        if self._preview is None or not self._preview.isVisible():
+            return
+        self._render_preview()
+
+    def _render_preview(self) -> None:
+        assert self._preview is not None
+        try:
+            self._preview.pane.show_email(self.preview_email())
+        except DomainError as exc:
+            self._preview.pane.show_nothing(str(exc))
+
+    def send_test(self) -> None:
+        """Send the selected row's email to the operator's own address (not an invitation)."""
+        if self._busy or self.sending:
+            return
+        row = self.selected_row()
+        if row is None:
+            self.message_banner.show_message("Check the addresses first, then send a test.", "info")
+            return
+        try:
+            org, templates, mail = self._templates_and_mail()
+            if not self._mail_ready(mail):
+                return
+            message, _message_id = build_invitation_message(
+                org, mail, templates, self._content_for(row, email=self._operator.email),
+                PREVIEW_TOKEN,
+            )
+        except DomainError as exc:
+            self._show_error("The test email could not be prepared", exc)
+            return
+        subject = str(message["Subject"])
+        del message["Subject"]
+        message["Subject"] = f"[Test] {subject}"
+        go_on, password = self._password_for(mail)
+        if not go_on:
+            return
+        to = self._operator.email
+        self._set_busy(f"Sending a test to {to}…")
+        self._run(
+            lambda: send_test_message(mail, password, message, to),
+            lambda result: self._test_sent(to, result),
+            lambda error: self._test_failed(error),
+        )
+
+    def _test_sent(self, to: str, result: SendResult) -> None:
+        self._set_busy("")
+        if isinstance(result, Sent):
+            self.message_banner.show_message(
+                f"A test email was sent to {to}. Check your inbox (and the spam folder).", "success"
+            )
+        elif isinstance(result, PermanentFailure | TemporaryFailure):
+            code = f"{result.code} " if result.code else ""
+            self.message_banner.show_message(
+                f"The server refused the test email to {to}: {code}{result.reply}", "error"
+            )
+        else:
+            self.message_banner.show_message(
+                f"The test email to {to} may or may not have arrived: {result.reason}", "warning"
+            )
+
+    def _test_failed(self, error: BaseException) -> None:
+        self._set_busy("")
+        self._show_error("The test email was not sent", error)
+
+    # ==================================================================== sending
+    @property
+    def sending(self) -> bool:
+        return self._job is not None and self._job.running
+
+    def _mail_ready(self, mail: MailSettings) -> bool:
+        if mail.configured:
+            return True
+        self.message_banner.show_message(
+            "Sending needs the organization's SMTP server: it is not set up yet. An organization "
+            "admin can enter it in Settings › Email.",
+            "error",
+            action=("Open Settings › Email", self.email_settings_requested.emit),
+        )
+        return False
+
+    def _password_for(self, mail: MailSettings) -> tuple[bool, str | None]:
+        """(go on, password): the password is None when the server needs no sign-in.
+
+        Read from the keyring; asked once (and stored there) when the keyring has none.
+        """
+        if not mail.username:
+            return True, None
+        key = mail.password_key()
+        if key in self._session_passwords:
+            return True, self._session_passwords[key]
+        try:
+            stored = self._context.credentials.get(key)
+        except CredentialStoreError as exc:
+            log.warning("keyring unavailable: %s", exc)
+            stored = None
+        if stored:
+            return True, stored
+        answer = self._ask_password(self, mail, self._context.credentials)
+        if answer is None:
+            self.message_banner.show_message(
+                "Nothing was sent: the SMTP password is needed to send.", "info"
+            )
+            return False, None
+        if not answer.stored:
+            self._session_passwords[key] = answer.password
+            self.message_banner.show_message(answer.problem, "warning")
+        return True, answer.password
+
+    def send(self) -> None:
+        """Queue the ready rows as one batch, then send it in the background."""
+        preflight = self._preflight
+        if (preflight is None or self._stale or self._consumed or self._busy or self.sending
+                or not self._send_decision.allowed):
+            return
+        ready = preflight.ready
+        if not ready:
+            self.message_banner.show_message("No row is ready to send.", "info")
+            return
+        if self.behalf_check.isChecked() and self._inviter is None:
+            self.message_banner.show_message(
+                "Pick the member to credit from the list, or untick \"Send on behalf of another "
+                "member\".", "error")
+            return
+        try:
+            mail = get_mail_settings(self._context.uow, self._operator.organization_id)
+        except DomainError as exc:
+            self._show_error("Nothing was sent", exc)
+            return
+        if not self._mail_ready(mail):
+            return
+        go_on, password = self._password_for(mail)
+        if not go_on:
+            return
+        self.message_banner.clear_message()
+        engine = self._context.engine
+        operator = self._operator
+        inviter_id = self._inviter.id if self.behalf_check.isChecked() and self._inviter else None
+        message = clean_message(self.message_edit.toPlainText())
+        kind = self._kind()
+        event = self._event()
+        source, label = self._source_and_label()
+        self._set_busy(f"Queuing {plural(len(ready), 'invitation')}…")
+        self._run(
+            lambda: queue_invitations(
+                UnitOfWork(engine), operator, ready, inviter_id=inviter_id,
+                personal_message=message, kind=kind, event_id=event.id if event else None,
+                source=source, label=label,
+            ),
+            lambda queued: self._queued(queued, mail, password),
+            self._queue_failed,
+        )
+
+    def _queued(self, queued: QueuedBatch, mail: MailSettings, password: str | None) -> None:
+        self._set_busy("")
+        self._consumed = True
+        self.stale_label.setText(
+            "These addresses were queued. To invite more people, change the list and check again."
+        )
+        self.stale_label.show()
+        self.batch_queued.emit(queued)
+        if queued.skipped:
+            emails = ", ".join(r.email for r in queued.skipped[:5])
+            self.message_banner.show_message(
+                f"{plural(len(queued.skipped), 'address was', 'addresses were')} skipped because "
+                f"they became members or were invited since the check: {emails}.", "info")
+        if queued.queued == 0:
+            self._update_actions()
+            return
+        self._batch_id = queued.batch_id
+        self._batch_total = queued.queued
+        self._batch_report = SendReport()
+        self._uncertain = []
+        self._start_sending(mail, password)
+
+    def _queue_failed(self, error: BaseException) -> None:
+        self._set_busy("")
+        self._show_error("Nothing was queued or sent", error)
+
+    def send_rest(self) -> None:
+        """Send what is still queued in the last batch (after a cancel or a stop)."""
+        if self._batch_id is None or self.sending or self._busy:
+            return
+        mail = get_mail_settings(self._context.uow, self._operator.organization_id)
+        if not self._mail_ready(mail):
+            return
+        go_on, password = self._password_for(mail)
+        if not go_on:
+            return
+        self.message_banner.clear_message()
+        self._start_sending(mail, password)
+
+    def _start_sending(self, mail: MailSettings, password: str | None) -> None:
+        assert self._batch_id is not None
+        config = mail.smtp_config()
+        worker = SendWorker(
+            self._context.engine,
+            lambda: SmtpTransport(config, password),
+            organization_id=self._operator.organization_id,
+            batch_id=self._batch_id,
+            retry=self._retry,
+        )
+        worker.progressed.connect(self._progressed)
+        worker.finished.connect(self._finished)
+        worker.failed.connect(self._failed)
+        self._rate = mail.rate_per_minute
+        self._last_progress = None
+        self._job = SendJob(worker, self)
+        self.progress_panel.show()
+        self.progress_title.setText(f"Sending {plural(self._batch_total, 'invitation')}")
+        self.progress_bar.setRange(0, max(self._batch_total, 1))
+        self.progress_bar.setValue(0)
+        self.progress_counts.setText("Connecting to the mail server…")
+        self.summary_label.hide()
+        self.failures_view.hide()
+        self.failures_view.clear()
+        self.pause_button.setText("Pause")
+        self.pause_button.show()
+        self.pause_button.setEnabled(True)
+        self.cancel_button.show()
+        self.cancel_button.setEnabled(True)
+        self.cancel_button.setText("Cancel")
+        self.resume_batch_button.hide()
+        self._job.start()
+        self.sending_started.emit(self._batch_id)
+        self._update_actions()
+
+    def toggle_pause(self) -> None:
+        if self._job is None or not self.sending:
+            return
+        worker = self._job.worker
+        if worker.paused:
+            worker.resume()
+            self.pause_button.setText("Pause")
+        else:
+            worker.pause()
+            self.pause_button.setText("Resume")
+        self._render_progress()
+
+    def cancel_sending(self) -> None:
+        if self._job is None or not self.sending:
+            return
+        self._job.worker.cancel()
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.setText("Cancelling…")
+        self.pause_button.setEnabled(False)
+        self.progress_counts.setText(
+            "Cancelling after the message being sent now; the rest stay queued."
+        )
+
+    def _progressed(self, progress: SendProgress) -> None:
+        self._last_progress = progress
+        if progress.last_outcome == "uncertain" and progress.last_email:
+            self._uncertain.append(progress.last_email)
+        if not self._progress_timer.isActive():
+            self._progress_timer.start()
+
+    def _render_progress(self) -> None:
+        progress = self._last_progress
+        if progress is None or self._job is None:
+            return
+        done = progress.total - progress.remaining
+        self.progress_bar.setRange(0, max(progress.total, 1))
+        self.progress_bar.setValue(done)
+        seconds = progress.seconds_left
+        if self._rate and progress.remaining:
+            seconds = max(seconds or 0.0, progress.remaining * 60 / self._rate)
+        if self._job.worker.paused:
+            tail = "paused: nothing is being sent"
+        elif progress.remaining:
+            tail = format_time_left(seconds)
+        else:
+            tail = "finishing…"
+        if self.cancel_button.isEnabled() or not self.sending:
+            self.progress_counts.setText(f"{self._counts_text(progress)} · {tail}")
+
+    def _counts_text(self, progress: SendProgress) -> str:
+        """Counts for the whole batch: earlier runs plus this one."""
+        before = self._batch_report
+        return (f"{before.sent + progress.sent:,} sent · {before.failed + progress.failed:,} "
+                f"failed · {before.uncertain + progress.uncertain:,} uncertain · "
+                f"{progress.remaining:,} remaining")
+
+    def _end_job(self) -> None:
+        self._progress_timer.stop()
+        job, self._job = self._job, None
+        if job is not None and job.join():
+            job.deleteLater()
+        elif job is not None:  # never destroy a running thread: keep it until it ends
+            log.error("the sending thread did not end; keeping it alive")
+            self._stuck_jobs.append(job)
+
+    def _finished(self, report: SendReport) -> None:
+        """The run ended (done, cancelled or stopped): summarize the whole batch so far."""
+        self._end_job()
+        progress = self._last_progress
+        remaining = progress.remaining if progress is not None else 0
+        before = self._batch_report
+        self._batch_report = SendReport(
+            sent=before.sent + report.sent, failed=before.failed + report.failed,
+            uncertain=before.uncertain + report.uncertain, retried=before.retried + report.retried,
+            cancelled=report.cancelled, error=report.error,
+            failures=[*before.failures, *report.failures],
+        )
+        self._show_summary(self._batch_report, remaining)
+        self.sending_finished.emit(report)
+        self._update_actions()
+
+    def _failed(self, message: str) -> None:
+        self._end_job()
+        self.progress_title.setText("Sending stopped")
+        self.progress_counts.setText(message)
+        self.pause_button.hide()
+        self.cancel_button.hide()
+        self.resume_batch_button.setText("Try again")
+        self.resume_batch_button.setVisible(self._batch_id is not None)
+        self.message_banner.show_message(
+            f"Sending stopped: {message} Invitations not sent yet stay queued.", "error")
+        self._update_actions()
+
+    def _show_summary(self, report: SendReport, remaining: int) -> None:
+        parts = [f"{report.sent:,} sent"]
+        if report.failed:
+            parts.append(f"{report.failed:,} failed")
+        if report.uncertain:
+            parts.append(f"{report.uncertain:,} uncertain")
+        if remaining:
+            parts.append(f"{remaining:,} not sent yet")
+        headline = ", ".join(parts)
+        if report.error:
+            title = "Sending stopped"
+        elif report.cancelled:
+            title = "Sending cancelled"
+        else:
+            title = "Sending finished"
+        self.progress_title.setText(f"{title}: {headline}")
+        self.progress_counts.setText(headline)
+        done = report.sent + report.failed + report.uncertain
+        self.progress_bar.setRange(0, max(done + remaining, 1))
+        self.progress_bar.setValue(done)
+        lines: list[str] = []
+        if report.error:
+            hint = (" Check the user name and password in Settings › Email."
+                    if "password" in report.error or "sign" in report.error else "")
+            lines.append(f"Stopped: {report.error}{hint}")
+        if remaining:
+            lines.append(
+                f"{plural(remaining, 'invitation is', 'invitations are')} still queued and nothing "
+                "was lost: press Send the rest to continue."
+            )
+        if report.failed:
+            one = report.failed == 1
+            lines.append(
+                f"{plural(report.failed, 'invitation')} failed: the server refused "
+                f"{'it' if one else 'them'} (reply below). {'It is' if one else 'They are'} "
+                "not retried."
+            )
+        if report.uncertain:
+            lines.append(
+                f"{plural(report.uncertain, 'invitation is', 'invitations are')} uncertain: the "
+                "connection broke after the message went out, so it may have been received. "
+                "Not resent automatically; check with the invitee before resending."
+            )
+        if report.retried and not report.failed:
+            lines.append(f"{plural(report.retried, 'temporary refusal')} retried.")
+        self.summary_label.setText("\n".join(lines))
+        self.summary_label.setVisible(bool(lines))
+        details = [f"{email} — {reason}" for email, reason in report.failures]
+        details += [f"{email} — uncertain: may have been received; not resent automatically"
+                    for email in self._uncertain]
+        self.failures_view.setPlainText("\n".join(details))
+        self.failures_view.setVisible(bool(details))
+        self.pause_button.hide()
+        self.cancel_button.hide()
+        self.resume_batch_button.setText(f"Send the rest ({remaining:,})")
+        self.resume_batch_button.setVisible(remaining > 0)
+        kind = "error" if report.error or report.failed else ("warning" if report.uncertain
+                                                              or remaining else "success")
+        self.message_banner.show_message(f"{title}: {headline}.", kind)
+
+    def stop_sending(self, wait_ms: int = 60_000) -> bool:
+        """Cancel a running batch and wait for it (the main window calls this before quitting)."""
+        if self._job is None:
+            return True
+        stopped = self._job.stop(wait_ms)
+        return stopped
+
+    # ==================================================================== helpers
+    def _run(
+        self,
+        work: Callable[[], T],
+        on_done: Callable[[T], None],
+        on_failed: Callable[[BaseException], None],
+    ) -> None:
+        """Run `work` off the GUI thread; the callbacks run on it, unless the window is gone."""
+
+        def done(result: T) -> None:
+            if shiboken6.isValid(self):
+                on_done(result)
+
+        def failed(error: BaseException) -> None:
+            if shiboken6.isValid(self):
+                on_failed(error)
+
+        BackgroundTask(work).on_success(done).on_failure(failed).run_in_background(self._runner)
+
+    def _set_busy(self, text: str) -> None:
+        self._busy = text
+        if text:
+            self.counts_label.setText(text)
+        elif self._preflight is not None:
+            self.counts_label.setText(self.model.summary())
+        else:
+            self.counts_label.setText("")
+        self._update_actions()
+
+    def _show_error(self, what: str, error: BaseException) -> None:
+        if isinstance(error, SmtpAuthError):
+            self.message_banner.show_message(
+                f"{what}. {error}", "error",
+                action=("Open Settings › Email", self.email_settings_requested.emit))
+        elif isinstance(error, DomainError):
+            self.message_banner.show_message(f"{what}. {error}", "error")
+        else:
+            log.error("%s", what, exc_info=error)
+            self.message_banner.show_message(
+                f"{what}: an unexpected error happened ({type(error).__name__}: {error}).", "error")
+
+    def _update_actions(self) -> None:
+        allowed = self._send_decision.allowed
+        sending = self.sending
+        idle = allowed and not sending and not self._busy
+        has_rows = self._preflight is not None and bool(self._preflight.rows)
+        ready = len(self._preflight.ready) if self._preflight is not None else 0
+        for widget in (self.input_tabs, self.message_edit, self.membership_radio,
+                       self.guest_radio, self.behalf_check):
+            widget.setEnabled(allowed and not sending and not self._busy)
+        self.guest_radio.setEnabled(self.guest_radio.isEnabled() and bool(self._events))
+        self.behalf_check.setEnabled(self.behalf_check.isEnabled() and self._behalf_decision.allowed)
+        self.event_combo.setEnabled(self.guest_radio.isEnabled() and self.guest_radio.isChecked())
+        self.member_edit.setEnabled(self.behalf_check.isEnabled() and self.behalf_check.isChecked())
+        self.check_button.setEnabled(idle and self._has_input())
+        can_send = idle and has_rows and ready > 0 and not self._stale and not self._consumed
+        self.send_button.setEnabled(can_send)
+        self.send_button.setText(f"Send {plural(ready, 'invitation')}" if ready and not
+                                 self._consumed else "Send invitations")
+        self.preview_button.setEnabled(allowed and has_rows)
+        self.test_button.setEnabled(idle and has_rows)
+        self.problems_check.setEnabled(has_rows)
+
+    # ==================================================================== Qt overrides
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not self.sending and not self._busy:
+            self.refresh()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.stop_sending()
+        self._end_job()
+        self._pool.waitForDone(30_000)
+        if self._preview is not None:
+            self._preview.close()
+        super().closeEvent(event)
+

@@ -1,0 +1,573 @@
+"""The main window: organization header, left navigation, one page per part of the app, and a
+status bar saying who is signed in, with which role and unit, on which database."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QByteArray, QModelIndex, QSettings, QSize, Qt, Signal
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QKeySequence,
+    QPainter,
+    QPaintEvent,
+    QPalette,
+    QStandardItem,
+    QStandardItemModel,
+)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QMainWindow,
+    QMessageBox,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from invite_desk import __version__
+from invite_desk.services import local_config, organization, permissions, settings
+from invite_desk.services.operator import Operator
+from invite_desk.services.organization import OrganizationInfo
+from invite_desk.services.permissions import Action, Decision
+from invite_desk.services.roles import Role
+from invite_desk.services.settings_schema import PolicySettings
+from invite_desk.services.uow import UnitOfWork
+from invite_desk.ui import theme
+from invite_desk.ui.placeholder import PlaceholderPage
+
+if TYPE_CHECKING:
+    from invite_desk.app import AppContext
+
+SettingsFactory = Callable[[UnitOfWork, Operator, QWidget | None], QWidget]
+
+PAGE_KEY_ROLE = Qt.ItemDataRole.UserRole + 1
+DEFAULT_SIZE = QSize(1200, 780)
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    key: str
+    title: str  # in the navigation
+    icon: str  # resources/icons/<icon>.svg
+    heading: str  # on the placeholder while the page is not built
+    summary: str
+    plans: tuple[str, ...] = ()
+
+
+PAGES: tuple[PageSpec, ...] = (
+    PageSpec(
+        "compose", "Compose", "compose", "Compose and send invitations",
+        "Invite one person or thousands at once, with a personal message, sent from your "
+        "organization's mail server.",
+        ("Paste a list of addresses or import a CSV file; duplicates and existing members are "
+         "flagged before anything is sent.",
+         "Preview the branded email with your personal message.",
+         "Send in the background with progress, pause and cancel, within your mail "
+         "provider's rate limit."),
+    ),
+    PageSpec(
+        "invitations", "Invitations", "invitations", "Track invitations",
+        "Every invitation in your scope and where it stands, also while offline.",
+        ("Pending, accepted, expired, revoked and failed invitations, with filters and search.",
+         "Resend (with a fresh link), revoke or extend an invitation.",
+         "See who invited whom and when each link expires."),
+    ),
+    PageSpec(
+        "referrals", "Referrals", "referrals", "Referrals and leaderboard",
+        "Who brought in whom over the last twelve months, and who your top recruiters are.",
+        ("Referrals completed and pending, per member and per unit.",
+         "A leaderboard to recognize or reward successful referrers.",
+         "Progress toward numberOfReferralsNeededForSignup when registration is invite-only."),
+    ),
+    PageSpec(
+        "members", "Members", "members", "Members",
+        "Your organization's members, by unit and role.",
+        ("Search and filter members; see who referred them.",
+         "Change roles within your scope and give operators a password.",
+         "Deactivate members (nothing is ever deleted)."),
+    ),
+    PageSpec(
+        "applications", "Applications", "applications", "Membership applications",
+        "When adhesion is required, new members wait here until HR or an admin approves them.",
+        ("Review pending applications in your unit or across the organization.",
+         "Approve or reject with a reason; the referral is completed on approval."),
+    ),
+    PageSpec(
+        "settings", "Settings", "settings", "Organization settings",
+        "Invitations, referrals, and your organization's name and branding.",
+        ("Turn invitations on or off and choose who may send them.",
+         "Referral tracking and invite-only registration.",
+         "Name, description, logo, accent colour and registration web address."),
+    ),
+)
+
+
+def default_settings_factory() -> SettingsFactory | None:
+    """The settings panel, or None while invite_desk.ui.settings is not installed."""
+    try:
+        from invite_desk.ui.settings.window import SettingsWindow
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and exc.name.startswith("invite_desk.ui.settings"):
+            return None
+        raise
+    return SettingsWindow
+
+
+PageFactory = Callable[["AppContext", Operator], QWidget]
+
+
+def default_page_factories() -> dict[str, PageFactory]:
+    """The pages built so far; the others show their placeholder."""
+    from invite_desk.ui.compose.window import ComposeWindow
+
+    return {"compose": ComposeWindow}
+
+
+def window_state_store() -> QSettings:
+    """Window geometry, kept beside config.json (so INVITE_DESK_CONFIG_DIR moves it too)."""
+    path = local_config.config_path().with_name("window-state.ini")
+    return QSettings(str(path), QSettings.Format.IniFormat)
+
+
+class ElidedLabel(QLabel):
+    """A one-line label that shrinks with its window and elides its text (full text in the
+    tooltip), so that a long database URL or description never widens the window."""
+
+    def __init__(self, text: str = "", mode: Qt.TextElideMode = Qt.TextElideMode.ElideRight,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(text, parent)
+        self._mode = mode
+        self.setToolTip(text)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt override)
+        super().setText(text)
+        self.setToolTip(text)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+        hint = super().minimumSizeHint()
+        return QSize(min(hint.width(), 80), hint.height())
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt override)
+        painter = QPainter(self)
+        rect = self.contentsRect()
+        text = self.fontMetrics().elidedText(self.text(), self._mode, rect.width())
+        self.style().drawItemText(painter, rect, int(self.alignment()), self.palette(),
+                                  self.isEnabled(), text, self.foregroundRole())
+
+
+def role_text(role: Role) -> str:
+    return f"{role.label} ({role.name})"
+
+
+def unit_text(operator: Operator) -> str:
+    if operator.role.is_tenant_wide:
+        return "whole organization"
+    return operator.unit_name or "no unit"
+
+
+def denial_text(operator: Operator, decision: Decision, what: str) -> str:
+    """Why `operator` may not do `what`, mirroring the PermissionDenied the service would raise."""
+    parts: list[str] = []
+    if operator.role < decision.needed:
+        parts.append(
+            f"{what} needs the {decision.needed.name} role ({decision.needed.label}) or higher; "
+            f"you are signed in as {role_text(operator.role)}."
+        )
+    if decision.reason:
+        parts.append(decision.reason)
+    return " ".join(parts) or f"{what} is not available to you."
+
+
+class MainWindow(QMainWindow):
+    signed_out = Signal()  # the operator chose Sign out; the window closes right after
+    closed = Signal()
+
+    def __init__(
+        self,
+        context: AppContext,
+        operator: Operator,
+        settings_widget_factory: SettingsFactory | None = None,
+        *,
+        page_factories: dict[str, PageFactory] | None = None,
+        remember_geometry: bool = True,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._context = context
+        self.operator = operator
+        self._remember_geometry = remember_geometry
+        self._leaving_confirmed = False
+        self.was_signed_out = False
+        uow = context.uow
+        self.policy: PolicySettings = settings.get_settings(uow, operator.organization_id)
+        self.organization: OrganizationInfo = organization.get_organization(
+            uow, operator.organization_id
+        )
+        self.setWindowIcon(theme.app_icon())
+        screen = self.screen()
+        self.resize(DEFAULT_SIZE.boundedTo(screen.availableSize()) if screen else DEFAULT_SIZE)
+
+        central = QWidget()
+        central.setObjectName("Central")
+        column = QVBoxLayout(central)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(self._build_header())
+        accent_bar = QFrame()
+        accent_bar.setObjectName("AccentBar")
+        accent_bar.setFixedHeight(3)
+        column.addWidget(accent_bar)
+        body = QHBoxLayout()
+        body.setContentsMargins(0, 0, 0, 0)
+        body.setSpacing(0)
+        body.addWidget(self._build_navigation())
+        self.stack = QStackedWidget()
+        self.stack.setObjectName("Pages")
+        body.addWidget(self.stack, 1)
+        column.addLayout(body, 1)
+        self.setCentralWidget(central)
+
+        factory = settings_widget_factory or default_settings_factory()
+        self._page_factories = (
+            default_page_factories() if page_factories is None else page_factories
+        )
+        self.pages: dict[str, QWidget] = {}
+        self._frames: dict[str, QWidget] = {}
+        for spec in PAGES:
+            page = self._build_page(spec, factory)
+            self.pages[spec.key] = page
+            self.stack.addWidget(self._framed(spec.key, page))
+
+        self._build_menus()
+        self._build_status_bar()
+        self._show_organization()
+        self._apply_permissions()
+        self.nav_view.selectionModel().currentRowChanged.connect(self._on_nav_changed)
+        self._select_first_enabled()
+        self.nav_view.setFocus()
+        if remember_geometry:
+            self._restore_geometry()
+
+    # -- building -------------------------------------------------------------------------
+
+    def _build_header(self) -> QWidget:
+        header = QFrame()
+        header.setObjectName("AppHeader")
+        row = QHBoxLayout(header)
+        row.setContentsMargins(20, 12, 20, 12)
+        row.setSpacing(14)
+        self.logo_label = QLabel()
+        self.logo_label.setObjectName("OrganizationLogo")
+        row.addWidget(self.logo_label)
+        titles = QVBoxLayout()
+        titles.setSpacing(0)
+        self.organization_label = QLabel()
+        self.organization_label.setObjectName("OrganizationName")
+        self.description_label = ElidedLabel()
+        theme.set_variant(self.description_label, "muted")
+        titles.addWidget(self.organization_label)
+        titles.addWidget(self.description_label)
+        row.addLayout(titles, 1)
+
+        who = QVBoxLayout()
+        who.setSpacing(0)
+        name = QLabel(self.operator.name)
+        name.setObjectName("HeaderOperator")
+        name.setAlignment(Qt.AlignmentFlag.AlignRight)
+        name.setStyleSheet("font-weight: 600;")
+        detail = QLabel(f"{self.operator.role.label} · {unit_text(self.operator)}")
+        detail.setAlignment(Qt.AlignmentFlag.AlignRight)
+        theme.set_variant(detail, "small")
+        who.addWidget(name)
+        who.addWidget(detail)
+        row.addLayout(who)
+        self.sign_out_button = QPushButton(theme.icon("sign-out"), "Sign out")
+        self.sign_out_button.setToolTip("Sign out and return to the sign-in window")
+        self.sign_out_button.clicked.connect(self.sign_out)
+        row.addWidget(self.sign_out_button)
+        return header
+
+    def _build_navigation(self) -> QWidget:
+        panel = QFrame()
+        panel.setObjectName("NavPanel")
+        panel.setFixedWidth(216)
+        layout = QVBoxLayout(panel)
+        layout.setContentsMargins(10, 14, 10, 12)
+        layout.setSpacing(8)
+        self.nav_model = QStandardItemModel(self)
+        self._items: dict[str, QStandardItem] = {}
+        for number, spec in enumerate(PAGES, start=1):
+            item = QStandardItem(theme.icon(spec.icon), spec.title)
+            item.setData(spec.key, PAGE_KEY_ROLE)
+            item.setEditable(False)
+            item.setToolTip(f"{spec.heading} (Ctrl+{number})")
+            self.nav_model.appendRow(item)
+            self._items[spec.key] = item
+        self.nav_view = QListView()
+        self.nav_view.setObjectName("Nav")
+        self.nav_view.setAccessibleName("Navigation")
+        self.nav_view.setModel(self.nav_model)
+        self.nav_view.setIconSize(QSize(20, 20))
+        self.nav_view.setUniformItemSizes(True)
+        self.nav_view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.nav_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.nav_view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.nav_view.setFrameShape(QFrame.Shape.NoFrame)
+        layout.addWidget(self.nav_view, 1)
+        self.compose_note = QLabel()
+        self.compose_note.setObjectName("ComposeNote")
+        self.compose_note.setWordWrap(True)
+        theme.set_variant(self.compose_note, "small")
+        self.compose_note.hide()
+        layout.addWidget(self.compose_note)
+        version = QLabel(f"Invite Desk {__version__}")
+        theme.set_variant(version, "small")
+        layout.addWidget(version)
+        return panel
+
+    def _framed(self, key: str, page: QWidget) -> QWidget:
+        """Big pages scroll inside the window instead of forcing it wider than the screen."""
+        if key not in self._page_factories:
+            return page
+        frame = QScrollArea()
+        frame.setObjectName(f"{key}Frame")
+        frame.setWidgetResizable(True)
+        frame.setFrameShape(QFrame.Shape.NoFrame)
+        frame.setWidget(page)
+        self._frames[key] = frame
+        return frame
+
+    def _build_page(self, spec: PageSpec, factory: SettingsFactory | None) -> QWidget:
+        if spec.key == "settings" and factory is not None:
+            widget = factory(self._context.uow, self.operator, None)
+            saved = getattr(widget, "settings_saved", None)
+            if saved is not None:  # who may send, or the branding, may have changed
+                saved.connect(self.refresh)
+            return widget
+        page_factory = self._page_factories.get(spec.key)
+        if page_factory is not None:
+            page = page_factory(self._context, self.operator)
+            wants_settings = getattr(page, "email_settings_requested", None)
+            if wants_settings is not None:
+                wants_settings.connect(self._open_email_settings)
+            return page
+        return PlaceholderPage(spec.heading, spec.summary, spec.plans,
+                               icon=theme.icon(spec.icon))
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        self.sign_out_action = QAction(theme.icon("sign-out"), "Sign &out", self)
+        self.sign_out_action.triggered.connect(self.sign_out)
+        file_menu.addAction(self.sign_out_action)
+        file_menu.addSeparator()
+        self.quit_action = QAction("&Quit", self)
+        self.quit_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Quit))
+        self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
+        self.quit_action.triggered.connect(self.close)
+        file_menu.addAction(self.quit_action)
+
+        go_menu = bar.addMenu("&Go")
+        go_menu.setToolTipsVisible(True)
+        self.page_actions: dict[str, QAction] = {}
+        for number, spec in enumerate(PAGES, start=1):
+            action = QAction(theme.icon(spec.icon), spec.title, self)
+            action.setShortcut(QKeySequence(f"Ctrl+{number}"))
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            action.triggered.connect(lambda _checked=False, key=spec.key: self.show_page(key))
+            go_menu.addAction(action)
+            self.page_actions[spec.key] = action
+
+        help_menu = bar.addMenu("&Help")
+        about = QAction("&About Invite Desk", self)
+        about.triggered.connect(self._about)
+        help_menu.addAction(about)
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        bar.setSizeGripEnabled(False)
+        self.status_labels: dict[str, QLabel] = {}
+        entries = (
+            ("operator", f"Signed in as {self.operator.name}"),
+            ("role", role_text(self.operator.role)),
+            ("unit", f"Unit: {unit_text(self.operator)}"),
+            ("database", f"Database: {self._context.database_label}"),
+        )
+        for index, (key, text) in enumerate(entries):
+            if index:
+                line = QFrame()
+                line.setFrameShape(QFrame.Shape.VLine)
+                line.setStyleSheet("color: #C9CED6;")
+                bar.addPermanentWidget(line)
+            label = (ElidedLabel(text, Qt.TextElideMode.ElideMiddle) if key == "database"
+                     else QLabel(text))
+            label.setObjectName(f"status_{key}")
+            bar.addPermanentWidget(label)
+            self.status_labels[key] = label
+
+    # -- state ----------------------------------------------------------------------------
+
+    def _show_organization(self) -> None:
+        org = self.organization
+        self.setWindowTitle(f"{org.name} · Invite Desk")
+        self.organization_label.setText(org.name)
+        description = " ".join(org.description.split())
+        self.description_label.setText(description)
+        self.description_label.setVisible(bool(description))
+        self.logo_label.setPixmap(
+            theme.logo_pixmap(org.logo, org.name, org.accent_color, 44)
+        )
+        self.setStyleSheet(theme.accent_stylesheet(org.accent_color))
+        palette = self.palette()
+        palette.setColor(QPalette.ColorRole.Highlight, theme.accent_colour(org.accent_color))
+        self.setPalette(palette)
+
+    def _apply_permissions(self) -> None:
+        """Mirror the services' policy: Compose is disabled, with the reason, when sending isn't allowed."""
+        decision = permissions.decide(self.operator, Action.SEND_INVITATIONS, settings=self.policy)
+        item = self._items["compose"]
+        action = self.page_actions["compose"]
+        item.setEnabled(decision.allowed)
+        action.setEnabled(decision.allowed)
+        if decision.allowed:
+            item.setToolTip("Compose and send invitations (Ctrl+1)")
+            action.setToolTip("Compose and send invitations")
+            self.compose_note.hide()
+        else:
+            reason = denial_text(self.operator, decision, "Sending invitations")
+            item.setToolTip(reason)
+            action.setToolTip(reason)
+            self.compose_note.setText(f"<b>Compose is unavailable.</b> {reason}")
+            self.compose_note.show()
+            if self.current_page_key() == "compose":
+                self._select_first_enabled()
+
+    def refresh(self) -> None:
+        """Reload the organization and its policy (after settings were saved elsewhere)."""
+        uow = self._context.uow
+        org_id = self.operator.organization_id
+        self.policy = settings.get_settings(uow, org_id)
+        self.organization = organization.get_organization(uow, org_id)
+        self._show_organization()
+        self._apply_permissions()
+
+    # -- navigation -----------------------------------------------------------------------
+
+    def page_keys(self) -> list[str]:
+        return [spec.key for spec in PAGES]
+
+    def is_page_enabled(self, key: str) -> bool:
+        return self._items[key].isEnabled()
+
+    def page_tooltip(self, key: str) -> str:
+        return self._items[key].toolTip()
+
+    def current_page_key(self) -> str | None:
+        index = self.nav_view.currentIndex()
+        return index.data(PAGE_KEY_ROLE) if index.isValid() else None
+
+    def show_page(self, key: str) -> bool:
+        """Switch to page `key`; False (and the reason in the status bar) when it is disabled."""
+        item = self._items[key]
+        if not item.isEnabled():
+            self.statusBar().showMessage(item.toolTip(), 8000)
+            return False
+        self.nav_view.setCurrentIndex(item.index())
+        return True
+
+    def _select_first_enabled(self) -> None:
+        for spec in PAGES:
+            if self._items[spec.key].isEnabled():
+                self.show_page(spec.key)
+                return
+
+    def _on_nav_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        key = current.data(PAGE_KEY_ROLE) if current.isValid() else None
+        if key in self.pages:
+            self.stack.setCurrentWidget(self._frames.get(key, self.pages[key]))
+
+    # -- session --------------------------------------------------------------------------
+
+    def sign_out(self) -> None:
+        if not self._may_leave():
+            return
+        self._leaving_confirmed = True
+        self.was_signed_out = True
+        self.signed_out.emit()
+        self.close()
+
+    def _open_email_settings(self) -> None:
+        self.show_page("settings")
+        panel = self.pages.get("settings")
+        show = getattr(panel, "show_page", None)
+        names = getattr(panel, "page_names", None)
+        if show is not None and names is not None:
+            email_pages = [n for n in names() if "smtp" in n.lower() or "email" in n.lower()]
+            if email_pages:
+                show(email_pages[0])
+
+    def _may_leave(self) -> bool:
+        """True unless a batch is sending, or settings are unsaved, and the operator says stay."""
+        compose = self.pages.get("compose")
+        if getattr(compose, "sending", False):
+            self.show_page("compose")
+            answer = QMessageBox.question(
+                self,
+                "Invitations are being sent",
+                "A batch is still sending. Stop after the current message and quit? The rest "
+                "stays queued and can be sent later.",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+                QMessageBox.StandardButton.Cancel,
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                return False
+            compose.stop_sending()  # type: ignore[union-attr]
+        panel = self.pages.get("settings")
+        unsaved = getattr(panel, "has_unsaved_changes", None)
+        if unsaved is None or not unsaved():
+            return True
+        self.show_page("settings")
+        answer = QMessageBox.question(
+            self,
+            "Unsaved settings",
+            "Your changes to the settings are not saved yet. Discard them?",
+            QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
+        return answer == QMessageBox.StandardButton.Discard
+
+    def _about(self) -> None:
+        QMessageBox.about(
+            self,
+            "About Invite Desk",
+            f"<b>Invite Desk {__version__}</b><p>Invitations and referrals for membership "
+            "organizations.</p>",
+        )
+
+    def _restore_geometry(self) -> None:
+        saved = window_state_store().value("MainWindow/geometry")
+        if isinstance(saved, QByteArray) and not saved.isEmpty():
+            self.restoreGeometry(saved)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        if not self._leaving_confirmed and not self._may_leave():
+            event.ignore()
+            return
+        self._leaving_confirmed = True
+        if self._remember_geometry:
+            store = window_state_store()
+            store.setValue("MainWindow/geometry", self.saveGeometry())
+            store.sync()
+        super().closeEvent(event)
+        self.closed.emit()

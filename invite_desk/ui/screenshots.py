@@ -1,0 +1,179 @@
+"""`invite-desk screenshots DIR`: render every window and settings page to PNG, offscreen,
+on the demo organization (on a fresh temporary database unless --db is given)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+
+import shiboken6
+from PySide6.QtCore import QSize, qInstallMessageHandler
+from PySide6.QtWidgets import QApplication, QWidget
+
+from invite_desk import app
+from invite_desk.services import auth, settings
+from invite_desk.services.credentials import MemoryCredentialStore
+from invite_desk.services.errors import DomainError
+from invite_desk.services.operator import Operator
+from invite_desk.services.roles import Role
+from invite_desk.ui.main import create_application, install_qt_message_filter
+from invite_desk.ui.main_window import DEFAULT_SIZE, MainWindow, SettingsFactory
+from invite_desk.ui.setup_dialog import SetupDialog
+from invite_desk.ui.sign_in_dialog import SignInDialog
+from invite_desk.ui.tasks import SynchronousRunner
+
+SETUP_SIZE = QSize(940, 720)
+SIGN_IN_WIDTH = 480
+
+
+class _Camera:
+    """Shows a widget at a fixed size, renders it to DIR/<name>.png and prints the path."""
+
+    def __init__(self, qapp: QApplication, directory: Path) -> None:
+        self.qapp = qapp
+        self.directory = directory
+        self.written: list[Path] = []
+
+    def shoot(self, widget: QWidget, name: str, size: QSize | None = None) -> Path:
+        if size is not None:
+            widget.resize(size)
+        widget.show()
+        for _ in range(3):  # layouts, polish and deferred resizes settle over a few passes
+            self.qapp.processEvents()
+        path = self.directory / f"{name}.png"
+        if not widget.grab().save(str(path), "PNG"):
+            raise OSError(f"Could not write {path}")
+        print(path, flush=True)
+        self.written.append(path)
+        return path
+
+
+def _prefer_offscreen() -> None:
+    """Render offscreen unless the caller chose a platform: no windows flash up, and the
+    pictures do not depend on the desktop's theme."""
+    if not os.environ.get("QT_QPA_PLATFORM") and QApplication.instance() is None:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+
+
+def _discard(widget: QWidget) -> None:
+    widget.close()
+    if shiboken6.isValid(widget):
+        shiboken6.delete(widget)
+
+
+def _shoot_setup(camera: _Camera, context: app.AppContext) -> None:
+    runner = SynchronousRunner()
+    dialog = SetupDialog(context.uow, runner=runner)
+    dialog.organization_name_edit.setText("Harbour Rowing Club")
+    dialog.description_edit.setPlainText(
+        "A rowing club with chapters along the coast: regattas, learn-to-row courses and "
+        "Sunday morning outings."
+    )
+    dialog.registration_url_edit.setText("https://join.harbour-rowing.example")
+    dialog.first_name_edit.setText("Ada")
+    dialog.last_name_edit.setText("Byron")
+    dialog.email_edit.setText("ada@harbour-rowing.example")
+    dialog.password_edit.setText("a long passphrase")
+    dialog.confirm_edit.setText("a long passphrase")
+    camera.shoot(dialog, "setup", SETUP_SIZE)
+    # The same page after a submission the services reject: errors next to each field.
+    # Validation fails before the database is touched, so nothing is created.
+    dialog.organization_name_edit.clear()
+    dialog.registration_url_edit.setText("join.harbour-rowing")
+    dialog.email_edit.setText("ada@")
+    dialog.password_edit.setText("short")
+    dialog.confirm_edit.setText("short")
+    dialog.submit()
+    camera.shoot(dialog, "setup-errors", SETUP_SIZE)
+    _discard(dialog)
+
+
+def _shoot_sign_in(camera: _Camera, context: app.AppContext, email: str) -> None:
+    dialog = SignInDialog(context.uow, database_label=context.database_label, email=email,
+                          runner=SynchronousRunner())
+    dialog.password_edit.setText("not the password")
+    dialog.submit()
+    dialog.setFixedWidth(SIGN_IN_WIDTH)
+    dialog.adjustSize()
+    camera.shoot(dialog, "sign-in")
+    _discard(dialog)
+
+
+def _shoot_main(camera: _Camera, context: app.AppContext, operator: Operator,
+                factory: SettingsFactory | None, prefix: str, *, every_page: bool) -> None:
+    window = MainWindow(context, operator, factory, remember_geometry=False)
+    window.resize(DEFAULT_SIZE)
+    if every_page:
+        for key in window.page_keys():
+            window.show_page(key)
+            camera.shoot(window, f"{prefix}-{key}")
+        panel = window.pages["settings"]
+        page_names: Callable[[], list[str]] | None = getattr(panel, "page_names", None)
+        if page_names is not None:
+            window.show_page("settings")
+            for name in page_names():
+                panel.show_page(name)  # type: ignore[attr-defined]
+                camera.shoot(window, f"settings-{name}")
+    else:
+        camera.shoot(window, prefix)
+        window.show_page("settings")
+        camera.shoot(window, f"{prefix}-settings")
+    _discard(window)
+
+
+def _restrict_sending_for_demo(context: app.AppContext, admin: Operator) -> None:
+    """On the throwaway database, let only HR_LOCAL and above send, so that the member's
+    window shows Compose disabled, as the permission policy mirrors it."""
+    policy = settings.get_settings(context.uow, admin.organization_id)
+    if policy.who_can_send_user_invitation <= Role.USER:
+        settings.update_settings(context.uow, admin,
+                                 {"who_can_send_user_invitation": Role.HR_LOCAL})
+
+
+def run_screenshots(db_url: str | None, directory: Path) -> int:
+    """Render the windows to `directory`; returns the exit code."""
+    _prefer_offscreen()
+    directory.mkdir(parents=True, exist_ok=True)
+    from invite_desk.services.demo import create_or_top_up
+    from invite_desk.ui.main_window import default_settings_factory
+
+    with ExitStack() as stack:
+        if db_url is None:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(
+                prefix="invite-desk-screenshots-")))
+            context = app.build(f"sqlite:///{folder / 'screenshots.sqlite3'}",
+                                credentials=MemoryCredentialStore())
+        else:
+            context = app.build(db_url)
+        stack.callback(context.dispose)
+        previous = install_qt_message_filter()
+        stack.callback(qInstallMessageHandler, previous)
+        qapp = create_application()
+        camera = _Camera(qapp, directory)
+
+        try:
+            demo = create_or_top_up(context.uow, members=300)
+            admin = auth.sign_in(context.uow, demo.admin_email, demo.password)
+            member_email = demo.operators.get(Role.USER.name)
+            member = (auth.sign_in(context.uow, member_email, demo.password)
+                      if member_email else None)
+            if db_url is None and member is not None:
+                _restrict_sending_for_demo(context, admin)
+        except DomainError as exc:
+            print(f"invite-desk screenshots: {exc}", file=sys.stderr)
+            return 1
+
+        factory = default_settings_factory()
+        _shoot_setup(camera, context)
+        _shoot_sign_in(camera, context, demo.admin_email)
+        _shoot_main(camera, context, admin, factory, "main", every_page=True)
+        if member is not None:
+            _shoot_main(camera, context, member, factory, "main-as-member", every_page=False)
+        if factory is None:
+            print("invite-desk screenshots: the settings panel is not available; "
+                  "its pages were skipped.", file=sys.stderr)
+    return 0

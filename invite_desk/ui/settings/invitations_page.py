@@ -1,0 +1,181 @@
+"""Settings → Invitations: `hasUserInvitation`, `whoCanSendUserInvitation`, link expiry, daily limit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QGridLayout,
+    QLabel,
+    QLineEdit,
+    QRadioButton,
+    QWidget,
+)
+
+from invite_desk.services import settings as settings_service
+from invite_desk.services.errors import ValidationFailed
+from invite_desk.services.operator import Operator
+from invite_desk.services.roles import WHO_CAN_INVITE_EXPLANATIONS, Role
+from invite_desk.services.settings_schema import SPECS_BY_FIELD, PolicySettings
+from invite_desk.services.uow import UnitOfWork
+from invite_desk.ui.settings.page import (
+    SettingsPage,
+    field_name_label,
+    parse_whole_number,
+    set_editable,
+    set_enabled,
+)
+
+FIELDS = (
+    "has_user_invitation",
+    "who_can_send_user_invitation",
+    "invitation_expiry_days",
+    "daily_limit_per_inviter",
+)
+
+
+def _number_edit(placeholder: str, accessible_name: str) -> QLineEdit:
+    edit = QLineEdit()
+    edit.setPlaceholderText(placeholder)
+    edit.setAccessibleName(accessible_name)
+    edit.setMaximumWidth(110)
+    return edit
+
+
+class InvitationsPage(SettingsPage):
+    """Whether members may invite, who may, how long links live and how many per day."""
+
+    NAME = "invitations"
+    TITLE = "Invitations"
+    INTRO = (
+        "Settings → Users & Profiles → Users Module → User Invitations. "
+        "These apply to the whole organization."
+    )
+
+    def __init__(self, uow: UnitOfWork, operator: Operator, parent: QWidget | None = None) -> None:
+        super().__init__(uow, operator, parent)
+        self.loaded = PolicySettings()
+
+        self.enabled_box = QCheckBox(SPECS_BY_FIELD["has_user_invitation"].label)
+        self.add_field(
+            "has_user_invitation",
+            editors=[self.enabled_box],
+            header=self.enabled_box,
+            field_name="hasUserInvitation",
+            help_text=(
+                "Toggle to enable or disable the invitation feature. When enabled, members can "
+                "access the “Invite” functionality from their dashboard or profile menu."
+            ),
+        )
+
+        self.who_group = QButtonGroup(self)
+        self.who_buttons: dict[Role, QRadioButton] = {}
+        choices = QWidget()
+        grid = QGridLayout(choices)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setHorizontalSpacing(16)
+        grid.setVerticalSpacing(4)
+        for row, role in enumerate(Role):
+            button = QRadioButton(WHO_CAN_INVITE_EXPLANATIONS[role])
+            button.setAccessibleDescription(role.name)
+            self.who_group.addButton(button, int(role))
+            self.who_buttons[role] = button
+            grid.addWidget(button, row, 0)
+            grid.addWidget(field_name_label(role.name), row, 1)
+        grid.setColumnStretch(2, 1)
+        self.add_field(
+            "who_can_send_user_invitation",
+            editors=list(self.who_buttons.values()),
+            title=SPECS_BY_FIELD["who_can_send_user_invitation"].label,
+            field_name="whoCanSendUserInvitation",
+            body=choices,
+            help_text="The permission level required to send invitations.",
+        )
+
+        self.expiry_edit = _number_edit("14", "Link expiry in days")
+        self.add_field(
+            "invitation_expiry_days",
+            editors=[self.expiry_edit, QLabel("days")],
+            title="Link expiry",
+            field_name="invitationExpiryDays",
+            help_text=(
+                "How long an invitation link stays valid after it is sent (1 to 365 days). "
+                "A resend issues a new link with a new expiry."
+            ),
+        )
+
+        self.limit_edit = _number_edit("0", "Daily limit per inviter")
+        self.add_field(
+            "daily_limit_per_inviter",
+            editors=[self.limit_edit, QLabel("invitations per inviter per day")],
+            title=SPECS_BY_FIELD["daily_limit_per_inviter"].label,
+            field_name="dailyLimitPerInviter",
+            help_text=(
+                "How many invitations one inviter may be credited with per day, including "
+                "those sent on their behalf. 0 = no limit."
+            ),
+        )
+
+    # ---- contract ---------------------------------------------------------------------------
+
+    def load(self) -> None:
+        self.loaded = settings_service.get_settings(self.uow, self.operator.organization_id)
+        self.begin_loading()
+        try:
+            self.enabled_box.setChecked(self.loaded.has_user_invitation)
+            self.who_buttons[self.loaded.who_can_send_user_invitation].setChecked(True)
+            self.expiry_edit.setText(str(self.loaded.invitation_expiry_days))
+            self.limit_edit.setText(str(self.loaded.daily_limit_per_inviter))
+        finally:
+            self.end_loading()
+
+    def _entered(self) -> dict[str, Any]:
+        checked = self.who_group.checkedId()
+        return {
+            "has_user_invitation": self.enabled_box.isChecked(),
+            "who_can_send_user_invitation": Role(checked) if checked >= 0 else None,
+            "invitation_expiry_days": parse_whole_number(self.expiry_edit.text()),
+            "daily_limit_per_inviter": parse_whole_number(self.limit_edit.text()),
+        }
+
+    def check(self) -> dict[str, str]:
+        errors: dict[str, str] = {}
+        entered = self._entered()
+        if entered["who_can_send_user_invitation"] is None:
+            errors["who_can_send_user_invitation"] = "Choose who can send invitations."
+        # The services' own (database-free) validation is the one source of the rules.
+        try:
+            settings_service.validate(
+                {k: v for k, v in entered.items() if k not in errors}
+            )
+        except ValidationFailed as exc:
+            errors.update(exc.errors)
+        return errors
+
+    def changes(self) -> dict[str, Any]:
+        return {
+            field: value
+            for field, value in self._entered().items()
+            if value != getattr(self.loaded, field)
+        }
+
+    def save(self) -> None:
+        changes = self.changes()
+        if changes:
+            settings_service.update_settings(self.uow, self.operator, changes)
+
+    def update_dependent_controls(self) -> None:
+        dependents: list[QWidget] = [
+            *self.who_buttons.values(),
+            *self.row("invitation_expiry_days").editors,
+            *self.row("daily_limit_per_inviter").editors,
+        ]
+        set_editable([self.enabled_box, *dependents], self.editable(), self.read_only_reason)
+        if self.editable():
+            set_enabled(
+                dependents,
+                self.enabled_box.isChecked(),
+                "Turn on “Enable invitations” to change this.",
+            )

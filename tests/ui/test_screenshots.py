@@ -1,0 +1,60 @@
+"""`invite-desk screenshots DIR` renders every window to PNG on a throwaway database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QApplication
+
+from invite_desk.ui.screenshots import run_screenshots
+
+EXPECTED = {
+    "setup", "setup-errors", "sign-in",
+    "main-compose", "main-invitations", "main-referrals", "main-members",
+    "main-applications", "main-settings",
+    "main-as-member", "main-as-member-settings",
+}
+
+
+@pytest.fixture
+def restore_app_look(qapp: QApplication) -> Iterator[None]:
+    """run_screenshots themes the (shared) QApplication; put it back for the other tests."""
+    style, sheet, palette, font = qapp.style().name(), qapp.styleSheet(), qapp.palette(), qapp.font()
+    yield
+    qapp.setStyleSheet(sheet)
+    qapp.setStyle(style)
+    qapp.setPalette(palette)
+    qapp.setFont(font)
+
+
+@pytest.mark.usefixtures("restore_app_look")
+def test_screenshots_write_every_window(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "shots"
+    assert run_screenshots(None, out) == 0
+
+    written = {path.stem for path in out.glob("*.png")}
+    assert written >= EXPECTED
+    settings_pages = {name for name in written if name.startswith("settings-")}
+    try:
+        from invite_desk.ui.settings.window import PAGE_CLASSES
+    except ModuleNotFoundError:
+        assert settings_pages == set()
+    else:
+        assert settings_pages == {f"settings-{cls.NAME}" for cls in PAGE_CLASSES}
+    printed = capsys.readouterr().out.split()
+    assert sorted(printed) == sorted(str(out / f"{name}.png") for name in written)
+
+    for name in written:
+        image = QImage(str(out / f"{name}.png"))
+        assert not image.isNull(), name
+        if name.startswith(("main", "settings")):
+            assert (image.width(), image.height()) == (1200, 780), name
+        else:
+            assert image.width() >= 400 and image.height() >= 300, name
+        # Not a blank canvas: a real window has many colours (text, icons, borders).
+        colours = {image.pixel(x, y) for x in range(0, image.width(), 7)
+                   for y in range(0, image.height(), 7)}
+        assert len(colours) > 20, name
