@@ -3,6 +3,7 @@ status bar saying who is signed in, with which role and unit, on which database.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -350,7 +351,11 @@ class MainWindow(QMainWindow):
 
     def _build_page(self, spec: PageSpec, factory: SettingsFactory | None) -> QWidget:
         if spec.key == "settings" and factory is not None:
-            widget = factory(self._context.uow, self.operator, None)
+            if "credentials" in inspect.signature(factory).parameters:
+                widget = factory(self._context.uow, self.operator, None,
+                                 credentials=self._context.credentials)  # type: ignore[call-arg]
+            else:  # e.g. a test stub
+                widget = factory(self._context.uow, self.operator, None)
             saved = getattr(widget, "settings_saved", None)
             if saved is not None:  # who may send, or the branding, may have changed
                 saved.connect(self.refresh)

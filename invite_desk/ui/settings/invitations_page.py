@@ -50,7 +50,7 @@ class InvitationsPage(SettingsPage):
     NAME = "invitations"
     TITLE = "Invitations"
     INTRO = (
-        "Settings → Users & Profiles → Users Module → User Invitations. "
+        "Who may invite, and for how long a link stays valid. "
         "These apply to the whole organization."
     )
 

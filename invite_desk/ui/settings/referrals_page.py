@@ -70,8 +70,7 @@ class ReferralsPage(SettingsPage):
     NAME = "referrals"
     TITLE = "Referrals"
     INTRO = (
-        "Settings → Users & Profiles → Users Module → Referral Settings. The referral system is "
-        "integrated with the invitation feature: when members invite others and those "
+        "The referral system is integrated with the invitation feature: when members invite others and those "
         "invitations are accepted, the referral is tracked."
     )
 
