@@ -63,7 +63,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "demo":
             from invite_desk.services.demo import create_or_top_up
-
             from invite_desk.services.errors import DomainError
 
             try:

@@ -68,7 +68,7 @@ start_postgres() {
         if is_root; then chown postgres: "$pgdata"; fi
         chmod 700 "$pgdata"
         # UTF8 whatever the machine's locale is (a bare container has none -> SQL_ASCII).
-        as_user postgres "$pg_bin/initdb" -D "$pgdata" -U postgres --encoding=UTF8 --no-locale \
+        as_user postgres "$pg_bin/initdb" -D "$pgdata" -U postgres --encoding=UTF8 --locale=C.UTF-8 \
             --auth-local=trust --auth-host=scram-sha-256 >"$state_dir/initdb.log" 2>&1 \
             || { cat "$state_dir/initdb.log" >&2; die "initdb failed"; }
         # Loopback only; socket in the data dir (/run/postgresql may not exist in a container);

@@ -77,7 +77,8 @@ def fresh_server_database(backend: str) -> Iterator[URL]:
         with admin.connect() as connection:
             if backend == "postgresql":
                 connection.execute(
-                    text(f"CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0")
+                    text(f"CREATE DATABASE \"{name}\" ENCODING 'UTF8' "
+                         "LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8' TEMPLATE template0")
                 )
             else:
                 connection.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
