@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import secrets
 from email.header import Header
 from email.utils import formataddr, formatdate, make_msgid
 from functools import lru_cache
 
-from invite_desk.services.email.message import normalize_address
 from invite_desk.services.email.templates import DEFAULT_LOGO_CID, RenderedEmail
 
 CRLF = "\r\n"
@@ -33,8 +33,15 @@ def _header_value(text: str) -> str:
     return Header(value, "utf-8", maxlinelen=76).encode(linesep=CRLF)
 
 
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,63}")
+
+
 @lru_cache(maxsize=4096)
 def _ascii_address(address: str) -> str:
+    """The address as it goes on the wire (punycode domain); full validation unless it is a
+    plain ASCII address, which is all a header needs to be safe (no spaces, CR, LF or <>)."""
+    if _PLAIN_ADDRESS.fullmatch(address):
+        return address
     from invite_desk.services.email.message import _validated  # shared validation rules
 
     validated = _validated(address)
@@ -90,7 +97,7 @@ def build_raw_message(
     logo_cid: str = DEFAULT_LOGO_CID,
 ) -> tuple[bytes, str]:
     """The message as CRLF bytes ready for SMTP DATA, and its Message-ID."""
-    normalize_address(from_address)
+    _ascii_address(from_address)
     domain = "".join(message_id_domain.split()) or from_address.rpartition("@")[2]
     message_id = make_msgid(domain=domain)
     outer = "=_alt_" + secrets.token_hex(12)
