@@ -35,6 +35,12 @@ def _parser() -> argparse.ArgumentParser:
     shots.add_argument("directory", type=Path)
     shots.add_argument("--db", metavar="URL", default=argparse.SUPPRESS)
 
+    expire = sub.add_parser(
+        "expire", help="record invitations whose link has expired (for a scheduled job)",
+        description="Mark sent invitations past their expiry as expired, with an audit row "
+        "each. They already show as expired everywhere; this writes the transition down.")
+    expire.add_argument("--db", metavar="URL", default=argparse.SUPPRESS)
+
     from invite_desk.cli_send import add_parser as add_send_parser
 
     add_send_parser(sub)
@@ -43,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     portal.add_argument("--db", metavar="URL", default=argparse.SUPPRESS)
     portal.add_argument("--host", default="127.0.0.1")
     portal.add_argument("--port", type=int, default=8080)
+    portal.add_argument(
+        "--proxy-hops", type=int, default=0, metavar="N",
+        help="behind N reverse proxies (e.g. 1 behind the organization's HTTPS proxy): trust "
+        "their X-Forwarded-For/-Proto headers for the client address and scheme",
+    )
     return parser
 
 
@@ -72,13 +83,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 1
             print(result.summary(context.database_label))
             return 0
+        if args.command == "expire":
+            from invite_desk.services.tracking.expiry import expire_overdue
+
+            count = expire_overdue(context.uow)
+            print(f"{count} invitation{'' if count == 1 else 's'} marked as expired.")
+            return 0
         if args.command == "send":
             from invite_desk.cli_send import run_send
 
             return run_send(context, args)
         if args.command == "portal":
-            print("The registration portal is not built yet (issue 4).", file=sys.stderr)
-            return 2
+            from invite_desk.portal.server import serve
+
+            return serve(context, args.host, args.port, proxy_hops=args.proxy_hops)
         from invite_desk.ui.main import run_gui
 
         return run_gui(context)

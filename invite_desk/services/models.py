@@ -130,6 +130,14 @@ class InvitationKind(StrEnum):
     EVENT = "event"
 
 
+class AcceptedVia(StrEnum):
+    """How an accepted invitation came to be accepted (`invitation.accepted_via`)."""
+
+    LINK = "link"  # the invitee registered (or signed up as a guest) through this invitation's link
+    OTHER_INVITATION = "other_invitation"  # closed: the invitee registered through another one
+    PUBLIC_REGISTRATION = "public_registration"  # closed: the invitee used the public page
+
+
 class ReferralStatus(StrEnum):
     PENDING = "pending"
     COMPLETED = "completed"
@@ -229,12 +237,23 @@ class Batch(SyncedMixin, Base):
 class Invitation(SyncedMixin, Base):
     __tablename__ = "invitation"
     __table_args__ = (
-        Index("ix_invitation_org_status_sent", "organization_id", "status", "sent_at"),
-        Index("ix_invitation_org_status_queued", "organization_id", "status", "queued_at"),
         Index("ix_invitation_org_email", "organization_id", "email_normalized"),
-        Index("ix_invitation_org_expires", "organization_id", "status", "expires_at"),
         Index("ix_invitation_inviter_created", "inviter_id", "created_at"),
         Index("ix_invitation_batch_status", "batch_id", "status"),
+        # Tracking tables (migration 0003): a tab is a merge of per-status branches read in
+        # the order of the sort key, so no sort runs at a million rows; see tracking/read.py.
+        Index("ix_invitation_org_status_queued_id",
+              "organization_id", "status", "queued_at", "id"),
+        Index("ix_invitation_org_status_sent_id",
+              "organization_id", "status", "sent_at", "id", "expires_at"),
+        Index("ix_invitation_org_status_expires_id",
+              "organization_id", "status", "expires_at", "id", "sent_at"),
+        Index("ix_invitation_org_status_accepted_id",
+              "organization_id", "status", "accepted_at", "id", "expires_at"),
+        Index("ix_invitation_org_status_email_id",
+              "organization_id", "status", "email_normalized", "id", "expires_at"),
+        Index("ix_invitation_org_name", "organization_id", "name"),
+        Index("ix_invitation_sender_created", "sender_id", "created_at"),
     )
 
     organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"))
@@ -263,6 +282,34 @@ class Invitation(SyncedMixin, Base):
     sending_owner: Mapped[str | None] = mapped_column(String(120), nullable=True)
     last_error: Mapped[str] = mapped_column(Text, default="")
     accepted_member_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("member.id"))
+    # Set with status `accepted`: AcceptedVia (through its own link, or closed by another one).
+    accepted_via: Mapped[str | None] = mapped_column(String(20), nullable=True)
+
+
+class EventGuest(SyncedMixin, Base):
+    """A guest who registered for an event through an event invitation (not a member)."""
+
+    __tablename__ = "event_guest"
+    __table_args__ = (
+        UniqueConstraint("event_id", "email_normalized"),
+        Index("ix_event_guest_org_email", "organization_id", "email_normalized"),
+    )
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"))
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("event.id"))
+    invitation_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("invitation.id"), index=True)
+    email: Mapped[str] = mapped_column(String(320))
+    email_normalized: Mapped[str] = mapped_column(exact_string(320))
+    first_name: Mapped[str] = mapped_column(String(100), default="")
+    last_name: Mapped[str] = mapped_column(String(100), default="")
+    # The member this guest is (or later became); their event inviter is credited on joining.
+    member_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("member.id"), index=True)
+    registered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def display_name(self) -> str:
+        name = f"{self.first_name} {self.last_name}".strip()
+        return name or self.email
 
 
 class Referral(SyncedMixin, Base):

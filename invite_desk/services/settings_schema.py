@@ -77,6 +77,12 @@ SPECS: tuple[SettingSpec, ...] = (
         "Require adhesion",
         "New members start as applicants until HR or an admin approves their application.",
     ),
+    SettingSpec(
+        "registrationForm.askPassword", "registration_asks_password", bool, True,
+        "Ask for a password at registration",
+        "When on, people choose a password on the registration page (members can then sign in "
+        "with their email). When off, the form asks only for their name.",
+    ),
 )
 
 SPECS_BY_KEY = {spec.key: spec for spec in SPECS}
@@ -98,6 +104,7 @@ class PolicySettings:
     referral_is_active: bool = True
     number_of_referrals_needed_for_signup: int | None = None
     adhesion_required: bool = False
+    registration_asks_password: bool = True
 
     @property
     def invite_only(self) -> bool:

@@ -1,0 +1,226 @@
+"""The portal's Flask application factory: configuration, security headers, error pages."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+from flask import Flask, Response, render_template, request
+from flask.sessions import SecureCookieSessionInterface
+from jinja2 import StrictUndefined
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from invite_desk.app import AppContext
+from invite_desk.portal.csrf import csrf_token
+from invite_desk.portal.ratelimit import SlidingWindowLimiter
+from invite_desk.portal.request_log import redact
+from invite_desk.resources_path import resource_path
+from invite_desk.services.errors import DomainError
+from invite_desk.services.registration.branding import (
+    Branding,
+    get_branding,
+    portal_organization_id,
+)
+from invite_desk.services.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+EXTENSION = "invite_desk_portal"
+
+# No scripts at all; styles and images from the portal itself; forms post only to it.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+# An uploaded SVG logo opened on its own must not run anything on the portal's origin.
+LOGO_CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+
+
+@dataclass
+class PortalState:
+    """What the views share: the unit of work, the limiters, and the organization served."""
+
+    uow: UnitOfWork
+    bad_tokens: SlidingWindowLimiter
+    registrations: SlidingWindowLimiter
+    _organization_id: uuid.UUID | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def organization_id(self) -> uuid.UUID | None:
+        """The organization served (looked up until the database has one, then kept)."""
+        if self._organization_id is None:
+            found = portal_organization_id(self.uow)
+            with self._lock:
+                self._organization_id = found
+        return self._organization_id
+
+    def branding(self) -> Branding | None:
+        org_id = self.organization_id
+        return get_branding(self.uow, org_id) if org_id is not None else None
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    """Marks the session cookie Secure whenever the request came over HTTPS (directly, or
+    through a trusted proxy), so one configuration serves loopback and production."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure
+
+
+class PortalFlask(Flask):
+    def log_exception(
+        self,
+        exc_info: tuple[type, BaseException, TracebackType] | tuple[None, None, None],
+    ) -> None:
+        """Flask logs the request path with an exception; never the token in it."""
+        self.logger.error(
+            "Exception on %s [%s]", redact(request.path), request.method, exc_info=exc_info
+        )
+
+
+def portal_state(app: Flask) -> PortalState:
+    state: PortalState = app.extensions[EXTENSION]
+    return state
+
+
+def create_app(
+    context: AppContext,
+    *,
+    secret_key: str | bytes | None = None,
+    bad_token_limit: int = 10,
+    bad_token_window: float = 600.0,
+    registration_limit: int = 20,
+    registration_window: float = 3600.0,
+    proxy_hops: int = 0,
+) -> Flask:
+    """The registration portal on `context`'s database.
+
+    secret_key: signs the session cookie (it holds only the CSRF token); None picks a random one,
+    so forms opened before a restart must be reloaded. bad_token_limit per bad_token_window
+    seconds: unknown or revoked links one client may try before it is answered 429.
+    registration_limit: public registrations per client per registration_window.
+    proxy_hops: how many reverse proxies in front to trust for the client address and scheme
+    (X-Forwarded-For / -Proto); 0 when the portal is reached directly.
+    """
+    app = PortalFlask(
+        __name__,
+        template_folder=str(resource_path("portal", "templates")),
+        static_folder=str(resource_path("portal", "static")),
+        static_url_path="/static",
+    )
+    app.config.update(
+        SECRET_KEY=secret_key or secrets.token_bytes(32),
+        SESSION_COOKIE_NAME="invite_desk_portal",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=False,
+        MAX_CONTENT_LENGTH=64 * 1024,
+        MAX_FORM_MEMORY_SIZE=16 * 1024,
+        SEND_FILE_MAX_AGE_DEFAULT=3600,
+        TEMPLATES_AUTO_RELOAD=False,
+    )
+    app.session_interface = _SessionInterface()
+    app.jinja_env.autoescape = True  # every template, whatever its file name
+    app.jinja_env.undefined = StrictUndefined
+    app.extensions[EXTENSION] = PortalState(
+        uow=context.uow,
+        bad_tokens=SlidingWindowLimiter(bad_token_limit, bad_token_window),
+        registrations=SlidingWindowLimiter(registration_limit, registration_window),
+    )
+    if proxy_hops:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=proxy_hops, x_proto=proxy_hops, x_host=proxy_hops
+        )
+
+    from invite_desk.portal.views import bp
+
+    app.register_blueprint(bp)
+
+    @app.context_processor
+    def _globals() -> dict[str, Any]:
+        return {"csrf_token": csrf_token}
+
+    @app.template_filter("long_date")
+    def _long_date(moment: datetime) -> str:
+        """7 December 2026 (the same on every platform, unlike strftime's %-d)."""
+        return f"{moment.day} {moment:%B %Y}"
+
+    @app.after_request
+    def _security_headers(response: Response) -> Response:
+        headers = response.headers
+        headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        headers["X-Frame-Options"] = "DENY"
+        headers["X-Content-Type-Options"] = "nosniff"
+        headers["Referrer-Policy"] = "no-referrer"  # the token is in the URL: never pass it on
+        headers["Cross-Origin-Opener-Policy"] = "same-origin"
+        headers["Cross-Origin-Resource-Policy"] = "same-origin"
+        headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
+        if request.is_secure:
+            headers["Strict-Transport-Security"] = "max-age=31536000"
+        if request.endpoint != "static":
+            # Pages carry personal details and the link itself: keep them out of caches.
+            headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> tuple[str, int]:
+        code = exc.code or 500
+        return render_template(
+            "message.html",
+            branding=_safe_branding(app),
+            title=exc.name,
+            heading=_ERROR_HEADINGS.get(code, exc.name),
+            lines=[_ERROR_TEXTS.get(code, "Please go back and try again.")],
+        ), code
+
+    @app.errorhandler(DomainError)
+    def _domain_error(exc: DomainError) -> tuple[str, int]:
+        # E.g. a registration that kept colliding with concurrent ones: say so, and what to do.
+        return render_template(
+            "message.html",
+            branding=_safe_branding(app),
+            title="Please try again",
+            heading="Please try again",
+            lines=[exc.message],
+        ), 409
+
+    @app.errorhandler(Exception)
+    def _server_error(exc: Exception) -> tuple[str, int]:
+        app.log_exception((type(exc), exc, exc.__traceback__))  # type: ignore[arg-type]
+        return render_template(
+            "message.html",
+            branding=None,
+            title="Something went wrong",
+            heading="Something went wrong",
+            lines=["The page could not be shown just now. Please try again in a few minutes."],
+        ), 500
+
+    return app
+
+
+def _safe_branding(app: Flask) -> Branding | None:
+    try:
+        return portal_state(app).branding()
+    except Exception:  # the error page must render even when the database is down
+        log.exception("could not load the branding for an error page")
+        return None
+
+
+_ERROR_HEADINGS = {
+    404: "Page not found",
+    405: "This page cannot be used that way",
+    413: "That was too much to send",
+}
+_ERROR_TEXTS = {
+    404: "Check the address, or open the link from your invitation email again.",
+    405: "Go back and use the form on the page.",
+    413: "The form was larger than expected. Go back and try again.",
+}

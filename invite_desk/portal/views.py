@@ -1,0 +1,273 @@
+"""The portal's pages: /join/<token>, /register, and the branding they use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from werkzeug.wrappers import Response as BaseResponse
+
+from invite_desk.portal.app import LOGO_CONTENT_SECURITY_POLICY, PortalState, portal_state
+from invite_desk.portal.csrf import csrf_ok
+from invite_desk.services.errors import ValidationFailed
+from invite_desk.services.models import InvitationKind
+from invite_desk.services.organization import LOGO_TYPES
+from invite_desk.services.registration.branding import DEFAULT_ACCENT, Branding, get_logo
+from invite_desk.services.registration.form import RegistrationForm
+from invite_desk.services.registration.joining import register_with_invitation
+from invite_desk.services.registration.links import JoinView, LinkState, open_link
+from invite_desk.services.registration.public import (
+    PublicState,
+    PublicView,
+    public_registration,
+    register_publicly,
+)
+
+bp = Blueprint("portal", __name__)
+
+Page = tuple[str, int] | tuple[str, int, dict[str, str]] | BaseResponse
+
+# HTTP status for each page a link can lead to.
+LINK_STATUS_CODES = {
+    LinkState.VALID: 200,
+    LinkState.NEEDS_MORE_INVITATIONS: 200,
+    LinkState.ALREADY_MEMBER: 200,
+    LinkState.EXPIRED: 410,
+    LinkState.USED: 410,
+    LinkState.NOT_READY: 503,
+    LinkState.INVALID: 404,
+}
+
+
+def _state() -> PortalState:
+    return portal_state(current_app)
+
+
+def _client() -> str:
+    """The client's address (the proxy's X-Forwarded-For when create_app trusts proxies)."""
+    return request.remote_addr or "unknown"
+
+
+def _form() -> RegistrationForm:
+    def field(name: str) -> str:
+        return request.form.get(name, "")
+
+    return RegistrationForm(
+        first_name=field("first_name"),
+        last_name=field("last_name"),
+        password=field("password"),
+        password_confirmation=field("password_confirmation"),
+        email=field("email"),
+    )
+
+
+def _message(
+    branding: Branding | None, heading: str, lines: list[str], code: int, *,
+    title: str | None = None, headers: dict[str, str] | None = None,
+) -> Page:
+    page = render_template(
+        "message.html", branding=branding, title=title or heading, heading=heading, lines=lines
+    )
+    return (page, code, headers) if headers else (page, code)
+
+
+def _csrf_failed(branding: Branding | None) -> Page:
+    return _message(
+        branding,
+        "This form has expired",
+        ["For your security, forms stop working after a while or when the site restarts. "
+         "Go back, reload the page, and send the form again."],
+        400,
+    )
+
+
+def _too_many(branding: Branding | None, retry_after: int) -> Page:
+    minutes = max(1, (retry_after + 59) // 60)
+    return _message(
+        branding,
+        "Too many attempts",
+        [f"There were too many attempts from your network. Please wait {minutes} "
+         f"minute{'s' if minutes != 1 else ''} and try again.",
+         "If your invitation link does not work, ask the person who invited you to send a new "
+         "invitation."],
+        429,
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+# --------------------------------------------------------------------------- branding
+
+
+@bp.get("/brand.css")
+def brand_css() -> Response:
+    branding = _state().branding()
+    accent = branding.accent_color if branding else DEFAULT_ACCENT
+    accent_text = branding.accent_text_color if branding else "#FFFFFF"
+    css = f":root {{\n  --accent: {accent};\n  --accent-text: {accent_text};\n}}\n"
+    return Response(css, mimetype="text/css")
+
+
+@bp.get("/favicon.ico")
+def favicon() -> Response:
+    """The logo when there is one; otherwise nothing (not a 404 in every browser console)."""
+    state = _state()
+    org_id = state.organization_id
+    if org_id is None or get_logo(state.uow, org_id) is None:
+        return Response(status=204)
+    return logo()
+
+
+@bp.get("/logo")
+def logo() -> Response:
+    state = _state()
+    org_id = state.organization_id
+    found = get_logo(state.uow, org_id) if org_id is not None else None
+    if found is None or found.mime not in LOGO_TYPES:
+        abort(404)
+    response = Response(found.data, mimetype=found.mime)
+    response.headers["Content-Security-Policy"] = LOGO_CONTENT_SECURITY_POLICY
+    response.headers["Content-Disposition"] = "inline; filename=logo"
+    return response
+
+
+@bp.get("/")
+def index() -> BaseResponse:
+    return redirect(url_for("portal.register"))
+
+
+# ------------------------------------------------------------------------ invitation link
+
+
+def _join_form(view: JoinView, token: str, *, values: dict[str, str] | None = None,
+               errors: dict[str, str] | None = None, code: int = 200) -> Page:
+    filled = {"first_name": view.first_name, "last_name": view.last_name}
+    if values is not None:
+        filled = {"first_name": values.get("first_name", ""),
+                  "last_name": values.get("last_name", "")}
+    page = render_template(
+        "join.html",
+        branding=view.branding,
+        view=view,
+        is_event=view.kind is InvitationKind.EVENT,
+        action=url_for("portal.join", token=token),
+        values=filled,
+        errors=errors or {},
+    )
+    return page, code
+
+
+def _link_page(view: JoinView) -> Page:
+    page = render_template("link_state.html", branding=view.branding, view=view)
+    code = LINK_STATUS_CODES[view.state]
+    if view.state is LinkState.NOT_READY:
+        return page, code, {"Retry-After": "60"}
+    return page, code
+
+
+@bp.route("/join/<token>", methods=["GET", "POST"])
+def join(token: str) -> Page:
+    state = _state()
+    client = _client()
+    if state.bad_tokens.blocked(client):
+        return _too_many(state.branding(), state.bad_tokens.retry_after(client))
+    org_id = state.organization_id
+    if request.method == "POST":
+        if not csrf_ok():
+            return _csrf_failed(state.branding())
+        try:
+            result = register_with_invitation(state.uow, token, _form(), organization_id=org_id)
+        except ValidationFailed as exc:
+            view = open_link(state.uow, token, organization_id=org_id)
+            if view.state is not LinkState.VALID:
+                return _link_page(view)
+            return _join_form(view, token, values=dict(request.form), errors=exc.errors,
+                              code=422)
+        if result.registered:
+            session["done"] = {
+                "kind": result.kind.value,
+                "first_name": result.first_name,
+                "pending": result.application_pending,
+                "event": result.event_name,
+            }
+            return redirect(url_for("portal.welcome"), code=303)
+    # A GET, or a POST that did not register (the link was used or expired meanwhile): the page
+    # for what the link says now.
+    view = open_link(state.uow, token, organization_id=org_id)
+    if view.state.is_bad_token:
+        state.bad_tokens.hit(client)
+    if view.state is LinkState.VALID:
+        return _join_form(view, token)
+    return _link_page(view)
+
+
+@bp.get("/welcome")
+def welcome() -> Page:
+    # Shown once: on a shared computer the next person does not see who registered.
+    done: dict[str, Any] = session.pop("done", None) or {}
+    if not done:
+        return redirect(url_for("portal.register"))
+    return render_template("welcome.html", branding=_state().branding(), done=done), 200
+
+
+# ------------------------------------------------------------------- public registration
+
+
+def _public_page(view: PublicView, *, values: dict[str, str] | None = None,
+                 errors: dict[str, str] | None = None, code: int = 200) -> Page:
+    if view.state is PublicState.NOT_SET_UP:
+        return _message(
+            None, "Registration is not open yet",
+            ["This organization has not finished setting up its registration page. "
+             "Please try again later."], 503,
+        )
+    if view.state is PublicState.INVITE_ONLY:
+        return render_template("invite_only.html", branding=view.branding, view=view), 200
+    page = render_template(
+        "register.html", branding=view.branding, view=view,
+        values=values or {"email": "", "first_name": "", "last_name": ""},
+        errors=errors or {},
+    )
+    return page, code
+
+
+@bp.route("/register", methods=["GET", "POST"])
+def register() -> Page:
+    state = _state()
+    view = public_registration(state.uow, state.organization_id)
+    if request.method == "GET" or view.state is not PublicState.OPEN:
+        return _public_page(view)
+    if not csrf_ok():
+        return _csrf_failed(view.branding)
+    client = _client()
+    if state.registrations.blocked(client):
+        return _too_many(view.branding, state.registrations.retry_after(client))
+    try:
+        result = register_publicly(state.uow, state.organization_id, _form())
+    except ValidationFailed as exc:
+        values = {k: request.form.get(k, "") for k in ("email", "first_name", "last_name")}
+        return _public_page(view, values=values, errors=exc.errors, code=422)
+    state.registrations.hit(client)
+    if result.state is not PublicState.OPEN:
+        return _public_page(result)
+    session["received"] = {"pending": result.adhesion_required}
+    return redirect(url_for("portal.received"), code=303)
+
+
+@bp.get("/register/received")
+def received() -> Page:
+    outcome: dict[str, Any] = session.pop("received", None) or {}
+    if not outcome:
+        return redirect(url_for("portal.register"))
+    return render_template(
+        "received.html", branding=_state().branding(), pending=bool(outcome.get("pending"))
+    ), 200
