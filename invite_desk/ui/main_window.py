@@ -129,9 +129,10 @@ PageFactory = Callable[["AppContext", Operator], QWidget]
 
 def default_page_factories() -> dict[str, PageFactory]:
     """The pages built so far; the others show their placeholder."""
+    from invite_desk.ui.applications import ApplicationsPage
     from invite_desk.ui.compose.window import ComposeWindow
 
-    return {"compose": ComposeWindow}
+    return {"compose": ComposeWindow, "applications": ApplicationsPage}
 
 
 def window_state_store() -> QSettings:

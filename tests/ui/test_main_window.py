@@ -20,6 +20,7 @@ from invite_desk.services.operator import Operator
 from invite_desk.services.roles import Role
 from invite_desk.services.uow import UnitOfWork
 from invite_desk.ui import main_window as main_window_module
+from invite_desk.ui.applications import ApplicationsPage
 from invite_desk.ui.main import run_gui
 from invite_desk.ui.main_window import MainWindow, SettingsFactory
 from invite_desk.ui.placeholder import PlaceholderPage
@@ -167,7 +168,6 @@ def test_clicking_the_navigation_switches_pages(
         "invitations": "Track invitations",
         "referrals": "Referrals and leaderboard",
         "members": "Members",
-        "applications": "Membership applications",
     }
     for key, heading in expected.items():
         click_nav(qtbot, window, key)
@@ -177,6 +177,14 @@ def test_clicking_the_navigation_switches_pages(
         assert page.isVisible()
         assert page.title_label.text() == heading
         assert "coming in a later release" in page.badge_label.text()
+    click_nav(qtbot, window, "applications")
+    applications = window.pages["applications"]
+    assert isinstance(applications, ApplicationsPage)
+    assert window.current_page_key() == "applications"
+    assert applications.isVisible()  # inside its scroll frame, like Compose
+    assert applications.title_label.text() == "Membership applications"
+    qtbot.waitUntil(lambda: applications.loaded)  # its first read, on its own thread pool
+    assert applications.empty_title.text() == "No applications waiting"
     click_nav(qtbot, window, "settings")
     assert window.stack.currentWidget().text() == "settings for Ada Admin"  # type: ignore[attr-defined]
 

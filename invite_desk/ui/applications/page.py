@@ -1,0 +1,1229 @@
+"""The Applications page: HR and admins review membership applications within their scope.
+
+When adhesion is required, people who register become applicants. This page lists the
+applications the services let the operator see (local roles: their unit; tenant roles: the
+organization), filtered Open / Approved / Rejected / All, with a side panel on the selected
+one (who referred them, when they registered, the status history from the audit log).
+Approve, Reject (with a reason) and Return to draft (with a reason) act on the selected rows
+through the services in the background; approval completes the referral. The services
+enforce every rule; the page mirrors them (members see an explanation, not the table).
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import TypeVar
+
+import shiboken6
+from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, QThreadPool, Signal
+from PySide6.QtGui import QFont, QResizeEvent, QShowEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QButtonGroup,
+    QDialog,
+    QDialogButtonBox,
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QSplitter,
+    QStackedWidget,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from invite_desk.app import AppContext
+from invite_desk.services import adhesion, audit, organization, referrals, settings
+from invite_desk.services.adhesion import OPEN_STATUSES, REASON_MAX, ApplicationRow
+from invite_desk.services.errors import DomainError, PermissionDenied
+from invite_desk.services.models import AdhesionStatus, ReferralStatus
+from invite_desk.services.operator import Operator
+from invite_desk.services.permissions import Action, Target, decide
+from invite_desk.services.referrals import ReferralRecord
+from invite_desk.services.roles import Role
+from invite_desk.services.uow import UnitOfWork
+from invite_desk.ui import theme
+from invite_desk.ui.applications.model import (
+    STATUS_COLOURS,
+    STATUS_TEXT,
+    ApplicationFilter,
+    ApplicationsModel,
+    Column,
+    StatusFilter,
+    format_date,
+    format_datetime,
+)
+from invite_desk.ui.compose.window import Banner
+from invite_desk.ui.tasks import BackgroundTask, TaskRunner, ThreadPoolRunner, error_message
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DENIED_TITLE = "Applications are reviewed by HR and admins"
+SETTINGS_PLACE = "Settings › Referrals"
+ADHESION_EXPLAINED = (
+    "Adhesion is the formal application process: when it is required, people who register "
+    "become applicants and wait here until HR or an admin approves them; approval makes them "
+    "members and completes the referral of whoever invited them."
+)
+# Status changes worth showing in the side panel, from the audit log of the member row.
+HISTORY_TEXT = {
+    "member.registered": "Registered",
+    "member.rejoined": "Registered again",
+    "adhesion.submitted": "Application submitted",
+    "adhesion.approved": "Approved",
+    "adhesion.rejected": "Rejected",
+    "adhesion.returned_to_draft": "Returned to draft",
+    "adhesion.resubmitted": "Resubmitted",
+}
+HISTORY_LIMIT = 100
+
+
+class Verdict(StrEnum):
+    """The decisions the page offers."""
+
+    APPROVE = "approve"
+    REJECT = "reject"
+    DRAFT = "draft"
+
+
+# Which statuses each decision can start from (as services/adhesion.py allows).
+ALLOWED_FROM: dict[Verdict, frozenset[AdhesionStatus]] = {
+    Verdict.APPROVE: frozenset(OPEN_STATUSES),
+    Verdict.REJECT: frozenset(OPEN_STATUSES),
+    Verdict.DRAFT: frozenset({AdhesionStatus.NEW, AdhesionStatus.PENDING}),
+}
+VERDICT_BUTTON = {Verdict.APPROVE: "Approve", Verdict.REJECT: "Reject",
+                  Verdict.DRAFT: "Return to draft"}
+VERDICT_BUSY = {Verdict.APPROVE: "Approving", Verdict.REJECT: "Rejecting",
+                Verdict.DRAFT: "Returning"}
+NOT_ELIGIBLE = {
+    Verdict.APPROVE: "Approved and rejected applications are final.",
+    Verdict.REJECT: "Approved and rejected applications are final.",
+    Verdict.DRAFT: "Only new or pending applications can go back to draft.",
+}
+
+
+# ------------------------------------------------------------------------------ background work
+@dataclass(frozen=True)
+class Snapshot:
+    """What the page shows, read in one go off the GUI thread."""
+
+    rows: tuple[ApplicationRow, ...]
+    adhesion_required: bool
+    accent: str
+
+
+@dataclass(frozen=True)
+class HistoryLine:
+    at: datetime
+    text: str
+
+
+@dataclass(frozen=True)
+class ApplicationDetails:
+    """The side panel's content for one application."""
+
+    row: ApplicationRow
+    referrals: tuple[ReferralRecord, ...]
+    history: tuple[HistoryLine, ...]  # oldest first
+
+
+@dataclass(frozen=True)
+class Decided:
+    row: ApplicationRow  # as it is after the decision
+    completed_by: tuple[str, ...]  # referrers whose referral is now completed (approvals)
+
+
+@dataclass(frozen=True)
+class DecisionOutcome:
+    verdict: Verdict
+    decided: tuple[Decided, ...]
+    failed: tuple[tuple[str, BaseException], ...]  # (applicant's name, error)
+
+
+def load_snapshot(uow: UnitOfWork, operator: Operator) -> Snapshot:
+    rows = adhesion.list_applications(uow, operator)
+    policy = settings.get_settings(uow, operator.organization_id)
+    org = organization.get_organization(uow, operator.organization_id)
+    return Snapshot(tuple(rows), policy.adhesion_required, org.accent_color)
+
+
+def _history_text(entry: audit.AuditEntry) -> str | None:
+    label = HISTORY_TEXT.get(entry.action)
+    if label is None:
+        return None
+    if entry.action == "member.registered":
+        via = str(entry.after.get("via", ""))
+        if "invitation" in via:
+            label = "Registered through an invitation"
+        elif "public" in via:
+            label = "Registered on the public page"
+    by_applicant = entry.action in ("member.registered", "member.rejoined", "adhesion.submitted")
+    if not by_applicant and entry.actor:
+        label = f"{label} by {entry.actor}"
+    reason = str(entry.after.get("reason") or "").strip()
+    if reason and entry.action in ("adhesion.rejected", "adhesion.returned_to_draft"):
+        label = f"{label}: “{' '.join(reason.split())}”"
+    return label
+
+
+def load_details(uow: UnitOfWork, operator: Operator, member_id: uuid.UUID) -> ApplicationDetails:
+    """The application (scope checked by the services), its referrers and its status history."""
+    row = adhesion.get_application(uow, operator, member_id)
+    records = referrals.referrals_of(uow, member_id)
+    with uow:
+        entries = audit.entries(uow.session, operator.organization_id, entity_type="member",
+                                entity_id=member_id, limit=HISTORY_LIMIT)
+    history = []
+    for entry in reversed(entries):  # oldest first
+        text = _history_text(entry)
+        if text is not None:
+            history.append(HistoryLine(entry.at, text))
+    return ApplicationDetails(row, tuple(records), tuple(history))
+
+
+def decide_applications(
+    uow: UnitOfWork,
+    operator: Operator,
+    verdict: Verdict,
+    rows: Sequence[ApplicationRow],
+    reason: str = "",
+) -> DecisionOutcome:
+    """One decision per row, each in its own transaction, refused on a stale row
+    (`expected_version`); one row's failure does not stop the others."""
+    decided: list[Decided] = []
+    failed: list[tuple[str, BaseException]] = []
+    for row in rows:
+        try:
+            if verdict is Verdict.APPROVE:
+                after = adhesion.approve(uow, operator, row.member_id,
+                                         expected_version=row.version)
+                completed = tuple(
+                    record.referrer_name for record in referrals.referrals_of(uow, row.member_id)
+                    if record.status is ReferralStatus.COMPLETED
+                )
+            elif verdict is Verdict.REJECT:
+                after = adhesion.reject(uow, operator, row.member_id, reason,
+                                        expected_version=row.version)
+                completed = ()
+            else:
+                after = adhesion.return_to_draft(uow, operator, row.member_id, reason,
+                                                 expected_version=row.version)
+                completed = ()
+        except Exception as exc:  # reported per row on the GUI thread
+            failed.append((row.name, exc))
+        else:
+            decided.append(Decided(after, completed))
+    return DecisionOutcome(verdict, tuple(decided), tuple(failed))
+
+
+# ------------------------------------------------------------------------------ wording
+def join_names(names: Sequence[str], limit: int = 3) -> str:
+    """"Zoë Martin", "Zoë Martin and Sam Weiß", "A, B and C", "A, B, C and 2 more"."""
+    names = list(names)
+    if len(names) > limit:
+        shown, rest = names[:limit], len(names) - limit
+        return f"{', '.join(shown)} and {rest} more"
+    if len(names) <= 1:
+        return "".join(names)
+    return f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def plural(count: int, singular: str, plural_form: str | None = None) -> str:
+    return f"{count:,} {singular if count == 1 else (plural_form or singular + 's')}"
+
+
+def confirmation_text(outcome: DecisionOutcome) -> str:
+    """The quiet line after a decision, e.g. "Approved Zoë Martin; their referral by Ada Admin
+    is completed." """
+    decided = outcome.decided
+    if not decided:
+        return ""
+    names = [d.row.name for d in decided]
+    if outcome.verdict is Verdict.APPROVE:
+        if len(decided) == 1:
+            referrers = decided[0].completed_by
+            if not referrers:
+                return f"Approved {names[0]}."
+            noun = "referral" if len(referrers) == 1 else "referrals"
+            verb = "is" if len(referrers) == 1 else "are"
+            return f"Approved {names[0]}; their {noun} by {join_names(referrers)} {verb} completed."
+        completed = sum(len(d.completed_by) for d in decided)
+        text = f"Approved {plural(len(decided), 'application')}: {join_names(names)}"
+        if completed:
+            verb = "is" if completed == 1 else "are"
+            text += f"; {plural(completed, 'referral')} {verb} completed"
+        return text + "."
+    if outcome.verdict is Verdict.REJECT:
+        if len(decided) == 1:
+            return f"Rejected {names[0]}'s application; the reason is kept with it."
+        return (f"Rejected {plural(len(decided), 'application')}: {join_names(names)}; the "
+                "reason is kept with each.")
+    if len(decided) == 1:
+        return f"Returned {names[0]}'s application to draft, with your reason."
+    return (f"Returned {plural(len(decided), 'application')} to draft: {join_names(names)}, "
+            "with your reason.")
+
+
+def failure_text(outcome: DecisionOutcome) -> str:
+    failed = outcome.failed
+    if not failed:
+        return ""
+    messages = " ".join(error_message(error) for _name, error in failed)
+    if len(failed) == 1:
+        return messages
+    return f"{plural(len(failed), 'application was', 'applications were')} not changed. {messages}"
+
+
+# ------------------------------------------------------------------------------ the table
+# Columns share the table's width: each gets its minimum, the rest is spread by weight,
+# until the operator resizes a column by hand (then their widths stay as they made them).
+COLUMN_MINIMUMS = {Column.NAME: 100, Column.EMAIL: 110, Column.UNIT: 72, Column.REFERRED_BY: 92,
+                   Column.STATUS: 100, Column.SUBMITTED: 84, Column.REASON: 56}
+COLUMN_WEIGHTS = {Column.NAME: 22, Column.EMAIL: 30, Column.UNIT: 16, Column.REFERRED_BY: 18,
+                  Column.STATUS: 2, Column.SUBMITTED: 0, Column.REASON: 12}
+
+
+class FittedTableView(QTableView):
+    """A table whose columns fill its width (no horizontal scrolling at a normal size)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._user_sized = False
+        self._fitting = False
+        self.horizontalHeader().sectionResized.connect(self._section_resized)
+
+    def fit_columns(self) -> None:
+        if self.model() is None or self._user_sized:
+            return
+        shown = [col for col in Column if not self.isColumnHidden(col)]
+        spare = max(0, self.viewport().width() - sum(COLUMN_MINIMUMS[col] for col in shown))
+        total = sum(COLUMN_WEIGHTS[col] for col in shown) or 1
+        widths = {col: COLUMN_MINIMUMS[col] + spare * COLUMN_WEIGHTS[col] // total
+                  for col in shown}
+        widths[Column.REASON] += max(0, self.viewport().width() - sum(widths.values()))
+        self._fitting = True
+        try:
+            for col, width in widths.items():
+                self.setColumnWidth(col, width)
+        finally:
+            self._fitting = False
+
+    def set_column_shown(self, column: Column, shown: bool) -> None:
+        self._fitting = True  # hiding a column is not the operator resizing one
+        try:
+            self.setColumnHidden(column, not shown)
+        finally:
+            self._fitting = False
+        self.fit_columns()
+
+    def _section_resized(self, _section: int, _old: int, _new: int) -> None:
+        if not self._fitting:
+            self._user_sized = True
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt override)
+        super().resizeEvent(event)
+        self.fit_columns()
+
+
+# ------------------------------------------------------------------------------ reason dialog
+class ReasonDialog(QDialog):
+    """Asks why an application is rejected or returned to draft; refuses an empty reason."""
+
+    def __init__(self, verdict: Verdict, names: Sequence[str], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        if verdict is Verdict.APPROVE:
+            raise ValueError("approvals need no reason")
+        self.setObjectName("ReasonDialog")
+        self.verdict = verdict
+        many = len(names) > 1
+        what = plural(len(names), "application") if many else "application"
+        if verdict is Verdict.REJECT:
+            self.setWindowTitle(f"Reject {what}")
+            question = (f"Why are these {len(names)} applications rejected ({join_names(names)})?"
+                        if many else f"Why is {names[0]}'s application rejected?")
+            hint = "The applicant will see this reason. Nothing is deleted: the record stays."
+            accept_text = f"Reject {len(names)}" if many else "Reject"
+        else:
+            self.setWindowTitle(f"Return {what} to draft")
+            question = (f"What should these {len(names)} applicants correct "
+                        f"({join_names(names)})?" if many
+                        else f"What should {names[0]} correct in their application?")
+            hint = ("The application goes back to draft with this reason; the applicant will "
+                    "see it, and it can be submitted again.")
+            accept_text = "Return to draft"
+        self.question_label = QLabel(question)
+        self.question_label.setWordWrap(True)
+        self.question_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.question_label.setStyleSheet("font-weight: 600;")
+        hint_label = QLabel(hint)
+        hint_label.setWordWrap(True)
+        theme.set_variant(hint_label, "small")
+        self.reason_edit = QPlainTextEdit()
+        self.reason_edit.setAccessibleName("Reason")
+        self.reason_edit.setTabChangesFocus(True)
+        self.reason_edit.setPlaceholderText(
+            "e.g. We could not confirm your address; please correct it and submit again."
+            if verdict is Verdict.DRAFT else "e.g. Membership is open to residents of the coast.")
+        self.reason_edit.setFixedHeight(96)
+        self.error_label = QLabel()
+        self.error_label.setWordWrap(True)
+        theme.set_variant(self.error_label, "fieldError")
+        self.error_label.hide()
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+        self.accept_button = self.buttons.addButton(accept_text,
+                                                    QDialogButtonBox.ButtonRole.AcceptRole)
+        theme.set_flag(self.accept_button, "primary", True)
+        self.accept_button.setDefault(True)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        self.reason_edit.textChanged.connect(self._edited)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(20, 18, 20, 16)
+        layout.setSpacing(8)
+        layout.addWidget(self.question_label)
+        layout.addWidget(hint_label)
+        layout.addWidget(self.reason_edit)
+        layout.addWidget(self.error_label)
+        layout.addSpacing(4)
+        layout.addWidget(self.buttons)
+        self.setMinimumWidth(460)
+
+    @property
+    def reason(self) -> str:
+        return self.reason_edit.toPlainText().strip()
+
+    @property
+    def error(self) -> str:
+        return self.error_label.text() if self.error_label.isVisibleTo(self) else ""
+
+    def accept(self) -> None:
+        """Close only with a usable reason; otherwise say what is missing and stay open."""
+        text = self.reason
+        if not text:
+            self._show_error("Please give a reason; the applicant will see it.")
+            return
+        if len(text) > REASON_MAX:
+            self._show_error(f"The reason must be at most {REASON_MAX:,} characters "
+                             f"(it has {len(text):,}).")
+            return
+        super().accept()
+
+    def _show_error(self, text: str) -> None:
+        self.error_label.setText(text)
+        self.error_label.show()
+        theme.set_flag(self.reason_edit, "invalid", True)
+        self.reason_edit.setFocus()
+
+    def _edited(self) -> None:
+        if self.error_label.isVisibleTo(self) and self.reason:
+            self.error_label.hide()
+            theme.set_flag(self.reason_edit, "invalid", False)
+
+
+# ------------------------------------------------------------------------------ side panel
+class DetailPanel(QFrame):
+    """The selected application: who, where, who referred them, and what happened so far."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("ApplicationDetail")
+        theme.set_variant(self, "card")
+        self.placeholder = QLabel("Select an application to see who referred them, when they "
+                                  "registered and its history.")
+        self.placeholder.setWordWrap(True)
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        theme.set_variant(self.placeholder, "muted")
+
+        self.name_label = QLabel()
+        self.name_label.setWordWrap(True)
+        self.name_label.setTextFormat(Qt.TextFormat.PlainText)
+        theme.set_variant(self.name_label, "heading")
+        self.email_label = QLabel()
+        self.email_label.setWordWrap(True)
+        self.email_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.email_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        theme.set_variant(self.email_label, "muted")
+        self.status_label = QLabel()
+        self.status_label.setObjectName("ApplicationStatus")
+        self.facts_label = self._rich_label()
+        self.reason_heading = self._heading("Reason")
+        self.reason_label = QLabel()
+        self.reason_label.setWordWrap(True)
+        self.reason_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.reason_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.referrals_label = self._rich_label()
+        self.history_label = self._rich_label()
+
+        content = QWidget()
+        content.setObjectName("ApplicationDetailContent")
+        column = QVBoxLayout(content)
+        column.setContentsMargins(16, 14, 16, 14)
+        column.setSpacing(6)
+        column.addWidget(self.name_label)
+        column.addWidget(self.email_label)
+        column.addWidget(self.status_label, 0, Qt.AlignmentFlag.AlignLeft)
+        column.addSpacing(4)
+        column.addWidget(self.facts_label)
+        column.addWidget(self.reason_heading)
+        column.addWidget(self.reason_label)
+        column.addSpacing(4)
+        column.addWidget(self._heading("Referred by"))
+        column.addWidget(self.referrals_label)
+        column.addSpacing(4)
+        column.addWidget(self._heading("History"))
+        column.addWidget(self.history_label)
+        column.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setObjectName("ApplicationDetailScroll")
+        scroll.setWidget(content)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setStyleSheet("QScrollArea#ApplicationDetailScroll, "
+                             "QWidget#ApplicationDetailContent { background: transparent; }")
+
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.placeholder)
+        self.stack.addWidget(scroll)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(1, 1, 1, 1)
+        layout.addWidget(self.stack)
+        self._member_id: uuid.UUID | None = None
+        self.show_nothing()
+
+    @staticmethod
+    def _heading(text: str) -> QLabel:
+        label = QLabel(text)
+        font = QFont(label.font())
+        font.setWeight(QFont.Weight.DemiBold)
+        label.setFont(font)
+        label.setContentsMargins(0, 4, 0, 0)
+        return label
+
+    @staticmethod
+    def _rich_label() -> QLabel:
+        label = QLabel()
+        label.setWordWrap(True)
+        label.setTextFormat(Qt.TextFormat.RichText)
+        label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        return label
+
+    @property
+    def member_id(self) -> uuid.UUID | None:
+        """The application shown (None when nothing or several are selected)."""
+        return self._member_id
+
+    def show_nothing(self, text: str = "") -> None:
+        self._member_id = None
+        if text:
+            self.placeholder.setText(text)
+        else:
+            self.placeholder.setText("Select an application to see who referred them, when "
+                                     "they registered and its history.")
+        self.stack.setCurrentIndex(0)
+
+    def show_several(self, rows: Sequence[ApplicationRow]) -> None:
+        self.show_nothing(f"{plural(len(rows), 'application')} selected: "
+                          f"{join_names([r.name for r in rows], limit=5)}.")
+
+    def show_row(self, row: ApplicationRow) -> None:
+        """What the table row already knows; history and referrals follow (show_details)."""
+        self._member_id = row.member_id
+        self.name_label.setText(row.name)
+        self.email_label.setText(row.email)
+        text, background = STATUS_COLOURS[row.status]
+        self.status_label.setText(STATUS_TEXT[row.status])
+        self.status_label.setStyleSheet(
+            f"QLabel#ApplicationStatus {{ color: {text}; background: {background};"
+            " border-radius: 9px; padding: 2px 10px; font-weight: 600; }")
+        self.facts_label.setText(self._facts(row))
+        self.reason_heading.setVisible(bool(row.reason))
+        self.reason_label.setVisible(bool(row.reason))
+        self.reason_label.setText(row.reason)
+        referrer = html.escape(row.referred_by_name) if row.referred_by_name else ""
+        self.referrals_label.setText(referrer or self._muted("Nobody: they registered on the "
+                                                             "public page."))
+        self.history_label.setText(self._muted("Loading…"))
+        self.stack.setCurrentIndex(1)
+
+    def show_details(self, details: ApplicationDetails) -> None:
+        if details.row.member_id != self._member_id:
+            return
+        self.show_row(details.row)
+        if details.referrals:
+            lines = []
+            for record in details.referrals:
+                if record.status is ReferralStatus.COMPLETED and record.completed_at is not None:
+                    state = f"referral completed {format_date(record.completed_at)}"
+                elif details.row.status is AdhesionStatus.REJECTED:
+                    state = "referral not completed: the application was rejected"
+                else:
+                    state = "referral completed on approval"
+                lines.append(f"{html.escape(record.referrer_name)} "
+                             f"{self._muted('· ' + state)}")
+            self.referrals_label.setText("<br>".join(lines))
+        elif details.row.referred_by_name:
+            self.referrals_label.setText(
+                f"{html.escape(details.row.referred_by_name)} "
+                f"{self._muted('· no referral recorded (tracking was off)')}")
+        if details.history:
+            self.history_label.setText("".join(
+                f"<p style='margin:0 0 4px 0'>{self._muted(format_datetime(line.at))}<br>"
+                f"{html.escape(line.text)}</p>" for line in details.history))
+        else:
+            self.history_label.setText(self._muted(
+                f"Nothing recorded yet besides the registration on "
+                f"{format_date(details.row.submitted_at)}."))
+
+    def show_details_error(self, message: str) -> None:
+        self.history_label.setText(self._muted(html.escape(message)))
+
+    @staticmethod
+    def _muted(text: str) -> str:
+        return f"<span style='color:{theme.MUTED}'>{text}</span>"
+
+    def _facts(self, row: ApplicationRow) -> str:
+        unit = row.unit_name or "No unit (public registration)"
+        pairs = [("Unit", unit), ("Registered", format_datetime(row.submitted_at))]
+        if not row.is_open:
+            pairs.append(("Decided", format_datetime(row.updated_at)))
+        return "".join(
+            f"<div>{self._muted(html.escape(name) + ':')} {html.escape(value)}</div>"
+            for name, value in pairs)
+
+    def visible_text(self) -> str:
+        """Everything the panel says, for tests and accessibility checks."""
+        labels = [self.placeholder] if self.stack.currentIndex() == 0 else [
+            self.name_label, self.email_label, self.status_label, self.facts_label,
+            self.reason_label, self.referrals_label, self.history_label]
+        return "\n".join(label.text() for label in labels if label.isVisibleTo(self)
+                         or label is self.placeholder)
+
+
+# ------------------------------------------------------------------------------ the page
+class ApplicationsPage(QWidget):
+    """The Applications page. `runner` (tests: SynchronousRunner) runs the background work."""
+
+    applications_decided = Signal(int)  # how many applications a decision changed
+
+    def __init__(
+        self,
+        context: AppContext,
+        operator: Operator,
+        parent: QWidget | None = None,
+        *,
+        runner: TaskRunner | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("ApplicationsPage")
+        self._context = context
+        self._operator = operator
+        # Its own pool, so that destroying the page waits for its work (and only its work).
+        self._pool = QThreadPool(self)
+        self._runner: TaskRunner = runner or ThreadPoolRunner(self._pool)
+        self._may_review = operator.role >= Role.HR_LOCAL
+        self._loaded = False
+        self._adhesion_required: bool | None = None
+        self._accent = ""
+        self._load_generation = 0
+        self._detail_generation = 0
+        self._busy = ""
+        self._restoring = False
+        self.reason_dialog: ReasonDialog | None = None
+
+        self._build()
+        if self._may_review:
+            self._connect()
+            self._update_actions()
+            self.refresh()
+
+    # ==================================================================== construction
+    def _build(self) -> None:
+        self.title_label = QLabel("Membership applications")
+        theme.set_variant(self.title_label, "title")
+        self.scope_label = QLabel(self._scope_text())
+        self.scope_label.setWordWrap(True)
+        theme.set_variant(self.scope_label, "muted")
+
+        self.confirmation_banner = Banner("ApplicationsConfirmation")
+        self.message_banner = Banner("ApplicationsMessage")
+
+        self.body = QStackedWidget()
+        self.review = self._build_review()
+        self.denied = self._build_denied()
+        self.body.addWidget(self.review)
+        self.body.addWidget(self.denied)
+        self._style_filters()
+        self.body.setCurrentWidget(self.review if self._may_review else self.denied)
+        self.scope_label.setVisible(self._may_review)
+
+        root = QVBoxLayout(self)
+        root.setContentsMargins(20, 16, 20, 16)
+        root.setSpacing(10)
+        root.addWidget(self.title_label)
+        root.addWidget(self.scope_label)
+        root.addWidget(self.confirmation_banner)
+        root.addWidget(self.message_banner)
+        root.addWidget(self.body, 1)
+
+    def _scope_text(self) -> str:
+        operator = self._operator
+        if operator.role.is_tenant_wide:
+            return "Showing applications across the organization."
+        if operator.role.is_local:
+            if operator.unit_id is None:
+                return ("You have no unit, so no applications are yours to review. An "
+                        "organization admin can assign you to a unit.")
+            return f"Showing applications in {operator.unit_name or 'your unit'}."
+        return ""
+
+    def _build_denied(self) -> QWidget:
+        page = QWidget()
+        outer = QVBoxLayout(page)
+        outer.setContentsMargins(0, 12, 0, 0)
+        card = QFrame()
+        card.setObjectName("ApplicationsDenied")
+        theme.set_variant(card, "card")
+        card.setMaximumWidth(640)
+        layout = QVBoxLayout(card)
+        layout.setContentsMargins(28, 24, 28, 26)
+        layout.setSpacing(10)
+        top = QHBoxLayout()
+        picture = QLabel()
+        picture.setPixmap(theme.icon("lock").pixmap(28, 28))
+        top.addWidget(picture, 0, Qt.AlignmentFlag.AlignTop)
+        self.denied_title = QLabel(DENIED_TITLE)
+        self.denied_title.setWordWrap(True)
+        theme.set_variant(self.denied_title, "heading")
+        top.addWidget(self.denied_title, 1)
+        layout.addLayout(top)
+        decision = decide(self._operator, Action.APPROVE_APPLICATION,
+                          target=Target(unit_id=self._operator.unit_id))
+        needed = decision.needed
+        self.denied_text = QLabel(
+            f"You are signed in as {self._operator.role.label} ({self._operator.role.name}); "
+            f"reviewing applications needs the {needed.name} role ({needed.label}) or higher. "
+            "Local HR and local admins approve or reject the applicants of their own unit; "
+            "organization HR and organization admins review every application.\n\n"
+            f"{ADHESION_EXPLAINED}"
+        )
+        self.denied_text.setWordWrap(True)
+        self.denied_text.setTextFormat(Qt.TextFormat.PlainText)
+        layout.addWidget(self.denied_text)
+        row = QHBoxLayout()
+        row.addWidget(card, 100)
+        row.addStretch(1)
+        outer.addLayout(row)
+        outer.addStretch(1)
+        return page
+
+    def _build_review(self) -> QWidget:
+        page = QWidget()
+        column = QVBoxLayout(page)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(10)
+
+        filters = QHBoxLayout()
+        filters.setSpacing(0)
+        self.filter_group = QButtonGroup(self)
+        self.filter_group.setExclusive(True)
+        self.filter_buttons: dict[StatusFilter, QPushButton] = {}
+        for position, status_filter in enumerate(StatusFilter):
+            button = QPushButton(status_filter.label)
+            button.setObjectName(f"filter_{status_filter.value}")
+            button.setProperty("segmented", "true")
+            button.setProperty("segment", "first" if position == 0 else (
+                "last" if position == len(StatusFilter) - 1 else "middle"))
+            button.setCheckable(True)
+            button.setAutoDefault(False)
+            self.filter_group.addButton(button, position)
+            self.filter_buttons[status_filter] = button
+            filters.addWidget(button)
+        self.filter_buttons[StatusFilter.OPEN].setChecked(True)
+        filters.addSpacing(12)
+        self.loading_label = QLabel("")
+        theme.set_variant(self.loading_label, "small")
+        filters.addWidget(self.loading_label)
+        filters.addStretch(1)
+        self.reload_button = QPushButton("Reload")
+        self.reload_button.setToolTip("Read the applications again (someone else may have "
+                                      "decided on some meanwhile).")
+        filters.addWidget(self.reload_button)
+        column.addLayout(filters)
+
+        self.model = ApplicationsModel(self)
+        self.proxy = ApplicationFilter(self)
+        self.proxy.setSourceModel(self.model)
+        self.table = FittedTableView()
+        self.table.setObjectName("ApplicationsTable")
+        self.table.setModel(self.proxy)
+        self.table.setAccessibleName("Membership applications")
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(Column.SUBMITTED, Qt.SortOrder.AscendingOrder)
+        vertical = self.table.verticalHeader()
+        vertical.hide()
+        vertical.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        vertical.setDefaultSectionSize(28)
+        horizontal = self.table.horizontalHeader()
+        horizontal.setHighlightSections(False)
+        horizontal.setStretchLastSection(False)
+        horizontal.setMinimumSectionSize(48)
+        horizontal.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        # A local role sees one unit: the column would say the same thing on every row.
+        self.table.set_column_shown(Column.UNIT, not self._operator.role.is_local)
+
+        self.empty_title = QLabel()
+        self.empty_title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_title.setWordWrap(True)
+        theme.set_variant(self.empty_title, "heading")
+        self.empty_text = QLabel()
+        self.empty_text.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_text.setWordWrap(True)
+        self.empty_text.setTextFormat(Qt.TextFormat.PlainText)
+        theme.set_variant(self.empty_text, "muted")
+        self.empty_state = QFrame()
+        self.empty_state.setObjectName("ApplicationsEmpty")
+        theme.set_variant(self.empty_state, "card")
+        empty_layout = QVBoxLayout(self.empty_state)
+        empty_layout.setContentsMargins(40, 30, 40, 30)
+        empty_layout.addStretch(1)
+        empty_layout.addWidget(self.empty_title)
+        empty_layout.addSpacing(6)
+        empty_layout.addWidget(self.empty_text)
+        empty_layout.addStretch(2)
+        self.table_stack = QStackedWidget()
+        self.table_stack.addWidget(self.empty_state)
+        self.table_stack.addWidget(self.table)
+
+        self.actions_bar = QWidget()
+        actions = QHBoxLayout(self.actions_bar)
+        actions.setContentsMargins(0, 0, 0, 0)
+        self.selection_label = QLabel("")
+        theme.set_variant(self.selection_label, "small")
+        self.draft_button = QPushButton(VERDICT_BUTTON[Verdict.DRAFT])
+        self.reject_button = QPushButton(VERDICT_BUTTON[Verdict.REJECT])
+        self.approve_button = QPushButton(VERDICT_BUTTON[Verdict.APPROVE])
+        theme.set_flag(self.approve_button, "primary", True)
+        for button in (self.draft_button, self.reject_button, self.approve_button):
+            button.setAutoDefault(False)
+        actions.addWidget(self.selection_label, 1)
+        actions.addWidget(self.draft_button)
+        actions.addWidget(self.reject_button)
+        actions.addWidget(self.approve_button)
+        self.action_buttons = {Verdict.APPROVE: self.approve_button,
+                               Verdict.REJECT: self.reject_button,
+                               Verdict.DRAFT: self.draft_button}
+
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.setSpacing(8)
+        left_layout.addWidget(self.table_stack, 1)
+        left_layout.addWidget(self.actions_bar)
+
+        self.detail = DetailPanel()
+        self.detail.setMinimumWidth(240)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setObjectName("ApplicationsSplitter")
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.setHandleWidth(10)
+        self.splitter.addWidget(left)
+        self.splitter.addWidget(self.detail)
+        self.splitter.setStretchFactor(0, 1)
+        self.splitter.setStretchFactor(1, 0)
+        self.splitter.setSizes([660, 270])
+        left.setMinimumWidth(360)
+        left.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        column.addWidget(self.splitter, 1)
+        self._show_empty_state()
+        return page
+
+    def _connect(self) -> None:
+        self.filter_group.idClicked.connect(self._filter_clicked)
+        self.reload_button.clicked.connect(self.refresh)
+        self.table.selectionModel().selectionChanged.connect(self._selection_changed)
+        self.proxy.modelReset.connect(self._update_view)
+        self.proxy.layoutChanged.connect(self._update_view)
+        self.approve_button.clicked.connect(self.approve_selected)
+        self.reject_button.clicked.connect(self.reject_selected)
+        self.draft_button.clicked.connect(self.return_selected_to_draft)
+
+    # ==================================================================== public API
+    @property
+    def may_review(self) -> bool:
+        """Whether the operator's role reviews applications (else the page only explains)."""
+        return self._may_review
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._busy)
+
+    @property
+    def status_filter(self) -> StatusFilter:
+        return self.proxy.status_filter
+
+    def set_status_filter(self, status_filter: StatusFilter) -> None:
+        self.filter_buttons[status_filter].setChecked(True)
+        self.proxy.set_status_filter(status_filter)
+        self._update_view()
+        selected = self.table.selectionModel().selectedRows()
+        if selected:
+            self.table.scrollTo(min(selected, key=lambda index: index.row()))
+
+    def visible_rows(self) -> list[ApplicationRow]:
+        """The rows the table shows, in its order."""
+        return [self.proxy.row_at(r) for r in range(self.proxy.rowCount())]
+
+    def selected_rows(self) -> list[ApplicationRow]:
+        rows = sorted(index.row() for index in self.table.selectionModel().selectedRows())
+        return [self.proxy.row_at(r) for r in rows]
+
+    def select_members(self, member_ids: Sequence[uuid.UUID]) -> None:
+        """Select the rows of these members that the current filter shows."""
+        wanted = set(member_ids)
+        selection = QItemSelection()
+        first = None
+        for proxy_row in range(self.proxy.rowCount()):
+            if self.proxy.row_at(proxy_row).member_id in wanted:
+                index = self.proxy.index(proxy_row, 0)
+                selection.select(index, self.proxy.index(proxy_row, len(Column) - 1))
+                if first is None:
+                    first = index
+        model = self.table.selectionModel()
+        flags = QItemSelectionModel.SelectionFlag.ClearAndSelect
+        model.select(selection, flags | QItemSelectionModel.SelectionFlag.Rows)
+        if first is not None:
+            model.setCurrentIndex(first, QItemSelectionModel.SelectionFlag.NoUpdate)
+            self.table.scrollTo(first)
+
+    def refresh(self) -> None:
+        """Read the applications (and whether adhesion is on) again, in the background."""
+        if not self._may_review:
+            return
+        self._load_generation += 1
+        generation = self._load_generation
+        uow = self._context.uow
+        operator = self._operator
+        self.loading_label.setText("Loading…" if not self._loaded else "Refreshing…")
+        self._run(lambda: load_snapshot(uow, operator),
+                  lambda snapshot: self._loaded_snapshot(generation, snapshot),
+                  lambda error: self._load_failed(generation, error))
+
+    def approve_selected(self) -> None:
+        rows = self._eligible_selection(Verdict.APPROVE)
+        if rows:
+            self._decide(Verdict.APPROVE, rows)
+
+    def reject_selected(self) -> None:
+        rows = self._eligible_selection(Verdict.REJECT)
+        if rows:
+            self._ask_reason(Verdict.REJECT, rows)
+
+    def return_selected_to_draft(self) -> None:
+        rows = self._eligible_selection(Verdict.DRAFT)
+        if rows:
+            self._ask_reason(Verdict.DRAFT, rows)
+
+    def filter_counts(self) -> dict[StatusFilter, int]:
+        return {f: self.model.count(f) for f in StatusFilter}
+
+    # ==================================================================== loading
+    def _loaded_snapshot(self, generation: int, snapshot: Snapshot) -> None:
+        if generation != self._load_generation:
+            return  # a newer load is on its way
+        self.loading_label.setText("")
+        self._loaded = True
+        self._adhesion_required = snapshot.adhesion_required
+        if snapshot.accent != self._accent:
+            self._accent = snapshot.accent
+            self._style_filters()
+        kept = [row.member_id for row in self.selected_rows()]
+        current = self.table.currentIndex()
+        position = current.row() if current.isValid() else -1
+        self._restoring = True
+        try:
+            self.model.set_rows(snapshot.rows)
+            self._restore_selection(kept, position)
+        finally:
+            self._restoring = False
+        self._update_view()
+        self._sync_detail(reload=True)  # the selected application may have news
+
+    def _load_failed(self, generation: int, error: BaseException) -> None:
+        if generation != self._load_generation:
+            return
+        self.loading_label.setText("")
+        if isinstance(error, PermissionDenied):
+            self.model.set_rows(())  # what they may no longer see goes away
+        if not isinstance(error, DomainError):
+            log.error("could not load the applications", exc_info=error)
+        text = f"The applications could not be loaded. {error_message(error)}"
+        earlier = self.message_banner.text if self.message_banner.kind == "error" else ""
+        if earlier and error_message(error) not in earlier:
+            text = f"{earlier}\n{text}"  # keep what a decision just reported
+        elif earlier:
+            text = earlier
+        self.message_banner.show_message(text, "error", action=("Try again", self.refresh))
+
+    def _restore_selection(self, member_ids: list[uuid.UUID], position: int) -> None:
+        """Keep the selected applications selected; when they left the view (decided), select
+        the one that took the place of the first, so a queue can be worked through."""
+        visible = {row.member_id for row in self.visible_rows()}
+        still = [m for m in member_ids if m in visible]
+        if still:
+            self.select_members(still)
+        elif member_ids and position >= 0 and self.proxy.rowCount():
+            row = min(position, self.proxy.rowCount() - 1)
+            self.select_members([self.proxy.row_at(row).member_id])
+        else:
+            self.table.clearSelection()
+
+    # ==================================================================== view state
+    def _filter_clicked(self, button_id: int) -> None:
+        self.set_status_filter(list(StatusFilter)[button_id])
+
+    def _update_view(self) -> None:
+        counts = self.filter_counts()
+        for status_filter, button in self.filter_buttons.items():
+            count = counts[status_filter]
+            button.setText(f"{status_filter.label} ({count:,})" if self._loaded
+                           else status_filter.label)
+        self._show_empty_state()
+        self._update_actions()
+
+    def _show_empty_state(self) -> None:
+        has_rows = self._loaded and self.proxy.rowCount() > 0
+        # Without rows there is nothing to select: the side panel and the actions step aside.
+        self.detail.setVisible(has_rows)
+        self.actions_bar.setVisible(has_rows)
+        if has_rows:
+            self.table_stack.setCurrentWidget(self.table)
+            return
+        self.table_stack.setCurrentWidget(self.empty_state)
+        if not self._loaded:
+            self.empty_title.setText("Loading applications…")
+            self.empty_text.setText("")
+            return
+        where = ""
+        if self._operator.role.is_local and self._operator.unit_name:
+            where = f" in {self._operator.unit_name}"
+        status_filter = self.proxy.status_filter
+        titles = {
+            StatusFilter.OPEN: f"No applications waiting{where}",
+            StatusFilter.APPROVED: f"No approved applications{where}",
+            StatusFilter.REJECTED: f"No rejected applications{where}",
+            StatusFilter.ALL: f"No applications{where} yet",
+        }
+        self.empty_title.setText(titles[status_filter])
+        if self._adhesion_required:
+            state = ("Adhesion is on: new members start as applicants. An organization admin "
+                     f"can turn it off in {SETTINGS_PLACE}.")
+        else:
+            state = ("Adhesion is off: people who register become members at once, without an "
+                     f"application. An organization admin can turn it on in {SETTINGS_PLACE}.")
+        self.empty_text.setText(f"{ADHESION_EXPLAINED}\n\n{state}")
+
+    def _style_filters(self) -> None:
+        colours = theme.accent_palette(self._accent or None)
+        self.review.setStyleSheet(
+            "QPushButton[segmented=\"true\"] { border-radius: 0px; padding: 5px 14px; margin: 0px;"
+            " background: #FFFFFF; }"
+            " QPushButton[segment=\"first\"] { border-top-left-radius: 6px;"
+            " border-bottom-left-radius: 6px; }"
+            " QPushButton[segment=\"last\"] { border-top-right-radius: 6px;"
+            " border-bottom-right-radius: 6px; }"
+            " QPushButton[segment=\"middle\"], QPushButton[segment=\"last\"]"
+            " { border-left: none; }"
+            f" QPushButton[segmented=\"true\"]:checked {{ background: {colours['accent_soft']};"
+            f" color: {colours['accent_text']}; border-color: {colours['accent']}; }}"
+        )
+
+    def _selection_changed(self, *_args: object) -> None:
+        if not self._restoring:  # a reload restores the selection, then syncs once
+            self._sync_detail(reload=False)
+
+    def _sync_detail(self, *, reload: bool) -> None:
+        """Show the selected application in the side panel (reading its details again when
+        it is a different one, or when `reload`)."""
+        rows = self.selected_rows()
+        if not rows:
+            self.detail.show_nothing()
+        elif len(rows) > 1:
+            self.detail.show_several(rows)
+        elif reload or rows[0].member_id != self.detail.member_id:
+            self._show_detail(rows[0])
+        self._update_actions()
+
+    def _show_detail(self, row: ApplicationRow) -> None:
+        self.detail.show_row(row)
+        self._detail_generation += 1
+        generation = self._detail_generation
+        uow = self._context.uow
+        operator = self._operator
+        member_id = row.member_id
+
+        def shown(details: ApplicationDetails) -> None:
+            if generation == self._detail_generation:
+                self.detail.show_details(details)
+
+        def failed(error: BaseException) -> None:
+            if generation == self._detail_generation:
+                if not isinstance(error, DomainError):
+                    log.error("could not load an application's details", exc_info=error)
+                self.detail.show_details_error(error_message(error))
+
+        self._run(lambda: load_details(uow, operator, member_id), shown, failed)
+
+    def _eligible(self, verdict: Verdict, row: ApplicationRow) -> bool:
+        if row.status not in ALLOWED_FROM[verdict]:
+            return False
+        return decide(self._operator, Action.APPROVE_APPLICATION,
+                      target=Target(unit_id=row.unit_id)).allowed
+
+    def _eligible_selection(self, verdict: Verdict) -> list[ApplicationRow]:
+        if self._busy or not self._may_review:
+            return []
+        rows = self.selected_rows()
+        if not rows or not all(self._eligible(verdict, row) for row in rows):
+            return []
+        return rows
+
+    def _update_actions(self) -> None:
+        rows = self.selected_rows()
+        for verdict, button in self.action_buttons.items():
+            eligible = bool(rows) and all(self._eligible(verdict, row) for row in rows)
+            button.setEnabled(eligible and not self._busy)
+            label = VERDICT_BUTTON[verdict]
+            button.setText(f"{label} ({len(rows)})" if eligible and len(rows) > 1 else label)
+            if not rows:
+                button.setToolTip("Select one or more open applications first.")
+            elif not eligible:
+                button.setToolTip(NOT_ELIGIBLE[verdict])
+            else:
+                button.setToolTip(self._action_tooltip(verdict, rows))
+        if self._busy:
+            self.selection_label.setText(self._busy)
+        elif rows:
+            self.selection_label.setText(f"{plural(len(rows), 'application')} selected")
+        else:
+            self.selection_label.setText("Select one or more applications.")
+            self.selection_label.setToolTip("Ctrl-click or Shift-click to select several; "
+                                            "the actions apply to every selected application.")
+
+    @staticmethod
+    def _action_tooltip(verdict: Verdict, rows: Sequence[ApplicationRow]) -> str:
+        who = rows[0].name if len(rows) == 1 else plural(len(rows), "applicant")
+        if verdict is Verdict.APPROVE:
+            return f"Make {who} a member; their referral is completed."
+        if verdict is Verdict.REJECT:
+            return f"Reject {who}, with a reason they will see."
+        return f"Send {who} back to draft, with a reason saying what to correct."
+
+    # ==================================================================== decisions
+    def _ask_reason(self, verdict: Verdict, rows: list[ApplicationRow]) -> None:
+        if self.reason_dialog is not None:
+            self.reason_dialog.raise_()
+            return
+        dialog = ReasonDialog(verdict, [row.name for row in rows], self)
+        self.reason_dialog = dialog
+        dialog.accepted.connect(lambda: self._decide(verdict, rows, dialog.reason))
+        dialog.finished.connect(self._reason_dialog_closed)
+        dialog.open()
+
+    def _reason_dialog_closed(self, _result: int) -> None:
+        dialog, self.reason_dialog = self.reason_dialog, None
+        if dialog is not None:
+            dialog.deleteLater()
+
+    def _decide(self, verdict: Verdict, rows: list[ApplicationRow], reason: str = "") -> None:
+        if self._busy:
+            return
+        self.confirmation_banner.clear_message()
+        self.message_banner.clear_message()
+        count = plural(len(rows), "application") if len(rows) > 1 else rows[0].name
+        self._busy = f"{VERDICT_BUSY[verdict]} {count}…"
+        self._update_actions()
+        uow = self._context.uow
+        operator = self._operator
+        frozen = tuple(rows)
+        self._run(lambda: decide_applications(uow, operator, verdict, frozen, reason),
+                  self._decided, self._decide_failed)
+
+    def _decided(self, outcome: DecisionOutcome) -> None:
+        self._busy = ""
+        confirmation = confirmation_text(outcome)
+        if confirmation:
+            self.confirmation_banner.show_message(confirmation, "success")
+        failure = failure_text(outcome)
+        if failure:
+            for _name, error in outcome.failed:
+                if not isinstance(error, DomainError):
+                    log.error("an application decision failed", exc_info=error)
+            self.message_banner.show_message(failure, "error")
+        self._update_actions()
+        if outcome.decided:
+            self.applications_decided.emit(len(outcome.decided))
+        self.refresh()  # the rows changed (or were stale): show what the database says now
+
+    def _decide_failed(self, error: BaseException) -> None:
+        self._busy = ""
+        if not isinstance(error, DomainError):
+            log.error("application decisions failed", exc_info=error)
+        self.message_banner.show_message(error_message(error), "error")
+        self._update_actions()
+        self.refresh()
+
+    # ==================================================================== helpers
+    def _run(
+        self,
+        work: Callable[[], T],
+        on_done: Callable[[T], None],
+        on_failed: Callable[[BaseException], None],
+    ) -> None:
+        """Run `work` off the GUI thread; the callbacks run on it, unless the page is gone."""
+
+        def done(result: T) -> None:
+            if shiboken6.isValid(self):
+                on_done(result)
+
+        def failed(error: BaseException) -> None:
+            if shiboken6.isValid(self):
+                on_failed(error)
+
+        BackgroundTask(work).on_success(done).on_failure(failed).run_in_background(self._runner)
+
+    def visible_text(self) -> str:
+        """Everything the page says (labels that are shown), for tests."""
+        return "\n".join(label.text() for label in self.findChildren(QLabel)
+                         if label.text() and label.isVisibleTo(self))
+
+    # ==================================================================== Qt overrides
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt override)
+        super().showEvent(event)
+        if self._may_review and self._loaded and not self._busy:
+            self.refresh()  # someone else may have decided meanwhile
