@@ -235,6 +235,12 @@ def _decide(
             )
         after: dict[str, object] = {"adhesion_status": to.value, "status": member.status,
                                     "reason": reason}
+        if to is AdhesionStatus.REJECTED:
+            declined = referrals.decline_pending(
+                session, referee_id=member.id, actor_id=operator.member_id, at=now
+            )
+            if declined:
+                after["referrals_declined"] = declined
         if completed:
             after["referrals_completed"] = completed
         audit.record(

@@ -413,6 +413,8 @@ class _World:
         self.org = org
         self.now = now
         self.rng = rng
+        # A separate stream, so adding rejections leaves every other draw as it was.
+        self.rejection_rng = random.Random(7919)
         self.units: list[tuple[uuid.UUID, str]] = []
         self.events: list[_EventInfo] = []
         self.people: list[_Person] = []
@@ -705,6 +707,7 @@ class _World:
 
     def _accept(self, row: dict[str, Any], sent_at: datetime, first: str, last: str,
                 inviter: _Person, unit_id: uuid.UUID | None, is_pending: bool) -> None:
+        rejected = not is_pending and self.rejection_rng.random() < 0.04
         age = self.now - sent_at
         latest = min(8 * 24, age.total_seconds() / 3600 - 0.5, self.expiry.total_seconds() / 3600 - 1)
         delay_hours = self.rng.uniform(min(2, latest), latest)
@@ -712,8 +715,10 @@ class _World:
         member_id = self._add_member(
             first=first, last=last, email=row["email"], role=Role.USER, unit_id=unit_id,
             joined=joined,
-            status=MemberStatus.APPLICANT if is_pending else MemberStatus.ACTIVE,
-            adhesion=AdhesionStatus.PENDING if is_pending else AdhesionStatus.APPROVED,
+            status=(MemberStatus.APPLICANT if is_pending
+                    else MemberStatus.REJECTED if rejected else MemberStatus.ACTIVE),
+            adhesion=(AdhesionStatus.PENDING if is_pending
+                      else AdhesionStatus.REJECTED if rejected else AdhesionStatus.APPROVED),
             referred_by=inviter.id,
         )
         self._mark_sent(row, sent_at)
@@ -722,11 +727,13 @@ class _World:
         completed = None
         if not is_pending:
             completed = min(joined + timedelta(hours=self.rng.uniform(1, 96)), self.now)
+        status = (ReferralStatus.PENDING if is_pending
+                  else ReferralStatus.DECLINED if rejected else ReferralStatus.COMPLETED)
         self.referrals.append({
             "id": uuid.uuid4(), "organization_id": self.org.id, "referrer_id": inviter.id,
             "referee_id": member_id, "invitation_id": row["id"],
-            "status": (ReferralStatus.PENDING if is_pending else ReferralStatus.COMPLETED).value,
-            "referred_at": joined, "completed_at": completed, "version": 1,
+            "status": status.value,
+            "referred_at": joined, "completed_at": None if rejected else completed, "version": 1,
             "created_at": joined, "updated_at": completed or joined,
         })
 

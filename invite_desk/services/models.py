@@ -141,6 +141,7 @@ class AcceptedVia(StrEnum):
 class ReferralStatus(StrEnum):
     PENDING = "pending"
     COMPLETED = "completed"
+    DECLINED = "declined"  # the referee's adhesion application was rejected
 
 
 class Organization(SyncedMixin, Base):

@@ -84,10 +84,10 @@ def record(
     return added
 
 
-def complete_pending(
-    session: Session, *, referee_id: uuid.UUID, actor_id: uuid.UUID | None, at: datetime
+def _close_pending(
+    session: Session, *, referee_id: uuid.UUID, actor_id: uuid.UUID | None, at: datetime,
+    to: ReferralStatus,
 ) -> int:
-    """Complete the referee's pending referrals (their application was approved); returns how many."""
     rows = list(
         session.scalars(
             select(Referral).where(
@@ -97,15 +97,31 @@ def complete_pending(
         )
     )
     for row in rows:
-        row.status = ReferralStatus.COMPLETED.value
-        row.completed_at = at
+        row.status = to.value
+        row.completed_at = at if to is ReferralStatus.COMPLETED else None
         audit.record(
             session, organization_id=row.organization_id, actor_id=actor_id,
-            action="referral.completed", entity_type="referral", entity_id=row.id,
-            before={"status": ReferralStatus.PENDING.value},
-            after={"status": ReferralStatus.COMPLETED.value},
+            action=f"referral.{to.value}", entity_type="referral", entity_id=row.id,
+            before={"status": ReferralStatus.PENDING.value}, after={"status": to.value},
         )
     return len(rows)
+
+
+def complete_pending(
+    session: Session, *, referee_id: uuid.UUID, actor_id: uuid.UUID | None, at: datetime
+) -> int:
+    """Complete the referee's pending referrals (their application was approved); returns how many."""
+    return _close_pending(session, referee_id=referee_id, actor_id=actor_id, at=at,
+                          to=ReferralStatus.COMPLETED)
+
+
+def decline_pending(
+    session: Session, *, referee_id: uuid.UUID, actor_id: uuid.UUID | None, at: datetime
+) -> int:
+    """The referee's application was rejected: their pending referrals will never complete, so
+    they stop counting as pending in referral activity and reports."""
+    return _close_pending(session, referee_id=referee_id, actor_id=actor_id, at=at,
+                          to=ReferralStatus.DECLINED)
 
 
 @dataclass(frozen=True)

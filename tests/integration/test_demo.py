@@ -153,7 +153,10 @@ def test_demo_on_an_empty_database_has_every_role_state_and_kind(any_uow: UnitOf
             assert now - timedelta(days=366) <= referral.referred_at <= now
             pending = referral.status == ReferralStatus.PENDING.value
             assert (referee.status == MemberStatus.APPLICANT.value) is pending
-            assert (referral.completed_at is None) is pending
+            completed = referral.status == ReferralStatus.COMPLETED.value
+            assert (referral.completed_at is not None) is completed
+            if referral.status == ReferralStatus.DECLINED.value:  # application rejected
+                assert referee.status == MemberStatus.REJECTED.value
         months = {(r.referred_at.year, r.referred_at.month) for r, _, _ in referrals}
         assert len(months) >= 10
 
