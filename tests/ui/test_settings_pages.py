@@ -584,3 +584,21 @@ def test_revert_restores_the_loaded_values_on_every_page(
     assert not window.save_button.isEnabled()
     assert window.unsaved_label.text() == ""
     assert audit_rows(uow, admin, "settings.update") == []
+
+
+def test_referrals_page_saves_whether_registration_asks_for_a_password(
+    qtbot: QtBot, uow: UnitOfWork, admin: Operator
+) -> None:
+    page = ReferralsPage(uow, admin)
+    qtbot.addWidget(page)
+    page.load()
+    assert page.password_box.isChecked()  # the default: people choose a password
+    page.password_box.click()
+    assert page.check() == {}
+    page.save()
+    assert settings.get_settings(uow, admin.organization_id).registration_asks_password is False
+    with uow:
+        changes = [e.after for e in audit.entries(uow.session, admin.organization_id,
+                                                    entity_type="settings")]
+    assert {"referralSettings.registrationForm.askPassword": False} in changes or any(
+        "registrationForm.askPassword" in key for after in changes for key in after)

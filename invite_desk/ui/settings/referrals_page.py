@@ -137,6 +137,15 @@ class ReferralsPage(SettingsPage):
             ),
         )
 
+        self.password_box = QCheckBox(SPECS_BY_FIELD["registration_asks_password"].label)
+        self.add_field(
+            "registration_asks_password",
+            editors=[self.password_box],
+            header=self.password_box,
+            field_name="registrationForm.askPassword",
+            help_text=SPECS_BY_FIELD["registration_asks_password"].help,
+        )
+
     # ---- contract ---------------------------------------------------------------------------
 
     def load(self) -> None:
@@ -147,6 +156,7 @@ class ReferralsPage(SettingsPage):
             needed = self.loaded.number_of_referrals_needed_for_signup
             self.needed_edit.setText("" if needed is None else str(needed))
             self.adhesion_box.setChecked(self.loaded.adhesion_required)
+            self.password_box.setChecked(self.loaded.registration_asks_password)
         finally:
             self.end_loading()
 
@@ -155,6 +165,7 @@ class ReferralsPage(SettingsPage):
             "referral_is_active": self.active_box.isChecked(),
             "number_of_referrals_needed_for_signup": parse_whole_number(self.needed_edit.text()),
             "adhesion_required": self.adhesion_box.isChecked(),
+            "registration_asks_password": self.password_box.isChecked(),
         }
 
     def check(self) -> dict[str, str]:
@@ -196,7 +207,7 @@ class ReferralsPage(SettingsPage):
 
     def update_dependent_controls(self) -> None:
         set_editable(
-            [self.active_box, self.needed_edit, self.adhesion_box],
+            [self.active_box, self.needed_edit, self.adhesion_box, self.password_box],
             self.editable(),
             self.read_only_reason,
         )
