@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
+from typing import Any
 
 from invite_desk.services.email.message import build_message
 from invite_desk.services.email.raw import build_raw_message
@@ -56,6 +57,21 @@ def render_invitation(
     return render(templates, context)
 
 
+def _message_fields(
+    org: OrganizationInfo, mail: MailSettings, content: InvitationContent
+) -> dict[str, Any]:
+    """The envelope and branding both message builders take."""
+    return {
+        "from_address": mail.from_address,
+        "from_name": mail.from_name or org.name,
+        "to_address": content.email,
+        "to_name": content.name,
+        "message_id_domain": mail.from_address.rpartition("@")[2] or "invite-desk.invalid",
+        "logo": org.logo,
+        "logo_mime": org.logo_mime,
+    }
+
+
 def build_invitation_message(
     org: OrganizationInfo,
     mail: MailSettings,
@@ -63,19 +79,9 @@ def build_invitation_message(
     content: InvitationContent,
     token: str,
 ) -> tuple[EmailMessage, str]:
-    """The MIME message and its Message-ID."""
+    """The MIME message and its Message-ID (preview, test sends)."""
     rendered = render_invitation(org, templates, content, token)
-    domain = mail.from_address.rpartition("@")[2] or "invite-desk.invalid"
-    return build_message(
-        rendered,
-        from_address=mail.from_address,
-        from_name=mail.from_name or org.name,
-        to_address=content.email,
-        to_name=content.name,
-        message_id_domain=domain,
-        logo=org.logo,
-        logo_mime=org.logo_mime,
-    )
+    return build_message(rendered, **_message_fields(org, mail, content))
 
 
 def build_invitation_raw(
@@ -87,14 +93,4 @@ def build_invitation_raw(
 ) -> tuple[bytes, str]:
     """The same message as `build_invitation_message`, as SMTP-ready bytes (the batch path)."""
     rendered = render_invitation(org, templates, content, token)
-    domain = mail.from_address.rpartition("@")[2] or "invite-desk.invalid"
-    return build_raw_message(
-        rendered,
-        from_address=mail.from_address,
-        from_name=mail.from_name or org.name,
-        to_address=content.email,
-        to_name=content.name,
-        message_id_domain=domain,
-        logo=org.logo,
-        logo_mime=org.logo_mime,
-    )
+    return build_raw_message(rendered, **_message_fields(org, mail, content))
