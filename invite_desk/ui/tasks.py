@@ -134,3 +134,24 @@ class SynchronousRunner:
 
     def start(self, task: BackgroundTask[Any]) -> None:
         task.execute()
+
+
+def run_for(
+    owner: QObject,
+    work: Callable[[], T],
+    on_done: Callable[[T], Any],
+    on_failed: Callable[[BaseException], None],
+    runner: TaskRunner | None = None,
+) -> None:
+    """Run `work` off the GUI thread for `owner` (a page or window): the callbacks run on the
+    GUI thread, and not at all if `owner` was deleted meanwhile (the user closed it)."""
+
+    def done(result: T) -> None:
+        if shiboken6.isValid(owner):
+            on_done(result)
+
+    def failed(error: BaseException) -> None:
+        if shiboken6.isValid(owner):
+            on_failed(error)
+
+    BackgroundTask(work).on_success(done).on_failure(failed).run_in_background(runner)

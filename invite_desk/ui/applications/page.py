@@ -20,7 +20,6 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TypeVar
 
-import shiboken6
 from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, QThreadPool, Signal
 from PySide6.QtGui import QFont, QResizeEvent, QShowEvent
 from PySide6.QtWidgets import (
@@ -65,7 +64,12 @@ from invite_desk.ui.applications.model import (
     format_datetime,
 )
 from invite_desk.ui.compose.window import Banner
-from invite_desk.ui.tasks import BackgroundTask, TaskRunner, ThreadPoolRunner, error_message
+from invite_desk.ui.tasks import (
+    TaskRunner,
+    ThreadPoolRunner,
+    error_message,
+    run_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -1205,17 +1209,7 @@ class ApplicationsPage(QWidget):
         on_done: Callable[[T], None],
         on_failed: Callable[[BaseException], None],
     ) -> None:
-        """Run `work` off the GUI thread; the callbacks run on it, unless the page is gone."""
-
-        def done(result: T) -> None:
-            if shiboken6.isValid(self):
-                on_done(result)
-
-        def failed(error: BaseException) -> None:
-            if shiboken6.isValid(self):
-                on_failed(error)
-
-        BackgroundTask(work).on_success(done).on_failure(failed).run_in_background(self._runner)
+        run_for(self, work, on_done, on_failed, self._runner)
 
     def visible_text(self) -> str:
         """Everything the page says (labels that are shown), for tests."""

@@ -20,7 +20,6 @@ from enum import IntEnum
 from pathlib import Path
 from typing import TypeVar
 
-import shiboken6
 from PySide6.QtCore import QStringListModel, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QShowEvent
 from PySide6.QtWidgets import (
@@ -104,7 +103,7 @@ from invite_desk.ui.compose.preflight_model import (
 )
 from invite_desk.ui.compose.preview import PREVIEW_TOKEN, PreviewDialog, PreviewEmail
 from invite_desk.ui.compose.send_worker import SendJob, SendWorker
-from invite_desk.ui.tasks import BackgroundTask, TaskRunner, ThreadPoolRunner
+from invite_desk.ui.tasks import TaskRunner, ThreadPoolRunner, run_for
 from invite_desk.ui.theme import set_flag, set_variant
 
 log = logging.getLogger(__name__)
@@ -1399,17 +1398,7 @@ class ComposeWindow(QWidget):
         on_done: Callable[[T], None],
         on_failed: Callable[[BaseException], None],
     ) -> None:
-        """Run `work` off the GUI thread; the callbacks run on it, unless the window is gone."""
-
-        def done(result: T) -> None:
-            if shiboken6.isValid(self):
-                on_done(result)
-
-        def failed(error: BaseException) -> None:
-            if shiboken6.isValid(self):
-                on_failed(error)
-
-        BackgroundTask(work).on_success(done).on_failure(failed).run_in_background(self._runner)
+        run_for(self, work, on_done, on_failed, self._runner)
 
     def _set_busy(self, text: str) -> None:
         self._busy = text
