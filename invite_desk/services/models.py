@@ -242,17 +242,19 @@ class Invitation(SyncedMixin, Base):
         Index("ix_invitation_inviter_created", "inviter_id", "created_at"),
         Index("ix_invitation_batch_status", "batch_id", "status"),
         # Tracking tables (migration 0003): a tab is a merge of per-status branches read in
-        # the order of the sort key, so no sort runs at a million rows; see tracking/read.py.
+        # the order of the sort key, so no sort runs at a million rows; the trailing columns
+        # let the walk filter (live/overdue, a local role's unit) without reading the table.
+        # See tracking/read.py.
         Index("ix_invitation_org_status_queued_id",
-              "organization_id", "status", "queued_at", "id"),
+              "organization_id", "status", "queued_at", "id", "unit_id"),
         Index("ix_invitation_org_status_sent_id",
-              "organization_id", "status", "sent_at", "id", "expires_at"),
+              "organization_id", "status", "sent_at", "id", "expires_at", "unit_id"),
         Index("ix_invitation_org_status_expires_id",
-              "organization_id", "status", "expires_at", "id", "sent_at"),
+              "organization_id", "status", "expires_at", "id", "sent_at", "unit_id"),
         Index("ix_invitation_org_status_accepted_id",
-              "organization_id", "status", "accepted_at", "id", "expires_at"),
+              "organization_id", "status", "accepted_at", "id", "expires_at", "unit_id"),
         Index("ix_invitation_org_status_email_id",
-              "organization_id", "status", "email_normalized", "id", "expires_at"),
+              "organization_id", "status", "email_normalized", "id", "expires_at", "unit_id"),
         Index("ix_invitation_org_name", "organization_id", "name"),
         Index("ix_invitation_sender_created", "sender_id", "created_at"),
     )

@@ -52,6 +52,8 @@ if TYPE_CHECKING:
 SettingsFactory = Callable[[UnitOfWork, Operator, QWidget | None], QWidget]
 
 PAGE_KEY_ROLE = Qt.ItemDataRole.UserRole + 1
+# Pages wider or taller than a small screen scroll inside the window instead of widening it.
+FRAMED_PAGES = frozenset({"compose", "invitations"})
 DEFAULT_SIZE = QSize(1200, 780)
 
 
@@ -131,8 +133,15 @@ def default_page_factories() -> dict[str, PageFactory]:
     """The pages built so far; the others show their placeholder."""
     from invite_desk.ui.applications import ApplicationsPage
     from invite_desk.ui.compose.window import ComposeWindow
+    from invite_desk.ui.invitations import InvitationsWindow
+    from invite_desk.ui.members.window import MembersWindow
 
-    return {"compose": ComposeWindow, "applications": ApplicationsPage}
+    return {
+        "compose": ComposeWindow,
+        "invitations": InvitationsWindow,
+        "members": MembersWindow,
+        "applications": ApplicationsPage,
+    }
 
 
 def window_state_store() -> QSettings:
@@ -340,7 +349,7 @@ class MainWindow(QMainWindow):
 
     def _framed(self, key: str, page: QWidget) -> QWidget:
         """Big pages scroll inside the window instead of forcing it wider than the screen."""
-        if key not in self._page_factories:
+        if key not in FRAMED_PAGES:
             return page
         frame = QScrollArea()
         frame.setObjectName(f"{key}Frame")
@@ -478,6 +487,11 @@ class MainWindow(QMainWindow):
 
     def page_tooltip(self, key: str) -> str:
         return self._items[key].toolTip()
+
+    def current_page(self) -> QWidget | None:
+        """The page shown now (not the scroll frame some pages sit in)."""
+        key = self.current_page_key()
+        return self.pages.get(key) if key is not None else None
 
     def current_page_key(self) -> str | None:
         index = self.nav_view.currentIndex()
