@@ -44,6 +44,7 @@ from invite_desk.services.models import (
     ReferralStatus,
     Setting,
     Unit,
+    new_id,
     utcnow,
 )
 from invite_desk.services.organization import validate as validate_organization
@@ -557,7 +558,7 @@ class _World:
                     unit_id: uuid.UUID | None, joined: datetime, status: MemberStatus,
                     adhesion: AdhesionStatus | None, referred_by: uuid.UUID | None,
                     keen: float | None = None) -> uuid.UUID:
-        member_id = uuid.uuid4()
+        member_id = new_id()
         self.taken_emails.add(email)
         self.new_members.append({
             "id": member_id, "organization_id": self.org.id, "email": email,
@@ -730,7 +731,7 @@ class _World:
         status = (ReferralStatus.PENDING if is_pending
                   else ReferralStatus.DECLINED if rejected else ReferralStatus.COMPLETED)
         self.referrals.append({
-            "id": uuid.uuid4(), "organization_id": self.org.id, "referrer_id": inviter.id,
+            "id": new_id(), "organization_id": self.org.id, "referrer_id": inviter.id,
             "referee_id": member_id, "invitation_id": row["id"],
             "status": status.value,
             "referred_at": joined, "completed_at": None if rejected else completed, "version": 1,
@@ -779,7 +780,7 @@ class _World:
     def _add_batch(self, *, at: datetime, inviter: uuid.UUID, sender: uuid.UUID, size: int,
                    kind: InvitationKind, event: _EventInfo | None, staff: bool,
                    unit_id: uuid.UUID | None, open_: bool, label: str | None = None) -> uuid.UUID:
-        batch_id = uuid.uuid4()
+        batch_id = new_id()
         if label is None:
             if event is not None:
                 label = f"Guests for {event.name}"
@@ -806,7 +807,7 @@ class _World:
                         unit_id: uuid.UUID | None, batch_id: uuid.UUID, message: str,
                         created: datetime) -> dict[str, Any]:
         return {
-            "id": uuid.uuid4(), "organization_id": self.org.id, "email": email,
+            "id": new_id(), "organization_id": self.org.id, "email": email,
             "email_normalized": normalize_email(email), "name": name, "kind": kind.value,
             "event_id": event.id if event else None, "inviter_id": inviter, "sender_id": sender,
             "unit_id": unit_id, "batch_id": batch_id, "personal_message": message,

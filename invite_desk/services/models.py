@@ -3,6 +3,8 @@ so that offline replicas can be synced later; nothing is hard-deleted."""
 
 from __future__ import annotations
 
+import os
+import time
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -37,6 +39,21 @@ NAMING_CONVENTION = {
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def new_id() -> uuid.UUID:
+    """A time-ordered UUID (version 7, RFC 9562): 48 bits of Unix milliseconds, then random.
+
+    Rows created together get neighbouring ids, so inserting a batch appends to the primary
+    key and (..., id) indexes instead of scattering writes over a million-row B-tree; still a
+    plain UUID to every backend, and unguessable enough for ids (not for secrets: tokens use
+    `secrets`)."""
+    millis = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")  # 80 random bits, 74 used
+    value = (millis & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76 | ((rand >> 62) & 0xFFF) << 64  # version 7, 12 random bits
+    value |= 0b10 << 62 | (rand & ((1 << 62) - 1))  # RFC variant, 62 random bits
+    return uuid.UUID(int=value)
 
 
 def exact_string(length: int) -> String:
@@ -78,7 +95,7 @@ class Base(DeclarativeBase):
 class SyncedMixin:
     """Columns every synced row carries."""
 
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from invite_desk.services import audit
-from invite_desk.services.models import Member, Referral, ReferralStatus
+from invite_desk.services.models import Member, Referral, ReferralStatus, new_id
 from invite_desk.services.uow import UnitOfWork
 
 
@@ -64,7 +64,7 @@ def record(
         if credit.referrer_id in already:
             continue
         row = Referral(
-            id=uuid.uuid4(),
+            id=new_id(),
             organization_id=organization_id,
             referrer_id=credit.referrer_id,
             referee_id=referee_id,

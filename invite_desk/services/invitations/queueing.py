@@ -27,6 +27,7 @@ from invite_desk.services.models import (
     InvitationStatus,
     Member,
     MemberStatus,
+    new_id,
     utcnow,
 )
 from invite_desk.services.operator import Operator, refreshed
@@ -130,7 +131,7 @@ def queue_invitations(
         invitation_rows = []
         audit_rows = []
         for row in go:
-            invitation_id = uuid.uuid4()
+            invitation_id = new_id()
             invitation_rows.append(
                 {
                     "id": invitation_id,
@@ -156,7 +157,7 @@ def queue_invitations(
             )
             audit_rows.append(
                 {
-                    "id": uuid.uuid4(),
+                    "id": new_id(),
                     "version": 1,
                     "created_at": moment,
                     "updated_at": moment,

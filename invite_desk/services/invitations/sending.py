@@ -50,6 +50,7 @@ from invite_desk.services.models import (
     InvitationStatus,
     Member,
     Organization,
+    new_id,
     utcnow,
 )
 from invite_desk.services.organization import OrganizationInfo
@@ -358,7 +359,7 @@ class OutboxSender:
                before: dict[str, object], after: dict[str, object]) -> None:
         now = utcnow()
         conn.execute(_AUDIT_INSERT, {
-            "id": uuid.uuid4(), "version": 1, "created_at": now, "updated_at": now, "at": now,
+            "id": new_id(), "version": 1, "created_at": now, "updated_at": now, "at": now,
             "organization_id": row.organization_id, "actor_id": row.sender_id,
             "action": action, "entity_type": "invitation", "entity_id": row.id,
             "before_json": json.dumps(before, sort_keys=True, default=str),

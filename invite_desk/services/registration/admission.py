@@ -23,6 +23,7 @@ from invite_desk.services.models import (
     InvitationStatus,
     Member,
     MemberStatus,
+    new_id,
 )
 from invite_desk.services.referrals import Credit
 from invite_desk.services.registration.form import CleanRegistration
@@ -58,7 +59,7 @@ def admit_member(
     adhesion = AdhesionStatus.PENDING.value if adhesion_required else None
     if rejoining is None:
         member = Member(
-            id=uuid.uuid4(),
+            id=new_id(),
             organization_id=organization_id,
             email=email,
             email_normalized=email_normalized,

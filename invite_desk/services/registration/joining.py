@@ -41,6 +41,7 @@ from invite_desk.services.models import (
     InvitationKind,
     InvitationStatus,
     MemberStatus,
+    new_id,
     utcnow,
 )
 from invite_desk.services.referrals import Credit
@@ -283,7 +284,7 @@ def _register_guest(
     if event is None:
         return None
     guest = EventGuest(
-        id=uuid.uuid4(),
+        id=new_id(),
         organization_id=claimed.organization_id,
         event_id=event.id,
         invitation_id=claimed.id,

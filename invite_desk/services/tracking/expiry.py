@@ -14,7 +14,14 @@ from datetime import datetime
 
 from sqlalchemy import insert, select, update
 
-from invite_desk.services.models import AuditLog, Invitation, InvitationStatus, Organization, utcnow
+from invite_desk.services.models import (
+    AuditLog,
+    Invitation,
+    InvitationStatus,
+    Organization,
+    new_id,
+    utcnow,
+)
 from invite_desk.services.tracking.status import overdue_sql
 from invite_desk.services.uow import UnitOfWork
 
@@ -69,7 +76,7 @@ def _expire_organization(uow: UnitOfWork, organization_id: uuid.UUID, moment: da
             if changed:
                 session.execute(insert(AuditLog), [
                     {
-                        "id": uuid.uuid4(), "version": 1, "created_at": stamp,
+                        "id": new_id(), "version": 1, "created_at": stamp,
                         "updated_at": stamp, "organization_id": organization_id,
                         "actor_id": None, "action": "invitation.expired",
                         "entity_type": "invitation", "entity_id": invitation_id,
