@@ -7,6 +7,8 @@ is told so.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from PySide6.QtCore import Qt
@@ -22,6 +24,8 @@ from PySide6.QtWidgets import (
 
 from invite_desk.services.credentials import CredentialStore, CredentialStoreError
 from invite_desk.services.mail_settings import MailSettings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -95,3 +99,43 @@ def remember_password(
 
 def _html(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+AskPassword = Callable[[QWidget | None, MailSettings, CredentialStore], PasswordAnswer | None]
+
+
+@dataclass(frozen=True)
+class PasswordOutcome:
+    go_on: bool  # False: the user cancelled the prompt, nothing should be sent
+    password: str | None  # None when the server needs no sign-in
+    warning: str = ""  # e.g. the keyring refused it: kept for this session only
+
+
+class SmtpPasswords:
+    """Where a window gets the SMTP password: this session's memory, the keyring, or the
+    user (asked once, then stored in the keyring)."""
+
+    def __init__(self, credentials: CredentialStore, ask: AskPassword | None = None) -> None:
+        self._credentials = credentials
+        self._ask = ask or ask_smtp_password
+        self._session: dict[str, str] = {}
+
+    def password_for(self, parent: QWidget | None, mail: MailSettings) -> PasswordOutcome:
+        if not mail.username:
+            return PasswordOutcome(True, None)
+        key = mail.password_key()
+        if key in self._session:
+            return PasswordOutcome(True, self._session[key])
+        try:
+            stored = self._credentials.get(key)
+        except CredentialStoreError as exc:
+            log.warning("keyring unavailable: %s", exc)
+            stored = None
+        if stored:
+            return PasswordOutcome(True, stored)
+        answer = self._ask(parent, mail, self._credentials)
+        if answer is None:
+            return PasswordOutcome(False, None)
+        if not answer.stored:
+            self._session[key] = answer.password
+        return PasswordOutcome(True, answer.password, answer.problem)

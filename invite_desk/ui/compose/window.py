@@ -50,7 +50,7 @@ from PySide6.QtWidgets import (
 
 from invite_desk.app import AppContext
 from invite_desk.services import settings as settings_service
-from invite_desk.services.credentials import CredentialStore, CredentialStoreError
+from invite_desk.services.credentials import CredentialStore
 from invite_desk.services.email.templates import InvitationTemplates
 from invite_desk.services.errors import DomainError
 from invite_desk.services.events import EventInfo, list_events
@@ -93,7 +93,7 @@ from invite_desk.services.smtp.transport import (
     TemporaryFailure,
 )
 from invite_desk.services.uow import UnitOfWork
-from invite_desk.ui.compose.password_prompt import PasswordAnswer, ask_smtp_password
+from invite_desk.ui.compose.password_prompt import PasswordAnswer, SmtpPasswords
 from invite_desk.ui.compose.preflight_model import (
     STATUS_TEXT,
     Column,
@@ -259,7 +259,7 @@ class ComposeWindow(QWidget):
         # Its own pool, so closing the window can wait for its work (and only its work).
         self._pool = QThreadPool(self)
         self._runner: TaskRunner = runner or ThreadPoolRunner(self._pool)
-        self._ask_password = ask_password or ask_smtp_password
+        self._passwords = SmtpPasswords(context.credentials, ask_password)
         self._retry = retry
         self._policy = PolicySettings()
         self._org: OrganizationInfo | None = None
@@ -280,7 +280,6 @@ class ComposeWindow(QWidget):
         self._uncertain: list[str] = []
         # What earlier runs of the same batch did (after a cancel, "Send the rest" goes on).
         self._batch_report = SendReport()
-        self._session_passwords: dict[str, str] = {}
         self._member_choices: dict[str, MemberChoice] = {}
         self._inviter: MemberChoice | None = None
         self._recovered: list[str] = []
@@ -1086,32 +1085,15 @@ class ComposeWindow(QWidget):
         return False
 
     def _password_for(self, mail: MailSettings) -> tuple[bool, str | None]:
-        """(go on, password): the password is None when the server needs no sign-in.
-
-        Read from the keyring; asked once (and stored there) when the keyring has none.
-        """
-        if not mail.username:
-            return True, None
-        key = mail.password_key()
-        if key in self._session_passwords:
-            return True, self._session_passwords[key]
-        try:
-            stored = self._context.credentials.get(key)
-        except CredentialStoreError as exc:
-            log.warning("keyring unavailable: %s", exc)
-            stored = None
-        if stored:
-            return True, stored
-        answer = self._ask_password(self, mail, self._context.credentials)
-        if answer is None:
+        """(go on, password): the password is None when the server needs no sign-in."""
+        outcome = self._passwords.password_for(self, mail)
+        if not outcome.go_on:
             self.message_banner.show_message(
                 "Nothing was sent: the SMTP password is needed to send.", "info"
             )
-            return False, None
-        if not answer.stored:
-            self._session_passwords[key] = answer.password
-            self.message_banner.show_message(answer.problem, "warning")
-        return True, answer.password
+        elif outcome.warning:
+            self.message_banner.show_message(outcome.warning, "warning")
+        return outcome.go_on, outcome.password
 
     def send(self) -> None:
         """Queue the ready rows as one batch, then send it in the background."""

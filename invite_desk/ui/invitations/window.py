@@ -51,7 +51,7 @@ from PySide6.QtWidgets import (
 
 from invite_desk.app import AppContext
 from invite_desk.services import settings as settings_service
-from invite_desk.services.credentials import CredentialStore, CredentialStoreError
+from invite_desk.services.credentials import CredentialStore
 from invite_desk.services.errors import DomainError
 from invite_desk.services.invitations.sending import SendProgress, SendReport, describe
 from invite_desk.services.mail_settings import MailSettings, get_mail_settings
@@ -82,7 +82,7 @@ from invite_desk.services.tracking import (
 )
 from invite_desk.services.tracking.actions import MAX_EXTEND_DAYS, MAX_ROWS_PER_ACTION
 from invite_desk.services.tracking.choices import FilterChoices, filter_choices
-from invite_desk.ui.compose.password_prompt import PasswordAnswer, ask_smtp_password
+from invite_desk.ui.compose.password_prompt import PasswordAnswer, SmtpPasswords
 from invite_desk.ui.compose.send_worker import SendJob, SendWorker
 from invite_desk.ui.compose.window import Banner
 from invite_desk.ui.invitations.detail_pane import DetailPane
@@ -188,7 +188,7 @@ class InvitationsWindow(QWidget):
         self._pool = QThreadPool(self)
         self._runner: TaskRunner = runner or ThreadPoolRunner(self._pool)
         self._clock: Clock = clock or utcnow
-        self._ask_password = ask_password or ask_smtp_password
+        self._passwords = SmtpPasswords(context.credentials, ask_password)
         self._retry = retry
         self._policy = PolicySettings()
         self._choices = FilterChoices((), (), ())
@@ -198,7 +198,6 @@ class InvitationsWindow(QWidget):
         self._busy = ""
         self._job: SendJob | None = None
         self._stuck_jobs: list[SendJob] = []
-        self._session_passwords: dict[str, str] = {}
         self._inviter_choices: dict[str, MemberRow] = {}
         self._inviter_id: uuid.UUID | None = None
         self._sweeping = False
@@ -877,26 +876,11 @@ class InvitationsWindow(QWidget):
 
     def _password_for(self, mail: MailSettings) -> tuple[bool, str | None]:
         """(go on, password): from the session, the keyring, or asked once."""
-        if not mail.username:
-            return True, None
-        key = mail.password_key()
-        if key in self._session_passwords:
-            return True, self._session_passwords[key]
-        try:
-            stored = self._context.credentials.get(key)
-        except CredentialStoreError as exc:
-            log.warning("keyring unavailable: %s", exc)
-            stored = None
-        if stored:
-            return True, stored
-        answer = self._ask_password(self, mail, self._context.credentials)
-        if answer is None:
+        outcome = self._passwords.password_for(self, mail)
+        if not outcome.go_on:
             self.banner.show_message("Nothing was resent: the SMTP password is needed to send.",
                                      "info")
-            return False, None
-        if not answer.stored:
-            self._session_passwords[key] = answer.password
-        return True, answer.password
+        return outcome.go_on, outcome.password
 
     def _start_sending(self, batch_id: uuid.UUID, count: int, mail: MailSettings,
                        password: str | None) -> None:
