@@ -1,0 +1,26 @@
+"""The benchmarks run and print what DESIGN.md promises (timings are not asserted)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench.__main__ import main
+
+
+def test_unknown_names_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["nope"])
+    assert "unknown benchmark nope" in capsys.readouterr().err
+
+
+def test_quick_sending_bench_prints_value_baseline_and_ratio(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["sending", "--quick"]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["name"] == "sending" and line["unit"] == "messages/s"
+    assert line["value"] > 0 and line["baseline"] > 0
+    assert line["ratio"] == pytest.approx(line["value"] / line["baseline"], rel=0.01)
+    assert line["sent_in_database"] == line["messages"] == 1000
