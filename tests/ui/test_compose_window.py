@@ -607,3 +607,31 @@ def test_rows_already_invited_in_the_preflight_are_not_sent(
     assert smtp_server.recipient_counts() == {"x@example.org": 1, "y@example.org": 1,
                                               "z@example.org": 1}
     assert window.model.row_at(0).status is RowStatus.PENDING
+
+
+def test_a_batch_left_queued_by_an_earlier_session_is_offered_and_sent_once(
+    make_window: MakeWindow, qtbot: Any, uow: UnitOfWork, admin: Operator,
+    smtp_server: LoopbackSmtpServer,
+) -> None:
+    from invite_desk.services.invitations.importing import parse_pasted
+    from invite_desk.services.invitations.preflight import run_preflight
+    from invite_desk.services.invitations.queueing import queue_invitations
+
+    configure_smtp(uow, admin, smtp_server)
+    # An earlier session queued this batch and stopped before sending it.
+    pre = run_preflight(uow, admin.organization_id,
+                        parse_pasted("old1@example.org\nold2@example.org").rows)
+    queue_invitations(uow, admin, pre.ready, label="spring open day", source="paste")
+
+    window = make_window()
+    assert window.message_banner.kind == "info"
+    assert "2 invitations from a batch of" in window.message_banner.text
+    assert "(spring open day) were never sent" in window.message_banner.text
+    assert window.message_banner.button.text() == "Send them now"
+    with qtbot.waitSignal(window.sending_finished, timeout=SEND_TIMEOUT_MS) as finished:
+        window.message_banner.button.click()
+    assert finished.args[0].sent == 2
+    assert smtp_server.recipient_counts() == {"old1@example.org": 1, "old2@example.org": 1}
+    assert statuses(uow) == {"old1@example.org": "sent", "old2@example.org": "sent"}
+    # Nothing is left to offer the next time the composer opens.
+    assert "never sent" not in make_window().message_banner.text

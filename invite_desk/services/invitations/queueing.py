@@ -188,3 +188,30 @@ def queue_invitations(
         )
         uow.commit()
         return QueuedBatch(batch.id, len(go), skipped)
+
+
+@dataclass(frozen=True)
+class UnsentBatch:
+    batch_id: uuid.UUID
+    label: str
+    queued: int
+    created_at: datetime
+
+
+def unsent_batches(uow: UnitOfWork, operator: Operator) -> list[UnsentBatch]:
+    """Batches with invitations still queued (a cancel, a stop, or a crash left them), newest
+    first: the operator's own, or every batch for organization-wide roles."""
+    with uow:
+        stmt = (
+            select(Batch.id, Batch.label, func.count(Invitation.id), Batch.created_at)
+            .join(Invitation, Invitation.batch_id == Batch.id)
+            .where(
+                Batch.organization_id == operator.organization_id,
+                Invitation.status == InvitationStatus.QUEUED.value,
+            )
+            .group_by(Batch.id, Batch.label, Batch.created_at)
+            .order_by(Batch.created_at.desc())
+        )
+        if not operator.role.is_tenant_wide:
+            stmt = stmt.where(Batch.created_by_id == operator.member_id)
+        return [UnsentBatch(bid, label, int(n), at) for bid, label, n, at in uow.session.execute(stmt)]

@@ -69,7 +69,12 @@ from invite_desk.services.invitations.preflight import (
     RowStatus,
     run_preflight,
 )
-from invite_desk.services.invitations.queueing import QueuedBatch, queue_invitations
+from invite_desk.services.invitations.queueing import (
+    QueuedBatch,
+    UnsentBatch,
+    queue_invitations,
+    unsent_batches,
+)
 from invite_desk.services.invitations.rendering import (
     InvitationContent,
     build_invitation_message,
@@ -291,6 +296,7 @@ class ComposeWindow(QWidget):
         self._connect()
         self.refresh()
         self._recover_interrupted()
+        self._offer_unsent()
         self._update_actions()
 
     # ==================================================================== construction
@@ -711,6 +717,39 @@ class ComposeWindow(QWidget):
             f"{'this person' if count == 1 else 'these people'} before resending.",
             "warning",
         )
+
+    def _offer_unsent(self) -> None:
+        """Invitations still queued from an earlier session (cancelled, stopped or crashed):
+        offer to send the newest such batch, instead of leaving them forgotten."""
+        try:
+            self._unsent = unsent_batches(self._context.uow, self._operator)
+        except Exception:  # the composer must open even if this lookup fails
+            log.exception("could not look up unsent batches")
+            return
+        if not self._unsent or not self._send_decision.allowed:
+            return
+        newest = self._unsent[0]
+        others = sum(b.queued for b in self._unsent[1:])
+        label = f" ({newest.label})" if newest.label else ""
+        extra = (f" {plural(others, 'more invitation is', 'more invitations are')} queued in "
+                 "older batches." if others else "")
+        self.message_banner.show_message(
+            f"{plural(newest.queued, 'invitation')} from a batch of "
+            f"{newest.created_at:%d %b %Y %H:%M}{label} {'was' if newest.queued == 1 else 'were'}"
+            f" never sent.{extra}",
+            "info",
+            action=("Send them now", lambda: self.resume_batch(newest)),
+        )
+
+    def resume_batch(self, batch: UnsentBatch) -> None:
+        """Send what an earlier session left queued in `batch`."""
+        if self.sending or self._busy:
+            return
+        self._batch_id = batch.batch_id
+        self._batch_total = batch.queued
+        self._batch_report = SendReport()
+        self._uncertain = []
+        self.send_rest()
 
     @property
     def recovered(self) -> list[str]:
