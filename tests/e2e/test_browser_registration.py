@@ -111,6 +111,8 @@ def test_register_in_chromium_then_see_the_invite_only_notice(
     smtp_server: LoopbackSmtpServer, tmp_path: Path,
 ) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as expected
+    from selenium.webdriver.support.ui import WebDriverWait
 
     with running_portal(app) as portal_url:
         link = send_invitation(
@@ -139,7 +141,8 @@ def test_register_in_chromium_then_see_the_invite_only_notice(
         browser.find_element(By.ID, "password").send_keys(PASSWORD)
         browser.find_element(By.ID, "password_confirmation").send_keys(PASSWORD)
         browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-        assert browser.current_url == f"{portal_url}/welcome"
+        # A click returns before the navigation it starts has finished: wait for it.
+        WebDriverWait(browser, 30).until(expected.url_to_be(f"{portal_url}/welcome"))
         assert browser.find_element(By.TAG_NAME, "h1").text == (
             "Welcome to Harbour Rowing Club, Zoë!")
         screenshot(browser, tmp_path, "portal-welcome.png")
