@@ -16,6 +16,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -96,6 +97,17 @@ class _Candidate:
     event_id: uuid.UUID | None
     attempts: int
     message_id: str | None
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A rendered message with its token's hash, ready to be claimed and sent."""
+
+    invitation_id: uuid.UUID
+    message: bytes
+    message_id: str
+    token_hash: str
+    expires: datetime
 
 
 def _invitation_update(*conditions: ColumnElement[bool], **values: object) -> Update:
@@ -284,6 +296,9 @@ class OutboxSender:
         self.on_progress = on_progress
         self.clock = clock
         self.identity = sender_identity()
+        # Rendering the next message overlaps the wait for the server's reply to this one.
+        self._renderer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
+        self._ahead: tuple[uuid.UUID, Future[_Prepared]] | None = None
         self._page: deque[_Candidate] = deque()
         self._names: dict[uuid.UUID, str] = {}
         self._events: dict[uuid.UUID, str] = {}
@@ -366,29 +381,39 @@ class OutboxSender:
             "after_json": json.dumps(after, sort_keys=True, default=str),
         })
 
-    def _claim(
+    def _prepare(
         self, conn: Connection, row: _Candidate, org: OrganizationInfo, mail: MailSettings,
         expiry_days: int, now: datetime,
-    ) -> bytes | None:
-        """Render with a fresh token and mark the row `sending` (committed by the caller).
-        None when the row changed since it was read (revoked, or claimed elsewhere)."""
-        token, token_hash = new_token()
-        expires = now + timedelta(days=expiry_days)
+    ) -> Future[_Prepared]:
+        """Render `row` with a fresh token on the render thread (names are looked up here,
+        on the loop's connection). Nothing is written: the claim stores the token's hash."""
         content = InvitationContent(
             email=row.email, name=row.name, inviter_name=self._name_of(conn, row.inviter_id),
-            personal_message=row.personal_message, expires_at=expires,
+            personal_message=row.personal_message,
+            expires_at=now + timedelta(days=expiry_days),
             event_name=self._event_name(conn, row.event_id),
         )
-        message, message_id = build_invitation_raw(org, mail, self._templates, content, token)
+        templates = self._templates
+
+        def render() -> _Prepared:
+            token, token_hash = new_token()
+            message, message_id = build_invitation_raw(org, mail, templates, content, token)
+            return _Prepared(row.id, message, message_id, token_hash, content.expires_at)
+
+        return self._renderer.submit(render)
+
+    def _claim(self, conn: Connection, row: _Candidate, prepared: _Prepared) -> bytes | None:
+        """Mark the row `sending` with the prepared token hash and Message-ID (committed by the
+        caller). None when the row changed since it was read (revoked, or claimed elsewhere)."""
         claimed = conn.execute(_CLAIM, {
-            "row_id": row.id, "owner": self.identity, "token_hash": token_hash,
-            "expires": expires, "message_id": message_id, "now": utcnow(),
+            "row_id": row.id, "owner": self.identity, "token_hash": prepared.token_hash,
+            "expires": prepared.expires, "message_id": prepared.message_id, "now": utcnow(),
         }).rowcount
         if claimed != 1:
             return None
         row.attempts += 1
-        row.message_id = message_id
-        return message
+        row.message_id = prepared.message_id
+        return prepared.message
 
     def _settle(self, conn: Connection, row: _Candidate, result: SendResult, now: datetime) -> str:
         """Record the outcome of one send; returns the new status."""
@@ -511,7 +536,11 @@ class OutboxSender:
                         self.report.cancelled = True
                         break
                     while (candidate := self._next_due(conn, now)) is not None:
-                        message = self._claim(conn, candidate, org, mail, expiry_days, now)
+                        ahead, self._ahead = self._ahead, None
+                        if ahead is None or ahead[0] != candidate.id:
+                            ahead = (candidate.id, self._prepare(
+                                conn, candidate, org, mail, expiry_days, now))
+                        message = self._claim(conn, candidate, ahead[1].result())
                         if message is not None:
                             current = candidate
                             break
@@ -527,6 +556,11 @@ class OutboxSender:
                             break
                         continue
                     assert message is not None
+                    if self._page:  # render the next one while the server answers this one
+                        following = self._page[0]
+                        self._ahead = (following.id, self._prepare(
+                            conn, following, org, mail, expiry_days, now))
+                        conn.commit()  # the name lookups must not hold a read transaction
                     try:
                         last_result = self.transport.send(message, current.email)
                     except (SmtpConnectError, SmtpAuthError) as exc:
@@ -536,6 +570,7 @@ class OutboxSender:
                         self.report.error = str(exc)
                         break
         finally:
+            self._renderer.shutdown(wait=True, cancel_futures=True)
             self.transport.close()
         self._finish_batches()
         self._emit()
