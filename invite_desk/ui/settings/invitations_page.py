@@ -21,7 +21,7 @@ from invite_desk.services.roles import WHO_CAN_INVITE_EXPLANATIONS, Role
 from invite_desk.services.settings_schema import SPECS_BY_FIELD, PolicySettings
 from invite_desk.services.uow import UnitOfWork
 from invite_desk.ui.settings.page import (
-    SettingsPage,
+    PolicySettingsPage,
     field_name_label,
     parse_whole_number,
     set_editable,
@@ -44,7 +44,7 @@ def _number_edit(placeholder: str, accessible_name: str) -> QLineEdit:
     return edit
 
 
-class InvitationsPage(SettingsPage):
+class InvitationsPage(PolicySettingsPage):
     """Whether members may invite, who may, how long links live and how many per day."""
 
     NAME = "invitations"
@@ -153,18 +153,6 @@ class InvitationsPage(SettingsPage):
         except ValidationFailed as exc:
             errors.update(exc.errors)
         return errors
-
-    def changes(self) -> dict[str, Any]:
-        return {
-            field: value
-            for field, value in self._entered().items()
-            if value != getattr(self.loaded, field)
-        }
-
-    def save(self) -> None:
-        changes = self.changes()
-        if changes:
-            settings_service.update_settings(self.uow, self.operator, changes)
 
     def update_dependent_controls(self) -> None:
         dependents: list[QWidget] = [

@@ -24,7 +24,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from invite_desk.services import settings as settings_service
 from invite_desk.services.operator import Operator
+from invite_desk.services.settings_schema import PolicySettings
 from invite_desk.services.uow import UnitOfWork
 
 ERROR_COLOUR = "#B42318"
@@ -376,3 +378,25 @@ def parse_whole_number(text: str) -> int | str | None:
         return int(stripped)
     except ValueError:
         return stripped
+
+
+class PolicySettingsPage(SettingsPage):
+    """A page of the organization's policy settings (services/settings.py): `loaded` holds
+    the stored PolicySettings and `_entered()` the values on screen, by field name."""
+
+    loaded: PolicySettings
+
+    def _entered(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def changes(self) -> dict[str, Any]:
+        return {
+            field: value
+            for field, value in self._entered().items()
+            if value != getattr(self.loaded, field)
+        }
+
+    def save(self) -> None:
+        changes = self.changes()
+        if changes:
+            settings_service.update_settings(self.uow, self.operator, changes)

@@ -14,7 +14,7 @@ from invite_desk.services.settings_schema import SPECS_BY_FIELD, PolicySettings
 from invite_desk.services.uow import UnitOfWork
 from invite_desk.ui.settings.page import (
     BANNER_STYLES,
-    SettingsPage,
+    PolicySettingsPage,
     parse_whole_number,
     set_editable,
 )
@@ -64,7 +64,7 @@ class InviteOnlyNotice(QLabel):
         self.setAccessibleDescription(INVITE_ONLY_WARNING)
 
 
-class ReferralsPage(SettingsPage):
+class ReferralsPage(PolicySettingsPage):
     """Referral tracking, invite-only registration and the adhesion requirement."""
 
     NAME = "referrals"
@@ -174,18 +174,6 @@ class ReferralsPage(SettingsPage):
         except ValidationFailed as exc:
             return exc.errors
         return {}
-
-    def changes(self) -> dict[str, Any]:
-        return {
-            field: value
-            for field, value in self._entered().items()
-            if value != getattr(self.loaded, field)
-        }
-
-    def save(self) -> None:
-        changes = self.changes()
-        if changes:
-            settings_service.update_settings(self.uow, self.operator, changes)
 
     def set_invitations_enabled(self, enabled: bool) -> None:
         """What the Invitations page currently says about `hasUserInvitation`: invite-only mode
