@@ -54,3 +54,12 @@ class ValidationFailed(DomainError):
         self.errors = dict(errors)
         lines = "; ".join(f"{field}: {reason}" for field, reason in self.errors.items())
         super().__init__(f"Please correct: {lines}")
+
+
+class SettingsIncomplete(DomainError):
+    """An action needs a setting that is not set yet; `settings_page` names the page that sets it
+    ("organization", "email", "template", "invitations", "referrals"), so a window can open it."""
+
+    def __init__(self, message: str, *, settings_page: str) -> None:
+        super().__init__(message)
+        self.settings_page = settings_page
