@@ -89,3 +89,121 @@ def test_any_csv_bytes_either_parse_or_fail_clearly(cells: list[str]) -> None:
         assert str(exc)
     else:
         assert all("\n" not in r.name for r in result.rows)
+
+
+# -- address lists on one line (issue 8, item 4) -----------------------------------------------
+
+def _read(text: str) -> list[tuple[str, str, bool]]:
+    return [(r.email, r.name, bool(r.problem)) for r in parse_pasted(text).rows]
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("a@x.org; b@y.org", [("a@x.org", "", False), ("b@y.org", "", False)]),
+        ("a@x.org, b@y.org", [("a@x.org", "", False), ("b@y.org", "", False)]),
+        ("a@x.org b@y.org\tc@z.org", [("a@x.org", "", False), ("b@y.org", "", False),
+                                      ("c@z.org", "", False)]),
+        ('"Doe, Jane" <jane@x.org>', [("jane@x.org", "Doe, Jane", False)]),
+        ("Jane Doe <jane@x.org>, bob@y.org", [("jane@x.org", "Jane Doe", False),
+                                              ("bob@y.org", "", False)]),
+        ("Jane Doe <jane@x.org>; Bob <bob@y.org>;", [("jane@x.org", "Jane Doe", False),
+                                                      ("bob@y.org", "Bob", False)]),
+        ("Doe, Jane <jane@x.org>; Smith, Bob <bob@y.org>", [("jane@x.org", "Doe, Jane", False),
+                                                            ("bob@y.org", "Smith, Bob", False)]),
+        ("Doe, Jane <jane@x.org>", [("jane@x.org", "Doe, Jane", False)]),
+        ("b@example.org, Bea", [("b@example.org", "Bea", False)]),
+        ("b@example.org\tBea Smith", [("b@example.org", "Bea Smith", False)]),
+        ("b@example.org, Smith, Bea", [("b@example.org", "Smith, Bea", False)]),
+        ("Bea Smith, b@example.org", [("b@example.org", "Bea Smith", False)]),
+        ("mailto:jane@x.org", [("jane@x.org", "", False)]),
+        ("<mailto:jane@x.org>", [("jane@x.org", "", False)]),
+        ("Write to jane@x.org.", [("jane@x.org", "Write to", False)]),
+        ("(jane@x.org), <bob@y.org>;", [("jane@x.org", "", False), ("bob@y.org", "", False)]),
+        ('"Jane @ Home" <jane@x.org>', [("jane@x.org", "Jane @ Home", False)]),
+        ("Jane@Home <jane@x.org>", [("jane@x.org", "Jane@Home", False)]),
+        ("a@x.org Bob c@y.org", [("a@x.org", "", True), ("c@y.org", "", True)]),
+        ("Jane, Bob", [("Jane", "", True), ("Bob", "", True)]),
+        ("a@x.org, Bob <bob@y.org>, Smith", [("a@x.org", "", False), ("bob@y.org", "Bob", False),
+                                             ("Smith", "", True)]),
+    ],
+)
+def test_a_pasted_line_gives_one_row_per_address(line: str, expected: list[tuple[str, str, bool]]) -> None:
+    assert _read(line) == expected
+
+
+def test_the_name_of_the_next_person_never_becomes_a_name() -> None:
+    """The reported case: b was never invited and a's email greeted them as 'b@y.org'."""
+    for line in ("a@x.org; b@y.org", "a@x.org, b@y.org", "a@x.org,b@y.org", "a@x.org;b@y.org"):
+        rows = parse_pasted(line).rows
+        assert [r.email for r in rows] == ["a@x.org", "b@y.org"]
+        assert all("@" not in r.name for r in rows)
+
+
+def test_text_without_an_address_is_a_problem_row_named_by_line() -> None:
+    rows = parse_pasted("a@x.org\n\nplease invite the whole board\n").rows
+    assert [(r.row, r.email) for r in rows] == [(1, "a@x.org"), (3, "please invite the whole board")]
+
+
+def test_an_address_in_an_unquoted_name_is_a_problem() -> None:
+    [row] = parse_pasted("a@x.org Jane <jane@x.org>").rows
+    assert row.email == "jane@x.org" and "a@x.org" in row.problem
+
+
+_SEPARATOR = st.sampled_from([",", ";", " ", "\t", ", ", "; ", " ,", "  ", ",\t", ";;"])
+
+
+@given(st.lists(st.emails(), min_size=1, max_size=8), st.data())
+def test_any_list_of_addresses_joined_by_any_separator_reads_back_in_order(
+    addresses: list[str], data: st.DataObject
+) -> None:
+    text = addresses[0]
+    for address in addresses[1:]:
+        text += data.draw(_SEPARATOR) + address
+    text += data.draw(st.sampled_from(["", ";", ",", " "]))
+    rows = parse_pasted(text).rows
+    assert [r.email for r in rows] == addresses
+    assert all(r.name == "" and r.problem == "" for r in rows)
+
+
+@given(st.lists(st.tuples(st.emails(), st.from_regex(r"[A-Za-zÀ-ÿ][A-Za-zÀ-ÿ ,.'-]{0,20}[A-Za-zÀ-ÿ]",
+                                                      fullmatch=True)), min_size=1, max_size=5),
+       st.sampled_from([", ", "; ", ",", ";"]))
+def test_any_list_of_quoted_mailboxes_reads_back(pairs: list[tuple[str, str]], separator: str) -> None:
+    text = separator.join(f'"{name}" <{email}>' for email, name in pairs)
+    rows = parse_pasted(text).rows
+    assert [(r.email, r.name) for r in rows] == [(e, " ".join(n.split())) for e, n in pairs]
+
+
+def test_an_email_cell_with_two_addresses_is_never_one_invitee() -> None:
+    result = parse_csv(b"email,name\n\"a@x.org; b@y.org\",Ann\nc@z.org,Cy\n")
+    assert [(r.row, r.email, bool(r.problem)) for r in result.rows] == [
+        (2, "a@x.org", True), (2, "b@y.org", True), (3, "c@z.org", False)]
+    assert "2 addresses" in result.rows[0].problem
+
+
+def test_an_email_cell_written_as_a_mailbox_keeps_the_name_column() -> None:
+    result = parse_csv(b"email,name\nJane Doe <jane@x.org>,\nmailto:bob@y.org,Bob\n")
+    assert [(r.email, r.name, r.problem) for r in result.rows] == [
+        ("jane@x.org", "Jane Doe", ""), ("bob@y.org", "Bob", "")]
+
+
+# -- a quote that is never closed (issue 8, item 10) -------------------------------------------
+
+@pytest.mark.parametrize(
+    ("data", "line"),
+    [
+        (b'email,name\na@x.org,"Ann\nb@x.org,Bob\nc@x.org,Cy\n', 2),
+        (b'email,name,message\na@x.org,Ann,"two\nlines"\nb@x.org,"Bob\nc@x.org,Cy', 4),
+        (b'email;name\r\na@x.org;"x\r\ny";\r\nb@x.org;"Bo\r\nc@x.org;C\r\n\r\n', 4),
+        (b'"a@x.org,Ann\nb@x.org,Bob\n', 1),
+    ],
+)
+def test_an_unclosed_quote_fails_naming_the_line_it_opens_on(data: bytes, line: int) -> None:
+    with pytest.raises(ImportFailed, match=rf"Line {line} opens a quote .* never closed"):
+        parse_csv(data)
+
+
+def test_closed_multi_line_quotes_at_the_end_still_read() -> None:
+    result = parse_csv(b'email,message\na@x.org,"hi\nthere"\n')
+    assert result.rows[0].message == "hi\nthere"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import urllib.parse
 from dataclasses import dataclass
 
 from invite_desk.services.errors import DomainError
@@ -32,6 +33,7 @@ class InviteeInput:
     email: str
     name: str = ""
     message: str = ""
+    problem: str = ""  # why this row cannot be read as one invitee (pre-flight: invalid)
 
 
 @dataclass(frozen=True)
@@ -51,30 +53,208 @@ def clean_message(text: str) -> str:
     return re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", "", text).strip()
 
 
+# Between invitees on one line: commas, semicolons, tabs (and, between bare addresses, spaces).
+_SEPARATORS = ",;\t"
+_MAILTO = re.compile(r"^mailto:", re.IGNORECASE)
+# Around a bare address: quotes, brackets and sentence punctuation that are not part of it.
+_LEADING = "\"(<["
+_TRAILING = "\"'.,;:!?)>]}"
+_MAILBOX = re.compile(r'\s*(?P<name>(?:"(?:[^"\\]|\\.)*"|[^<"])*?)\s*<(?P<email>[^<>]*)>')
+_LOOKS_LIKE_ADDRESS = re.compile(r"[^@\s\"]+@[^@\s\"]+\.[^@\s\"]+")
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """One invitee candidate read from text: an address (maybe with a name), or text without one."""
+
+    text: str  # as written, for messages
+    email: str = ""
+    name: str = ""
+    bracketed: bool = False  # written as Name <address>
+    problem: str = ""
+
+
+def _bare(word: str) -> str:
+    """A word that carries an address, without mailto: or the punctuation around it."""
+    word = word.strip()
+    while word and word[0] in _LEADING:
+        word = word[1:]
+    if len(word) > 1 and word[0] == "'" and word[-1] == "'":
+        word = word[1:-1]
+    if _MAILTO.match(word):
+        word = urllib.parse.unquote(_MAILTO.sub("", word).split("?", 1)[0])
+    while word and word[-1] in _TRAILING:
+        if word[-1] == "]" and "[" in word:  # an IP-literal domain: validation judges it
+            break
+        if word[-1] == "'" and word.count("'") % 2 == 0:
+            break
+        word = word[:-1]
+    return word
+
+
+def _split_outside(text: str, separators: str) -> list[str]:
+    """Split on any of `separators` outside "quoted names" and <angle addresses>."""
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = angle = escaped = False
+    for char in text:
+        if escaped:
+            escaped = False
+        elif quoted and char == "\\":
+            escaped = True
+        elif char == '"' and not angle:
+            quoted = not quoted
+        elif char == "<" and not quoted:
+            angle = True
+        elif char == ">" and not quoted:
+            angle = False
+        elif char in separators and not quoted and not angle:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    parts.append("".join(current))
+    return parts
+
+
+def _unquote_name(text: str) -> str:
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        text = re.sub(r"\\(.)", r"\1", text[1:-1])
+    return clean_name(text)
+
+
+def _pieces(entry: str) -> list[_Piece]:
+    """The invitees of one entry (the text between separators): `Name <a>`, `a`, `a Name`,
+    `Name a`, or addresses separated by spaces."""
+    text = entry.strip()
+    pieces: list[_Piece] = []
+    position = 0
+    while position < len(text):
+        match = _MAILBOX.match(text, position)
+        if not match:
+            break
+        raw_name = match["name"]
+        name = _unquote_name(raw_name)
+        email = _bare(match["email"])
+        problem = ""
+        if not raw_name.strip().startswith('"') and _LOOKS_LIKE_ADDRESS.search(raw_name):
+            problem = (f"\u201c{clean_name(match.group(0))}\u201d has an address in the name; "
+                       "put the name in quotes, or each invitee on a line of their own.")
+        if name.lower() == email.lower():
+            name = ""
+        pieces.append(_Piece(match.group(0).strip(), email, name, True, problem))
+        position = match.end()
+        while position < len(text) and text[position] in " \t,;":
+            position += 1
+    rest = text[position:].strip()
+    if not rest:
+        return pieces
+    words = rest.split()
+    addresses = [w for w in words if "@" in w and not w.startswith('"')]
+    if not addresses:  # a name, a typo, or part of a line we cannot read
+        return [*pieces, _Piece(rest)]
+    if len(addresses) == len(words):
+        return [*pieces, *(_Piece(w, _bare(w)) for w in words)]
+    if len(addresses) == 1 and not pieces:
+        name = " ".join(w for w in words if w is not addresses[0])
+        return [_Piece(rest, _bare(addresses[0]), _unquote_name(name))]
+    problem = (f"\u201c{clean_name(rest)}\u201d mixes addresses and a name; write one invitee "
+               "per line, or Name <address> for each.")
+    return [*pieces, *(_Piece(rest, _bare(a), "", False, problem) for a in addresses)]
+
+
+def _merge_names(pieces: list[_Piece]) -> list[_Piece]:
+    """`Doe, Jane <jane@x.org>`: text without an address just before a named mailbox is the
+    start of its name, the way mail programs show "Last, First"."""
+    merged: list[_Piece] = []
+    for piece in pieces:
+        previous = merged[-1] if merged else None
+        if (previous is not None and not previous.email and "@" not in previous.text
+                and piece.bracketed and piece.name and not piece.problem):
+            merged[-1] = _Piece(f"{previous.text}, {piece.text}", piece.email,
+                                clean_name(f"{previous.text}, {piece.name}"), True)
+            continue
+        merged.append(piece)
+    return merged
+
+
+def split_addresses(text: str) -> list[_Piece]:
+    """Every invitee in a line or a cell, in order: commas, semicolons, tabs and spaces
+    separate them, outside "quoted names" and <addresses>. `Doe, Jane <jane@x.org>` (how
+    Outlook copies "Last, First") keeps the comma in the name."""
+    pieces: list[_Piece] = []
+    for entry in _split_outside(text, _SEPARATORS):
+        pieces.extend(_pieces(entry))
+    return _merge_names(pieces)
+
+
+def _no_address(text: str) -> str:
+    shown = clean_name(text)
+    shown = shown if len(shown) <= 60 else shown[:59] + "…"
+    return (f"\u201c{shown}\u201d has no email address. If it is part of a name, put the name "
+            "in quotes: \"Doe, Jane\" <jane@example.org>.")
+
+
+def _invitees(number: int, text: str) -> list[InviteeInput]:
+    """The rows of one pasted line; anything unclear becomes a row with a problem."""
+    pieces = split_addresses(text)
+    if len(pieces) >= 2:
+        # The `email, Name` / `email<TAB>Name` formats (the name may hold commas), and
+        # `Name, email`.
+        first, rest = pieces[0], pieces[1:]
+        if _is_bare(first) and not any(p.email or "@" in p.text for p in rest):
+            return [InviteeInput(number, first.email, clean_name(_after_first_separator(text)))]
+        if len(pieces) == 2 and _is_bare(pieces[1]) and not first.email and "@" not in first.text:
+            return [InviteeInput(number, pieces[1].email, clean_name(first.text))]
+    rows = [
+        InviteeInput(number, p.email, p.name, problem=p.problem) if p.email
+        else InviteeInput(number, p.text.strip(), problem=_no_address(p.text))
+        for p in pieces
+    ]
+    if len(rows) == 1 and not pieces[0].email:  # one line of text without an address
+        rows = [InviteeInput(number, text.strip())]  # validation says why
+    return rows
+
+
+def _is_bare(piece: _Piece) -> bool:
+    return bool(piece.email) and not piece.name and not piece.bracketed and not piece.problem
+
+
+def _after_first_separator(text: str) -> str:
+    parts = re.split(r"[,;\t]", text.strip(), maxsplit=1)
+    return parts[1] if len(parts) == 2 else ""
+
+
+def email_cell(number: int, cell: str, name: str, message: str) -> list[InviteeInput]:
+    """The invitee of a CSV email cell; a cell with several addresses never becomes one
+    invitee: each address is shown with the problem."""
+    pieces = split_addresses(cell)
+    addresses = [p for p in pieces if p.email]
+    if len(addresses) > 1:
+        listed = ", ".join(p.email for p in addresses)
+        problem = (f"The email cell holds {len(addresses)} addresses ({listed}); put each "
+                   "invitee on a row of their own.")
+        return [InviteeInput(number, p.email, p.name or name, message, problem) for p in addresses]
+    if len(addresses) == 1:
+        only = addresses[0]
+        others = [p for p in pieces if not p.email]
+        problem = only.problem or (f"The email cell also holds \u201c{clean_name(others[0].text)}"
+                                   "\u201d; keep only the address in it." if others else "")
+        return [InviteeInput(number, only.email, name or only.name, message, problem)]
+    return [InviteeInput(number, cell.strip(), name, message)]
+
+
 def parse_pasted(text: str) -> ImportResult:
-    """One invitee per line: `email`, `Name <email>`, `email, Name` or `email<TAB>Name`."""
+    """Every invitee on every line: `email`, `Name <email>`, `email, Name`, `email<TAB>Name`,
+    or several addresses separated by commas, semicolons, tabs or spaces (as mail programs
+    copy them). Text that cannot be read as invitees becomes a row with a problem."""
     rows: list[InviteeInput] = []
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
+        if not stripped or (stripped.startswith("#") and "@" not in stripped.split()[0]):
             continue
-        match = _ANGLE.match(stripped)
-        if match:
-            rows.append(InviteeInput(number, match["email"].strip(),
-                                     clean_name(match["name"].strip('"\' '))))
-            continue
-        parts = [p.strip() for p in re.split(r"[,;\t]", stripped, maxsplit=1)]
-        if len(parts) == 2 and "@" not in parts[0] and "@" in parts[1]:
-            parts.reverse()
-        if len(parts) == 2 and "@" in parts[0] and parts[1] and " " not in parts[0]:
-            rows.append(InviteeInput(number, parts[0], clean_name(parts[1])))
-            continue
-        # A line of several addresses separated by commas/spaces.
-        tokens = [t for t in re.split(r"[\s,;]+", stripped) if t]
-        if len(tokens) > 1 and all("@" in t for t in tokens):
-            rows.extend(InviteeInput(number, t) for t in tokens)
-        else:
-            rows.append(InviteeInput(number, stripped))
+        rows.extend(_invitees(number, stripped))
     return ImportResult(tuple(rows))
 
 
@@ -106,6 +286,32 @@ def _norm_header(cell: str) -> str:
     return _SPACES.sub(" ", cell.strip().strip("\ufeff").lower().replace("_", " "))
 
 
+def _check_closed_quotes(text: str, dialect: type[csv.Dialect] | csv.Dialect,
+                         table: list[tuple[int, list[str]]]) -> None:
+    """A quote that is never closed makes the reader put the rest of the file in one cell;
+    say so, naming the line where that quote opens."""
+    if not table:
+        return
+    start, row = table[-1]
+    lines = io.StringIO(text, newline="").readlines()
+    if start > len(lines) or not row or not any("\n" in c or "\r" in c for c in row):
+        return
+    tail = "".join(lines[start - 1:])
+    try:
+        for _ in csv.reader(io.StringIO(tail, newline=""), dialect, strict=True):
+            pass
+    except csv.Error as exc:
+        if "unexpected end of data" not in str(exc):
+            return
+        opened = start + sum(c.count("\n") + c.count("\r") - c.count("\r\n") for c in row[:-1])
+        merged = len(lines) - opened + 1
+        raise ImportFailed(
+            f"Line {opened} opens a quote (\") that is never closed, so the {merged} lines from "
+            "there to the end of the file would become one cell. Close or remove that quote, "
+            "then import the file again."
+        ) from None
+
+
 def parse_csv(data: bytes) -> ImportResult:
     """Columns email, name (or first/last name), message; header optional; delimiter sniffed."""
     text, notes = decode_csv(data)
@@ -122,6 +328,7 @@ def parse_csv(data: bytes) -> ImportResult:
             start = reader.line_num + 1
     except csv.Error as exc:
         raise ImportFailed(f"The file is not readable as CSV (line {reader.line_num}): {exc}") from None
+    _check_closed_quotes(text, dialect, table)
     table = [(n, r) for n, r in table if any(cell.strip() for cell in r)]
     if not table:
         raise ImportFailed("The file has no rows.")
@@ -161,9 +368,9 @@ def parse_csv(data: bytes) -> ImportResult:
         index = columns.get(key)
         return row[index] if index is not None and index < len(row) else ""
 
-    rows = []
+    rows: list[InviteeInput] = []
     for line, row in body:
         name = value(row, "name") or f"{value(row, 'first')} {value(row, 'last')}"
-        rows.append(InviteeInput(line, value(row, "email").strip(), clean_name(name),
-                                 clean_message(value(row, "message"))))
+        rows.extend(email_cell(line, value(row, "email"), clean_name(name),
+                               clean_message(value(row, "message"))))
     return ImportResult(tuple(rows), tuple(notes))
