@@ -12,11 +12,13 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from invite_desk.services import settings as settings_service
 from invite_desk.services.invitations.importing import InviteeInput
 from invite_desk.services.models import (
     OPEN_INVITATION_STATES,
     Invitation,
     InvitationKind,
+    InvitationStatus,
     Member,
     MemberStatus,
     utcnow,
@@ -24,23 +26,49 @@ from invite_desk.services.models import (
 from invite_desk.services.uow import UnitOfWork
 
 CHUNK = 500
+LOCAL_PART_MAX = 64  # octets (RFC 5321); longer ones are refused by many servers
 
 
 class RowStatus(StrEnum):
     READY = "ready"
+    NEEDS_SMTPUTF8 = "needs_smtputf8"
     INVALID = "invalid"
     DUPLICATE = "duplicate"
     MEMBER = "member"
     PENDING = "pending"
+    QUEUED = "queued"
+    UNCERTAIN = "uncertain"
 
+
+# Rows that are queued: ready ones, and international addresses the sender tries (it fails
+# them with the reason when the server does not offer SMTPUTF8).
+SENDABLE = frozenset({RowStatus.READY, RowStatus.NEEDS_SMTPUTF8})
 
 STATUS_LABELS = {
     RowStatus.READY: "Ready",
+    RowStatus.NEEDS_SMTPUTF8: "Ready if the mail server accepts international addresses",
     RowStatus.INVALID: "Invalid",
     RowStatus.DUPLICATE: "Duplicate in this batch",
     RowStatus.MEMBER: "Already a member",
     RowStatus.PENDING: "Already invited (pending)",
+    RowStatus.QUEUED: "Already queued",
+    RowStatus.UNCERTAIN: "Delivery uncertain",
 }
+
+SMTPUTF8_REASON = (
+    "The part before the @ has non-ASCII characters: only mail servers that offer SMTPUTF8 "
+    "accept it. It is queued with the others; if the server does not offer SMTPUTF8, the "
+    "invitation fails with that reason. Ask the person for an ASCII address if they have one."
+)
+UNCERTAIN_REASON = (
+    "Delivery uncertain: the last run stopped while sending to this address; check with the "
+    "invitee, then resend from Invitations."
+)
+QUEUED_REASON = (
+    "An invitation to this address is already queued or being sent; it goes out with its "
+    "batch (send it, or revoke it in Invitations)."
+)
+PENDING_REASON = "An invitation to this address is still pending."
 
 
 @dataclass(frozen=True)
@@ -56,6 +84,10 @@ class PreflightRow:
     def key(self) -> str:
         return self.email.lower()
 
+    @property
+    def sendable(self) -> bool:
+        return self.status in SENDABLE
+
 
 @dataclass(frozen=True)
 class Preflight:
@@ -63,7 +95,8 @@ class Preflight:
 
     @property
     def ready(self) -> tuple[PreflightRow, ...]:
-        return tuple(r for r in self.rows if r.status is RowStatus.READY)
+        """The rows that will be queued (ready, and international addresses)."""
+        return tuple(r for r in self.rows if r.status in SENDABLE)
 
     def count(self, status: RowStatus) -> int:
         return sum(1 for r in self.rows if r.status is status)
@@ -74,14 +107,29 @@ class Preflight:
 
 
 def check_address(text: str) -> tuple[str | None, str]:
-    """(normalized address, "") or (None, reason). No DNS lookups."""
+    """(normalized address, "") or (None, reason). No DNS lookups.
+
+    The same rules as the message builder (email_validator's defaults: no quoted local
+    parts, no IP-literal domains, IDN domains allowed), plus RFC 5321's 64-octet local part.
+    """
     candidate = text.strip()
     if not candidate:
         return None, "The email address is empty."
     try:
-        return validate_email(candidate, check_deliverability=False).normalized, ""
+        validated = validate_email(candidate, check_deliverability=False)
     except EmailNotValidError as exc:
         return None, str(exc)
+    local = validated.local_part.encode("utf-8")
+    if len(local) > LOCAL_PART_MAX:
+        return None, (f"The part before the @-sign is {len(local)} bytes long; mail servers "
+                      f"accept at most {LOCAL_PART_MAX}.")
+    return validated.normalized, ""
+
+
+def needs_smtputf8(address: str) -> bool:
+    """Whether the address can only travel through a server that offers SMTPUTF8 (a
+    non-ASCII local part; a non-ASCII domain goes as punycode)."""
+    return not address.rpartition("@")[0].isascii()
 
 
 def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
@@ -104,6 +152,54 @@ def existing_members(session: Session, organization_id: uuid.UUID, keys: Sequenc
     return found
 
 
+@dataclass(frozen=True)
+class Hold:
+    """An invitation an address already holds that may stop another one."""
+
+    status: str
+    inviter_id: uuid.UUID
+
+
+_QUEUED_STATES = frozenset({InvitationStatus.DRAFT.value, InvitationStatus.QUEUED.value,
+                            InvitationStatus.SENDING.value})
+_HOLD_STATES = frozenset({s.value for s in OPEN_INVITATION_STATES} | {InvitationStatus.UNCERTAIN.value})
+
+
+def invitation_holds(
+    session: Session,
+    organization_id: uuid.UUID,
+    keys: Sequence[str],
+    *,
+    kind: InvitationKind = InvitationKind.MEMBERSHIP,
+    event_id: uuid.UUID | None = None,
+    now: datetime | None = None,
+) -> dict[str, list[Hold]]:
+    """Per address, its invitations of the same kind (and event) that are queued, being
+    sent, sent and live, or uncertain (the last run stopped while sending it).
+
+    Looks rows up by address only and filters the few it finds here: given a status filter,
+    planners prefer the (status, ...) indexes and scan every open invitation instead.
+    """
+    moment = now or utcnow()
+    found: dict[str, list[Hold]] = {}
+    for chunk in _chunks(keys):
+        rows = session.execute(
+            select(Invitation.email_normalized, Invitation.status, Invitation.expires_at,
+                   Invitation.kind, Invitation.event_id, Invitation.inviter_id)
+            .where(Invitation.organization_id == organization_id,
+                   Invitation.email_normalized.in_(chunk))
+        )
+        for email, status, expires_at, row_kind, row_event, inviter in rows:
+            if (
+                status in _HOLD_STATES
+                and (expires_at is None or expires_at > moment)
+                and row_kind == kind.value
+                and (event_id is None or row_event == event_id)
+            ):
+                found.setdefault(email, []).append(Hold(status, inviter))
+    return found
+
+
 def pending_invitations(
     session: Session,
     organization_id: uuid.UUID,
@@ -113,30 +209,47 @@ def pending_invitations(
     event_id: uuid.UUID | None = None,
     now: datetime | None = None,
 ) -> set[str]:
-    """Addresses that already hold a live invitation of the same kind (and event).
+    """Addresses that already hold a live, queued or uncertain invitation of the same kind."""
+    return set(invitation_holds(session, organization_id, keys, kind=kind, event_id=event_id,
+                                now=now))
 
-    Looks rows up by address only and filters the few it finds here: given a status filter,
-    planners prefer the (status, ...) indexes and scan every open invitation instead.
+
+def sponsors_needed(session: Session, organization_id: uuid.UUID) -> int:
+    """N of invite-only mode (numberOfReferralsNeededForSignup), 0 when registration is open."""
+    return settings_service.load(session, organization_id).number_of_referrals_needed_for_signup or 0
+
+
+def hold_verdict(
+    holds: Sequence[Hold], *, inviter_id: uuid.UUID | None, needed: int, kind: InvitationKind
+) -> tuple[RowStatus, str]:
+    """What the invitations an address holds mean for one more from `inviter_id`.
+
+    With invite-only N >= 2 a person needs N distinct members' invitations, so one from a
+    different member does not block: it is "sponsor k of N". Unknown inviter: any blocks.
     """
-    moment = now or utcnow()
-    open_states = {s.value for s in OPEN_INVITATION_STATES}
-    found: set[str] = set()
-    for chunk in _chunks(keys):
-        rows = session.execute(
-            select(Invitation.email_normalized, Invitation.status, Invitation.expires_at,
-                   Invitation.kind, Invitation.event_id)
-            .where(Invitation.organization_id == organization_id,
-                   Invitation.email_normalized.in_(chunk))
-        )
-        for email, status, expires_at, row_kind, row_event in rows:
-            if (
-                status in open_states
-                and (expires_at is None or expires_at > moment)
-                and row_kind == kind.value
-                and (event_id is None or row_event == event_id)
-            ):
-                found.add(email)
-    return found
+    counts_sponsors = needed >= 2 and kind is InvitationKind.MEMBERSHIP and inviter_id is not None
+    own = [h for h in holds if h.inviter_id == inviter_id] if counts_sponsors else list(holds)
+    statuses = {h.status for h in own}
+    if InvitationStatus.UNCERTAIN.value in statuses:
+        return RowStatus.UNCERTAIN, UNCERTAIN_REASON
+    if statuses & _QUEUED_STATES:
+        return RowStatus.QUEUED, QUEUED_REASON
+    if statuses:
+        return RowStatus.PENDING, (
+            "This member already invited this address; the invitation is still pending."
+            if counts_sponsors else PENDING_REASON)
+    if not counts_sponsors:
+        return RowStatus.READY, ""
+    sponsors = {h.inviter_id for h in holds}
+    if len(sponsors) >= needed:
+        return RowStatus.PENDING, (
+            f"{len(sponsors)} members already invited this address, enough to register "
+            f"(invite-only needs {needed}).")
+    k = len(sponsors) + 1
+    more = needed - k
+    tail = (f"{more} more member{'s' if more != 1 else ''} must invite this person before they "
+            "can register." if more else "with this invitation the person can register.")
+    return RowStatus.READY, f"Sponsor {k} of {needed}: {tail}"
 
 
 def classify(
@@ -146,22 +259,26 @@ def classify(
     *,
     kind: InvitationKind = InvitationKind.MEMBERSHIP,
     event_id: uuid.UUID | None = None,
+    inviter_id: uuid.UUID | None = None,
     now: datetime | None = None,
 ) -> Preflight:
-    """Validate, dedupe, and check every address against members and live invitations."""
+    """Validate, dedupe, and check every address against members and the invitations it
+    already holds. `inviter_id` is the member to be credited: with invite-only N >= 2 an
+    invitation from another member does not stop this one."""
     checked: list[tuple[InviteeInput, str | None, str]] = []
     for item in inputs:
         address, reason = check_address(item.email)
         checked.append((item, address, reason))
     keys = sorted({a.lower() for _, a, _ in checked if a})
     members = existing_members(session, organization_id, keys) if kind is InvitationKind.MEMBERSHIP else set()
-    pending = pending_invitations(session, organization_id, keys, kind=kind, event_id=event_id, now=now)
+    holds = invitation_holds(session, organization_id, keys, kind=kind, event_id=event_id, now=now)
+    needed = sponsors_needed(session, organization_id) if inviter_id is not None else 0
     seen: dict[str, int] = {}
     rows: list[PreflightRow] = []
     for item, address, reason in checked:
-        if address is None:
-            rows.append(PreflightRow(item.row, item.email.strip(), item.name, item.message,
-                                     RowStatus.INVALID, reason))
+        if address is None or item.problem:
+            rows.append(PreflightRow(item.row, address or item.email.strip(), item.name,
+                                     item.message, RowStatus.INVALID, item.problem or reason))
             continue
         key = address.lower()
         if key in seen:
@@ -170,13 +287,13 @@ def classify(
             continue
         seen[key] = item.row
         if key in members:
-            rows.append(PreflightRow(item.row, address, item.name, item.message,
-                                     RowStatus.MEMBER, "This person is already a member."))
-        elif key in pending:
-            rows.append(PreflightRow(item.row, address, item.name, item.message, RowStatus.PENDING,
-                                     "An invitation to this address is still pending."))
+            status, why = RowStatus.MEMBER, "This person is already a member."
         else:
-            rows.append(PreflightRow(item.row, address, item.name, item.message, RowStatus.READY))
+            status, why = hold_verdict(holds.get(key, ()), inviter_id=inviter_id, needed=needed,
+                                       kind=kind)
+        if status is RowStatus.READY and needs_smtputf8(address):
+            status, why = RowStatus.NEEDS_SMTPUTF8, f"{SMTPUTF8_REASON} {why}".strip()
+        rows.append(PreflightRow(item.row, address, item.name, item.message, status, why))
     return Preflight(tuple(rows))
 
 
@@ -187,6 +304,10 @@ def run_preflight(
     *,
     kind: InvitationKind = InvitationKind.MEMBERSHIP,
     event_id: uuid.UUID | None = None,
+    inviter_id: uuid.UUID | None = None,
 ) -> Preflight:
+    """Pre-flight in one read. Pass the member to be credited (`inviter_id`) so that invite-only
+    mode with N >= 2 can count them as one more sponsor."""
     with uow:
-        return classify(uow.session, organization_id, inputs, kind=kind, event_id=event_id)
+        return classify(uow.session, organization_id, inputs, kind=kind, event_id=event_id,
+                        inviter_id=inviter_id)

@@ -21,7 +21,12 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QBrush, QColor
 
-from invite_desk.services.invitations.preflight import Preflight, PreflightRow, RowStatus
+from invite_desk.services.invitations.preflight import (
+    STATUS_LABELS,
+    Preflight,
+    PreflightRow,
+    RowStatus,
+)
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -78,13 +83,19 @@ COUNT_WORDS = {
 }
 
 
+def status_text(status: RowStatus) -> str:
+    """The short label; a status this table does not know yet shows the services' label."""
+    return STATUS_TEXT.get(status) or STATUS_LABELS.get(status, status.value)
+
+
 def describe_counts(counts: Counter[RowStatus]) -> str:
     """The line above the table, e.g. 48 ready, 1 invalid, 1 duplicate (ready always shown)."""
     parts = []
     for status in RowStatus:
         count = counts.get(status, 0)
         if count or status is RowStatus.READY:
-            singular, plural = COUNT_WORDS[status]
+            label = status_text(status).lower()
+            singular, plural = COUNT_WORDS.get(status, (label, label))
             parts.append(f"{count:,} {singular if count == 1 else plural}")
     return ", ".join(parts)
 
@@ -100,6 +111,7 @@ class PreflightModel(QAbstractTableModel):
             status: (QBrush(QColor(text)), QBrush(QColor(background)) if background else None)
             for status, (text, background) in STATUS_COLOURS.items()
         }
+        self._unknown_brushes = self._brushes[RowStatus.PENDING]
 
     # -- content ---------------------------------------------------------------------------
     def set_preflight(self, preflight: Preflight | None) -> None:
@@ -165,10 +177,10 @@ class PreflightModel(QAbstractTableModel):
             return str(self._display(item, column)).casefold()
         if role == Qt.ItemDataRole.ToolTipRole:
             if item.reason:
-                return f"{STATUS_TEXT[item.status]}: {item.reason}"
-            return STATUS_TEXT[item.status]
+                return f"{status_text(item.status)}: {item.reason}"
+            return status_text(item.status)
         if column is Column.STATUS:
-            text, background = self._brushes[item.status]
+            text, background = self._brushes.get(item.status, self._unknown_brushes)
             if role == Qt.ItemDataRole.ForegroundRole:
                 return text
             if role == Qt.ItemDataRole.BackgroundRole:
@@ -176,7 +188,7 @@ class PreflightModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.TextAlignmentRole and column is Column.ROW:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.AccessibleTextRole and column is Column.STATUS:
-            return f"{STATUS_TEXT[item.status]}. {item.reason}".strip()
+            return f"{status_text(item.status)}. {item.reason}".strip()
         return None
 
     @staticmethod
@@ -188,7 +200,7 @@ class PreflightModel(QAbstractTableModel):
         if column is Column.NAME:
             return item.name
         if column is Column.STATUS:
-            return STATUS_TEXT[item.status]
+            return status_text(item.status)
         return item.reason
 
 

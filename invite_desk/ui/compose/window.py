@@ -934,9 +934,12 @@ class ComposeWindow(QWidget):
         engine = self._context.engine
         org_id = self._operator.organization_id
         event_id = event.id if event else None
+        inviter_id = (self._inviter.id if self.behalf_check.isChecked() and self._inviter
+                      else self._operator.member_id)  # invite-only N >= 2: sponsor k of N
         self._set_busy(f"Checking {plural(len(inputs), 'address', 'addresses')}…")
         self._run(
-            lambda: run_preflight(UnitOfWork(engine), org_id, inputs, kind=kind, event_id=event_id),
+            lambda: run_preflight(UnitOfWork(engine), org_id, inputs, kind=kind, event_id=event_id,
+                                  inviter_id=inviter_id),
             lambda result: self._checked(generation, result),
             self._check_failed,
         )
