@@ -140,10 +140,10 @@ def test_pasted_list_shows_each_status_and_the_counts(
         ("not-an-address", "Invalid"),
         ("ZOE@example.org", "Duplicate in batch"),
         ("ada.admin@example.org", "Already a member"),
-        ("pending@example.org", "Already invited"),
+        ("pending@example.org", "Already queued"),  # queued, not yet sent (issue 8, item 3)
     ]
     assert window.counts_label.text() == (
-        "2 ready, 1 invalid, 1 duplicate, 1 already a member, 1 already invited")
+        "2 ready, 1 invalid, 1 duplicate, 1 already a member, 1 already queued")
     invalid_reason = window.proxy.index(2, Column.REASON).data()
     assert "@" in invalid_reason  # email-validator's reason, e.g. "must have an @-sign"
     assert window.proxy.index(3, Column.REASON).data() == "Same address as row 1."

@@ -130,3 +130,20 @@ def test_a_new_preflight_resets_the_model(qtbot, model: PreflightModel) -> None:
     assert model.rowCount() == 2
     assert model.rowCount(model.index(0, 0)) == 0  # a table: no children
     assert model.data(QModelIndex()) is None
+
+
+def test_statuses_the_table_has_no_words_for_show_the_services_label(qtmodeltester) -> None:
+    """New pre-flight verdicts (issue 8) show up with their label instead of failing."""
+    rows = (
+        PreflightRow(1, "josé@example.org", "", "", RowStatus.NEEDS_SMTPUTF8, "Needs SMTPUTF8."),
+        PreflightRow(2, "zoe@example.org", "", "", RowStatus.UNCERTAIN, "Delivery uncertain."),
+        PreflightRow(3, "sam@example.org", "", "", RowStatus.QUEUED, "Already queued."),
+    )
+    model = PreflightModel()
+    model.set_preflight(Preflight(rows))
+    qtmodeltester.check(model)
+    statuses = [model.index(r, Column.STATUS).data() for r in range(3)]
+    assert statuses == ["Ready if the mail server accepts international addresses",
+                        "Delivery uncertain", "Already queued"]
+    assert isinstance(model.index(1, Column.STATUS).data(Qt.ItemDataRole.BackgroundRole), QBrush)
+    assert "1 delivery uncertain" in model.summary() and "1 already queued" in model.summary()
