@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, and_, func, or_, select
 from invite_desk.services.models import Member, MemberStatus
 from invite_desk.services.operator import Operator
 from invite_desk.services.permissions import ScopeLevel, scope_of
+from invite_desk.services.tracking.query import search_needle
 from invite_desk.services.uow import UnitOfWork
 
 DEFAULT_LIMIT = 20
@@ -40,7 +41,7 @@ def search_members(
     uow: UnitOfWork, operator: Operator, text: str, *, limit: int = DEFAULT_LIMIT
 ) -> list[MemberChoice]:
     """Active members in the operator's scope whose email, first or last name starts with `text`."""
-    needle = " ".join(text.split()).lower()
+    needle = search_needle(text).lower()
     scope = scope_of(operator)
     stmt = select(Member).where(
         Member.organization_id == operator.organization_id,

@@ -31,7 +31,7 @@ from invite_desk.services.models import (
 from invite_desk.services.operator import Operator, refreshed
 from invite_desk.services.permissions import Action, ScopeLevel, Target, require, scope_of
 from invite_desk.services.roles import Role
-from invite_desk.services.tracking.query import Filters, InvitationQuery
+from invite_desk.services.tracking.query import Filters, InvitationQuery, search_needle
 from invite_desk.services.tracking.read import (
     InvitationRow,
     case_variants,
@@ -107,7 +107,7 @@ def member_scope_condition(operator: Operator) -> ColumnElement[bool]:
 def member_search_condition(organization_id: uuid.UUID, text: str) -> ColumnElement[bool]:
     """Email, last name, or "first last" starting with `text`; each alternative carries the
     organization so that SQLite answers it with one index range."""
-    needle = " ".join(text.split())
+    needle = search_needle(text)
     org = Member.organization_id == organization_id
     terms = [and_(org, prefix_match(Member.email_normalized, needle.lower()))]
     if "@" not in needle:
@@ -122,7 +122,7 @@ def member_search_condition(organization_id: uuid.UUID, text: str) -> ColumnElem
 
 def _conditions(operator: Operator, query: MemberQuery) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = [member_scope_condition(operator)]
-    text = " ".join(query.search.split())
+    text = search_needle(query.search)
     if text:
         conditions.append(member_search_condition(operator.organization_id, text))
     else:

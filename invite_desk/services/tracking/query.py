@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -9,6 +11,17 @@ from enum import IntEnum
 
 from invite_desk.services.models import InvitationKind
 from invite_desk.services.tracking.status import Tab
+
+SEARCH_MAX = 254  # characters: the longest address; longer text cannot be a prefix of one
+_NOT_TEXT = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029]")
+
+
+def search_needle(text: str) -> str:
+    """A typed search as matched: control characters and lone surrogates (a paste from a
+    broken source) dropped, composed (NFC, like stored names and addresses), trimmed, inner
+    spaces collapsed, at most SEARCH_MAX characters. Every database can bind the result."""
+    cleaned = unicodedata.normalize("NFC", _NOT_TEXT.sub(" ", text))
+    return " ".join(cleaned.split())[:SEARCH_MAX].strip()
 
 
 class Column(IntEnum):
@@ -77,5 +90,5 @@ class InvitationQuery:
 
     @property
     def search_text(self) -> str:
-        """The search as matched: trimmed, inner spaces collapsed."""
-        return " ".join(self.search.split())
+        """The search as matched (see `search_needle`)."""
+        return search_needle(self.search)

@@ -26,18 +26,23 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
     and_,
     column,
     false,
     func,
     literal,
+    null,
     or_,
     select,
     true,
     union_all,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.elements import Null
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from invite_desk.services.errors import NotFound
 from invite_desk.services.models import (
@@ -52,7 +57,7 @@ from invite_desk.services.models import (
 )
 from invite_desk.services.operator import Operator, refreshed
 from invite_desk.services.permissions import Action, ScopeLevel, Target, require, scope_of
-from invite_desk.services.tracking.query import Column, Filters, InvitationQuery
+from invite_desk.services.tracking.query import Column, Filters, InvitationQuery, search_needle
 from invite_desk.services.tracking.status import (
     Tab,
     effective_status,
@@ -143,8 +148,56 @@ def _escape_like(text: str) -> str:
 def prefix_match(col: Any, text: str) -> ColumnElement[bool]:
     """`col` starts with `text`: a range an index can answer, checked again with LIKE
     (some collations put a few other strings inside the range)."""
-    upper = text[:-1] + chr(ord(text[-1]) + 1)
-    return and_(col >= text, col < upper, col.like(_escape_like(text) + "%", escape="\\"))
+    like = col.like(_escape_like(text) + "%", escape="\\")
+    return and_(PrefixRange(col, text, _next_string(text)), like)
+
+
+def _next_string(text: str) -> str | None:
+    """The smallest string above every string that starts with `text` (its last character
+    plus one, stepping over the surrogates no database can store), or None past U+10FFFF."""
+    while text:
+        code = ord(text[-1]) + 1
+        if 0xD800 <= code <= 0xDFFF:
+            code = 0xE000
+        if code <= 0x10FFFF:
+            return text[:-1] + chr(code)
+        text = text[:-1]
+    return None
+
+
+class PrefixRange(ColumnElement[bool]):
+    """`lower <= col < upper`, the index range of a prefix search, for binary orderings
+    (SQLite, PostgreSQL). MariaDB/MySQL compare names accent- and case-insensitively, where
+    "Josê" is not above "José Núñez" (nor one emoji above another); there the LIKE beside it
+    is the range (their optimizer reads a constant LIKE prefix as one)."""
+
+    __visit_name__ = "prefix_range"
+    inherit_cache = True
+    type = Boolean()
+    _traverse_internals = [
+        ("col", InternalTraversal.dp_clauseelement),
+        ("lower", InternalTraversal.dp_clauseelement),
+        ("upper", InternalTraversal.dp_clauseelement),
+    ]
+
+    def __init__(self, col: Any, lower: str, upper: str | None) -> None:
+        self.col = col
+        self.lower = literal(lower, col.type)
+        self.upper = literal(upper, col.type) if upper is not None else null()
+
+
+@compiles(PrefixRange)
+def _prefix_range(element: PrefixRange, compiler: Any, **kw: Any) -> str:
+    condition = element.col >= element.lower
+    if not isinstance(element.upper, Null):
+        condition = and_(condition, element.col < element.upper)
+    return str(compiler.process(condition, **kw))
+
+
+@compiles(PrefixRange, "mysql")
+@compiles(PrefixRange, "mariadb")
+def _prefix_range_mysql(element: PrefixRange, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.col >= element.lower, **kw))
 
 
 _SPELLINGS = (str, str.lower, str.capitalize, str.title, str.upper)
@@ -164,7 +217,7 @@ def matching_member_ids(session: Session, organization_id: uuid.UUID, text: str,
                         limit: int = MAX_SEARCH_INVITERS) -> list[uuid.UUID]:
     """Members whose email or last name starts with `text` ("first last" also matches),
     through the (organization, email) and (organization, last name, first name) indexes."""
-    needle = " ".join(text.split())
+    needle = search_needle(text)
     if not needle:
         return []
     terms: list[ColumnElement[bool]] = [prefix_match(Member.email_normalized, needle.lower())]
@@ -190,7 +243,7 @@ def search_condition(session: Session, organization_id: uuid.UUID,
                      text: str) -> ColumnElement[bool]:
     """Invitee email or name, or inviter, starting with `text`. Each alternative carries the
     organization so that SQLite answers the OR with one index range per alternative."""
-    needle = " ".join(text.split())
+    needle = search_needle(text)
     org = Invitation.organization_id == organization_id
     terms: list[ColumnElement[bool]] = [
         and_(org, prefix_match(Invitation.email_normalized, needle.lower()))]
