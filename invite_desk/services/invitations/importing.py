@@ -60,6 +60,8 @@ _MAILTO = re.compile(r"^mailto:", re.IGNORECASE)
 _LEADING = "\"(<["
 _TRAILING = "\"'.,;:!?)>]}"
 _MAILBOX = re.compile(r'\s*(?P<name>(?:"(?:[^"\\]|\\.)*"|[^<"])*?)\s*<(?P<email>[^<>]*)>')
+# The common case, read without the general parser: one address and nothing around it.
+_PLAIN = re.compile(r"[^\s,;:<>\"()\[\]@]+@[^\s,;:<>\"'()\[\]@]*[A-Za-z0-9]")
 _LOOKS_LIKE_ADDRESS = re.compile(r"[^@\s\"]+@[^@\s\"]+\.[^@\s\"]+")
 
 
@@ -183,6 +185,9 @@ def split_addresses(text: str) -> list[_Piece]:
     """Every invitee in a line or a cell, in order: commas, semicolons, tabs and spaces
     separate them, outside "quoted names" and <addresses>. `Doe, Jane <jane@x.org>` (how
     Outlook copies "Last, First") keeps the comma in the name."""
+    plain = text.strip()
+    if _PLAIN.fullmatch(plain):
+        return [_Piece(plain, plain)]
     pieces: list[_Piece] = []
     for entry in _split_outside(text, _SEPARATORS):
         pieces.extend(_pieces(entry))
