@@ -8,6 +8,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -38,7 +39,7 @@ from invite_desk.services.operator import Operator
 from invite_desk.services.roles import Role
 from invite_desk.services.smtp.transport import SmtpTransport
 from invite_desk.services.uow import UnitOfWork
-from tests.conftest import MakeOperator
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, MakeOperator
 from tests.portal_client import LOGO, HttpClient, csrf_from, portal_app, running_portal
 from tests.registration_fixtures import PASSWORD, invite, member_by_email, set_policy
 from tests.smtp_server import LoopbackSmtpServer
@@ -137,6 +138,42 @@ def test_an_address_with_an_unfinished_invitation_is_not_queued_again(
     with uow:
         assert uow.session.scalar(select(func.count()).select_from(Invitation)
                                   .where(Invitation.email_normalized == "zoe@example.org")) == 1
+
+
+def test_rerunning_the_same_send_command_after_a_crash_mails_nobody_twice(
+    uow: UnitOfWork, admin: Operator, smtp_server: LoopbackSmtpServer, sqlite_url: str,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The reported case: `invite-desk send --csv FILE` run again after a kill."""
+    from invite_desk import cli
+
+    set_policy(uow, admin, daily_limit_per_inviter=0)
+    mail_settings.update_mail_settings(uow, admin, {
+        "host": smtp_server.host, "port": smtp_server.port, "security": "none",
+        "from_address": "invitations@rowing.example", "from_name": "Rowing", "rate_per_minute": 0})
+    csv_file = tmp_path / "invitees.csv"
+    csv_file.write_text("email,name\nzoe@example.org,Zoë\nsam@example.org,Sam\n"
+                        "kim@example.org,Kim\n", encoding="utf-8")
+    command = ["--db", sqlite_url, "send", "--operator", ADMIN_EMAIL, "--csv", str(csv_file)]
+    monkeypatch.setenv("INVITE_DESK_OPERATOR_PASSWORD", ADMIN_PASSWORD)
+    assert cli.main(command) == 0
+    # The kill: Zoë's message was in flight when the run stopped (the server had it).
+    with uow:
+        uow.session.execute(update(Invitation).where(Invitation.email == "zoe@example.org")
+                            .values(status=InvitationStatus.UNCERTAIN.value))
+        uow.commit()
+    before = smtp_server.recipient_counts()
+    capsys.readouterr()
+
+    cli.main(command)
+
+    out = capsys.readouterr().out
+    assert "zoe@example.org: Delivery uncertain" in out and "check with the invitee" in out
+    assert "kim@example.org: Already invited" in out
+    after = smtp_server.recipient_counts()
+    assert after == before
+    assert set(after.values()) == {1} and len(after) == 3
+    assert invitations(uow).count(("zoe@example.org", "uncertain")) == 1
 
 
 def test_rerunning_the_same_list_queues_nothing_twice(uow: UnitOfWork, admin: Operator) -> None:
