@@ -195,7 +195,7 @@ def test_revoked_and_resent_links_say_so_and_unknown_links_stay_generic(
     assert "some email programs break" not in page(gone)
     newer = client.get(f"/join/{resent.token}")
     assert newer.status_code == 410 and "A newer invitation was sent to you" in page(newer)
-    assert "most recent email" in page(newer)
+    assert "the link in the most recent email" in page(newer)
     unknown_a = client.get("/join/unknown-token-aaaaaaaaaaaaaaaaaa")
     unknown_b = client.get("/join/unknown-token-bbbbbbbbbbbbbbbbbb")
     assert unknown_a.status_code == unknown_b.status_code == 404
