@@ -41,7 +41,8 @@ class PortalServer:
             threads=threads,
             connection_limit=CONNECTION_LIMIT,
             ident=None,  # no Server header at all (waitress would name itself and nothing else)
-            clear_untrusted_proxy_headers=True,
+            # X-Forwarded-* are trusted (or not) by create_app(proxy_hops=...), not here.
+            clear_untrusted_proxy_headers=False,
             channel_timeout=60,
             max_request_body_size=1024 * 1024,
         )
