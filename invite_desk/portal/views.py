@@ -158,7 +158,8 @@ def index() -> BaseResponse:
 
 
 def _join_form(view: JoinView, token: str, *, values: dict[str, str] | None = None,
-               errors: dict[str, str] | None = None, code: int = 200) -> Page:
+               errors: dict[str, str] | None = None, code: int = 200,
+               notice: str = "") -> Page:
     filled = {"first_name": view.first_name, "last_name": view.last_name}
     if values is not None:
         filled = {"first_name": values.get("first_name", ""),
@@ -171,7 +172,10 @@ def _join_form(view: JoinView, token: str, *, values: dict[str, str] | None = No
         action=url_for("portal.join", token=token),
         values=filled,
         errors=errors or {},
+        notice=notice,
     )
+    if code == 503:
+        return page, code, {"Retry-After": "5"}
     return page, code
 
 
@@ -194,7 +198,14 @@ def join(token: str) -> Page:
         if not csrf_ok():
             return _csrf_failed(state.branding())
         try:
-            result = register_with_invitation(state.uow, token, _form(), organization_id=org_id)
+            result = register_with_invitation(state.uow, token, _form(), organization_id=org_id,
+                                              busy_budget=state.busy_budget)
+        except SystemBusy as exc:
+            view = open_link(state.uow, token, organization_id=org_id)
+            if view.state is not LinkState.VALID:
+                return _link_page(view)
+            return _join_form(view, token, values=dict(request.form), code=503,
+                              notice=exc.message)
         except ValidationFailed as exc:
             view = open_link(state.uow, token, organization_id=org_id)
             if view.state is not LinkState.VALID:
