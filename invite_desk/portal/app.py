@@ -19,7 +19,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from invite_desk.app import AppContext
 from invite_desk.portal.csrf import csrf_token
 from invite_desk.portal.mailer import PortalMailer
-from invite_desk.portal.request_log import redact
+from invite_desk.portal.request_log import AccessLog, redact
 from invite_desk.resources_path import resource_path
 from invite_desk.services.errors import DomainError
 from invite_desk.services.registration.branding import (
@@ -161,6 +161,9 @@ def create_app(
         busy_budget=busy_budget,
     )
     hash_gate.configure(hash_concurrency, hash_wait)
+    # One redacted access-log line per request (waitress writes none); inside ProxyFix, so
+    # it logs the client's address, not the proxy's.
+    app.wsgi_app = AccessLog(app.wsgi_app)  # type: ignore[method-assign]
     if proxy_hops:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=proxy_hops, x_proto=proxy_hops, x_host=proxy_hops

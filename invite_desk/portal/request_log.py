@@ -18,8 +18,10 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import unquote
 
+# /join or /confirm followed by anything but a letter, digit, '-' or '_' ('/', '%2F', ';',
+# '\\' ...): everything up to the query string is the token's place.
 _SECRET_PATH = re.compile(
-    r"(/(?:join|confirm))(?:/|\\|%2f|%5c)[^\s?#\"'<>]*", re.IGNORECASE
+    r"(/(?:join|confirm))(?![A-Za-z0-9_-])[^\s?#\"'<>]+", re.IGNORECASE
 )
 REDACTED = "<redacted>"
 _DECODE_LEVELS = 4

@@ -22,7 +22,7 @@ from waitress.server import create_server
 
 from invite_desk.app import AppContext
 from invite_desk.portal.app import create_app
-from invite_desk.portal.request_log import AccessLog, install_log_filters
+from invite_desk.portal.request_log import install_log_filters
 
 DEFAULT_THREADS = 8
 # Connections waitress accepts at once; beyond it new ones wait in the kernel's backlog.
@@ -35,7 +35,7 @@ class PortalServer:
     def __init__(self, app: Flask, host: str, port: int, threads: int) -> None:
         install_log_filters()
         self._server: Any = create_server(
-            AccessLog(app),  # one redacted line per request
+            app,  # create_app's AccessLog middleware writes the redacted access log
             host=host,
             port=port,
             threads=threads,
