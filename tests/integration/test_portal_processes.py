@@ -143,8 +143,3 @@ def test_two_portal_processes_on_one_server_database_count_and_sign_as_one(
     finally:
         engine.dispose()
 
-
-@pytest.fixture
-def smtp() -> Iterator[LoopbackSmtpServer]:
-    with LoopbackSmtpServer() as server:
-        yield server
