@@ -54,6 +54,11 @@ def _parser() -> argparse.ArgumentParser:
         help="behind N reverse proxies (e.g. 1 behind the organization's HTTPS proxy): trust "
         "their X-Forwarded-For/-Proto headers for the client address and scheme",
     )
+    portal.add_argument(
+        "--threads", type=int, default=8, metavar="N",
+        help="worker threads serving requests (default 8); run several portal processes on "
+        "a shared PostgreSQL/MariaDB database for more",
+    )
     return parser
 
 
@@ -94,9 +99,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_send(context, args)
         if args.command == "portal":
+            import os
+
+            from invite_desk.cli_send import SMTP_PASSWORD_ENV
             from invite_desk.portal.server import serve
 
-            return serve(context, args.host, args.port, proxy_hops=args.proxy_hops)
+            return serve(context, args.host, args.port, proxy_hops=args.proxy_hops,
+                         threads=max(1, args.threads),
+                         smtp_password=os.environ.get(SMTP_PASSWORD_ENV) or None)
         from invite_desk.ui.main import run_gui
 
         return run_gui(context)

@@ -55,13 +55,12 @@ def csrf_from(page: str) -> str:
 def running_portal(app: Flask) -> Iterator[str]:
     """Serve `app` with the portal's real server on 127.0.0.1 and a free port; yields the base URL."""
     server = make_portal_server(app, "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, name="portal", daemon=True)
+    thread = threading.Thread(target=server.run, name="portal", daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_port}"
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()
         thread.join(timeout=10)
 
 

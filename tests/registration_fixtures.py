@@ -3,6 +3,7 @@ known token, policy changes, and what the database says afterwards."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -10,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from invite_desk.services import mail_settings, organization
 from invite_desk.services import settings as settings_service
 from invite_desk.services.auth import normalize_email
 from invite_desk.services.invitations.tokens import new_token
@@ -25,6 +27,7 @@ from invite_desk.services.models import (
 from invite_desk.services.operator import Operator
 from invite_desk.services.registration.form import RegistrationForm
 from invite_desk.services.uow import UnitOfWork
+from tests.smtp_server import LoopbackSmtpServer
 
 PASSWORD = "a long enough password"
 
@@ -128,3 +131,33 @@ def referral_rows(uow: UnitOfWork, referee_id: uuid.UUID) -> list[Referral]:
         for row in rows:
             uow.session.expunge(row)
         return rows
+
+
+PORTAL_BASE = "https://join.rowing.example"
+
+
+def enable_confirmation_email(uow: UnitOfWork, admin: Operator, smtp: LoopbackSmtpServer,
+                              base_url: str = PORTAL_BASE) -> None:
+    """What public registration needs: the organization's SMTP server (the loopback one) and
+    the portal's web address, used in the confirmation links."""
+    organization.update_organization(uow, admin, {"registration_base_url": base_url})
+    mail_settings.update_mail_settings(uow, admin, {
+        "host": smtp.host, "port": smtp.port, "security": "none",
+        "from_address": "office@rowing.example", "from_name": "Harbour Rowing Club",
+        "rate_per_minute": 0})
+
+
+def mail_text(smtp: LoopbackSmtpServer, to: str) -> str:
+    """The plain text of the last email `smtp` received for `to`."""
+    for received in reversed(smtp.messages):
+        if to.lower() in str(received.message["To"]).lower():
+            body = received.message.get_body(("plain",))
+            assert body is not None
+            return str(body.get_content())
+    raise AssertionError(f"no email to {to}")
+
+
+def confirmation_token(smtp: LoopbackSmtpServer, to: str) -> str:
+    found = re.search(r"/confirm/([A-Za-z0-9_-]+)", mail_text(smtp, to))
+    assert found, mail_text(smtp, to)
+    return found.group(1)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-import secrets
 import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 from flask import Flask, Response, render_template, request
 from flask.sessions import SecureCookieSessionInterface
@@ -19,8 +18,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from invite_desk.app import AppContext
 from invite_desk.portal.csrf import csrf_token
-from invite_desk.portal.ratelimit import SlidingWindowLimiter
-from invite_desk.portal.request_log import redact
+from invite_desk.portal.mailer import PortalMailer
+from invite_desk.portal.request_log import AccessLog, redact
 from invite_desk.resources_path import resource_path
 from invite_desk.services.errors import DomainError
 from invite_desk.services.registration.branding import (
@@ -28,6 +27,8 @@ from invite_desk.services.registration.branding import (
     get_branding,
     portal_organization_id,
 )
+from invite_desk.services.registration.busy import SystemBusy, hash_gate, is_busy_error
+from invite_desk.services.registration.limits import DatabaseRateLimiter, shared_secret
 from invite_desk.services.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -43,13 +44,23 @@ CONTENT_SECURITY_POLICY = (
 LOGO_CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
 
 
+class Limiter(Protocol):
+    limit: int
+
+    def blocked(self, key: str) -> bool: ...
+    def retry_after(self, key: str) -> int: ...
+    def hit(self, key: str) -> int | None: ...
+
+
 @dataclass
 class PortalState:
     """What the views share: the unit of work, the limiters, and the organization served."""
 
     uow: UnitOfWork
-    bad_tokens: SlidingWindowLimiter
-    registrations: SlidingWindowLimiter
+    bad_tokens: Limiter
+    registrations: Limiter
+    mailer: PortalMailer
+    busy_budget: float = 8.0
     _organization_id: uuid.UUID | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -100,13 +111,23 @@ def create_app(
     registration_limit: int = 20,
     registration_window: float = 3600.0,
     proxy_hops: int = 0,
+    hash_concurrency: int = 2,
+    hash_wait: float = 10.0,
+    busy_budget: float = 8.0,
+    smtp_password: str | None = None,
 ) -> Flask:
     """The registration portal on `context`'s database.
 
-    secret_key: signs the session cookie (it holds only the CSRF token); None picks a random one,
-    so forms opened before a restart must be reloaded. bad_token_limit per bad_token_window
-    seconds: unknown or revoked links one client may try before it is answered 429.
-    registration_limit: public registrations per client per registration_window.
+    secret_key: signs the session cookie (it holds only the CSRF token); None uses the key
+    stored in the database, the same for every portal process on it. bad_token_limit per
+    bad_token_window seconds: unknown links one client may try before it is answered 429.
+    registration_limit: public registration attempts per client per registration_window
+    (counted before the password is hashed). Both are counted in the database, so several
+    processes count as one.
+    hash_concurrency: password hashes computed at once (argon2 takes 64 MiB each); a request
+    waits up to hash_wait seconds for a slot, then gets "busy, submit again" (503).
+    busy_budget: seconds a registration retries while the database is locked.
+    smtp_password: for the organization's SMTP server (else the keyring entry).
     proxy_hops: how many reverse proxies in front to trust for the client address and scheme
     (X-Forwarded-For / -Proto); 0 when the portal is reached directly.
     """
@@ -117,7 +138,7 @@ def create_app(
         static_url_path="/static",
     )
     app.config.update(
-        SECRET_KEY=secret_key or secrets.token_bytes(32),
+        SECRET_KEY=secret_key or shared_secret(context.uow),
         SESSION_COOKIE_NAME="invite_desk_portal",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
@@ -132,9 +153,17 @@ def create_app(
     app.jinja_env.undefined = StrictUndefined
     app.extensions[EXTENSION] = PortalState(
         uow=context.uow,
-        bad_tokens=SlidingWindowLimiter(bad_token_limit, bad_token_window),
-        registrations=SlidingWindowLimiter(registration_limit, registration_window),
+        bad_tokens=DatabaseRateLimiter(context.uow, "bad-token", bad_token_limit,
+                                       bad_token_window, busy_budget=busy_budget),
+        registrations=DatabaseRateLimiter(context.uow, "register", registration_limit,
+                                          registration_window, busy_budget=busy_budget),
+        mailer=PortalMailer(context.uow, context.credentials, smtp_password),
+        busy_budget=busy_budget,
     )
+    hash_gate.configure(hash_concurrency, hash_wait)
+    # One redacted access-log line per request (waitress writes none); inside ProxyFix, so
+    # it logs the client's address, not the proxy's.
+    app.wsgi_app = AccessLog(app.wsgi_app)  # type: ignore[method-assign]
     if proxy_hops:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=proxy_hops, x_proto=proxy_hops, x_host=proxy_hops
@@ -181,6 +210,10 @@ def create_app(
             lines=[_ERROR_TEXTS.get(code, "Please go back and try again.")],
         ), code
 
+    @app.errorhandler(SystemBusy)
+    def _busy(exc: SystemBusy) -> tuple[str, int, dict[str, str]]:
+        return _busy_page(app, exc.message)
+
     @app.errorhandler(DomainError)
     def _domain_error(exc: DomainError) -> tuple[str, int]:
         # E.g. a registration that kept colliding with concurrent ones: say so, and what to do.
@@ -193,7 +226,9 @@ def create_app(
         ), 409
 
     @app.errorhandler(Exception)
-    def _server_error(exc: Exception) -> tuple[str, int]:
+    def _server_error(exc: Exception) -> tuple[str, int] | tuple[str, int, dict[str, str]]:
+        if is_busy_error(exc):  # the database stayed locked: busy, not broken
+            return _busy_page(app, SystemBusy().message)
         app.log_exception((type(exc), exc, exc.__traceback__))  # type: ignore[arg-type]
         return render_template(
             "message.html",
@@ -204,6 +239,13 @@ def create_app(
         ), 500
 
     return app
+
+
+def _busy_page(app: Flask, message: str) -> tuple[str, int, dict[str, str]]:
+    return render_template(
+        "message.html", branding=None, title="The system is busy",
+        heading="The system is busy", lines=[message],
+    ), 503, {"Retry-After": "5"}
 
 
 def _safe_branding(app: Flask) -> Branding | None:

@@ -1,7 +1,8 @@
-"""A per-client sliding-window counter (bad invitation tokens, public registrations).
+"""An in-memory per-key sliding-window counter.
 
-In memory, so it holds for one portal process: enough for the threaded server `invite-desk
-portal` runs. Several processes behind a load balancer would each count on their own.
+The portal no longer uses it: its limits are counted in the database so that several portal
+processes count as one (services/registration/limits.py). Kept for callers that need a
+process-local limit.
 """
 
 from __future__ import annotations

@@ -23,6 +23,14 @@ from invite_desk.services.errors import ValidationFailed
 from invite_desk.services.models import InvitationKind
 from invite_desk.services.organization import LOGO_TYPES
 from invite_desk.services.registration.branding import DEFAULT_ACCENT, Branding, get_logo
+from invite_desk.services.registration.busy import SystemBusy
+from invite_desk.services.registration.confirmation import (
+    ConfirmResult,
+    ConfirmState,
+    check_confirmation,
+    confirm_registration,
+    request_registration,
+)
 from invite_desk.services.registration.form import RegistrationForm
 from invite_desk.services.registration.joining import register_with_invitation
 from invite_desk.services.registration.links import JoinView, LinkState, open_link
@@ -30,7 +38,6 @@ from invite_desk.services.registration.public import (
     PublicState,
     PublicView,
     public_registration,
-    register_publicly,
 )
 
 bp = Blueprint("portal", __name__)
@@ -45,6 +52,8 @@ LINK_STATUS_CODES = {
     LinkState.EXPIRED: 410,
     LinkState.USED: 410,
     LinkState.NOT_READY: 503,
+    LinkState.REVOKED: 410,
+    LinkState.SUPERSEDED: 410,
     LinkState.INVALID: 404,
 }
 
@@ -149,7 +158,8 @@ def index() -> BaseResponse:
 
 
 def _join_form(view: JoinView, token: str, *, values: dict[str, str] | None = None,
-               errors: dict[str, str] | None = None, code: int = 200) -> Page:
+               errors: dict[str, str] | None = None, code: int = 200,
+               notice: str = "") -> Page:
     filled = {"first_name": view.first_name, "last_name": view.last_name}
     if values is not None:
         filled = {"first_name": values.get("first_name", ""),
@@ -162,7 +172,10 @@ def _join_form(view: JoinView, token: str, *, values: dict[str, str] | None = No
         action=url_for("portal.join", token=token),
         values=filled,
         errors=errors or {},
+        notice=notice,
     )
+    if code == 503:
+        return page, code, {"Retry-After": "5"}
     return page, code
 
 
@@ -185,7 +198,14 @@ def join(token: str) -> Page:
         if not csrf_ok():
             return _csrf_failed(state.branding())
         try:
-            result = register_with_invitation(state.uow, token, _form(), organization_id=org_id)
+            result = register_with_invitation(state.uow, token, _form(), organization_id=org_id,
+                                              busy_budget=state.busy_budget)
+        except SystemBusy as exc:
+            view = open_link(state.uow, token, organization_id=org_id)
+            if view.state is not LinkState.VALID:
+                return _link_page(view)
+            return _join_form(view, token, values=dict(request.form), code=503,
+                              notice=exc.message)
         except ValidationFailed as exc:
             view = open_link(state.uow, token, organization_id=org_id)
             if view.state is not LinkState.VALID:
@@ -222,44 +242,73 @@ def welcome() -> Page:
 # ------------------------------------------------------------------- public registration
 
 
+PUBLIC_FIELDS = ("email", "first_name", "last_name")
+
+
+def _typed() -> dict[str, str]:
+    """What the person typed on the public form (never the password)."""
+    return {k: request.form.get(k, "")[:400] for k in PUBLIC_FIELDS}
+
+
 def _public_page(view: PublicView, *, values: dict[str, str] | None = None,
-                 errors: dict[str, str] | None = None, code: int = 200) -> Page:
+                 errors: dict[str, str] | None = None, code: int = 200,
+                 notice: str = "") -> Page:
     if view.state is PublicState.NOT_SET_UP:
         return _message(
             None, "Registration is not open yet",
             ["This organization has not finished setting up its registration page. "
              "Please try again later."], 503,
         )
+    if view.state is PublicState.NO_EMAIL:
+        return _message(
+            view.branding, "Registration is unavailable",
+            ["Registration on this page confirms your email address with a link we send you, "
+             "and the organization has not set up sending email from this page yet, so "
+             "registration by email confirmation is unavailable for now.",
+             "If you were invited by a member, use the link in your invitation email. "
+             "Otherwise please try again later or contact the organization."], 503,
+        )
     if view.state is PublicState.INVITE_ONLY:
         return render_template("invite_only.html", branding=view.branding, view=view), 200
     page = render_template(
         "register.html", branding=view.branding, view=view,
         values=values or {"email": "", "first_name": "", "last_name": ""},
-        errors=errors or {},
+        errors=errors or {}, notice=notice,
     )
+    if code == 503:
+        return page, code, {"Retry-After": "5"}
     return page, code
 
 
 @bp.route("/register", methods=["GET", "POST"])
 def register() -> Page:
     state = _state()
-    view = public_registration(state.uow, state.organization_id)
+    view = public_registration(state.uow, state.organization_id, confirm_by_email=True)
     if request.method == "GET" or view.state is not PublicState.OPEN:
         return _public_page(view)
     if not csrf_ok():
         return _csrf_failed(view.branding)
     client = _client()
-    if state.registrations.blocked(client):
-        return _too_many(view.branding, state.registrations.retry_after(client))
+    org_id = state.organization_id
+    assert org_id is not None
     try:
-        result = register_publicly(state.uow, state.organization_id, _form())
+        # Counted before the password is hashed: a burst cannot get past the limit.
+        hits = state.registrations.hit(client)
+        if hits is not None and hits > state.registrations.limit:
+            return _too_many(view.branding, state.registrations.retry_after(client))
+        result = request_registration(state.uow, org_id, _form(),
+                                      busy_budget=state.busy_budget)
     except ValidationFailed as exc:
-        values = {k: request.form.get(k, "") for k in ("email", "first_name", "last_name")}
-        return _public_page(view, values=values, errors=exc.errors, code=422)
-    state.registrations.hit(client)
-    if result.state is not PublicState.OPEN:
-        return _public_page(result)
-    session["received"] = {"pending": result.adhesion_required}
+        return _public_page(view, values=_typed(), errors=exc.errors, code=422)
+    except SystemBusy as exc:
+        return _public_page(view, values=_typed(), code=503, notice=exc.message)
+    if result.view.state is not PublicState.OPEN:
+        return _public_page(result.view)
+    if result.email is not None and not state.mailer.send(org_id, result.email):
+        return _public_page(view, values=_typed(), code=503, notice=(
+            "We could not send the confirmation email just now. Please submit the form "
+            "again in a few minutes."))
+    session["received"] = {"sent": True}
     return redirect(url_for("portal.received"), code=303)
 
 
@@ -268,6 +317,48 @@ def received() -> Page:
     outcome: dict[str, Any] = session.pop("received", None) or {}
     if not outcome:
         return redirect(url_for("portal.register"))
-    return render_template(
-        "received.html", branding=_state().branding(), pending=bool(outcome.get("pending"))
-    ), 200
+    return render_template("received.html", branding=_state().branding()), 200
+
+
+# ------------------------------------------------------------------- confirmation link
+
+CONFIRM_STATUS_CODES = {
+    ConfirmState.READY: 200,
+    ConfirmState.USED: 410,
+    ConfirmState.EXPIRED: 410,
+    ConfirmState.CLOSED: 410,
+    ConfirmState.ALREADY_MEMBER: 200,
+    ConfirmState.INVALID: 404,
+}
+
+
+def _confirm_page(result: ConfirmResult, token: str) -> Page:
+    page = render_template(
+        "confirm.html", branding=result.branding, result=result, s=result.state.value,
+        action=url_for("portal.confirm", token=token),
+    )
+    return page, CONFIRM_STATUS_CODES.get(result.state, 200)
+
+
+@bp.route("/confirm/<token>", methods=["GET", "POST"])
+def confirm(token: str) -> Page:
+    state = _state()
+    client = _client()
+    if state.bad_tokens.blocked(client):
+        return _too_many(state.branding(), state.bad_tokens.retry_after(client))
+    org_id = state.organization_id
+    if request.method == "POST":
+        if not csrf_ok():
+            return _csrf_failed(state.branding())
+        result = confirm_registration(state.uow, token, org_id, busy_budget=state.busy_budget)
+        if result.state is ConfirmState.CONFIRMED:
+            session["done"] = {"kind": InvitationKind.MEMBERSHIP.value,
+                               "first_name": result.first_name,
+                               "pending": result.application_pending, "event": None}
+            return redirect(url_for("portal.welcome"), code=303)
+    else:
+        # Opening the link changes nothing: a button confirms (mail scanners open links).
+        result = check_confirmation(state.uow, token, org_id)
+    if result.state is ConfirmState.INVALID:
+        state.bad_tokens.hit(client)
+    return _confirm_page(result, token)

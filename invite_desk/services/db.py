@@ -59,7 +59,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
 def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
     """An engine with per-backend settings; SQLite files get WAL and foreign keys."""
     parsed = normalize_url(url)
-    kwargs: dict[str, Any] = {"echo": echo, "future": True}
+    # hide_parameters: a failing statement's error (and its log line) never shows the values
+    # bound to it: addresses, names, password hashes, token hashes.
+    kwargs: dict[str, Any] = {"echo": echo, "future": True, "hide_parameters": True}
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if database and database != ":memory:":

@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -23,10 +24,13 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     Uuid,
+    event,
+    inspect,
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
+from sqlalchemy.orm import Session as OrmSession
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -365,3 +369,79 @@ class AuditLog(SyncedMixin, Base):
     before_json: Mapped[str] = mapped_column(Text, default="{}")
     after_json: Mapped[str] = mapped_column(Text, default="{}")
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# -- registration portal hardening (migration 0005) ------------------------------------------
+
+
+class PendingRegistration(SyncedMixin, Base):
+    """A public registration waiting for its address to be confirmed by the emailed link.
+
+    The member is created only when the link is followed; until then nothing about the
+    address changes. Only the SHA-256 of the link's token is kept."""
+
+    __tablename__ = "pending_registration"
+    __table_args__ = (Index("ix_pending_registration_org_email", "organization_id",
+                            "email_normalized"),)
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"))
+    email: Mapped[str] = mapped_column(String(320))
+    email_normalized: Mapped[str] = mapped_column(exact_string(320))
+    first_name: Mapped[str] = mapped_column(String(100), default="")
+    last_name: Mapped[str] = mapped_column(String(100), default="")
+    password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    token_hash: Mapped[str] = mapped_column(exact_string(64), unique=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class RetiredLink(Base):
+    """The hash of an invitation link that stopped working because the invitation was revoked
+    or a newer link replaced it (resend, fresh link), so the portal can say which."""
+
+    __tablename__ = "retired_link"
+
+    token_hash: Mapped[str] = mapped_column(exact_string(64), primary_key=True)
+    invitation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("invitation.id"), index=True)
+    reason: Mapped[str] = mapped_column(String(20))  # "revoked" or "superseded"
+    retired_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PortalSecret(Base):
+    """Secrets every portal process shares (the session-signing key), made once."""
+
+    __tablename__ = "portal_secret"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RateLimitCounter(Base):
+    """Fixed-window hit counters shared by every portal process: `key` (what is limited and
+    for whom), the window's number (epoch seconds // window length), and the hits in it."""
+
+    __tablename__ = "rate_limit_counter"
+    __table_args__ = (Index("ix_rate_limit_counter_expires_at", "expires_at"),)
+
+    key: Mapped[str] = mapped_column(exact_string(200), primary_key=True)
+    window: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hits: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+@event.listens_for(OrmSession, "before_flush")
+def _remember_retired_links(session: OrmSession, _context: Any, _instances: Any) -> None:
+    """When an invitation's link hash is cleared or replaced, keep the old hash with why
+    (revoked, or superseded by a newer link), whichever service made the change."""
+    for obj in session.dirty:
+        if not isinstance(obj, Invitation):
+            continue
+        history = inspect(obj).attrs.token_hash.history
+        old = [value for value in history.deleted if value]
+        if not old or not history.has_changes():
+            continue
+        reason = "revoked" if obj.status == InvitationStatus.REVOKED.value else "superseded"
+        for value in old:
+            session.add(RetiredLink(token_hash=value, invitation_id=obj.id, reason=reason,
+                                    retired_at=utcnow()))

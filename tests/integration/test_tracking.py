@@ -397,7 +397,7 @@ def test_revoke_kills_the_link_at_once_and_skips_what_cannot_be_revoked(
         row = uow.session.get(Invitation, live.id)
         assert (row.status, row.token_hash, row.revoked_at) == (S.REVOKED.value, None, NOW)
     assert live.token is not None
-    assert open_link(uow, live.token, now=NOW).state is LinkState.INVALID
+    assert open_link(uow, live.token, now=NOW).state is LinkState.REVOKED  # dead, and says so
     [entry] = audit_rows(uow, "invitation.revoked")
     assert (entry.entity_id, entry.actor_id) == (live.id, admin.member_id)
 
@@ -443,7 +443,7 @@ def test_resend_requeues_in_a_new_batch_and_the_sending_worker_issues_a_new_link
         batch = uow.session.get(Batch, result.batch_id)
         assert (batch.source, batch.total, batch.status) == ("resend", 2, "open")
     assert expired.token is not None
-    assert open_link(uow, expired.token, now=NOW).state is LinkState.INVALID  # dead at once
+    assert open_link(uow, expired.token, now=NOW).state is LinkState.SUPERSEDED  # dead at once
     assert len(audit_rows(uow, "invitation.resent")) == 2
 
     transport = FakeTransport()
@@ -509,7 +509,7 @@ def test_a_fresh_link_works_and_the_old_one_dies(
         assert uow.session.get(Invitation, live.id).token_hash == hash_token(token)
     assert open_link(uow, token, now=NOW).state is LinkState.VALID
     assert live.token is not None
-    assert open_link(uow, live.token, now=NOW).state is LinkState.INVALID
+    assert open_link(uow, live.token, now=NOW).state is LinkState.SUPERSEDED
     [entry] = audit_rows(uow, "invitation.link_issued")
     assert token not in entry.after_json and token not in entry.before_json
 

@@ -368,7 +368,7 @@ def test_extend_and_fresh_link_on_the_selection(
     assert QGuiApplication.clipboard().text() == link
     assert open_link(uow, link.rsplit("/", 1)[1], now=NOW).state is LinkState.VALID
     assert row.token is not None
-    assert open_link(uow, row.token, now=NOW).state is LinkState.INVALID
+    assert open_link(uow, row.token, now=NOW).state is LinkState.SUPERSEDED
     assert "copied to the clipboard" in window.banner.text
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from invite_desk.services import auth
 from invite_desk.services.errors import ValidationFailed
+from invite_desk.services.registration.busy import hash_gate
 
 NAME_MAX = 100
 PASSWORD_MAX = 1024  # argon2 takes any length; a cap keeps one request's cost bounded
@@ -78,5 +79,6 @@ def check_form(
     if errors:
         raise ValidationFailed(errors)
     if needs_password:
-        password_hash = auth.hash_password(form.password)
+        with hash_gate.slot():  # argon2 takes 64 MiB a hash: a burst must queue, not pile up
+            password_hash = auth.hash_password(form.password)
     return CleanRegistration(first, last, password_hash, email)

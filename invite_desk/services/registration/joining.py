@@ -52,6 +52,7 @@ from invite_desk.services.registration.admission import (
     rowcount,
 )
 from invite_desk.services.registration.branding import Branding, branding_of
+from invite_desk.services.registration.busy import retry_when_busy
 from invite_desk.services.registration.form import (
     CleanRegistration,
     RegistrationForm,
@@ -113,9 +114,11 @@ def register_with_invitation(
     *,
     organization_id: uuid.UUID | None = None,
     now: datetime | None = None,
+    busy_budget: float = 8.0,
 ) -> JoinResult:
-    """Register the holder of `token`. Raises ValidationFailed for form errors (field -> reason);
-    every other outcome is a JoinResult."""
+    """Register the holder of `token`. Raises ValidationFailed for form errors (field -> reason),
+    SystemBusy when the database stays locked for `busy_budget` seconds; every other outcome
+    is a JoinResult."""
     moment = now or utcnow()
     view = open_link(uow, token, organization_id=organization_id, now=moment)
     if view.state is not LinkState.VALID:
@@ -124,7 +127,9 @@ def register_with_invitation(
     clean = check_form(form, needs_password=view.asks_password, needs_email=False)
     for _ in range(ATTEMPTS):
         try:
-            result = _register(uow, token, clean, organization_id, moment)
+            result = retry_when_busy(
+                lambda: _register(uow, token, clean, organization_id, moment),
+                budget=busy_budget)
         except (IntegrityError, OperationalError):
             # A concurrent registration of the same address won (unique key), or the database
             # broke a deadlock between two of them: look again at what the link shows now.

@@ -7,7 +7,10 @@ States, and what each page may say:
 - VALID: the form (branding, inviter, personal message, the invitation's address).
 - EXPIRED / USED: the holder of the link knows it existed, so the page may say so.
 - NOT_READY: the invitation is being sent this very moment; try again shortly.
-- INVALID: unknown, revoked, failed or never sent. One page for all of them that reveals
+- REVOKED / SUPERSEDED: the link worked once and was withdrawn, or replaced by a newer one
+  (`retired_link` keeps the hashes of such links): the holder of the link knows it existed,
+  so the page says which, and whom to ask (the inviter, the organization's address).
+- INVALID: unknown, failed or never sent. One page for all of them that reveals
   nothing (whether the link ever existed, or why it stopped working); these count towards the
   bad-token limit.
 - ALREADY_MEMBER: the invitation's address is already registered (told only to someone who
@@ -29,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from invite_desk.services import settings as settings_service
 from invite_desk.services.invitations.tokens import hash_token, hashes_match
+from invite_desk.services.mail_settings import load_mail_settings
 from invite_desk.services.models import (
     Event,
     EventGuest,
@@ -37,6 +41,7 @@ from invite_desk.services.models import (
     InvitationStatus,
     Member,
     MemberStatus,
+    RetiredLink,
     utcnow,
 )
 from invite_desk.services.registration.branding import Branding, branding_of
@@ -58,6 +63,8 @@ class LinkState(StrEnum):
     EXPIRED = "expired"
     USED = "used"
     NOT_READY = "not_ready"
+    REVOKED = "revoked"  # withdrawn by the organization
+    SUPERSEDED = "superseded"  # a newer link was sent (resend, fresh link)
     INVALID = "invalid"
 
     @property
@@ -92,6 +99,7 @@ class JoinView:
     invitations_needed: int = 0  # N when invite-only needs N >= 2 distinct members
     invitations_held: int = 0  # distinct members whose live invitations this address holds
     expires_at: datetime | None = None
+    contact: str = ""  # the organization's email address, on the REVOKED page
 
     @property
     def invitations_missing(self) -> int:
@@ -248,6 +256,9 @@ def open_link(
         session = uow.session
         invitation = find_invitation(session, token, organization_id)
         if invitation is None:
+            retired = retired_link_view(session, token, organization_id)
+            if retired is not None:
+                return retired
             branding = branding_of(session, organization_id) if organization_id else None
             return JoinView(LinkState.INVALID, branding)
         branding = branding_of(session, invitation.organization_id)
@@ -287,3 +298,27 @@ def open_link(
             invitations_held=held,
             expires_at=invitation.expires_at,
         )
+
+
+def retired_link_view(
+    session: Session, token: str, organization_id: uuid.UUID | None
+) -> JoinView | None:
+    """The page for a link that was revoked or replaced by a newer one, or None when the
+    token is not such a link."""
+    if not _TOKEN_SHAPE.fullmatch(token):
+        return None
+    retired = session.get(RetiredLink, hash_token(token))
+    if retired is None:
+        return None
+    invitation = session.get(Invitation, retired.invitation_id)
+    if invitation is None or (organization_id is not None
+                              and invitation.organization_id != organization_id):
+        return None
+    branding = branding_of(session, invitation.organization_id)
+    inviter = _inviter_name(session, invitation.inviter_id)
+    if retired.reason == "revoked":
+        contact = load_mail_settings(session, invitation.organization_id).from_address
+        return JoinView(LinkState.REVOKED, branding, kind=InvitationKind(invitation.kind),
+                        inviter_name=inviter, contact=contact)
+    return JoinView(LinkState.SUPERSEDED, branding, kind=InvitationKind(invitation.kind),
+                    inviter_name=inviter, email=invitation.email)

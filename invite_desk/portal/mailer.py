@@ -1,0 +1,57 @@
+"""The portal's outgoing email (registration confirmations) through the organization's SMTP
+server, configured on the desktop (Settings › Email). The password comes from the keyring
+entry the desktop stores, or from $INVITE_DESK_SMTP_PASSWORD (as for `invite-desk send`)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, make_msgid
+
+from invite_desk.services.credentials import CredentialStore
+from invite_desk.services.errors import DomainError
+from invite_desk.services.mail_settings import get_mail_settings
+from invite_desk.services.models import utcnow
+from invite_desk.services.registration.confirmation import ConfirmationEmail
+from invite_desk.services.smtp.transport import Sent, SmtpTransport
+from invite_desk.services.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+SMTP_TIMEOUT = 20.0
+
+
+class PortalMailer:
+    def __init__(
+        self, uow: UnitOfWork, credentials: CredentialStore, password: str | None = None
+    ) -> None:
+        self.uow = uow
+        self.credentials = credentials
+        self.password = password
+
+    def send(self, organization_id: uuid.UUID, email: ConfirmationEmail) -> bool:
+        """Send one email now; False (and a log line without the address) when it failed."""
+        settings = get_mail_settings(self.uow, organization_id)
+        if not settings.configured:
+            return False
+        password = self.password or self.credentials.get(settings.password_key())
+        message = EmailMessage()
+        message["From"] = formataddr((settings.from_name, settings.from_address))
+        message["To"] = email.to
+        message["Subject"] = email.subject
+        message["Date"] = format_datetime(utcnow())
+        message["Message-ID"] = make_msgid(domain=settings.from_address.rpartition("@")[2])
+        message["Auto-Submitted"] = "auto-generated"
+        message.set_content(email.text)
+        try:
+            with SmtpTransport(settings.smtp_config(timeout=SMTP_TIMEOUT), password) as smtp:
+                result = smtp.send(message, email.to)
+        except (DomainError, OSError) as exc:
+            log.warning("could not send a registration email through %s: %s",
+                        settings.smtp_config().address, exc)
+            return False
+        if not isinstance(result, Sent):
+            log.warning("the SMTP server did not take a registration email: %s", result)
+            return False
+        return True
