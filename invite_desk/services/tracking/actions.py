@@ -433,9 +433,9 @@ def restore_revoked(uow: UnitOfWork, operator: Operator, invitation_id: uuid.UUI
             select(AuditLog).where(AuditLog.entity_type == "invitation",
                                    AuditLog.entity_id == row.id)
             .order_by(AuditLog.at.desc(), AuditLog.id.desc()).limit(1)).first()
-        if last is None or last.action != "invitation.revoked":
+        if last is not None and last.action != "invitation.revoked":
             raise _not_restorable(row, "it changed since it was revoked; refresh the list")
-        before = json.loads(last.before_json)
+        before = json.loads(last.before_json) if last is not None else {}
         stored = before.get("stored_status")
         if stored is None:  # revoked before undo existed: its link was destroyed then
             raise _not_restorable(row, "its link was destroyed when it was revoked; invite "
@@ -450,7 +450,7 @@ def restore_revoked(uow: UnitOfWork, operator: Operator, invitation_id: uuid.UUI
                                            "from Compose")
         elif previous not in (S.DRAFT, S.QUEUED, S.FAILED):
             raise _not_restorable(row, f"it was {previous.value} when it was revoked")
-        since = row.revoked_at or last.at
+        since = row.revoked_at or (last.at if last is not None else moment)
         again = session.scalar(select(Invitation.id).where(
             Invitation.organization_id == row.organization_id,
             Invitation.email_normalized == row.email_normalized,
