@@ -146,9 +146,10 @@ def list_applications(
 
 def count_open_applications(uow: UnitOfWork, operator: Operator) -> int:
     """Applications awaiting a decision in the operator's scope (0 for members)."""
-    if operator.role < Role.HR_LOCAL:
-        return 0
     with uow:
+        operator = refreshed(uow.session, operator)
+        if operator.role < Role.HR_LOCAL:
+            return 0
         stmt = select(func.count()).select_from(Member).where(
             Member.organization_id == operator.organization_id,
             Member.adhesion_status.in_([s.value for s in OPEN_STATUSES]),
