@@ -50,7 +50,7 @@ def search_members(
         ]
 
 
-def _search_statement(operator: Operator, needle: str, limit: int) -> Select[tuple[Member]]:
+def _search_statement(operator: Operator, needle: str, limit: int) -> Select[Member]:
     scope = scope_of(operator)
     stmt = select(Member).where(
         Member.organization_id == operator.organization_id,
