@@ -21,6 +21,7 @@ from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import aliased
 
 from invite_desk.services import audit, referrals
+from invite_desk.services.concurrency import changed_meanwhile
 from invite_desk.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from invite_desk.services.models import AdhesionStatus, Member, MemberStatus, Unit, utcnow
 from invite_desk.services.operator import Operator, refreshed
@@ -197,7 +198,9 @@ def _decide(
 ) -> ApplicationRow:
     _require_reviewer(operator)
     now = utcnow()
-    with uow:
+    # Two reviewers deciding at once: the second one's write finds the row changed (stale
+    # version, or its referrals flushed by a query) and gets the usual Conflict.
+    with uow, changed_meanwhile():
         session = uow.session
         operator = refreshed(session, operator)
         member = session.get(Member, member_id)
