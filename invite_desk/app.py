@@ -154,6 +154,9 @@ def build(
     except (NoSuchModuleError, ImportError) as exc:
         raise DatabaseUnavailable(f"Cannot use {label}: its driver is not available "
                                   f"({_one_line(exc)}).") from None
+    except OSError as exc:  # the SQLite file's folder cannot be made
+        raise DatabaseUnavailable(f"Cannot create the database {label}: "
+                                  f"{exc.strerror or exc}.") from None
     if migrate:
         try:
             db.upgrade_to_head(engine)

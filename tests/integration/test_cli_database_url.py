@@ -134,3 +134,10 @@ def test_a_wrong_mariadb_password_is_refused(tmp_path: Path) -> None:
     url = server_url("mariadb").set(password="certainly-wrong")
     with pytest.raises(app.DatabaseUnavailable, match="Access denied"):
         app.build(url, credentials=MemoryCredentialStore())
+
+
+def test_create_where_no_folder_can_be_made_is_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert_refused(run_cli("--db", f"sqlite:///{blocker}/club.sqlite3", "--create", "expire",
+                           cwd=tmp_path), "Cannot create the database", "Not a directory")
