@@ -155,8 +155,10 @@ def build(
         raise DatabaseUnavailable(f"Cannot use {label}: its driver is not available "
                                   f"({_one_line(exc)}).") from None
     except OSError as exc:  # the SQLite file's folder cannot be made
-        raise DatabaseUnavailable(f"Cannot create the database {label}: "
-                                  f"{exc.strerror or exc}.") from None
+        path = sqlite_file(parsed)
+        where = f"the folder {path.parent} cannot be made" if path else "its folder"
+        raise DatabaseUnavailable(f"Cannot create the database {label}: {where} "
+                                  f"({exc.strerror or exc}).") from None
     if migrate:
         try:
             db.upgrade_to_head(engine)

@@ -140,4 +140,5 @@ def test_create_where_no_folder_can_be_made_is_one_line(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     assert_refused(run_cli("--db", f"sqlite:///{blocker}/club.sqlite3", "--create", "expire",
-                           cwd=tmp_path), "Cannot create the database", "Not a directory")
+                           cwd=tmp_path), "Cannot create the database",
+                   f"the folder {blocker} cannot be made")
