@@ -246,6 +246,8 @@ def find_members(uow: UnitOfWork, operator: Operator, text: str,
                  limit: int = 20) -> list[MemberRow]:
     """Members in scope whose email, last name or "first last" starts with `text`."""
     if not text.strip():
+        with uow:
+            refreshed(uow.session, operator)  # refused alike, even with nothing to find
         return []
     return list(fetch_members(uow, operator, MemberQuery(search=text), 0, limit).rows)
 

@@ -170,6 +170,16 @@ def test_a_deactivated_operator_is_refused_everywhere(
     assert audit_count(uow) == audits  # nothing was written
 
 
+def test_a_deactivated_operator_is_refused_even_a_search_for_nothing(
+    uow: UnitOfWork, make_operator: Any
+) -> None:
+    boss = make_operator(Role.ADMIN_TENANT)
+    set_member(uow, boss.member_id, status=MemberStatus.DEACTIVATED.value)
+    for search in (members_view.find_members, members_lookup.search_members):
+        with pytest.raises(PermissionDenied, match="no longer active"):
+            search(uow, boss, " ")
+
+
 WRITES = [e for e in ENTRY_POINTS if e.startswith((
     "adhesion.approve", "adhesion.reject", "adhesion.return", "adhesion.resubmit",
     "invitations.queueing.queue", "mail_settings.update", "organization.update",
