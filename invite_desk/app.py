@@ -4,10 +4,13 @@ them to the windows, the portal and the command line."""
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import Engine
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError
 
 from invite_desk.services import db, local_config
 from invite_desk.services.credentials import (
@@ -16,10 +19,20 @@ from invite_desk.services.credentials import (
     KeyringCredentialStore,
     MemoryCredentialStore,
     resolve_database_url,
+    without_password,
 )
 from invite_desk.services.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
+
+URL_EXAMPLES = ("sqlite:///PATH/TO/FILE.sqlite3, postgresql://USER@HOST/DBNAME or "
+                "mariadb://USER@HOST/DBNAME")
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be opened: a malformed URL, an unsupported backend, a server that
+    does not answer or refuses the login, or a SQLite file that does not exist (and may not be
+    created). The message is one line a person can act on; it never carries a password."""
 
 
 @dataclass
@@ -34,14 +47,19 @@ class AppContext:
 
 
 class _KeyringOrMemory:
-    """The OS keyring, falling back to this session's memory the first time it fails
-    (with one warning), so that a machine without a keyring still works on SQLite."""
+    """The OS keyring, falling back to this session's memory the first time it fails, so that
+    a machine without a keyring still works on SQLite. One warning, when a password is first
+    kept in memory only (a failed look-up alone loses nothing, so it is not worth a warning
+    in front of, say, a command line's error message)."""
 
     def __init__(self) -> None:
         self._store: CredentialStore = KeyringCredentialStore()
+        self._problem: CredentialStoreError | None = None
+        self._warned = False
 
     def _fallback(self, exc: CredentialStoreError) -> None:
-        log.warning("%s; passwords will be kept for this session only.", exc)
+        log.info("%s; falling back to this session's memory.", exc)
+        self._problem = exc
         self._store = MemoryCredentialStore()
 
     def get(self, key: str) -> str | None:
@@ -57,6 +75,9 @@ class _KeyringOrMemory:
         except CredentialStoreError as exc:
             self._fallback(exc)
             self._store.set(key, secret)
+        if self._problem is not None and not self._warned:
+            self._warned = True
+            log.warning("%s; passwords will be kept for this session only.", self._problem)
 
     def delete(self, key: str) -> None:
         try:
@@ -69,21 +90,90 @@ def default_credentials() -> CredentialStore:
     return _KeyringOrMemory()
 
 
+def _parsed(url: str | URL) -> URL:
+    try:
+        parsed = make_url(url)
+        db.normalize_url(parsed)
+    except db.UnsupportedDatabase as exc:
+        raise DatabaseUnavailable(f"{exc} For example: {URL_EXAMPLES}.") from None
+    except (ArgumentError, ValueError):
+        raise DatabaseUnavailable(
+            f"The database URL cannot be read; write it like {URL_EXAMPLES}.") from None
+    return parsed
+
+
+def sqlite_file(url: URL) -> Path | None:
+    """The file a SQLite URL names (None: in memory, or not SQLite)."""
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database).expanduser().absolute()
+
+
+def _check_sqlite_file(url: URL, *, create: bool) -> None:
+    path = sqlite_file(url)
+    if path is None or create or path.exists():
+        return
+    folder = "" if path.parent.is_dir() else f" (and the folder {path.parent} does not exist)"
+    raise DatabaseUnavailable(
+        f"There is no database at {path}{folder}. Check the path, or add --create to make a "
+        "new, empty database there.")
+
+
+def _one_line(error: BaseException) -> str:
+    text = re.sub(r"\s+", " ", str(getattr(error, "orig", None) or error)).strip()
+    return text[:300] + ("…" if len(text) > 300 else "")
+
+
 def build(
     database_url: str | URL | None = None,
     *,
     credentials: CredentialStore | None = None,
     migrate: bool = True,
     remember: bool = False,
+    create: bool = False,
 ) -> AppContext:
-    """Connect to the database (default: the embedded SQLite file) and upgrade it to head."""
+    """Connect to the database (default: the embedded SQLite file) and upgrade it to head.
+
+    A SQLite file that does not exist is created only for the default database (the first
+    start) or with `create=True` (`--create`, and `demo`): a mistyped path is refused with
+    DatabaseUnavailable instead of silently becoming a new, empty database. So are malformed
+    URLs, unsupported backends and servers that cannot be reached or refuse the login.
+    """
     store = credentials if credentials is not None else default_credentials()
     url = database_url or local_config.default_database_url()
-    connect_url, public_url = resolve_database_url(url, store)
-    engine = db.make_engine(connect_url)
-    if migrate:
-        db.upgrade_to_head(engine)
+    parsed = _parsed(url)
+    _check_sqlite_file(parsed, create=create or not database_url)
+    if parsed.password and parsed.get_backend_name() != "sqlite":
+        # Tried first; moved to the keyring once it has opened the database (below).
+        connect_url, public_url = parsed, without_password(parsed)
+    else:
+        connect_url, public_url = resolve_database_url(parsed, store)
     label = public_url.render_as_string(hide_password=True)
+    try:
+        engine = db.make_engine(connect_url)
+    except (NoSuchModuleError, ImportError) as exc:
+        raise DatabaseUnavailable(f"Cannot use {label}: its driver is not available "
+                                  f"({_one_line(exc)}).") from None
+    except OSError as exc:  # the SQLite file's folder cannot be made
+        path = sqlite_file(parsed)
+        where = f"the folder {path.parent} cannot be made" if path else "its folder"
+        raise DatabaseUnavailable(f"Cannot create the database {label}: {where} "
+                                  f"({exc.strerror or exc}).") from None
+    if migrate:
+        try:
+            db.upgrade_to_head(engine)
+        except OperationalError as exc:
+            engine.dispose()
+            raise DatabaseUnavailable(f"Cannot open the database {label}: {_one_line(exc)}") \
+                from None
+        except DatabaseError as exc:
+            if parsed.get_backend_name() != "sqlite":
+                raise
+            engine.dispose()  # e.g. "file is not a database"
+            raise DatabaseUnavailable(f"Cannot open the database {label}: {_one_line(exc)}") \
+                from None
+    if connect_url is parsed:
+        resolve_database_url(parsed, store)  # the password works: into the keyring with it
     if remember and database_url:
         local_config.write_config({"database_url": label})
     return AppContext(engine=engine, uow=UnitOfWork(engine), credentials=store,

@@ -24,10 +24,19 @@ def _parser() -> argparse.ArgumentParser:
         "postgresql://user@host/dbname or mariadb://user@host/dbname; a password given "
         "here is moved to the system keyring",
     )
+    parser.add_argument(
+        "--create", action="store_true",
+        help="create the SQLite file named by --db when it does not exist yet (without it, "
+        "a path that does not exist is refused, so a typo never starts an empty database; "
+        "the default database and `demo` create theirs anyway)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command")
 
-    demo = sub.add_parser("demo", help="create or top up a demo organization")
+    demo = sub.add_parser(
+        "demo", help="create or top up a demo organization",
+        description="Create or top up a demo organization; a SQLite file named by --db is "
+        "created when it does not exist.")
     demo.add_argument("--db", metavar="URL", default=argparse.SUPPRESS)
     demo.add_argument("--members", type=int, default=300, help="members to reach (default 300)")
 
@@ -70,12 +79,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     from invite_desk import app
 
-    if args.command == "screenshots":
-        from invite_desk.ui.screenshots import run_screenshots
+    try:
+        if args.command == "screenshots":
+            from invite_desk.ui.screenshots import run_screenshots
 
-        return run_screenshots(args.db, args.directory)
-
-    context = app.build(args.db, remember=args.db is not None and args.command is None)
+            return run_screenshots(args.db, args.directory)
+        # `demo` fills the database it names, so it creates a missing SQLite file by design.
+        context = app.build(args.db, remember=args.db is not None and args.command is None,
+                            create=args.create or args.command == "demo")
+    except app.DatabaseUnavailable as exc:
+        print(f"invite-desk: error: {exc}", file=sys.stderr)
+        return 2
     try:
         if args.command == "demo":
             from invite_desk.services.demo import create_or_top_up

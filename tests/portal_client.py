@@ -30,9 +30,10 @@ from invite_desk.services.invitations.sending import OutboxSender
 from invite_desk.services.operator import Operator
 from invite_desk.services.smtp.transport import SmtpTransport
 from invite_desk.services.uow import UnitOfWork
+from tests.images import PNG_LOGO
 from tests.smtp_server import LoopbackSmtpServer
 
-LOGO = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+LOGO = PNG_LOGO  # a real image: the services refuse a bare PNG signature
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import aliased
 
 from invite_desk.services import audit, referrals
+from invite_desk.services.concurrency import changed_meanwhile
 from invite_desk.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from invite_desk.services.models import AdhesionStatus, Member, MemberStatus, Unit, utcnow
 from invite_desk.services.operator import Operator, refreshed
@@ -146,9 +147,10 @@ def list_applications(
 
 def count_open_applications(uow: UnitOfWork, operator: Operator) -> int:
     """Applications awaiting a decision in the operator's scope (0 for members)."""
-    if operator.role < Role.HR_LOCAL:
-        return 0
     with uow:
+        operator = refreshed(uow.session, operator)
+        if operator.role < Role.HR_LOCAL:
+            return 0
         stmt = select(func.count()).select_from(Member).where(
             Member.organization_id == operator.organization_id,
             Member.adhesion_status.in_([s.value for s in OPEN_STATUSES]),
@@ -196,7 +198,9 @@ def _decide(
 ) -> ApplicationRow:
     _require_reviewer(operator)
     now = utcnow()
-    with uow:
+    # Two reviewers deciding at once: the second one's write finds the row changed (stale
+    # version, or its referrals flushed by a query) and gets the usual Conflict.
+    with uow, changed_meanwhile():
         session = uow.session
         operator = refreshed(session, operator)
         member = session.get(Member, member_id)

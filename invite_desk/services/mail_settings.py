@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from invite_desk.services import audit
+from invite_desk.services.concurrency import changed_meanwhile
 from invite_desk.services.credentials import CredentialStore, smtp_key
 from invite_desk.services.email.templates import (
     InvitationTemplates,
@@ -122,8 +123,11 @@ def validate_mail_settings(values: Mapping[str, Any]) -> MailSettings:
     )
 
 
-def _store(session: Session, organization_id: Any, key: str, value: Any) -> Setting:
-    row = _row(session, organization_id, key)
+def _store(session: Session, organization_id: Any, key: str, value: Any,
+           row: Setting | None) -> Setting:
+    """Write `value` into `row`, the one read before (None: insert). Reading it again here
+    would quietly overwrite a row someone else inserted meanwhile; with the row read before,
+    that race ends in a unique-key or stale-version error, which becomes a Conflict."""
     encoded = json.dumps(value, sort_keys=True)
     if row is None:
         row = Setting(organization_id=organization_id, key=key, value_json=encoded)
@@ -144,11 +148,14 @@ def update_mail_settings(
     """Save the SMTP settings (audited). A password given here goes to the keyring only."""
     require(operator, Action.CHANGE_SETTINGS)
     new = validate_mail_settings(values)
-    with uow:
+    # Two first saves both insert the setting row: the second is told, not shown an
+    # IntegrityError.
+    with uow, changed_meanwhile():
         require(refreshed(uow.session, operator), Action.CHANGE_SETTINGS)
+        row = _row(uow.session, operator.organization_id, SMTP_KEY)
         old = load_mail_settings(uow.session, operator.organization_id)
         if new != old:
-            _store(uow.session, operator.organization_id, SMTP_KEY, asdict(new))
+            _store(uow.session, operator.organization_id, SMTP_KEY, asdict(new), row)
             audit.record(
                 uow.session, organization_id=operator.organization_id,
                 actor_id=operator.member_id, action="smtp.update", entity_type="settings",
@@ -183,11 +190,12 @@ def update_templates(
     require(operator, Action.CHANGE_SETTINGS)
     new = templates or default_templates()
     validate_templates(new)
-    with uow:
+    with uow, changed_meanwhile():
         require(refreshed(uow.session, operator), Action.CHANGE_SETTINGS)
+        row = _row(uow.session, operator.organization_id, TEMPLATES_KEY)
         old = load_templates(uow.session, operator.organization_id)
         if new != old:
-            _store(uow.session, operator.organization_id, TEMPLATES_KEY, asdict(new))
+            _store(uow.session, operator.organization_id, TEMPLATES_KEY, asdict(new), row)
             audit.record(
                 uow.session, organization_id=operator.organization_id,
                 actor_id=operator.member_id, action="templates.update", entity_type="settings",

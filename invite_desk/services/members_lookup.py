@@ -10,10 +10,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 
 from invite_desk.services.models import Member, MemberStatus
-from invite_desk.services.operator import Operator
+from invite_desk.services.operator import Operator, refreshed
 from invite_desk.services.permissions import ScopeLevel, scope_of
 from invite_desk.services.tracking.query import search_needle
 from invite_desk.services.uow import UnitOfWork
@@ -42,6 +42,16 @@ def search_members(
 ) -> list[MemberChoice]:
     """Active members in the operator's scope whose email, first or last name starts with `text`."""
     needle = search_needle(text).lower()
+    with uow:
+        # The scope as the database says now: a deactivated or demoted operator is refused.
+        operator = refreshed(uow.session, operator)
+        return [
+            MemberChoice(m.id, m.display_name, m.email, m.unit_id)
+            for m in uow.session.scalars(_search_statement(operator, needle, limit))
+        ]
+
+
+def _search_statement(operator: Operator, needle: str, limit: int) -> Select[Member]:
     scope = scope_of(operator)
     stmt = select(Member).where(
         Member.organization_id == operator.organization_id,
@@ -68,9 +78,4 @@ def search_members(
                      func.lower(Member.last_name).like(_escape_like(rest) + "%", escape="\\"))
             )
         stmt = stmt.where(or_(*conditions))
-    stmt = stmt.order_by(Member.last_name, Member.first_name, Member.email_normalized).limit(limit)
-    with uow:
-        return [
-            MemberChoice(m.id, m.display_name, m.email, m.unit_id)
-            for m in uow.session.scalars(stmt)
-        ]
+    return stmt.order_by(Member.last_name, Member.first_name, Member.email_normalized).limit(limit)

@@ -95,13 +95,14 @@ class MemberRow:
         return f"{self.first_name} {self.last_name}".strip() or self.email
 
 
-def member_scope_condition(operator: Operator) -> ColumnElement[bool]:
+def member_scope_condition(operator: Operator, member: Any = Member) -> ColumnElement[bool]:
+    """The members `operator` may see; `member` may be an alias of Member."""
     scope = scope_of(operator)
     if scope.level is ScopeLevel.ORGANIZATION:
         return true()
     if scope.level is ScopeLevel.UNIT and scope.unit_id is not None:
-        return or_(Member.unit_id == scope.unit_id, Member.id == operator.member_id)
-    return Member.id == operator.member_id
+        return or_(member.unit_id == scope.unit_id, member.id == operator.member_id)
+    return member.id == operator.member_id  # type: ignore[no-any-return]
 
 
 def member_search_condition(organization_id: uuid.UUID, text: str) -> ColumnElement[bool]:
@@ -245,6 +246,8 @@ def find_members(uow: UnitOfWork, operator: Operator, text: str,
                  limit: int = 20) -> list[MemberRow]:
     """Members in scope whose email, last name or "first last" starts with `text`."""
     if not text.strip():
+        with uow:
+            refreshed(uow.session, operator)  # refused alike, even with nothing to find
         return []
     return list(fetch_members(uow, operator, MemberQuery(search=text), 0, limit).rows)
 
@@ -289,8 +292,15 @@ def member_activity(uow: UnitOfWork, operator: Operator, member_id: uuid.UUID,
         counts = dict(session.execute(
             select(Referral.status, func.count()).where(Referral.referrer_id == member_id)
             .group_by(Referral.status)).all())
-        referred_total = sum(int(n) for n in counts.values())
         referee = aliased(Member, name="referee")
+        # The referees listed are the ones the operator may see (a local role: its unit), or
+        # the operator's own referrals; the counts above are the member's own figures.
+        visible = or_(member_scope_condition(operator, referee),
+                      Referral.referrer_id == operator.member_id)
+        referred_total = int(session.scalar(
+            select(func.count()).select_from(Referral)
+            .join(referee, referee.id == Referral.referee_id)
+            .where(Referral.referrer_id == member_id, visible)) or 0)
         referred = [
             ReferredMember(mid, f"{first} {last}".strip() or email, email,
                            ReferralStatus(status), member_status, referred_at, completed_at)
@@ -300,7 +310,7 @@ def member_activity(uow: UnitOfWork, operator: Operator, member_id: uuid.UUID,
                        Referral.status, referee.status, Referral.referred_at,
                        Referral.completed_at)
                 .join(referee, referee.id == Referral.referee_id)
-                .where(Referral.referrer_id == member_id)
+                .where(Referral.referrer_id == member_id, visible)
                 .order_by(Referral.referred_at.desc(), Referral.id.desc())
                 .limit(ACTIVITY_LIMIT))
         ]

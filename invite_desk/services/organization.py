@@ -14,14 +14,15 @@ from sqlalchemy import select
 
 from invite_desk.services import audit
 from invite_desk.services.errors import NotFound, ValidationFailed
+from invite_desk.services.logo import LOGO_TYPES as LOGO_TYPES  # re-exported for the UI
+from invite_desk.services.logo import MAX_LOGO_BYTES as MAX_LOGO_BYTES
+from invite_desk.services.logo import inspect_logo
 from invite_desk.services.models import Organization, Unit
 from invite_desk.services.operator import Operator, refreshed
 from invite_desk.services.permissions import Action, require
 from invite_desk.services.uow import UnitOfWork
 
 HEX_COLOUR = re.compile(r"^#[0-9A-Fa-f]{6}$")
-LOGO_TYPES = {"image/png", "image/jpeg", "image/gif", "image/svg+xml", "image/webp"}
-MAX_LOGO_BYTES = 512 * 1024
 
 
 @dataclass(frozen=True)
@@ -100,10 +101,17 @@ def validate(changes: Mapping[str, Any]) -> dict[str, Any]:
                         "Registration base URL must start with https:// (or http://) and name a host"
                     )
         elif field == "logo":
-            if value is not None and len(value) > MAX_LOGO_BYTES:
-                errors[field] = "Logo must be at most 512 KB"
-        elif field == "logo_mime" and value is not None and value not in LOGO_TYPES:
-            errors[field] = "Logo must be a PNG, JPEG, GIF, SVG or WebP image"
+            # The type comes from the bytes, never from the caller: `logo_mime` follows it.
+            mime = None
+            if value is not None:
+                try:
+                    mime = inspect_logo(value).mime
+                    value = bytes(value)
+                except ValidationFailed as exc:
+                    errors.update(exc.errors)
+            clean["logo_mime"] = mime
+        elif field == "logo_mime":
+            continue  # derived from the logo's content (above); a caller's guess is ignored
         clean[field] = value
     if errors:
         raise ValidationFailed(errors)

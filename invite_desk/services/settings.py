@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from invite_desk.services import audit
+from invite_desk.services.concurrency import changed_meanwhile
 from invite_desk.services.errors import ValidationFailed
 from invite_desk.services.models import Setting
 from invite_desk.services.operator import Operator, refreshed
@@ -98,9 +99,12 @@ def update_settings(
     """Apply `changes` (PolicySettings field -> value). One audit row lists before and after."""
     require(operator, Action.CHANGE_SETTINGS)
     clean = validate(changes)
-    with uow:
+    with uow, changed_meanwhile():  # two first saves of a key race on its unique row
         require(refreshed(uow.session, operator), Action.CHANGE_SETTINGS)
         session = uow.session
+        # The rows are read once, before the values: a row someone else inserts meanwhile is
+        # then a unique-key race (a Conflict), not quietly overwritten.
+        rows = _stored(session, operator.organization_id)
         current = load(session, operator.organization_id)
         before: dict[str, Any] = {}
         after: dict[str, Any] = {}
@@ -112,7 +116,6 @@ def update_settings(
                 after[spec.key] = to_stored(spec, value)
         if not after:
             return current
-        rows = _stored(session, operator.organization_id)
         for key, value in after.items():
             _put(session, rows, operator.organization_id, key, value)
         audit.record(

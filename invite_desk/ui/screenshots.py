@@ -146,9 +146,9 @@ def run_screenshots(db_url: str | None, directory: Path) -> int:
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory(
                 prefix="invite-desk-screenshots-")))
             context = app.build(f"sqlite:///{folder / 'screenshots.sqlite3'}",
-                                credentials=MemoryCredentialStore())
+                                credentials=MemoryCredentialStore(), create=True)
         else:
-            context = app.build(db_url)
+            context = app.build(db_url, create=True)  # filled with the demo, like `demo`
         stack.callback(context.dispose)
         previous = install_qt_message_filter()
         stack.callback(qInstallMessageHandler, previous)

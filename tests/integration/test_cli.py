@@ -92,7 +92,7 @@ def test_a_second_demo_run_changes_nothing(sqlite_url: str,
 
 def test_a_second_start_on_a_migrated_database_changes_nothing(any_db_url: str) -> None:
     """What `invite-desk --db URL` does before opening a window: connect and upgrade."""
-    first = app.build(any_db_url)
+    first = app.build(any_db_url, create=True)
     try:
         tables = set(inspect(first.engine).get_table_names())
         assert tables == set(Base.metadata.tables) | {"alembic_version"}

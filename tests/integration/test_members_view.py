@@ -112,17 +112,47 @@ def test_pages_from_either_end_agree(uow: UnitOfWork, club: dict[str, Any]) -> N
 
 
 def test_a_members_referral_activity(uow: UnitOfWork, club: dict[str, Any]) -> None:
-    activity = member_activity(uow, club["hal"], club["uma"].member_id, NOW)
+    activity = member_activity(uow, club["admin"], club["uma"].member_id, NOW)
 
     assert (activity.successful_referrals, activity.pending_referrals) == (1, 1)
     assert activity.referred_total == 2
     assert [(p.name, p.referral_status) for p in activity.referred] == [
         ("Cal Carter", ReferralStatus.PENDING), ("bea baker", ReferralStatus.COMPLETED)]
+    activity = member_activity(uow, club["hal"], club["uma"].member_id, NOW)
     pending = {row.email: row.status for row in activity.pending_invitations}
     assert pending == {"pat@example.org": S.SENT, "quinn@example.org": S.QUEUED}
     counts = activity.invitation_counts
     assert (counts[Tab.PENDING], counts[Tab.EXPIRED], counts[Tab.ACCEPTED], counts[Tab.ALL]) == (
         2, 1, 1, 4)
+
+
+@pytest.mark.parametrize(("role", "in_unit", "sees"), [
+    (Role.HR_LOCAL, "north", ["bea baker"]),
+    (Role.ADMIN_LOCAL, "north", ["bea baker"]),
+    (Role.HR_LOCAL, "south", None),  # Uma herself is outside a southern scope
+    (Role.HR_TENANT, None, ["Cal Carter", "bea baker"]),
+    (Role.ADMIN_TENANT, None, ["Cal Carter", "bea baker"]),
+])
+def test_who_a_member_referred_lists_only_referees_in_the_viewers_scope(
+    uow: UnitOfWork, club: dict[str, Any], make_operator: Any, role: Role,
+    in_unit: str | None, sees: list[str] | None,
+) -> None:
+    viewer = make_operator(role, club[in_unit] if in_unit else None)
+    if sees is None:
+        with pytest.raises(PermissionDenied):
+            member_activity(uow, viewer, club["uma"].member_id, NOW)
+        return
+    activity = member_activity(uow, viewer, club["uma"].member_id, NOW)
+    assert [p.name for p in activity.referred] == sees
+    assert activity.referred_total == len(sees)
+    # Her own figures stay whole: they name no one.
+    assert (activity.successful_referrals, activity.pending_referrals) == (1, 1)
+
+
+def test_a_member_sees_everyone_they_referred(uow: UnitOfWork, club: dict[str, Any]) -> None:
+    uma = club["uma"]
+    activity = member_activity(uow, uma, uma.member_id, NOW)
+    assert [p.name for p in activity.referred] == ["Cal Carter", "bea baker"]
 
 
 def test_a_member_sees_their_own_page_and_no_one_elses(

@@ -18,8 +18,9 @@ from invite_desk.services.operator import Operator
 from invite_desk.services.roles import Role
 from invite_desk.services.uow import UnitOfWork
 from tests.conftest import MakeOperator, MakeUnit
+from tests.images import PNG_LOGO
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+PNG = PNG_LOGO
 
 
 def row(uow: UnitOfWork, admin: Operator) -> dict[str, Any]:
@@ -118,7 +119,7 @@ def test_a_no_op_update_writes_no_audit_row(uow: UnitOfWork, admin: Operator) ->
         ({"registration_base_url": "https://"}, "registration_base_url", "name a host"),
         ({"name": "   "}, "name", "required"),
         ({"name": "x" * 201}, "name", "200"),
-        ({"logo_mime": "application/pdf"}, "logo_mime", "PNG"),
+        ({"logo": b"%PDF-1.7\n", "logo_mime": "application/pdf"}, "logo", "PNG"),
         ({"logo": b"\x00" * (512 * 1024 + 1)}, "logo", "512 KB"),
         ({"owner": "me"}, "owner", "not an organization field"),
     ],

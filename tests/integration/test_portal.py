@@ -13,11 +13,18 @@ from sqlalchemy import Engine
 from werkzeug.test import TestResponse
 
 from invite_desk.services import organization
-from invite_desk.services.models import InvitationKind, InvitationStatus, MemberStatus, utcnow
+from invite_desk.services.models import (
+    InvitationKind,
+    InvitationStatus,
+    MemberStatus,
+    Organization,
+    utcnow,
+)
 from invite_desk.services.operator import Operator
 from invite_desk.services.roles import Role
 from invite_desk.services.uow import UnitOfWork
 from tests.conftest import MakeOperator
+from tests.images import PNG_LOGO
 from tests.portal_client import csrf_from, portal_app
 from tests.registration_fixtures import (
     PASSWORD,
@@ -412,14 +419,24 @@ def test_without_the_password_setting_the_form_has_no_password(
 def test_logo_and_accent_colour(uow: UnitOfWork, admin: Operator, client: FlaskClient) -> None:
     assert client.get("/logo").status_code == 404
     assert "--accent: #2F6FEB" in text(client.get("/brand.css"))
-    svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
-    organization.update_organization(uow, admin, {"logo": svg, "logo_mime": "image/svg+xml",
-                                                  "accent_color": "#F5C518"})
+    organization.update_organization(uow, admin, {"logo": PNG_LOGO, "accent_color": "#F5C518"})
     logo = client.get("/logo")
-    assert logo.status_code == 200 and logo.data == svg
-    assert logo.headers["Content-Type"].startswith("image/svg+xml")
+    assert logo.status_code == 200 and logo.data == PNG_LOGO
+    assert logo.headers["Content-Type"].startswith("image/png")
     assert "sandbox" in logo.headers["Content-Security-Policy"]
     brand = text(client.get("/brand.css"))
     assert "--accent: #F5C518" in brand
     assert "--accent-text: #111111" in brand  # dark text on a light accent
     assert 'src="/logo"' in text(client.get("/register"))
+
+
+def test_an_svg_logo_stored_by_an_older_version_is_not_served(
+    uow: UnitOfWork, admin: Operator, client: FlaskClient
+) -> None:
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+    with uow:  # the services refuse SVG now; an older version may have stored one
+        org = uow.session.get(Organization, admin.organization_id)
+        assert org is not None
+        org.logo, org.logo_mime = svg, "image/svg+xml"
+        uow.commit()
+    assert client.get("/logo").status_code == 404

@@ -17,9 +17,10 @@ from invite_desk.services.models import AuditLog, Invitation, InvitationStatus
 from invite_desk.services.operator import Operator
 from invite_desk.services.smtp.transport import RetryPolicy, SmtpTransport
 from invite_desk.services.uow import UnitOfWork
+from tests.images import PNG_LOGO
 from tests.smtp_server import LoopbackSmtpServer
 
-LOGO = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+LOGO = PNG_LOGO  # a real image: the services refuse a bare PNG signature
 
 
 def configure(uow: UnitOfWork, admin: Operator, server: LoopbackSmtpServer, **extra: object) -> None:

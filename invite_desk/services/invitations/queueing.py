@@ -355,6 +355,7 @@ def unsent_batches(uow: UnitOfWork, operator: Operator) -> list[UnsentBatch]:
     """Batches with invitations still queued (a cancel, a stop, or a crash left them), newest
     first: the operator's own, or every batch for organization-wide roles."""
     with uow:
+        operator = refreshed(uow.session, operator)
         stmt = (
             select(Batch.id, Batch.label, func.count(Invitation.id), Batch.created_at)
             .join(Invitation, Invitation.batch_id == Batch.id)

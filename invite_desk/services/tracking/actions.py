@@ -7,15 +7,20 @@ does not allow it are skipped with a reason. Each change is one audit row per in
 - Resend: the invitation goes back to the outbox in a new batch ("a resend is a send
   action"); the old link dies at once (its token hash is cleared) and the sending worker
   issues a new token and a new expiry when it sends it. Needs the right to send.
-- Revoke: the link dies at once; nothing is deleted.
+- Revoke: the link dies at once; nothing is deleted. The link's token hash is kept (a
+  revoked invitation never opens: the portal goes by its status) so that `restore_revoked`
+  can undo a revoke while the link is unused and unexpired.
 - Extend: the expiry moves N days past the later of now and the current expiry; an expired
-  invitation whose link is kept becomes live again.
+  invitation whose link is kept becomes live again. Needs the right to send (a longer-lived
+  link is a working link in someone's hands), and a link lives at most
+  `max(MAX_LINK_LIFETIME_DAYS, the organization's link expiry)` days from when it was sent.
 - Fresh link: a new token and a new expiry, handed back to the operator to share by hand; the
   old link dies at once. Needs the right to send.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,24 +32,31 @@ from sqlalchemy.orm import Session
 
 from invite_desk.services import audit
 from invite_desk.services import settings as settings_service
-from invite_desk.services.errors import NotFound, ValidationFailed
+from invite_desk.services.errors import Conflict, NotFound, ValidationFailed
 from invite_desk.services.invitations.rendering import fallback_base_url
 from invite_desk.services.invitations.tokens import new_token, registration_link
 from invite_desk.services.models import (
+    AuditLog,
     Batch,
     Invitation,
     InvitationKind,
     InvitationStatus,
+    Member,
+    MemberStatus,
     utcnow,
 )
 from invite_desk.services.operator import Operator, refreshed
 from invite_desk.services.organization import get_organization
 from invite_desk.services.permissions import Action, Target, require
+from invite_desk.services.settings_schema import PolicySettings
 from invite_desk.services.tracking.status import effective_status
 from invite_desk.services.uow import UnitOfWork
 
 MAX_ROWS_PER_ACTION = 10_000
 MAX_EXTEND_DAYS = 365
+# A link lives at most this many days from when it was sent, however often it is extended
+# (or the organization's own link expiry, when that is longer).
+MAX_LINK_LIFETIME_DAYS = 90
 
 S = InvitationStatus
 
@@ -70,7 +82,7 @@ ALLOWED: dict[RowAction, frozenset[InvitationStatus]] = {
 }
 
 # Actions that put a working link in someone's hands need the right to send invitations.
-NEEDS_SENDING_RIGHT = frozenset({RowAction.RESEND, RowAction.FRESH_LINK})
+NEEDS_SENDING_RIGHT = frozenset({RowAction.RESEND, RowAction.EXTEND, RowAction.FRESH_LINK})
 
 
 def why_not(action: RowAction, status: InvitationStatus, *, has_link: bool = True) -> str | None:
@@ -111,12 +123,29 @@ class IssuedLink:
 
 
 @dataclass(frozen=True)
+class Revoked:
+    """One revoked invitation, as the UI needs it to offer Undo (see `restore_revoked`)."""
+
+    invitation_id: uuid.UUID
+    email: str
+    previous_status: InvitationStatus  # the stored status before the revoke
+    version: int  # the row's version after the revoke: pass as expected_version
+    restorable: bool  # False when nothing would come back (its link had already expired)
+
+
+@dataclass(frozen=True)
 class ActionResult:
     action: RowAction
     done: tuple[uuid.UUID, ...]
     skipped: tuple[Skipped, ...] = ()
     batch_id: uuid.UUID | None = None  # resend: the batch the sending worker should send
     links: tuple[IssuedLink, ...] = ()
+    revoked: tuple[Revoked, ...] = ()  # revoke: what `restore_revoked` can undo
+
+    @property
+    def restorable(self) -> tuple[uuid.UUID, ...]:
+        """Revoke: the ids an Undo can bring back."""
+        return tuple(r.invitation_id for r in self.revoked if r.restorable)
 
     @property
     def summary(self) -> str:
@@ -166,6 +195,15 @@ def _start(uow: UnitOfWork, operator: Operator, action: RowAction) -> Operator:
         policy = settings_service.load(session, operator.organization_id)
         require(operator, Action.SEND_INVITATIONS, settings=policy)
     return operator
+
+
+def link_lifetime_days(policy: PolicySettings) -> int:
+    """The longest a link may live from when it was sent."""
+    return max(MAX_LINK_LIFETIME_DAYS, policy.invitation_expiry_days)
+
+
+def _sent_moment(row: Invitation) -> datetime | None:
+    return row.sent_at or row.queued_at or row.created_at
 
 
 def _split(rows: list[Invitation], action: RowAction,
@@ -256,16 +294,26 @@ def revoke_invitations(uow: UnitOfWork, operator: Operator, ids: Sequence[uuid.U
         session = uow.session
         operator = _start(uow, operator, RowAction.REVOKE)
         eligible, skipped = _split(_load(session, operator, unique), RowAction.REVOKE, moment)
+        previous: list[tuple[Invitation, InvitationStatus, bool]] = []
         for row, status in eligible:
-            before = {"status": status.value, "expires_at": row.expires_at}
+            stored = InvitationStatus(row.status)
+            # `stored_status` and `next_attempt_at` are what restore_revoked puts back.
+            before = {"status": status.value, "stored_status": stored.value,
+                      "expires_at": row.expires_at, "next_attempt_at": row.next_attempt_at}
+            restorable = status is not S.EXPIRED
             row.status = S.REVOKED.value
             row.revoked_at = moment
-            row.token_hash = None
+            # The token hash stays: a revoked link never opens (the portal goes by the
+            # status), and keeping it lets an Undo bring the very same link back.
             row.next_attempt_at = None
             _record(session, operator, row, "invitation.revoked", before,
                     {"status": S.REVOKED.value})
+            previous.append((row, stored, restorable))
         uow.commit()
-        return ActionResult(RowAction.REVOKE, tuple(r.id for r, _ in eligible), tuple(skipped))
+        revoked = tuple(Revoked(row.id, row.email, stored, row.version, restorable)
+                        for row, stored, restorable in previous)
+        return ActionResult(RowAction.REVOKE, tuple(r.id for r, _ in eligible), tuple(skipped),
+                            revoked=revoked)
 
 
 def extend_invitations(uow: UnitOfWork, operator: Operator, ids: Sequence[uuid.UUID],
@@ -278,17 +326,36 @@ def extend_invitations(uow: UnitOfWork, operator: Operator, ids: Sequence[uuid.U
     with uow:
         session = uow.session
         operator = _start(uow, operator, RowAction.EXTEND)
+        lifetime = link_lifetime_days(settings_service.load(session, operator.organization_id))
         eligible, skipped = _split(_load(session, operator, unique), RowAction.EXTEND, moment)
+        done: list[uuid.UUID] = []
         for row, status in eligible:
-            before = {"status": status.value, "expires_at": row.expires_at}
             start = max(row.expires_at or moment, moment)
-            row.expires_at = start + timedelta(days=days)
+            new_expiry = start + timedelta(days=days)
+            sent = _sent_moment(row)
+            if sent is not None and new_expiry > sent + timedelta(days=lifetime):
+                skipped.append(Skipped(row.id, row.email,
+                                       _over_lifetime(sent, start, lifetime)))
+                continue
+            before = {"status": status.value, "expires_at": row.expires_at}
+            row.expires_at = new_expiry
             if row.status == S.EXPIRED.value:
                 row.status = S.SENT.value
             _record(session, operator, row, "invitation.extended", before,
                     {"status": row.status, "expires_at": row.expires_at, "days": days})
+            done.append(row.id)
         uow.commit()
-        return ActionResult(RowAction.EXTEND, tuple(r.id for r, _ in eligible), tuple(skipped))
+        return ActionResult(RowAction.EXTEND, tuple(done), tuple(skipped))
+
+
+def _over_lifetime(sent: datetime, start: datetime, lifetime: int) -> str:
+    limit = sent + timedelta(days=lifetime)
+    left = (limit - start).days
+    reason = (f"a link lives at most {lifetime} days from when it was sent "
+              f"(this one until {limit:%d %b %Y}); ")
+    if left >= 1:
+        return reason + f"extend it by at most {left} day{'' if left == 1 else 's'}, or resend it"
+    return reason + "resend it for a new link instead"
 
 
 def issue_fresh_links(uow: UnitOfWork, operator: Operator, ids: Sequence[uuid.UUID], *,
@@ -325,3 +392,87 @@ def issue_fresh_links(uow: UnitOfWork, operator: Operator, ids: Sequence[uuid.UU
         uow.commit()
         return ActionResult(RowAction.FRESH_LINK, tuple(r.id for r, _ in eligible),
                             tuple(skipped), links=tuple(links))
+
+
+# -- undo a revoke ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Restored:
+    invitation_id: uuid.UUID
+    email: str
+    status: InvitationStatus  # what it is again: sent (same link), uncertain, queued, draft, …
+    expires_at: datetime | None
+    version: int
+
+
+def _not_restorable(row: Invitation, why: str) -> Conflict:
+    return Conflict(f"The invitation to {row.email} cannot be brought back: {why}.")
+
+
+def restore_revoked(uow: UnitOfWork, operator: Operator, invitation_id: uuid.UUID, *,
+                    expected_version: int | None = None,
+                    now: datetime | None = None) -> Restored:
+    """Undo a revoke: the invitation goes back to the status it had (a sent one with the very
+    same link, which works again), while that link is unused and unexpired.
+
+    Needs the same permission as revoking it. Conflict when the invitation changed since it
+    was revoked (pass `Revoked.version` as `expected_version`), its link has expired, or the
+    person was invited again or became a member meanwhile.
+    """
+    moment = now or utcnow()
+    with uow:
+        session = uow.session
+        operator = _start(uow, operator, RowAction.REVOKE)
+        row = _load(session, operator, [invitation_id])[0]
+        if row.status != S.REVOKED.value:
+            raise Conflict(f"The invitation to {row.email} is no longer revoked (it is "
+                           f"{row.status}); there is nothing to undo. Refresh the list.")
+        if expected_version is not None and row.version != expected_version:
+            raise _not_restorable(row, "it changed since it was revoked; refresh the list")
+        last = session.scalars(
+            select(AuditLog).where(AuditLog.entity_type == "invitation",
+                                   AuditLog.entity_id == row.id)
+            .order_by(AuditLog.at.desc(), AuditLog.id.desc()).limit(1)).first()
+        if last is not None and last.action != "invitation.revoked":
+            raise _not_restorable(row, "it changed since it was revoked; refresh the list")
+        before = json.loads(last.before_json) if last is not None else {}
+        stored = before.get("stored_status")
+        if stored is None:  # revoked before undo existed: its link was destroyed then
+            raise _not_restorable(row, "its link was destroyed when it was revoked; invite "
+                                       "the person again from Compose")
+        previous = InvitationStatus(stored)
+        if previous in (S.SENT, S.UNCERTAIN, S.EXPIRED):
+            if row.token_hash is None:
+                raise _not_restorable(row, "its link is gone; invite the person again "
+                                           "from Compose")
+            if previous is S.EXPIRED or row.expires_at is None or row.expires_at <= moment:
+                raise _not_restorable(row, "its link has expired; invite the person again "
+                                           "from Compose")
+        elif previous not in (S.DRAFT, S.QUEUED, S.FAILED):
+            raise _not_restorable(row, f"it was {previous.value} when it was revoked")
+        since = row.revoked_at or (last.at if last is not None else moment)
+        again = session.scalar(select(Invitation.id).where(
+            Invitation.organization_id == row.organization_id,
+            Invitation.email_normalized == row.email_normalized,
+            Invitation.id != row.id,
+            Invitation.status != S.REVOKED.value,
+            Invitation.created_at >= since,
+        ).limit(1))
+        if again is not None:
+            raise _not_restorable(row, "the person was invited again since; that invitation "
+                                       "stands")
+        if row.kind == InvitationKind.MEMBERSHIP.value and session.scalar(
+                select(Member.id).where(Member.organization_id == row.organization_id,
+                                        Member.email_normalized == row.email_normalized,
+                                        Member.status != MemberStatus.REJECTED.value)
+                .limit(1)) is not None:
+            raise _not_restorable(row, "the person has joined (or applied) since")
+        row.status = previous.value
+        row.revoked_at = None
+        if previous is S.QUEUED and isinstance(before.get("next_attempt_at"), str):
+            row.next_attempt_at = datetime.fromisoformat(before["next_attempt_at"])
+        _record(session, operator, row, "invitation.restored",
+                {"status": S.REVOKED.value, "revoked_at": since},
+                {"status": previous.value, "expires_at": row.expires_at})
+        uow.commit()
+        return Restored(row.id, row.email, previous, row.expires_at, row.version)

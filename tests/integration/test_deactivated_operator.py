@@ -1,0 +1,212 @@
+"""Issue 8: an operator deactivated (or demoted) after signing in is refused by every service
+entry point at once, reads included: each one re-reads the operator from the database."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import io
+import pkgutil
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+import invite_desk.services
+from invite_desk.services import (
+    adhesion,
+    mail_settings,
+    members_lookup,
+    members_view,
+    organization,
+    settings,
+)
+from invite_desk.services.errors import PermissionDenied
+from invite_desk.services.invitations import queueing
+from invite_desk.services.invitations.importing import parse_pasted
+from invite_desk.services.invitations.preflight import run_preflight
+from invite_desk.services.models import AdhesionStatus, AuditLog, Member, MemberStatus
+from invite_desk.services.operator import Operator
+from invite_desk.services.roles import Role
+from invite_desk.services.tracking import actions, choices, export, history, read
+from invite_desk.services.tracking.query import InvitationQuery
+from invite_desk.services.uow import UnitOfWork
+from tests.tracking_data import NOW, S, Seeder
+
+
+@dataclass(frozen=True)
+class World:
+    applicant: uuid.UUID
+    member: uuid.UUID
+    sent: uuid.UUID
+    revoked: uuid.UUID
+    ready: Any  # preflight rows ready to queue
+
+
+Call = Callable[[UnitOfWork, Operator, World], object]
+
+# Every public service function that takes (uow, operator), and how to call it.
+ENTRY_POINTS: dict[str, Call] = {
+    "adhesion.list_applications": lambda u, o, w: adhesion.list_applications(u, o),
+    "adhesion.count_open_applications": lambda u, o, w: adhesion.count_open_applications(u, o),
+    "adhesion.get_application": lambda u, o, w: adhesion.get_application(u, o, w.applicant),
+    "adhesion.approve": lambda u, o, w: adhesion.approve(u, o, w.applicant),
+    "adhesion.reject": lambda u, o, w: adhesion.reject(u, o, w.applicant, "Not eligible"),
+    "adhesion.return_to_draft": lambda u, o, w: adhesion.return_to_draft(
+        u, o, w.applicant, "Add your address"),
+    "adhesion.resubmit": lambda u, o, w: adhesion.resubmit(u, o, w.applicant),
+    "invitations.queueing.queue_invitations": lambda u, o, w: queueing.queue_invitations(
+        u, o, w.ready),
+    "invitations.queueing.unsent_batches": lambda u, o, w: queueing.unsent_batches(u, o),
+    "mail_settings.update_mail_settings": lambda u, o, w: mail_settings.update_mail_settings(
+        u, o, {"host": "smtp.example.org", "port": 587, "security": "starttls",
+               "from_address": "invitations@example.org", "rate_per_minute": 30}),
+    "mail_settings.update_templates": lambda u, o, w: mail_settings.update_templates(u, o, None),
+    "members_lookup.search_members": lambda u, o, w: members_lookup.search_members(u, o, "a"),
+    "members_view.open_members": lambda u, o, w: members_view.open_members(
+        u, o, members_view.MemberQuery()),
+    "members_view.count_members": lambda u, o, w: members_view.count_members(
+        u, o, members_view.MemberQuery()),
+    "members_view.fetch_members": lambda u, o, w: members_view.fetch_members(
+        u, o, members_view.MemberQuery(), 0),
+    "members_view.find_members": lambda u, o, w: members_view.find_members(u, o, "Uma"),
+    "members_view.member_activity": lambda u, o, w: members_view.member_activity(
+        u, o, w.member, NOW),
+    "organization.update_organization": lambda u, o, w: organization.update_organization(
+        u, o, {"description": "Changed by someone who left."}),
+    "settings.update_settings": lambda u, o, w: settings.update_settings(
+        u, o, {"has_user_invitation": False}),
+    "tracking.actions.resend_invitations": lambda u, o, w: actions.resend_invitations(
+        u, o, [w.sent], now=NOW),
+    "tracking.actions.revoke_invitations": lambda u, o, w: actions.revoke_invitations(
+        u, o, [w.sent], now=NOW),
+    "tracking.actions.extend_invitations": lambda u, o, w: actions.extend_invitations(
+        u, o, [w.sent], 3, now=NOW),
+    "tracking.actions.issue_fresh_links": lambda u, o, w: actions.issue_fresh_links(
+        u, o, [w.sent], now=NOW),
+    "tracking.actions.restore_revoked": lambda u, o, w: actions.restore_revoked(
+        u, o, w.revoked, now=NOW),
+    "tracking.choices.recent_batches": lambda u, o, w: choices.recent_batches(u, o),
+    "tracking.choices.filter_choices": lambda u, o, w: choices.filter_choices(u, o),
+    "tracking.export.export_csv": lambda u, o, w: export.export_csv(
+        u, o, InvitationQuery(), io.StringIO(), now=NOW),
+    "tracking.history.invitation_detail": lambda u, o, w: history.invitation_detail(
+        u, o, w.sent, NOW),
+    "tracking.read.count_invitations": lambda u, o, w: read.count_invitations(
+        u, o, InvitationQuery(), NOW),
+    "tracking.read.count_tabs": lambda u, o, w: read.count_tabs(u, o, InvitationQuery(), NOW),
+    "tracking.read.fetch_page": lambda u, o, w: read.fetch_page(
+        u, o, InvitationQuery(), 0, now=NOW),
+    "tracking.read.open_view": lambda u, o, w: read.open_view(u, o, InvitationQuery(), now=NOW),
+    "tracking.read.get_invitations": lambda u, o, w: read.get_invitations(u, o, [w.sent], NOW),
+    "tracking.read.get_invitation": lambda u, o, w: read.get_invitation(u, o, w.sent, NOW),
+}
+
+
+def public_entry_points() -> set[str]:
+    """Public functions of invite_desk.services whose first parameters are (uow, operator)."""
+    found: set[str] = set()
+    prefix = invite_desk.services.__name__ + "."
+    for info in pkgutil.walk_packages(invite_desk.services.__path__, prefix):
+        module = importlib.import_module(info.name)
+        for name, function in inspect.getmembers(module, inspect.isfunction):
+            if name.startswith("_") or function.__module__ != module.__name__:
+                continue
+            params = list(inspect.signature(function).parameters)
+            if params[:2] == ["uow", "operator"]:
+                found.add(f"{module.__name__.removeprefix(prefix)}.{name}")
+    return found
+
+
+def test_the_list_covers_every_entry_point_that_takes_an_operator() -> None:
+    assert public_entry_points() == set(ENTRY_POINTS)
+
+
+@pytest.fixture
+def world(uow: UnitOfWork, admin: Operator) -> World:
+    seeder = Seeder(uow, admin.organization_id)
+    unit = seeder.unit("North")
+    uma = seeder.member("Uma", "Underwood", unit_id=unit)
+    applicant = seeder.member("Cal", "Carter", unit_id=unit, status=MemberStatus.APPLICANT)
+    with uow:
+        row = uow.session.get(Member, applicant.member_id)
+        assert row is not None
+        row.adhesion_status = AdhesionStatus.PENDING.value
+        uow.commit()
+    sent = seeder.add(S.SENT, inviter=uma.member_id, unit_id=unit, token=True)
+    revoked = seeder.add(S.SENT, inviter=uma.member_id, unit_id=unit, token=True)
+    actions.revoke_invitations(uow, admin, [revoked.id], now=NOW)
+    ready = run_preflight(uow, admin.organization_id,
+                          parse_pasted("new.person@example.org").rows).ready
+    return World(applicant.member_id, uma.member_id, sent.id, revoked.id, ready)
+
+
+def set_member(uow: UnitOfWork, member_id: uuid.UUID, **values: Any) -> None:
+    with uow:
+        member = uow.session.get(Member, member_id)
+        assert member is not None
+        for field, value in values.items():
+            setattr(member, field, value)
+        uow.commit()
+
+
+def audit_count(uow: UnitOfWork) -> int:
+    with uow:
+        return len(list(uow.session.scalars(select(AuditLog.id))))
+
+
+@pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))
+def test_a_deactivated_operator_is_refused_everywhere(
+    uow: UnitOfWork, admin: Operator, make_operator: Any, world: World, entry: str
+) -> None:
+    boss = make_operator(Role.ADMIN_TENANT)  # signed in with every right
+    set_member(uow, boss.member_id, status=MemberStatus.DEACTIVATED.value)
+    audits = audit_count(uow)
+    with pytest.raises(PermissionDenied, match="no longer active"):
+        ENTRY_POINTS[entry](uow, boss, world)
+    assert audit_count(uow) == audits  # nothing was written
+
+
+def test_a_deactivated_operator_is_refused_even_a_search_for_nothing(
+    uow: UnitOfWork, make_operator: Any
+) -> None:
+    boss = make_operator(Role.ADMIN_TENANT)
+    set_member(uow, boss.member_id, status=MemberStatus.DEACTIVATED.value)
+    for search in (members_view.find_members, members_lookup.search_members):
+        with pytest.raises(PermissionDenied, match="no longer active"):
+            search(uow, boss, " ")
+
+
+WRITES = [e for e in ENTRY_POINTS if e.startswith((
+    "adhesion.approve", "adhesion.reject", "adhesion.return", "adhesion.resubmit",
+    "invitations.queueing.queue", "mail_settings.update", "organization.update",
+    "settings.update", "tracking.actions."))]
+
+
+@pytest.mark.parametrize("entry", sorted(WRITES))
+def test_a_demoted_operator_loses_the_right_at_once(
+    uow: UnitOfWork, admin: Operator, make_operator: Any, world: World, entry: str
+) -> None:
+    settings.update_settings(uow, admin, {"who_can_send_user_invitation": Role.HR_LOCAL})
+    boss = make_operator(Role.ADMIN_TENANT)
+    set_member(uow, boss.member_id, role=Role.USER.name)  # demoted while signed in
+    audits = audit_count(uow)
+    with pytest.raises(PermissionDenied):
+        ENTRY_POINTS[entry](uow, boss, world)
+    assert audit_count(uow) == audits
+
+
+@pytest.mark.parametrize("entry", ["adhesion.count_open_applications",
+                                   "members_lookup.search_members",
+                                   "invitations.queueing.unsent_batches"])
+def test_the_three_reads_that_trusted_the_signed_in_operator_now_re_read_it(
+    uow: UnitOfWork, admin: Operator, make_operator: Any, world: World, entry: str
+) -> None:
+    boss = make_operator(Role.ADMIN_TENANT)
+    assert ENTRY_POINTS[entry](uow, boss, world) is not None  # works while active
+    set_member(uow, boss.member_id, status=MemberStatus.DEACTIVATED.value)
+    with pytest.raises(PermissionDenied, match="sign in again"):
+        ENTRY_POINTS[entry](uow, boss, world)
