@@ -171,7 +171,7 @@ def test_a_post_without_the_csrf_token_is_refused(
         (InvitationStatus.SENT, -timedelta(minutes=1), 410, "This invitation has expired"),
         (InvitationStatus.EXPIRED, -timedelta(days=2), 410, "This invitation has expired"),
         (InvitationStatus.ACCEPTED, timedelta(days=2), 410, "This invitation has already been used"),
-        (InvitationStatus.REVOKED, timedelta(days=2), 404, "This link doesn"),
+        (InvitationStatus.REVOKED, timedelta(days=2), 410, "This invitation was withdrawn"),
         (InvitationStatus.FAILED, timedelta(days=2), 404, "This link doesn"),
         (InvitationStatus.UNCERTAIN, timedelta(days=2), 200, "Ada Admin invited you to join"),
         (InvitationStatus.SENDING, timedelta(days=2), 503, "Your invitation is on its way"),
@@ -188,22 +188,31 @@ def test_each_link_state_has_a_clear_page(
     assert response.status_code == code
     assert heading in page
     if code != 200:
-        assert "secret plans" not in page and ZOE not in page and "Ada Admin" not in page
+        assert "secret plans" not in page and ZOE not in page
+        if status is not InvitationStatus.REVOKED:  # a withdrawn link says whom to ask
+            assert "Ada Admin" not in page
         assert "<form" not in page
-    if code in (404, 410):
+    if status is InvitationStatus.REVOKED:
+        assert "ask ada admin" in page.lower()
+    elif code in (404, 410):
         assert "ask the person who invited you" in page.lower()
     if code == 503:
         assert response.headers["Retry-After"] == "60"
 
 
-def test_unknown_and_revoked_links_get_the_very_same_page(
+def test_unknown_and_failed_links_get_the_very_same_page(
     uow: UnitOfWork, admin: Operator, client: FlaskClient
 ) -> None:
-    revoked = invite(uow, admin, ZOE, status=InvitationStatus.REVOKED)
+    """A link that never worked reveals nothing; a revoked one says so (its holder knew it)."""
+    failed = invite(uow, admin, ZOE, status=InvitationStatus.FAILED)
+    revoked = invite(uow, admin, "yves@example.org", status=InvitationStatus.REVOKED)
     unknown = "Q" * 43
-    a, b = client.get(f"/join/{revoked.token}"), client.get(f"/join/{unknown}")
+    a, b = client.get(f"/join/{failed.token}"), client.get(f"/join/{unknown}")
     assert a.status_code == b.status_code == 404
     assert text(a) == text(b)
+    withdrawn = client.get(f"/join/{revoked.token}")
+    assert withdrawn.status_code == 410 and "withdrawn" in text(withdrawn)
+    assert "email program" not in text(withdrawn).replace("Nothing is wrong with your email program", "")
 
 
 def test_already_a_member_is_said_only_to_the_link_holder(

@@ -77,7 +77,7 @@ def test_a_sent_link_shows_branding_inviter_message_and_the_address(
         (InvitationStatus.UNCERTAIN, -timedelta(days=1), LinkState.EXPIRED),
         (InvitationStatus.EXPIRED, -timedelta(days=1), LinkState.EXPIRED),
         (InvitationStatus.ACCEPTED, timedelta(days=3), LinkState.USED),
-        (InvitationStatus.REVOKED, timedelta(days=3), LinkState.INVALID),
+        (InvitationStatus.REVOKED, timedelta(days=3), LinkState.REVOKED),
         (InvitationStatus.FAILED, timedelta(days=3), LinkState.INVALID),
         (InvitationStatus.QUEUED, timedelta(days=3), LinkState.INVALID),
         (InvitationStatus.DRAFT, timedelta(days=3), LinkState.INVALID),
@@ -94,7 +94,9 @@ def test_every_token_state_has_its_page(
     assert view.state is expected
     if expected is not LinkState.VALID:
         # Nothing personal on a page that is not the form.
-        assert view.email == "" and view.personal_message == "" and view.inviter_name == ""
+        assert view.email == "" and view.personal_message == ""
+        # A withdrawn link names whom to ask; no other page names the inviter.
+        assert view.inviter_name == ("Ada Admin" if expected is LinkState.REVOKED else "")
         result = register_with_invitation(uow, sent.token, form(),
                                           organization_id=admin.organization_id)
         assert result.state is expected and not result.registered

@@ -147,7 +147,7 @@ def test_undoing_a_revoke_brings_the_same_link_back(
     [revoked] = result.revoked
     assert result.restorable == (live.id,)
     assert (revoked.previous_status, revoked.restorable) == (S.SENT, True)
-    assert open_link(uow, live.token, now=NOW).state is LinkState.INVALID
+    assert open_link(uow, live.token, now=NOW).state is LinkState.REVOKED
 
     restored = restore_revoked(uow, admin, live.id, expected_version=revoked.version, now=NOW)
     assert restored.status is S.SENT
@@ -231,7 +231,7 @@ def test_the_portal_opens_a_restored_link_again(
     with running_portal(app) as base:
         assert browser.get(f"{base}/join/{live.token}").status == 200
         revoke_invitations(uow, admin, [live.id])
-        assert browser.get(f"{base}/join/{live.token}").status == 404
+        assert browser.get(f"{base}/join/{live.token}").status == 410
         restore_revoked(uow, admin, live.id)
         page = browser.get(f"{base}/join/{live.token}")
         assert page.status == 200 and "<form" in page.text

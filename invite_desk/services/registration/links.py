@@ -261,6 +261,9 @@ def open_link(
                 return retired
             branding = branding_of(session, organization_id) if organization_id else None
             return JoinView(LinkState.INVALID, branding)
+        if invitation.status == InvitationStatus.REVOKED.value:
+            # Revoke keeps the hash (so it can be undone): the holder of the link knows it existed.
+            return _revoked_view(session, invitation)
         branding = branding_of(session, invitation.organization_id)
         policy = settings_service.load(session, invitation.organization_id)
         state, held = evaluate(session, invitation, policy, moment)
@@ -314,11 +317,17 @@ def retired_link_view(
     if invitation is None or (organization_id is not None
                               and invitation.organization_id != organization_id):
         return None
+    if retired.reason == "revoked":
+        return _revoked_view(session, invitation)
     branding = branding_of(session, invitation.organization_id)
     inviter = _inviter_name(session, invitation.inviter_id)
-    if retired.reason == "revoked":
-        contact = load_mail_settings(session, invitation.organization_id).from_address
-        return JoinView(LinkState.REVOKED, branding, kind=InvitationKind(invitation.kind),
-                        inviter_name=inviter, contact=contact)
     return JoinView(LinkState.SUPERSEDED, branding, kind=InvitationKind(invitation.kind),
                     inviter_name=inviter, email=invitation.email)
+
+
+def _revoked_view(session: Session, invitation: Invitation) -> JoinView:
+    """The page for a withdrawn invitation: who withdrew it, and whom to ask."""
+    contact = load_mail_settings(session, invitation.organization_id).from_address
+    return JoinView(LinkState.REVOKED, branding_of(session, invitation.organization_id),
+                    kind=InvitationKind(invitation.kind),
+                    inviter_name=_inviter_name(session, invitation.inviter_id), contact=contact)
