@@ -8,7 +8,6 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QDialog,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QPushButton,
     QVBoxLayout,
@@ -21,6 +20,7 @@ from invite_desk.services.operator import Operator
 from invite_desk.services.uow import UnitOfWork
 from invite_desk.ui import theme
 from invite_desk.ui.tasks import BackgroundTask, TaskRunner, error_message
+from invite_desk.ui.widgets import PlainLabel
 
 MISSING_CREDENTIALS = "Enter your email and password."
 
@@ -53,15 +53,15 @@ class SignInDialog(QDialog):
 
         header = QHBoxLayout()
         header.setSpacing(14)
-        logo = QLabel()
+        logo = PlainLabel()
         logo.setPixmap(theme.app_icon().pixmap(QSize(48, 48)))
         logo.setFixedSize(48, 48)
         header.addWidget(logo, 0, Qt.AlignmentFlag.AlignTop)
         titles = QVBoxLayout()
         titles.setSpacing(2)
-        title = QLabel("Sign in to Invite Desk")
+        title = PlainLabel("Sign in to Invite Desk")
         theme.set_variant(title, "title")
-        subtitle = QLabel("Use your member email and operator password.")
+        subtitle = PlainLabel("Use your member email and operator password.")
         subtitle.setWordWrap(True)
         theme.set_variant(subtitle, "muted")
         titles.addWidget(title)
@@ -75,7 +75,7 @@ class SignInDialog(QDialog):
         body.setContentsMargins(0, 0, 0, 0)
         body.setSpacing(6)
 
-        email_label = QLabel("&Email")
+        email_label = PlainLabel("&Email")
         self.email_edit = QLineEdit(email)
         self.email_edit.setObjectName("email")
         self.email_edit.setPlaceholderText("you@example.org")
@@ -85,7 +85,7 @@ class SignInDialog(QDialog):
         body.addWidget(self.email_edit)
         body.addSpacing(10)
 
-        password_label = QLabel("&Password")
+        password_label = PlainLabel("&Password")
         self.password_edit = QLineEdit()
         self.password_edit.setObjectName("password")
         self.password_edit.setEchoMode(QLineEdit.EchoMode.Password)
@@ -94,7 +94,7 @@ class SignInDialog(QDialog):
         body.addWidget(self.password_edit)
         body.addSpacing(12)
 
-        self.error_label = QLabel()
+        self.error_label = PlainLabel()
         self.error_label.setObjectName("signInError")
         self.error_label.setWordWrap(True)
         self.error_label.setAccessibleName("Sign-in error")
@@ -119,7 +119,7 @@ class SignInDialog(QDialog):
 
         if database_label:
             layout.addSpacing(20)
-            footer = QLabel(f"Database: {database_label}")
+            footer = PlainLabel(f"Database: {database_label}")
             footer.setObjectName("databaseLabel")
             footer.setWordWrap(True)
             footer.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)

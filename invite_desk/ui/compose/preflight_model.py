@@ -22,6 +22,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QBrush, QColor
 
 from invite_desk.services.invitations.preflight import Preflight, PreflightRow, RowStatus
+from invite_desk.ui.widgets import plain_tooltip
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -165,7 +166,7 @@ class PreflightModel(QAbstractTableModel):
             return str(self._display(item, column)).casefold()
         if role == Qt.ItemDataRole.ToolTipRole:
             if item.reason:
-                return f"{STATUS_TEXT[item.status]}: {item.reason}"
+                return plain_tooltip(f"{STATUS_TEXT[item.status]}: {item.reason}")
             return STATUS_TEXT[item.status]
         if column is Column.STATUS:
             text, background = self._brushes[item.status]

@@ -110,6 +110,7 @@ from invite_desk.ui.compose.preview import PREVIEW_TOKEN, PreviewDialog, Preview
 from invite_desk.ui.compose.send_worker import SendJob, SendWorker
 from invite_desk.ui.tasks import TaskRunner, ThreadPoolRunner, run_for
 from invite_desk.ui.theme import set_flag, set_variant
+from invite_desk.ui.widgets import PlainLabel
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +143,7 @@ class Banner(QFrame):
         super().__init__(parent)
         self.setObjectName(name)
         self.kind = ""
-        self.label = QLabel()
+        self.label = PlainLabel()
         self.label.setWordWrap(True)
         self.label.setTextFormat(Qt.TextFormat.PlainText)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -301,9 +302,9 @@ class ComposeWindow(QWidget):
 
     # ==================================================================== construction
     def _build(self) -> None:
-        title = QLabel("Compose invitations")
+        title = PlainLabel("Compose invitations")
         set_variant(title, "title")
-        subtitle = QLabel(
+        subtitle = PlainLabel(
             "Invite new members or guests of an event. Check the addresses, preview the email, "
             "then send."
         )
@@ -372,7 +373,7 @@ class ComposeWindow(QWidget):
         self.message_edit.setAccessibleName("Personal message")
         self.message_edit.setFixedHeight(76)
         layout.addWidget(self.message_edit)
-        hint = QLabel(
+        hint = PlainLabel(
             "Invitations with a personal message are accepted more often. It appears in the email "
             "exactly as written (a CSV \"message\" column overrides it per row)."
         )
@@ -410,7 +411,7 @@ class ComposeWindow(QWidget):
         self.member_completer.setCompletionMode(QCompleter.CompletionMode.PopupCompletion)
         self.member_edit.setCompleter(self.member_completer)
         layout.addWidget(self.member_edit)
-        self.behalf_hint = QLabel()
+        self.behalf_hint = PlainLabel()
         self.behalf_hint.setWordWrap(True)
         set_variant(self.behalf_hint, "small")
         layout.addWidget(self.behalf_hint)
@@ -448,7 +449,7 @@ class ComposeWindow(QWidget):
             "alan@example.org, Alan Turing"
         )
         layout.addWidget(self.paste_edit, 1)
-        self.paste_count = QLabel("")
+        self.paste_count = PlainLabel("")
         set_variant(self.paste_count, "small")
         layout.addWidget(self.paste_count)
         return page
@@ -460,18 +461,18 @@ class ComposeWindow(QWidget):
         row = QHBoxLayout()
         self.csv_button = QPushButton("Choose a CSV file…")
         row.addWidget(self.csv_button)
-        self.csv_file_label = QLabel("No file chosen")
+        self.csv_file_label = PlainLabel("No file chosen")
         self.csv_file_label.setWordWrap(True)
         row.addWidget(self.csv_file_label, 1)
         layout.addLayout(row)
-        self.csv_notes = QLabel("")
+        self.csv_notes = PlainLabel("")
         self.csv_notes.setWordWrap(True)
         self.csv_notes.setTextFormat(Qt.TextFormat.PlainText)
         self.csv_notes.hide()
         layout.addWidget(self.csv_notes)
         self.csv_error = Banner("CsvError")
         layout.addWidget(self.csv_error)
-        help_text = QLabel(
+        help_text = PlainLabel(
             "Columns: email, name (or first and last name), message. The header row is "
             "optional; UTF-8 (with or without BOM) or Latin-1; comma, semicolon or tab."
         )
@@ -486,14 +487,14 @@ class ComposeWindow(QWidget):
         column.setSpacing(8)
         header = QHBoxLayout()
         header.addWidget(self._heading("Pre-flight check"))
-        self.counts_label = QLabel("")
+        self.counts_label = PlainLabel("")
         self.counts_label.setAccessibleName("Pre-flight counts")
         header.addWidget(self.counts_label, 1)
         self.problems_check = QCheckBox("Show only problems")
         header.addWidget(self.problems_check)
         column.addLayout(header)
 
-        self.stale_label = QLabel("")
+        self.stale_label = PlainLabel("")
         self.stale_label.setWordWrap(True)
         set_variant(self.stale_label, "badge")
         self.stale_label.hide()
@@ -522,7 +523,7 @@ class ComposeWindow(QWidget):
         for col, width in ((Column.ROW, 52), (Column.EMAIL, 210), (Column.NAME, 130),
                            (Column.STATUS, 132)):
             self.table.setColumnWidth(col, width)
-        self.placeholder = QLabel(
+        self.placeholder = PlainLabel(
             "Enter who to invite on the left and press Check addresses.\n\nEvery address is "
             "validated (without DNS lookups), duplicates in the list are found, and each is "
             "compared with current members and pending invitations. Only ready rows are sent."
@@ -563,7 +564,7 @@ class ComposeWindow(QWidget):
         layout.setContentsMargins(14, 12, 14, 12)
         layout.setSpacing(6)
         top = QHBoxLayout()
-        self.progress_title = QLabel("Sending")
+        self.progress_title = PlainLabel("Sending")
         set_variant(self.progress_title, "heading")
         top.addWidget(self.progress_title, 1)
         self.pause_button = QPushButton("Pause")
@@ -582,10 +583,10 @@ class ComposeWindow(QWidget):
         self.progress_bar.setTextVisible(True)
         self.progress_bar.setFormat("%v of %m")
         layout.addWidget(self.progress_bar)
-        self.progress_counts = QLabel("")
+        self.progress_counts = PlainLabel("")
         self.progress_counts.setAccessibleName("Sending counts")
         layout.addWidget(self.progress_counts)
-        self.summary_label = QLabel("")
+        self.summary_label = PlainLabel("")
         self.summary_label.setWordWrap(True)
         self.summary_label.setTextFormat(Qt.TextFormat.PlainText)
         self.summary_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -603,7 +604,7 @@ class ComposeWindow(QWidget):
 
     @staticmethod
     def _heading(text: str) -> QLabel:
-        label = QLabel(text)
+        label = PlainLabel(text)
         set_variant(label, "heading")
         return label
 

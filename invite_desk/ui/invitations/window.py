@@ -38,7 +38,6 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
-    QLabel,
     QLineEdit,
     QPushButton,
     QSpinBox,
@@ -93,6 +92,7 @@ from invite_desk.ui.invitations.table_model import (
 )
 from invite_desk.ui.tasks import TaskRunner, ThreadPoolRunner, run_for
 from invite_desk.ui.theme import set_variant
+from invite_desk.ui.widgets import PlainLabel, plain_tooltip
 
 log = logging.getLogger(__name__)
 
@@ -223,14 +223,14 @@ class InvitationsWindow(QWidget):
 
     # ================================================================ construction
     def _build(self) -> None:
-        title = QLabel("Invitations")
+        title = PlainLabel("Invitations")
         set_variant(title, "title")
         scope = {
             "organization": "every invitation in the organization",
             "unit": f"the invitations of {self._operator.unit_name or 'your unit'} and your own",
             "own": "the invitations you sent or were credited with",
         }
-        self.scope_label = QLabel(f"Showing {scope[scope_of(self._operator).level.value]}.")
+        self.scope_label = PlainLabel(f"Showing {scope[scope_of(self._operator).level.value]}.")
         set_variant(self.scope_label, "muted")
         self.refresh_button = QPushButton("Refresh")
         self.refresh_button.setToolTip("Read the invitations and counts again (F5)")
@@ -298,7 +298,7 @@ class InvitationsWindow(QWidget):
         filter_row.addWidget(self.batch_combo, 2)
         filter_row.addWidget(self.dates_check)
         filter_row.addWidget(self.from_date)
-        and_label = QLabel("and")
+        and_label = PlainLabel("and")
         set_variant(and_label, "muted")
         filter_row.addWidget(and_label)
         filter_row.addWidget(self.to_date)
@@ -317,7 +317,7 @@ class InvitationsWindow(QWidget):
         self.export_button = QPushButton("Export CSV…")
         self.export_button.setToolTip("Write the current view (tab, search, filters and order) "
                                       "to a CSV file")
-        self.summary_label = QLabel("")
+        self.summary_label = PlainLabel("")
         self.summary_label.setAccessibleName("Invitations shown")
         set_variant(self.summary_label, "muted")
         actions = QHBoxLayout()
@@ -757,7 +757,7 @@ class InvitationsWindow(QWidget):
                                (RowAction.FRESH_LINK, self.link_button)):
             enabled, tip = self.action_state(action)
             button.setEnabled(enabled)
-            button.setToolTip(tip)
+            button.setToolTip(plain_tooltip(tip))
         self.extend_days.setEnabled(self.extend_button.isEnabled())
         self.export_button.setEnabled(not self._busy and self.model.total > 0)
         self.refresh_button.setEnabled(not self._busy)
