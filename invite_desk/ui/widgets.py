@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
+from PySide6 import QtGui
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QMessageBox, QWidget
 
@@ -55,11 +56,9 @@ def plain_tooltip(text: str) -> str:
 
 def tooltip_text(tooltip: str) -> str:
     """What a person reads in `tooltip` (the inverse of plain_tooltip; tests, status bar)."""
-    from PySide6.QtGui import Qt as GuiQt, QTextDocument
-
-    if not GuiQt.mightBeRichText(tooltip):
+    if not QtGui.Qt.mightBeRichText(tooltip):
         return tooltip
-    doc = QTextDocument()
+    doc = QtGui.QTextDocument()
     doc.setHtml(tooltip)
     return doc.toPlainText()
 
