@@ -26,7 +26,7 @@ from invite_desk.ui.invitations.table_model import (
     format_when,
 )
 from invite_desk.ui.theme import set_variant
-from invite_desk.ui.widgets import PlainLabel
+from invite_desk.ui.widgets import PlainLabel, rich_label
 
 EMPTY_TEXT = "Select an invitation to see its details and history."
 NOT_SENT = {
@@ -74,7 +74,7 @@ class DetailPane(QFrame):
         self.email_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.name_label = PlainLabel()
         set_variant(self.name_label, "muted")
-        self.status_label = PlainLabel()
+        self.status_label = rich_label()  # composed HTML, the status text escaped
         self.status_label.setObjectName("DetailStatus")
         self.status_label.setWordWrap(True)
         layout.addWidget(self.email_label)
