@@ -377,6 +377,9 @@ class MainWindow(QMainWindow):
             wants_settings = getattr(page, "email_settings_requested", None)
             if wants_settings is not None:
                 wants_settings.connect(self._open_email_settings)
+            wants_page = getattr(page, "settings_requested", None)
+            if wants_page is not None:
+                wants_page.connect(self.open_settings_page)
             return page
         return PlaceholderPage(spec.heading, spec.summary, spec.plans,
                                icon=theme.icon(spec.icon))
@@ -527,6 +530,24 @@ class MainWindow(QMainWindow):
         self.was_signed_out = True
         self.signed_out.emit()
         self.close()
+
+    def open_settings_page(self, name: str) -> None:
+        """Show Settings at page `name` as the services name it (SettingsIncomplete's
+        settings_page: "organization", "email", "template", ...)."""
+        self.show_page("settings")
+        panel = self.pages.get("settings")
+        show = getattr(panel, "show_page", None)
+        names = getattr(panel, "page_names", None)
+        if show is None or names is None:
+            return
+        available = names()
+        wanted = name.lower()
+        match = next((n for n in available if n == wanted), None) or next(
+            (n for n in available if n.startswith(wanted) or wanted in n), None)
+        if match is None and wanted == "email":
+            match = next((n for n in available if "smtp" in n), None)
+        if match is not None:
+            show(match)
 
     def _open_email_settings(self) -> None:
         self.show_page("settings")

@@ -93,10 +93,10 @@ def _shoot_setup(camera: _Camera, context: app.AppContext) -> None:
 
 
 def _shoot_sign_in(camera: _Camera, context: app.AppContext, email: str) -> None:
+    # As a person finds it: the last email remembered, the password being typed; no error.
     dialog = SignInDialog(context.uow, database_label=context.database_label, email=email,
                           runner=SynchronousRunner())
-    dialog.password_edit.setText("not the password")
-    dialog.submit()
+    dialog.password_edit.setText("a long passphrase")
     dialog.setFixedWidth(SIGN_IN_WIDTH)
     dialog.adjustSize()
     camera.shoot(dialog, "sign-in")
@@ -108,11 +108,13 @@ def _shoot_main(camera: _Camera, context: app.AppContext, operator: Operator,
     window = MainWindow(context, operator, factory, remember_geometry=False)
     window.resize(DEFAULT_SIZE)
     if every_page:
-        for key in window.page_keys():
-            window.show_page(key)
-            camera.shoot(window, f"{prefix}-{key}")
         panel = window.pages["settings"]
         page_names: Callable[[], list[str]] | None = getattr(panel, "page_names", None)
+        for key in window.page_keys():
+            if key == "settings" and page_names is not None:
+                continue  # its first page is settings-<first page> below: not twice
+            window.show_page(key)
+            camera.shoot(window, f"{prefix}-{key}")
         if page_names is not None:
             window.show_page("settings")
             for name in page_names():

@@ -65,6 +65,14 @@ class _Field(QWidget):
         theme.set_variant(self.error_label, "fieldError")
         self.error_label.hide()
         layout.addWidget(self.error_label)
+        # Typing in the field takes its error away: the red must not outlive the mistake.
+        changed = getattr(editor, "textChanged", None)
+        if changed is not None:
+            changed.connect(self.clear_error)
+
+    def clear_error(self, *_args: object) -> None:
+        if self.error or self.editor.property("invalid") == "true":
+            self.set_error(None)
 
     def set_error(self, message: str | None) -> None:
         self.error_label.setText(message or "")
@@ -271,6 +279,8 @@ class SetupDialog(QDialog):
         passwords.addWidget(self._fields["password"], 1, Qt.AlignmentFlag.AlignTop)
         passwords.addWidget(self._fields["password_confirmation"], 1, Qt.AlignmentFlag.AlignTop)
         layout.addLayout(passwords)
+        # The confirmation is wrong or right again when either password changes.
+        self.password_edit.textChanged.connect(self._fields["password_confirmation"].clear_error)
         layout.addStretch(1)
         return form
 

@@ -4,7 +4,7 @@ A failed sign-in always shows the same message, whether or not the email exists.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QSettings, QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QDialog,
     QHBoxLayout,
@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from invite_desk.services import auth
+from invite_desk.services import auth, local_config
 from invite_desk.services.errors import AuthenticationFailed
 from invite_desk.services.operator import Operator
 from invite_desk.services.uow import UnitOfWork
@@ -23,6 +23,28 @@ from invite_desk.ui.tasks import BackgroundTask, TaskRunner, error_message
 from invite_desk.ui.widgets import PlainLabel
 
 MISSING_CREDENTIALS = "Enter your email and password."
+
+
+def _sign_in_store() -> QSettings:
+    """The last email that signed in, per database, beside config.json. Never the password."""
+    path = local_config.config_path().with_name("sign-in.ini")
+    return QSettings(str(path), QSettings.Format.IniFormat)
+
+
+def _key(database_label: str) -> str:
+    # QSettings keys treat / and \\ as groups: keep the label readable but flat.
+    return "last_email/" + "".join(c if c.isalnum() else "_" for c in database_label or "default")
+
+
+def remembered_email(database_label: str) -> str:
+    value = _sign_in_store().value(_key(database_label), "")
+    return value if isinstance(value, str) else ""
+
+
+def remember_email(database_label: str, email: str) -> None:
+    store = _sign_in_store()
+    store.setValue(_key(database_label), email)
+    store.sync()
 
 
 class SignInDialog(QDialog):
@@ -42,6 +64,8 @@ class SignInDialog(QDialog):
         super().__init__(parent)
         self._uow = uow
         self._runner = runner
+        self._database_label = database_label
+        email = email or remembered_email(database_label)
         self.operator: Operator | None = None
         self.setWindowTitle("Sign in · Invite Desk")
         self.setWindowIcon(theme.app_icon())
@@ -153,6 +177,7 @@ class SignInDialog(QDialog):
         self.sign_in_button.setText("Sign in")
         self.operator = operator
         self.error_label.hide()
+        remember_email(self._database_label, self.email_edit.text().strip())
         self.signed_in.emit(operator)
         self.accept()
 

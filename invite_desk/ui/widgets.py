@@ -103,3 +103,19 @@ def summarize_people(addresses: Sequence[str], *, shown: int = 5) -> str:
     rest = len(addresses) - len(first)
     text = ", ".join(first)
     return f"{text} and {rest:,} more" if rest > 0 else text
+
+
+def confirm(parent: QWidget | None, title: str, text: str, *, informative: str = "",
+            action: str = "OK") -> bool:
+    """Ask before an action that changes or sends something: `action` names the button that
+    goes ahead; Cancel is the default, so Enter or Escape does nothing. Plain text throughout.
+
+    Windows call it as `widgets.confirm(...)`, so tests can answer in place of a person."""
+    box = message_box(parent, QMessageBox.Icon.Question, title, text, informative=informative,
+                      buttons=QMessageBox.StandardButton.Cancel,
+                      default=QMessageBox.StandardButton.Cancel)
+    go = box.addButton(action, QMessageBox.ButtonRole.AcceptRole)
+    box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+    box.setEscapeButton(QMessageBox.StandardButton.Cancel)
+    box.exec()
+    return box.clickedButton() is go

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from email.message import EmailMessage
 from enum import IntEnum
@@ -52,7 +53,7 @@ from invite_desk.app import AppContext
 from invite_desk.services import settings as settings_service
 from invite_desk.services.credentials import CredentialStore
 from invite_desk.services.email.templates import InvitationTemplates
-from invite_desk.services.errors import DomainError
+from invite_desk.services.errors import DomainError, SettingsIncomplete
 from invite_desk.services.events import EventInfo, list_events
 from invite_desk.services.invitations.importing import (
     ImportFailed,
@@ -98,6 +99,7 @@ from invite_desk.services.smtp.transport import (
     TemporaryFailure,
 )
 from invite_desk.services.uow import UnitOfWork
+from invite_desk.ui import widgets
 from invite_desk.ui.compose.password_prompt import PasswordAnswer, SmtpPasswords
 from invite_desk.ui.compose.preflight_model import (
     STATUS_TEXT,
@@ -110,7 +112,7 @@ from invite_desk.ui.compose.preview import PREVIEW_TOKEN, PreviewDialog, Preview
 from invite_desk.ui.compose.send_worker import SendJob, SendWorker
 from invite_desk.ui.tasks import TaskRunner, ThreadPoolRunner, run_for
 from invite_desk.ui.theme import set_flag, set_variant
-from invite_desk.ui.widgets import PlainLabel
+from invite_desk.ui.widgets import PlainLabel, plain_tooltip
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +158,21 @@ class Banner(QFrame):
         layout.setContentsMargins(10, 6, 8, 6)
         layout.addWidget(self.label, 1)
         layout.addWidget(self.button, 0, Qt.AlignmentFlag.AlignVCenter)
+        self._reserved = False
         self.hide()
+
+    def reserve_space(self, lines: int = 2) -> None:
+        """Keep the banner's place, at a fixed height, while it is hidden: a message that
+        appears or goes never moves the controls under the pointer. Text longer than `lines`
+        is clipped; the whole text is in the tooltip."""
+        self._reserved = True
+        policy = self.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)
+        self.setSizePolicy(policy)
+        margins = self.layout().contentsMargins()
+        text_height = self.label.fontMetrics().lineSpacing() * lines
+        self.setFixedHeight(max(text_height, self.button.sizeHint().height())
+                            + margins.top() + margins.bottom() + 2)
 
     def show_message(
         self,
@@ -178,11 +194,14 @@ class Banner(QFrame):
         self._action = action[1] if action else None
         self.button.setText(action[0] if action else "")
         self.button.setVisible(action is not None)
+        if self._reserved:
+            self.setToolTip(plain_tooltip(text))
         self.setVisible(bool(text))
 
     def clear_message(self) -> None:
         self.kind = ""
         self.label.setText("")
+        self.setToolTip("")
         self._action = None
         self.hide()
 
@@ -246,6 +265,7 @@ class ComposeWindow(QWidget):
     sending_started = Signal(uuid.UUID)  # the batch id
     sending_finished = Signal(SendReport)  # the report of the run that just ended
     email_settings_requested = Signal()
+    settings_requested = Signal(str)  # a settings page name ("organization", "email", ...)
 
     def __init__(
         self,
@@ -314,6 +334,7 @@ class ComposeWindow(QWidget):
         self.permission_banner = Banner("PermissionBanner")
         self.recovery_banner = Banner("RecoveryBanner")
         self.message_banner = Banner("MessageBanner")
+        self.message_banner.reserve_space()
 
         self.content = QWidget()
         body = QHBoxLayout(self.content)
@@ -345,6 +366,11 @@ class ComposeWindow(QWidget):
         self._progress_timer = QTimer(self)
         self._progress_timer.setSingleShot(True)
         self._progress_timer.setInterval(100)
+        # The time left counts down every second, also while the sender waits for the rate.
+        self._countdown_timer = QTimer(self)
+        self._countdown_timer.setInterval(1000)
+        self._monotonic: Callable[[], float] = time.monotonic
+        self._progress_at = 0.0
         self._search_timer = QTimer(self)
         self._search_timer.setSingleShot(True)
         self._search_timer.setInterval(200)
@@ -633,6 +659,7 @@ class ComposeWindow(QWidget):
         self.cancel_button.clicked.connect(self.cancel_sending)
         self.resume_batch_button.clicked.connect(self.send_rest)
         self._progress_timer.timeout.connect(self._render_progress)
+        self._countdown_timer.timeout.connect(self._render_progress)
 
     # ==================================================================== state from the services
     def refresh(self) -> None:
@@ -1157,6 +1184,9 @@ class ComposeWindow(QWidget):
             return
         if not self._mail_ready(mail):
             return
+        source, label = self._source_and_label()
+        if not self._confirm_send(ready, label):
+            return
         go_on, password = self._password_for(mail)
         if not go_on:
             return
@@ -1167,7 +1197,6 @@ class ComposeWindow(QWidget):
         message = clean_message(self.message_edit.toPlainText())
         kind = self._kind()
         event = self._event()
-        source, label = self._source_and_label()
         self._set_busy(f"Queuing {plural(len(ready), 'invitation')}…")
         self._run(
             lambda: queue_invitations(
@@ -1179,9 +1208,28 @@ class ComposeWindow(QWidget):
             self._queue_failed,
         )
 
+    def _confirm_send(self, ready: Sequence[PreflightRow], label: str) -> bool:
+        """One click must not send: say how many, to whom and as which batch, Cancel default."""
+        count = len(ready)
+        event = self._event()
+        what = f"guest invitations to {event.label}" if event else "membership invitations"
+        text = f"Send {plural(count, 'invitation')} now?"
+        details = [f"To: {widgets.summarize_people([r.email for r in ready])}",
+                   f"As: {what}"]
+        if label:
+            details.append(f"Batch: {label}")
+        if self.behalf_check.isChecked() and self._inviter is not None:
+            details.append(f"On behalf of: {self._inviter.label}")
+        return widgets.confirm(self, "Send invitations", text, informative="\n".join(details),
+                               action=f"Send {plural(count, 'invitation')}")
+
     def _queued(self, queued: QueuedBatch, mail: MailSettings, password: str | None) -> None:
         self._set_busy("")
         self._consumed = True
+        self.model.mark_ready_rows("queued")
+        for row in queued.skipped:
+            self.model.set_outcome(row.email, "skipped", "Became a member or was invited since "
+                                   "the check: not queued.")
         self.stale_label.setText(
             "These addresses were queued. To invite more people, change the list and check again."
         )
@@ -1249,6 +1297,8 @@ class ComposeWindow(QWidget):
         self.cancel_button.setEnabled(True)
         self.cancel_button.setText("Cancel")
         self.resume_batch_button.hide()
+        self._progress_at = self._monotonic()
+        self._countdown_timer.start()
         self._job.start()
         self.sending_started.emit(self._batch_id)
         self._update_actions()
@@ -1278,6 +1328,9 @@ class ComposeWindow(QWidget):
 
     def _progressed(self, progress: SendProgress) -> None:
         self._last_progress = progress
+        self._progress_at = self._monotonic()
+        if progress.last_email and progress.last_outcome:
+            self.model.set_outcome(progress.last_email, progress.last_outcome)
         if progress.last_outcome == "uncertain" and progress.last_email:
             self._uncertain.append(progress.last_email)
         if not self._progress_timer.isActive():
@@ -1293,6 +1346,9 @@ class ComposeWindow(QWidget):
         seconds = progress.seconds_left
         if self._rate and progress.remaining:
             seconds = max(seconds or 0.0, progress.remaining * 60 / self._rate)
+        if seconds is not None and not self._job.worker.paused:
+            # Count down between two reports (a rate-limit wait reports rarely).
+            seconds = max(seconds - (self._monotonic() - self._progress_at), 0.0)
         if self._job.worker.paused:
             tail = "paused: nothing is being sent"
         elif progress.remaining:
@@ -1311,6 +1367,7 @@ class ComposeWindow(QWidget):
 
     def _end_job(self) -> None:
         self._progress_timer.stop()
+        self._countdown_timer.stop()
         job, self._job = self._job, None
         if job is not None and job.join():
             job.deleteLater()
@@ -1330,11 +1387,17 @@ class ComposeWindow(QWidget):
             cancelled=report.cancelled, error=report.error,
             failures=[*before.failures, *report.failures],
         )
+        for email, reason in report.failures:
+            self.model.set_outcome(email, "failed", reason)
+        for email in self._uncertain:
+            self.model.set_outcome(email, "uncertain", "May have been received; not resent "
+                                   "automatically.")
         self._show_summary(self._batch_report, remaining)
         self.sending_finished.emit(report)
         self._update_actions()
 
     def _failed(self, message: str) -> None:
+        page = self._job.worker.settings_page if self._job is not None else None
         self._end_job()
         self.progress_title.setText("Sending stopped")
         self.progress_counts.setText(message)
@@ -1343,7 +1406,9 @@ class ComposeWindow(QWidget):
         self.resume_batch_button.setText("Try again")
         self.resume_batch_button.setVisible(self._batch_id is not None)
         self.message_banner.show_message(
-            f"Sending stopped: {message} Invitations not sent yet stay queued.", "error")
+            f"Sending stopped: {message} Invitations not sent yet stay queued.", "error",
+            action=(("Open settings", lambda: self.settings_requested.emit(page))
+                    if page else None))
         self._update_actions()
 
     def _show_summary(self, report: SendReport, remaining: int) -> None:
@@ -1437,6 +1502,11 @@ class ComposeWindow(QWidget):
             self.message_banner.show_message(
                 f"{what}. {error}", "error",
                 action=("Open Settings › Email", self.email_settings_requested.emit))
+        elif isinstance(error, SettingsIncomplete):
+            page = error.settings_page
+            self.message_banner.show_message(
+                f"{what}. {error}", "error",
+                action=("Open settings", lambda: self.settings_requested.emit(page)))
         elif isinstance(error, DomainError):
             self.message_banner.show_message(f"{what}. {error}", "error")
         else:

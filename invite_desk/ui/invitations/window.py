@@ -51,7 +51,7 @@ from PySide6.QtWidgets import (
 from invite_desk.app import AppContext
 from invite_desk.services import settings as settings_service
 from invite_desk.services.credentials import CredentialStore
-from invite_desk.services.errors import DomainError
+from invite_desk.services.errors import DomainError, SettingsIncomplete
 from invite_desk.services.invitations.sending import SendProgress, SendReport, describe
 from invite_desk.services.mail_settings import MailSettings, get_mail_settings
 from invite_desk.services.members_view import MemberRow, find_members
@@ -81,6 +81,7 @@ from invite_desk.services.tracking import (
 )
 from invite_desk.services.tracking.actions import MAX_EXTEND_DAYS, MAX_ROWS_PER_ACTION
 from invite_desk.services.tracking.choices import FilterChoices, filter_choices
+from invite_desk.ui import widgets
 from invite_desk.ui.compose.password_prompt import PasswordAnswer, SmtpPasswords
 from invite_desk.ui.compose.send_worker import SendJob, SendWorker
 from invite_desk.ui.compose.window import Banner
@@ -93,6 +94,15 @@ from invite_desk.ui.invitations.table_model import (
 from invite_desk.ui.tasks import TaskRunner, ThreadPoolRunner, run_for
 from invite_desk.ui.theme import set_variant
 from invite_desk.ui.widgets import PlainLabel, plain_tooltip
+
+try:  # undo a revoke while the link is unused (services: tracking/actions.py)
+    from invite_desk.services.tracking.actions import (  # type: ignore[attr-defined]
+        restore_revoked as _restore_revoked,
+    )
+except ImportError:  # pragma: no cover - a services layer without it: no Undo button
+    _restore_revoked = None
+
+UNDO_SECONDS = 30  # how long "Undo" stays offered after a revoke
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +175,7 @@ class InvitationsWindow(QWidget):
     """
 
     invitations_changed = Signal()  # an action changed invitations (other pages may refresh)
+    settings_requested = Signal(str)  # a settings page name ("organization", "email", ...)
     counts_changed = Signal(dict)  # {Tab: count} for the current search and filters
     email_settings_requested = Signal()
 
@@ -196,6 +207,11 @@ class InvitationsWindow(QWidget):
         self._counts_generation = 0
         self._detail_generation = 0
         self._busy = ""
+        self._undo_ids: tuple[uuid.UUID, ...] = ()
+        self._undo_timer = QTimer(self)
+        self._undo_timer.setSingleShot(True)
+        self._undo_timer.setInterval(UNDO_SECONDS * 1000)
+        self._undo_timer.timeout.connect(self._undo_expired)
         self._job: SendJob | None = None
         self._stuck_jobs: list[SendJob] = []
         self._inviter_choices: dict[str, MemberRow] = {}
@@ -369,6 +385,7 @@ class InvitationsWindow(QWidget):
         self.splitter.setSizes([820, 340])
 
         self.banner = Banner("InvitationsBanner")
+        self.banner.reserve_space()
 
         root = QVBoxLayout(self)
         root.setContentsMargins(20, 16, 20, 16)
@@ -793,7 +810,11 @@ class InvitationsWindow(QWidget):
 
     def _action_failed(self, error: BaseException) -> None:
         self._set_busy("")
-        if isinstance(error, DomainError):
+        if isinstance(error, SettingsIncomplete):
+            page = error.settings_page
+            self.banner.show_message(str(error), "error", action=(
+                "Open settings", lambda: self.settings_requested.emit(page)))
+        elif isinstance(error, DomainError):
             self.banner.show_message(str(error), "error")
         else:
             log.error("invitation action failed", exc_info=error)
@@ -810,10 +831,88 @@ class InvitationsWindow(QWidget):
             self.invitations_changed.emit()
         self.refresh()
 
+    def _confirm(self, verb: str, consequence: str) -> bool:
+        """Ask before revoke or resend: how many, to whom, which batch; Cancel is the default."""
+        numbers = self._selected_row_numbers()
+        if not numbers:
+            return False
+        count = len(numbers)
+        rows = self.selected_rows()
+        emails = [row.email for row in rows]
+        shown = widgets.summarize_people(emails)
+        if count > len(emails):  # rows whose page is not loaded yet
+            shown = (f"{', '.join(emails[:5])} and {count - min(len(emails), 5):,} more"
+                     if emails else f"{count:,} invitations")
+        batches = sorted({row.batch_label for row in rows if row.batch_label})
+        details = [f"To: {shown}"]
+        if batches:
+            details.append(f"Batch: {widgets.summarize_people(batches, shown=3)}")
+        details.append(consequence)
+        noun = plural(count, "invitation")
+        return widgets.confirm(self, f"{verb} invitations", f"{verb} {noun}?",
+                               informative="\n".join(details), action=f"{verb} {noun}")
+
     def revoke_selected(self) -> None:
+        if self._busy or not self._confirm(
+                "Revoke", "Their links stop working at once."
+                + (f" You can undo this for {UNDO_SECONDS} s, while a link is unused."
+                   if _restore_revoked is not None else "")):
+            return
         uow, operator, now = self._context.uow, self._operator, self._clock()
         self._ids_then(lambda ids: revoke_invitations(uow, operator, ids, now=now),
-                       self._acted, "Revoking…")
+                       self._revoked, "Revoking…")
+
+    def _revoked(self, result: ActionResult) -> None:
+        self._acted(result)
+        if _restore_revoked is None or not result.done:
+            return
+        self._undo_ids = tuple(result.done)
+        kind = "success" if not result.skipped else "warning"
+        self.banner.show_message(result.summary, kind, action=("Undo", self.undo_revoke))
+        self._undo_timer.start()
+
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._undo_ids)
+
+    def _undo_expired(self) -> None:
+        if self._undo_ids:
+            self._undo_ids = ()
+            if self.banner.kind:  # the same message, without the button
+                self.banner.show_message(self.banner.text, self.banner.kind)
+
+    def undo_revoke(self) -> None:
+        """Restore the invitations the last revoke changed, while their links are unused."""
+        ids, self._undo_ids = self._undo_ids, ()
+        self._undo_timer.stop()
+        restore = _restore_revoked
+        if not ids or restore is None:
+            return
+        uow, operator = self._context.uow, self._operator
+
+        def work() -> tuple[int, list[str]]:
+            restored, refused = 0, []
+            for invitation_id in ids:
+                try:
+                    restore(uow, operator, invitation_id)
+                    restored += 1
+                except DomainError as exc:
+                    refused.append(str(exc))
+            return restored, refused
+
+        def done(outcome: tuple[int, list[str]]) -> None:
+            self._set_busy("")
+            restored, refused = outcome
+            text = f"Revoke undone: {plural(restored, 'invitation')} restored."
+            if refused:
+                text += f" {plural(len(refused), 'was', 'were')} not: {refused[0]}"
+            self.banner.show_message(text, "warning" if refused else "success")
+            if restored:
+                self.invitations_changed.emit()
+            self.refresh()
+
+        self._set_busy("Undoing the revoke…")
+        self._run(work, done, self._action_failed)
 
     def extend_selected(self, days: int) -> None:
         uow, operator, now = self._context.uow, self._operator, self._clock()
@@ -857,6 +956,9 @@ class InvitationsWindow(QWidget):
                 "Resending needs the organization's SMTP server: it is not set up yet. An "
                 "organization admin can enter it in Settings › Email.", "error",
                 action=("Open Settings › Email", self.email_settings_requested.emit))
+            return
+        if not self._confirm("Resend", "Each gets a new email with a new link; the old link "
+                             "stops working."):
             return
         go_on, password = self._password_for(mail)
         if not go_on:
@@ -930,9 +1032,12 @@ class InvitationsWindow(QWidget):
         self._update_actions()
 
     def _send_failed(self, message: str) -> None:
+        page = self._job.worker.settings_page if self._job is not None else None
         self._end_job()
         self.banner.show_message(f"Resending stopped: {message} The invitations not sent yet "
-                                 "stay queued.", "error")
+                                 "stay queued.", "error",
+                                 action=(("Open settings", lambda: self.settings_requested.emit(page))
+                                         if page else None))
         self.refresh()
         self._update_actions()
 

@@ -65,11 +65,24 @@ class Banner(PlainLabel):
         self.setWordWrap(True)
         self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.kind = ""
+        self._reserved = False
         self.hide()
+
+    def reserve_space(self, lines: int = 2) -> None:
+        """Keep the banner's place, at a fixed height, while it is hidden: a message that
+        appears or goes never moves the fields under the pointer (the whole text is in the
+        tooltip when it is longer than `lines`)."""
+        self._reserved = True
+        policy = self.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)
+        self.setSizePolicy(policy)
+        self.setFixedHeight(self.fontMetrics().lineSpacing() * lines + 2 * 8 + 2)
 
     def show_message(self, text: str, kind: str = "info") -> None:
         self.kind = kind
         self.setText(text)
+        if self._reserved:
+            self.setToolTip(plain_tooltip(text))
         self.setStyleSheet(f"QLabel {{ {BANNER_STYLES[kind]} border-radius: 4px; padding: 8px 10px; }}")
         self.setAccessibleName(f"{kind} message")
         self.setVisible(bool(text))

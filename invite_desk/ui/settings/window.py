@@ -123,6 +123,7 @@ class SettingsWindow(QWidget):
 
         self.banner = Banner()
         self.banner.setObjectName("settings-window-banner")
+        self.banner.reserve_space()
         self.unsaved_label = PlainLabel()
         self.unsaved_label.setObjectName("unsaved-changes")
         italic = QFont(self.unsaved_label.font())
