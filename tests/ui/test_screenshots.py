@@ -14,7 +14,7 @@ from invite_desk.ui.screenshots import run_screenshots
 EXPECTED = {
     "setup", "setup-errors", "sign-in",
     "main-compose", "main-invitations", "main-referrals", "main-members",
-    "main-applications", "main-settings",
+    "main-applications",
     "main-as-member", "main-as-member-settings",
 }
 
@@ -47,6 +47,16 @@ def test_screenshots_write_every_window(tmp_path: Path, capsys: pytest.CaptureFi
     printed = capsys.readouterr().out.split()
     assert sorted(printed) == sorted(str(out / f"{name}.png") for name in written)
 
+    # Settings is pictured page by page; "main-settings" would repeat its first page.
+    assert "main-settings" not in written or not settings_pages
+    # No two pictures are the same picture.
+    digests: dict[bytes, str] = {}
+    for name in sorted(written):
+        image = QImage(str(out / f"{name}.png"))
+        digest = bytes(image.constBits())
+        assert digest not in digests, f"{name} repeats {digests.get(digest)}"
+        digests[digest] = name
+
     for name in written:
         image = QImage(str(out / f"{name}.png"))
         assert not image.isNull(), name
@@ -58,3 +68,24 @@ def test_screenshots_write_every_window(tmp_path: Path, capsys: pytest.CaptureFi
         colours = {image.pixel(x, y) for x in range(0, image.width(), 7)
                    for y in range(0, image.height(), 7)}
         assert len(colours) > 20, name
+
+
+@pytest.mark.usefixtures("restore_app_look")
+def test_the_sign_in_picture_shows_no_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from invite_desk.ui import screenshots
+    from invite_desk.ui.sign_in_dialog import SignInDialog
+
+    seen: list[str] = []
+    real_shoot = screenshots._Camera.shoot
+
+    def shoot(camera: screenshots._Camera, widget: object, name: str, size: object = None) -> Path:
+        if isinstance(widget, SignInDialog):
+            seen.append(widget.error_text)
+            assert widget.email_edit.text(), "the sign-in picture shows the email filled in"
+        return real_shoot(camera, widget, name, size)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(screenshots._Camera, "shoot", shoot)
+    monkeypatch.setattr(screenshots, "_shoot_main", lambda *args, **kwargs: None)
+    assert run_screenshots(None, tmp_path / "shots") == 0
+    assert seen == [""]
