@@ -350,7 +350,13 @@ class ComposeWindow(QWidget):
         inputs.setStyleSheet("QScrollArea#ComposeInputsScroll { background: transparent; }"
                              " QScrollArea#ComposeInputsScroll > QWidget > QWidget"
                              " { background: transparent; }")
-        body.addWidget(inputs, 0)
+        # The inputs scroll; Check addresses stays under them, always in sight.
+        left = QVBoxLayout()
+        left.setContentsMargins(0, 0, 0, 0)
+        left.setSpacing(8)
+        left.addWidget(inputs, 1)
+        left.addWidget(self.check_button)
+        body.addLayout(left, 0)
         body.addLayout(self._build_results(), 1)
 
         root = QVBoxLayout(self)
@@ -447,7 +453,6 @@ class ComposeWindow(QWidget):
             "Validates every address (no DNS lookups), finds duplicates, members and pending "
             "invitations. Nothing is sent or saved."
         )
-        layout.addWidget(self.check_button)
         return card
 
     def _build_one_tab(self) -> QWidget:
