@@ -619,7 +619,6 @@ def test_a_batch_left_queued_by_an_earlier_session_is_offered_and_sent_once(
     from invite_desk.services.invitations.importing import parse_pasted
     from invite_desk.services.invitations.preflight import run_preflight
     from invite_desk.services.invitations.queueing import queue_invitations
-from invite_desk.services.invitations.sending import SendProgress
 
     configure_smtp(uow, admin, smtp_server)
     # An earlier session queued this batch and stopped before sending it.
