@@ -147,6 +147,8 @@ class PreflightModel(QAbstractTableModel):
             status: (QBrush(QColor(text)), QBrush(QColor(background)) if background else None)
             for status, (text, background) in ((s, STATUS_COLOURS[s]) for s in RowStatus)
         }
+        self._unknown_brushes = (QBrush(QColor(UNKNOWN_COLOURS[0])),
+                                 QBrush(QColor(UNKNOWN_COLOURS[1])))
         self._outcome_brushes = {
             outcome: (QBrush(QColor(text)), QBrush(QColor(background)))
             for outcome, (_label, text, background) in OUTCOME_TEXT.items()
@@ -246,14 +248,15 @@ class PreflightModel(QAbstractTableModel):
             if column is Column.ROW:
                 return item.row
             if column is Column.STATUS:
-                return list(RowStatus).index(item.status)
+                order = list(RowStatus)
+                return order.index(item.status) if item.status in order else len(order)
             return str(self._display(item, column)).casefold()
         if role == Qt.ItemDataRole.ToolTipRole:
             if item.reason:
                 return plain_tooltip(f"{STATUS_TEXT[item.status]}: {item.reason}")
             return STATUS_TEXT[item.status]
         if column is Column.STATUS:
-            text, background = self._brushes[item.status]
+            text, background = self._brushes.get(item.status) or self._unknown_brushes
             if role == Qt.ItemDataRole.ForegroundRole:
                 return text
             if role == Qt.ItemDataRole.BackgroundRole:
