@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,8 @@ from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication
 
 from invite_desk.ui.screenshots import run_screenshots
+
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 EXPECTED = {
     "setup", "setup-errors", "sign-in",
@@ -45,7 +48,13 @@ def test_screenshots_write_every_window(tmp_path: Path, capsys: pytest.CaptureFi
     else:
         assert settings_pages == {f"settings-{cls.NAME}" for cls in PAGE_CLASSES}
     printed = capsys.readouterr().out.split()
-    assert sorted(printed) == sorted(str(out / f"{name}.png") for name in written)
+    readme = {path.name for path in (out / "readme").glob("*.png")}
+    assert sorted(printed) == sorted([*(str(out / f"{name}.png") for name in written),
+                                      *(str(out / "readme" / name) for name in readme)])
+    # The pictures README.md shows, in the state it describes: docs/screenshots/ is refreshed
+    # from DIR/readme/.
+    shown = set(re.findall(r"docs/screenshots/([\w-]+\.png)", README.read_text()))
+    assert readme == shown - {"portal-join.png"}  # a web page, not a desktop window
 
     # Settings is pictured page by page; "main-settings" would repeat its first page.
     assert "main-settings" not in written or not settings_pages

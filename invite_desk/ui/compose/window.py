@@ -366,8 +366,10 @@ class ComposeWindow(QWidget):
         root.addWidget(subtitle)
         root.addWidget(self.permission_banner)
         root.addWidget(self.recovery_banner)
-        root.addWidget(self.message_banner)
         root.addWidget(self.content, 1)
+        # Messages show under the buttons that caused them, in a place kept for them: nothing
+        # moves under the pointer when one appears or goes.
+        root.addWidget(self.message_banner)
 
         self._progress_timer = QTimer(self)
         self._progress_timer.setSingleShot(True)

@@ -394,9 +394,11 @@ class InvitationsWindow(QWidget):
         root.addWidget(self.tabs)
         root.addLayout(search_row)
         root.addLayout(filter_row)
-        root.addWidget(self.banner)
         root.addLayout(actions)
         root.addWidget(self.splitter, 1)
+        # Messages show below the table, in a place kept for them: nothing moves when one
+        # appears or goes.
+        root.addWidget(self.banner)
 
         self._search_timer = QTimer(self)
         self._search_timer.setSingleShot(True)

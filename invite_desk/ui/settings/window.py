@@ -145,10 +145,12 @@ class SettingsWindow(QWidget):
         right.setContentsMargins(0, 0, 0, 12)
         right.setSpacing(8)
         banner_box = QHBoxLayout()
-        banner_box.setContentsMargins(24, 12, 24, 0)
+        banner_box.setContentsMargins(24, 0, 24, 0)
         banner_box.addWidget(self.banner)
-        right.addLayout(banner_box)
+        # Messages (saved, errors) show above the buttons that caused them, in a place kept
+        # for them: nothing on the page moves when one appears or goes.
         right.addWidget(self.stack, 1)
+        right.addLayout(banner_box)
         right.addLayout(buttons)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
