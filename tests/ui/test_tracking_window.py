@@ -635,17 +635,19 @@ def test_undo_with_the_real_service_makes_the_link_work_again(
 ) -> None:
     if invitations_module._restore_revoked is None:
         pytest.skip("tracking.actions.restore_revoked is not in this services layer yet")
-    row = seeder.add(S.SENT, inviter=admin.member_id, token=True)
+    # The service reads the real clock: a link valid well beyond it.
+    row = seeder.add(S.SENT, inviter=admin.member_id, token=True, expires_in_days=3650)
     window = make_window()
     shown(window, qtbot)
     window.select_rows([0])
     window.revoke_button.click()
     assert stored(uow, row.id)["status"] == S.REVOKED.value
+    assert row.token is not None
+    assert open_link(uow, row.token, now=NOW).state is LinkState.INVALID
     window.banner.button.click()
     assert stored(uow, row.id)["status"] != S.REVOKED.value
     assert window.banner.text.startswith("Revoke undone: 1 invitation restored.")
-    assert row.token is not None
-    assert open_link(uow, row.token).state is not LinkState.REVOKED
+    assert open_link(uow, row.token, now=NOW).state is LinkState.VALID
 
 
 def test_a_banner_appearing_does_not_move_the_action_buttons(

@@ -169,10 +169,13 @@ class Banner(QFrame):
         policy = self.sizePolicy()
         policy.setRetainSizeWhenHidden(True)
         self.setSizePolicy(policy)
-        margins = self.layout().contentsMargins()
+        layout = self.layout()
+        vertical = 0
+        if layout is not None:
+            margins = layout.contentsMargins()
+            vertical = margins.top() + margins.bottom()
         text_height = self.label.fontMetrics().lineSpacing() * lines
-        self.setFixedHeight(max(text_height, self.button.sizeHint().height())
-                            + margins.top() + margins.bottom() + 2)
+        self.setFixedHeight(max(text_height, self.button.sizeHint().height()) + vertical + 2)
 
     def show_message(
         self,
