@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 from pytestqt.qtbot import QtBot
-from sqlalchemy import Engine, literal, update
+from sqlalchemy import Engine, literal, select, update
 
 from invite_desk.app import AppContext
 from invite_desk.services import auth
@@ -238,6 +238,21 @@ def test_every_page_of_the_main_window_shows_hostile_values_literally(
     qtbot.waitUntil(detail_shown, timeout=10_000)
     assert_literal(invitations, f"{FIRST} {LAST}", MESSAGE)
     assert_literal(invitations.detail, FIRST)  # type: ignore[attr-defined]
+
+    # The history from the audit log: the actor's name, the entry's details.
+    from invite_desk.services.models import utcnow
+    from invite_desk.services.tracking import invitation_detail, revoke_invitations
+
+    with context.uow:
+        pending = context.uow.session.scalars(
+            select(Invitation.id).where(Invitation.status == "sent")).first()
+    assert pending is not None
+    revoke_invitations(context.uow, admin, [pending], now=utcnow())
+    detail = invitation_detail(context.uow, admin, pending, utcnow())
+    assert detail.from_audit
+    invitations.detail.show_detail(detail)  # type: ignore[attr-defined]
+    assert_literal(invitations.detail, FIRST, BATCH)  # type: ignore[attr-defined]
+    assert f"{FIRST} {LAST}" in invitations.detail.history_text()  # type: ignore[attr-defined]
 
     # Members: the table and one member's page.
     window.show_page("members")
