@@ -305,6 +305,29 @@ def test_compose_preflight_and_preview_show_an_invitee_name_literally(
     assert_literal(preview, f"{FIRST} <zed@example.net>", ORG)
 
 
+def test_a_member_sees_the_compose_note_and_their_unit_literally(
+    qtbot: QtBot, hostile: tuple[AppContext, Operator]
+) -> None:
+    from invite_desk.services import settings
+    from invite_desk.services.demo import DEMO_PASSWORD
+    from invite_desk.services.roles import Role
+
+    context, admin = hostile
+    settings.update_settings(context.uow, admin, {"who_can_send_user_invitation": Role.HR_LOCAL})
+    with context.uow:
+        email = context.uow.session.scalars(
+            select(Member.email).where(Member.role == Role.USER.name,
+                                       Member.password_hash.is_not(None))).first()
+    assert email is not None
+    member = auth.sign_in(context.uow, email, DEMO_PASSWORD)
+    window = MainWindow(context, member, default_settings_factory(), remember_geometry=False)
+    qtbot.addWidget(window)
+    window.show()
+    wait_idle(qtbot)
+    assert not window.compose_note.isHidden()
+    assert_literal(window, ORG, FIRST, UNIT)
+
+
 def test_sign_in_and_setup_dialogs_show_typed_values_literally(
     qtbot: QtBot, hostile: tuple[AppContext, Operator]
 ) -> None:
