@@ -951,7 +951,11 @@ class InvitationsWindow(QWidget):
         try:
             mail = get_mail_settings(self._context.uow, self._operator.organization_id)
         except DomainError as exc:
-            self.banner.show_message(f"Nothing was resent. {exc}", "error")
+            page = exc.settings_page if isinstance(exc, SettingsIncomplete) else None
+            self.banner.show_message(
+                f"Nothing was resent. {exc}", "error",
+                action=(("Open settings", lambda: self.settings_requested.emit(page))
+                        if page else None))
             return
         if not mail.configured:
             self.banner.show_message(
