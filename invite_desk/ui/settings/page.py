@@ -172,11 +172,12 @@ class SettingsPage(QWidget):
             outer.addWidget(help_label(self.INTRO))
 
         self.banner = Banner(self)
-        outer.addWidget(self.banner)
 
         self.form = QVBoxLayout()
         self.form.setSpacing(14)
         outer.addLayout(self.form)
+        # Below the fields: a message appearing after Save never moves them.
+        outer.addWidget(self.banner)
         outer.addStretch(1)
 
     # ---- building blocks for subclasses -------------------------------------------------

@@ -168,6 +168,7 @@ class SmtpPage(SettingsPage):
         self.test_result = Banner(self)
         self.test_result.setObjectName("smtp-test-result")
         self.test_result.setAccessibleName("Connection test result")
+        self.test_result.reserve_space(3)  # the fields below stay put when a result comes
         test_line = QHBoxLayout()
         test_line.setSpacing(12)
         test_line.addWidget(self.test_button, 0, Qt.AlignmentFlag.AlignTop)
