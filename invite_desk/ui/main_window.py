@@ -45,6 +45,7 @@ from invite_desk.services.settings_schema import PolicySettings
 from invite_desk.services.uow import UnitOfWork
 from invite_desk.ui import theme
 from invite_desk.ui.placeholder import PlaceholderPage
+from invite_desk.ui.widgets import PlainLabel, escaped, plain_tooltip, rich_label, tooltip_text
 
 if TYPE_CHECKING:
     from invite_desk.app import AppContext
@@ -150,7 +151,7 @@ def window_state_store() -> QSettings:
     return QSettings(str(path), QSettings.Format.IniFormat)
 
 
-class ElidedLabel(QLabel):
+class ElidedLabel(PlainLabel):
     """A one-line label that shrinks with its window and elides its text (full text in the
     tooltip), so that a long database URL or description never widens the window."""
 
@@ -158,12 +159,12 @@ class ElidedLabel(QLabel):
                  parent: QWidget | None = None) -> None:
         super().__init__(text, parent)
         self._mode = mode
-        self.setToolTip(text)
+        self.setToolTip(plain_tooltip(text))
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
 
     def setText(self, text: str) -> None:  # noqa: N802 (Qt override)
         super().setText(text)
-        self.setToolTip(text)
+        self.setToolTip(plain_tooltip(text))
 
     def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt override)
         hint = super().minimumSizeHint()
@@ -278,12 +279,12 @@ class MainWindow(QMainWindow):
         row = QHBoxLayout(header)
         row.setContentsMargins(20, 12, 20, 12)
         row.setSpacing(14)
-        self.logo_label = QLabel()
+        self.logo_label = PlainLabel()
         self.logo_label.setObjectName("OrganizationLogo")
         row.addWidget(self.logo_label)
         titles = QVBoxLayout()
         titles.setSpacing(0)
-        self.organization_label = QLabel()
+        self.organization_label = PlainLabel()
         self.organization_label.setObjectName("OrganizationName")
         self.description_label = ElidedLabel()
         theme.set_variant(self.description_label, "muted")
@@ -293,11 +294,11 @@ class MainWindow(QMainWindow):
 
         who = QVBoxLayout()
         who.setSpacing(0)
-        name = QLabel(self.operator.name)
+        name = PlainLabel(self.operator.name)
         name.setObjectName("HeaderOperator")
         name.setAlignment(Qt.AlignmentFlag.AlignRight)
         name.setStyleSheet("font-weight: 600;")
-        detail = QLabel(f"{self.operator.role.label} · {unit_text(self.operator)}")
+        detail = PlainLabel(f"{self.operator.role.label} · {unit_text(self.operator)}")
         detail.setAlignment(Qt.AlignmentFlag.AlignRight)
         theme.set_variant(detail, "small")
         who.addWidget(name)
@@ -336,13 +337,13 @@ class MainWindow(QMainWindow):
         self.nav_view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.nav_view.setFrameShape(QFrame.Shape.NoFrame)
         layout.addWidget(self.nav_view, 1)
-        self.compose_note = QLabel()
+        self.compose_note = rich_label()
         self.compose_note.setObjectName("ComposeNote")
         self.compose_note.setWordWrap(True)
         theme.set_variant(self.compose_note, "small")
         self.compose_note.hide()
         layout.addWidget(self.compose_note)
-        version = QLabel(f"Invite Desk {__version__}")
+        version = PlainLabel(f"Invite Desk {__version__}")
         theme.set_variant(version, "small")
         layout.addWidget(version)
         return panel
@@ -376,6 +377,9 @@ class MainWindow(QMainWindow):
             wants_settings = getattr(page, "email_settings_requested", None)
             if wants_settings is not None:
                 wants_settings.connect(self._open_email_settings)
+            wants_page = getattr(page, "settings_requested", None)
+            if wants_page is not None:
+                wants_page.connect(self.open_settings_page)
             return page
         return PlaceholderPage(spec.heading, spec.summary, spec.plans,
                                icon=theme.icon(spec.icon))
@@ -426,7 +430,7 @@ class MainWindow(QMainWindow):
                 line.setStyleSheet("color: #C9CED6;")
                 bar.addPermanentWidget(line)
             label = (ElidedLabel(text, Qt.TextElideMode.ElideMiddle) if key == "database"
-                     else QLabel(text))
+                     else PlainLabel(text))
             label.setObjectName(f"status_{key}")
             bar.addPermanentWidget(label)
             self.status_labels[key] = label
@@ -461,9 +465,9 @@ class MainWindow(QMainWindow):
             self.compose_note.hide()
         else:
             reason = denial_text(self.operator, decision, "Sending invitations")
-            item.setToolTip(reason)
-            action.setToolTip(reason)
-            self.compose_note.setText(f"<b>Compose is unavailable.</b> {reason}")
+            item.setToolTip(plain_tooltip(reason))
+            action.setToolTip(plain_tooltip(reason))
+            self.compose_note.setText(f"<b>Compose is unavailable.</b> {escaped(reason)}")
             self.compose_note.show()
             if self.current_page_key() == "compose":
                 self._select_first_enabled()
@@ -501,7 +505,7 @@ class MainWindow(QMainWindow):
         """Switch to page `key`; False (and the reason in the status bar) when it is disabled."""
         item = self._items[key]
         if not item.isEnabled():
-            self.statusBar().showMessage(item.toolTip(), 8000)
+            self.statusBar().showMessage(tooltip_text(item.toolTip()), 8000)
             return False
         self.nav_view.setCurrentIndex(item.index())
         return True
@@ -526,6 +530,24 @@ class MainWindow(QMainWindow):
         self.was_signed_out = True
         self.signed_out.emit()
         self.close()
+
+    def open_settings_page(self, name: str) -> None:
+        """Show Settings at page `name` as the services name it (SettingsIncomplete's
+        settings_page: "organization", "email", "template", ...)."""
+        self.show_page("settings")
+        panel = self.pages.get("settings")
+        show = getattr(panel, "show_page", None)
+        names = getattr(panel, "page_names", None)
+        if show is None or names is None:
+            return
+        available = names()
+        wanted = name.lower()
+        match = next((n for n in available if n == wanted), None) or next(
+            (n for n in available if n.startswith(wanted) or wanted in n), None)
+        if match is None and wanted == "email":
+            match = next((n for n in available if "smtp" in n), None)
+        if match is not None:
+            show(match)
 
     def _open_email_settings(self) -> None:
         self.show_page("settings")

@@ -10,6 +10,7 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from invite_desk.ui import theme
+from invite_desk.ui.widgets import PlainLabel
 
 NOT_BUILT_BADGE = "Not built yet · coming in a later release"
 
@@ -42,32 +43,32 @@ class PlaceholderPage(QWidget):
         top = QHBoxLayout()
         top.setSpacing(14)
         if icon is not None:
-            picture = QLabel()
+            picture = PlainLabel()
             picture.setPixmap(icon.pixmap(QSize(36, 36)))
             picture.setFixedSize(40, 40)
             top.addWidget(picture, 0, Qt.AlignmentFlag.AlignTop)
-        self.title_label = QLabel(title)
+        self.title_label = PlainLabel(title)
         self.title_label.setObjectName("PlaceholderTitle")
         self.title_label.setWordWrap(True)
         theme.set_variant(self.title_label, "title")
         top.addWidget(self.title_label, 1)
         layout.addLayout(top)
 
-        self.badge_label = QLabel(badge)
+        self.badge_label = PlainLabel(badge)
         theme.set_variant(self.badge_label, "badge")
         layout.addWidget(self.badge_label, 0, Qt.AlignmentFlag.AlignLeft)
 
-        self.summary_label = QLabel(summary)
+        self.summary_label = PlainLabel(summary)
         self.summary_label.setWordWrap(True)
         layout.addSpacing(4)
         layout.addWidget(self.summary_label)
 
         if plans:
-            heading = QLabel("What it will do")
+            heading = PlainLabel("What it will do")
             theme.set_variant(heading, "heading")
             layout.addSpacing(6)
             layout.addWidget(heading)
-            self.plans_label = QLabel("".join(f"<p style='margin:3px 0'>•&nbsp; {html.escape(p)}</p>"
+            self.plans_label = PlainLabel("".join(f"<p style='margin:3px 0'>•&nbsp; {html.escape(p)}</p>"
                                               for p in plans))
             self.plans_label.setTextFormat(Qt.TextFormat.RichText)
             self.plans_label.setWordWrap(True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
@@ -28,6 +29,19 @@ from invite_desk.ui.tasks import SynchronousRunner
 
 SETUP_SIZE = QSize(940, 720)
 SIGN_IN_WIDTH = 480
+README_SIZE = QSize(1200, 780)
+README_DIR = "readme"  # DIR/readme/: the pictures README.md shows (docs/screenshots/)
+
+# The composer picture: a pasted list with every verdict the pre-flight check gives.
+README_PASTE = "\n".join([
+    "Zoë Martin <zoe@example.org>",
+    "sam@example.org, Sam Weiß",
+    "not-an-address",
+    "ZOE@example.org",
+    "grace@example",
+    "Alan Turing <alan@example.org>",
+    *(f"Member {n} <m{n}@example.org>" for n in range(40)),
+])
 
 
 class _Camera:
@@ -93,10 +107,10 @@ def _shoot_setup(camera: _Camera, context: app.AppContext) -> None:
 
 
 def _shoot_sign_in(camera: _Camera, context: app.AppContext, email: str) -> None:
+    # As a person finds it: the last email remembered, the password being typed; no error.
     dialog = SignInDialog(context.uow, database_label=context.database_label, email=email,
                           runner=SynchronousRunner())
-    dialog.password_edit.setText("not the password")
-    dialog.submit()
+    dialog.password_edit.setText("a long passphrase")
     dialog.setFixedWidth(SIGN_IN_WIDTH)
     dialog.adjustSize()
     camera.shoot(dialog, "sign-in")
@@ -108,11 +122,13 @@ def _shoot_main(camera: _Camera, context: app.AppContext, operator: Operator,
     window = MainWindow(context, operator, factory, remember_geometry=False)
     window.resize(DEFAULT_SIZE)
     if every_page:
-        for key in window.page_keys():
-            window.show_page(key)
-            camera.shoot(window, f"{prefix}-{key}")
         panel = window.pages["settings"]
         page_names: Callable[[], list[str]] | None = getattr(panel, "page_names", None)
+        for key in window.page_keys():
+            if key == "settings" and page_names is not None:
+                continue  # its first page is settings-<first page> below: not twice
+            window.show_page(key)
+            camera.shoot(window, f"{prefix}-{key}")
         if page_names is not None:
             window.show_page("settings")
             for name in page_names():
@@ -123,6 +139,68 @@ def _shoot_main(camera: _Camera, context: app.AppContext, operator: Operator,
         window.show_page("settings")
         camera.shoot(window, f"{prefix}-settings")
     _discard(window)
+
+
+def _settle(qapp: QApplication, done: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Process events until `done()` (background reads delivered) or the time is up."""
+    deadline = time.monotonic() + timeout_s
+    while not done() and time.monotonic() < deadline:
+        qapp.processEvents()
+        time.sleep(0.01)
+    for _ in range(3):
+        qapp.processEvents()
+
+
+def _shoot_readme(camera: _Camera, context: app.AppContext, admin: Operator) -> None:
+    """The pages README.md shows, each alone at README_SIZE, in a state worth showing."""
+    from invite_desk.ui.applications import ApplicationsPage
+    from invite_desk.ui.compose.window import ComposeWindow, InputMode
+    from invite_desk.ui.invitations import InvitationsWindow
+    from invite_desk.ui.members.window import MembersWindow
+
+    qapp = camera.qapp
+    compose = ComposeWindow(context, admin, runner=SynchronousRunner())
+    compose.set_input_mode(InputMode.PASTE)
+    compose.paste_edit.setPlainText(README_PASTE)
+    compose.message_edit.setPlainText(
+        "We ride every Tuesday and Saturday morning — come and try a session with us!")
+    compose.check()
+    for banner in (compose.recovery_banner, compose.message_banner):
+        banner.clear_message()  # the demo's interrupted and unsent batches: not the subject
+    compose.resize(README_SIZE)
+    camera.shoot(compose, "compose-preflight")
+    _discard(compose)
+
+    invitations = InvitationsWindow(context, admin, runner=SynchronousRunner(),
+                                    sweep_interval_ms=0)
+    invitations.resize(README_SIZE)
+    invitations.show()
+    _settle(qapp, lambda: invitations.model.row_at(1) is not None)
+    invitations.select_rows([1])
+    _settle(qapp, lambda: invitations.detail.detail is not None)
+    camera.shoot(invitations, "invitations")
+    invitations.stop(10_000)
+    _discard(invitations)
+
+    members = MembersWindow(context, admin, runner=SynchronousRunner())
+    members.resize(README_SIZE)
+    members.show()
+    _settle(qapp, lambda: members.model.rowCount() > 0)
+    members.select_row(0)
+    _settle(qapp, lambda: members.page.activity is not None)
+    camera.shoot(members, "members")
+    _discard(members)
+
+    applications = ApplicationsPage(context, admin, runner=SynchronousRunner())
+    applications.resize(README_SIZE)
+    applications.show()
+    _settle(qapp, lambda: applications.loaded)
+    rows = applications.visible_rows()
+    if rows:
+        applications.select_members([rows[0].member_id])
+        _settle(qapp, lambda: "Loading" not in applications.detail.history_label.text())
+    camera.shoot(applications, "applications")
+    _discard(applications)
 
 
 def _restrict_sending_for_demo(context: app.AppContext, admin: Operator) -> None:
@@ -176,4 +254,11 @@ def run_screenshots(db_url: str | None, directory: Path) -> int:
         if factory is None:
             print("invite-desk screenshots: the settings panel is not available; "
                   "its pages were skipped.", file=sys.stderr)
+        readme = _Camera(qapp, directory / README_DIR)
+        readme.directory.mkdir(exist_ok=True)
+        _shoot_readme(readme, context, admin)
+        settings_shot = directory / "settings-referrals.png"
+        if settings_shot.exists():  # README shows this one as it is
+            (readme.directory / settings_shot.name).write_bytes(settings_shot.read_bytes())
+            print(readme.directory / settings_shot.name, flush=True)
     return 0

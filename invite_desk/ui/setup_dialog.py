@@ -7,7 +7,6 @@ from PySide6.QtWidgets import (
     QDialog,
     QFrame,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
@@ -22,6 +21,7 @@ from invite_desk.services.operator import Operator
 from invite_desk.services.uow import UnitOfWork
 from invite_desk.ui import theme
 from invite_desk.ui.tasks import BackgroundTask, TaskRunner, error_message
+from invite_desk.ui.widgets import PlainLabel, plain_tooltip
 
 PASSWORDS_DIFFER = "The two passwords are not the same"
 
@@ -51,25 +51,33 @@ class _Field(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(4)
-        caption = QLabel(label)
+        caption = PlainLabel(label)
         caption.setBuddy(editor)
         layout.addWidget(caption)
         layout.addWidget(editor)
         if hint:
-            hint_label = QLabel(hint)
+            hint_label = PlainLabel(hint)
             hint_label.setWordWrap(True)
             theme.set_variant(hint_label, "small")
             layout.addWidget(hint_label)
-        self.error_label = QLabel()
+        self.error_label = PlainLabel()
         self.error_label.setWordWrap(True)
         theme.set_variant(self.error_label, "fieldError")
         self.error_label.hide()
         layout.addWidget(self.error_label)
+        # Typing in the field takes its error away: the red must not outlive the mistake.
+        changed = getattr(editor, "textChanged", None)
+        if changed is not None:
+            changed.connect(self.clear_error)
+
+    def clear_error(self, *_args: object) -> None:
+        if self.error or self.editor.property("invalid") == "true":
+            self.set_error(None)
 
     def set_error(self, message: str | None) -> None:
         self.error_label.setText(message or "")
         self.error_label.setVisible(bool(message))
-        self.editor.setToolTip(message or "")
+        self.editor.setToolTip(plain_tooltip(message or ""))
         theme.set_flag(self.editor, "invalid", bool(message))
 
     @property
@@ -82,11 +90,11 @@ def _section(title: str, text: str) -> QWidget:
     layout = QVBoxLayout(box)
     layout.setContentsMargins(0, 0, 0, 0)
     layout.setSpacing(2)
-    heading = QLabel(title)
+    heading = PlainLabel(title)
     theme.set_variant(heading, "heading")
     layout.addWidget(heading)
     if text:
-        note = QLabel(text)
+        note = PlainLabel(text)
         note.setWordWrap(True)
         theme.set_variant(note, "muted")
         layout.addWidget(note)
@@ -134,7 +142,7 @@ class SetupDialog(QDialog):
         bar.setObjectName("SetupButtons")
         buttons = QHBoxLayout(bar)
         buttons.setContentsMargins(40, 12, 40, 20)
-        note = QLabel("You can change all of this later in Settings.")
+        note = PlainLabel("You can change all of this later in Settings.")
         theme.set_variant(note, "small")
         buttons.addWidget(note, 1)
         self.quit_button = QPushButton("Quit")
@@ -160,15 +168,15 @@ class SetupDialog(QDialog):
         layout = QVBoxLayout(panel)
         layout.setContentsMargins(32, 40, 28, 32)
         layout.setSpacing(10)
-        logo = QLabel()
+        logo = PlainLabel()
         logo.setPixmap(theme.app_icon().pixmap(QSize(56, 56)))
         logo.setFixedSize(56, 56)
         layout.addWidget(logo)
         layout.addSpacing(8)
-        title = QLabel("Welcome to\nInvite Desk")
+        title = PlainLabel("Welcome to\nInvite Desk")
         theme.set_variant(title, "title")
         layout.addWidget(title)
-        intro = QLabel(
+        intro = PlainLabel(
             "Invitations and referrals for your membership organization. "
             "Let's get you set up: it takes a minute."
         )
@@ -183,7 +191,7 @@ class SetupDialog(QDialog):
         for number, text in steps:
             row = QHBoxLayout()
             row.setSpacing(10)
-            badge = QLabel(number)
+            badge = PlainLabel(number)
             badge.setObjectName("StepNumber")
             badge.setAlignment(Qt.AlignmentFlag.AlignCenter)
             badge.setFixedSize(24, 24)
@@ -191,13 +199,13 @@ class SetupDialog(QDialog):
                 "QLabel#StepNumber { border: 1.5px solid rgba(255,255,255,0.85);"
                 " border-radius: 12px; font-weight: 600; }"
             )
-            label = QLabel(text)
+            label = PlainLabel(text)
             label.setWordWrap(True)
             row.addWidget(badge, 0, Qt.AlignmentFlag.AlignTop)
             row.addWidget(label, 1)
             layout.addLayout(row)
         layout.addStretch(1)
-        footer = QLabel("You will be the organization's first administrator "
+        footer = PlainLabel("You will be the organization's first administrator "
                         "(Organization admin, ADMIN_TENANT).")
         footer.setWordWrap(True)
         layout.addWidget(footer)
@@ -211,7 +219,7 @@ class SetupDialog(QDialog):
         layout.setContentsMargins(40, 32, 40, 16)
         layout.setSpacing(10)
 
-        self.error_label = QLabel()
+        self.error_label = PlainLabel()
         self.error_label.setObjectName("setupError")
         self.error_label.setWordWrap(True)
         theme.set_variant(self.error_label, "alert")
@@ -271,6 +279,8 @@ class SetupDialog(QDialog):
         passwords.addWidget(self._fields["password"], 1, Qt.AlignmentFlag.AlignTop)
         passwords.addWidget(self._fields["password_confirmation"], 1, Qt.AlignmentFlag.AlignTop)
         layout.addLayout(passwords)
+        # The confirmation is wrong or right again when either password changes.
+        self.password_edit.textChanged.connect(self._fields["password_confirmation"].clear_error)
         layout.addStretch(1)
         return form
 

@@ -4,25 +4,47 @@ A failed sign-in always shows the same message, whether or not the email exists.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QSettings, QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QDialog,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
-from invite_desk.services import auth
+from invite_desk.services import auth, local_config
 from invite_desk.services.errors import AuthenticationFailed
 from invite_desk.services.operator import Operator
 from invite_desk.services.uow import UnitOfWork
 from invite_desk.ui import theme
 from invite_desk.ui.tasks import BackgroundTask, TaskRunner, error_message
+from invite_desk.ui.widgets import PlainLabel
 
 MISSING_CREDENTIALS = "Enter your email and password."
+
+
+def _sign_in_store() -> QSettings:
+    """The last email that signed in, per database, beside config.json. Never the password."""
+    path = local_config.config_path().with_name("sign-in.ini")
+    return QSettings(str(path), QSettings.Format.IniFormat)
+
+
+def _key(database_label: str) -> str:
+    # QSettings keys treat / and \\ as groups: keep the label readable but flat.
+    return "last_email/" + "".join(c if c.isalnum() else "_" for c in database_label or "default")
+
+
+def remembered_email(database_label: str) -> str:
+    value = _sign_in_store().value(_key(database_label), "")
+    return value if isinstance(value, str) else ""
+
+
+def remember_email(database_label: str, email: str) -> None:
+    store = _sign_in_store()
+    store.setValue(_key(database_label), email)
+    store.sync()
 
 
 class SignInDialog(QDialog):
@@ -42,6 +64,8 @@ class SignInDialog(QDialog):
         super().__init__(parent)
         self._uow = uow
         self._runner = runner
+        self._database_label = database_label
+        email = email or remembered_email(database_label)
         self.operator: Operator | None = None
         self.setWindowTitle("Sign in · Invite Desk")
         self.setWindowIcon(theme.app_icon())
@@ -53,15 +77,15 @@ class SignInDialog(QDialog):
 
         header = QHBoxLayout()
         header.setSpacing(14)
-        logo = QLabel()
+        logo = PlainLabel()
         logo.setPixmap(theme.app_icon().pixmap(QSize(48, 48)))
         logo.setFixedSize(48, 48)
         header.addWidget(logo, 0, Qt.AlignmentFlag.AlignTop)
         titles = QVBoxLayout()
         titles.setSpacing(2)
-        title = QLabel("Sign in to Invite Desk")
+        title = PlainLabel("Sign in to Invite Desk")
         theme.set_variant(title, "title")
-        subtitle = QLabel("Use your member email and operator password.")
+        subtitle = PlainLabel("Use your member email and operator password.")
         subtitle.setWordWrap(True)
         theme.set_variant(subtitle, "muted")
         titles.addWidget(title)
@@ -75,7 +99,7 @@ class SignInDialog(QDialog):
         body.setContentsMargins(0, 0, 0, 0)
         body.setSpacing(6)
 
-        email_label = QLabel("&Email")
+        email_label = PlainLabel("&Email")
         self.email_edit = QLineEdit(email)
         self.email_edit.setObjectName("email")
         self.email_edit.setPlaceholderText("you@example.org")
@@ -85,7 +109,7 @@ class SignInDialog(QDialog):
         body.addWidget(self.email_edit)
         body.addSpacing(10)
 
-        password_label = QLabel("&Password")
+        password_label = PlainLabel("&Password")
         self.password_edit = QLineEdit()
         self.password_edit.setObjectName("password")
         self.password_edit.setEchoMode(QLineEdit.EchoMode.Password)
@@ -94,7 +118,7 @@ class SignInDialog(QDialog):
         body.addWidget(self.password_edit)
         body.addSpacing(12)
 
-        self.error_label = QLabel()
+        self.error_label = PlainLabel()
         self.error_label.setObjectName("signInError")
         self.error_label.setWordWrap(True)
         self.error_label.setAccessibleName("Sign-in error")
@@ -119,7 +143,7 @@ class SignInDialog(QDialog):
 
         if database_label:
             layout.addSpacing(20)
-            footer = QLabel(f"Database: {database_label}")
+            footer = PlainLabel(f"Database: {database_label}")
             footer.setObjectName("databaseLabel")
             footer.setWordWrap(True)
             footer.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -153,6 +177,7 @@ class SignInDialog(QDialog):
         self.sign_in_button.setText("Sign in")
         self.operator = operator
         self.error_label.hide()
+        remember_email(self._database_label, self.email_edit.text().strip())
         self.signed_in.emit(operator)
         self.accept()
 

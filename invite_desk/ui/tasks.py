@@ -18,7 +18,7 @@ from typing import Any, Generic, Protocol, Self, TypeVar
 
 import shiboken6
 from PySide6.QtCore import QObject, QThreadPool, Signal, Slot
-from PySide6.QtWidgets import QMessageBox, QWidget
+from PySide6.QtWidgets import QWidget
 
 from invite_desk.services.errors import DomainError
 
@@ -116,7 +116,9 @@ class BackgroundTask(QObject, Generic[T]):
             log.error("Background task failed", exc_info=error)
         widget = self._widget
         if widget is not None and shiboken6.isValid(widget):
-            QMessageBox.warning(widget.window(), "Invite Desk", error_message(error))
+            from invite_desk.ui.widgets import warn
+
+            warn(widget.window(), "Invite Desk", error_message(error))
 
 
 class ThreadPoolRunner:

@@ -17,3 +17,28 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _HERE in Path(item.path).resolve().parents:
             item.add_marker(pytest.mark.qt_log_ignore(HEADLESS_NOISE))
+
+
+class Confirmations:
+    """Stands in for the person answering `widgets.confirm`: records each question, answers
+    `answer` (True: the action button, False: Cancel)."""
+
+    def __init__(self) -> None:
+        self.answer = True
+        self.asked: list[dict[str, str]] = []
+
+    def __call__(self, parent: object, title: str, text: str, *, informative: str = "",
+                 action: str = "OK") -> bool:
+        self.asked.append({"title": title, "text": text, "informative": informative,
+                           "action": action})
+        return self.answer
+
+
+@pytest.fixture(autouse=True)
+def confirmations(monkeypatch: pytest.MonkeyPatch) -> Confirmations:
+    """No test blocks on a confirmation box: every one is answered (yes unless told)."""
+    from invite_desk.ui import widgets
+
+    answers = Confirmations()
+    monkeypatch.setattr(widgets, "confirm", answers)
+    return answers

@@ -24,9 +24,11 @@ from invite_desk.services import mail_settings, organization
 from invite_desk.services import settings as settings_service
 from invite_desk.services.credentials import MemoryCredentialStore
 from invite_desk.services.email.templates import DEFAULT_LOGO_CID
+from invite_desk.services.errors import SettingsIncomplete
 from invite_desk.services.invitations.importing import parse_pasted
 from invite_desk.services.invitations.preflight import RowStatus, run_preflight
 from invite_desk.services.invitations.queueing import queue_invitations
+from invite_desk.services.invitations.sending import SendProgress
 from invite_desk.services.mail_settings import MailSettings
 from invite_desk.services.members_lookup import search_members
 from invite_desk.services.models import Batch, Event, Invitation
@@ -45,6 +47,7 @@ from invite_desk.ui.compose.window import InputMode
 from invite_desk.ui.tasks import SynchronousRunner
 from tests.conftest import MakeOperator
 from tests.smtp_server import LoopbackSmtpServer
+from tests.ui.conftest import Confirmations
 
 SEND_TIMEOUT_MS = 20_000
 
@@ -635,3 +638,176 @@ def test_a_batch_left_queued_by_an_earlier_session_is_offered_and_sent_once(
     assert statuses(uow) == {"old1@example.org": "sent", "old2@example.org": "sent"}
     # Nothing is left to offer the next time the composer opens.
     assert "never sent" not in make_window().message_banner.text
+
+
+# ------------------------------------------------------------------ issue 8: first-use trips
+
+
+def test_send_asks_first_naming_the_count_the_first_addresses_and_the_batch(
+    make_window: MakeWindow, uow: UnitOfWork, admin: Operator, smtp_server: LoopbackSmtpServer,
+    confirmations: Confirmations,
+) -> None:
+    configure_smtp(uow, admin, smtp_server)
+    window = make_window()
+    paste_and_check(window, "\n".join(f"p{i}@example.org" for i in range(8)) + "\nnope")
+    confirmations.answer = False
+
+    window.send_button.click()
+
+    [asked] = confirmations.asked
+    assert asked["text"] == "Send 8 invitations now?"
+    assert asked["action"] == "Send 8 invitations"
+    assert ("To: p0@example.org, p1@example.org, p2@example.org, p3@example.org, "
+            "p4@example.org and 3 more") in asked["informative"]
+    assert "Batch: Pasted list" in asked["informative"]
+    assert "nope" not in asked["informative"]  # only what will be sent
+    # Cancel: nothing queued, nothing sent, the pre-flight is still usable.
+    assert statuses(uow) == {} and smtp_server.messages == []
+    assert window.send_button.isEnabled() and not window.sending
+
+
+def test_after_sending_each_row_says_sent_or_failed(
+    make_window: MakeWindow, qtbot: Any, uow: UnitOfWork, admin: Operator,
+    smtp_server: LoopbackSmtpServer,
+) -> None:
+    configure_smtp(uow, admin, smtp_server)
+    smtp_server.fail_recipient("gone@example.org", 550)
+    window = make_window()
+    paste_and_check(window, "ok@example.org\ngone@example.org\nnope\nOK@example.org")
+    assert dict(shown_statuses(window))["ok@example.org"] == "Ready"
+
+    with qtbot.waitSignal(window.sending_finished, timeout=SEND_TIMEOUT_MS):
+        window.send_button.click()
+        assert window._countdown_timer.isActive()  # the time left ticks while sending
+
+    shown = shown_statuses(window)
+    assert ("ok@example.org", "Sent") in shown
+    assert ("gone@example.org", "Failed") in shown
+    assert ("nope", "Invalid") in shown and ("OK@example.org", "Duplicate in batch") in shown
+    reason = [window.proxy.index(r, Column.REASON).data() for r in range(window.proxy.rowCount())
+              if window.proxy.index(r, Column.EMAIL).data() == "gone@example.org"]
+    assert reason and "550" in reason[0]
+    assert not window._countdown_timer.isActive()
+
+
+class _FakeWorker:
+    paused = False
+    settings_page = None
+
+
+class _FakeJob:
+    worker = _FakeWorker()
+    running = True
+
+    def stop(self, wait_ms: int = 0) -> bool:
+        return True
+
+    def join(self, wait_ms: int = 0) -> bool:
+        return True
+
+    def deleteLater(self) -> None:  # noqa: N802
+        pass
+
+
+def test_the_time_left_counts_down_while_the_sender_waits_for_the_rate(
+    make_window: MakeWindow, qtbot: Any
+) -> None:
+    window = make_window()
+    now = [1000.0]
+    window._monotonic = lambda: now[0]
+    window._job = _FakeJob()  # type: ignore[assignment]
+    window._rate = 0
+    try:
+        window._progressed(SendProgress(total=10, sent=2, failed=0, uncertain=0, waiting_retry=0,
+                                        remaining=8, seconds_left=480.0))
+        window._render_progress()
+        assert window.progress_counts.text().endswith("about 8 min left")
+        window._countdown_timer.start()
+        now[0] += 150  # two and a half minutes of rate-limit wait, no report from the sender
+        qtbot.waitUntil(lambda: window.progress_counts.text().endswith("about 6 min left"),
+                        timeout=3000)
+        now[0] += 300
+        qtbot.waitUntil(lambda: window.progress_counts.text().endswith("about 30 s left"),
+                        timeout=3000)
+        # A new report starts again from its own estimate.
+        window._progressed(SendProgress(total=10, sent=9, failed=0, uncertain=0,
+                                        waiting_retry=0, remaining=1, seconds_left=60.0))
+        window._render_progress()
+        assert window.progress_counts.text().endswith("about 1 min left")
+    finally:
+        window._countdown_timer.stop()
+        window._job = None
+
+
+def test_a_banner_appearing_does_not_move_the_buttons(make_window: MakeWindow, qtbot: Any) -> None:
+    window = make_window()
+    window.show()
+    paste_and_check(window, "a@example.org\nb@example.org")
+    qtbot.wait(20)
+    buttons = (window.send_button, window.check_button, window.preview_button)
+    before = [b.mapTo(window, b.rect().topLeft()) for b in buttons]
+    for text in ("Short.", "A much longer message " * 12):
+        window.message_banner.show_message(text, "error", action=("Open settings", lambda: None))
+        QApplication.processEvents()
+        assert [b.mapTo(window, b.rect().topLeft()) for b in buttons] == before
+        window.message_banner.clear_message()
+        QApplication.processEvents()
+        assert [b.mapTo(window, b.rect().topLeft()) for b in buttons] == before
+
+
+def test_a_missing_registration_address_offers_to_open_its_settings_page(
+    qtbot: Any, context: AppContext, admin: Operator, uow: UnitOfWork,
+    smtp_server: LoopbackSmtpServer, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from invite_desk.ui.compose import window as compose_module
+    from invite_desk.ui.main_window import MainWindow, default_settings_factory
+
+    def incomplete(*args: object, **kwargs: object) -> None:
+        raise SettingsIncomplete("Set the organization's registration web address first.",
+                                 settings_page="organization")
+
+    monkeypatch.setattr(compose_module, "queue_invitations", incomplete)
+    configure_smtp(uow, admin, smtp_server)
+    main = MainWindow(context, admin, default_settings_factory(), remember_geometry=False)
+    qtbot.addWidget(main)
+    main.show()
+    main.show_page("compose")
+    compose = main.pages["compose"]
+    assert isinstance(compose, ComposeWindow)
+    paste_and_check(compose, "a@example.org")
+    qtbot.waitUntil(lambda: compose.send_button.isEnabled(), timeout=10_000)
+
+    compose.send_button.click()
+    qtbot.waitUntil(lambda: bool(compose.message_banner.text), timeout=10_000)
+
+    banner = compose.message_banner
+    assert "registration web address" in banner.text and banner.kind == "error"
+    assert banner.button.isVisibleTo(compose) and banner.button.text() == "Open settings"
+    banner.button.click()
+    assert main.current_page_key() == "settings"
+    panel = main.pages["settings"]
+    current = panel.pages[panel.stack.currentIndex()]  # type: ignore[attr-defined]
+    assert current.NAME == "organization"
+
+
+def test_the_main_button_is_visible_in_the_default_window(
+    qtbot: Any, context: AppContext, admin: Operator
+) -> None:
+    from invite_desk.ui.main_window import DEFAULT_SIZE, MainWindow
+
+    main = MainWindow(context, admin, None, remember_geometry=False)
+    qtbot.addWidget(main)
+    main.resize(DEFAULT_SIZE)
+    main.show()
+    main.show_page("compose")
+    compose = main.pages["compose"]
+    assert isinstance(compose, ComposeWindow)
+    paste_and_check(compose, "\n".join(f"p{i}@example.org" for i in range(40)))
+    compose.message_banner.show_message("Something to say " * 10, "warning")
+    qtbot.wait(50)
+    for button in (compose.send_button, compose.check_button):
+        top_left = button.mapTo(main, button.rect().topLeft())
+        bottom_right = button.mapTo(main, button.rect().bottomRight())
+        assert main.rect().contains(top_left) and main.rect().contains(bottom_right), button.text()
+        assert not button.visibleRegion().isEmpty(), button.text()
+        assert button.visibleRegion().boundingRect().size() == button.size(), button.text()

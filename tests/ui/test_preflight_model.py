@@ -147,3 +147,65 @@ def test_statuses_the_table_has_no_words_for_show_the_services_label(qtmodeltest
                         "Delivery uncertain", "Already queued"]
     assert isinstance(model.index(1, Column.STATUS).data(Qt.ItemDataRole.BackgroundRole), QBrush)
     assert "1 delivery uncertain" in model.summary() and "1 already queued" in model.summary()
+
+
+# ----------------------------------------------------- verdicts the services add later
+def test_a_verdict_this_table_does_not_know_shows_the_services_label_and_a_colour(
+    qtmodeltester: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """New pre-flight verdicts (NEEDS_SMTPUTF8, "already queued", "sponsor 1 of 2"...) come
+    from the services with their label in preflight.STATUS_LABELS."""
+    from enum import StrEnum
+
+    from invite_desk.services.invitations import preflight
+
+    class Later(StrEnum):
+        NEEDS_SMTPUTF8 = "needs_smtputf8"
+        UNLABELLED_VERDICT = "unlabelled_verdict"
+
+    monkeypatch.setitem(preflight.STATUS_LABELS, Later.NEEDS_SMTPUTF8,  # type: ignore[index]
+                        "Needs an SMTPUTF8 server")
+    rows = (
+        PreflightRow(1, "ada@example.org", "", "", RowStatus.READY),
+        PreflightRow(2, "zoë@exämple.org", "", "", Later.NEEDS_SMTPUTF8,  # type: ignore[arg-type]
+                     "The server must accept international addresses."),
+        PreflightRow(3, "b@example.org", "", "", Later.UNLABELLED_VERDICT),  # type: ignore[arg-type]
+    )
+    model = PreflightModel()
+    model.set_preflight(Preflight(rows))
+    qtmodeltester.check(model)  # type: ignore[attr-defined]
+
+    status = model.index(1, Column.STATUS)
+    assert status.data() == "Needs an SMTPUTF8 server"
+    assert "international addresses" in status.data(Qt.ItemDataRole.ToolTipRole)
+    assert model.index(2, Column.STATUS).data() == "Unlabelled verdict"
+    for row in (1, 2):
+        index = model.index(row, Column.STATUS)
+        foreground = index.data(Qt.ItemDataRole.ForegroundRole)
+        background = index.data(Qt.ItemDataRole.BackgroundRole)
+        assert isinstance(foreground, QBrush) and isinstance(background, QBrush)
+        # Not the colour of Ready: a row that will not be sent stands out.
+        assert foreground.color().name() != STATUS_COLOURS[RowStatus.READY][0].lower()
+    proxy = ProblemFilter()
+    proxy.setSourceModel(model)
+    proxy.sort(Column.STATUS)
+    proxy.set_problems_only(True)
+    assert proxy.rowCount() == 2
+
+
+def test_after_sending_ready_rows_show_their_outcome(qtmodeltester: object) -> None:
+    model = PreflightModel()
+    model.set_preflight(Preflight(ROWS[:5]))
+    model.mark_ready_rows("queued")
+    assert model.index(0, Column.STATUS).data() == "Queued"
+    assert model.index(1, Column.STATUS).data() == "Invalid"  # not sent: its verdict stays
+    model.set_outcome("ADA@example.org", "failed", "550 no such user")
+    assert model.index(0, Column.STATUS).data() == "Failed"
+    assert model.index(0, Column.REASON).data() == "550 no such user"
+    assert model.index(2, Column.STATUS).data() == "Duplicate in batch"
+    model.set_outcome("ada@example.org", "sent")
+    assert model.index(0, Column.STATUS).data() == "Sent"
+    assert model.outcome_counts() == Counter({"sent": 1})
+    qtmodeltester.check(model)  # type: ignore[attr-defined]
+    model.set_preflight(Preflight(ROWS[:5]))  # a new check: outcomes are gone
+    assert model.index(0, Column.STATUS).data() == "Ready"

@@ -709,3 +709,20 @@ def test_template_page_is_read_only_for_a_member(
     assert page.preview.subject.endswith("invited you to join Harbour Rowing Club")
     assert window.save() is False
     assert audit_rows(uow, admin, "templates.update") == []
+
+
+def test_a_connection_test_result_or_a_page_message_does_not_move_the_fields(
+    qtbot: QtBot, uow: UnitOfWork, admin: Operator
+) -> None:
+    window = open_settings(qtbot, uow, admin, "email-smtp")
+    page = smtp_page(window)
+    qtbot.wait(10)
+    watched = (page.from_address_edit, page.test_button, window.save_button)
+    before = [w.mapTo(window, w.rect().topLeft()) for w in watched]
+    for banner in (page.test_result, page.banner):
+        banner.show_message("The server did not answer in time. " * 6, "error")
+        qtbot.wait(10)
+        assert [w.mapTo(window, w.rect().topLeft()) for w in watched] == before
+        banner.clear_message()
+        qtbot.wait(10)
+        assert [w.mapTo(window, w.rect().topLeft()) for w in watched] == before

@@ -375,3 +375,21 @@ def test_a_validation_error_from_the_service_is_shown_next_to_its_field(
         "Nothing was saved. Organization: please correct the fields marked in red."
     )
     assert window.has_unsaved_changes()
+
+
+def test_the_window_banner_appearing_does_not_move_the_fields(
+    qtbot: QtBot, uow: UnitOfWork, admin: Operator
+) -> None:
+    window = open_settings(qtbot, uow, admin)
+    window.resize(1100, 760)
+    invitations, _referrals, _org = pages(window)
+    qtbot.wait(10)
+    watched = (invitations.expiry_edit, window.save_button, window.revert_button)
+    before = [w.mapTo(window, w.rect().topLeft()) for w in watched]
+    window.banner.show_message("Saved. " * 40, "success")
+    qtbot.wait(10)
+    assert window.banner.isVisible()
+    assert [w.mapTo(window, w.rect().topLeft()) for w in watched] == before
+    window.banner.clear_message()
+    qtbot.wait(10)
+    assert [w.mapTo(window, w.rect().topLeft()) for w in watched] == before

@@ -151,3 +151,39 @@ def test_quit_rejects(qtbot: QtBot, dialog: SetupDialog, uow: UnitOfWork) -> Non
         qtbot.mouseClick(dialog.quit_button, Qt.MouseButton.LeftButton)
     assert dialog.operator is None
     assert auth.needs_setup(uow)
+
+
+@pytest.mark.parametrize("field, editor, bad, good", [
+    ("organization_name", "organization_name", "", "Harbour Rowing Club"),
+    ("email", "email", "ada@", "ada@harbour.example"),
+    ("registration_base_url", "registration_url", "join.harbour", "https://join.example"),
+    ("password", "password", "short", "a much longer passphrase"),
+])
+def test_a_field_stops_being_red_as_soon_as_it_is_edited(
+    qtbot: QtBot, dialog: SetupDialog, field: str, editor: str, bad: str, good: str
+) -> None:
+    fill(qtbot, dialog, **{editor: bad}, **({"confirm": bad} if editor == "password" else {}))
+    qtbot.mouseClick(dialog.create_button, Qt.MouseButton.LeftButton)
+    widget = getattr(dialog, f"{editor}_edit")
+    assert dialog.field_error(field) and widget.property("invalid") == "true"
+
+    widget.clear()
+    qtbot.keyClicks(widget, good)
+
+    assert dialog.field_error(field) == ""
+    assert widget.property("invalid") == "false"
+    assert widget.toolTip() == ""
+
+
+def test_the_confirmation_error_goes_when_either_password_is_edited(
+    qtbot: QtBot, dialog: SetupDialog
+) -> None:
+    fill(qtbot, dialog, confirm="a long passphrasE")
+    qtbot.mouseClick(dialog.create_button, Qt.MouseButton.LeftButton)
+    assert dialog.field_error("password_confirmation") == PASSWORDS_DIFFER
+
+    dialog.password_edit.clear()
+    qtbot.keyClicks(dialog.password_edit, "a long passphrasE")
+
+    assert dialog.field_error("password_confirmation") == ""
+    assert dialog.confirm_edit.property("invalid") == "false"

@@ -124,3 +124,44 @@ def test_sign_in_runs_off_the_gui_thread_with_the_form_disabled(
         assert dlg.sign_in_button.text() == "Signing in…"
     assert dlg.result() == QDialog.DialogCode.Accepted
     assert dlg.operator is not None and dlg.operator.member_id == admin.member_id
+
+
+def test_the_last_email_is_remembered_for_the_next_sign_in_but_never_the_password(
+    qtbot: QtBot, uow: UnitOfWork, admin: Operator
+) -> None:
+    from invite_desk.services import local_config
+
+    first = SignInDialog(uow, database_label="sqlite:///a.sqlite3", runner=SynchronousRunner())
+    qtbot.addWidget(first)
+    assert first.email_edit.text() == ""
+    attempt(qtbot, first, ADMIN_EMAIL, ADMIN_PASSWORD)
+    assert first.operator is not None
+
+    again = SignInDialog(uow, database_label="sqlite:///a.sqlite3", runner=SynchronousRunner())
+    qtbot.addWidget(again)
+    again.show()
+    assert again.email_edit.text() == ADMIN_EMAIL
+    assert again.password_edit.text() == ""
+    assert again.focusWidget() is again.password_edit
+    # Another database does not offer this one's email.
+    other = SignInDialog(uow, database_label="postgresql://db/other", runner=SynchronousRunner())
+    qtbot.addWidget(other)
+    assert other.email_edit.text() == ""
+    stored = "\n".join(path.read_text(errors="replace")
+                       for path in local_config.config_path().parent.rglob("*") if path.is_file())
+    assert ADMIN_EMAIL in stored and ADMIN_PASSWORD not in stored
+
+
+def test_a_failed_sign_in_does_not_replace_the_remembered_email(
+    qtbot: QtBot, uow: UnitOfWork, admin: Operator
+) -> None:
+    first = SignInDialog(uow, database_label="x", runner=SynchronousRunner())
+    qtbot.addWidget(first)
+    attempt(qtbot, first, ADMIN_EMAIL, ADMIN_PASSWORD)
+    wrong = SignInDialog(uow, database_label="x", runner=SynchronousRunner())
+    qtbot.addWidget(wrong)
+    attempt(qtbot, wrong, "someone.else@example.org", "not it at all")
+    assert wrong.error_text == WRONG
+    later = SignInDialog(uow, database_label="x", runner=SynchronousRunner())
+    qtbot.addWidget(later)
+    assert later.email_edit.text() == ADMIN_EMAIL

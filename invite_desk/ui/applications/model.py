@@ -25,6 +25,7 @@ from PySide6.QtGui import QBrush, QColor
 
 from invite_desk.services.adhesion import OPEN_STATUSES, ApplicationRow
 from invite_desk.services.models import AdhesionStatus
+from invite_desk.ui.widgets import plain_tooltip
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -210,7 +211,8 @@ class ApplicationsModel(QAbstractTableModel):
         if role == ApplicationRole.SORT:
             return self._sort_key(item, column)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return self._tooltip(item, column)
+            tip = self._tooltip(item, column)
+            return plain_tooltip(tip) if isinstance(tip, str) else tip
         if column is Column.STATUS:
             text, background = self._brushes[item.status]
             if role == Qt.ItemDataRole.ForegroundRole:

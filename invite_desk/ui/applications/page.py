@@ -70,6 +70,7 @@ from invite_desk.ui.tasks import (
     error_message,
     run_for,
 )
+from invite_desk.ui.widgets import PlainLabel, plain_tooltip
 
 log = logging.getLogger(__name__)
 
@@ -369,11 +370,11 @@ class ReasonDialog(QDialog):
             hint = ("The application goes back to draft with this reason; the applicant will "
                     "see it, and it can be submitted again.")
             accept_text = "Return to draft"
-        self.question_label = QLabel(question)
+        self.question_label = PlainLabel(question)
         self.question_label.setWordWrap(True)
         self.question_label.setTextFormat(Qt.TextFormat.PlainText)
         self.question_label.setStyleSheet("font-weight: 600;")
-        hint_label = QLabel(hint)
+        hint_label = PlainLabel(hint)
         hint_label.setWordWrap(True)
         theme.set_variant(hint_label, "small")
         self.reason_edit = QPlainTextEdit()
@@ -383,7 +384,7 @@ class ReasonDialog(QDialog):
             "e.g. We could not confirm your address; please correct it and submit again."
             if verdict is Verdict.DRAFT else "e.g. Membership is open to residents of the coast.")
         self.reason_edit.setFixedHeight(96)
-        self.error_label = QLabel()
+        self.error_label = PlainLabel()
         self.error_label.setWordWrap(True)
         theme.set_variant(self.error_label, "fieldError")
         self.error_label.hide()
@@ -447,26 +448,26 @@ class DetailPanel(QFrame):
         super().__init__(parent)
         self.setObjectName("ApplicationDetail")
         theme.set_variant(self, "card")
-        self.placeholder = QLabel("Select an application to see who referred them, when they "
+        self.placeholder = PlainLabel("Select an application to see who referred them, when they "
                                   "registered and its history.")
         self.placeholder.setWordWrap(True)
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         theme.set_variant(self.placeholder, "muted")
 
-        self.name_label = QLabel()
+        self.name_label = PlainLabel()
         self.name_label.setWordWrap(True)
         self.name_label.setTextFormat(Qt.TextFormat.PlainText)
         theme.set_variant(self.name_label, "heading")
-        self.email_label = QLabel()
+        self.email_label = PlainLabel()
         self.email_label.setWordWrap(True)
         self.email_label.setTextFormat(Qt.TextFormat.PlainText)
         self.email_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         theme.set_variant(self.email_label, "muted")
-        self.status_label = QLabel()
+        self.status_label = PlainLabel()
         self.status_label.setObjectName("ApplicationStatus")
         self.facts_label = self._rich_label()
         self.reason_heading = self._heading("Reason")
-        self.reason_label = QLabel()
+        self.reason_label = PlainLabel()
         self.reason_label.setWordWrap(True)
         self.reason_label.setTextFormat(Qt.TextFormat.PlainText)
         self.reason_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -512,7 +513,7 @@ class DetailPanel(QFrame):
 
     @staticmethod
     def _heading(text: str) -> QLabel:
-        label = QLabel(text)
+        label = PlainLabel(text)
         font = QFont(label.font())
         font.setWeight(QFont.Weight.DemiBold)
         label.setFont(font)
@@ -521,7 +522,7 @@ class DetailPanel(QFrame):
 
     @staticmethod
     def _rich_label() -> QLabel:
-        label = QLabel()
+        label = PlainLabel()
         label.setWordWrap(True)
         label.setTextFormat(Qt.TextFormat.RichText)
         label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -658,9 +659,9 @@ class ApplicationsPage(QWidget):
 
     # ==================================================================== construction
     def _build(self) -> None:
-        self.title_label = QLabel("Membership applications")
+        self.title_label = PlainLabel("Membership applications")
         theme.set_variant(self.title_label, "title")
-        self.scope_label = QLabel(self._scope_text())
+        self.scope_label = PlainLabel(self._scope_text())
         self.scope_label.setWordWrap(True)
         theme.set_variant(self.scope_label, "muted")
 
@@ -708,10 +709,10 @@ class ApplicationsPage(QWidget):
         layout.setContentsMargins(28, 24, 28, 26)
         layout.setSpacing(10)
         top = QHBoxLayout()
-        picture = QLabel()
+        picture = PlainLabel()
         picture.setPixmap(theme.icon("lock").pixmap(28, 28))
         top.addWidget(picture, 0, Qt.AlignmentFlag.AlignTop)
-        self.denied_title = QLabel(DENIED_TITLE)
+        self.denied_title = PlainLabel(DENIED_TITLE)
         self.denied_title.setWordWrap(True)
         theme.set_variant(self.denied_title, "heading")
         top.addWidget(self.denied_title, 1)
@@ -719,7 +720,7 @@ class ApplicationsPage(QWidget):
         decision = decide(self._operator, Action.APPROVE_APPLICATION,
                           target=Target(unit_id=self._operator.unit_id))
         needed = decision.needed
-        self.denied_text = QLabel(
+        self.denied_text = PlainLabel(
             f"You are signed in as {self._operator.role.label} ({self._operator.role.name}); "
             f"reviewing applications needs the {needed.name} role ({needed.label}) or higher. "
             "Local HR and local admins approve or reject the applicants of their own unit; "
@@ -760,7 +761,7 @@ class ApplicationsPage(QWidget):
             filters.addWidget(button)
         self.filter_buttons[StatusFilter.OPEN].setChecked(True)
         filters.addSpacing(12)
-        self.loading_label = QLabel("")
+        self.loading_label = PlainLabel("")
         theme.set_variant(self.loading_label, "small")
         filters.addWidget(self.loading_label)
         filters.addStretch(1)
@@ -797,11 +798,11 @@ class ApplicationsPage(QWidget):
         # A local role sees one unit: the column would say the same thing on every row.
         self.table.set_column_shown(Column.UNIT, not self._operator.role.is_local)
 
-        self.empty_title = QLabel()
+        self.empty_title = PlainLabel()
         self.empty_title.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty_title.setWordWrap(True)
         theme.set_variant(self.empty_title, "heading")
-        self.empty_text = QLabel()
+        self.empty_text = PlainLabel()
         self.empty_text.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty_text.setWordWrap(True)
         self.empty_text.setTextFormat(Qt.TextFormat.PlainText)
@@ -823,7 +824,7 @@ class ApplicationsPage(QWidget):
         self.actions_bar = QWidget()
         actions = QHBoxLayout(self.actions_bar)
         actions.setContentsMargins(0, 0, 0, 0)
-        self.selection_label = QLabel("")
+        self.selection_label = PlainLabel("")
         theme.set_variant(self.selection_label, "small")
         self.draft_button = QPushButton(VERDICT_BUTTON[Verdict.DRAFT])
         self.reject_button = QPushButton(VERDICT_BUTTON[Verdict.REJECT])
@@ -1127,9 +1128,9 @@ class ApplicationsPage(QWidget):
             if not rows:
                 button.setToolTip("Select one or more open applications first.")
             elif not eligible:
-                button.setToolTip(NOT_ELIGIBLE[verdict])
+                button.setToolTip(plain_tooltip(NOT_ELIGIBLE[verdict]))
             else:
-                button.setToolTip(self._action_tooltip(verdict, rows))
+                button.setToolTip(plain_tooltip(self._action_tooltip(verdict, rows)))
         if self._busy:
             self.selection_label.setText(self._busy)
         elif rows:

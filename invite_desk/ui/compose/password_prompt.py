@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFormLayout,
-    QLabel,
     QLineEdit,
     QVBoxLayout,
     QWidget,
@@ -24,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from invite_desk.services.credentials import CredentialStore, CredentialStoreError
 from invite_desk.services.mail_settings import MailSettings
+from invite_desk.ui.widgets import PlainLabel
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class PasswordPrompt(QDialog):
         super().__init__(parent)
         self.setWindowTitle("SMTP password")
         self.setModal(True)
-        intro = QLabel(
+        intro = PlainLabel(
             f"Sending needs the password of <b>{_html(mail.username)}</b> on "
             f"<b>{_html(mail.host)}:{mail.port}</b>. It is kept in this computer's keyring, "
             "never in the database."

@@ -22,11 +22,13 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QBrush, QColor
 
 from invite_desk.services.invitations.preflight import (
+    SENDABLE,
     STATUS_LABELS,
     Preflight,
     PreflightRow,
     RowStatus,
 )
+from invite_desk.ui.widgets import plain_tooltip
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -55,7 +57,7 @@ HEADERS = {
     Column.REASON: "Why",
 }
 
-STATUS_TEXT = {
+_STATUS_TEXT = {
     RowStatus.READY: "Ready",
     RowStatus.INVALID: "Invalid",
     RowStatus.DUPLICATE: "Duplicate in batch",
@@ -63,18 +65,50 @@ STATUS_TEXT = {
     RowStatus.PENDING: "Already invited",
 }
 
+
+class _StatusText(dict[RowStatus, str]):
+    """The status column's words: the desktop's short ones, else the services' STATUS_LABELS
+    (pre-flight verdicts added later show their own label, never a KeyError)."""
+
+    def __missing__(self, status: RowStatus) -> str:
+        label = STATUS_LABELS.get(status)
+        return label if label else str(status.value).replace("_", " ").capitalize()
+
+
+STATUS_TEXT: dict[RowStatus, str] = _StatusText(_STATUS_TEXT)
+
+# What happened to a row after Send: (status column text, text colour, background).
+OUTCOME_TEXT = {
+    "queued": ("Queued", "#284F8F", "#E8F0FC"),
+    "sending": ("Sending…", "#284F8F", "#E8F0FC"),
+    "sent": ("Sent", "#1E6B35", "#E6F4EA"),
+    "failed": ("Failed", "#A21B12", "#FDECEA"),
+    "uncertain": ("Uncertain", "#7A4A00", "#FFF4E0"),
+    "skipped": ("Skipped", "#3D4A5C", "#EEF1F5"),
+}
+
 # (text, background): readable pairs; the status is also spelled out, never colour alone.
 # Ready rows get no background, so the rows that need attention stand out.
-STATUS_COLOURS: dict[RowStatus, tuple[str, str | None]] = {
+_STATUS_COLOURS: dict[RowStatus, tuple[str, str | None]] = {
     RowStatus.READY: ("#1E6B35", None),
     RowStatus.INVALID: ("#A21B12", "#FDECEA"),
     RowStatus.DUPLICATE: ("#7A4A00", "#FFF4E0"),
     RowStatus.MEMBER: ("#3D4A5C", "#EEF1F5"),
     RowStatus.PENDING: ("#284F8F", "#E8F0FC"),
 }
+# A verdict this table does not know yet is not Ready: shown as a warning, never colourless.
+UNKNOWN_COLOURS = ("#7A4A00", "#FFF4E0")
+
+
+class _StatusColours(dict[RowStatus, tuple[str, str | None]]):
+    def __missing__(self, status: RowStatus) -> tuple[str, str | None]:
+        return UNKNOWN_COLOURS
+
+
+STATUS_COLOURS: dict[RowStatus, tuple[str, str | None]] = _StatusColours(_STATUS_COLOURS)
 
 # Count words for the line above the table: "48 ready, 1 invalid, 1 duplicate".
-COUNT_WORDS = {
+_COUNT_WORDS = {
     RowStatus.READY: ("ready", "ready"),
     RowStatus.INVALID: ("invalid", "invalid"),
     RowStatus.DUPLICATE: ("duplicate", "duplicates"),
@@ -83,9 +117,13 @@ COUNT_WORDS = {
 }
 
 
-def status_text(status: RowStatus) -> str:
-    """The short label; a status this table does not know yet shows the services' label."""
-    return STATUS_TEXT.get(status) or STATUS_LABELS.get(status, status.value)
+class _CountWords(dict[RowStatus, tuple[str, str]]):
+    def __missing__(self, status: RowStatus) -> tuple[str, str]:
+        word = STATUS_TEXT[status].lower()
+        return word, word
+
+
+COUNT_WORDS: dict[RowStatus, tuple[str, str]] = _CountWords(_COUNT_WORDS)
 
 
 def describe_counts(counts: Counter[RowStatus]) -> str:
@@ -94,8 +132,7 @@ def describe_counts(counts: Counter[RowStatus]) -> str:
     for status in RowStatus:
         count = counts.get(status, 0)
         if count or status is RowStatus.READY:
-            label = status_text(status).lower()
-            singular, plural = COUNT_WORDS.get(status, (label, label))
+            singular, plural = COUNT_WORDS[status]
             parts.append(f"{count:,} {singular if count == 1 else plural}")
     return ", ".join(parts)
 
@@ -109,16 +146,52 @@ class PreflightModel(QAbstractTableModel):
         self._counts: Counter[RowStatus] = Counter()
         self._brushes = {
             status: (QBrush(QColor(text)), QBrush(QColor(background)) if background else None)
-            for status, (text, background) in STATUS_COLOURS.items()
+            for status, (text, background) in ((s, STATUS_COLOURS[s]) for s in RowStatus)
         }
-        self._unknown_brushes = self._brushes[RowStatus.PENDING]
+        self._unknown_brushes = (QBrush(QColor(UNKNOWN_COLOURS[0])),
+                                 QBrush(QColor(UNKNOWN_COLOURS[1])))
+        self._outcome_brushes = {
+            outcome: (QBrush(QColor(text)), QBrush(QColor(background)))
+            for outcome, (_label, text, background) in OUTCOME_TEXT.items()
+        }
+        # After Send: what happened to each ready row, by its email (sent, failed, ...).
+        self._outcomes: dict[str, tuple[str, str]] = {}
 
     # -- content ---------------------------------------------------------------------------
     def set_preflight(self, preflight: Preflight | None) -> None:
         self.beginResetModel()
         self._rows = preflight.rows if preflight is not None else ()
         self._counts = Counter(row.status for row in self._rows)
+        self._outcomes = {}
         self.endResetModel()
+
+    def set_outcome(self, email: str, outcome: str, reason: str = "") -> None:
+        """Show what sending did to the ready row(s) with `email`: sent, failed, uncertain..."""
+        key = email.casefold()
+        if self._outcomes.get(key) == (outcome, reason):
+            return
+        self._outcomes[key] = (outcome, reason)
+        for number, row in enumerate(self._rows):
+            if row.status in SENDABLE and row.email.casefold() == key:
+                self.dataChanged.emit(self.index(number, Column.STATUS),
+                                      self.index(number, Column.REASON))
+
+    def mark_ready_rows(self, outcome: str) -> None:
+        """Every ready row without an outcome yet gets `outcome` (e.g. queued)."""
+        for row in self._rows:
+            if row.status in SENDABLE and row.email.casefold() not in self._outcomes:
+                self._outcomes[row.email.casefold()] = (outcome, "")
+        if self._rows:
+            self.dataChanged.emit(self.index(0, Column.STATUS),
+                                  self.index(len(self._rows) - 1, Column.REASON))
+
+    def outcome_of(self, item: PreflightRow) -> tuple[str, str] | None:
+        if item.status not in SENDABLE:
+            return None
+        return self._outcomes.get(item.email.casefold())
+
+    def outcome_counts(self) -> Counter[str]:
+        return Counter(outcome for outcome, _reason in self._outcomes.values())
 
     def clear(self) -> None:
         self.set_preflight(None)
@@ -163,6 +236,9 @@ class PreflightModel(QAbstractTableModel):
             return None
         item = self._rows[index.row()]
         column = Column(index.column())
+        outcome = self.outcome_of(item)
+        if outcome is not None and column in (Column.STATUS, Column.REASON):
+            return self._outcome_data(outcome, column, role)
         if role == Qt.ItemDataRole.DisplayRole:
             return self._display(item, column)
         if role == PreflightRole.ROW:
@@ -173,14 +249,15 @@ class PreflightModel(QAbstractTableModel):
             if column is Column.ROW:
                 return item.row
             if column is Column.STATUS:
-                return list(RowStatus).index(item.status)
+                order = list(RowStatus)
+                return order.index(item.status) if item.status in order else len(order)
             return str(self._display(item, column)).casefold()
         if role == Qt.ItemDataRole.ToolTipRole:
             if item.reason:
-                return f"{status_text(item.status)}: {item.reason}"
-            return status_text(item.status)
+                return plain_tooltip(f"{STATUS_TEXT[item.status]}: {item.reason}")
+            return STATUS_TEXT[item.status]
         if column is Column.STATUS:
-            text, background = self._brushes.get(item.status, self._unknown_brushes)
+            text, background = self._brushes.get(item.status) or self._unknown_brushes
             if role == Qt.ItemDataRole.ForegroundRole:
                 return text
             if role == Qt.ItemDataRole.BackgroundRole:
@@ -188,7 +265,27 @@ class PreflightModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.TextAlignmentRole and column is Column.ROW:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.AccessibleTextRole and column is Column.STATUS:
-            return f"{status_text(item.status)}. {item.reason}".strip()
+            return f"{STATUS_TEXT[item.status]}. {item.reason}".strip()
+        return None
+
+    def _outcome_data(self, outcome: tuple[str, str], column: Column, role: int) -> Any:
+        name, reason = outcome
+        label = OUTCOME_TEXT.get(name, (name.capitalize(), "", ""))[0]
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.AccessibleTextRole):
+            return label if column is Column.STATUS else reason
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return plain_tooltip(f"{label}: {reason}" if reason else label)
+        if role == PreflightRole.SORT:  # after every pre-flight verdict, in outcome order
+            if column is Column.STATUS:
+                order = list(OUTCOME_TEXT)
+                return len(RowStatus) + (order.index(name) if name in order else len(order))
+            return reason.casefold()
+        if column is Column.STATUS and name in self._outcome_brushes:
+            text, background = self._outcome_brushes[name]
+            if role == Qt.ItemDataRole.ForegroundRole:
+                return text
+            if role == Qt.ItemDataRole.BackgroundRole:
+                return background
         return None
 
     @staticmethod
@@ -200,7 +297,7 @@ class PreflightModel(QAbstractTableModel):
         if column is Column.NAME:
             return item.name
         if column is Column.STATUS:
-            return status_text(item.status)
+            return STATUS_TEXT[item.status]
         return item.reason
 
 

@@ -17,7 +17,6 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFormLayout,
-    QLabel,
     QPlainTextEdit,
     QPushButton,
     QTabWidget,
@@ -27,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from invite_desk.services.email.templates import DEFAULT_LOGO_CID, RenderedEmail
+from invite_desk.ui.widgets import PlainLabel
 
 PREVIEW_TOKEN = "PREVIEW-TOKEN"
 
@@ -77,14 +77,14 @@ class PreviewPane(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.from_label = QLabel()
-        self.to_label = QLabel()
-        self.subject_label = QLabel()
+        self.from_label = PlainLabel()
+        self.to_label = PlainLabel()
+        self.subject_label = PlainLabel()
         self.subject_label.setWordWrap(True)
         font = QFont(self.subject_label.font())
         font.setBold(True)
         self.subject_label.setFont(font)
-        self.note_label = QLabel()
+        self.note_label = PlainLabel()
         self.note_label.setWordWrap(True)
         self.note_label.setProperty("variant", "small")
         for label in (self.from_label, self.to_label, self.subject_label):

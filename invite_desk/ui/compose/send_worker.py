@@ -15,7 +15,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
 from sqlalchemy import Engine
 
-from invite_desk.services.errors import DomainError
+from invite_desk.services.errors import DomainError, SettingsIncomplete
 from invite_desk.services.invitations.sending import (
     OutboxSender,
     SendControl,
@@ -55,6 +55,8 @@ class SendWorker(QObject):
         self.batch_id = batch_id
         self._retry = retry
         self.control = control or SendControl()
+        # Set before `failed` when a setting is missing: the page that sets it ("organization").
+        self.settings_page: str | None = None
 
     def pause(self) -> None:
         self.control.pause()
@@ -86,6 +88,8 @@ class SendWorker(QObject):
             )
             report = sender.run()
         except DomainError as exc:
+            if isinstance(exc, SettingsIncomplete):
+                self.settings_page = exc.settings_page
             self._hand_back()
             self.failed.emit(str(exc))
             return

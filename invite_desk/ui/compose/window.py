@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from email.message import EmailMessage
 from enum import IntEnum
@@ -52,7 +53,7 @@ from invite_desk.app import AppContext
 from invite_desk.services import settings as settings_service
 from invite_desk.services.credentials import CredentialStore
 from invite_desk.services.email.templates import InvitationTemplates
-from invite_desk.services.errors import DomainError
+from invite_desk.services.errors import DomainError, SettingsIncomplete
 from invite_desk.services.events import EventInfo, list_events
 from invite_desk.services.invitations.importing import (
     ImportFailed,
@@ -64,6 +65,7 @@ from invite_desk.services.invitations.importing import (
     parse_pasted,
 )
 from invite_desk.services.invitations.preflight import (
+    SENDABLE,
     Preflight,
     PreflightRow,
     RowStatus,
@@ -98,6 +100,7 @@ from invite_desk.services.smtp.transport import (
     TemporaryFailure,
 )
 from invite_desk.services.uow import UnitOfWork
+from invite_desk.ui import widgets
 from invite_desk.ui.compose.password_prompt import PasswordAnswer, SmtpPasswords
 from invite_desk.ui.compose.preflight_model import (
     STATUS_TEXT,
@@ -110,6 +113,7 @@ from invite_desk.ui.compose.preview import PREVIEW_TOKEN, PreviewDialog, Preview
 from invite_desk.ui.compose.send_worker import SendJob, SendWorker
 from invite_desk.ui.tasks import TaskRunner, ThreadPoolRunner, run_for
 from invite_desk.ui.theme import set_flag, set_variant
+from invite_desk.ui.widgets import PlainLabel, plain_tooltip
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +146,7 @@ class Banner(QFrame):
         super().__init__(parent)
         self.setObjectName(name)
         self.kind = ""
-        self.label = QLabel()
+        self.label = PlainLabel()
         self.label.setWordWrap(True)
         self.label.setTextFormat(Qt.TextFormat.PlainText)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -155,7 +159,24 @@ class Banner(QFrame):
         layout.setContentsMargins(10, 6, 8, 6)
         layout.addWidget(self.label, 1)
         layout.addWidget(self.button, 0, Qt.AlignmentFlag.AlignVCenter)
+        self._reserved = False
         self.hide()
+
+    def reserve_space(self, lines: int = 2) -> None:
+        """Keep the banner's place, at a fixed height, while it is hidden: a message that
+        appears or goes never moves the controls under the pointer. Text longer than `lines`
+        is clipped; the whole text is in the tooltip."""
+        self._reserved = True
+        policy = self.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)
+        self.setSizePolicy(policy)
+        layout = self.layout()
+        vertical = 0
+        if layout is not None:
+            margins = layout.contentsMargins()
+            vertical = margins.top() + margins.bottom()
+        text_height = self.label.fontMetrics().lineSpacing() * lines
+        self.setFixedHeight(max(text_height, self.button.sizeHint().height()) + vertical + 2)
 
     def show_message(
         self,
@@ -177,11 +198,14 @@ class Banner(QFrame):
         self._action = action[1] if action else None
         self.button.setText(action[0] if action else "")
         self.button.setVisible(action is not None)
+        if self._reserved:
+            self.setToolTip(plain_tooltip(text))
         self.setVisible(bool(text))
 
     def clear_message(self) -> None:
         self.kind = ""
         self.label.setText("")
+        self.setToolTip("")
         self._action = None
         self.hide()
 
@@ -245,6 +269,7 @@ class ComposeWindow(QWidget):
     sending_started = Signal(uuid.UUID)  # the batch id
     sending_finished = Signal(SendReport)  # the report of the run that just ended
     email_settings_requested = Signal()
+    settings_requested = Signal(str)  # a settings page name ("organization", "email", ...)
 
     def __init__(
         self,
@@ -301,9 +326,9 @@ class ComposeWindow(QWidget):
 
     # ==================================================================== construction
     def _build(self) -> None:
-        title = QLabel("Compose invitations")
+        title = PlainLabel("Compose invitations")
         set_variant(title, "title")
-        subtitle = QLabel(
+        subtitle = PlainLabel(
             "Invite new members or guests of an event. Check the addresses, preview the email, "
             "then send."
         )
@@ -313,6 +338,7 @@ class ComposeWindow(QWidget):
         self.permission_banner = Banner("PermissionBanner")
         self.recovery_banner = Banner("RecoveryBanner")
         self.message_banner = Banner("MessageBanner")
+        self.message_banner.reserve_space()
 
         self.content = QWidget()
         body = QHBoxLayout(self.content)
@@ -328,7 +354,13 @@ class ComposeWindow(QWidget):
         inputs.setStyleSheet("QScrollArea#ComposeInputsScroll { background: transparent; }"
                              " QScrollArea#ComposeInputsScroll > QWidget > QWidget"
                              " { background: transparent; }")
-        body.addWidget(inputs, 0)
+        # The inputs scroll; Check addresses stays under them, always in sight.
+        left = QVBoxLayout()
+        left.setContentsMargins(0, 0, 0, 0)
+        left.setSpacing(8)
+        left.addWidget(inputs, 1)
+        left.addWidget(self.check_button)
+        body.addLayout(left, 0)
         body.addLayout(self._build_results(), 1)
 
         root = QVBoxLayout(self)
@@ -338,12 +370,19 @@ class ComposeWindow(QWidget):
         root.addWidget(subtitle)
         root.addWidget(self.permission_banner)
         root.addWidget(self.recovery_banner)
-        root.addWidget(self.message_banner)
         root.addWidget(self.content, 1)
+        # Messages show under the buttons that caused them, in a place kept for them: nothing
+        # moves under the pointer when one appears or goes.
+        root.addWidget(self.message_banner)
 
         self._progress_timer = QTimer(self)
         self._progress_timer.setSingleShot(True)
         self._progress_timer.setInterval(100)
+        # The time left counts down every second, also while the sender waits for the rate.
+        self._countdown_timer = QTimer(self)
+        self._countdown_timer.setInterval(1000)
+        self._monotonic: Callable[[], float] = time.monotonic
+        self._progress_at = 0.0
         self._search_timer = QTimer(self)
         self._search_timer.setSingleShot(True)
         self._search_timer.setInterval(200)
@@ -372,7 +411,7 @@ class ComposeWindow(QWidget):
         self.message_edit.setAccessibleName("Personal message")
         self.message_edit.setFixedHeight(76)
         layout.addWidget(self.message_edit)
-        hint = QLabel(
+        hint = PlainLabel(
             "Invitations with a personal message are accepted more often. It appears in the email "
             "exactly as written (a CSV \"message\" column overrides it per row)."
         )
@@ -410,7 +449,7 @@ class ComposeWindow(QWidget):
         self.member_completer.setCompletionMode(QCompleter.CompletionMode.PopupCompletion)
         self.member_edit.setCompleter(self.member_completer)
         layout.addWidget(self.member_edit)
-        self.behalf_hint = QLabel()
+        self.behalf_hint = PlainLabel()
         self.behalf_hint.setWordWrap(True)
         set_variant(self.behalf_hint, "small")
         layout.addWidget(self.behalf_hint)
@@ -420,7 +459,6 @@ class ComposeWindow(QWidget):
             "Validates every address (no DNS lookups), finds duplicates, members and pending "
             "invitations. Nothing is sent or saved."
         )
-        layout.addWidget(self.check_button)
         return card
 
     def _build_one_tab(self) -> QWidget:
@@ -448,7 +486,7 @@ class ComposeWindow(QWidget):
             "alan@example.org, Alan Turing"
         )
         layout.addWidget(self.paste_edit, 1)
-        self.paste_count = QLabel("")
+        self.paste_count = PlainLabel("")
         set_variant(self.paste_count, "small")
         layout.addWidget(self.paste_count)
         return page
@@ -460,18 +498,18 @@ class ComposeWindow(QWidget):
         row = QHBoxLayout()
         self.csv_button = QPushButton("Choose a CSV file…")
         row.addWidget(self.csv_button)
-        self.csv_file_label = QLabel("No file chosen")
+        self.csv_file_label = PlainLabel("No file chosen")
         self.csv_file_label.setWordWrap(True)
         row.addWidget(self.csv_file_label, 1)
         layout.addLayout(row)
-        self.csv_notes = QLabel("")
+        self.csv_notes = PlainLabel("")
         self.csv_notes.setWordWrap(True)
         self.csv_notes.setTextFormat(Qt.TextFormat.PlainText)
         self.csv_notes.hide()
         layout.addWidget(self.csv_notes)
         self.csv_error = Banner("CsvError")
         layout.addWidget(self.csv_error)
-        help_text = QLabel(
+        help_text = PlainLabel(
             "Columns: email, name (or first and last name), message. The header row is "
             "optional; UTF-8 (with or without BOM) or Latin-1; comma, semicolon or tab."
         )
@@ -486,14 +524,14 @@ class ComposeWindow(QWidget):
         column.setSpacing(8)
         header = QHBoxLayout()
         header.addWidget(self._heading("Pre-flight check"))
-        self.counts_label = QLabel("")
+        self.counts_label = PlainLabel("")
         self.counts_label.setAccessibleName("Pre-flight counts")
         header.addWidget(self.counts_label, 1)
         self.problems_check = QCheckBox("Show only problems")
         header.addWidget(self.problems_check)
         column.addLayout(header)
 
-        self.stale_label = QLabel("")
+        self.stale_label = PlainLabel("")
         self.stale_label.setWordWrap(True)
         set_variant(self.stale_label, "badge")
         self.stale_label.hide()
@@ -522,7 +560,7 @@ class ComposeWindow(QWidget):
         for col, width in ((Column.ROW, 52), (Column.EMAIL, 210), (Column.NAME, 130),
                            (Column.STATUS, 132)):
             self.table.setColumnWidth(col, width)
-        self.placeholder = QLabel(
+        self.placeholder = PlainLabel(
             "Enter who to invite on the left and press Check addresses.\n\nEvery address is "
             "validated (without DNS lookups), duplicates in the list are found, and each is "
             "compared with current members and pending invitations. Only ready rows are sent."
@@ -563,7 +601,7 @@ class ComposeWindow(QWidget):
         layout.setContentsMargins(14, 12, 14, 12)
         layout.setSpacing(6)
         top = QHBoxLayout()
-        self.progress_title = QLabel("Sending")
+        self.progress_title = PlainLabel("Sending")
         set_variant(self.progress_title, "heading")
         top.addWidget(self.progress_title, 1)
         self.pause_button = QPushButton("Pause")
@@ -582,10 +620,10 @@ class ComposeWindow(QWidget):
         self.progress_bar.setTextVisible(True)
         self.progress_bar.setFormat("%v of %m")
         layout.addWidget(self.progress_bar)
-        self.progress_counts = QLabel("")
+        self.progress_counts = PlainLabel("")
         self.progress_counts.setAccessibleName("Sending counts")
         layout.addWidget(self.progress_counts)
-        self.summary_label = QLabel("")
+        self.summary_label = PlainLabel("")
         self.summary_label.setWordWrap(True)
         self.summary_label.setTextFormat(Qt.TextFormat.PlainText)
         self.summary_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -603,7 +641,7 @@ class ComposeWindow(QWidget):
 
     @staticmethod
     def _heading(text: str) -> QLabel:
-        label = QLabel(text)
+        label = PlainLabel(text)
         set_variant(label, "heading")
         return label
 
@@ -632,6 +670,7 @@ class ComposeWindow(QWidget):
         self.cancel_button.clicked.connect(self.cancel_sending)
         self.resume_batch_button.clicked.connect(self.send_rest)
         self._progress_timer.timeout.connect(self._render_progress)
+        self._countdown_timer.timeout.connect(self._render_progress)
 
     # ==================================================================== state from the services
     def refresh(self) -> None:
@@ -1024,7 +1063,7 @@ class ComposeWindow(QWidget):
             sender = f"{sender} (no sender address yet: see Settings › Email)"
         to = f"{row.name} <{row.email}>" if row.name else row.email
         link_note = "The link in a preview is a placeholder and does not work."
-        if row.status is RowStatus.READY:
+        if row.status in SENDABLE:
             note = f"Row {row.row}. {link_note}"
         else:
             note = f"Row {row.row} will not be sent ({STATUS_TEXT[row.status].lower()}). {link_note}"
@@ -1159,6 +1198,9 @@ class ComposeWindow(QWidget):
             return
         if not self._mail_ready(mail):
             return
+        source, label = self._source_and_label()
+        if not self._confirm_send(ready, label):
+            return
         go_on, password = self._password_for(mail)
         if not go_on:
             return
@@ -1169,7 +1211,6 @@ class ComposeWindow(QWidget):
         message = clean_message(self.message_edit.toPlainText())
         kind = self._kind()
         event = self._event()
-        source, label = self._source_and_label()
         self._set_busy(f"Queuing {plural(len(ready), 'invitation')}…")
         self._run(
             lambda: queue_invitations(
@@ -1181,9 +1222,28 @@ class ComposeWindow(QWidget):
             self._queue_failed,
         )
 
+    def _confirm_send(self, ready: Sequence[PreflightRow], label: str) -> bool:
+        """One click must not send: say how many, to whom and as which batch, Cancel default."""
+        count = len(ready)
+        event = self._event()
+        what = f"guest invitations to {event.label}" if event else "membership invitations"
+        text = f"Send {plural(count, 'invitation')} now?"
+        details = [f"To: {widgets.summarize_people([r.email for r in ready])}",
+                   f"As: {what}"]
+        if label:
+            details.append(f"Batch: {label}")
+        if self.behalf_check.isChecked() and self._inviter is not None:
+            details.append(f"On behalf of: {self._inviter.label}")
+        return widgets.confirm(self, "Send invitations", text, informative="\n".join(details),
+                               action=f"Send {plural(count, 'invitation')}")
+
     def _queued(self, queued: QueuedBatch, mail: MailSettings, password: str | None) -> None:
         self._set_busy("")
         self._consumed = True
+        self.model.mark_ready_rows("queued")
+        for row in queued.skipped:
+            self.model.set_outcome(row.email, "skipped", "Became a member or was invited since "
+                                   "the check: not queued.")
         self.stale_label.setText(
             "These addresses were queued. To invite more people, change the list and check again."
         )
@@ -1251,6 +1311,8 @@ class ComposeWindow(QWidget):
         self.cancel_button.setEnabled(True)
         self.cancel_button.setText("Cancel")
         self.resume_batch_button.hide()
+        self._progress_at = self._monotonic()
+        self._countdown_timer.start()
         self._job.start()
         self.sending_started.emit(self._batch_id)
         self._update_actions()
@@ -1280,6 +1342,9 @@ class ComposeWindow(QWidget):
 
     def _progressed(self, progress: SendProgress) -> None:
         self._last_progress = progress
+        self._progress_at = self._monotonic()
+        if progress.last_email and progress.last_outcome:
+            self.model.set_outcome(progress.last_email, progress.last_outcome)
         if progress.last_outcome == "uncertain" and progress.last_email:
             self._uncertain.append(progress.last_email)
         if not self._progress_timer.isActive():
@@ -1295,6 +1360,9 @@ class ComposeWindow(QWidget):
         seconds = progress.seconds_left
         if self._rate and progress.remaining:
             seconds = max(seconds or 0.0, progress.remaining * 60 / self._rate)
+        if seconds is not None and not self._job.worker.paused:
+            # Count down between two reports (a rate-limit wait reports rarely).
+            seconds = max(seconds - (self._monotonic() - self._progress_at), 0.0)
         if self._job.worker.paused:
             tail = "paused: nothing is being sent"
         elif progress.remaining:
@@ -1313,6 +1381,7 @@ class ComposeWindow(QWidget):
 
     def _end_job(self) -> None:
         self._progress_timer.stop()
+        self._countdown_timer.stop()
         job, self._job = self._job, None
         if job is not None and job.join():
             job.deleteLater()
@@ -1332,11 +1401,17 @@ class ComposeWindow(QWidget):
             cancelled=report.cancelled, error=report.error,
             failures=[*before.failures, *report.failures],
         )
+        for email, reason in report.failures:
+            self.model.set_outcome(email, "failed", reason)
+        for email in self._uncertain:
+            self.model.set_outcome(email, "uncertain", "May have been received; not resent "
+                                   "automatically.")
         self._show_summary(self._batch_report, remaining)
         self.sending_finished.emit(report)
         self._update_actions()
 
     def _failed(self, message: str) -> None:
+        page = self._job.worker.settings_page if self._job is not None else None
         self._end_job()
         self.progress_title.setText("Sending stopped")
         self.progress_counts.setText(message)
@@ -1345,7 +1420,9 @@ class ComposeWindow(QWidget):
         self.resume_batch_button.setText("Try again")
         self.resume_batch_button.setVisible(self._batch_id is not None)
         self.message_banner.show_message(
-            f"Sending stopped: {message} Invitations not sent yet stay queued.", "error")
+            f"Sending stopped: {message} Invitations not sent yet stay queued.", "error",
+            action=(("Open settings", lambda: self.settings_requested.emit(page))
+                    if page else None))
         self._update_actions()
 
     def _show_summary(self, report: SendReport, remaining: int) -> None:
@@ -1439,6 +1516,11 @@ class ComposeWindow(QWidget):
             self.message_banner.show_message(
                 f"{what}. {error}", "error",
                 action=("Open Settings › Email", self.email_settings_requested.emit))
+        elif isinstance(error, SettingsIncomplete):
+            page = error.settings_page
+            self.message_banner.show_message(
+                f"{what}. {error}", "error",
+                action=("Open settings", lambda: self.settings_requested.emit(page)))
         elif isinstance(error, DomainError):
             self.message_banner.show_message(f"{what}. {error}", "error")
         else:

@@ -26,6 +26,7 @@ from invite_desk.ui.invitations.table_model import (
     format_when,
 )
 from invite_desk.ui.theme import set_variant
+from invite_desk.ui.widgets import PlainLabel, rich_label
 
 EMPTY_TEXT = "Select an invitation to see its details and history."
 NOT_SENT = {
@@ -45,7 +46,7 @@ class DetailPane(QFrame):
         self.setMinimumWidth(300)
         self.detail: InvitationDetail | None = None
 
-        self.message_label = QLabel(EMPTY_TEXT)
+        self.message_label = PlainLabel(EMPTY_TEXT)
         self.message_label.setWordWrap(True)
         self.message_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         set_variant(self.message_label, "muted")
@@ -65,15 +66,15 @@ class DetailPane(QFrame):
         layout = QVBoxLayout(content)
         layout.setContentsMargins(16, 14, 16, 14)
         layout.setSpacing(6)
-        self.email_label = QLabel()
+        self.email_label = PlainLabel()
         self.email_label.setObjectName("DetailEmail")
         self.email_label.setStyleSheet("font-size: 12pt; font-weight: 600;")
         self.email_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.email_label.setWordWrap(True)
         self.email_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.name_label = QLabel()
+        self.name_label = PlainLabel()
         set_variant(self.name_label, "muted")
-        self.status_label = QLabel()
+        self.status_label = rich_label()  # composed HTML, the status text escaped
         self.status_label.setObjectName("DetailStatus")
         self.status_label.setWordWrap(True)
         layout.addWidget(self.email_label)
@@ -88,32 +89,32 @@ class DetailPane(QFrame):
         self.fields: dict[str, QLabel] = {}
         for key in ("Inviter", "Sender", "Unit", "Kind", "Batch", "Sent", "Expires", "Accepted",
                     "Attempts", "Last error"):
-            value = QLabel()
+            value = PlainLabel()
             value.setWordWrap(True)
             # Long unbroken text (a Message-ID) must wrap or clip, never widen the pane.
             value.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
             value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-            caption = QLabel(key)
+            caption = PlainLabel(key)
             set_variant(caption, "small")
             form.addRow(caption, value)
             self.fields[key] = value
         layout.addLayout(form)
 
-        self.personal_message = QLabel()
+        self.personal_message = PlainLabel()
         self.personal_message.setWordWrap(True)
         self.personal_message.setTextFormat(Qt.TextFormat.PlainText)
         self.personal_message.setStyleSheet(
             "background: #F6F7F9; border-radius: 6px; padding: 6px 8px; font-style: italic;")
         layout.addWidget(self.personal_message)
 
-        heading = QLabel("History")
+        heading = PlainLabel("History")
         set_variant(heading, "heading")
         layout.addWidget(heading)
-        self.history_note = QLabel()
+        self.history_note = PlainLabel()
         self.history_note.setWordWrap(True)
         set_variant(self.history_note, "small")
         layout.addWidget(self.history_note)
-        self.history = QLabel()
+        self.history = PlainLabel()
         self.history.setObjectName("DetailHistory")
         self.history.setAccessibleName("Invitation history")
         self.history.setTextFormat(Qt.TextFormat.RichText)

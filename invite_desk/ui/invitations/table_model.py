@@ -24,6 +24,7 @@ from invite_desk.services.tracking import (
 from invite_desk.services.uow import UnitOfWork
 from invite_desk.ui.invitations.paged_model import PagedTableModel
 from invite_desk.ui.tasks import TaskRunner
+from invite_desk.ui.widgets import plain_tooltip
 
 Clock = Callable[[], datetime]
 
@@ -126,7 +127,8 @@ class InvitationTableModel(PagedTableModel[InvitationQuery, InvitationRow]):
         if role == Qt.ItemDataRole.DisplayRole:
             return self._text(row, col)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return self._tooltip(row, col)
+            tip = self._tooltip(row, col)
+            return plain_tooltip(tip) if isinstance(tip, str) else tip
         if role == Qt.ItemDataRole.ForegroundRole and col is Column.STATUS:
             return QBrush(QColor(STATUS_COLOURS[row.status]))
         if role == Qt.ItemDataRole.ForegroundRole and col is Column.LAST_ERROR:

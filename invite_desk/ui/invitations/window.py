@@ -38,7 +38,6 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
-    QLabel,
     QLineEdit,
     QPushButton,
     QSpinBox,
@@ -52,7 +51,7 @@ from PySide6.QtWidgets import (
 from invite_desk.app import AppContext
 from invite_desk.services import settings as settings_service
 from invite_desk.services.credentials import CredentialStore
-from invite_desk.services.errors import DomainError
+from invite_desk.services.errors import DomainError, SettingsIncomplete
 from invite_desk.services.invitations.sending import SendProgress, SendReport, describe
 from invite_desk.services.mail_settings import MailSettings, get_mail_settings
 from invite_desk.services.members_view import MemberRow, find_members
@@ -82,6 +81,7 @@ from invite_desk.services.tracking import (
 )
 from invite_desk.services.tracking.actions import MAX_EXTEND_DAYS, MAX_ROWS_PER_ACTION
 from invite_desk.services.tracking.choices import FilterChoices, filter_choices
+from invite_desk.ui import widgets
 from invite_desk.ui.compose.password_prompt import PasswordAnswer, SmtpPasswords
 from invite_desk.ui.compose.send_worker import SendJob, SendWorker
 from invite_desk.ui.compose.window import Banner
@@ -93,6 +93,16 @@ from invite_desk.ui.invitations.table_model import (
 )
 from invite_desk.ui.tasks import TaskRunner, ThreadPoolRunner, run_for
 from invite_desk.ui.theme import set_variant
+from invite_desk.ui.widgets import PlainLabel, plain_tooltip
+
+try:  # undo a revoke while the link is unused (services: tracking/actions.py)
+    from invite_desk.services.tracking.actions import (  # type: ignore[attr-defined]
+        restore_revoked as _restore_revoked,
+    )
+except ImportError:  # pragma: no cover - a services layer without it: no Undo button
+    _restore_revoked = None
+
+UNDO_SECONDS = 30  # how long "Undo" stays offered after a revoke
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +175,7 @@ class InvitationsWindow(QWidget):
     """
 
     invitations_changed = Signal()  # an action changed invitations (other pages may refresh)
+    settings_requested = Signal(str)  # a settings page name ("organization", "email", ...)
     counts_changed = Signal(dict)  # {Tab: count} for the current search and filters
     email_settings_requested = Signal()
 
@@ -196,6 +207,11 @@ class InvitationsWindow(QWidget):
         self._counts_generation = 0
         self._detail_generation = 0
         self._busy = ""
+        self._undo_ids: tuple[uuid.UUID, ...] = ()
+        self._undo_timer = QTimer(self)
+        self._undo_timer.setSingleShot(True)
+        self._undo_timer.setInterval(UNDO_SECONDS * 1000)
+        self._undo_timer.timeout.connect(self._undo_expired)
         self._job: SendJob | None = None
         self._stuck_jobs: list[SendJob] = []
         self._inviter_choices: dict[str, MemberRow] = {}
@@ -223,14 +239,14 @@ class InvitationsWindow(QWidget):
 
     # ================================================================ construction
     def _build(self) -> None:
-        title = QLabel("Invitations")
+        title = PlainLabel("Invitations")
         set_variant(title, "title")
         scope = {
             "organization": "every invitation in the organization",
             "unit": f"the invitations of {self._operator.unit_name or 'your unit'} and your own",
             "own": "the invitations you sent or were credited with",
         }
-        self.scope_label = QLabel(f"Showing {scope[scope_of(self._operator).level.value]}.")
+        self.scope_label = PlainLabel(f"Showing {scope[scope_of(self._operator).level.value]}.")
         set_variant(self.scope_label, "muted")
         self.refresh_button = QPushButton("Refresh")
         self.refresh_button.setToolTip("Read the invitations and counts again (F5)")
@@ -298,7 +314,7 @@ class InvitationsWindow(QWidget):
         filter_row.addWidget(self.batch_combo, 2)
         filter_row.addWidget(self.dates_check)
         filter_row.addWidget(self.from_date)
-        and_label = QLabel("and")
+        and_label = PlainLabel("and")
         set_variant(and_label, "muted")
         filter_row.addWidget(and_label)
         filter_row.addWidget(self.to_date)
@@ -317,7 +333,7 @@ class InvitationsWindow(QWidget):
         self.export_button = QPushButton("Export CSV…")
         self.export_button.setToolTip("Write the current view (tab, search, filters and order) "
                                       "to a CSV file")
-        self.summary_label = QLabel("")
+        self.summary_label = PlainLabel("")
         self.summary_label.setAccessibleName("Invitations shown")
         set_variant(self.summary_label, "muted")
         actions = QHBoxLayout()
@@ -369,6 +385,7 @@ class InvitationsWindow(QWidget):
         self.splitter.setSizes([820, 340])
 
         self.banner = Banner("InvitationsBanner")
+        self.banner.reserve_space()
 
         root = QVBoxLayout(self)
         root.setContentsMargins(20, 16, 20, 16)
@@ -377,9 +394,11 @@ class InvitationsWindow(QWidget):
         root.addWidget(self.tabs)
         root.addLayout(search_row)
         root.addLayout(filter_row)
-        root.addWidget(self.banner)
         root.addLayout(actions)
         root.addWidget(self.splitter, 1)
+        # Messages show below the table, in a place kept for them: nothing moves when one
+        # appears or goes.
+        root.addWidget(self.banner)
 
         self._search_timer = QTimer(self)
         self._search_timer.setSingleShot(True)
@@ -757,7 +776,7 @@ class InvitationsWindow(QWidget):
                                (RowAction.FRESH_LINK, self.link_button)):
             enabled, tip = self.action_state(action)
             button.setEnabled(enabled)
-            button.setToolTip(tip)
+            button.setToolTip(plain_tooltip(tip))
         self.extend_days.setEnabled(self.extend_button.isEnabled())
         self.export_button.setEnabled(not self._busy and self.model.total > 0)
         self.refresh_button.setEnabled(not self._busy)
@@ -793,7 +812,11 @@ class InvitationsWindow(QWidget):
 
     def _action_failed(self, error: BaseException) -> None:
         self._set_busy("")
-        if isinstance(error, DomainError):
+        if isinstance(error, SettingsIncomplete):
+            page = error.settings_page
+            self.banner.show_message(str(error), "error", action=(
+                "Open settings", lambda: self.settings_requested.emit(page)))
+        elif isinstance(error, DomainError):
             self.banner.show_message(str(error), "error")
         else:
             log.error("invitation action failed", exc_info=error)
@@ -810,10 +833,88 @@ class InvitationsWindow(QWidget):
             self.invitations_changed.emit()
         self.refresh()
 
+    def _confirm(self, verb: str, consequence: str) -> bool:
+        """Ask before revoke or resend: how many, to whom, which batch; Cancel is the default."""
+        numbers = self._selected_row_numbers()
+        if not numbers:
+            return False
+        count = len(numbers)
+        rows = self.selected_rows()
+        emails = [row.email for row in rows]
+        shown = widgets.summarize_people(emails)
+        if count > len(emails):  # rows whose page is not loaded yet
+            shown = (f"{', '.join(emails[:5])} and {count - min(len(emails), 5):,} more"
+                     if emails else f"{count:,} invitations")
+        batches = sorted({row.batch_label for row in rows if row.batch_label})
+        details = [f"To: {shown}"]
+        if batches:
+            details.append(f"Batch: {widgets.summarize_people(batches, shown=3)}")
+        details.append(consequence)
+        noun = plural(count, "invitation")
+        return widgets.confirm(self, f"{verb} invitations", f"{verb} {noun}?",
+                               informative="\n".join(details), action=f"{verb} {noun}")
+
     def revoke_selected(self) -> None:
+        if self._busy or not self._confirm(
+                "Revoke", "Their links stop working at once."
+                + (f" You can undo this for {UNDO_SECONDS} s, while a link is unused."
+                   if _restore_revoked is not None else "")):
+            return
         uow, operator, now = self._context.uow, self._operator, self._clock()
         self._ids_then(lambda ids: revoke_invitations(uow, operator, ids, now=now),
-                       self._acted, "Revoking…")
+                       self._revoked, "Revoking…")
+
+    def _revoked(self, result: ActionResult) -> None:
+        self._acted(result)
+        if _restore_revoked is None or not result.done:
+            return
+        self._undo_ids = tuple(result.done)
+        kind = "success" if not result.skipped else "warning"
+        self.banner.show_message(result.summary, kind, action=("Undo", self.undo_revoke))
+        self._undo_timer.start()
+
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._undo_ids)
+
+    def _undo_expired(self) -> None:
+        if self._undo_ids:
+            self._undo_ids = ()
+            if self.banner.kind:  # the same message, without the button
+                self.banner.show_message(self.banner.text, self.banner.kind)
+
+    def undo_revoke(self) -> None:
+        """Restore the invitations the last revoke changed, while their links are unused."""
+        ids, self._undo_ids = self._undo_ids, ()
+        self._undo_timer.stop()
+        restore = _restore_revoked
+        if not ids or restore is None:
+            return
+        uow, operator = self._context.uow, self._operator
+
+        def work() -> tuple[int, list[str]]:
+            restored, refused = 0, []
+            for invitation_id in ids:
+                try:
+                    restore(uow, operator, invitation_id)
+                    restored += 1
+                except DomainError as exc:
+                    refused.append(str(exc))
+            return restored, refused
+
+        def done(outcome: tuple[int, list[str]]) -> None:
+            self._set_busy("")
+            restored, refused = outcome
+            text = f"Revoke undone: {plural(restored, 'invitation')} restored."
+            if refused:
+                text += f" {plural(len(refused), 'was', 'were')} not: {refused[0]}"
+            self.banner.show_message(text, "warning" if refused else "success")
+            if restored:
+                self.invitations_changed.emit()
+            self.refresh()
+
+        self._set_busy("Undoing the revoke…")
+        self._run(work, done, self._action_failed)
 
     def extend_selected(self, days: int) -> None:
         uow, operator, now = self._context.uow, self._operator, self._clock()
@@ -850,13 +951,20 @@ class InvitationsWindow(QWidget):
         try:
             mail = get_mail_settings(self._context.uow, self._operator.organization_id)
         except DomainError as exc:
-            self.banner.show_message(f"Nothing was resent. {exc}", "error")
+            page = exc.settings_page if isinstance(exc, SettingsIncomplete) else None
+            self.banner.show_message(
+                f"Nothing was resent. {exc}", "error",
+                action=(("Open settings", lambda: self.settings_requested.emit(page))
+                        if page else None))
             return
         if not mail.configured:
             self.banner.show_message(
                 "Resending needs the organization's SMTP server: it is not set up yet. An "
                 "organization admin can enter it in Settings › Email.", "error",
                 action=("Open Settings › Email", self.email_settings_requested.emit))
+            return
+        if not self._confirm("Resend", "Each gets a new email with a new link; the old link "
+                             "stops working."):
             return
         go_on, password = self._password_for(mail)
         if not go_on:
@@ -930,9 +1038,12 @@ class InvitationsWindow(QWidget):
         self._update_actions()
 
     def _send_failed(self, message: str) -> None:
+        page = self._job.worker.settings_page if self._job is not None else None
         self._end_job()
         self.banner.show_message(f"Resending stopped: {message} The invitations not sent yet "
-                                 "stay queued.", "error")
+                                 "stay queued.", "error",
+                                 action=(("Open settings", lambda: self.settings_requested.emit(page))
+                                         if page else None))
         self.refresh()
         self._update_actions()
 

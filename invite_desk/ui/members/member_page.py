@@ -25,6 +25,7 @@ from invite_desk.services.tracking import Tab
 from invite_desk.ui.invitations.table_model import STATUS_COLOURS, STATUS_TEXT, format_when
 from invite_desk.ui.members.table_model import MEMBER_STATUS_TEXT
 from invite_desk.ui.theme import set_variant
+from invite_desk.ui.widgets import PlainLabel
 
 EMPTY_TEXT = "Select a member to see their referral activity."
 
@@ -36,10 +37,10 @@ def _stat(value: str, caption: str) -> QWidget:
     layout = QVBoxLayout(box)
     layout.setContentsMargins(12, 8, 12, 8)
     layout.setSpacing(0)
-    number = QLabel(value)
+    number = PlainLabel(value)
     number.setObjectName("StatValue")
     number.setStyleSheet("font-size: 16pt; font-weight: 600;")
-    text = QLabel(caption)
+    text = PlainLabel(caption)
     text.setWordWrap(True)
     set_variant(text, "small")
     box.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
@@ -61,7 +62,7 @@ class MemberPage(QFrame):
         self.setMinimumWidth(320)
         self.activity: MemberActivity | None = None
 
-        self.message_label = QLabel(EMPTY_TEXT)
+        self.message_label = PlainLabel(EMPTY_TEXT)
         self.message_label.setWordWrap(True)
         self.message_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.message_label.setMargin(24)
@@ -71,35 +72,35 @@ class MemberPage(QFrame):
         self._layout = QVBoxLayout(content)
         self._layout.setContentsMargins(16, 14, 16, 14)
         self._layout.setSpacing(6)
-        self.name_label = QLabel()
+        self.name_label = PlainLabel()
         self.name_label.setStyleSheet("font-size: 13pt; font-weight: 600;")
         self.name_label.setWordWrap(True)
-        self.facts_label = QLabel()
+        self.facts_label = PlainLabel()
         self.facts_label.setWordWrap(True)
         self.facts_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         set_variant(self.facts_label, "muted")
         self._layout.addWidget(self.name_label)
         self._layout.addWidget(self.facts_label)
 
-        heading = QLabel("Referral activity")
+        heading = PlainLabel("Referral activity")
         set_variant(heading, "heading")
         self._layout.addSpacing(6)
         self._layout.addWidget(heading)
         self.stats_row = QHBoxLayout()
         self.stats_row.setSpacing(8)
         self._layout.addLayout(self.stats_row)
-        self.invitations_label = QLabel()
+        self.invitations_label = PlainLabel()
         self.invitations_label.setWordWrap(True)
         self.invitations_label.setSizePolicy(QSizePolicy.Policy.Ignored,
                                              QSizePolicy.Policy.Preferred)
         set_variant(self.invitations_label, "small")
         self._layout.addWidget(self.invitations_label)
 
-        pending_heading = QLabel("Pending invitations")
+        pending_heading = PlainLabel("Pending invitations")
         set_variant(pending_heading, "heading")
         self._layout.addSpacing(6)
         self._layout.addWidget(pending_heading)
-        self.pending_label = QLabel()
+        self.pending_label = PlainLabel()
         self.pending_label.setObjectName("PendingInvitations")
         self.pending_label.setTextFormat(Qt.TextFormat.RichText)
         self.pending_label.setWordWrap(True)
@@ -107,11 +108,11 @@ class MemberPage(QFrame):
                                          QSizePolicy.Policy.Preferred)
         self._layout.addWidget(self.pending_label)
 
-        referred_heading = QLabel("Who they referred")
+        referred_heading = PlainLabel("Who they referred")
         set_variant(referred_heading, "heading")
         self._layout.addSpacing(6)
         self._layout.addWidget(referred_heading)
-        self.referred_label = QLabel()
+        self.referred_label = PlainLabel()
         self.referred_label.setObjectName("ReferredMembers")
         self.referred_label.setTextFormat(Qt.TextFormat.RichText)
         self.referred_label.setWordWrap(True)

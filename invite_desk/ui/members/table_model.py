@@ -22,6 +22,7 @@ from invite_desk.services.operator import Operator
 from invite_desk.services.uow import UnitOfWork
 from invite_desk.ui.invitations.paged_model import PagedTableModel
 from invite_desk.ui.tasks import TaskRunner
+from invite_desk.ui.widgets import plain_tooltip
 
 
 class MemberRole(IntEnum):
@@ -75,7 +76,8 @@ class MemberTableModel(PagedTableModel[MemberQuery, MemberRow]):
             return None
         col = MemberColumn(column)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{row.role.label} ({row.role.name})" if col is MemberColumn.ROLE else None
+            return (plain_tooltip(f"{row.role.label} ({row.role.name})")
+                    if col is MemberColumn.ROLE else None)
         if col is MemberColumn.NAME:
             return row.name
         if col is MemberColumn.EMAIL:

@@ -15,7 +15,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QHeaderView,
-    QLabel,
     QLineEdit,
     QSplitter,
     QTableView,
@@ -45,6 +44,7 @@ from invite_desk.ui.members.table_model import (
 )
 from invite_desk.ui.tasks import TaskRunner, ThreadPoolRunner, run_for
 from invite_desk.ui.theme import set_variant
+from invite_desk.ui.widgets import PlainLabel
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -83,7 +83,7 @@ class MembersWindow(QWidget):
         self.model.set_query(self._query_from_controls())
 
     def _build(self) -> None:
-        title = QLabel("Members")
+        title = PlainLabel("Members")
         set_variant(title, "title")
         level = scope_of(self._operator).level
         scope_text = {
@@ -91,7 +91,7 @@ class MembersWindow(QWidget):
             ScopeLevel.UNIT: f"The members of {self._operator.unit_name or 'your unit'}.",
             ScopeLevel.OWN: "Your own membership and referral activity.",
         }[level]
-        self.scope_label = QLabel(scope_text)
+        self.scope_label = PlainLabel(scope_text)
         set_variant(self.scope_label, "muted")
 
         self.search_edit = QLineEdit()
@@ -112,7 +112,7 @@ class MembersWindow(QWidget):
         self.status_combo.addItem("Any status", None)
         for status in MemberStatus:
             self.status_combo.addItem(MEMBER_STATUS_TEXT[status.value], status.value)
-        self.summary_label = QLabel("")
+        self.summary_label = PlainLabel("")
         set_variant(self.summary_label, "muted")
         filters = QHBoxLayout()
         filters.setSpacing(8)

@@ -8,7 +8,6 @@ from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
     QGridLayout,
-    QLabel,
     QLineEdit,
     QRadioButton,
     QWidget,
@@ -27,6 +26,7 @@ from invite_desk.ui.settings.page import (
     set_editable,
     set_enabled,
 )
+from invite_desk.ui.widgets import PlainLabel
 
 FIELDS = (
     "has_user_invitation",
@@ -97,7 +97,7 @@ class InvitationsPage(PolicySettingsPage):
         self.expiry_edit = _number_edit("14", "Link expiry in days")
         self.add_field(
             "invitation_expiry_days",
-            editors=[self.expiry_edit, QLabel("days")],
+            editors=[self.expiry_edit, PlainLabel("days")],
             title="Link expiry",
             field_name="invitationExpiryDays",
             help_text=(
@@ -109,7 +109,7 @@ class InvitationsPage(PolicySettingsPage):
         self.limit_edit = _number_edit("0", "Daily limit per inviter")
         self.add_field(
             "daily_limit_per_inviter",
-            editors=[self.limit_edit, QLabel("invitations per inviter per day")],
+            editors=[self.limit_edit, PlainLabel("invitations per inviter per day")],
             title=SPECS_BY_FIELD["daily_limit_per_inviter"].label,
             field_name="dailyLimitPerInviter",
             help_text=(

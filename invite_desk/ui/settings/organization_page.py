@@ -13,7 +13,6 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFrame,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
@@ -28,6 +27,7 @@ from invite_desk.services.operator import Operator
 from invite_desk.services.organization import HEX_COLOUR, MAX_LOGO_BYTES, OrganizationInfo
 from invite_desk.services.uow import UnitOfWork
 from invite_desk.ui.settings.page import SettingsPage, help_label, set_editable, set_enabled
+from invite_desk.ui.widgets import PlainLabel
 
 LOGO_FILE_FILTER = "Images (*.png *.jpg *.jpeg *.svg)"
 LOGO_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/svg+xml": "SVG"}
@@ -90,7 +90,7 @@ class OrganizationPage(SettingsPage):
             help_text="Shown at the end of every invitation email and on the registration page.",
         )
 
-        self.logo_preview = QLabel()
+        self.logo_preview = PlainLabel()
         self.logo_preview.setObjectName("logo-preview")
         self.logo_preview.setFixedSize(PREVIEW_SIZE)
         self.logo_preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -127,7 +127,7 @@ class OrganizationPage(SettingsPage):
             body=logo_body,
         )
 
-        self.accent_swatch = QLabel()
+        self.accent_swatch = PlainLabel()
         self.accent_swatch.setObjectName("accent-swatch")
         self.accent_swatch.setFixedSize(28, 28)
         self.accent_swatch.setAccessibleName("Accent colour swatch")

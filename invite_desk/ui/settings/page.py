@@ -28,6 +28,7 @@ from invite_desk.services import settings as settings_service
 from invite_desk.services.operator import Operator
 from invite_desk.services.settings_schema import PolicySettings
 from invite_desk.services.uow import UnitOfWork
+from invite_desk.ui.widgets import PlainLabel, plain_tooltip
 
 ERROR_COLOUR = "#B42318"
 
@@ -56,20 +57,32 @@ def emit_signal(signal: SignalInstance, *args: Any) -> None:
         ctypes.pythonapi.Py_IncRef(ctypes.py_object(result))
 
 
-class Banner(QLabel):
+class Banner(PlainLabel):
     """A coloured, word-wrapped message box at the top of a page or window; hidden when empty."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+        super().__init__(parent=parent)
         self.setWordWrap(True)
-        self.setTextFormat(Qt.TextFormat.PlainText)
         self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.kind = ""
+        self._reserved = False
         self.hide()
+
+    def reserve_space(self, lines: int = 2) -> None:
+        """Keep the banner's place, at a fixed height, while it is hidden: a message that
+        appears or goes never moves the fields under the pointer (the whole text is in the
+        tooltip when it is longer than `lines`)."""
+        self._reserved = True
+        policy = self.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)
+        self.setSizePolicy(policy)
+        self.setFixedHeight(self.fontMetrics().lineSpacing() * lines + 2 * 8 + 2)
 
     def show_message(self, text: str, kind: str = "info") -> None:
         self.kind = kind
         self.setText(text)
+        if self._reserved:
+            self.setToolTip(plain_tooltip(text))
         self.setStyleSheet(f"QLabel {{ {BANNER_STYLES[kind]} border-radius: 4px; padding: 8px 10px; }}")
         self.setAccessibleName(f"{kind} message")
         self.setVisible(bool(text))
@@ -93,7 +106,7 @@ def _muted(label: QLabel, variant: str) -> None:
 
 def field_name_label(name: str) -> QLabel:
     """The field name users know from the product documents, small, grey and copyable."""
-    label = QLabel(name)
+    label = PlainLabel(name)
     font = QFont("monospace")
     font.setStyleHint(QFont.StyleHint.Monospace)
     font.setPointSizeF(max(7.0, label.font().pointSizeF() * 0.85))
@@ -105,7 +118,7 @@ def field_name_label(name: str) -> QLabel:
 
 
 def help_label(text: str) -> QLabel:
-    label = QLabel(text)
+    label = PlainLabel(text)
     label.setWordWrap(True)
     _muted(label, "muted")
     return label
@@ -149,7 +162,7 @@ class SettingsPage(QWidget):
         outer.setContentsMargins(24, 20, 24, 20)
         outer.setSpacing(14)
 
-        title = QLabel(self.TITLE)
+        title = PlainLabel(self.TITLE)
         title_font = title.font()
         title_font.setPointSizeF(title_font.pointSizeF() * 1.5)
         title_font.setBold(True)
@@ -159,11 +172,12 @@ class SettingsPage(QWidget):
             outer.addWidget(help_label(self.INTRO))
 
         self.banner = Banner(self)
-        outer.addWidget(self.banner)
 
         self.form = QVBoxLayout()
         self.form.setSpacing(14)
         outer.addLayout(self.form)
+        # Below the fields: a message appearing after Save never moves them.
+        outer.addWidget(self.banner)
         outer.addStretch(1)
 
     # ---- building blocks for subclasses -------------------------------------------------
@@ -193,7 +207,7 @@ class SettingsPage(QWidget):
         if header is not None:
             title_line.addWidget(header)
         elif title is not None:
-            heading = QLabel(title)
+            heading = PlainLabel(title)
             font = heading.font()
             font.setBold(True)
             heading.setFont(font)
@@ -215,7 +229,7 @@ class SettingsPage(QWidget):
             line.addStretch(1)
             box.addLayout(line)
 
-        error = QLabel(container)
+        error = PlainLabel(parent=container)
         error.setWordWrap(True)
         error.setProperty("variant", "fieldError")
         error.setStyleSheet(f"QLabel {{ color: {ERROR_COLOUR}; }}")
@@ -350,7 +364,7 @@ def set_enabled(widgets: Iterable[QWidget], enabled: bool, reason: str = "") -> 
     for widget in widgets:
         own = _own_tooltip(widget)
         widget.setEnabled(enabled)
-        widget.setToolTip(reason if not enabled and reason else own)
+        widget.setToolTip(plain_tooltip(reason if not enabled and reason else own))
 
 
 def set_editable(widgets: Iterable[QWidget], editable: bool, reason: str = "") -> None:
@@ -365,7 +379,7 @@ def set_editable(widgets: Iterable[QWidget], editable: bool, reason: str = "") -
                 _repolish(widget)
         else:
             widget.setEnabled(editable)
-        widget.setToolTip(reason if not editable and reason else own)
+        widget.setToolTip(plain_tooltip(reason if not editable and reason else own))
 
 
 def parse_whole_number(text: str) -> int | str | None:

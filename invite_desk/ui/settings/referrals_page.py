@@ -18,6 +18,7 @@ from invite_desk.ui.settings.page import (
     parse_whole_number,
     set_editable,
 )
+from invite_desk.ui.widgets import PlainLabel
 
 INVITE_ONLY_WARNING = (
     "Invite-only mode significantly limits growth. Only use it if your organization "
@@ -92,7 +93,7 @@ class ReferralsPage(PolicySettingsPage):
         self.needed_edit.setPlaceholderText("empty")
         self.needed_edit.setAccessibleName("Referrals needed for sign-up")
         self.needed_edit.setMaximumWidth(110)
-        self.mode_label = QLabel()
+        self.mode_label = PlainLabel()
         self.mode_label.setObjectName("registration-mode")
         self.invite_only_notice = InviteOnlyNotice()
         self.invite_only_notice.hide()

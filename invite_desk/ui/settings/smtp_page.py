@@ -41,6 +41,7 @@ from invite_desk.ui.settings.page import (
     set_enabled,
 )
 from invite_desk.ui.tasks import BackgroundTask, TaskRunner, error_message
+from invite_desk.ui.widgets import PlainLabel
 
 SECURITY_LABELS = {"ssl": "SSL/TLS", "starttls": "STARTTLS", "none": "None"}
 USUAL_PORTS = {"ssl": 465, "starttls": 587, "none": 25}
@@ -167,6 +168,7 @@ class SmtpPage(SettingsPage):
         self.test_result = Banner(self)
         self.test_result.setObjectName("smtp-test-result")
         self.test_result.setAccessibleName("Connection test result")
+        self.test_result.reserve_space(3)  # the fields below stay put when a result comes
         test_line = QHBoxLayout()
         test_line.setSpacing(12)
         test_line.addWidget(self.test_button, 0, Qt.AlignmentFlag.AlignTop)
@@ -199,7 +201,7 @@ class SmtpPage(SettingsPage):
         self.rate_edit.setFixedWidth(90)
         self.add_field(
             "rate_per_minute",
-            editors=[self.rate_edit, QLabel("messages per minute")],
+            editors=[self.rate_edit, PlainLabel("messages per minute")],
             title="Rate limit",
             help_text=(
                 "Stay under your provider's limit: Microsoft 365 allows 30 per minute; "
@@ -463,7 +465,7 @@ class SmtpPage(SettingsPage):
 
 
 def _section(text: str) -> QLabel:
-    label = QLabel(text)
+    label = PlainLabel(text)
     label.setProperty("variant", "heading")
     font = label.font()
     font.setBold(True)

@@ -18,7 +18,6 @@ from PySide6.QtGui import QFont, QFontDatabase, QShowEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
@@ -59,6 +58,7 @@ from invite_desk.ui.settings.page import (
     help_label,
     set_editable,
 )
+from invite_desk.ui.widgets import PlainLabel
 
 PREVIEW_DELAY_MS = 300
 PARTS = ("subject", "html", "text")
@@ -162,7 +162,7 @@ class TemplatePreview(QWidget):
         self.envelope_label = help_label("")
         self.envelope_label.setTextFormat(Qt.TextFormat.PlainText)
         self.envelope_label.setObjectName("template-preview-envelope")
-        self.subject_label = QLabel()
+        self.subject_label = PlainLabel()
         self.subject_label.setTextFormat(Qt.TextFormat.PlainText)
         self.subject_label.setWordWrap(True)
         self.subject_label.setAccessibleName("Subject as the invitee sees it")
@@ -192,7 +192,7 @@ class TemplatePreview(QWidget):
         head = QHBoxLayout()
         head.setSpacing(8)
         head.addWidget(self.subject_label, 1)
-        head.addWidget(QLabel("Preview as"))
+        head.addWidget(PlainLabel("Preview as"))
         head.addWidget(kind_choice)
         layout.addLayout(head)
         layout.addWidget(self.envelope_label)
@@ -253,7 +253,7 @@ class TemplatePage(SettingsPage):
         self.subject_edit = QLineEdit()
         self.subject_edit.setAccessibleName("Subject template")
         self.subject_edit.setFont(_code_font())
-        subject_title = QLabel("Subject")
+        subject_title = PlainLabel("Subject")
         subject_font = subject_title.font()
         subject_font.setBold(True)
         subject_title.setFont(subject_font)

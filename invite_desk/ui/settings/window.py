@@ -15,7 +15,6 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QFrame,
     QHBoxLayout,
-    QLabel,
     QListView,
     QPushButton,
     QScrollArea,
@@ -36,6 +35,7 @@ from invite_desk.ui.settings.page import Banner, SettingsPage, emit_signal
 from invite_desk.ui.settings.referrals_page import ReferralsPage
 from invite_desk.ui.settings.smtp_page import SmtpPage
 from invite_desk.ui.settings.template_page import TemplatePage
+from invite_desk.ui.widgets import PlainLabel, plain_tooltip
 
 PAGE_CLASSES: tuple[type[SettingsPage], ...] = (
     InvitationsPage, ReferralsPage, OrganizationPage, SmtpPage, TemplatePage,
@@ -123,7 +123,8 @@ class SettingsWindow(QWidget):
 
         self.banner = Banner()
         self.banner.setObjectName("settings-window-banner")
-        self.unsaved_label = QLabel()
+        self.banner.reserve_space()
+        self.unsaved_label = PlainLabel()
         self.unsaved_label.setObjectName("unsaved-changes")
         italic = QFont(self.unsaved_label.font())
         italic.setItalic(True)
@@ -144,10 +145,12 @@ class SettingsWindow(QWidget):
         right.setContentsMargins(0, 0, 0, 12)
         right.setSpacing(8)
         banner_box = QHBoxLayout()
-        banner_box.setContentsMargins(24, 12, 24, 0)
+        banner_box.setContentsMargins(24, 0, 24, 0)
         banner_box.addWidget(self.banner)
-        right.addLayout(banner_box)
+        # Messages (saved, errors) show above the buttons that caused them, in a place kept
+        # for them: nothing on the page moves when one appears or goes.
         right.addWidget(self.stack, 1)
+        right.addLayout(banner_box)
         right.addLayout(buttons)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -248,8 +251,8 @@ class SettingsWindow(QWidget):
         self.save_button.setEnabled(can_save)
         self.revert_button.setEnabled(allowed and bool(changed))
         if not allowed:
-            self.save_button.setToolTip(self._read_only_reason)
-            self.revert_button.setToolTip(self._read_only_reason)
+            self.save_button.setToolTip(plain_tooltip(self._read_only_reason))
+            self.revert_button.setToolTip(plain_tooltip(self._read_only_reason))
         self.setWindowModified(bool(changed))
 
     def _load_pages(self, pages: list[SettingsPage]) -> None:
