@@ -643,7 +643,7 @@ def test_undo_with_the_real_service_makes_the_link_work_again(
     window.revoke_button.click()
     assert stored(uow, row.id)["status"] == S.REVOKED.value
     assert row.token is not None
-    assert open_link(uow, row.token, now=NOW).state is LinkState.INVALID
+    assert open_link(uow, row.token, now=NOW).state is LinkState.REVOKED
     window.banner.button.click()
     assert stored(uow, row.id)["status"] != S.REVOKED.value
     assert window.banner.text.startswith("Revoke undone: 1 invitation restored.")
