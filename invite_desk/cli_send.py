@@ -102,7 +102,10 @@ def run_send(context: AppContext, args: argparse.Namespace) -> int:
             )
             print(f"queued {batch.queued} invitations (batch {batch.batch_id})", file=out)
             if scope is None:
-                scope = sendable_scope(context.uow, operator, batch_id=batch.batch_id)
+                # This batch and whatever the operator queued earlier and is still queued: so
+                # re-running the same command after a crash resumes the first run's batch
+                # (pre-flight now counts its rows as already invited and queues nothing new).
+                scope = sendable_scope(context.uow, operator)
         if args.no_send or args.dry_run:
             return 0
         mail = mail_settings.get_mail_settings(context.uow, operator.organization_id)

@@ -65,11 +65,13 @@ def test_a_user_sends_only_their_own_batch(
     csv = tmp_path / "friends.csv"
     csv.write_text("email,name\nfriend@example.org,Friend\n", encoding="utf-8")
     assert send(sqlite_url, monkeypatch, world["user"].email, PASSWORD, "--csv", str(csv)) == 0
-    assert set(smtp_server.recipient_counts()) == {"friend@example.org"}  # this batch only
-
-    assert send(sqlite_url, monkeypatch, world["user"].email, PASSWORD) == 0  # their queue
+    # This batch and the user's earlier one; nobody else's.
     assert set(smtp_server.recipient_counts()) == {
         "friend@example.org", "u1@example.org", "u2@example.org"}
+    queue(uow, world["user"], "u3@example.org")
+    assert send(sqlite_url, monkeypatch, world["user"].email, PASSWORD) == 0  # their queue
+    assert set(smtp_server.recipient_counts()) == {
+        "friend@example.org", "u1@example.org", "u2@example.org", "u3@example.org"}
     states = statuses(uow)
     assert states["n1@example.org"] == states["s1@example.org"] == "queued"
     capsys.readouterr()

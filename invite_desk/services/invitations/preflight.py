@@ -119,7 +119,7 @@ def pending_invitations(
     planners prefer the (status, ...) indexes and scan every open invitation instead.
     """
     moment = now or utcnow()
-    open_states = {s.value for s in OPEN_INVITATION_STATES}
+    open_states = {s.value for s in OPEN_INVITATION_STATES} | {"uncertain"}  # issue 8 (send)
     found: set[str] = set()
     for chunk in _chunks(keys):
         rows = session.execute(
