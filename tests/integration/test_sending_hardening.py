@@ -5,22 +5,26 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
 
-from invite_desk.services import organization
+from invite_desk.services import mail_settings, organization
+from invite_desk.services.email.templates import default_templates
 from invite_desk.services.errors import SettingsIncomplete
 from invite_desk.services.invitations import sending
 from invite_desk.services.invitations.importing import parse_pasted
 from invite_desk.services.invitations.preflight import PreflightRow, RowStatus, run_preflight
 from invite_desk.services.invitations.queueing import queue_invitations
+from invite_desk.services.invitations.rendering import InvitationContent, build_test_message
 from invite_desk.services.invitations.sending import OutboxSender, SendControl, SendProgress
 from invite_desk.services.models import AuditLog, Invitation
 from invite_desk.services.operator import Operator
 from invite_desk.services.settings import update_settings
 from invite_desk.services.smtp.ratelimit import RateLimiter
-from invite_desk.services.smtp.transport import SendResult, Sent
+from invite_desk.services.smtp.transport import SendResult, Sent, SmtpTransport
 from invite_desk.services.uow import UnitOfWork
 from tests.integration.test_sending import configure, sender, statuses
 from tests.smtp_server import LoopbackSmtpServer
@@ -224,3 +228,36 @@ def test_progress_keeps_counting_down_while_the_rate_limit_waits(
     # waiting plus 2 x 30 s, not the near-zero pace of the first two instant sends.
     first_wait = next(p for _, p in waiting if p.remaining == 3)
     assert first_wait.seconds_left is not None and 100 <= first_wait.seconds_left <= 120
+
+
+def test_the_test_to_myself_message_uses_the_batch_builder_and_resists_header_injection(
+    uow: UnitOfWork, admin: Operator, smtp_server: LoopbackSmtpServer,
+) -> None:
+    configure(uow, admin, smtp_server)
+    mail = mail_settings.get_mail_settings(uow, admin.organization_id)
+    org = organization.get_organization(uow, admin.organization_id)
+    injected = "Eve\r\nBcc: evil@x.example\r\n\r\nbody"
+    mail = replace(mail, from_name="Club\nBcc: evil@x.example")
+    templates = replace(default_templates(),
+                        subject="{{ invitee_name }}\r\nX-Injected: yes\rBcc: evil@x.example")
+    content = InvitationContent(email=admin.email, name=injected, inviter_name="Ada\r\nCc: a@x.example",
+                                personal_message="hi", expires_at=datetime(2030, 1, 1, tzinfo=UTC))
+
+    message, message_id = build_test_message(org, mail, templates, content, "token")
+    assert isinstance(message, bytes)
+    with SmtpTransport(mail.smtp_config(timeout=5), None) as transport:
+        result = transport.send(message, admin.email)
+    assert isinstance(result, Sent)
+
+    [received] = smtp_server.messages
+    assert received.rcpt_tos == (admin.email,)
+    parsed = received.message
+    assert parsed["Bcc"] is None and parsed["Cc"] is None and parsed["X-Injected"] is None
+    assert parsed["Subject"] == "[Test] Eve Bcc: evil@x.example body X-Injected: yes Bcc: evil@x.example"
+    assert parsed["To"].addresses[0].display_name == "Eve Bcc: evil@x.example body"
+    assert parsed["From"].addresses[0].display_name == "Club Bcc: evil@x.example"
+    assert parsed["Message-ID"] == message_id
+
+    with pytest.raises(SettingsIncomplete) as refused:
+        build_test_message(replace(org, registration_base_url=""), mail, templates, content, "t")
+    assert refused.value.settings_page == "organization"
