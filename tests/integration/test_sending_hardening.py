@@ -261,3 +261,35 @@ def test_the_test_to_myself_message_uses_the_batch_builder_and_resists_header_in
     with pytest.raises(SettingsIncomplete) as refused:
         build_test_message(replace(org, registration_base_url=""), mail, templates, content, "t")
     assert refused.value.settings_page == "organization"
+
+
+class _InterruptedTransport:
+    """Accepts the first message, then the program is interrupted while sending the second."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def send(self, message: object, to: str) -> SendResult:
+        if self.sent:
+            raise KeyboardInterrupt
+        self.sent.append(to)
+        return Sent("250 OK")
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_interrupt_during_a_send_leaves_that_row_uncertain_and_the_rest_queued(
+    uow: UnitOfWork, admin: Operator, smtp_server: LoopbackSmtpServer,
+) -> None:
+    configure(uow, admin, smtp_server)
+    queue_rows(uow, admin, ["a@example.org", "b@example.org", "c@example.org"])
+    transport = _InterruptedTransport()
+    outbox = OutboxSender(uow, transport, organization_id=admin.organization_id)
+    with pytest.raises(KeyboardInterrupt):
+        outbox.run()
+    states = statuses(uow)
+    assert sorted(states.values()) == ["queued", "sent", "uncertain"]
+    assert states[transport.sent[0]] == "sent"
+    [interrupted] = [email for email, status in states.items() if status == "uncertain"]
+    assert row(uow, interrupted).sending_owner is None

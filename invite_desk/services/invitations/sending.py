@@ -641,7 +641,7 @@ class OutboxSender:
                 except BaseException:
                     # Keep what is known: the outcome settled above, and a claimed invitation
                     # that never reached the transport goes back to the queue (not uncertain).
-                    self._save_on_error(conn, current if not handed else None)
+                    self._save_on_error(conn, current, handed=handed)
                     raise
         finally:
             self._renderer.shutdown(wait=True, cancel_futures=True)
@@ -663,10 +663,13 @@ class OutboxSender:
                     {"status": "failed", "error": reason})
         return True
 
-    def _save_on_error(self, conn: Connection, unsent: _Candidate | None) -> None:
+    def _save_on_error(self, conn: Connection, current: _Candidate | None, *,
+                       handed: bool) -> None:
         try:
-            if unsent is not None:
-                self._release(conn, unsent, "The send run stopped before this was sent.")
+            if current is not None and not handed:
+                self._release(conn, current, "The send run stopped before this was sent.")
+            elif current is not None:  # stopped while the server may have had it
+                self._settle(conn, current, Uncertain(UNCERTAIN_REASON), self.clock())
             conn.commit()
         except Exception:  # the database itself failed; the original error says why
             conn.rollback()
