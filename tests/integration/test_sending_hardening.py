@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -20,11 +20,19 @@ from invite_desk.services.invitations.preflight import PreflightRow, RowStatus, 
 from invite_desk.services.invitations.queueing import queue_invitations
 from invite_desk.services.invitations.rendering import InvitationContent, build_test_message
 from invite_desk.services.invitations.sending import OutboxSender, SendControl, SendProgress
-from invite_desk.services.models import AuditLog, Invitation
+from invite_desk.services.models import AuditLog, Invitation, utcnow
 from invite_desk.services.operator import Operator
 from invite_desk.services.settings import update_settings
 from invite_desk.services.smtp.ratelimit import RateLimiter
-from invite_desk.services.smtp.transport import SendResult, Sent, SmtpTransport
+from invite_desk.services.smtp.transport import (
+    PermanentFailure,
+    RetryPolicy,
+    SendResult,
+    Sent,
+    SmtpConfig,
+    SmtpTransport,
+    TemporaryFailure,
+)
 from invite_desk.services.uow import UnitOfWork
 from tests.integration.test_sending import configure, sender, statuses
 from tests.smtp_server import LoopbackSmtpServer
@@ -139,8 +147,10 @@ def test_an_unexpected_transport_error_after_a_claim_does_not_lose_the_previous_
     loop_sender._claim = claim  # type: ignore[method-assign]
     with pytest.raises(KeyboardInterrupt):
         loop_sender.run()
-    assert statuses(uow) == {"a@example.org": "sent", "b@example.org": "queued",
-                             "c@example.org": "queued"}
+    states = statuses(uow)
+    assert sorted(states.values()) == ["queued", "queued", "sent"]
+    assert [m.rcpt_tos[0] for m in smtp_server.messages] == [
+        email for email, status in states.items() if status == "sent"]
     report = sender(uow, admin, smtp_server).run()
     assert report.sent == 2 and report.uncertain == 0
     assert smtp_server.recipient_counts() == {
@@ -293,3 +303,65 @@ def test_an_interrupt_during_a_send_leaves_that_row_uncertain_and_the_rest_queue
     assert states[transport.sent[0]] == "sent"
     [interrupted] = [email for email, status in states.items() if status == "uncertain"]
     assert row(uow, interrupted).sending_owner is None
+
+
+class _GreylistingTransport:
+    """Answers 451 to the first attempt for each address, then accepts."""
+
+    def __init__(self) -> None:
+        self.attempts: dict[str, int] = {}
+
+    def send(self, message: object, to: str) -> SendResult:
+        self.attempts[to] = self.attempts.get(to, 0) + 1
+        if self.attempts[to] == 1:
+            return TemporaryFailure(451, "4.7.1 Greylisted, try again in 300 seconds")
+        return Sent("250 OK")
+
+    def close(self) -> None:
+        pass
+
+
+def test_progress_counts_down_to_the_retry_while_waiting_for_it(
+    uow: UnitOfWork, admin: Operator, smtp_server: LoopbackSmtpServer,
+) -> None:
+    configure(uow, admin, smtp_server)
+    queue_rows(uow, admin, ["g@example.org"])
+    now = {"at": utcnow()}
+
+    class Control(SendControl):
+        def sleep(self, seconds: float) -> None:
+            now["at"] += timedelta(seconds=max(0.0, seconds))
+
+    seen: list[SendProgress] = []
+    report = OutboxSender(
+        uow, _GreylistingTransport(), organization_id=admin.organization_id,
+        retry=RetryPolicy(base_delay=30), control=Control(), on_progress=seen.append,
+        clock=lambda: now["at"],
+    ).run()
+
+    assert report.sent == 1 and report.retried == 1
+    waiting = [p for p in seen if p.waiting_retry]
+    assert len(waiting) >= 25  # about once a second for 30 s
+    lefts = [p.seconds_left for p in waiting]
+    assert all(a is not None and b is not None and b < a for a, b in zip(lefts, lefts[1:],
+                                                                        strict=False))
+    assert lefts[0] is not None and 29 <= lefts[0] <= 30
+
+
+def test_the_transport_answers_for_one_message_and_keeps_the_connection(
+    make_smtp_server: Callable[..., LoopbackSmtpServer],
+) -> None:
+    server = make_smtp_server()  # no SMTPUTF8
+    config = SmtpConfig(server.host, server.port, "none", None, "inv@club.example", "Club",
+                        timeout=5)
+    message = b"Subject: x\r\n\r\nx\r\n"
+    with SmtpTransport(config, None) as transport:
+        refused = transport.send(message, POISON)
+        assert isinstance(refused, PermanentFailure) and "SMTPUTF8" in refused.reply
+        invalid = transport.send(message, "not an address")
+        assert isinstance(invalid, PermanentFailure) and "not a usable email address" in invalid.reply
+        assert isinstance(transport.send(message, IDN), Sent)
+        assert isinstance(transport.send(message, "ok@example.org"), Sent)
+    assert [m.rcpt_tos for m in server.messages] == [("anna@xn--bcher-kva.example",),
+                                                     ("ok@example.org",)]
+    assert server.connections == 1
