@@ -14,7 +14,7 @@ from invite_desk.services.errors import DomainError
 from invite_desk.services.invitations.importing import parse_csv, parse_pasted
 from invite_desk.services.invitations.preflight import STATUS_LABELS, RowStatus, run_preflight
 from invite_desk.services.invitations.queueing import queue_invitations
-from invite_desk.services.invitations.send_scope import SendScope, sendable_scope
+from invite_desk.services.invitations.send_scope import sendable_scope
 from invite_desk.services.invitations.sending import (
     OutboxSender,
     SendProgress,
@@ -75,10 +75,11 @@ def run_send(context: AppContext, args: argparse.Namespace) -> int:
         operator = auth.sign_in(context.uow, args.operator, password)
         chosen = getattr(args, "batch", None)
         everything = bool(getattr(args, "send_all", False))
-        scope: SendScope | None = None
-        if chosen is not None or everything or not (args.csv or args.list):
-            # Refuse before anything is queued when the operator may not send what they asked.
-            scope = sendable_scope(context.uow, operator, batch_id=chosen, everything=everything)
+        # Refuse before anything is checked or queued when the operator may not send. By
+        # default: what this operator queued, this command's batch included, so re-running
+        # the same command after a crash resumes the first run's batch (pre-flight counts its
+        # rows as already invited and queues nothing new).
+        scope = sendable_scope(context.uow, operator, batch_id=chosen, everything=everything)
         uncertain = recover_interrupted(context.uow, operator.organization_id)
         for email in uncertain:
             print(f"uncertain: {email} (the last run stopped while sending it; not resent)", file=out)
@@ -101,11 +102,6 @@ def run_send(context: AppContext, args: argparse.Namespace) -> int:
                 kind=InvitationKind.MEMBERSHIP, source="cli", label=args.label or path.name,
             )
             print(f"queued {batch.queued} invitations (batch {batch.batch_id})", file=out)
-            if scope is None:
-                # This batch and whatever the operator queued earlier and is still queued: so
-                # re-running the same command after a crash resumes the first run's batch
-                # (pre-flight now counts its rows as already invited and queues nothing new).
-                scope = sendable_scope(context.uow, operator)
         if args.no_send or args.dry_run:
             return 0
         mail = mail_settings.get_mail_settings(context.uow, operator.organization_id)
@@ -119,7 +115,6 @@ def run_send(context: AppContext, args: argparse.Namespace) -> int:
             if p.last_email:
                 print(f"{p.last_outcome}: {p.last_email}", file=out, flush=True)
 
-        assert scope is not None
         print(f"sending {scope.description}", file=out, flush=True)
         report = OutboxSender(context.uow, transport, organization_id=operator.organization_id,
                               scope=scope, on_progress=progress).run()

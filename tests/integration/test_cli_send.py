@@ -146,3 +146,15 @@ def test_an_empty_registration_address_stops_the_command(
     assert send(sqlite_url, monkeypatch, ADMIN_EMAIL, ADMIN_PASSWORD, "--all") == 2
     assert "registration web address" in capsys.readouterr().err
     assert smtp_server.messages == []
+
+
+def test_a_dry_run_is_refused_too_when_the_operator_may_not_send(
+    uow: UnitOfWork, admin: Operator, world: dict[str, Operator], sqlite_url: str,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    update_settings(uow, admin, {"has_user_invitation": False})
+    csv = tmp_path / "friends.csv"
+    csv.write_text("email\nfriend@example.org\n", encoding="utf-8")
+    assert send(sqlite_url, monkeypatch, world["user"].email, PASSWORD,
+                "--csv", str(csv), "--dry-run") == 2
+    assert "Invitations are turned off" in capsys.readouterr().err
