@@ -457,7 +457,8 @@ class OutboxSender:
             values.update(last_error=result.reason)
             self.report.uncertain += 1
             action, after = "invitation.uncertain", {"status": "uncertain",
-                                                     "error": result.reason}
+                                                     "error": result.reason,
+                                                     "message_id": row.message_id}
         else:
             assert isinstance(result, PermanentFailure | TemporaryFailure)
             status = InvitationStatus.FAILED
