@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import uuid
 from pathlib import Path
 
 from invite_desk.app import AppContext
@@ -13,6 +14,7 @@ from invite_desk.services.errors import DomainError
 from invite_desk.services.invitations.importing import parse_csv, parse_pasted
 from invite_desk.services.invitations.preflight import STATUS_LABELS, RowStatus, run_preflight
 from invite_desk.services.invitations.queueing import queue_invitations
+from invite_desk.services.invitations.send_scope import sendable_scope
 from invite_desk.services.invitations.sending import (
     OutboxSender,
     SendProgress,
@@ -33,8 +35,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         description=(
             "Signs in as --operator (password from the keyring entry 'operator:EMAIL' or "
             f"${OPERATOR_PASSWORD_ENV}), checks every row, queues the ready ones and sends "
-            "everything queued through the organization's SMTP server (password from the "
-            f"keyring, or ${SMTP_PASSWORD_ENV})."
+            "them through the organization's SMTP server (password from the keyring, or "
+            f"${SMTP_PASSWORD_ENV}). Without --csv/--list it sends what the operator queued "
+            "earlier (how to resume a stopped batch). Sending follows the same policy as the "
+            "window: invitations on, the role whoCanSendUserInvitation asks for, and the "
+            "operator's scope."
         ),
     )
     send.add_argument("--db", metavar="URL", default=argparse.SUPPRESS)
@@ -42,6 +47,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     source = send.add_mutually_exclusive_group()
     source.add_argument("--csv", type=Path, help="CSV with email, name, message columns")
     source.add_argument("--list", type=Path, help="text file, one address per line")
+    which = send.add_mutually_exclusive_group()
+    which.add_argument("--batch", metavar="ID", type=uuid.UUID,
+                       help="send this queued batch (it must be within your scope)")
+    which.add_argument("--all", action="store_true", dest="send_all",
+                       help="send everything queued within your scope (HR and admins)")
     send.add_argument("--message", default="", help="personal message for every row without one")
     send.add_argument("--label", default="", help="a label for the batch")
     send.add_argument("--dry-run", action="store_true", help="check rows, queue and send nothing")
@@ -63,6 +73,13 @@ def run_send(context: AppContext, args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 2
         operator = auth.sign_in(context.uow, args.operator, password)
+        chosen = getattr(args, "batch", None)
+        everything = bool(getattr(args, "send_all", False))
+        # Refuse before anything is checked or queued when the operator may not send. By
+        # default: what this operator queued, this command's batch included, so re-running
+        # the same command after a crash resumes the first run's batch (pre-flight counts its
+        # rows as already invited and queues nothing new).
+        scope = sendable_scope(context.uow, operator, batch_id=chosen, everything=everything)
         uncertain = recover_interrupted(context.uow, operator.organization_id)
         for email in uncertain:
             print(f"uncertain: {email} (the last run stopped while sending it; not resent)", file=out)
@@ -98,8 +115,9 @@ def run_send(context: AppContext, args: argparse.Namespace) -> int:
             if p.last_email:
                 print(f"{p.last_outcome}: {p.last_email}", file=out, flush=True)
 
+        print(f"sending {scope.description}", file=out, flush=True)
         report = OutboxSender(context.uow, transport, organization_id=operator.organization_id,
-                              on_progress=progress).run()
+                              scope=scope, on_progress=progress).run()
         print(describe(report), file=out)
         for email, reason in report.failures:
             print(f"failed: {email}: {reason}", file=out)

@@ -21,8 +21,10 @@ def make_smtp_server() -> Iterator[Callable[..., LoopbackSmtpServer]]:
     """Start servers with options, e.g. make_smtp_server(auth=("u", "p"), tls="starttls")."""
     started: list[LoopbackSmtpServer] = []
 
-    def make(*, auth: tuple[str, str] | None = None, tls: Tls = None) -> LoopbackSmtpServer:
-        server = LoopbackSmtpServer(auth=auth, tls=tls).start()
+    def make(
+        *, auth: tuple[str, str] | None = None, tls: Tls = None, smtputf8: bool = False
+    ) -> LoopbackSmtpServer:
+        server = LoopbackSmtpServer(auth=auth, tls=tls, smtputf8=smtputf8).start()
         started.append(server)
         return server
 

@@ -5,6 +5,7 @@ with LoopbackSmtpServer(auth=("sender", "secret"), tls="starttls") as server:
     server.fail_recipient("gone@example.org", 550)
     server.drop_connection_after(3)             # close the socket after 3 more messages
     server.drop_during_data()                   # keep the next message, then hang up unanswered
+    LoopbackSmtpServer(smtputf8=True)           # offers SMTPUTF8 (internationalized addresses)
     ... send ...
     server.messages, server.count_for("a@example.org"), server.connections
 """
@@ -56,6 +57,7 @@ class ReceivedMessage:
     rcpt_tos: tuple[str, ...]
     raw: bytes
     connection: int  # which connection (1-based) delivered it
+    mail_options: tuple[str, ...] = ()  # e.g. ("SMTPUTF8", "BODY=8BITMIME")
 
     @functools.cached_property
     def message(self) -> EmailMessage:
@@ -84,9 +86,12 @@ class LoopbackSmtpServer:
 
     host = "127.0.0.1"
 
-    def __init__(self, *, auth: tuple[str, str] | None = None, tls: Tls = None) -> None:
+    def __init__(
+        self, *, auth: tuple[str, str] | None = None, tls: Tls = None, smtputf8: bool = False
+    ) -> None:
         self.auth = auth
         self.tls = tls
+        self.smtputf8 = smtputf8  # advertise SMTPUTF8 (RFC 6531) after EHLO
         self.port = 0
         self._lock = threading.Lock()
         self._messages: list[ReceivedMessage] = []
@@ -109,6 +114,7 @@ class LoopbackSmtpServer:
             # AUTH is enforced in handle_MAIL instead of aiosmtpd's auth_required, which warns
             # (and so fails under filterwarnings=error) when combined with plain-text AUTH.
             "auth_require_tls": self.tls == "starttls",
+            "enable_SMTPUTF8": self.smtputf8,
         }
         if self.tls == "starttls":
             kwargs.update(tls_context=tls_context, require_starttls=True)
@@ -243,6 +249,7 @@ class LoopbackSmtpServer:
             rcpt_tos=tuple(envelope.rcpt_tos),
             raw=envelope.original_content or b"",
             connection=connection,
+            mail_options=tuple(envelope.mail_options),
         )
         with self._lock:
             self._messages.append(received)

@@ -137,6 +137,7 @@ FAILURE_REPLIES = (
     "552 5.2.2 <{email}>: Mailbox full",
     "554 5.7.1 <{email}>: Relay access denied",
 )
+LIVE_BATCH_LABEL = "Riverside Chapter — spring open day sign-ups"
 RETRY_REPLY = "451 4.7.1 Greylisted, please try again in 300 seconds"
 
 # Cycling is seasonal: more people join in spring and summer (weight per calendar month).
@@ -234,6 +235,7 @@ def create_or_top_up(
         if created:
             world.plan_showcase(operator_ids)
         added = world.insert(session)
+        _nothing_left_to_send(session, org.id, now)
         admin_id = operator_ids[Role.ADMIN_TENANT]
         _initialize_settings(session, org.id, admin_id, require_adhesion=created)
         if created or any(added.values()):  # a run that changes nothing leaves no trace
@@ -257,6 +259,31 @@ def create_or_top_up(
             sample_link=(registration_link(org.registration_base_url, world.sample_token)
                          if world.sample_token else None),
         )
+
+
+def _nothing_left_to_send(session: Session, organization_id: uuid.UUID, now: datetime) -> None:
+    """Demo databases made before issue 8 left the live batch queued (some waiting for a
+    greylisting retry) and one row in `sending`: the first real send mailed them and then
+    waited minutes. Settle them the way the current demo plans them (cancelled batch)."""
+    batch_ids = list(session.scalars(select(Batch.id).where(
+        Batch.organization_id == organization_id, Batch.label == LIVE_BATCH_LABEL)))
+    if not batch_ids:
+        return
+    rows = session.scalars(select(Invitation).where(
+        Invitation.batch_id.in_(batch_ids),
+        Invitation.status.in_([InvitationStatus.QUEUED.value, InvitationStatus.SENDING.value]),
+        Invitation.sending_owner.is_(None),
+    ))
+    for row in rows:
+        if row.status == InvitationStatus.SENDING.value:
+            row.status, row.last_error = InvitationStatus.UNCERTAIN.value, UNCERTAIN_REASON
+        else:  # what cancelling the batch does
+            row.status, row.token_hash = InvitationStatus.DRAFT.value, None
+            row.next_attempt_at = None
+        row.updated_at = now
+    for batch in session.scalars(select(Batch).where(Batch.id.in_(batch_ids),
+                                                     Batch.status == "open")):
+        batch.status, batch.updated_at = "cancelled", now
 
 
 def _find_demo_organization(session: Session) -> Organization | None:
@@ -830,14 +857,16 @@ class _World:
         home = self._unit_at(0)
         riverside = self._unit_at(1)
 
-        # Sending right now: sent, one permanent failure, one on the wire, the rest queued.
+        # Cancelled half-way 25 minutes ago: sent, one permanent failure, one on the wire when
+        # it stopped (uncertain), the rest back to draft (two had been greylisted once).
+        # Nothing is left queued: the first real send must not mail demo addresses.
         started = now - timedelta(minutes=25)
-        live = [InvitationStatus.SENT] * 14 + [InvitationStatus.FAILED, InvitationStatus.SENDING]
+        live = [InvitationStatus.SENT] * 14 + [InvitationStatus.FAILED, InvitationStatus.UNCERTAIN]
         live += [InvitationStatus.QUEUED] * 8
         batch = self._add_batch(at=started, inviter=admin, sender=admin, size=len(live),
                                 kind=InvitationKind.MEMBERSHIP, event=None, staff=True,
-                                unit_id=riverside, open_=True,
-                                label="Riverside Chapter — spring open day sign-ups")
+                                unit_id=riverside, open_=True, label=LIVE_BATCH_LABEL)
+        self.batches[-1]["status"] = "cancelled"
         for index, status in enumerate(live):
             row = self._showcase_row(admin, admin, riverside, batch, started)
             at = started + timedelta(seconds=90 * index + 5)
@@ -846,13 +875,13 @@ class _World:
                 self.sample_token = token
             elif status is InvitationStatus.FAILED:
                 self._fail(row, at)
-            elif status is InvitationStatus.SENDING:
+            elif status is InvitationStatus.UNCERTAIN:
                 self._claim(row, at, status)
-            else:
-                row.update(status=status.value, queued_at=started, updated_at=started)
-                if index < len(live) - 6:  # greylisted: waiting for the retry
-                    row.update(attempts=1, last_error=RETRY_REPLY, updated_at=now,
-                               next_attempt_at=now + timedelta(minutes=4))
+                row.update(last_error=UNCERTAIN_REASON)
+            else:  # returned to draft by the cancel
+                row.update(status=InvitationStatus.DRAFT.value, updated_at=now)
+                if index < len(live) - 6:  # greylisted before the cancel
+                    row.update(attempts=1, last_error=RETRY_REPLY)
 
         # The program stopped while the server had one message: it is never resent by itself.
         started = now - timedelta(days=3, hours=2)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 import struct
+import time
+import uuid
 import zlib
 from datetime import UTC, datetime, timedelta
 
@@ -16,10 +18,12 @@ from invite_desk.services.demo import (
     DEMO_ADMIN_EMAIL,
     DEMO_ORGANIZATION_NAME,
     DEMO_PASSWORD,
+    LIVE_BATCH_LABEL,
     DemoResult,
     create_or_top_up,
 )
 from invite_desk.services.errors import DomainError, ValidationFailed
+from invite_desk.services.invitations.sending import OutboxSender
 from invite_desk.services.models import (
     Batch,
     Event,
@@ -33,14 +37,21 @@ from invite_desk.services.models import (
     ReferralStatus,
     Setting,
     Unit,
+    utcnow,
 )
 from invite_desk.services.operator import Operator
 from invite_desk.services.roles import Role
 from invite_desk.services.settings_schema import SPECS
+from invite_desk.services.smtp.transport import Sent
 from invite_desk.services.uow import UnitOfWork
 
 SIGN_IN_LINE = re.compile(r"^Sign in as (\S+@\S+) with password (\S+)\s+\(.*, (\w+)\)$", re.M)
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+# Every state but the two a send run would pick up (issue 8: a demo leaves nothing to send).
+SHOWN_STATES = [s for s in InvitationStatus
+                if s not in (InvitationStatus.QUEUED, InvitationStatus.SENDING)]
 
 
 def table_counts(uow: UnitOfWork) -> dict[str, int]:
@@ -104,7 +115,7 @@ def test_demo_on_an_empty_database_has_every_role_state_and_kind(any_uow: UnitOf
 
         invitations = s.scalars(select(Invitation)).all()
         assert len(invitations) >= 700
-        assert {i.status for i in invitations} == {status.value for status in InvitationStatus}
+        assert {i.status for i in invitations} == {status.value for status in SHOWN_STATES}
         assert {i.kind for i in invitations} == {kind.value for kind in InvitationKind}
         events = set(s.scalars(select(Event.id)))
         assert len(events) >= 2
@@ -114,7 +125,7 @@ def test_demo_on_an_empty_database_has_every_role_state_and_kind(any_uow: UnitOf
             assert (invitation.event_id in events) is (invitation.kind == "event")
             if status in (InvitationStatus.SENT, InvitationStatus.ACCEPTED,
                           InvitationStatus.EXPIRED, InvitationStatus.REVOKED,
-                          InvitationStatus.SENDING, InvitationStatus.UNCERTAIN):
+                          InvitationStatus.UNCERTAIN):
                 assert invitation.token_hash and HEX64.match(invitation.token_hash)
             else:
                 assert invitation.token_hash is None
@@ -286,7 +297,62 @@ def test_bad_arguments_are_refused(uow: UnitOfWork) -> None:
 def test_a_small_demo_still_shows_every_state(uow: UnitOfWork) -> None:
     result = create_or_top_up(uow, members=40, now=datetime(2026, 3, 1, 12, tzinfo=UTC))
     assert result.counts["members"] == 40
-    for status in InvitationStatus:
+    for status in SHOWN_STATES:
         assert result.counts[f"invitations_{status.value}"] >= 1, status
+    for status in (InvitationStatus.QUEUED, InvitationStatus.SENDING):
+        assert result.counts[f"invitations_{status.value}"] == 0, status
     for role in Role:
         assert result.counts[f"members_{role.name}"] >= 1, role
+
+
+class _RecordingTransport:
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def send(self, message: object, to: str) -> Sent:
+        self.sent.append(to)
+        return Sent("250 OK")
+
+    def close(self) -> None:
+        pass
+
+
+def _send_everything(uow: UnitOfWork, organization_id: uuid.UUID) -> tuple[list[str], float]:
+    transport = _RecordingTransport()
+    started = time.monotonic()
+    report = OutboxSender(uow, transport, organization_id=organization_id).run()
+    assert (report.sent, report.failed, report.uncertain, report.retried) == (0, 0, 0, 0)
+    return transport.sent, time.monotonic() - started
+
+
+def test_after_demo_a_send_run_has_nothing_to_send(uow: UnitOfWork) -> None:
+    result = create_or_top_up(uow, members=40)
+    sent, took = _send_everything(uow, result.organization_id)
+    assert sent == [] and took < 5
+
+
+def test_a_top_up_settles_what_an_older_demo_left_queued(uow: UnitOfWork) -> None:
+    """Demo databases made before the fix had the live batch queued (some rows waiting for a
+    greylisting retry) and one row in `sending`; `demo` again leaves nothing to send."""
+    result = create_or_top_up(uow, members=40)
+    with uow:
+        rows = list(uow.session.scalars(select(Invitation).join(Batch).where(
+            Batch.label == LIVE_BATCH_LABEL).order_by(Invitation.created_at, Invitation.id)))
+        assert rows
+        for index, row in enumerate(rows):
+            if row.status == InvitationStatus.DRAFT.value:
+                row.status, row.queued_at = InvitationStatus.QUEUED.value, utcnow()
+                if index % 2:
+                    row.next_attempt_at = utcnow() + timedelta(minutes=4)
+            elif row.status == InvitationStatus.UNCERTAIN.value:
+                row.status = InvitationStatus.SENDING.value
+        uow.session.scalars(select(Batch).where(Batch.label == LIVE_BATCH_LABEL)).one().status = "open"
+        uow.commit()
+
+    create_or_top_up(uow, members=40)
+
+    with uow:
+        states = set(uow.session.scalars(select(Invitation.status)))
+    assert not states & {InvitationStatus.QUEUED.value, InvitationStatus.SENDING.value}
+    sent, took = _send_everything(uow, result.organization_id)
+    assert sent == [] and took < 5

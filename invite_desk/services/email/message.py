@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import SMTP, SMTPUTF8
 from email.utils import formatdate, make_msgid
+from functools import lru_cache
 
 from email_validator import EmailNotValidError, ValidatedEmail, validate_email
 
@@ -27,6 +30,32 @@ def normalize_address(text: str) -> str:
     return _validated(text).normalized
 
 
+@dataclass(frozen=True, slots=True)
+class WireAddress:
+    """An address as it goes on the wire: the domain as punycode (A-label); `smtputf8` when the
+    local part is not ASCII, so the message can only travel where the server offers SMTPUTF8."""
+
+    local_part: str
+    domain: str
+    smtputf8: bool
+
+    def __str__(self) -> str:
+        return f"{self.local_part}@{self.domain}"
+
+
+@lru_cache(maxsize=4096)
+def wire_address(text: str) -> WireAddress:
+    """Validate `text` (raises InvalidAddress) and give its wire form; no DNS lookups."""
+    validated = _validated(text)
+    local = validated.ascii_local_part or validated.local_part
+    return WireAddress(local, validated.ascii_domain, not local.isascii())
+
+
+def needs_smtputf8(*addresses: str) -> bool:
+    """Whether any of the addresses has a non-ASCII local part (needs the SMTPUTF8 extension)."""
+    return any(wire_address(address).smtputf8 for address in addresses)
+
+
 def build_message(
     rendered: RenderedEmail,
     *,
@@ -39,15 +68,19 @@ def build_message(
     logo_mime: str | None = None,
     logo_cid: str = DEFAULT_LOGO_CID,
 ) -> tuple[EmailMessage, str]:
-    """Build the message and return it with its Message-ID (angle brackets included) to store."""
-    message = EmailMessage(policy=SMTP)
+    """Build the message and return it with its Message-ID (angle brackets included) to store.
+
+    An address with a non-ASCII local part makes it an internationalized message (policy
+    SMTPUTF8: UTF-8 headers), which only a server offering SMTPUTF8 accepts.
+    """
+    utf8 = needs_smtputf8(from_address, to_address)
+    message = EmailMessage(policy=SMTPUTF8 if utf8 else SMTP)
     sender = _address(from_name, from_address)
     message["From"] = sender
     message["To"] = _address(to_name, to_address)
     message["Subject"] = _one_line(rendered.subject)
     message["Date"] = formatdate(localtime=True)
-    # An explicit domain also keeps make_msgid from asking DNS for this host's name.
-    message_id = make_msgid(domain="".join(message_id_domain.split()) or sender.domain)
+    message_id = new_message_id(message_id_domain, from_address)
     message["Message-ID"] = message_id
     message.set_content(rendered.text, subtype="plain", cte=_transfer_encoding(rendered.text))
     message.add_alternative(rendered.html, subtype="html", cte=_transfer_encoding(rendered.html))
@@ -67,12 +100,28 @@ def build_message(
     return message, message_id
 
 
+_DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
+
+
+def new_message_id(domain: str, from_address: str) -> str:
+    """A fresh Message-ID on `domain` (punycode), or on the sender's domain when `domain` is
+    not a usable host name. An explicit domain keeps make_msgid from asking DNS for ours."""
+    candidate = "".join(domain.split())
+    if candidate and not candidate.isascii():
+        try:
+            candidate = candidate.encode("idna").decode("ascii")
+        except UnicodeError:
+            candidate = ""
+    if not _DOMAIN.fullmatch(candidate):
+        candidate = wire_address(from_address).domain
+    return make_msgid(domain=candidate)
+
+
 def _address(name: str, address: str) -> Address:
     """A header address; the display name is collapsed to one line (no header injection)."""
-    validated = _validated(address)
-    return Address(
-        display_name=_one_line(name), addr_spec=validated.ascii_email or validated.normalized
-    )
+    wire = wire_address(address)
+    # username/domain, not addr_spec: Address refuses to parse a non-ASCII local part.
+    return Address(display_name=_one_line(name), username=wire.local_part, domain=wire.domain)
 
 
 def _transfer_encoding(body: str) -> str:

@@ -12,44 +12,72 @@ import base64
 import binascii
 import re
 import secrets
+from email.charset import Charset
 from email.header import Header
-from email.utils import formataddr, formatdate, make_msgid
+from email.utils import formatdate
 from functools import lru_cache
 
+from invite_desk.services.email.message import WireAddress, new_message_id, wire_address
 from invite_desk.services.email.templates import DEFAULT_LOGO_CID, RenderedEmail
 
 CRLF = "\r\n"
+_UTF8 = Charset("utf-8")
 
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def _needs_encoding(value: str, limit: int) -> bool:
+    """Whether a header value cannot go as it is: not printable ASCII, too long for one line,
+    or text a parser would take for an RFC 2047 encoded word."""
+    return not (value.isascii() and value.isprintable()) or len(value) > limit or "=?" in value
+
+
+def _encoded_words(value: str) -> str:
+    """RFC 2047 encoded words, folded at 76 characters (safe in a subject and in a phrase)."""
+    return Header(value, "utf-8", maxlinelen=76).encode(linesep=CRLF)
+
+
 def _header_value(text: str) -> str:
     """RFC 2047 when needed, folded, never containing a bare CR or LF."""
     value = _one_line(text)
-    if value.isascii() and len(value) <= 900:
-        return value
-    return Header(value, "utf-8", maxlinelen=76).encode(linesep=CRLF)
+    return _encoded_words(value) if _needs_encoding(value, 900) else value
+
+
+_ATOMS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]+")
+
+
+def _phrase(name: str) -> str:
+    """A display name as atoms, a quoted string, or encoded words (never raw UTF-8: parsers
+    do not decode it in a display name, even in an internationalized message)."""
+    if _needs_encoding(name, 60):
+        # One encoded word while it fits a line: the email package's parser (wrongly) keeps
+        # the space between two encoded words of a display name.
+        word = _UTF8.header_encode(name)
+        return word if len(word) <= 900 else _encoded_words(name)
+    if _ATOMS.fullmatch(name):
+        return name
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 _PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,63}")
 
 
 @lru_cache(maxsize=4096)
-def _ascii_address(address: str) -> str:
-    """The address as it goes on the wire (punycode domain); full validation unless it is a
-    plain ASCII address, which is all a header needs to be safe (no spaces, CR, LF or <>)."""
+def wire_form(address: str) -> WireAddress:
+    """The address as it goes on the wire (punycode domain; raises InvalidAddress). A plain
+    ASCII address skips full validation: that is all a header or an envelope needs to be safe
+    (no spaces, CR, LF or <>)."""
     if _PLAIN_ADDRESS.fullmatch(address):
-        return address
-    from invite_desk.services.email.message import _validated  # shared validation rules
-
-    validated = _validated(address)
-    return validated.ascii_email or validated.normalized
+        local, _, domain = address.rpartition("@")
+        return WireAddress(local, domain, False)
+    return wire_address(address)
 
 
-def _address_header(name: str, address: str) -> str:
-    return formataddr((_one_line(name), _ascii_address(address)), charset="utf-8")
+def _address_header(name: str, wire: WireAddress) -> str:
+    phrase = _one_line(name)
+    return f"{_phrase(phrase)} <{wire}>" if phrase else str(wire)
 
 
 def _body(text: str) -> tuple[str, str]:
@@ -97,9 +125,8 @@ def build_raw_message(
     logo_cid: str = DEFAULT_LOGO_CID,
 ) -> tuple[bytes, str]:
     """The message as CRLF bytes ready for SMTP DATA, and its Message-ID."""
-    _ascii_address(from_address)
-    domain = "".join(message_id_domain.split()) or from_address.rpartition("@")[2]
-    message_id = make_msgid(domain=domain)
+    sender, recipient = wire_form(from_address), wire_form(to_address)
+    message_id = new_message_id(message_id_domain, from_address)
     outer = "=_alt_" + secrets.token_hex(12)
     html = _text_part("html", rendered.html)
     if logo is not None:
@@ -115,8 +142,8 @@ def build_raw_message(
             f"--{inner}--{CRLF}"
         )
     head = (
-        f"From: {_address_header(from_name, from_address)}{CRLF}"
-        f"To: {_address_header(to_name, to_address)}{CRLF}"
+        f"From: {_address_header(from_name, sender)}{CRLF}"
+        f"To: {_address_header(to_name, recipient)}{CRLF}"
         f"Subject: {_header_value(rendered.subject)}{CRLF}"
         f"Date: {formatdate(localtime=True)}{CRLF}"
         f"Message-ID: {message_id}{CRLF}"
@@ -128,4 +155,6 @@ def build_raw_message(
         f"--{outer}{CRLF}{html}"
         f"--{outer}--{CRLF}"
     )
-    return (head + body).encode("ascii"), message_id
+    # Only an internationalized address puts UTF-8 in the header (RFC 6532; needs SMTPUTF8).
+    utf8 = sender.smtputf8 or recipient.smtputf8
+    return (head + body).encode("utf-8" if utf8 else "ascii"), message_id

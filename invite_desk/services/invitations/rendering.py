@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from email.message import EmailMessage
 from typing import Any
@@ -15,6 +15,7 @@ from invite_desk.services.email.templates import (
     RenderedEmail,
     render,
 )
+from invite_desk.services.errors import SettingsIncomplete
 from invite_desk.services.invitations.tokens import registration_link
 from invite_desk.services.mail_settings import MailSettings
 from invite_desk.services.organization import OrganizationInfo
@@ -33,7 +34,21 @@ class InvitationContent:
 
 
 def fallback_base_url(org: OrganizationInfo) -> str:
+    """The registration address, or a local one for previews before it is set (sending
+    refuses an empty one: see require_registration_address)."""
     return org.registration_base_url or "http://127.0.0.1:8080"
+
+
+def require_registration_address(org: OrganizationInfo) -> None:
+    """Refuse to send while the registration web address is empty: every link would point to
+    this computer instead of the portal."""
+    if not org.registration_base_url.strip():
+        raise SettingsIncomplete(
+            "Set the organization's registration web address (Settings › Organization) before "
+            "sending: the link in every invitation points there, and without it invitees would "
+            "get a link to this computer.",
+            settings_page="organization",
+        )
 
 
 def render_invitation(
@@ -82,6 +97,21 @@ def build_invitation_message(
     """The MIME message and its Message-ID (preview, test sends)."""
     rendered = render_invitation(org, templates, content, token)
     return build_message(rendered, **_message_fields(org, mail, content))
+
+
+def build_test_message(
+    org: OrganizationInfo,
+    mail: MailSettings,
+    templates: InvitationTemplates,
+    content: InvitationContent,
+    token: str,
+) -> tuple[bytes, str]:
+    """The "send a test to myself" message: the batch builder's bytes with "[Test]" before the
+    subject, addressed to `content.email`. Refuses when the registration address is empty."""
+    require_registration_address(org)
+    rendered = render_invitation(org, templates, content, token)
+    rendered = replace(rendered, subject=f"[Test] {rendered.subject}")
+    return build_raw_message(rendered, **_message_fields(org, mail, content))
 
 
 def build_invitation_raw(

@@ -40,7 +40,12 @@ from sqlalchemy.orm import Session
 from invite_desk.services import audit
 from invite_desk.services import settings as settings_service
 from invite_desk.services.errors import DomainError
-from invite_desk.services.invitations.rendering import InvitationContent, build_invitation_raw
+from invite_desk.services.invitations.rendering import (
+    InvitationContent,
+    build_invitation_raw,
+    require_registration_address,
+)
+from invite_desk.services.invitations.send_scope import SendScope
 from invite_desk.services.invitations.tokens import new_token
 from invite_desk.services.mail_settings import MailSettings, load_mail_settings, load_templates
 from invite_desk.services.models import (
@@ -143,6 +148,10 @@ _RELEASE = _invitation_update(
     status="queued", sending_owner=None, token_hash=None,
     attempts=INVITATION.c.attempts - 1, last_error=bindparam("last_error"),
 )
+_FAIL_UNSENT = _invitation_update(
+    INVITATION.c.status == InvitationStatus.QUEUED.value,
+    status="failed", sending_owner=None, token_hash=None, last_error=bindparam("last_error"),
+)
 _AUDIT_INSERT = insert(AUDIT)
 
 
@@ -211,6 +220,7 @@ class SendReport:
 
 
 SENDING_LEASE = timedelta(minutes=15)
+PROGRESS_EVERY = 1.0  # seconds between progress reports while waiting
 
 
 def sender_identity() -> str:
@@ -282,6 +292,7 @@ class OutboxSender:
         *,
         organization_id: uuid.UUID,
         batch_id: uuid.UUID | None = None,
+        scope: SendScope | None = None,
         retry: RetryPolicy | None = None,
         control: SendControl | None = None,
         on_progress: Callable[[SendProgress], None] | None = None,
@@ -290,7 +301,10 @@ class OutboxSender:
         self.uow = uow
         self.transport = transport
         self.organization_id = organization_id
-        self.batch_id = batch_id
+        if scope is not None and scope.organization_id != organization_id:
+            raise ValueError("the scope belongs to another organization")
+        self.send_scope = scope or SendScope(organization_id)
+        self.batch_id = batch_id or self.send_scope.batch_id
         self.retry = retry or RetryPolicy()
         self.control = control or SendControl()
         self.on_progress = on_progress
@@ -316,6 +330,10 @@ class OutboxSender:
         ]
         if self.batch_id is not None:
             conditions.append(INVITATION.c.batch_id == self.batch_id)
+        if self.send_scope.sender_id is not None:
+            conditions.append(INVITATION.c.sender_id == self.send_scope.sender_id)
+        if self.send_scope.unit_id is not None:
+            conditions.append(INVITATION.c.unit_id == self.send_scope.unit_id)
         return conditions
 
     def _next_due(self, conn: Connection, now: datetime) -> _Candidate | None:
@@ -439,7 +457,8 @@ class OutboxSender:
             values.update(last_error=result.reason)
             self.report.uncertain += 1
             action, after = "invitation.uncertain", {"status": "uncertain",
-                                                     "error": result.reason}
+                                                     "error": result.reason,
+                                                     "message_id": row.message_id}
         else:
             assert isinstance(result, PermanentFailure | TemporaryFailure)
             status = InvitationStatus.FAILED
@@ -458,18 +477,29 @@ class OutboxSender:
         """Put a claimed, unsent invitation back in the queue."""
         conn.execute(_RELEASE, {"row_id": row.id, "last_error": error, "now": utcnow()})
 
-    def _emit(self, last_email: str = "", last_outcome: str = "") -> None:
+    def _emit(self, last_email: str = "", last_outcome: str = "", *,
+              retry_in: float | None = None) -> None:
         if self.on_progress is None:
             return
         r = self.report
         done = r.sent + r.failed + r.uncertain
         remaining = max(0, self._total - self._done_before - done)
-        elapsed = time.monotonic() - self._started
-        seconds_left = (elapsed / done * remaining) if done else None
+        interval = self._send_interval()
+        seconds_left: float | None
+        if retry_in is not None:  # nothing else is due: the next retry decides
+            seconds_left = retry_in + max(0, remaining - 1) * interval
+        elif interval and remaining:
+            # The rate limit, not the pace so far, decides (and keeps counting down while
+            # the sender waits for it).
+            seconds_left = self._rate_wait() + (remaining - 1) * interval
+        elif done:
+            seconds_left = (time.monotonic() - self._started) / done * remaining
+        else:
+            seconds_left = None
         self.on_progress(SendProgress(
             total=self._total, sent=r.sent, failed=r.failed, uncertain=r.uncertain,
-            waiting_retry=0, remaining=remaining, seconds_left=seconds_left,
-            last_email=last_email, last_outcome=last_outcome,
+            waiting_retry=r.retried if retry_in is not None else 0, remaining=remaining,
+            seconds_left=seconds_left, last_email=last_email, last_outcome=last_outcome,
         ))
 
     # -- waiting ---------------------------------------------------------------------------
@@ -478,11 +508,17 @@ class OutboxSender:
         wait_time = getattr(getattr(self.transport, "limiter", None), "wait_time", None)
         return float(wait_time()) if callable(wait_time) else 0.0
 
+    def _send_interval(self) -> float:
+        """Seconds between sends the rate limit allows on average (0 when it has none)."""
+        per_minute = getattr(getattr(self.transport, "limiter", None), "per_minute", 0)
+        return 60.0 / per_minute if isinstance(per_minute, int) and per_minute > 0 else 0.0
+
     def _wait_to_go_on(self) -> None:
         """Wait while paused, then for the rate limit, before claiming the next invitation.
 
         Waiting here rather than inside the transport means nothing is claimed yet, so a
-        cancel wakes at once and leaves every unsent invitation queued.
+        cancel wakes at once and leaves every unsent invitation queued. The progress goes on
+        (once a second) so the time left keeps counting down.
         """
         while not self.control.cancelled:
             if self.control.paused:
@@ -491,12 +527,27 @@ class OutboxSender:
             wait = self._rate_wait()
             if wait <= 0:
                 return
-            self.control.sleep(wait)
+            self.control.sleep(min(wait, PROGRESS_EVERY))
+            self._emit()
+
+    def _wait_for_retry(self, retry_at: datetime) -> None:
+        """Sleep until the earliest retry is due (or a cancel), reporting progress meanwhile."""
+        while not self.control.cancelled:
+            wait = (retry_at - self.clock()).total_seconds()
+            if wait <= 0:
+                return
+            self._emit(retry_in=wait)
+            self.control.sleep(min(wait, PROGRESS_EVERY))
 
     # -- the loop --------------------------------------------------------------------------
     def run(self) -> SendReport:
-        """Send until nothing is due (waiting for retries), or until cancelled."""
-        recover_interrupted(self.uow, self.organization_id)
+        """Send until nothing is due (waiting for retries), or until cancelled.
+
+        One invitation that cannot be prepared (an address the builder refuses, a template
+        error, anything) fails alone with its reason; the run goes on with the next one.
+        Raises SettingsIncomplete before sending anything while the registration address is
+        empty.
+        """
         uow = self.uow
         with uow:
             session = uow.session
@@ -504,6 +555,12 @@ class OutboxSender:
             if org_row is None:
                 raise DomainError("The organization no longer exists in this database.")
             org = _org_info(org_row)
+            counts = self._counts(session)
+            if counts.get(InvitationStatus.QUEUED.value, 0):
+                require_registration_address(org)
+        recover_interrupted(self.uow, self.organization_id)
+        with uow:
+            session = uow.session
             mail = load_mail_settings(session, self.organization_id)
             self._templates = load_templates(session, self.organization_id)
             expiry_days = settings_service.load(session, self.organization_id).invitation_expiry_days
@@ -517,64 +574,106 @@ class OutboxSender:
         current: _Candidate | None = None
         message: bytes | None = None
         last_result: SendResult | None = None
+        handed = False  # whether `current` went to the transport (then its fate is unknown)
         try:
             with uow.engine.connect() as conn:
-                while True:
-                    now = self.clock()
-                    if current is not None and last_result is not None:
-                        status = self._settle(conn, current, last_result, now)
-                        self._emit(current.email, status)
-                    current, message, last_result = None, None, None
-                    retry_at: datetime | None = None
-                    if self.control.paused or self._rate_wait() > 0:
-                        # Never wait with the outcome above unsaved or the database locked.
-                        conn.commit()
-                        self._wait_to_go_on()
+                try:
+                    while True:
                         now = self.clock()
-                    if self.control.cancelled:
-                        conn.commit()
-                        self.report.cancelled = True
-                        break
-                    while (candidate := self._next_due(conn, now)) is not None:
-                        ahead, self._ahead = self._ahead, None
-                        if ahead is None or ahead[0] != candidate.id:
-                            ahead = (candidate.id, self._prepare(
-                                conn, candidate, org, mail, expiry_days, now))
-                        message = self._claim(conn, candidate, ahead[1].result())
-                        if message is not None:
-                            current = candidate
-                            break
-                    if current is None:
-                        retry_at = self._earliest_retry(conn)
-                    conn.commit()
-                    if current is None:
-                        if retry_at is None:
-                            break
-                        self.control.sleep((retry_at - self.clock()).total_seconds())
+                        if current is not None and last_result is not None:
+                            status = self._settle(conn, current, last_result, now)
+                            self._emit(current.email, status)
+                        current, message, last_result, handed = None, None, None, False
+                        retry_at: datetime | None = None
+                        if self.control.paused or self._rate_wait() > 0:
+                            # Never wait with the outcome above unsaved or the database locked.
+                            conn.commit()
+                            self._wait_to_go_on()
+                            now = self.clock()
                         if self.control.cancelled:
+                            conn.commit()
                             self.report.cancelled = True
                             break
-                        continue
-                    assert message is not None
-                    if self._page:  # render the next one while the server answers this one
-                        following = self._page[0]
-                        self._ahead = (following.id, self._prepare(
-                            conn, following, org, mail, expiry_days, now))
-                        conn.commit()  # the name lookups must not hold a read transaction
-                    try:
-                        last_result = self.transport.send(message, current.email)
-                    except (SmtpConnectError, SmtpAuthError) as exc:
-                        self._release(conn, current, str(exc))
+                        while (candidate := self._next_due(conn, now)) is not None:
+                            ahead, self._ahead = self._ahead, None
+                            if ahead is None or ahead[0] != candidate.id:
+                                ahead = (candidate.id, self._prepare(
+                                    conn, candidate, org, mail, expiry_days, now))
+                            try:
+                                prepared = ahead[1].result()
+                            except Exception as exc:  # this invitation only: fail it, go on
+                                if self._fail_unsent(conn, candidate, _unpreparable(exc)):
+                                    self._emit(candidate.email, InvitationStatus.FAILED.value)
+                                continue
+                            message = self._claim(conn, candidate, prepared)
+                            if message is not None:
+                                current = candidate
+                                break
+                        if current is None:
+                            retry_at = self._earliest_retry(conn)
                         conn.commit()
-                        current = None
-                        self.report.error = str(exc)
-                        break
+                        if current is None:
+                            if retry_at is None:
+                                break
+                            self._wait_for_retry(retry_at)
+                            if self.control.cancelled:
+                                self.report.cancelled = True
+                                break
+                            continue
+                        assert message is not None
+                        if self._page:  # render the next one while the server answers this one
+                            following = self._page[0]
+                            self._ahead = (following.id, self._prepare(
+                                conn, following, org, mail, expiry_days, now))
+                            conn.commit()  # the name lookups must not hold a read transaction
+                        handed = True
+                        try:
+                            last_result = self.transport.send(message, current.email)
+                        except (SmtpConnectError, SmtpAuthError) as exc:
+                            self._release(conn, current, str(exc))
+                            conn.commit()
+                            current = None
+                            self.report.error = str(exc)
+                            break
+                        except Exception as exc:  # the transport could not say: not resent
+                            last_result = Uncertain(
+                                f"Sending stopped unexpectedly ({type(exc).__name__}: {exc}); "
+                                "the server may have received it.")
+                except BaseException:
+                    # Keep what is known: the outcome settled above, and a claimed invitation
+                    # that never reached the transport goes back to the queue (not uncertain).
+                    self._save_on_error(conn, current, handed=handed)
+                    raise
         finally:
             self._renderer.shutdown(wait=True, cancel_futures=True)
             self.transport.close()
         self._finish_batches()
         self._emit()
         return self.report
+
+    def _fail_unsent(self, conn: Connection, row: _Candidate, reason: str) -> bool:
+        """Fail a queued invitation that was never claimed nor sent (committed by the caller)."""
+        failed = conn.execute(_FAIL_UNSENT, {
+            "row_id": row.id, "last_error": reason, "now": utcnow(),
+        }).rowcount
+        if failed != 1:
+            return False
+        self.report.failed += 1
+        self.report.failures.append((row.email, reason))
+        self._audit(conn, row, "invitation.failed", {"status": "queued"},
+                    {"status": "failed", "error": reason})
+        return True
+
+    def _save_on_error(self, conn: Connection, current: _Candidate | None, *,
+                       handed: bool) -> None:
+        try:
+            if current is not None and not handed:
+                self._release(conn, current, "The send run stopped before this was sent.")
+            elif current is not None:  # stopped while the server may have had it
+                self._settle(conn, current, Uncertain(UNCERTAIN_REASON), self.clock())
+            conn.commit()
+        except Exception:  # the database itself failed; the original error says why
+            conn.rollback()
 
     def _finish_batches(self) -> None:
         """Mark batches with nothing left to send as done."""
@@ -616,6 +715,13 @@ def cancel_batch(uow: UnitOfWork, batch_id: uuid.UUID, actor_id: uuid.UUID) -> i
                          after={"returned_to_draft": len(rows)})
         uow.commit()
         return len(rows)
+
+
+def _unpreparable(error: Exception) -> str:
+    """Why one invitation could not be prepared, for its row and the report."""
+    if isinstance(error, DomainError):
+        return f"Not sent: {error}"
+    return f"Not sent: the message could not be prepared ({type(error).__name__}: {error})."
 
 
 def _reply_text(code: int | None, reply: str) -> str:

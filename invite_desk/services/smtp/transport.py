@@ -12,6 +12,8 @@ from email.message import EmailMessage
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal
 
+from invite_desk.services.email.message import InvalidAddress
+from invite_desk.services.email.raw import wire_form
 from invite_desk.services.errors import DomainError
 from invite_desk.services.smtp.ratelimit import RateLimiter
 
@@ -176,19 +178,32 @@ class SmtpTransport:
         Waits first as the rate limit requires. Raises SmtpConnectError or SmtpAuthError when
         the server cannot be reached or refuses the sign-in: those concern the whole batch.
         """
-        self.limiter.acquire()
+        try:
+            sender, recipient = wire_form(self.config.from_address), wire_form(to)
+        except InvalidAddress as error:
+            return PermanentFailure(None, str(error))
+        international = sender.smtputf8 or recipient.smtputf8
         for attempt in (1, 2):
             self.connect()
             conn = self._conn
             assert conn is not None
+            options: list[str] = []
+            if international:  # known only now, after EHLO
+                if not conn.has_extn("smtputf8"):
+                    return PermanentFailure(None, _no_smtputf8_message(self.config, to))
+                options = ["SMTPUTF8"] + (["BODY=8BITMIME"] if conn.has_extn("8bitmime") else [])
+            if attempt == 1:
+                self.limiter.acquire()
             conn.end_of_data_sent = False
             try:
                 if isinstance(message, bytes):  # already CRLF MIME (email/raw.py)
-                    refused = conn.sendmail(self.config.from_address, [to], message)
+                    refused = conn.sendmail(str(sender), [str(recipient)], message,
+                                            mail_options=options)
                 else:
-                    refused = conn.send_message(message, self.config.from_address, [to])
+                    refused = conn.send_message(message, str(sender), [str(recipient)])
             except smtplib.SMTPRecipientsRefused as error:
-                code, reply = error.recipients.get(to, next(iter(error.recipients.values())))
+                code, reply = error.recipients.get(
+                    str(recipient), next(iter(error.recipients.values())))
                 return _classify(code, reply)
             except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as error:
                 if error.smtp_code == 530:
@@ -208,8 +223,19 @@ class SmtpTransport:
                 continue
             except smtplib.SMTPException as error:  # e.g. SMTPUTF8 needed but not offered
                 return PermanentFailure(None, str(error))
-            if to in refused:
-                code, reply = refused[to]
+            except Exception as error:  # anything else: this message only, never the batch
+                self._discard()
+                if conn.end_of_data_sent:
+                    return Uncertain(
+                        f"Sending to {to} stopped after the message was handed to "
+                        f"{self.config.address}: {type(error).__name__}: {error}"
+                    )
+                return PermanentFailure(
+                    None, f"The message could not be handed to {self.config.address}: "
+                    f"{type(error).__name__}: {error}"
+                )
+            if str(recipient) in refused:
+                code, reply = refused[str(recipient)]
                 return _classify(code, reply)
             return Sent(conn.last_data_reply)
         raise AssertionError("unreachable")
@@ -343,6 +369,14 @@ def _classify(code: int, reply: bytes | str) -> TemporaryFailure | PermanentFail
 
 def _text(reply: bytes | str) -> str:
     return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+
+
+def _no_smtputf8_message(config: SmtpConfig, to: str) -> str:
+    return (
+        f"The mail server {config.address} does not accept internationalized addresses "
+        f"(SMTPUTF8), so it cannot send to {to}. Ask the invitee for an address without "
+        "accented or non-Latin letters before the @, or use a server that offers SMTPUTF8."
+    )
 
 
 def _auth_needed_message(config: SmtpConfig) -> str:

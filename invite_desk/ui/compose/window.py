@@ -79,7 +79,7 @@ from invite_desk.services.invitations.queueing import (
 )
 from invite_desk.services.invitations.rendering import (
     InvitationContent,
-    build_invitation_message,
+    build_test_message,
     render_invitation,
 )
 from invite_desk.services.invitations.sending import SendProgress, SendReport, recover_interrupted
@@ -250,7 +250,7 @@ def denied_text(decision: Decision, operator: Operator) -> str:
 
 
 def send_test_message(
-    mail: MailSettings, password: str | None, message: EmailMessage, to: str
+    mail: MailSettings, password: str | None, message: EmailMessage | bytes, to: str
 ) -> SendResult:
     """One message over its own connection (the test email); not recorded anywhere."""
     with SmtpTransport(mail.smtp_config(timeout=20), password) as transport:
@@ -1108,16 +1108,13 @@ class ComposeWindow(QWidget):
             org, templates, mail = self._templates_and_mail()
             if not self._mail_ready(mail):
                 return
-            message, _message_id = build_invitation_message(
+            message, _message_id = build_test_message(  # the batch builder (issue 8)
                 org, mail, templates, self._content_for(row, email=self._operator.email),
                 PREVIEW_TOKEN,
             )
         except DomainError as exc:
             self._show_error("The test email could not be prepared", exc)
             return
-        subject = str(message["Subject"])
-        del message["Subject"]
-        message["Subject"] = f"[Test] {subject}"
         go_on, password = self._password_for(mail)
         if not go_on:
             return

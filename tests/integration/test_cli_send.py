@@ -1,0 +1,160 @@
+"""`invite-desk send` applies the window's policy: who may send, and only what is in scope."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from invite_desk import app, cli
+from invite_desk.services import organization
+from invite_desk.services.credentials import MemoryCredentialStore
+from invite_desk.services.invitations.preflight import PreflightRow, RowStatus
+from invite_desk.services.invitations.queueing import queue_invitations
+from invite_desk.services.operator import Operator
+from invite_desk.services.roles import Role
+from invite_desk.services.settings import update_settings
+from invite_desk.services.uow import UnitOfWork
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, MakeOperator, MakeUnit
+from tests.integration.test_sending import configure, statuses
+from tests.smtp_server import LoopbackSmtpServer
+
+PASSWORD = "a long operator password"
+
+
+@pytest.fixture(autouse=True)
+def _no_real_keyring(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(app, "default_credentials", MemoryCredentialStore)
+
+
+def queue(uow: UnitOfWork, operator: Operator, *addresses: str) -> uuid.UUID:
+    rows = [PreflightRow(i + 1, a, "", "", RowStatus.READY) for i, a in enumerate(addresses)]
+    return queue_invitations(uow, operator, rows, source="paste").batch_id
+
+
+def send(sqlite_url: str, monkeypatch: pytest.MonkeyPatch, email: str, password: str,
+         *extra: str) -> int:
+    monkeypatch.setenv("INVITE_DESK_OPERATOR_PASSWORD", password)
+    return cli.main(["--db", sqlite_url, "send", "--operator", email, *extra])
+
+
+@pytest.fixture
+def world(uow: UnitOfWork, admin: Operator, smtp_server: LoopbackSmtpServer,
+          make_unit: MakeUnit, make_operator: MakeOperator) -> dict[str, Operator]:
+    """A USER and an HR_LOCAL in unit North, an HR_LOCAL in unit South, each with a batch."""
+    configure(uow, admin, smtp_server)
+    north, south = make_unit("North"), make_unit("South")
+    people = {
+        "user": make_operator(Role.USER, north, password=PASSWORD),
+        "hr_north": make_operator(Role.HR_LOCAL, north, password=PASSWORD),
+        "hr_south": make_operator(Role.HR_LOCAL, south, password=PASSWORD),
+        "admin": admin,
+    }
+    queue(uow, people["user"], "u1@example.org", "u2@example.org")
+    queue(uow, people["hr_north"], "n1@example.org")
+    queue(uow, people["hr_south"], "s1@example.org")
+    return people
+
+
+def test_a_user_sends_only_their_own_batch(
+    uow: UnitOfWork, world: dict[str, Operator], smtp_server: LoopbackSmtpServer,
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    csv = tmp_path / "friends.csv"
+    csv.write_text("email,name\nfriend@example.org,Friend\n", encoding="utf-8")
+    assert send(sqlite_url, monkeypatch, world["user"].email, PASSWORD, "--csv", str(csv)) == 0
+    # This batch and the user's earlier one; nobody else's.
+    assert set(smtp_server.recipient_counts()) == {
+        "friend@example.org", "u1@example.org", "u2@example.org"}
+    queue(uow, world["user"], "u3@example.org")
+    assert send(sqlite_url, monkeypatch, world["user"].email, PASSWORD) == 0  # their queue
+    assert set(smtp_server.recipient_counts()) == {
+        "friend@example.org", "u1@example.org", "u2@example.org", "u3@example.org"}
+    states = statuses(uow)
+    assert states["n1@example.org"] == states["s1@example.org"] == "queued"
+    capsys.readouterr()
+
+    assert send(sqlite_url, monkeypatch, world["user"].email, PASSWORD, "--all") == 2
+    err = capsys.readouterr().err
+    assert "You cannot send invitations on behalf of another member" in err
+    assert "HR_LOCAL" in err
+
+
+def test_invitations_off_refuses_and_sends_nothing(
+    uow: UnitOfWork, admin: Operator, world: dict[str, Operator],
+    smtp_server: LoopbackSmtpServer, sqlite_url: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    update_settings(uow, admin, {"has_user_invitation": False})
+    for who in ("user", "hr_north"):
+        assert send(sqlite_url, monkeypatch, world[who].email, PASSWORD) == 2
+        assert "Invitations are turned off" in capsys.readouterr().err
+    assert send(sqlite_url, monkeypatch, ADMIN_EMAIL, ADMIN_PASSWORD, "--all") == 2
+    assert smtp_server.messages == []
+    assert set(statuses(uow).values()) == {"queued"}
+
+
+def test_a_role_below_who_can_send_is_refused(
+    uow: UnitOfWork, admin: Operator, world: dict[str, Operator],
+    smtp_server: LoopbackSmtpServer, sqlite_url: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    update_settings(uow, admin, {"who_can_send_user_invitation": Role.HR_LOCAL.name})
+    assert send(sqlite_url, monkeypatch, world["user"].email, PASSWORD) == 2
+    assert "this needs the HR_LOCAL role or higher" in capsys.readouterr().err
+    assert smtp_server.messages == []
+
+
+def test_local_hr_sends_its_unit_not_another_units_batch(
+    uow: UnitOfWork, world: dict[str, Operator], smtp_server: LoopbackSmtpServer,
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    south_batch = queue(uow, world["hr_south"], "s2@example.org")
+    hr = world["hr_north"].email
+    assert send(sqlite_url, monkeypatch, hr, PASSWORD, "--batch", str(south_batch)) == 2
+    assert "You cannot send batch" in capsys.readouterr().err
+    assert smtp_server.messages == []
+
+    assert send(sqlite_url, monkeypatch, hr, PASSWORD, "--all") == 0
+    assert set(smtp_server.recipient_counts()) == {
+        "u1@example.org", "u2@example.org", "n1@example.org"}  # unit North only
+    states = statuses(uow)
+    assert states["s1@example.org"] == states["s2@example.org"] == "queued"
+
+
+def test_an_organization_admin_sends_one_batch_or_everything(
+    uow: UnitOfWork, world: dict[str, Operator], smtp_server: LoopbackSmtpServer,
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    south_batch = queue(uow, world["hr_south"], "s2@example.org")
+    assert send(sqlite_url, monkeypatch, ADMIN_EMAIL, ADMIN_PASSWORD,
+                "--batch", str(south_batch)) == 0
+    assert set(smtp_server.recipient_counts()) == {"s2@example.org"}
+    assert send(sqlite_url, monkeypatch, ADMIN_EMAIL, ADMIN_PASSWORD, "--all") == 0
+    assert set(statuses(uow).values()) == {"sent"}
+    assert max(smtp_server.recipient_counts().values()) == 1
+
+
+def test_an_empty_registration_address_stops_the_command(
+    uow: UnitOfWork, admin: Operator, world: dict[str, Operator],
+    smtp_server: LoopbackSmtpServer, sqlite_url: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    organization.update_organization(uow, admin, {"registration_base_url": ""})
+    assert send(sqlite_url, monkeypatch, ADMIN_EMAIL, ADMIN_PASSWORD, "--all") == 2
+    assert "registration web address" in capsys.readouterr().err
+    assert smtp_server.messages == []
+
+
+def test_a_dry_run_is_refused_too_when_the_operator_may_not_send(
+    uow: UnitOfWork, admin: Operator, world: dict[str, Operator], sqlite_url: str,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    update_settings(uow, admin, {"has_user_invitation": False})
+    csv = tmp_path / "friends.csv"
+    csv.write_text("email\nfriend@example.org\n", encoding="utf-8")
+    assert send(sqlite_url, monkeypatch, world["user"].email, PASSWORD,
+                "--csv", str(csv), "--dry-run") == 2
+    assert "Invitations are turned off" in capsys.readouterr().err
