@@ -89,7 +89,10 @@ def run_send(context: AppContext, args: argparse.Namespace) -> int:
             imported = parse_csv(data) if args.csv else parse_pasted(data.decode("utf-8", "replace"))
             for note in imported.notes:
                 print(f"note: {note}", file=out)
-            pre = run_preflight(context.uow, operator.organization_id, imported.rows)
+            # Credited to the operator: with invite-only N >= 2 another member's invitation
+            # to the same address does not block this one ("sponsor 2 of 2").
+            pre = run_preflight(context.uow, operator.organization_id, imported.rows,
+                                inviter_id=operator.member_id)
             for row in pre.rows:
                 if row.status is not RowStatus.READY:
                     print(f"row {row.row}: {row.email or '(empty)'}: {STATUS_LABELS[row.status]}"
@@ -101,7 +104,8 @@ def run_send(context: AppContext, args: argparse.Namespace) -> int:
                 context.uow, operator, pre.ready, personal_message=args.message,
                 kind=InvitationKind.MEMBERSHIP, source="cli", label=args.label or path.name,
             )
-            print(f"queued {batch.queued} invitations (batch {batch.batch_id})", file=out)
+            resumed = f", resuming a stopped run: {batch.total} in all" if batch.resumed else ""
+            print(f"queued {batch.queued} invitations (batch {batch.batch_id}{resumed})", file=out)
         if args.no_send or args.dry_run:
             return 0
         mail = mail_settings.get_mail_settings(context.uow, operator.organization_id)

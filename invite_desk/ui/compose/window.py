@@ -1255,7 +1255,8 @@ class ComposeWindow(QWidget):
             self._update_actions()
             return
         self._batch_id = queued.batch_id
-        self._batch_total = queued.queued
+        # A resumed batch holds the rows a stopped run queued too.
+        self._batch_total = max(queued.queued, queued.total)
         self._batch_report = SendReport()
         self._uncertain = []
         self._start_sending(mail, password)
