@@ -375,6 +375,22 @@ def test_extend_and_fresh_link_on_the_selection(
     assert "copied to the clipboard" in window.banner.text
 
 
+def test_extend_is_disabled_without_the_right_to_send(
+    qtbot: QtBot, make_window: MakeWindow, uow: UnitOfWork, admin: Operator, seeder: Seeder
+) -> None:
+    """Extending puts a working link in someone's hands: the window mirrors the service."""
+    user = seeder.member("Uma", "User")
+    seeder.add(S.SENT, inviter=user.member_id, token=True)
+    settings.update_settings(uow, admin, {"who_can_send_user_invitation": Role.HR_LOCAL})
+    window = make_window(user)
+    window.set_tab(Tab.ALL)
+    shown(window, qtbot)
+    window.select_rows([0])
+    assert not window.extend_button.isEnabled()
+    assert "HR_LOCAL" in window.extend_button.toolTip()
+    assert window.revoke_button.isEnabled()
+
+
 def test_actions_are_disabled_with_the_role_they_need(
     qtbot: QtBot, make_window: MakeWindow, uow: UnitOfWork, admin: Operator, seeder: Seeder
 ) -> None:
@@ -390,8 +406,8 @@ def test_actions_are_disabled_with_the_role_they_need(
     assert "HR_LOCAL" in window.resend_button.toolTip()
     assert not window.link_button.isEnabled()
     assert window.revoke_button.isEnabled()  # revoking their own invitation is theirs to do
-    assert not window.extend_button.isEnabled()  # a failed invitation has no link to extend
-    assert "never delivered" in window.extend_button.toolTip()
+    assert not window.extend_button.isEnabled()  # extending needs the right to send
+    assert "HR_LOCAL" in window.extend_button.toolTip()
     window.table.clearSelection()
     assert window.revoke_button.toolTip() == "Select one or more invitations first."
 
@@ -633,8 +649,6 @@ def test_without_the_restore_service_there_is_no_undo_button(
 def test_undo_with_the_real_service_makes_the_link_work_again(
     qtbot: QtBot, make_window: MakeWindow, uow: UnitOfWork, admin: Operator, seeder: Seeder,
 ) -> None:
-    if invitations_module._restore_revoked is None:
-        pytest.skip("tracking.actions.restore_revoked is not in this services layer yet")
     # The service reads the real clock: a link valid well beyond it.
     row = seeder.add(S.SENT, inviter=admin.member_id, token=True, expires_in_days=3650)
     window = make_window()

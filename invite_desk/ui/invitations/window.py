@@ -79,7 +79,12 @@ from invite_desk.services.tracking import (
     revoke_invitations,
     why_not,
 )
-from invite_desk.services.tracking.actions import MAX_EXTEND_DAYS, MAX_ROWS_PER_ACTION
+from invite_desk.services.tracking.actions import (
+    MAX_EXTEND_DAYS,
+    MAX_ROWS_PER_ACTION,
+    NEEDS_SENDING_RIGHT,
+    restore_revoked,
+)
 from invite_desk.services.tracking.choices import FilterChoices, filter_choices
 from invite_desk.ui import widgets
 from invite_desk.ui.compose.password_prompt import PasswordAnswer, SmtpPasswords
@@ -95,12 +100,8 @@ from invite_desk.ui.tasks import TaskRunner, ThreadPoolRunner, run_for
 from invite_desk.ui.theme import set_variant
 from invite_desk.ui.widgets import PlainLabel, plain_tooltip
 
-try:  # undo a revoke while the link is unused (services: tracking/actions.py)
-    from invite_desk.services.tracking.actions import (  # type: ignore[attr-defined]
-        restore_revoked as _restore_revoked,
-    )
-except ImportError:  # pragma: no cover - a services layer without it: no Undo button
-    _restore_revoked = None
+# Undo of a revoke while the link is unused; a module attribute so tests can take it away.
+_restore_revoked: Callable[..., Any] | None = restore_revoked
 
 UNDO_SECONDS = 30  # how long "Undo" stays offered after a revoke
 
@@ -734,7 +735,7 @@ class InvitationsWindow(QWidget):
 
     # ================================================================ permissions
     def _decision(self, action: RowAction, rows: Sequence[InvitationRow]) -> Decision:
-        if action in (RowAction.RESEND, RowAction.FRESH_LINK):
+        if action in NEEDS_SENDING_RIGHT:  # the services' own list: extend needs it too
             decision = decide(self._operator, Action.SEND_INVITATIONS, settings=self._policy)
             if not decision.allowed:
                 return decision
