@@ -24,6 +24,7 @@ from invite_desk.services.operator import Operator
 from invite_desk.services.referrals import referrals_of
 from invite_desk.services.uow import UnitOfWork
 from tests.db_servers import skip_or_fail
+from tests.images import PNG_LOGO
 from tests.portal_client import portal_app, running_portal, send_invitation
 from tests.registration_fixtures import PASSWORD, member_by_email, set_policy
 from tests.smtp_server import LoopbackSmtpServer
@@ -32,12 +33,7 @@ pytestmark = pytest.mark.chromium
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 
-LOGO_SVG = b"""<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64">
-<circle cx="32" cy="32" r="30" fill="#0B7A75"/>
-<path d="M8 38 q8 -8 16 0 t16 0 t16 0" fill="none" stroke="#fff" stroke-width="4"/>
-<path d="M8 48 q8 -8 16 0 t16 0 t16 0" fill="none" stroke="#fff" stroke-width="4" opacity=".6"/>
-<path d="M20 30 L44 12" stroke="#F5C518" stroke-width="4" stroke-linecap="round"/>
-</svg>"""
+
 
 
 def _executable(env: str, *candidates: str) -> str:
@@ -119,7 +115,7 @@ def test_register_in_chromium_then_see_the_invite_only_notice(
             uow, admin, smtp_server, portal_url, "Zoë Martin <zoe@example.org>",
             "Hi Zoë! We row every Saturday morning from the north pier.\n"
             "Come and try it — the first month is on us.",
-            logo=LOGO_SVG, logo_mime="image/svg+xml",
+            logo=PNG_LOGO, logo_mime="image/png",
         )
         browser.get(link)
         heading = browser.find_element(By.TAG_NAME, "h1").text

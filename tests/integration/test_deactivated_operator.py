@@ -25,7 +25,7 @@ from invite_desk.services import (
     settings,
 )
 from invite_desk.services.errors import PermissionDenied
-from invite_desk.services.invitations import queueing
+from invite_desk.services.invitations import queueing, send_scope
 from invite_desk.services.invitations.importing import parse_pasted
 from invite_desk.services.invitations.preflight import run_preflight
 from invite_desk.services.models import AdhesionStatus, AuditLog, Member, MemberStatus
@@ -61,6 +61,7 @@ ENTRY_POINTS: dict[str, Call] = {
     "invitations.queueing.queue_invitations": lambda u, o, w: queueing.queue_invitations(
         u, o, w.ready),
     "invitations.queueing.unsent_batches": lambda u, o, w: queueing.unsent_batches(u, o),
+    "invitations.send_scope.sendable_scope": lambda u, o, w: send_scope.sendable_scope(u, o),
     "mail_settings.update_mail_settings": lambda u, o, w: mail_settings.update_mail_settings(
         u, o, {"host": "smtp.example.org", "port": 587, "security": "starttls",
                "from_address": "invitations@example.org", "rate_per_minute": 30}),

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from invite_desk.services import settings as settings_service
 from invite_desk.services.errors import NotFound, PermissionDenied
 from invite_desk.services.models import Batch, Member
-from invite_desk.services.operator import Operator
+from invite_desk.services.operator import Operator, refreshed
 from invite_desk.services.permissions import (
     Action,
     ScopeLevel,
@@ -56,6 +56,7 @@ def sendable_scope(
         raise ValueError("choose one batch or everything, not both")
     with uow:
         session = uow.session
+        operator = refreshed(session, operator)  # deactivated or demoted since sign-in: refused
         policy = settings_service.load(session, operator.organization_id)
         require(operator, Action.SEND_INVITATIONS, settings=policy)
         org = operator.organization_id
