@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import re
 import urllib.parse
@@ -16,7 +17,10 @@ FIRST_HEADERS = {"first name", "firstname", "given name", "prénom", "prenom"}
 LAST_HEADERS = {"last name", "lastname", "surname", "family name", "nom de famille"}
 MESSAGE_HEADERS = {"message", "personal message", "note"}
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u2028\u2029]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+# Invisible characters that copy-paste and Windows editors leave around addresses (a byte
+# order mark, zero-width spaces, word joiners, soft hyphens): never part of an address or name.
+_INVISIBLE = re.compile(r"[\ufeff\u200b\u2060\u00ad]")
 _SPACES = re.compile(r"\s+")
 _ANGLE = re.compile(r"^\s*(?P<name>.*?)\s*<(?P<email>[^<>]+)>\s*$")
 
@@ -44,7 +48,12 @@ class ImportResult:
 
 def clean_name(text: str) -> str:
     """One line, no control characters: a name may end up in a header, so CR/LF never survive."""
-    return _SPACES.sub(" ", _CONTROL.sub(" ", text.replace("\r", " ").replace("\n", " "))).strip()
+    text = _INVISIBLE.sub("", text.replace("\r", " ").replace("\n", " "))
+    return _SPACES.sub(" ", _CONTROL.sub(" ", text)).strip()
+
+
+def _visible(text: str) -> str:
+    return _INVISIBLE.sub("", text)
 
 
 def clean_message(text: str) -> str:
@@ -123,6 +132,8 @@ def _unquote_name(text: str) -> str:
     text = text.strip()
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
         text = re.sub(r"\\(.)", r"\1", text[1:-1])
+    elif len(text) >= 2 and text[0] == "(" and text[-1] == ")" and "(" not in text[1:]:
+        text = text[1:-1]  # `jane@x.org (Jane Doe)`, the old way of writing a name
     return clean_name(text)
 
 
@@ -185,6 +196,7 @@ def split_addresses(text: str) -> list[_Piece]:
     """Every invitee in a line or a cell, in order: commas, semicolons, tabs and spaces
     separate them, outside "quoted names" and <addresses>. `Doe, Jane <jane@x.org>` (how
     Outlook copies "Last, First") keeps the comma in the name."""
+    text = _visible(text)
     plain = text.strip()
     if _PLAIN.fullmatch(plain):
         return [_Piece(plain, plain)]
@@ -256,7 +268,7 @@ def parse_pasted(text: str) -> ImportResult:
     copy them). Text that cannot be read as invitees becomes a row with a problem."""
     rows: list[InviteeInput] = []
     for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
+        stripped = _visible(line).strip()
         if not stripped or (stripped.startswith("#") and "@" not in stripped.split()[0]):
             continue
         rows.extend(_invitees(number, stripped))
@@ -274,9 +286,15 @@ def decode_csv(data: bytes) -> tuple[str, list[str]]:
         return data.decode("utf-8-sig"), []
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        return data.decode("latin-1"), [
-            f"The file is not valid UTF-8 (first problem on line {line}); it was read as Latin-1. "
-            "Check accented names in the pre-flight table."
+        # Excel on Windows saves "CSV" in Windows-1252: Latin-1 plus curly quotes, dashes and
+        # the euro sign where Latin-1 has invisible control characters.
+        try:
+            text = data.decode("cp1252")
+        except UnicodeDecodeError:
+            text = data.decode("latin-1")
+        return text, [
+            f"The file is not valid UTF-8 (first problem on line {line}); it was read as Latin-1 "
+            "(Windows-1252). Check accented names in the pre-flight table."
         ]
 
 
@@ -317,6 +335,41 @@ def _check_closed_quotes(text: str, dialect: type[csv.Dialect] | csv.Dialect,
         ) from None
 
 
+def _holds_addresses(body: list[tuple[int, list[str]]], index: int) -> bool:
+    return any(index < len(r) and _LOOKS_LIKE_ADDRESS.search(r[index]) for _, r in body)
+
+
+def _address_column(header: list[str], body: list[tuple[int, list[str]]]) -> int | None:
+    """The column that holds the addresses when none is named "email": the one with the most
+    cells holding an address, preferring a header that mentions mail."""
+    best: tuple[int, int, int] | None = None
+    for index, title in enumerate(header):
+        count = sum(1 for _, r in body if index < len(r) and _LOOKS_LIKE_ADDRESS.search(r[index]))
+        if not count:
+            continue
+        rank = (1 if "mail" in title or "courriel" in title else 0, count, -index)
+        if best is None or rank > best:
+            best = rank
+    return -best[2] if best is not None else None
+
+
+def _csv_invitees(line: int, email: str, name: str, message: str) -> list[InviteeInput]:
+    """The invitees of one CSV row. A name cell that holds an address is never somebody's
+    name: the row and that address are both shown with the problem."""
+    rows = email_cell(line, email, clean_name(name), message)
+    strays = [p.email for p in split_addresses(name)
+              if p.email and _LOOKS_LIKE_ADDRESS.fullmatch(p.email)]
+    if not strays:
+        return rows
+    listed = ", ".join(strays)
+    problem = (f"The name cell holds an address ({listed}); put each invitee on a row of their "
+               "own, with the address in the email column.")
+    known = {r.email.lower() for r in rows}
+    return [*(dataclasses.replace(r, problem=r.problem or problem) for r in rows),
+            *(InviteeInput(line, a, "", message, problem) for a in strays
+              if a.lower() not in known)]
+
+
 def parse_csv(data: bytes) -> ImportResult:
     """Columns email, name (or first/last name), message; header optional; delimiter sniffed."""
     text, notes = decode_csv(data)
@@ -339,8 +392,10 @@ def parse_csv(data: bytes) -> ImportResult:
         raise ImportFailed("The file has no rows.")
     first = [_norm_header(c) for c in table[0][1]]
     columns: dict[str, int] = {}
-    has_header = any(c in EMAIL_HEADERS | NAME_HEADERS | MESSAGE_HEADERS | FIRST_HEADERS |
-                     LAST_HEADERS for c in first)
+    known = EMAIL_HEADERS | NAME_HEADERS | MESSAGE_HEADERS | FIRST_HEADERS | LAST_HEADERS
+    # A first row without any address is a header row, even with names we do not know
+    # ("Primary Email", "E-mail 1 - Value", "Emails").
+    has_header = any(c in known for c in first) or not any("@" in c for c in table[0][1])
     if has_header:
         for index, cell in enumerate(first):
             for key, names in (("email", EMAIL_HEADERS), ("name", NAME_HEADERS),
@@ -348,25 +403,26 @@ def parse_csv(data: bytes) -> ImportResult:
                                ("message", MESSAGE_HEADERS)):
                 if cell in names and key not in columns:
                     columns[key] = index
-        if "email" not in columns:
-            found = ", ".join(c for c in first if c) or "(empty)"
-            raise ImportFailed(
-                f"No email column: the header row has {found}. Add a column named \"email\"."
-            )
         body = table[1:]
+        if "email" not in columns:
+            guessed = _address_column(first, body)
+            if guessed is None:
+                found = ", ".join(c for c in first if c) or "(empty)"
+                raise ImportFailed(
+                    f"No email column: the header row has {found}. Add a column named \"email\"."
+                )
+            columns["email"] = guessed
+            notes.append(f"No column is named \"email\": the addresses were read from the "
+                         f"column \"{table[0][1][guessed].strip()}\".")
+        others = [table[0][1][i].strip() for i, c in enumerate(first)
+                  if i != columns["email"] and "mail" in c and _holds_addresses(body, i)]
+        if others:
+            listed = ", ".join(f"\"{o}\"" for o in others)
+            notes.append(f"Only the column \"{table[0][1][columns['email']].strip()}\" was "
+                         f"read as addresses; {listed} also hold addresses and were not read "
+                         "(one invitation per person).")
     else:
         notes.append("No header row found: columns read as email, name, message.")
-        email_col = next((i for i, c in enumerate(table[0][1]) if "@" in c), None)
-        if email_col is None:
-            raise ImportFailed(
-                "No email column: the first row has no header named \"email\" and no address."
-            )
-        columns = {"email": email_col}
-        others = [i for i in range(len(table[0][1])) if i != email_col]
-        if others:
-            columns["name"] = others[0]
-        if len(others) > 1:
-            columns["message"] = others[1]
         body = table
 
     def value(row: list[str], key: str) -> str:
@@ -375,7 +431,15 @@ def parse_csv(data: bytes) -> ImportResult:
 
     rows: list[InviteeInput] = []
     for line, row in body:
-        name = value(row, "name") or f"{value(row, 'first')} {value(row, 'last')}"
-        rows.extend(email_cell(line, value(row, "email"), clean_name(name),
-                               clean_message(value(row, "message"))))
+        if has_header:
+            email, name, message = (value(row, "email"),
+                                    value(row, "name") or f"{value(row, 'first')} {value(row, 'last')}",
+                                    value(row, "message"))
+        else:
+            # Without a header, each row's address is the cell that has one: `Name, email`
+            # and `email, Name` rows may be mixed in one file.
+            at = next((i for i, c in enumerate(row) if "@" in c), 0)
+            rest = [c for i, c in enumerate(row) if i != at]
+            email, name, message = row[at], rest[0] if rest else "", rest[1] if len(rest) > 1 else ""
+        rows.extend(_csv_invitees(line, email, name, clean_message(message)))
     return ImportResult(tuple(rows), tuple(notes))
