@@ -284,3 +284,15 @@ def test_windows_1252_csv_keeps_curly_quotes_and_no_control_characters() -> None
 def test_c1_control_characters_never_reach_a_name() -> None:
     rows = parse_csv("email,name\nann@example.org,Ann\x85Lee\x9b\n".encode()).rows
     assert rows[0].name == "Ann Lee"
+
+
+@pytest.mark.parametrize("delimiter", ["\t", ";", "|"])
+def test_names_with_commas_do_not_make_the_file_comma_separated(delimiter: str) -> None:
+    lines = ["Lee, Ann{d}ann@example.org", "Bo{d}bo@example.org", "Doe, Jr., Cy{d}cy@example.org",
+             "dee@example.org", "Fay, Dr.{d}fay@example.org"]
+    data = "\n".join(line.format(d=delimiter) for line in lines).encode()
+    rows = parse_csv(data).rows
+    assert [(r.email, r.name, r.problem) for r in rows] == [
+        ("ann@example.org", "Lee, Ann", ""), ("bo@example.org", "Bo", ""),
+        ("cy@example.org", "Doe, Jr., Cy", ""), ("dee@example.org", "", ""),
+        ("fay@example.org", "Fay, Dr.", "")]

@@ -298,11 +298,38 @@ def decode_csv(data: bytes) -> tuple[str, list[str]]:
         ]
 
 
+_DELIMITERS = "\t;,|"  # on a tie, the one least likely inside a name
+
+
+def _consistency(sample: str, delimiter: str) -> tuple[float, int]:
+    """How well `delimiter` splits the sample's rows into the same number (> 1) of columns:
+    the share of rows with the most common count, and that count."""
+    lines = sample.splitlines()[:-1] if len(sample) >= 8192 else sample.splitlines()
+    try:
+        counts = [len(r) for r in csv.reader(lines[:100], delimiter=delimiter) if any(r)]
+    except csv.Error:
+        return 0.0, 0
+    if not counts:
+        return 0.0, 0
+    mode = max(set(counts), key=counts.count)
+    return (counts.count(mode) / len(counts), mode) if mode > 1 else (0.0, mode)
+
+
 def _sniff(sample: str) -> type[csv.Dialect] | csv.Dialect:
     try:
-        return csv.Sniffer().sniff(sample, delimiters=",;\t|")
+        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(sample, delimiters=",;\t|")
     except csv.Error:
-        return csv.excel
+        dialect = csv.excel
+    # The sniffer counts characters: a tab or semicolon file whose names read "Lee, Ann"
+    # looks comma-separated to it. Keep its choice only if no delimiter splits the rows
+    # into columns more consistently.
+    scores = {d: _consistency(sample, d)[0] for d in _DELIMITERS}
+    best = max(_DELIMITERS, key=lambda d: scores[d])
+    if scores[best] > scores.get(dialect.delimiter, 0.0):
+        class Chosen(csv.excel):
+            delimiter = best
+        return Chosen
+    return dialect
 
 
 def _norm_header(cell: str) -> str:
