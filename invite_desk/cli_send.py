@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from invite_desk.app import AppContext
@@ -62,8 +65,42 @@ def _secret(context: AppContext, key: str, env: str) -> str | None:
     return os.environ.get(env) or context.credentials.get(key)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl+C so that the sender settles the message in flight."""
+
+
+@contextmanager
+def _terminate_like_interrupt() -> Iterator[None]:
+    def stop(signum: int, frame: object) -> None:
+        raise _Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_send(context: AppContext, args: argparse.Namespace) -> int:
-    """Exit 0 when every invitation went out, 1 when some failed or are uncertain, 2 on error."""
+    """Exit 0 when every invitation went out, 1 when some failed or are uncertain, 2 on error,
+    130 (Ctrl+C) or 143 (SIGTERM) when stopped: running the same command again resumes."""
+    sent: list[int] = [0]
+    try:
+        with _terminate_like_interrupt():
+            return _run_send(context, args, sent)
+    except KeyboardInterrupt as exc:
+        how = "SIGTERM" if isinstance(exc, _Terminated) else "Ctrl+C"
+        print(f"stopped ({how}) after {sent[0]} sent in this run. Run the same command again "
+              "to send the rest: what was sent or is uncertain is not sent again.",
+              file=sys.stderr, flush=True)
+        return 143 if isinstance(exc, _Terminated) else 130
+
+
+def _run_send(context: AppContext, args: argparse.Namespace, sent: list[int]) -> int:
     out = sys.stdout
     try:
         password = _secret(context, f"operator:{args.operator.lower()}", OPERATOR_PASSWORD_ENV)
@@ -98,6 +135,14 @@ def run_send(context: AppContext, args: argparse.Namespace) -> int:
                     print(f"row {row.row}: {row.email or '(empty)'}: {STATUS_LABELS[row.status]}"
                           f"{' - ' + row.reason if row.reason else ''}", file=out)
             print(f"checked {len(pre.rows)} rows: {pre.summary()}", file=out)
+            # Uncertain rows of this file stay unresolved until someone checks them: every
+            # re-run of the same command names them and does not report success.
+            for row in pre.rows:
+                if row.status is RowStatus.UNCERTAIN and row.key not in {
+                        e.lower() for e in uncertain}:
+                    print(f"uncertain: {row.email} (an earlier run stopped while sending it; "
+                          "not resent)", file=out)
+                    uncertain.append(row.email)
             if args.dry_run:
                 return 0
             batch = queue_invitations(
@@ -116,6 +161,7 @@ def run_send(context: AppContext, args: argparse.Namespace) -> int:
         transport = SmtpTransport(mail.smtp_config(), smtp_password)
 
         def progress(p: SendProgress) -> None:
+            sent[0] = p.sent
             if p.last_email:
                 print(f"{p.last_outcome}: {p.last_email}", file=out, flush=True)
 
