@@ -14,7 +14,12 @@ from pathlib import Path
 from invite_desk.app import AppContext
 from invite_desk.services import auth, mail_settings
 from invite_desk.services.errors import DomainError
-from invite_desk.services.invitations.importing import parse_csv, parse_pasted
+from invite_desk.services.invitations.importing import (
+    ImportResult,
+    decode_csv,
+    parse_csv,
+    parse_pasted,
+)
 from invite_desk.services.invitations.preflight import STATUS_LABELS, RowStatus, run_preflight
 from invite_desk.services.invitations.queueing import queue_invitations
 from invite_desk.services.invitations.send_scope import sendable_scope
@@ -123,7 +128,12 @@ def _run_send(context: AppContext, args: argparse.Namespace, sent: list[int]) ->
         if args.csv or args.list:
             path = args.csv or args.list
             data = path.read_bytes()
-            imported = parse_csv(data) if args.csv else parse_pasted(data.decode("utf-8", "replace"))
+            if args.csv:
+                imported = parse_csv(data)
+            else:  # as a CSV file is read: UTF-8 with or without BOM, else Windows-1252
+                text, notes = decode_csv(data)
+                imported = parse_pasted(text)
+                imported = ImportResult(imported.rows, (*notes, *imported.notes))
             for note in imported.notes:
                 print(f"note: {note}", file=out)
             # Credited to the operator: with invite-only N >= 2 another member's invitation
