@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from invite_desk.app import AppContext
-from invite_desk.services import auth, mail_settings
-from invite_desk.services.errors import DomainError
+from invite_desk.services import auth, mail_settings, organization
+from invite_desk.services.errors import DomainError, SettingsIncomplete
 from invite_desk.services.invitations.importing import (
     ImportResult,
     decode_csv,
@@ -22,6 +22,7 @@ from invite_desk.services.invitations.importing import (
 )
 from invite_desk.services.invitations.preflight import STATUS_LABELS, RowStatus, run_preflight
 from invite_desk.services.invitations.queueing import queue_invitations
+from invite_desk.services.invitations.rendering import require_registration_address
 from invite_desk.services.invitations.send_scope import sendable_scope
 from invite_desk.services.invitations.sending import (
     OutboxSender,
@@ -90,6 +91,17 @@ def _terminate_like_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _cannot_send(context: AppContext, organization_id: uuid.UUID) -> str:
+    """Why nothing can be sent yet (no SMTP server, no registration web address), or ""."""
+    if not mail_settings.get_mail_settings(context.uow, organization_id).configured:
+        return "SMTP is not configured: an admin sets it in Settings > Email."
+    try:
+        require_registration_address(organization.get_organization(context.uow, organization_id))
+    except SettingsIncomplete as exc:
+        return str(exc)
+    return ""
+
+
 def run_send(context: AppContext, args: argparse.Namespace) -> int:
     """Exit 0 when every invitation went out, 1 when some failed or are uncertain, 2 on error,
     130 (Ctrl+C) or 143 (SIGTERM) when stopped: running the same command again resumes."""
@@ -125,6 +137,13 @@ def _run_send(context: AppContext, args: argparse.Namespace, sent: list[int]) ->
         uncertain = recover_interrupted(context.uow, operator.organization_id)
         for email in uncertain:
             print(f"uncertain: {email} (the last run stopped while sending it; not resent)", file=out)
+        if (args.csv or args.list) and not (args.no_send or args.dry_run):
+            # Say what is missing before anything is queued: otherwise the file's rows would
+            # wait in the outbox for a send that cannot happen yet.
+            missing = _cannot_send(context, operator.organization_id)
+            if missing:
+                print(f"{missing} Nothing was queued.", file=sys.stderr)
+                return 2
         if args.csv or args.list:
             path = args.csv or args.list
             data = path.read_bytes()
