@@ -174,12 +174,18 @@ def _run_send(context: AppContext, args: argparse.Namespace, sent: list[int]) ->
                     uncertain.append(row.email)
             if args.dry_run:
                 return 0
-            batch = queue_invitations(
-                context.uow, operator, pre.ready, personal_message=args.message,
-                kind=InvitationKind.MEMBERSHIP, source="cli", label=args.label or path.name,
-            )
-            resumed = f", resuming a stopped run: {batch.total} in all" if batch.resumed else ""
-            print(f"queued {batch.queued} invitations (batch {batch.batch_id}{resumed})", file=out)
+            if not pre.ready:  # a re-run after everything was queued: no empty batch
+                print("queued 0 invitations: every row of this file was already handled "
+                      "(see above)", file=out)
+            else:
+                batch = queue_invitations(
+                    context.uow, operator, pre.ready, personal_message=args.message,
+                    kind=InvitationKind.MEMBERSHIP, source="cli", label=args.label or path.name,
+                )
+                resumed = (f", resuming a stopped run: {batch.total} in all" if batch.resumed
+                           else "")
+                print(f"queued {batch.queued} invitations (batch {batch.batch_id}{resumed})",
+                      file=out)
         if args.no_send or args.dry_run:
             return 0
         mail = mail_settings.get_mail_settings(context.uow, operator.organization_id)

@@ -80,3 +80,26 @@ def test_a_stopped_send_run_again_mails_nobody_twice_and_says_so(
     assert max(smtp_server.recipient_counts().values()) == 1
     assert "queued 0" in third.stdout, third.stdout
     assert third.returncode == (1 if uncertain else 0), third.stdout
+
+
+def test_a_re_run_with_nothing_new_makes_no_empty_batch(
+    uow: UnitOfWork, admin: Operator, smtp_server: LoopbackSmtpServer, sqlite_url: str,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from invite_desk import app, cli
+    from invite_desk.services.credentials import MemoryCredentialStore
+    from invite_desk.services.models import Batch
+    from tests.integration.test_sending import configure
+
+    monkeypatch.setattr(app, "default_credentials", MemoryCredentialStore)
+    monkeypatch.setenv("INVITE_DESK_OPERATOR_PASSWORD", ADMIN_PASSWORD)
+    configure(uow, admin, smtp_server)
+    csv = tmp_path / "in.csv"
+    csv.write_text("email\nann@example.org\nbo@example.org\n")
+    command = ["--db", sqlite_url, "send", "--operator", ADMIN_EMAIL, "--csv", str(csv)]
+    for _ in range(3):
+        assert cli.main(command) == 0
+    assert "already handled" in capsys.readouterr().out
+    with uow:
+        assert len(uow.session.scalars(select(Batch)).all()) == 1
+    assert max(smtp_server.recipient_counts().values()) == 1
