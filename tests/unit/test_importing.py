@@ -146,8 +146,37 @@ def test_text_without_an_address_is_a_problem_row_named_by_line() -> None:
 
 
 def test_an_address_in_an_unquoted_name_is_a_problem() -> None:
-    [row] = parse_pasted("a@x.org Jane <jane@x.org>").rows
-    assert row.email == "jane@x.org" and "a@x.org" in row.problem
+    # Is Jane a@x.org's name or jane@x.org's? Both addresses are rows, both with the problem.
+    rows = parse_pasted("a@x.org Jane <jane@x.org>").rows
+    assert [r.email for r in rows] == ["a@x.org", "jane@x.org"]
+    assert all("a@x.org" in r.problem for r in rows)
+
+
+@pytest.mark.parametrize("text", [
+    "a@x.org <b@y.org>",
+    "a@x.org c@z.org <b@y.org>",
+    "<a@x.org> c@z.org <b@y.org>",
+])
+def test_bare_addresses_before_an_angle_address_are_invitees_of_their_own(text: str) -> None:
+    rows = parse_pasted(text).rows
+    assert sorted(r.email for r in rows) == sorted(
+        w.strip("<>") for w in text.split())
+    assert all(not r.problem and not r.name for r in rows)
+
+
+@pytest.mark.parametrize("text", [
+    "x@y.org Lee, Ann <b@z.org>",  # whose is "Lee"?
+    "ann@x.org Ann\tLee <b@z.org>",
+    "Bo <bo@x.org> o@x.org Smith; Bob <b@z.org>",
+    "a@x.org Müller, Hans <b@z.org> Zoë <z@z.org>",
+])
+def test_names_around_bare_addresses_next_to_angle_addresses_are_never_guessed(text: str) -> None:
+    rows = parse_pasted(text).rows
+    addresses = [w.strip("<>;,") for w in text.split() if "@" in w]
+    assert sorted(r.email for r in rows) == sorted(addresses)  # each once
+    for row in rows:  # a name is never part of another invitee's name
+        assert row.problem or not row.name or row.name in ("Bo", "Zoë")
+    assert any(r.problem for r in rows)
 
 
 _SEPARATOR = st.sampled_from([",", ";", " ", "\t", ", ", "; ", " ,", "  ", ",\t", ";;"])

@@ -72,6 +72,7 @@ _MAILBOX = re.compile(r'\s*(?P<name>(?:"(?:[^"\\]|\\.)*"|[^<"])*?)\s*<(?P<email>
 # The common case, read without the general parser: one address and nothing around it.
 _PLAIN = re.compile(r"[^\s,;:<>\"()\[\]@]+@[^\s,;:<>\"'()\[\]@]*[A-Za-z0-9]")
 _LOOKS_LIKE_ADDRESS = re.compile(r"[^@\s\"]+@[^@\s\"]+\.[^@\s\"]+")
+_LEADING_ADDRESSES = re.compile(r"\s*(?:[^@\s\"<>]+@[^@\s\"<>]+\.[^@\s\"<>]+(?:\s+|$))+")
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ class _Piece:
     name: str = ""
     bracketed: bool = False  # written as Name <address>
     problem: str = ""
+    loose: bool = False  # `address Name` / `Name address`: the name is the words around it
 
 
 def _bare(word: str) -> str:
@@ -148,12 +150,23 @@ def _pieces(entry: str) -> list[_Piece]:
         if not match:
             break
         raw_name = match["name"]
+        # `a@x.org Ann <b@y.org>` (addresses separated by spaces, as some programs copy
+        # them): the bare addresses before the name are invitees of their own.
+        lead = _LEADING_ADDRESSES.match(raw_name)
+        if lead:
+            raw_name = raw_name[lead.end():]
+            # `a@x.org Jane <b@y.org>`: is Jane a's name or b's? Both rows say so.
+            pieces.extend(_Piece(w, _bare(w), loose=bool(raw_name.strip()))
+                          for w in lead.group(0).split())
         name = _unquote_name(raw_name)
         email = _bare(match["email"])
         problem = ""
         if not raw_name.strip().startswith('"') and _LOOKS_LIKE_ADDRESS.search(raw_name):
             problem = (f"\u201c{clean_name(match.group(0))}\u201d has an address in the name; "
                        "put the name in quotes, or each invitee on a line of their own.")
+            # The addresses in that name are shown too, each as a row with the problem.
+            pieces.extend(_Piece(w, _bare(w), "", False, problem) for w in raw_name.split()
+                          if _LOOKS_LIKE_ADDRESS.search(w) and not w.startswith('"'))
         if name.lower() == email.lower():
             name = ""
         pieces.append(_Piece(match.group(0).strip(), email, name, True, problem))
@@ -171,7 +184,7 @@ def _pieces(entry: str) -> list[_Piece]:
         return [*pieces, *(_Piece(w, _bare(w)) for w in words)]
     if len(addresses) == 1 and not pieces:
         name = " ".join(w for w in words if w is not addresses[0])
-        return [_Piece(rest, _bare(addresses[0]), _unquote_name(name))]
+        return [_Piece(rest, _bare(addresses[0]), _unquote_name(name), loose=True)]
     problem = (f"\u201c{clean_name(rest)}\u201d mixes addresses and a name; write one invitee "
                "per line, or Name <address> for each.")
     return [*pieces, *(_Piece(rest, _bare(a), "", False, problem) for a in addresses)]
@@ -203,7 +216,19 @@ def split_addresses(text: str) -> list[_Piece]:
     pieces: list[_Piece] = []
     for entry in _split_outside(text, _SEPARATORS):
         pieces.extend(_pieces(entry))
-    return _merge_names(pieces)
+    pieces = _merge_names(pieces)
+    loose = any(p.loose and (p.name or not p.bracketed) for p in pieces)
+    if sum(1 for p in pieces if p.email) > 1 and (
+            (loose and any(p.bracketed for p in pieces))
+            or any(p.problem and not p.bracketed for p in pieces)):
+        # `a@x.org Lee, Ann <b@y.org>`: whose name is "Lee"? Several addresses on a line
+        # with names written around them can be read more than one way: ask.
+        problem = (f"\u201c{clean_name(text)[:80]}\u201d mixes several addresses with names "
+                   "that are not in Name <address> form; put each invitee on a line of their "
+                   "own, or write \"Name\" <address> for each.")
+        pieces = [dataclasses.replace(p, problem=p.problem or problem) if p.email else p
+                  for p in pieces]
+    return pieces
 
 
 def _no_address(text: str) -> str:
