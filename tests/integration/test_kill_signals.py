@@ -103,3 +103,33 @@ def test_a_re_run_with_nothing_new_makes_no_empty_batch(
     with uow:
         assert len(uow.session.scalars(select(Batch)).all()) == 1
     assert max(smtp_server.recipient_counts().values()) == 1
+
+
+def test_two_runs_of_the_same_command_at_once_mail_everyone_once(
+    uow: UnitOfWork, admin: Operator, smtp_server: LoopbackSmtpServer, sqlite_url: str,
+    tmp_path: Path,
+) -> None:
+    """A scheduled `send --csv` and a person running the same command: before, both found
+    every address free, queued it, and everyone got two messages (or one run failed with
+    'Someone else changed this' from signing in at the same moment)."""
+    update_settings(uow, admin, {"daily_limit_per_inviter": 0})
+    mail_settings.update_mail_settings(uow, admin, {
+        "host": smtp_server.host, "port": smtp_server.port, "security": "none",
+        "from_address": "invitations@rowing.example", "from_name": "Rowing", "rate_per_minute": 0,
+    })
+    rows = 1500
+    path = tmp_path / "invitees.csv"
+    path.write_text("email,name\n" + "".join(f"two{i}@example.org,M {i}\n" for i in range(rows)))
+    command = [sys.executable, "-m", "invite_desk", "--db", sqlite_url, "send", "--operator",
+               ADMIN_EMAIL, "--csv", str(path)]
+    env = {**os.environ, "INVITE_DESK_OPERATOR_PASSWORD": ADMIN_PASSWORD,
+           "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    runs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True) for _ in range(2)]
+    results = [(run.communicate(timeout=120), run.returncode) for run in runs]
+    for (_out, err), code in results:
+        assert code == 0, err
+    counts = smtp_server.recipient_counts()
+    assert len(counts) == rows and max(counts.values()) == 1
+    with uow:
+        assert len(uow.session.scalars(select(Invitation)).all()) == rows
