@@ -132,12 +132,13 @@ def _serialize(session: Session, organization_id: uuid.UUID) -> None:
     """Make this transaction the organization's only queueing writer until it commits, and
     its reads see every queueing committed before. Two runs of the same `send --csv` at
     once (a scheduled job and a person) both found the addresses free and queued and
-    mailed everyone twice. The first statement writes (a no-op) to the organization's row:
+    mailed everyone twice. The first statement writes (a no-op: its name, not its key,
+    which every table refers to) to the organization's row:
     SQLite takes its write lock, PostgreSQL and MariaDB lock the row; the checks that
     follow read after the other run's chunk has committed."""
     session.execute(
         update(Organization).where(Organization.id == organization_id)
-        .values(id=Organization.id).execution_options(synchronize_session=False)
+        .values(name=Organization.name).execution_options(synchronize_session=False)
     )
 
 
