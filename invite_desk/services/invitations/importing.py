@@ -20,7 +20,7 @@ MESSAGE_HEADERS = {"message", "personal message", "note"}
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 # Invisible characters that copy-paste and Windows editors leave around addresses (a byte
 # order mark, zero-width spaces, word joiners, soft hyphens): never part of an address or name.
-_INVISIBLE = re.compile(r"[\ufeff\u200b\u2060\u00ad]")
+_INVISIBLE = dict.fromkeys(map(ord, "\ufeff\u200b\u2060\u00ad"))
 _SPACES = re.compile(r"\s+")
 _ANGLE = re.compile(r"^\s*(?P<name>.*?)\s*<(?P<email>[^<>]+)>\s*$")
 
@@ -48,12 +48,12 @@ class ImportResult:
 
 def clean_name(text: str) -> str:
     """One line, no control characters: a name may end up in a header, so CR/LF never survive."""
-    text = _INVISIBLE.sub("", text.replace("\r", " ").replace("\n", " "))
+    text = text.replace("\r", " ").replace("\n", " ").translate(_INVISIBLE)
     return _SPACES.sub(" ", _CONTROL.sub(" ", text)).strip()
 
 
 def _visible(text: str) -> str:
-    return _INVISIBLE.sub("", text)
+    return text.translate(_INVISIBLE)
 
 
 def clean_message(text: str) -> str:
@@ -409,6 +409,8 @@ def _csv_invitees(line: int, email: str, name: str, message: str) -> list[Invite
     """The invitees of one CSV row. A name cell that holds an address is never somebody's
     name: the row and that address are both shown with the problem."""
     rows = email_cell(line, email, clean_name(name), message)
+    if "@" not in name:
+        return rows
     strays = [p.email for p in split_addresses(name)
               if p.email and _LOOKS_LIKE_ADDRESS.fullmatch(p.email)]
     if not strays:
