@@ -325,3 +325,17 @@ def test_names_with_commas_do_not_make_the_file_comma_separated(delimiter: str) 
         ("ann@example.org", "Lee, Ann", ""), ("bo@example.org", "Bo", ""),
         ("cy@example.org", "Doe, Jr., Cy", ""), ("dee@example.org", "", ""),
         ("fay@example.org", "Fay, Dr.", "")]
+
+
+@pytest.mark.parametrize("text", [
+    "张三@例子.中国，李四@例子.中国",
+    "张三@例子.中国；李四@例子.中国、王五@例子.中国",
+    "Zhang <张三@例子.中国>，Li <李四@例子.中国>。",
+    "ann@example.org، bo@example.org",
+    "Ann <ann@example.org>, Bo <bo@example.org>.",
+])
+def test_full_width_and_arabic_separators_split_addresses(text: str) -> None:
+    rows = parse_pasted(text).rows
+    assert all(not r.problem for r in rows), rows
+    assert all(r.email.count("@") == 1 and r.email[-1].isalnum() for r in rows)
+    assert len(rows) == text.count("@")

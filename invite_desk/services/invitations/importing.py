@@ -63,14 +63,18 @@ def clean_message(text: str) -> str:
 
 
 # Between invitees on one line: commas, semicolons, tabs (and, between bare addresses, spaces).
-_SEPARATORS = ",;\t"
+# Full-width and ideographic commas and semicolons, and the Arabic comma, as CJK and
+# Arabic keyboards type them: separators, never part of an address anyone has.
+_WIDE_SEPARATORS = "\uff0c\uff1b\u3001\u060c"
+_SEPARATORS = ",;\t" + _WIDE_SEPARATORS
 _MAILTO = re.compile(r"^mailto:", re.IGNORECASE)
 # Around a bare address: quotes, brackets and sentence punctuation that are not part of it.
 _LEADING = "\"(<["
-_TRAILING = "\"'.,;:!?)>]}"
+_TRAILING = "\"'.,;:!?)>]}\u3002" + _WIDE_SEPARATORS
 _MAILBOX = re.compile(r'\s*(?P<name>(?:"(?:[^"\\]|\\.)*"|[^<"])*?)\s*<(?P<email>[^<>]*)>')
 # The common case, read without the general parser: one address and nothing around it.
-_PLAIN = re.compile(r"[^\s,;:<>\"()\[\]@]+@[^\s,;:<>\"'()\[\]@]*[A-Za-z0-9]")
+_PLAIN = re.compile(r"[^\s,;:<>\"()\[\]@\uff0c\uff1b\u3001\u060c]+@"
+                    r"[^\s,;:<>\"'()\[\]@\uff0c\uff1b\u3001\u060c]*[A-Za-z0-9]")
 _LOOKS_LIKE_ADDRESS = re.compile(r"[^@\s\"]+@[^@\s\"]+\.[^@\s\"]+")
 _LEADING_ADDRESSES = re.compile(r"\s*(?:[^@\s\"<>]+@[^@\s\"<>]+\.[^@\s\"<>]+(?:\s+|$))+")
 
@@ -174,7 +178,7 @@ def _pieces(entry: str) -> list[_Piece]:
         while position < len(text) and text[position] in " \t,;":
             position += 1
     rest = text[position:].strip()
-    if not rest:
+    if not rest or not any(ch.isalnum() for ch in rest):  # e.g. the full stop after a list
         return pieces
     words = rest.split()
     addresses = [w for w in words if "@" in w and not w.startswith('"')]
@@ -264,7 +268,7 @@ def _is_bare(piece: _Piece) -> bool:
 
 
 def _after_first_separator(text: str) -> str:
-    parts = re.split(r"[,;\t]", text.strip(), maxsplit=1)
+    parts = re.split(f"[{_SEPARATORS}]", text.strip(), maxsplit=1)
     return parts[1] if len(parts) == 2 else ""
 
 
