@@ -217,6 +217,11 @@ def test_revoked_and_resent_links_say_so_and_unknown_links_stay_generic(
     f"/register?token={TOKEN}",
     f"/confirm/{TOKEN}",
     f"/confirm%2F{TOKEN}",
+    f"/{TOKEN}",  # a token out of its place: a mistyped or broken link
+    f"/joinx/{TOKEN}",
+    f"/welcome/{TOKEN}",
+    f"/j%6Fin-now/{TOKEN}",
+    f"/register/%{TOKEN.encode().hex().upper()[:2]}{TOKEN[1:]}",
 ])
 def test_the_access_log_never_holds_a_token(target: str) -> None:
     logged = loggable_target(target)
