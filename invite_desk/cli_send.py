@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from invite_desk.app import AppContext
-from invite_desk.services import auth, mail_settings
-from invite_desk.services.errors import DomainError
-from invite_desk.services.invitations.importing import parse_csv, parse_pasted
+from invite_desk.services import auth, mail_settings, organization
+from invite_desk.services.errors import DomainError, SettingsIncomplete
+from invite_desk.services.invitations.importing import (
+    ImportResult,
+    decode_csv,
+    parse_csv,
+    parse_pasted,
+)
 from invite_desk.services.invitations.preflight import STATUS_LABELS, RowStatus, run_preflight
 from invite_desk.services.invitations.queueing import queue_invitations
+from invite_desk.services.invitations.rendering import require_registration_address
 from invite_desk.services.invitations.send_scope import sendable_scope
 from invite_desk.services.invitations.sending import (
     OutboxSender,
@@ -62,8 +71,53 @@ def _secret(context: AppContext, key: str, env: str) -> str | None:
     return os.environ.get(env) or context.credentials.get(key)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl+C so that the sender settles the message in flight."""
+
+
+@contextmanager
+def _terminate_like_interrupt() -> Iterator[None]:
+    def stop(signum: int, frame: object) -> None:
+        raise _Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _cannot_send(context: AppContext, organization_id: uuid.UUID) -> str:
+    """Why nothing can be sent yet (no SMTP server, no registration web address), or ""."""
+    if not mail_settings.get_mail_settings(context.uow, organization_id).configured:
+        return "SMTP is not configured: an admin sets it in Settings > Email."
+    try:
+        require_registration_address(organization.get_organization(context.uow, organization_id))
+    except SettingsIncomplete as exc:
+        return str(exc)
+    return ""
+
+
 def run_send(context: AppContext, args: argparse.Namespace) -> int:
-    """Exit 0 when every invitation went out, 1 when some failed or are uncertain, 2 on error."""
+    """Exit 0 when every invitation went out, 1 when some failed or are uncertain, 2 on error,
+    130 (Ctrl+C) or 143 (SIGTERM) when stopped: running the same command again resumes."""
+    sent: list[int] = [0]
+    try:
+        with _terminate_like_interrupt():
+            return _run_send(context, args, sent)
+    except KeyboardInterrupt as exc:
+        how = "SIGTERM" if isinstance(exc, _Terminated) else "Ctrl+C"
+        print(f"stopped ({how}) after {sent[0]} sent in this run. Run the same command again "
+              "to send the rest: what was sent or is uncertain is not sent again.",
+              file=sys.stderr, flush=True)
+        return 143 if isinstance(exc, _Terminated) else 130
+
+
+def _run_send(context: AppContext, args: argparse.Namespace, sent: list[int]) -> int:
     out = sys.stdout
     try:
         password = _secret(context, f"operator:{args.operator.lower()}", OPERATOR_PASSWORD_ENV)
@@ -83,10 +137,22 @@ def run_send(context: AppContext, args: argparse.Namespace) -> int:
         uncertain = recover_interrupted(context.uow, operator.organization_id)
         for email in uncertain:
             print(f"uncertain: {email} (the last run stopped while sending it; not resent)", file=out)
+        if (args.csv or args.list) and not (args.no_send or args.dry_run):
+            # Say what is missing before anything is queued: otherwise the file's rows would
+            # wait in the outbox for a send that cannot happen yet.
+            missing = _cannot_send(context, operator.organization_id)
+            if missing:
+                print(f"{missing} Nothing was queued.", file=sys.stderr)
+                return 2
         if args.csv or args.list:
             path = args.csv or args.list
             data = path.read_bytes()
-            imported = parse_csv(data) if args.csv else parse_pasted(data.decode("utf-8", "replace"))
+            if args.csv:
+                imported = parse_csv(data)
+            else:  # as a CSV file is read: UTF-8 with or without BOM, else Windows-1252
+                text, notes = decode_csv(data)
+                imported = parse_pasted(text)
+                imported = ImportResult(imported.rows, (*notes, *imported.notes))
             for note in imported.notes:
                 print(f"note: {note}", file=out)
             # Credited to the operator: with invite-only N >= 2 another member's invitation
@@ -98,14 +164,28 @@ def run_send(context: AppContext, args: argparse.Namespace) -> int:
                     print(f"row {row.row}: {row.email or '(empty)'}: {STATUS_LABELS[row.status]}"
                           f"{' - ' + row.reason if row.reason else ''}", file=out)
             print(f"checked {len(pre.rows)} rows: {pre.summary()}", file=out)
+            # Uncertain rows of this file stay unresolved until someone checks them: every
+            # re-run of the same command names them and does not report success.
+            for row in pre.rows:
+                if row.status is RowStatus.UNCERTAIN and row.key not in {
+                        e.lower() for e in uncertain}:
+                    print(f"uncertain: {row.email} (an earlier run stopped while sending it; "
+                          "not resent)", file=out)
+                    uncertain.append(row.email)
             if args.dry_run:
                 return 0
-            batch = queue_invitations(
-                context.uow, operator, pre.ready, personal_message=args.message,
-                kind=InvitationKind.MEMBERSHIP, source="cli", label=args.label or path.name,
-            )
-            resumed = f", resuming a stopped run: {batch.total} in all" if batch.resumed else ""
-            print(f"queued {batch.queued} invitations (batch {batch.batch_id}{resumed})", file=out)
+            if not pre.ready:  # a re-run after everything was queued: no empty batch
+                print("queued 0 invitations: every row of this file was already handled "
+                      "(see above)", file=out)
+            else:
+                batch = queue_invitations(
+                    context.uow, operator, pre.ready, personal_message=args.message,
+                    kind=InvitationKind.MEMBERSHIP, source="cli", label=args.label or path.name,
+                )
+                resumed = (f", resuming a stopped run: {batch.total} in all" if batch.resumed
+                           else "")
+                print(f"queued {batch.queued} invitations (batch {batch.batch_id}{resumed})",
+                      file=out)
         if args.no_send or args.dry_run:
             return 0
         mail = mail_settings.get_mail_settings(context.uow, operator.organization_id)
@@ -116,6 +196,7 @@ def run_send(context: AppContext, args: argparse.Namespace) -> int:
         transport = SmtpTransport(mail.smtp_config(), smtp_password)
 
         def progress(p: SendProgress) -> None:
+            sent[0] = p.sent
             if p.last_email:
                 print(f"{p.last_outcome}: {p.last_email}", file=out, flush=True)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
 
@@ -14,12 +15,29 @@ from invite_desk.services.errors import DomainError
 from invite_desk.services.mail_settings import get_mail_settings
 from invite_desk.services.models import utcnow
 from invite_desk.services.registration.confirmation import ConfirmationEmail
-from invite_desk.services.smtp.transport import Sent, SmtpTransport
+from invite_desk.services.smtp.transport import PermanentFailure, Sent, SmtpTransport
 from invite_desk.services.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
 SMTP_TIMEOUT = 20.0
+
+REFUSED_INTERNATIONAL = (
+    "Our mail server cannot send to addresses with accented or non-Latin letters before "
+    "the @. Please use another email address.")
+REFUSED_ADDRESS = "Our mail server refused to send to this address. Please check it, or use another one."
+
+
+@dataclass(frozen=True)
+class MailOutcome:
+    """Whether the email went out; `refused` says why when submitting again cannot help
+    (the server will never take this address). Truthy when sent."""
+
+    sent: bool
+    refused: str = ""
+
+    def __bool__(self) -> bool:
+        return self.sent
 
 
 class PortalMailer:
@@ -30,11 +48,11 @@ class PortalMailer:
         self.credentials = credentials
         self.password = password
 
-    def send(self, organization_id: uuid.UUID, email: ConfirmationEmail) -> bool:
-        """Send one email now; False (and a log line without the address) when it failed."""
+    def send(self, organization_id: uuid.UUID, email: ConfirmationEmail) -> MailOutcome:
+        """Send one email now; falsy (and a log line without the address) when it failed."""
         settings = get_mail_settings(self.uow, organization_id)
         if not settings.configured:
-            return False
+            return MailOutcome(False)
         password = self.password or self.credentials.get(settings.password_key())
         message = EmailMessage()
         message["From"] = formataddr((settings.from_name, settings.from_address))
@@ -50,8 +68,12 @@ class PortalMailer:
         except (DomainError, OSError) as exc:
             log.warning("could not send a registration email through %s: %s",
                         settings.smtp_config().address, exc)
-            return False
+            return MailOutcome(False)
         if not isinstance(result, Sent):
-            log.warning("the SMTP server did not take a registration email: %s", result)
-            return False
-        return True
+            log.warning("the SMTP server did not take a registration email (%s)",
+                        getattr(result, "code", None))
+            if isinstance(result, PermanentFailure):
+                # No code: refused before MAIL FROM (SMTPUTF8 needed but not offered).
+                return MailOutcome(False, REFUSED_ADDRESS if result.code else REFUSED_INTERNATIONAL)
+            return MailOutcome(False)
+        return MailOutcome(True)

@@ -23,6 +23,9 @@ from urllib.parse import unquote
 _SECRET_PATH = re.compile(
     r"(/(?:join|confirm))(?![A-Za-z0-9_-])[^\s?#\"'<>]+", re.IGNORECASE
 )
+# A token out of its place (`/<token>`, `/joinX/<token>`, a link a mail program broke):
+# any run of 32 or more token characters. Tokens are 43 (secrets.token_urlsafe(32)).
+_LOOSE_TOKEN = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{32,}(?![A-Za-z0-9_-])")
 REDACTED = "<redacted>"
 _DECODE_LEVELS = 4
 
@@ -30,7 +33,12 @@ access_log = logging.getLogger("invite_desk.portal.access")
 
 
 def _redact_once(text: str) -> str:
-    return _SECRET_PATH.sub(lambda m: m.group(1) + "/" + REDACTED, text)
+    return _LOOSE_TOKEN.sub(REDACTED, _SECRET_PATH.sub(lambda m: m.group(1) + "/" + REDACTED,
+                                                       text))
+
+
+def _has_secret(text: str) -> bool:
+    return bool(_SECRET_PATH.search(text) or _LOOSE_TOKEN.search(text))
 
 
 def redact(text: str) -> str:
@@ -40,13 +48,13 @@ def redact(text: str) -> str:
     returned (so nothing of the token survives in an encoded form)."""
     decoded = text
     for _ in range(_DECODE_LEVELS):
-        if _SECRET_PATH.search(decoded):
+        if _has_secret(decoded):
             return _redact_once(decoded)
         once = unquote(decoded)
         if once == decoded:
             break
         decoded = once
-    return _redact_once(decoded) if _SECRET_PATH.search(decoded) else text
+    return _redact_once(decoded) if _has_secret(decoded) else text
 
 
 def loggable_target(path: str, query: str = "") -> str:

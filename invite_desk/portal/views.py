@@ -304,7 +304,10 @@ def register() -> Page:
         return _public_page(view, values=_typed(), code=503, notice=exc.message)
     if result.view.state is not PublicState.OPEN:
         return _public_page(result.view)
-    if result.email is not None and not state.mailer.send(org_id, result.email):
+    outcome = state.mailer.send(org_id, result.email) if result.email is not None else None
+    if outcome is not None and outcome.refused:  # submitting again would not help
+        return _public_page(view, values=_typed(), errors={"email": outcome.refused}, code=422)
+    if outcome is not None and not outcome:
         return _public_page(view, values=_typed(), code=503, notice=(
             "We could not send the confirmation email just now. Please submit the form "
             "again in a few minutes."))

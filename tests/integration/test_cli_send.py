@@ -158,3 +158,44 @@ def test_a_dry_run_is_refused_too_when_the_operator_may_not_send(
     assert send(sqlite_url, monkeypatch, world["user"].email, PASSWORD,
                 "--csv", str(csv), "--dry-run") == 2
     assert "Invitations are turned off" in capsys.readouterr().err
+
+
+def test_a_list_file_in_windows_1252_keeps_its_accented_names(
+    uow: UnitOfWork, admin: Operator, smtp_server: LoopbackSmtpServer, sqlite_url: str,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure(uow, admin, smtp_server)
+    listing = tmp_path / "list.txt"
+    listing.write_bytes("José Núñez <jose@example.org>\r\nRené “Ren” Roy <rene@example.org>\r\n"
+                        .encode("cp1252"))
+    assert send(sqlite_url, monkeypatch, ADMIN_EMAIL, ADMIN_PASSWORD, "--list", str(listing)) == 0
+    assert "Latin-1" in capsys.readouterr().out
+    names = sorted(str(m.message["To"]) for m in smtp_server.messages)
+    assert names == ["José Núñez <jose@example.org>", "René “Ren” Roy <rene@example.org>"]
+
+
+@pytest.mark.parametrize("missing", ["smtp", "registration address"])
+def test_send_with_a_file_queues_nothing_when_it_cannot_send(
+    uow: UnitOfWork, admin: Operator, smtp_server: LoopbackSmtpServer, sqlite_url: str,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    missing: str,
+) -> None:
+    if missing == "smtp":
+        organization.update_organization(uow, admin, {"registration_base_url": "https://j.example"})
+        expected = "SMTP is not configured"
+    else:
+        configure(uow, admin, smtp_server)
+        organization.update_organization(uow, admin, {"registration_base_url": ""})
+        expected = "registration web address"
+    csv = tmp_path / "friends.csv"
+    csv.write_text("email\nfriend@example.org\n", encoding="utf-8")
+    assert send(sqlite_url, monkeypatch, ADMIN_EMAIL, ADMIN_PASSWORD, "--csv", str(csv)) == 2
+    err = capsys.readouterr().err
+    assert expected in err and "Nothing was queued" in err
+    assert statuses(uow) == {}
+    # --no-send still queues (for a later send), and --dry-run checks
+    assert send(sqlite_url, monkeypatch, ADMIN_EMAIL, ADMIN_PASSWORD, "--csv", str(csv),
+                "--dry-run") == 0
+    assert send(sqlite_url, monkeypatch, ADMIN_EMAIL, ADMIN_PASSWORD, "--csv", str(csv),
+                "--no-send") == 0
+    assert statuses(uow) == {"friend@example.org": "queued"}

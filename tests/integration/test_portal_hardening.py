@@ -217,6 +217,11 @@ def test_revoked_and_resent_links_say_so_and_unknown_links_stay_generic(
     f"/register?token={TOKEN}",
     f"/confirm/{TOKEN}",
     f"/confirm%2F{TOKEN}",
+    f"/{TOKEN}",  # a token out of its place: a mistyped or broken link
+    f"/joinx/{TOKEN}",
+    f"/welcome/{TOKEN}",
+    f"/j%6Fin-now/{TOKEN}",
+    f"/register/%{TOKEN.encode().hex().upper()[:2]}{TOKEN[1:]}",
 ])
 def test_the_access_log_never_holds_a_token(target: str) -> None:
     logged = loggable_target(target)
@@ -317,3 +322,35 @@ def test_a_database_locked_past_the_retry_budget_keeps_the_form(
     assert 'value="Ience"' in body and PASSWORD not in body
     with uow:
         assert uow.session.scalar(select(func.count()).select_from(RateLimitCounter)) <= 1
+
+
+@pytest.mark.parametrize("smtputf8", [False, True])
+def test_an_international_address_the_server_cannot_take_is_told_not_to_retry(
+    uow: UnitOfWork, admin: Operator, app: Flask, make_smtp_server: object, smtputf8: bool,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    smtp = make_smtp_server(smtputf8=smtputf8)  # type: ignore[operator]
+    enable_confirmation_email(uow, admin, smtp)
+    client = app.test_client()
+    for address in ("josé@example.org", "用户@例子.广告"):
+        posted = post_register(client, address)
+        if smtputf8:
+            assert posted.status_code == 303  # type: ignore[attr-defined]
+            continue
+        # Before: 503 "submit again in a few minutes", which could never work.
+        assert posted.status_code == 422, page(posted)  # type: ignore[attr-defined]
+        text = page(posted)
+        assert "accented or non-Latin letters" in text and "again in a few minutes" not in text
+        assert address.split("@")[0] in text  # the form keeps what was typed
+        assert address not in caplog.text and address.split("@")[0] not in caplog.text
+    assert len(smtp.messages) == (2 if smtputf8 else 0)
+
+
+def test_a_recipient_the_server_refuses_is_told_to_check_the_address(
+    uow: UnitOfWork, admin: Operator, app: Flask, smtp_server: LoopbackSmtpServer,
+) -> None:
+    enable_confirmation_email(uow, admin, smtp_server)
+    smtp_server.fail_recipient("nobody@example.org", 550)
+    posted = post_register(app.test_client(), "nobody@example.org")
+    assert posted.status_code == 422  # type: ignore[attr-defined]
+    assert "refused to send to this address" in page(posted)

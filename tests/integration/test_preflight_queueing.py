@@ -23,6 +23,7 @@ from invite_desk.services.errors import PermissionDenied
 from invite_desk.services.invitations.importing import InviteeInput, parse_pasted
 from invite_desk.services.invitations.preflight import (
     STATUS_LABELS,
+    PreflightRow,
     RowStatus,
     check_address,
     needs_smtputf8,
@@ -407,3 +408,39 @@ def test_the_daily_limit_and_the_operator_are_checked_again_for_each_chunk(
     with uow:
         assert uow.session.scalar(select(func.count()).select_from(Invitation)
                                   .where(Invitation.sender_id == hr.member_id)) == 200
+
+
+def test_two_queueings_of_the_same_rows_at_once_queue_each_address_once(
+    any_uow: UnitOfWork,
+) -> None:
+    """Two runs of the same `send --csv` at the same moment (issue 8 review): both found
+    every address free and queued it, so everyone was mailed twice. On every backend."""
+    from invite_desk.services import auth
+
+    admin = auth.setup_organization(
+        any_uow, organization_name="Club", description="", admin_email="ada@example.org",
+        admin_first_name="Ada", admin_last_name="Admin", password="a long admin password",
+        registration_base_url="https://join.example.org")
+    set_policy(any_uow, admin, daily_limit_per_inviter=0)
+    rows = [PreflightRow(i + 1, f"both{i}@example.org", "", "", RowStatus.READY)
+            for i in range(1_200)]
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            queue_invitations(any_uow, admin, rows, source="cli", label="same.csv",
+                              chunk_size=300)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=run) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert not errors, errors
+    with any_uow:
+        addresses = any_uow.session.scalars(select(Invitation.email_normalized)).all()
+    assert len(addresses) == len(set(addresses)) == 1_200

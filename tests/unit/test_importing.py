@@ -146,8 +146,37 @@ def test_text_without_an_address_is_a_problem_row_named_by_line() -> None:
 
 
 def test_an_address_in_an_unquoted_name_is_a_problem() -> None:
-    [row] = parse_pasted("a@x.org Jane <jane@x.org>").rows
-    assert row.email == "jane@x.org" and "a@x.org" in row.problem
+    # Is Jane a@x.org's name or jane@x.org's? Both addresses are rows, both with the problem.
+    rows = parse_pasted("a@x.org Jane <jane@x.org>").rows
+    assert [r.email for r in rows] == ["a@x.org", "jane@x.org"]
+    assert all("a@x.org" in r.problem for r in rows)
+
+
+@pytest.mark.parametrize("text", [
+    "a@x.org <b@y.org>",
+    "a@x.org c@z.org <b@y.org>",
+    "<a@x.org> c@z.org <b@y.org>",
+])
+def test_bare_addresses_before_an_angle_address_are_invitees_of_their_own(text: str) -> None:
+    rows = parse_pasted(text).rows
+    assert sorted(r.email for r in rows) == sorted(
+        w.strip("<>") for w in text.split())
+    assert all(not r.problem and not r.name for r in rows)
+
+
+@pytest.mark.parametrize("text", [
+    "x@y.org Lee, Ann <b@z.org>",  # whose is "Lee"?
+    "ann@x.org Ann\tLee <b@z.org>",
+    "Bo <bo@x.org> o@x.org Smith; Bob <b@z.org>",
+    "a@x.org Müller, Hans <b@z.org> Zoë <z@z.org>",
+])
+def test_names_around_bare_addresses_next_to_angle_addresses_are_never_guessed(text: str) -> None:
+    rows = parse_pasted(text).rows
+    addresses = [w.strip("<>;,") for w in text.split() if "@" in w]
+    assert sorted(r.email for r in rows) == sorted(addresses)  # each once
+    for row in rows:  # a name is never part of another invitee's name
+        assert row.problem or not row.name or row.name in ("Bo", "Zoë")
+    assert any(r.problem for r in rows)
 
 
 _SEPARATOR = st.sampled_from([",", ";", " ", "\t", ", ", "; ", " ,", "  ", ",\t", ";;"])
@@ -207,3 +236,106 @@ def test_an_unclosed_quote_fails_naming_the_line_it_opens_on(data: bytes, line: 
 def test_closed_multi_line_quotes_at_the_end_still_read() -> None:
     result = parse_csv(b'email,message\na@x.org,"hi\nthere"\n')
     assert result.rows[0].message == "hi\nthere"
+
+
+# Held-out lists (issue 8 review): exports and pastes as mail programs and editors make them.
+
+@pytest.mark.parametrize("invisible", ["\ufeff", "\u200b", "\u2060", "\u00ad"])
+def test_invisible_characters_around_pasted_addresses_are_dropped(invisible: str) -> None:
+    # A list file saved by Notepad starts with a BOM; web pages leave zero-width spaces.
+    text = (f"{invisible}ann@example.org\nbo@example.org{invisible}\n"
+            f"Cy{invisible} Doe <cy@example.org>{invisible}; {invisible}dee@example.org\n")
+    rows = parse_pasted(text).rows
+    assert [(r.email, r.name, r.problem) for r in rows] == [
+        ("ann@example.org", "", ""), ("bo@example.org", "", ""),
+        ("cy@example.org", "Cy Doe", ""), ("dee@example.org", "", "")]
+
+
+def test_an_old_style_name_in_parentheses_is_the_name() -> None:
+    rows = parse_pasted("ann@example.org (Ann Lee); Bo <bo@example.org>\n").rows
+    assert [(r.email, r.name) for r in rows] == [("ann@example.org", "Ann Lee"),
+                                                 ("bo@example.org", "Bo")]
+
+
+@pytest.mark.parametrize(
+    ("header", "cell"),
+    [
+        ("Name,Given Name,Family Name,E-mail 1 - Type,E-mail 1 - Value", "Ann Lee,Ann,Lee,* Home,{}"),  # Gmail
+        ("First Name,Last Name,Display Name,Nickname,Primary Email", "Ann,Lee,Ann Lee,,{}"),  # Thunderbird
+        ("Emails,Names", "{},Ann Lee"),
+        ("E-Mail-Adresse;Name", "{};Ann Lee"),
+        ("Correo electrónico\tNombre", "{}\tAnn Lee"),
+    ],
+)
+def test_an_address_column_with_another_header_is_found_and_named(header: str, cell: str) -> None:
+    sep = "\t" if "\t" in header else (";" if ";" in header else ",")
+    data = f"{header}\n{cell.format('ann@example.org')}\n{cell.format('bo@example.org')}\n"
+    result = parse_csv(data.encode("utf-8"))
+    assert [r.email for r in result.rows] == ["ann@example.org", "bo@example.org"]
+    assert all(not r.problem for r in result.rows)
+    column = header.split(sep)[[i for i, c in enumerate(cell.split(sep)) if c == "{}"][0]]
+    assert any(f'"{column}"' in n for n in result.notes)
+
+
+def test_a_second_address_column_is_not_read_and_the_note_says_so() -> None:
+    data = ('"First Name","Last Name","E-mail Address","E-mail 2 Address"\n'
+            '"Ann","Lee","ann@example.org","ann.lee@example.net"\n')
+    result = parse_csv(data.encode())
+    assert [(r.email, r.name) for r in result.rows] == [("ann@example.org", "Ann Lee")]
+    assert any('"E-mail 2 Address"' in n and "not read" in n for n in result.notes)
+
+
+@pytest.mark.parametrize("header", ["email,name\n", ""])
+def test_a_name_cell_holding_an_address_never_names_another_invitee(header: str) -> None:
+    data = f"{header}ann@example.org,bo@example.org\ncy@example.org,Cy\n".encode()
+    rows = parse_csv(data).rows
+    by_email = {r.email: r for r in rows}
+    assert sorted(by_email) == ["ann@example.org", "bo@example.org", "cy@example.org"]
+    assert "name cell holds an address" in by_email["ann@example.org"].problem
+    assert "name cell holds an address" in by_email["bo@example.org"].problem
+    assert by_email["bo@example.org"].name == ""
+    assert (by_email["cy@example.org"].name, by_email["cy@example.org"].problem) == ("Cy", "")
+
+
+def test_rows_without_a_header_may_put_the_name_first_or_second() -> None:
+    rows = parse_csv(b"Ann Lee,ann@example.org\nbo@example.org,Bo\n").rows
+    assert [(r.email, r.name, r.problem) for r in rows] == [
+        ("ann@example.org", "Ann Lee", ""), ("bo@example.org", "Bo", "")]
+
+
+def test_windows_1252_csv_keeps_curly_quotes_and_no_control_characters() -> None:
+    data = "email,name\nann@example.org,Ann “AJ” Lee – 5€\n".encode("cp1252")
+    result = parse_csv(data)
+    assert result.rows[0].name == "Ann “AJ” Lee – 5€"
+    assert "Latin-1" in result.notes[0]
+
+
+def test_c1_control_characters_never_reach_a_name() -> None:
+    rows = parse_csv("email,name\nann@example.org,Ann\x85Lee\x9b\n".encode()).rows
+    assert rows[0].name == "Ann Lee"
+
+
+@pytest.mark.parametrize("delimiter", ["\t", ";", "|"])
+def test_names_with_commas_do_not_make_the_file_comma_separated(delimiter: str) -> None:
+    lines = ["Lee, Ann{d}ann@example.org", "Bo{d}bo@example.org", "Doe, Jr., Cy{d}cy@example.org",
+             "dee@example.org", "Fay, Dr.{d}fay@example.org"]
+    data = "\n".join(line.format(d=delimiter) for line in lines).encode()
+    rows = parse_csv(data).rows
+    assert [(r.email, r.name, r.problem) for r in rows] == [
+        ("ann@example.org", "Lee, Ann", ""), ("bo@example.org", "Bo", ""),
+        ("cy@example.org", "Doe, Jr., Cy", ""), ("dee@example.org", "", ""),
+        ("fay@example.org", "Fay, Dr.", "")]
+
+
+@pytest.mark.parametrize("text", [
+    "张三@例子.中国，李四@例子.中国",
+    "张三@例子.中国；李四@例子.中国、王五@例子.中国",
+    "Zhang <张三@例子.中国>，Li <李四@例子.中国>。",
+    "ann@example.org، bo@example.org",
+    "Ann <ann@example.org>, Bo <bo@example.org>.",
+])
+def test_full_width_and_arabic_separators_split_addresses(text: str) -> None:
+    rows = parse_pasted(text).rows
+    assert all(not r.problem for r in rows), rows
+    assert all(r.email.count("@") == 1 and r.email[-1].isalnum() for r in rows)
+    assert len(rows) == text.count("@")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import re
 import urllib.parse
@@ -16,7 +17,10 @@ FIRST_HEADERS = {"first name", "firstname", "given name", "prénom", "prenom"}
 LAST_HEADERS = {"last name", "lastname", "surname", "family name", "nom de famille"}
 MESSAGE_HEADERS = {"message", "personal message", "note"}
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u2028\u2029]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+# Invisible characters that copy-paste and Windows editors leave around addresses (a byte
+# order mark, zero-width spaces, word joiners, soft hyphens): never part of an address or name.
+_INVISIBLE = dict.fromkeys(map(ord, "\ufeff\u200b\u2060\u00ad"))
 _SPACES = re.compile(r"\s+")
 _ANGLE = re.compile(r"^\s*(?P<name>.*?)\s*<(?P<email>[^<>]+)>\s*$")
 
@@ -44,7 +48,12 @@ class ImportResult:
 
 def clean_name(text: str) -> str:
     """One line, no control characters: a name may end up in a header, so CR/LF never survive."""
-    return _SPACES.sub(" ", _CONTROL.sub(" ", text.replace("\r", " ").replace("\n", " "))).strip()
+    text = text.replace("\r", " ").replace("\n", " ").translate(_INVISIBLE)
+    return _SPACES.sub(" ", _CONTROL.sub(" ", text)).strip()
+
+
+def _visible(text: str) -> str:
+    return text.translate(_INVISIBLE)
 
 
 def clean_message(text: str) -> str:
@@ -54,15 +63,20 @@ def clean_message(text: str) -> str:
 
 
 # Between invitees on one line: commas, semicolons, tabs (and, between bare addresses, spaces).
-_SEPARATORS = ",;\t"
+# Full-width and ideographic commas and semicolons, and the Arabic comma, as CJK and
+# Arabic keyboards type them: separators, never part of an address anyone has.
+_WIDE_SEPARATORS = "\uff0c\uff1b\u3001\u060c"
+_SEPARATORS = ",;\t" + _WIDE_SEPARATORS
 _MAILTO = re.compile(r"^mailto:", re.IGNORECASE)
 # Around a bare address: quotes, brackets and sentence punctuation that are not part of it.
 _LEADING = "\"(<["
-_TRAILING = "\"'.,;:!?)>]}"
+_TRAILING = "\"'.,;:!?)>]}\u3002" + _WIDE_SEPARATORS
 _MAILBOX = re.compile(r'\s*(?P<name>(?:"(?:[^"\\]|\\.)*"|[^<"])*?)\s*<(?P<email>[^<>]*)>')
 # The common case, read without the general parser: one address and nothing around it.
-_PLAIN = re.compile(r"[^\s,;:<>\"()\[\]@]+@[^\s,;:<>\"'()\[\]@]*[A-Za-z0-9]")
+_PLAIN = re.compile(r"[^\s,;:<>\"()\[\]@\uff0c\uff1b\u3001\u060c]+@"
+                    r"[^\s,;:<>\"'()\[\]@\uff0c\uff1b\u3001\u060c]*[A-Za-z0-9]")
 _LOOKS_LIKE_ADDRESS = re.compile(r"[^@\s\"]+@[^@\s\"]+\.[^@\s\"]+")
+_LEADING_ADDRESSES = re.compile(r"\s*(?:[^@\s\"<>]+@[^@\s\"<>]+\.[^@\s\"<>]+(?:\s+|$))+")
 
 
 @dataclass(frozen=True)
@@ -74,6 +88,7 @@ class _Piece:
     name: str = ""
     bracketed: bool = False  # written as Name <address>
     problem: str = ""
+    loose: bool = False  # `address Name` / `Name address`: the name is the words around it
 
 
 def _bare(word: str) -> str:
@@ -123,6 +138,8 @@ def _unquote_name(text: str) -> str:
     text = text.strip()
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
         text = re.sub(r"\\(.)", r"\1", text[1:-1])
+    elif len(text) >= 2 and text[0] == "(" and text[-1] == ")" and "(" not in text[1:]:
+        text = text[1:-1]  # `jane@x.org (Jane Doe)`, the old way of writing a name
     return clean_name(text)
 
 
@@ -137,12 +154,23 @@ def _pieces(entry: str) -> list[_Piece]:
         if not match:
             break
         raw_name = match["name"]
+        # `a@x.org Ann <b@y.org>` (addresses separated by spaces, as some programs copy
+        # them): the bare addresses before the name are invitees of their own.
+        lead = _LEADING_ADDRESSES.match(raw_name)
+        if lead:
+            raw_name = raw_name[lead.end():]
+            # `a@x.org Jane <b@y.org>`: is Jane a's name or b's? Both rows say so.
+            pieces.extend(_Piece(w, _bare(w), loose=bool(raw_name.strip()))
+                          for w in lead.group(0).split())
         name = _unquote_name(raw_name)
         email = _bare(match["email"])
         problem = ""
         if not raw_name.strip().startswith('"') and _LOOKS_LIKE_ADDRESS.search(raw_name):
             problem = (f"\u201c{clean_name(match.group(0))}\u201d has an address in the name; "
                        "put the name in quotes, or each invitee on a line of their own.")
+            # The addresses in that name are shown too, each as a row with the problem.
+            pieces.extend(_Piece(w, _bare(w), "", False, problem) for w in raw_name.split()
+                          if _LOOKS_LIKE_ADDRESS.search(w) and not w.startswith('"'))
         if name.lower() == email.lower():
             name = ""
         pieces.append(_Piece(match.group(0).strip(), email, name, True, problem))
@@ -150,7 +178,7 @@ def _pieces(entry: str) -> list[_Piece]:
         while position < len(text) and text[position] in " \t,;":
             position += 1
     rest = text[position:].strip()
-    if not rest:
+    if not rest or not any(ch.isalnum() for ch in rest):  # e.g. the full stop after a list
         return pieces
     words = rest.split()
     addresses = [w for w in words if "@" in w and not w.startswith('"')]
@@ -160,7 +188,7 @@ def _pieces(entry: str) -> list[_Piece]:
         return [*pieces, *(_Piece(w, _bare(w)) for w in words)]
     if len(addresses) == 1 and not pieces:
         name = " ".join(w for w in words if w is not addresses[0])
-        return [_Piece(rest, _bare(addresses[0]), _unquote_name(name))]
+        return [_Piece(rest, _bare(addresses[0]), _unquote_name(name), loose=True)]
     problem = (f"\u201c{clean_name(rest)}\u201d mixes addresses and a name; write one invitee "
                "per line, or Name <address> for each.")
     return [*pieces, *(_Piece(rest, _bare(a), "", False, problem) for a in addresses)]
@@ -185,13 +213,26 @@ def split_addresses(text: str) -> list[_Piece]:
     """Every invitee in a line or a cell, in order: commas, semicolons, tabs and spaces
     separate them, outside "quoted names" and <addresses>. `Doe, Jane <jane@x.org>` (how
     Outlook copies "Last, First") keeps the comma in the name."""
+    text = _visible(text)
     plain = text.strip()
     if _PLAIN.fullmatch(plain):
         return [_Piece(plain, plain)]
     pieces: list[_Piece] = []
     for entry in _split_outside(text, _SEPARATORS):
         pieces.extend(_pieces(entry))
-    return _merge_names(pieces)
+    pieces = _merge_names(pieces)
+    loose = any(p.loose and (p.name or not p.bracketed) for p in pieces)
+    if sum(1 for p in pieces if p.email) > 1 and (
+            (loose and any(p.bracketed for p in pieces))
+            or any(p.problem and not p.bracketed for p in pieces)):
+        # `a@x.org Lee, Ann <b@y.org>`: whose name is "Lee"? Several addresses on a line
+        # with names written around them can be read more than one way: ask.
+        problem = (f"\u201c{clean_name(text)[:80]}\u201d mixes several addresses with names "
+                   "that are not in Name <address> form; put each invitee on a line of their "
+                   "own, or write \"Name\" <address> for each.")
+        pieces = [dataclasses.replace(p, problem=p.problem or problem) if p.email else p
+                  for p in pieces]
+    return pieces
 
 
 def _no_address(text: str) -> str:
@@ -227,7 +268,7 @@ def _is_bare(piece: _Piece) -> bool:
 
 
 def _after_first_separator(text: str) -> str:
-    parts = re.split(r"[,;\t]", text.strip(), maxsplit=1)
+    parts = re.split(f"[{_SEPARATORS}]", text.strip(), maxsplit=1)
     return parts[1] if len(parts) == 2 else ""
 
 
@@ -256,7 +297,7 @@ def parse_pasted(text: str) -> ImportResult:
     copy them). Text that cannot be read as invitees becomes a row with a problem."""
     rows: list[InviteeInput] = []
     for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
+        stripped = _visible(line).strip()
         if not stripped or (stripped.startswith("#") and "@" not in stripped.split()[0]):
             continue
         rows.extend(_invitees(number, stripped))
@@ -274,17 +315,50 @@ def decode_csv(data: bytes) -> tuple[str, list[str]]:
         return data.decode("utf-8-sig"), []
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        return data.decode("latin-1"), [
-            f"The file is not valid UTF-8 (first problem on line {line}); it was read as Latin-1. "
-            "Check accented names in the pre-flight table."
+        # Excel on Windows saves "CSV" in Windows-1252: Latin-1 plus curly quotes, dashes and
+        # the euro sign where Latin-1 has invisible control characters.
+        try:
+            text = data.decode("cp1252")
+        except UnicodeDecodeError:
+            text = data.decode("latin-1")
+        return text, [
+            f"The file is not valid UTF-8 (first problem on line {line}); it was read as Latin-1 "
+            "(Windows-1252). Check accented names in the pre-flight table."
         ]
+
+
+_DELIMITERS = "\t;,|"  # on a tie, the one least likely inside a name
+
+
+def _consistency(sample: str, delimiter: str) -> tuple[float, int]:
+    """How well `delimiter` splits the sample's rows into the same number (> 1) of columns:
+    the share of rows with the most common count, and that count."""
+    lines = sample.splitlines()[:-1] if len(sample) >= 8192 else sample.splitlines()
+    try:
+        counts = [len(r) for r in csv.reader(lines[:100], delimiter=delimiter) if any(r)]
+    except csv.Error:
+        return 0.0, 0
+    if not counts:
+        return 0.0, 0
+    mode = max(set(counts), key=counts.count)
+    return (counts.count(mode) / len(counts), mode) if mode > 1 else (0.0, mode)
 
 
 def _sniff(sample: str) -> type[csv.Dialect] | csv.Dialect:
     try:
-        return csv.Sniffer().sniff(sample, delimiters=",;\t|")
+        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(sample, delimiters=",;\t|")
     except csv.Error:
-        return csv.excel
+        dialect = csv.excel
+    # The sniffer counts characters: a tab or semicolon file whose names read "Lee, Ann"
+    # looks comma-separated to it. Keep its choice only if no delimiter splits the rows
+    # into columns more consistently.
+    scores = {d: _consistency(sample, d)[0] for d in _DELIMITERS}
+    best = max(_DELIMITERS, key=lambda d: scores[d])
+    if scores[best] > scores.get(dialect.delimiter, 0.0):
+        class Chosen(csv.excel):
+            delimiter = best
+        return Chosen
+    return dialect
 
 
 def _norm_header(cell: str) -> str:
@@ -317,6 +391,43 @@ def _check_closed_quotes(text: str, dialect: type[csv.Dialect] | csv.Dialect,
         ) from None
 
 
+def _holds_addresses(body: list[tuple[int, list[str]]], index: int) -> bool:
+    return any(index < len(r) and _LOOKS_LIKE_ADDRESS.search(r[index]) for _, r in body)
+
+
+def _address_column(header: list[str], body: list[tuple[int, list[str]]]) -> int | None:
+    """The column that holds the addresses when none is named "email": the one with the most
+    cells holding an address, preferring a header that mentions mail."""
+    best: tuple[int, int, int] | None = None
+    for index, title in enumerate(header):
+        count = sum(1 for _, r in body if index < len(r) and _LOOKS_LIKE_ADDRESS.search(r[index]))
+        if not count:
+            continue
+        rank = (1 if "mail" in title or "courriel" in title else 0, count, -index)
+        if best is None or rank > best:
+            best = rank
+    return -best[2] if best is not None else None
+
+
+def _csv_invitees(line: int, email: str, name: str, message: str) -> list[InviteeInput]:
+    """The invitees of one CSV row. A name cell that holds an address is never somebody's
+    name: the row and that address are both shown with the problem."""
+    rows = email_cell(line, email, clean_name(name), message)
+    if "@" not in name:
+        return rows
+    strays = [p.email for p in split_addresses(name)
+              if p.email and _LOOKS_LIKE_ADDRESS.fullmatch(p.email)]
+    if not strays:
+        return rows
+    listed = ", ".join(strays)
+    problem = (f"The name cell holds an address ({listed}); put each invitee on a row of their "
+               "own, with the address in the email column.")
+    known = {r.email.lower() for r in rows}
+    return [*(dataclasses.replace(r, problem=r.problem or problem) for r in rows),
+            *(InviteeInput(line, a, "", message, problem) for a in strays
+              if a.lower() not in known)]
+
+
 def parse_csv(data: bytes) -> ImportResult:
     """Columns email, name (or first/last name), message; header optional; delimiter sniffed."""
     text, notes = decode_csv(data)
@@ -339,8 +450,10 @@ def parse_csv(data: bytes) -> ImportResult:
         raise ImportFailed("The file has no rows.")
     first = [_norm_header(c) for c in table[0][1]]
     columns: dict[str, int] = {}
-    has_header = any(c in EMAIL_HEADERS | NAME_HEADERS | MESSAGE_HEADERS | FIRST_HEADERS |
-                     LAST_HEADERS for c in first)
+    known = EMAIL_HEADERS | NAME_HEADERS | MESSAGE_HEADERS | FIRST_HEADERS | LAST_HEADERS
+    # A first row without any address is a header row, even with names we do not know
+    # ("Primary Email", "E-mail 1 - Value", "Emails").
+    has_header = any(c in known for c in first) or not any("@" in c for c in table[0][1])
     if has_header:
         for index, cell in enumerate(first):
             for key, names in (("email", EMAIL_HEADERS), ("name", NAME_HEADERS),
@@ -348,25 +461,26 @@ def parse_csv(data: bytes) -> ImportResult:
                                ("message", MESSAGE_HEADERS)):
                 if cell in names and key not in columns:
                     columns[key] = index
-        if "email" not in columns:
-            found = ", ".join(c for c in first if c) or "(empty)"
-            raise ImportFailed(
-                f"No email column: the header row has {found}. Add a column named \"email\"."
-            )
         body = table[1:]
+        if "email" not in columns:
+            guessed = _address_column(first, body)
+            if guessed is None:
+                found = ", ".join(c for c in first if c) or "(empty)"
+                raise ImportFailed(
+                    f"No email column: the header row has {found}. Add a column named \"email\"."
+                )
+            columns["email"] = guessed
+            notes.append(f"No column is named \"email\": the addresses were read from the "
+                         f"column \"{table[0][1][guessed].strip()}\".")
+        others = [table[0][1][i].strip() for i, c in enumerate(first)
+                  if i != columns["email"] and "mail" in c and _holds_addresses(body, i)]
+        if others:
+            listed = ", ".join(f"\"{o}\"" for o in others)
+            notes.append(f"Only the column \"{table[0][1][columns['email']].strip()}\" was "
+                         f"read as addresses; {listed} also hold addresses and were not read "
+                         "(one invitation per person).")
     else:
         notes.append("No header row found: columns read as email, name, message.")
-        email_col = next((i for i, c in enumerate(table[0][1]) if "@" in c), None)
-        if email_col is None:
-            raise ImportFailed(
-                "No email column: the first row has no header named \"email\" and no address."
-            )
-        columns = {"email": email_col}
-        others = [i for i in range(len(table[0][1])) if i != email_col]
-        if others:
-            columns["name"] = others[0]
-        if len(others) > 1:
-            columns["message"] = others[1]
         body = table
 
     def value(row: list[str], key: str) -> str:
@@ -375,7 +489,15 @@ def parse_csv(data: bytes) -> ImportResult:
 
     rows: list[InviteeInput] = []
     for line, row in body:
-        name = value(row, "name") or f"{value(row, 'first')} {value(row, 'last')}"
-        rows.extend(email_cell(line, value(row, "email"), clean_name(name),
-                               clean_message(value(row, "message"))))
+        if has_header:
+            email, name, message = (value(row, "email"),
+                                    value(row, "name") or f"{value(row, 'first')} {value(row, 'last')}",
+                                    value(row, "message"))
+        else:
+            # Without a header, each row's address is the cell that has one: `Name, email`
+            # and `email, Name` rows may be mixed in one file.
+            at = next((i for i, c in enumerate(row) if "@" in c), 0)
+            rest = [c for i, c in enumerate(row) if i != at]
+            email, name, message = row[at], rest[0] if rest else "", rest[1] if len(rest) > 1 else ""
+        rows.extend(_csv_invitees(line, email, name, clean_message(message)))
     return ImportResult(tuple(rows), tuple(notes))

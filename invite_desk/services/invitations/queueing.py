@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from invite_desk.services import audit
@@ -23,6 +23,7 @@ from invite_desk.services import settings as settings_service
 from invite_desk.services.errors import DomainError, NotFound
 from invite_desk.services.invitations.preflight import (
     SENDABLE,
+    Hold,
     PreflightRow,
     RowStatus,
     existing_members,
@@ -38,6 +39,7 @@ from invite_desk.services.models import (
     InvitationStatus,
     Member,
     MemberStatus,
+    Organization,
     new_id,
     utcnow,
 )
@@ -126,6 +128,25 @@ def _check_limit(uow: UnitOfWork, checked: _Checked, credited: uuid.UUID, moment
         )
 
 
+def _serialize(session: Session, organization_id: uuid.UUID) -> None:
+    """Make this transaction the organization's only queueing writer until it commits, and
+    its reads see every queueing committed before. Two runs of the same `send --csv` at
+    once (a scheduled job and a person) both found the addresses free and queued and
+    mailed everyone twice. The first statement writes (a no-op: its name, not its key,
+    which every table refers to) to the organization's row:
+    SQLite takes its write lock, PostgreSQL and MariaDB lock the row; the checks that
+    follow read after the other run's chunk has committed."""
+    session.execute(
+        update(Organization).where(Organization.id == organization_id)
+        .values(name=Organization.name).execution_options(synchronize_session=False)
+    )
+
+
+def _data_version(session: Session) -> int:
+    """SQLite's counter of commits by other connections (PRAGMA data_version)."""
+    return int(session.execute(text("PRAGMA data_version")).scalar() or 0)
+
+
 def _unfinished_batch(session: Session, operator: Operator, credited: uuid.UUID,
                       kind: InvitationKind, event_id: uuid.UUID | None, source: str,
                       label: str) -> Batch | None:
@@ -172,6 +193,7 @@ def queue_invitations(
             ready.append(row)
     with uow:
         session = uow.session
+        _serialize(session, operator.organization_id)
         checked = _check(session, operator, credited, kind, event_id)
         _check_limit(uow, checked, credited, moment, len(ready))
         batch = _unfinished_batch(session, checked.operator, credited, kind, event_id, source,
@@ -201,15 +223,35 @@ def queue_invitations(
     try:
         for start in range(0, len(ready), size):
             chunk = ready[start : start + size]
-            with uow:
-                session = uow.session
-                checked = _check(session, operator, credited, kind, event_id)
-                go, gone = _recheck(session, checked, chunk, credited, kind, event_id, moment)
-                skipped.extend(gone)
-                _check_limit(uow, checked, credited, moment, len(go), queued_before=queued)
-                _insert(session, checked, go, batch_id=batch_id, credited=credited, kind=kind,
-                        event_id=event_id, personal_message=personal_message, moment=moment)
-                uow.commit()
+            for _attempt in range(5):
+                with uow:
+                    session = uow.session
+                    sqlite = session.get_bind().dialect.name == "sqlite"
+                    if not sqlite:  # first: MariaDB reads from its first snapshot
+                        _serialize(session, operator.organization_id)
+                    checked = _check(session, operator, credited, kind, event_id)
+                    go, gone = _recheck(session, checked, chunk, credited, kind, event_id,
+                                        moment)
+                    _check_limit(uow, checked, credited, moment, len(go),
+                                 queued_before=queued)
+                    # SQLite reads without a lock and has no fair queue for writers: taking
+                    # its write lock before reading starves the portal. The insert takes it;
+                    # if another connection committed since the reads, look again.
+                    version = _data_version(session) if sqlite else 0
+                    _insert(session, checked, go, batch_id=batch_id, credited=credited,
+                            kind=kind, event_id=event_id, personal_message=personal_message,
+                            moment=moment)
+                    if (sqlite and go and _data_version(session) != version
+                            and _taken_meanwhile(session, checked, go, credited, kind,
+                                                 event_id, moment)):
+                        uow.rollback()
+                        continue
+                    uow.commit()
+                    break
+            else:
+                raise DomainError("Another run kept queueing the same addresses at the same "
+                                  "time; run this again once it has finished.")
+            skipped.extend(gone)
             queued += len(go)
             if progress is not None:
                 progress(start + len(chunk), len(ready))
@@ -248,6 +290,25 @@ def _recheck(session: Session, checked: _Checked, chunk: Sequence[PreflightRow],
                 continue
         go.append(row)
     return go, gone
+
+
+def _taken_meanwhile(session: Session, checked: _Checked, go: Sequence[PreflightRow],
+                     credited: uuid.UUID, kind: InvitationKind, event_id: uuid.UUID | None,
+                     moment: datetime) -> bool:
+    """Whether, besides the rows just inserted (one queued row per address, from
+    `credited`), an address now holds an invitation that another run queued meanwhile."""
+    holds = invitation_holds(session, checked.operator.organization_id, [r.key for r in go],
+                             kind=kind, event_id=event_id, now=moment)
+    needed = checked.policy.number_of_referrals_needed_for_signup or 0
+    for row in go:
+        others = list(holds.get(row.key, ()))
+        mine = Hold(InvitationStatus.QUEUED.value, credited)
+        if mine in others:
+            others.remove(mine)
+        status, _ = hold_verdict(others, inviter_id=credited, needed=needed, kind=kind)
+        if others and status not in SENDABLE:
+            return True
+    return False
 
 
 def _insert(session: Session, checked: _Checked, go: Sequence[PreflightRow], *,
@@ -319,6 +380,7 @@ def _finish(uow: UnitOfWork, operator: Operator, batch_id: uuid.UUID, *, queued:
     the batch's total."""
     with uow:
         session = uow.session
+        _serialize(session, operator.organization_id)  # another run may finish it too
         batch = session.get(Batch, batch_id)
         if batch is None:  # pragma: no cover - batches are never deleted
             raise NotFound("The batch being queued disappeared.")

@@ -674,6 +674,9 @@ class OutboxSender:
             conn.commit()
         except Exception:  # the database itself failed; the original error says why
             conn.rollback()
+            return
+        if current is not None and handed:  # say which one, so nobody has to search for it
+            self._emit(current.email, InvitationStatus.UNCERTAIN.value)
 
     def _finish_batches(self) -> None:
         """Mark batches with nothing left to send as done."""
