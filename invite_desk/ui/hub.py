@@ -12,7 +12,7 @@ Frescobaldi's job manager. The main window creates one hub and hands it to every
   that changed and who started it, so every open view can follow (whether or not the owner
   still exists: the write happened).
 * `in_flight` counts the operations whose callbacks have not run yet; `shutdown()` refuses new
-  work and waits for what runs, so the process never exits under a worker.
+  work (query/mutate return False) and waits for what runs, so the process never exits under a worker.
 
 Functions run on the hub's own QThreadPool (tests pass a `SynchronousRunner`) and must not
 touch widgets; callbacks run on the GUI thread.
@@ -60,10 +60,6 @@ class Changes:
         return any(kind in self.kinds for kind in kinds)
 
 
-class HubClosed(RuntimeError):
-    """Work was asked for after `shutdown()`."""
-
-
 class OperationsHub(QObject):
     changed = Signal(object)  # Changes, after a mutation (or a broadcast)
     in_flight_changed = Signal(int)
@@ -98,18 +94,25 @@ class OperationsHub(QObject):
         done: Callable[[T], Any],
         error: Callable[[BaseException], Any] | None = None,
         *,
-        key: Hashable = "",
-    ) -> None:
+        key: Hashable | None = "",
+    ) -> bool:
         """Read in the background; `done(result)` on the GUI thread, unless a newer query of
-        the same (owner, key) was started since, or `owner` was deleted."""
-        generation = self._next_generation(owner, key)
+        the same (owner, key) was started since, or `owner` was deleted. With `key=None`
+        every result is delivered (work whose every answer matters, e.g. an export).
+        False when the hub is shut down and the work was not started."""
+        if self._closed:
+            log.info("not started: the hub is shut down")
+            return False
+        generation = 0 if key is None else self._next_generation(owner, key)
 
         def current() -> bool:
-            return (shiboken6.isValid(owner)
-                    and self._generations.get((id(owner), key)) == generation)
+            if not shiboken6.isValid(owner):
+                return False
+            return key is None or self._generations.get((id(owner), key)) == generation
 
         self._start(fn, lambda result: done(result) if current() else None,
                     lambda exc: self._fail(exc, error) if current() else None)
+        return True
 
     def mutate(
         self,
@@ -118,10 +121,14 @@ class OperationsHub(QObject):
         changes: Iterable[str],
         done: Callable[[T], Any] | None = None,
         error: Callable[[BaseException], Any] | None = None,
-    ) -> None:
+    ) -> bool:
         """Write in the background; on success broadcast `changes` (from `owner`), then call
-        `done(result)` if the owner still exists. A failed write broadcasts nothing."""
+        `done(result)` if the owner still exists. A failed write broadcasts nothing.
+        False when the hub is shut down and the work was not started."""
         kinds = Changes(frozenset(changes), owner)  # checks the kinds before any work starts
+        if self._closed:
+            log.info("not started: the hub is shut down")
+            return False
 
         def succeeded(result: T) -> None:
             self.changed.emit(kinds)
@@ -135,6 +142,7 @@ class OperationsHub(QObject):
                 log.warning("background change failed after its page closed: %s", exc)
 
         self._start(fn, succeeded, failed)
+        return True
 
     def broadcast(self, changes: Iterable[str], origin: object | None = None) -> None:
         """Say that `changes` happened (for work that ran elsewhere, e.g. the outbox)."""
@@ -172,8 +180,6 @@ class OperationsHub(QObject):
 
     def _start(self, fn: Callable[[], T], on_done: Callable[[T], Any],
                on_failed: Callable[[BaseException], Any]) -> None:
-        if self._closed:
-            raise HubClosed("Invite Desk is closing: no new work is started.")
         self._in_flight += 1
         self.in_flight_changed.emit(self._in_flight)
         task = BackgroundTask(fn).on_success(on_done).on_failure(on_failed)

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QWidget
 from pytestqt.qtbot import QtBot
 
 from invite_desk.services.errors import Conflict
-from invite_desk.ui.hub import INVITATIONS, MEMBERS, Changes, HubClosed, OperationsHub
+from invite_desk.ui.hub import INVITATIONS, MEMBERS, Changes, OperationsHub
 
 
 @pytest.fixture
@@ -156,5 +156,16 @@ def test_shutdown_waits_for_work_in_flight_and_refuses_new_work(qtbot: QtBot) ->
     assert started.wait(5) and hub.in_flight == 1
     assert hub.shutdown(10_000)
     assert results == ["finished"] and hub.in_flight == 0 and counts == [1, 0]
-    with pytest.raises(HubClosed):
-        hub.query(owner, lambda: 1, results.append)
+    assert not hub.query(owner, lambda: 1, results.append)
+    assert not hub.mutate(owner, lambda: 1, {MEMBERS}, results.append)
+    assert hub.in_flight == 0 and results == ["finished"]
+
+
+def test_a_query_without_a_key_delivers_every_result(qtbot: QtBot, hub: OperationsHub) -> None:
+    owner = QWidget()
+    qtbot.addWidget(owner)
+    results: list[int] = []
+    for n in range(3):
+        hub.query(owner, lambda n=n: n, results.append, key=None)
+    qtbot.waitUntil(lambda: len(results) == 3, timeout=5_000)
+    assert sorted(results) == [0, 1, 2]
