@@ -74,6 +74,7 @@ class OperationsHub(QObject):
         self._generations: dict[tuple[int, Hashable], int] = {}
         self._watched: set[int] = set()
         self._in_flight = 0
+        self._writes_in_flight = 0
         self._closed = False
 
     # -- state ----------------------------------------------------------------------------
@@ -81,6 +82,12 @@ class OperationsHub(QObject):
     def in_flight(self) -> int:
         """Operations started whose callbacks have not run yet."""
         return self._in_flight
+
+    @property
+    def writes_in_flight(self) -> int:
+        """Mutations started whose callbacks have not run yet (quitting asks about these;
+        reads are simply waited for)."""
+        return self._writes_in_flight
 
     @property
     def closed(self) -> bool:
@@ -131,16 +138,19 @@ class OperationsHub(QObject):
             return False
 
         def succeeded(result: T) -> None:
+            self._writes_in_flight -= 1
             self.changed.emit(kinds)
             if done is not None and (owner is None or shiboken6.isValid(owner)):
                 done(result)
 
         def failed(exc: BaseException) -> None:
+            self._writes_in_flight -= 1
             if owner is None or shiboken6.isValid(owner):
                 self._fail(exc, error)
             else:
                 log.warning("background change failed after its page closed: %s", exc)
 
+        self._writes_in_flight += 1
         self._start(fn, succeeded, failed)
         return True
 

@@ -27,8 +27,8 @@ from invite_desk.services.invitations.sending import SendProgress, SendReport, T
 from invite_desk.services.mail_settings import get_mail_settings
 from invite_desk.services.smtp.transport import RetryPolicy, SmtpTransport
 from invite_desk.services.uow import UnitOfWork
-from invite_desk.ui.compose.send_worker import SendJob, SendWorker
 from invite_desk.ui.hub import INVITATIONS, MEMBERS, OperationsHub
+from invite_desk.ui.send_worker import SendJob, SendWorker
 
 log = logging.getLogger(__name__)
 

@@ -153,9 +153,10 @@ def test_shutdown_waits_for_work_in_flight_and_refuses_new_work(qtbot: QtBot) ->
         return "finished"
 
     hub.mutate(owner, work, {INVITATIONS}, results.append)
-    assert started.wait(5) and hub.in_flight == 1
+    assert started.wait(5) and hub.in_flight == 1 and hub.writes_in_flight == 1
     assert hub.shutdown(10_000)
     assert results == ["finished"] and hub.in_flight == 0 and counts == [1, 0]
+    assert hub.writes_in_flight == 0
     assert not hub.query(owner, lambda: 1, results.append)
     assert not hub.mutate(owner, lambda: 1, {MEMBERS}, results.append)
     assert hub.in_flight == 0 and results == ["finished"]
