@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import zipfile
@@ -28,3 +29,13 @@ def test_python_m_bench_still_runs_from_the_checkout() -> None:
     result = subprocess.run([sys.executable, "-m", "bench", "nope"], cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "unknown benchmark nope" in result.stderr
+
+
+def test_the_readme_links_only_files_inside_the_repository() -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "docs/architecture.md" in text
+    assert "../" not in text
+    for target in re.findall(r"\]\(([^)#]+)\)", text):
+        if "://" not in target:
+            assert (ROOT / target).resolve().is_relative_to(ROOT), target
+            assert (ROOT / target).exists(), target
