@@ -45,8 +45,10 @@ def context(engine: Engine, uow: UnitOfWork) -> AppContext:
 
 
 @pytest.fixture
-def open_window(qtbot: QtBot, context: AppContext,
-                admin: Operator) -> Iterator[Callable[[], MainWindow]]:
+def open_window(qtbot: QtBot, context: AppContext, admin: Operator,
+                answers: list[str]) -> Iterator[Callable[[], MainWindow]]:
+    """(The quit question is answered Yes unless a test says otherwise: pytest-qt closes
+    the window before this fixture's own clean-up.)"""
     windows: list[MainWindow] = []
 
     def open_() -> MainWindow:
@@ -267,3 +269,35 @@ def test_two_pages_asking_to_send_open_one_smtp_connection(
                     or "Resending" in invitations.banner.text, timeout=WAIT_MS)
     qtbot.waitUntil(lambda: smtp_server.connections == 2, timeout=WAIT_MS)
     assert window.finish_background_work(30_000)
+
+
+def test_compose_is_refused_while_invitations_resends_and_nothing_is_queued(
+    qtbot: QtBot, open_window: Callable[[], MainWindow], uow: UnitOfWork, admin: Operator,
+    smtp_server: LoopbackSmtpServer,
+) -> None:
+    configure_smtp(uow, admin, smtp_server, rate_per_minute=1)
+    seeder = Seeder(uow, admin.organization_id)
+    for email in ("old1@example.org", "old2@example.org"):
+        seeder.add(S.FAILED, inviter=admin.member_id, email=email, last_error="452 full")
+    window = open_window()
+    compose = window.pages["compose"]
+    invitations = window.pages["invitations"]
+    assert isinstance(compose, ComposeWindow) and isinstance(invitations, InvitationsWindow)
+    window.show_page("compose")
+    compose.set_input_mode(InputMode.PASTE)
+    compose.paste_edit.setPlainText("new@example.org")
+    compose.check_button.click()
+    qtbot.waitUntil(compose.send_button.isEnabled, timeout=WAIT_MS)
+
+    window.show_page("invitations")
+    select_all_rows(qtbot, invitations, 2)
+    invitations.resend_button.click()
+    qtbot.waitUntil(lambda: len(smtp_server.messages) == 1, timeout=WAIT_MS)
+
+    window.show_page("compose")
+    assert not compose.send_button.isEnabled()
+    assert "started from Invitations" in compose.send_button.toolTip()
+    compose.send()
+    assert "Another send is running (started from Invitations)" in compose.message_banner.text
+    assert "new@example.org" not in statuses(uow)  # refused before anything was queued
+    assert smtp_server.connections == 1 and not compose.sending
