@@ -170,8 +170,9 @@ class InvitationsWindow(QWidget):
 
     `runner` runs background work (tests: SynchronousRunner); `clock` gives "now" to every
     query (tests move it forward); `ask_password` asks for the SMTP password when the keyring
-    has none; `sweep_interval_ms` (0: off) is how often the expiry sweep runs and the view
-    refreshes. The main window should call `stop()` (or close it) before quitting.
+    has none; `sweep_interval_ms` (0: off) is how often the expiry sweep runs (it broadcasts
+    when something expired). `hub` and `outbox` are the app's (the main window's); without
+    them the page makes its own. The view reloads on the hub's broadcasts, not on a timer.
     """
 
     invitations_changed = Signal()  # an action changed invitations (also broadcast on the hub)
