@@ -44,6 +44,15 @@ from invite_desk.services.roles import Role
 from invite_desk.services.settings_schema import PolicySettings
 from invite_desk.services.uow import UnitOfWork
 from invite_desk.ui import theme
+from invite_desk.ui.hub import (
+    APPLICATIONS,
+    MEMBERS,
+    REFERRALS,
+    SETTINGS,
+    Changes,
+    OperationsHub,
+)
+from invite_desk.ui.outbox import REQUESTER_NAMES, Outbox
 from invite_desk.ui.placeholder import PlaceholderPage
 from invite_desk.ui.widgets import PlainLabel, escaped, plain_tooltip, rich_label, tooltip_text
 
@@ -56,6 +65,8 @@ PAGE_KEY_ROLE = Qt.ItemDataRole.UserRole + 1
 # Pages wider or taller than a small screen scroll inside the window instead of widening it.
 FRAMED_PAGES = frozenset({"compose", "invitations"})
 DEFAULT_SIZE = QSize(1200, 780)
+# How long quitting waits for the send thread and the background work to end.
+QUIT_WAIT_MS = 60_000
 
 
 @dataclass(frozen=True)
@@ -221,6 +232,10 @@ class MainWindow(QMainWindow):
         self._remember_geometry = remember_geometry
         self._leaving_confirmed = False
         self.was_signed_out = False
+        # One owner for the app's background work, and one for sending, shared by every page.
+        self.hub = OperationsHub(self)
+        self.outbox = Outbox(context.engine, operator.organization_id, self.hub, self)
+        self.hub.changed.connect(self._hub_changed)
         uow = context.uow
         self.policy: PolicySettings = settings.get_settings(uow, operator.organization_id)
         self.organization: OrganizationInfo = organization.get_organization(
@@ -369,11 +384,15 @@ class MainWindow(QMainWindow):
                 widget = factory(self._context.uow, self.operator, None)
             saved = getattr(widget, "settings_saved", None)
             if saved is not None:  # who may send, or the branding, may have changed
-                saved.connect(self.refresh)
+                saved.connect(lambda: self.hub.broadcast({SETTINGS, REFERRALS}, widget))
             return widget
         page_factory = self._page_factories.get(spec.key)
         if page_factory is not None:
-            page = page_factory(self._context, self.operator)
+            page = page_factory(self._context, self.operator, **self._shared_for(page_factory))
+            decided = getattr(page, "applications_decided", None)
+            if decided is not None:  # approvals make members and complete referrals
+                decided.connect(lambda _count: self.hub.broadcast(
+                    {APPLICATIONS, MEMBERS, REFERRALS}, page))
             wants_settings = getattr(page, "email_settings_requested", None)
             if wants_settings is not None:
                 wants_settings.connect(self._open_email_settings)
@@ -383,6 +402,19 @@ class MainWindow(QMainWindow):
             return page
         return PlaceholderPage(spec.heading, spec.summary, spec.plans,
                                icon=theme.icon(spec.icon))
+
+    def _shared_for(self, factory: PageFactory) -> dict[str, object]:
+        """The hub and the outbox, for the pages that take them (a test stub may not)."""
+        try:
+            parameters = inspect.signature(factory).parameters
+        except (TypeError, ValueError):
+            return {}
+        shared: dict[str, object] = {"hub": self.hub, "outbox": self.outbox}
+        return {name: value for name, value in shared.items() if name in parameters}
+
+    def _hub_changed(self, changes: Changes) -> None:
+        if changes.touches(SETTINGS):  # who may send, or the branding, may have changed
+            self.refresh()
 
     def _build_menus(self) -> None:
         bar = self.menuBar()
@@ -560,21 +592,35 @@ class MainWindow(QMainWindow):
                 show(email_pages[0])
 
     def _may_leave(self) -> bool:
-        """True unless a batch is sending, or settings are unsaved, and the operator says stay."""
-        compose = self.pages.get("compose")
-        if getattr(compose, "sending", False):
-            self.show_page("compose")
+        """True unless invitations are sending, work is in flight, or settings are unsaved, and
+        the operator says stay. Once they say go, waits for the send thread and the work."""
+        current = self.outbox.current
+        if current is not None:
+            page = current.requester if current.requester in self.pages else None
+            if page is not None:
+                self.show_page(page)
+            where = REQUESTER_NAMES.get(current.requester, current.requester)
             answer = QMessageBox.question(
                 self,
                 "Invitations are being sent",
-                "A batch is still sending. Stop after the current message and quit? The rest "
-                "stays queued and can be sent later.",
+                f"Invitations are still being sent (started from {where}). Stop after the "
+                "current message and quit? The rest stays queued and can be sent later.",
                 QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
                 QMessageBox.StandardButton.Cancel,
             )
             if answer != QMessageBox.StandardButton.Yes:
                 return False
-            compose.stop_sending()  # type: ignore[union-attr]
+        elif self.hub.writes_in_flight:  # (reads in flight are simply waited for)
+            answer = QMessageBox.question(
+                self,
+                "Changes are being saved",
+                "Invite Desk is still saving a change in the background. Wait for it to "
+                "finish and quit?",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+                QMessageBox.StandardButton.Cancel,
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                return False
         panel = self.pages.get("settings")
         unsaved = getattr(panel, "has_unsaved_changes", None)
         if unsaved is None or not unsaved():
@@ -588,6 +634,13 @@ class MainWindow(QMainWindow):
             QMessageBox.StandardButton.Cancel,
         )
         return answer == QMessageBox.StandardButton.Discard
+
+    def finish_background_work(self, wait_ms: int = QUIT_WAIT_MS) -> bool:
+        """Stop the send after its current message and wait for the send thread and the
+        background work to end; True when nothing is left running."""
+        stopped = self.outbox.stop(wait_ms)
+        finished = self.hub.shutdown(wait_ms)
+        return stopped and finished
 
     def _about(self) -> None:
         QMessageBox.about(
@@ -607,6 +660,7 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self._leaving_confirmed = True
+        self.finish_background_work()
         if self._remember_geometry:
             store = window_state_store()
             store.setValue("MainWindow/geometry", self.saveGeometry())

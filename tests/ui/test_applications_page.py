@@ -413,7 +413,7 @@ def test_the_real_thread_pool_approves_and_reloads(
     qtbot: QtBot, context: AppContext, admin: Operator, uow: UnitOfWork,
     applicants: dict[str, uuid.UUID],
 ) -> None:
-    page = ApplicationsPage(context, admin)  # its own QThreadPool
+    page = ApplicationsPage(context, admin)  # its own hub and pool
     qtbot.addWidget(page)
     page.show()
     qtbot.waitUntil(lambda: page.loaded and shown_names(page) == [
@@ -425,7 +425,7 @@ def test_the_real_thread_pool_approves_and_reloads(
                     timeout=10_000)
     assert stored(uow, applicants["pat"]).status == MemberStatus.ACTIVE.value
     assert page.confirmation_banner.text == "Approved Pat Public."  # nobody referred them
-    page._pool.waitForDone(10_000)
+    assert page.hub.shutdown(10_000)
 
 
 # -------------------------------------------------------------------------------- refusals

@@ -44,6 +44,7 @@ from invite_desk.ui.compose.password_prompt import (
 )
 from invite_desk.ui.compose.preflight_model import Column
 from invite_desk.ui.compose.window import InputMode
+from invite_desk.ui.outbox import SendStart
 from invite_desk.ui.tasks import SynchronousRunner
 from tests.conftest import MakeOperator
 from tests.smtp_server import LoopbackSmtpServer
@@ -715,7 +716,9 @@ def test_the_time_left_counts_down_while_the_sender_waits_for_the_rate(
     window = make_window()
     now = [1000.0]
     window._monotonic = lambda: now[0]
-    window._job = _FakeJob()  # type: ignore[assignment]
+    # The outbox sends for the page: stand in for its running job.
+    window.outbox._job = _FakeJob()  # type: ignore[assignment]
+    window.outbox._start = SendStart(None, "compose", 10)
     window._rate = 0
     try:
         window._progressed(SendProgress(total=10, sent=2, failed=0, uncertain=0, waiting_retry=0,
@@ -736,7 +739,7 @@ def test_the_time_left_counts_down_while_the_sender_waits_for_the_rate(
         assert window.progress_counts.text().endswith("about 1 min left")
     finally:
         window._countdown_timer.stop()
-        window._job = None
+        window.outbox._job = None
 
 
 def test_a_banner_appearing_does_not_move_the_buttons(make_window: MakeWindow, qtbot: Any) -> None:

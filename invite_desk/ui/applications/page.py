@@ -20,7 +20,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TypeVar
 
-from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, QThreadPool, Signal
+from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, Signal
 from PySide6.QtGui import QFont, QResizeEvent, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -64,11 +64,10 @@ from invite_desk.ui.applications.model import (
     format_datetime,
 )
 from invite_desk.ui.compose.window import Banner
+from invite_desk.ui.hub import OperationsHub
 from invite_desk.ui.tasks import (
     TaskRunner,
-    ThreadPoolRunner,
     error_message,
-    run_for,
 )
 from invite_desk.ui.widgets import PlainLabel, plain_tooltip
 
@@ -633,14 +632,16 @@ class ApplicationsPage(QWidget):
         parent: QWidget | None = None,
         *,
         runner: TaskRunner | None = None,
+        hub: OperationsHub | None = None,
     ) -> None:
         super().__init__(parent)
         self.setObjectName("ApplicationsPage")
         self._context = context
         self._operator = operator
-        # Its own pool, so that destroying the page waits for its work (and only its work).
-        self._pool = QThreadPool(self)
-        self._runner: TaskRunner = runner or ThreadPoolRunner(self._pool)
+        # The main window hands in the app's hub (quitting waits for it); alone, its own.
+        self._owns_hub = hub is None
+        self.hub = hub if hub is not None else OperationsHub(self, runner=runner)
+        self._runner: TaskRunner = runner or self.hub.runner
         self._may_review = operator.role >= Role.HR_LOCAL
         self._loaded = False
         self._adhesion_required: bool | None = None
@@ -1210,7 +1211,7 @@ class ApplicationsPage(QWidget):
         on_done: Callable[[T], None],
         on_failed: Callable[[BaseException], None],
     ) -> None:
-        run_for(self, work, on_done, on_failed, self._runner)
+        self.hub.query(self, work, on_done, on_failed, key=None)
 
     def visible_text(self) -> str:
         """Everything the page says (labels that are shown), for tests."""

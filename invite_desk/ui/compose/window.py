@@ -21,7 +21,7 @@ from enum import IntEnum
 from pathlib import Path
 from typing import TypeVar
 
-from PySide6.QtCore import QStringListModel, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QStringListModel, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -110,14 +110,17 @@ from invite_desk.ui.compose.preflight_model import (
     ProblemFilter,
 )
 from invite_desk.ui.compose.preview import PREVIEW_TOKEN, PreviewDialog, PreviewEmail
-from invite_desk.ui.compose.send_worker import SendJob, SendWorker
-from invite_desk.ui.tasks import TaskRunner, ThreadPoolRunner, run_for
+from invite_desk.ui.hub import OperationsHub
+from invite_desk.ui.outbox import Outbox, SendOutcome
+from invite_desk.ui.tasks import TaskRunner
 from invite_desk.ui.theme import set_flag, set_variant
 from invite_desk.ui.widgets import PlainLabel, plain_tooltip
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+REQUESTER = "compose"  # how the outbox names sends started here
 
 MAX_CSV_BYTES = 100 * 1024 * 1024
 AskPassword = Callable[[QWidget | None, MailSettings, CredentialStore], PasswordAnswer | None]
@@ -280,15 +283,20 @@ class ComposeWindow(QWidget):
         runner: TaskRunner | None = None,
         ask_password: AskPassword | None = None,
         retry: RetryPolicy | None = None,
+        hub: OperationsHub | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         super().__init__(parent)
         self.setObjectName("ComposeWindow")
         self.setWindowTitle("Compose invitations")
         self._context = context
         self._operator = operator
-        # Its own pool, so closing the window can wait for its work (and only its work).
-        self._pool = QThreadPool(self)
-        self._runner: TaskRunner = runner or ThreadPoolRunner(self._pool)
+        # The main window hands in the app's hub and outbox; alone (tests), the page has its own.
+        self._owns_hub = hub is None
+        self.hub = hub if hub is not None else OperationsHub(self, runner=runner)
+        self._runner: TaskRunner = runner or self.hub.runner
+        self.outbox = outbox if outbox is not None else Outbox(
+            context.engine, operator.organization_id, self.hub, self, retry=retry)
         self._passwords = SmtpPasswords(context.credentials, ask_password)
         self._retry = retry
         self._policy = PolicySettings()
@@ -303,7 +311,6 @@ class ComposeWindow(QWidget):
         self._csv: ImportResult | None = None
         self._csv_name = ""
         self._busy = ""
-        self._job: SendJob | None = None
         self._batch_id: uuid.UUID | None = None
         self._batch_total = 0
         self._last_progress: SendProgress | None = None
@@ -315,7 +322,6 @@ class ComposeWindow(QWidget):
         self._recovered: list[str] = []
         self._preview: PreviewDialog | None = None
         self._rate = 0
-        self._stuck_jobs: list[SendJob] = []
 
         self._build()
         self._connect()
@@ -646,6 +652,10 @@ class ComposeWindow(QWidget):
         return label
 
     def _connect(self) -> None:
+        self.outbox.progressed.connect(self._outbox_progressed)
+        self.outbox.finished.connect(self._outbox_finished)
+        self.outbox.failed.connect(self._outbox_failed)
+        self.outbox.running_changed.connect(self._outbox_running_changed)
         self.input_tabs.currentChanged.connect(self._inputs_changed)
         self.email_edit.textChanged.connect(self._inputs_changed)
         self.name_edit.textChanged.connect(self._inputs_changed)
@@ -1149,7 +1159,16 @@ class ComposeWindow(QWidget):
     # ==================================================================== sending
     @property
     def sending(self) -> bool:
-        return self._job is not None and self._job.running
+        """True while the outbox sends a batch this page started."""
+        current = self.outbox.current
+        return current is not None and current.requester == REQUESTER
+
+    def _outbox_busy(self) -> bool:
+        """True (and says so) when the outbox is sending for another page."""
+        if not self.outbox.running:
+            return False
+        self.message_banner.show_message(self.outbox.busy_message(REQUESTER), "warning")
+        return True
 
     def _mail_ready(self, mail: MailSettings) -> bool:
         if mail.configured:
@@ -1182,6 +1201,8 @@ class ComposeWindow(QWidget):
         ready = preflight.ready
         if not ready:
             self.message_banner.show_message("No row is ready to send.", "info")
+            return
+        if self._outbox_busy():
             return
         if self.behalf_check.isChecked() and self._inviter is None:
             self.message_banner.show_message(
@@ -1267,7 +1288,7 @@ class ComposeWindow(QWidget):
 
     def send_rest(self) -> None:
         """Send what is still queued in the last batch (after a cancel or a stop)."""
-        if self._batch_id is None or self.sending or self._busy:
+        if self._batch_id is None or self.sending or self._busy or self._outbox_busy():
             return
         mail = get_mail_settings(self._context.uow, self._operator.organization_id)
         if not self._mail_ready(mail):
@@ -1280,20 +1301,17 @@ class ComposeWindow(QWidget):
 
     def _start_sending(self, mail: MailSettings, password: str | None) -> None:
         assert self._batch_id is not None
-        config = mail.smtp_config()
-        worker = SendWorker(
-            self._context.engine,
-            lambda: SmtpTransport(config, password),
-            organization_id=self._operator.organization_id,
-            batch_id=self._batch_id,
-            retry=self._retry,
-        )
-        worker.progressed.connect(self._progressed)
-        worker.finished.connect(self._finished)
-        worker.failed.connect(self._failed)
+        # The outbox reads the mail settings again, on its thread, when it connects.
+        refusal = self.outbox.send(self._batch_id, password, requester=REQUESTER,
+                                   total=self._batch_total)
+        if refusal is not None:  # another page started a send meanwhile: this batch waits
+            self.message_banner.show_message(refusal.message, "warning")
+            self.resume_batch_button.setText("Send the rest")
+            self.resume_batch_button.show()
+            self._update_actions()
+            return
         self._rate = mail.rate_per_minute
         self._last_progress = None
-        self._job = SendJob(worker, self)
         self.progress_panel.show()
         self.progress_title.setText(f"Sending {plural(self._batch_total, 'invitation')}")
         self.progress_bar.setRange(0, max(self._batch_total, 1))
@@ -1311,26 +1329,24 @@ class ComposeWindow(QWidget):
         self.resume_batch_button.hide()
         self._progress_at = self._monotonic()
         self._countdown_timer.start()
-        self._job.start()
         self.sending_started.emit(self._batch_id)
         self._update_actions()
 
     def toggle_pause(self) -> None:
-        if self._job is None or not self.sending:
+        if not self.sending:
             return
-        worker = self._job.worker
-        if worker.paused:
-            worker.resume()
+        if self.outbox.paused:
+            self.outbox.resume()
             self.pause_button.setText("Pause")
         else:
-            worker.pause()
+            self.outbox.pause()
             self.pause_button.setText("Resume")
         self._render_progress()
 
     def cancel_sending(self) -> None:
-        if self._job is None or not self.sending:
+        if not self.sending:
             return
-        self._job.worker.cancel()
+        self.outbox.cancel()
         self.cancel_button.setEnabled(False)
         self.cancel_button.setText("Cancelling…")
         self.pause_button.setEnabled(False)
@@ -1350,7 +1366,7 @@ class ComposeWindow(QWidget):
 
     def _render_progress(self) -> None:
         progress = self._last_progress
-        if progress is None or self._job is None:
+        if progress is None or not self.sending:
             return
         done = progress.total - progress.remaining
         self.progress_bar.setRange(0, max(progress.total, 1))
@@ -1358,10 +1374,10 @@ class ComposeWindow(QWidget):
         seconds = progress.seconds_left
         if self._rate and progress.remaining:
             seconds = max(seconds or 0.0, progress.remaining * 60 / self._rate)
-        if seconds is not None and not self._job.worker.paused:
+        if seconds is not None and not self.outbox.paused:
             # Count down between two reports (a rate-limit wait reports rarely).
             seconds = max(seconds - (self._monotonic() - self._progress_at), 0.0)
-        if self._job.worker.paused:
+        if self.outbox.paused:
             tail = "paused: nothing is being sent"
         elif progress.remaining:
             tail = format_time_left(seconds)
@@ -1380,12 +1396,22 @@ class ComposeWindow(QWidget):
     def _end_job(self) -> None:
         self._progress_timer.stop()
         self._countdown_timer.stop()
-        job, self._job = self._job, None
-        if job is not None and job.join():
-            job.deleteLater()
-        elif job is not None:  # never destroy a running thread: keep it until it ends
-            log.error("the sending thread did not end; keeping it alive")
-            self._stuck_jobs.append(job)
+
+    # The outbox reports every send; this page follows the ones it started.
+    def _outbox_progressed(self, progress: SendProgress) -> None:
+        if self.sending:
+            self._progressed(progress)
+
+    def _outbox_finished(self, outcome: SendOutcome) -> None:
+        if outcome.requester == REQUESTER and outcome.report is not None:
+            self._finished(outcome.report)
+
+    def _outbox_failed(self, outcome: SendOutcome) -> None:
+        if outcome.requester == REQUESTER:
+            self._failed(outcome.message, outcome.settings_page)
+
+    def _outbox_running_changed(self, _running: bool) -> None:
+        self._update_actions()
 
     def _finished(self, report: SendReport) -> None:
         """The run ended (done, cancelled or stopped): summarize the whole batch so far."""
@@ -1408,8 +1434,7 @@ class ComposeWindow(QWidget):
         self.sending_finished.emit(report)
         self._update_actions()
 
-    def _failed(self, message: str) -> None:
-        page = self._job.worker.settings_page if self._job is not None else None
+    def _failed(self, message: str, page: str | None = None) -> None:
         self._end_job()
         self.progress_title.setText("Sending stopped")
         self.progress_counts.setText(message)
@@ -1485,10 +1510,9 @@ class ComposeWindow(QWidget):
 
     def stop_sending(self, wait_ms: int = 60_000) -> bool:
         """Cancel a running batch and wait for it (the main window calls this before quitting)."""
-        if self._job is None:
+        if not self.sending:
             return True
-        stopped = self._job.stop(wait_ms)
-        return stopped
+        return self.outbox.stop(wait_ms)
 
     # ==================================================================== helpers
     def _run(
@@ -1497,7 +1521,7 @@ class ComposeWindow(QWidget):
         on_done: Callable[[T], None],
         on_failed: Callable[[BaseException], None],
     ) -> None:
-        run_for(self, work, on_done, on_failed, self._runner)
+        self.hub.query(self, work, on_done, on_failed, key=None)
 
     def _set_busy(self, text: str) -> None:
         self._busy = text
@@ -1541,7 +1565,10 @@ class ComposeWindow(QWidget):
         self.member_edit.setEnabled(self.behalf_check.isEnabled() and self.behalf_check.isChecked())
         self.check_button.setEnabled(idle and self._has_input())
         can_send = idle and has_rows and ready > 0 and not self._stale and not self._consumed
-        self.send_button.setEnabled(can_send)
+        elsewhere = self.outbox.running and not sending  # one send at a time, app-wide
+        self.send_button.setEnabled(can_send and not elsewhere)
+        self.send_button.setToolTip(self.outbox.busy_message(REQUESTER) if elsewhere else
+                                    "Only ready rows are sent; the others are skipped.")
         self.send_button.setText(f"Send {plural(ready, 'invitation')}" if ready and not
                                  self._consumed else "Send invitations")
         self.preview_button.setEnabled(allowed and has_rows)
@@ -1557,7 +1584,8 @@ class ComposeWindow(QWidget):
     def closeEvent(self, event: QCloseEvent) -> None:
         self.stop_sending()
         self._end_job()
-        self._pool.waitForDone(30_000)
+        if self._owns_hub:  # in the main window, the window waits for the app's hub
+            self.hub.shutdown(30_000)
         if self._preview is not None:
             self._preview.close()
         super().closeEvent(event)

@@ -11,7 +11,6 @@ says which role it needs).
 from __future__ import annotations
 
 import logging
-import time as monotonic_time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
@@ -24,7 +23,6 @@ from PySide6.QtCore import (
     QModelIndex,
     QStringListModel,
     Qt,
-    QThreadPool,
     QTimer,
     Signal,
 )
@@ -59,7 +57,7 @@ from invite_desk.services.models import InvitationKind, utcnow
 from invite_desk.services.operator import Operator
 from invite_desk.services.permissions import Action, Decision, decide, scope_of
 from invite_desk.services.settings_schema import PolicySettings
-from invite_desk.services.smtp.transport import RetryPolicy, SmtpTransport
+from invite_desk.services.smtp.transport import RetryPolicy
 from invite_desk.services.tracking import (
     ActionResult,
     Column,
@@ -88,15 +86,16 @@ from invite_desk.services.tracking.actions import (
 from invite_desk.services.tracking.choices import FilterChoices, filter_choices
 from invite_desk.ui import widgets
 from invite_desk.ui.compose.password_prompt import PasswordAnswer, SmtpPasswords
-from invite_desk.ui.compose.send_worker import SendJob, SendWorker
 from invite_desk.ui.compose.window import Banner
+from invite_desk.ui.hub import INVITATIONS, MEMBERS, Changes, OperationsHub
 from invite_desk.ui.invitations.detail_pane import DetailPane
 from invite_desk.ui.invitations.table_model import (
     Clock,
     InvitationSource,
     InvitationTableModel,
 )
-from invite_desk.ui.tasks import TaskRunner, ThreadPoolRunner, run_for
+from invite_desk.ui.outbox import Outbox, SendOutcome
+from invite_desk.ui.tasks import TaskRunner
 from invite_desk.ui.theme import set_variant
 from invite_desk.ui.widgets import PlainLabel, plain_tooltip
 
@@ -113,7 +112,7 @@ AskPassword = Callable[[QWidget | None, MailSettings, CredentialStore], Password
 ROW_HEIGHT = 26
 SEARCH_DELAY_MS = 250
 SWEEP_INTERVAL_MS = 60_000
-STALE_AFTER_S = 30  # shown again after this long: read the view again
+REQUESTER = "invitations"  # how the outbox names sends started here
 COLUMN_WIDTHS = {
     Column.INVITEE: 250, Column.INVITER: 130, Column.SENDER: 120, Column.UNIT: 120,
     Column.KIND: 110, Column.BATCH: 170, Column.SENT: 152, Column.EXPIRES: 142,
@@ -171,11 +170,12 @@ class InvitationsWindow(QWidget):
 
     `runner` runs background work (tests: SynchronousRunner); `clock` gives "now" to every
     query (tests move it forward); `ask_password` asks for the SMTP password when the keyring
-    has none; `sweep_interval_ms` (0: off) is how often the expiry sweep runs and the view
-    refreshes. The main window should call `stop()` (or close it) before quitting.
+    has none; `sweep_interval_ms` (0: off) is how often the expiry sweep runs (it broadcasts
+    when something expired). `hub` and `outbox` are the app's (the main window's); without
+    them the page makes its own. The view reloads on the hub's broadcasts, not on a timer.
     """
 
-    invitations_changed = Signal()  # an action changed invitations (other pages may refresh)
+    invitations_changed = Signal()  # an action changed invitations (also broadcast on the hub)
     settings_requested = Signal(str)  # a settings page name ("organization", "email", ...)
     counts_changed = Signal(dict)  # {Tab: count} for the current search and filters
     email_settings_requested = Signal()
@@ -191,14 +191,21 @@ class InvitationsWindow(QWidget):
         ask_password: AskPassword | None = None,
         retry: RetryPolicy | None = None,
         sweep_interval_ms: int = SWEEP_INTERVAL_MS,
+        hub: OperationsHub | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         super().__init__(parent)
         self.setObjectName("InvitationsWindow")
         self.setWindowTitle("Invitations")
         self._context = context
         self._operator = operator
-        self._pool = QThreadPool(self)
-        self._runner: TaskRunner = runner or ThreadPoolRunner(self._pool)
+        # The main window hands in the app's hub and outbox; alone (tests), the page has its own.
+        self._owns_hub = hub is None
+        self.hub = hub if hub is not None else OperationsHub(self, runner=runner)
+        self._runner: TaskRunner = runner or self.hub.runner
+        self.outbox = outbox if outbox is not None else Outbox(
+            context.engine, operator.organization_id, self.hub, self, retry=retry)
+        self._stale = False  # something changed while the page was hidden
         self._clock: Clock = clock or utcnow
         self._passwords = SmtpPasswords(context.credentials, ask_password)
         self._retry = retry
@@ -213,12 +220,9 @@ class InvitationsWindow(QWidget):
         self._undo_timer.setSingleShot(True)
         self._undo_timer.setInterval(UNDO_SECONDS * 1000)
         self._undo_timer.timeout.connect(self._undo_expired)
-        self._job: SendJob | None = None
-        self._stuck_jobs: list[SendJob] = []
         self._inviter_choices: dict[str, MemberRow] = {}
         self._inviter_id: uuid.UUID | None = None
         self._sweeping = False
-        self._read_at = 0.0
         self.last_links: tuple[str, ...] = ()
 
         self.source = InvitationSource(context.uow, operator, self._clock)
@@ -446,6 +450,11 @@ class InvitationsWindow(QWidget):
         self.link_button.clicked.connect(self.copy_fresh_links)
         self.export_button.clicked.connect(self.choose_export_file)
         self._progress_timer.timeout.connect(self._render_progress)
+        self.outbox.progressed.connect(self._outbox_progressed)
+        self.outbox.finished.connect(self._outbox_finished)
+        self.outbox.failed.connect(self._outbox_failed)
+        self.outbox.running_changed.connect(self._outbox_running_changed)
+        self.hub.changed.connect(self._hub_changed)
 
     # ================================================================ state
     @property
@@ -465,7 +474,8 @@ class InvitationsWindow(QWidget):
 
     @property
     def sending(self) -> bool:
-        return self._job is not None and self._job.running
+        current = self.outbox.current
+        return current is not None and current.requester == REQUESTER
 
     def _load_policy(self) -> None:
         try:
@@ -637,7 +647,6 @@ class InvitationsWindow(QWidget):
         self.summary_label.setText("Loading…")
 
     def _view_opened(self, total: int) -> None:
-        self._read_at = monotonic_time.monotonic()
         if not self._choices_loaded:  # after the first rows, not competing with them
             self._choices_loaded = True
             self._load_choices()
@@ -759,6 +768,8 @@ class InvitationsWindow(QWidget):
             return False, denied_tooltip(what, decision, self._operator)
         if self._busy or self.sending:
             return False, "Wait for the current action to finish."
+        if action is RowAction.RESEND and self.outbox.running:
+            return False, self.outbox.busy_message(REQUESTER)
         if len(rows) == len(numbers):
             reasons = [why_not(action, r.status, has_link=r.has_link) for r in rows]
             if all(reasons):
@@ -831,7 +842,7 @@ class InvitationsWindow(QWidget):
             "warning" if result.done else "info")
         self.banner.show_message(result.summary, kind)
         if result.done:
-            self.invitations_changed.emit()
+            self._changed()
         self.refresh()
 
     def _confirm(self, verb: str, consequence: str) -> bool:
@@ -911,7 +922,7 @@ class InvitationsWindow(QWidget):
                 text += f" {plural(len(refused), 'was', 'were')} not: {refused[0]}"
             self.banner.show_message(text, "warning" if refused else "success")
             if restored:
-                self.invitations_changed.emit()
+                self._changed()
             self.refresh()
 
         self._set_busy("Undoing the revoke…")
@@ -949,6 +960,9 @@ class InvitationsWindow(QWidget):
     def resend_selected(self) -> None:
         if self.sending or self._busy:
             return
+        if self.outbox.running:  # one send at a time, app-wide: nothing is re-queued
+            self.banner.show_message(self.outbox.busy_message(REQUESTER), "warning")
+            return
         try:
             mail = get_mail_settings(self._context.uow, self._operator.organization_id)
         except DomainError as exc:
@@ -975,10 +989,10 @@ class InvitationsWindow(QWidget):
         def done(result: ActionResult) -> None:
             self.banner.show_message(result.summary, "info" if result.done else "warning")
             if result.done:
-                self.invitations_changed.emit()
+                self._changed()
             self.refresh()
             if result.batch_id is not None:
-                self._start_sending(result.batch_id, len(result.done), mail, password)
+                self._start_sending(result.batch_id, len(result.done), password)
 
         self._ids_then(lambda ids: resend_invitations(uow, operator, ids, now=now), done,
                        "Queuing the resend…")
@@ -991,20 +1005,17 @@ class InvitationsWindow(QWidget):
                                      "info")
         return outcome.go_on, outcome.password
 
-    def _start_sending(self, batch_id: uuid.UUID, count: int, mail: MailSettings,
-                       password: str | None) -> None:
-        config = mail.smtp_config()
-        worker = SendWorker(self._context.engine, lambda: SmtpTransport(config, password),
-                            organization_id=self._operator.organization_id, batch_id=batch_id,
-                            retry=self._retry)
-        worker.progressed.connect(self._progressed)
-        worker.finished.connect(self._send_finished)
-        worker.failed.connect(self._send_failed)
-        self._job = SendJob(worker, self)
+    def _start_sending(self, batch_id: uuid.UUID, count: int, password: str | None) -> None:
+        # The outbox reads the mail settings again, on its thread, when it connects.
+        refusal = self.outbox.send(batch_id, password, requester=REQUESTER, total=count)
+        if refusal is not None:  # another page started a send meanwhile
+            self.banner.show_message(f"{refusal.message} The resend is queued and goes out "
+                                     "with the next send.", "warning")
+            self._update_actions()
+            return
         self._sending_total = count
         self.banner.show_message(f"Resending {plural(count, 'invitation')}: connecting to the "
                                  "mail server…", "info")
-        self._job.start()
         self._update_actions()
 
     def _progressed(self, progress: SendProgress) -> None:
@@ -1020,42 +1031,59 @@ class InvitationsWindow(QWidget):
             f"Resending: {progress.sent:,} sent, {progress.failed:,} failed, "
             f"{progress.remaining:,} to go.", "info")
 
-    def _end_job(self) -> None:
-        self._progress_timer.stop()
-        job, self._job = self._job, None
-        if job is not None and job.join():
-            job.deleteLater()
-        elif job is not None:
-            log.error("the resend thread did not end; keeping it alive")
-            self._stuck_jobs.append(job)
+    # The outbox reports every send; this page follows the resends it started.
+    def _outbox_progressed(self, progress: SendProgress) -> None:
+        if self.sending:
+            self._progressed(progress)
+
+    def _outbox_finished(self, outcome: SendOutcome) -> None:
+        if outcome.requester == REQUESTER and outcome.report is not None:
+            self._send_finished(outcome.report)
+
+    def _outbox_failed(self, outcome: SendOutcome) -> None:
+        if outcome.requester == REQUESTER:
+            self._send_failed(outcome.message, outcome.settings_page)
+
+    def _outbox_running_changed(self, _running: bool) -> None:
+        self._update_actions()
 
     def _send_finished(self, report: SendReport) -> None:
-        self._end_job()
+        # (The outbox's broadcast, right after, reloads the view.)
+        self._progress_timer.stop()
         kind = "error" if report.error or report.failed else (
             "warning" if report.uncertain or report.cancelled else "success")
         self.banner.show_message(f"Resend finished: {describe(report)}.", kind)
         self.invitations_changed.emit()
-        self.refresh()
         self._update_actions()
 
-    def _send_failed(self, message: str) -> None:
-        page = self._job.worker.settings_page if self._job is not None else None
-        self._end_job()
+    def _send_failed(self, message: str, page: str | None = None) -> None:
+        self._progress_timer.stop()
         self.banner.show_message(f"Resending stopped: {message} The invitations not sent yet "
                                  "stay queued.", "error",
                                  action=(("Open settings", lambda: self.settings_requested.emit(page))
                                          if page else None))
-        self.refresh()
         self._update_actions()
 
     def stop(self, wait_ms: int = 60_000) -> bool:
         """Stop a resend in progress and the timers; True when nothing is left running."""
         self._sweep_timer.stop()
-        if self._job is None:
+        if not self.sending:
             return True
-        stopped = self._job.stop(wait_ms)
-        self._end_job()
-        return stopped
+        return self.outbox.stop(wait_ms)
+
+    # -- following changes made anywhere in the app ------------------------------------------
+    def _changed(self) -> None:
+        """This page changed invitations: tell the other views (it refreshes itself)."""
+        self.invitations_changed.emit()
+        self.hub.broadcast({INVITATIONS, MEMBERS}, self)
+
+    def _hub_changed(self, changes: Changes) -> None:
+        if changes.origin is self or not changes.touches(INVITATIONS, MEMBERS):
+            return
+        if self.isVisible():
+            self.refresh()
+        else:  # read again when shown, not while nobody looks
+            self._stale = True
 
     # -- export ----------------------------------------------------------------------------
     def choose_export_file(self) -> None:
@@ -1094,10 +1122,10 @@ class InvitationsWindow(QWidget):
         self._sweeping = True
         uow, org, now = self._context.uow, self._operator.organization_id, self._clock()
 
-        def done(_count: int) -> None:
+        def done(count: int) -> None:
             self._sweeping = False
-            if not self._busy and self.isVisible():  # hidden: refreshed when shown again
-                self.refresh()
+            if count:  # every view follows; this one reads again now or when shown
+                self.hub.broadcast({INVITATIONS, MEMBERS}, self.hub)
 
         def failed(error: BaseException) -> None:
             self._sweeping = False
@@ -1109,7 +1137,7 @@ class InvitationsWindow(QWidget):
     def _run(self, work: Callable[[], T], on_done: Callable[[T], Any],
              on_failed: Callable[[BaseException], None]) -> None:
         """Run `work` off the GUI thread; the callbacks run on it, unless the page is gone."""
-        run_for(self, work, on_done, on_failed, self._runner)
+        self.hub.query(self, work, on_done, on_failed, key=None)
 
     def _set_busy(self, text: str) -> None:
         self._busy = text
@@ -1127,14 +1155,15 @@ class InvitationsWindow(QWidget):
         return QModelIndex()
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802
-        """Coming back to the page after a while: read it again (expiries may have passed)."""
+        """Shown again after a change elsewhere (or an expiry) while hidden: read it again."""
         super().showEvent(event)
-        if (self.model.has_opened and not self._busy
-                and monotonic_time.monotonic() - self._read_at > STALE_AFTER_S):
+        if self._stale and self.model.has_opened and not self._busy:
+            self._stale = False
             self.refresh()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         self.stop()
-        self._pool.waitForDone(30_000)
+        if self._owns_hub:  # in the main window, the window waits for the app's hub
+            self.hub.shutdown(30_000)
         super().closeEvent(event)
 

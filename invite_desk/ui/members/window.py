@@ -8,8 +8,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from PySide6.QtCore import QItemSelectionModel, Qt, QThreadPool, QTimer, Signal
-from PySide6.QtGui import QCloseEvent
+from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -24,7 +24,6 @@ from PySide6.QtWidgets import (
 
 from invite_desk.app import AppContext
 from invite_desk.services.members_view import (
-    MemberActivity,
     MemberColumn,
     MemberQuery,
     member_activity,
@@ -34,6 +33,7 @@ from invite_desk.services.operator import Operator
 from invite_desk.services.organization import UnitInfo, list_units
 from invite_desk.services.permissions import ScopeLevel, scope_of
 from invite_desk.services.roles import Role
+from invite_desk.ui.hub import APPLICATIONS, INVITATIONS, MEMBERS, REFERRALS, Changes, OperationsHub
 from invite_desk.ui.invitations.table_model import Clock
 from invite_desk.ui.members.member_page import MemberPage
 from invite_desk.ui.members.table_model import (
@@ -42,7 +42,7 @@ from invite_desk.ui.members.table_model import (
     MemberSource,
     MemberTableModel,
 )
-from invite_desk.ui.tasks import TaskRunner, ThreadPoolRunner, run_for
+from invite_desk.ui.tasks import TaskRunner
 from invite_desk.ui.theme import set_variant
 from invite_desk.ui.widgets import PlainLabel
 
@@ -65,16 +65,19 @@ class MembersWindow(QWidget):
     invitations_requested = Signal(object)
 
     def __init__(self, context: AppContext, operator: Operator, parent: QWidget | None = None,
-                 *, runner: TaskRunner | None = None, clock: Clock | None = None) -> None:
+                 *, runner: TaskRunner | None = None, clock: Clock | None = None,
+                 hub: OperationsHub | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("MembersWindow")
         self.setWindowTitle("Members")
         self._context = context
         self._operator = operator
-        self._pool = QThreadPool(self)
-        self._runner: TaskRunner = runner or ThreadPoolRunner(self._pool)
+        # The main window hands in the app's hub; alone (tests), the page has its own.
+        self._owns_hub = hub is None
+        self.hub = hub if hub is not None else OperationsHub(self, runner=runner)
+        self._runner: TaskRunner = runner or self.hub.runner
         self._clock: Clock = clock or utcnow
-        self._page_generation = 0
+        self._stale = False  # something changed while the page was hidden
         self.model = MemberTableModel(MemberSource(context.uow, operator), runner=self._runner,
                                       parent=self)
         self._build()
@@ -189,6 +192,23 @@ class MembersWindow(QWidget):
             lambda *_a: self._page_timer.start())
         self._page_timer.timeout.connect(self._load_page)
         self.page.invitations_requested.connect(self.invitations_requested.emit)
+        self.hub.changed.connect(self._hub_changed)
+
+    def _hub_changed(self, changes: Changes) -> None:
+        """Invitations sent, members approved or edited anywhere: the list and the member's
+        activity follow (now if shown, else when shown again)."""
+        if not changes.touches(MEMBERS, INVITATIONS, APPLICATIONS, REFERRALS):
+            return
+        if self.isVisible():
+            self.refresh()
+        else:
+            self._stale = True
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802
+        super().showEvent(event)
+        if self._stale and self.model.has_opened:
+            self._stale = False
+            self.refresh()
 
     def _load_units(self) -> None:
         uow, org = self._context.uow, self._operator.organization_id
@@ -256,25 +276,18 @@ class MembersWindow(QWidget):
         self._show(member_id)
 
     def _show(self, member_id: uuid.UUID) -> None:
-        self._page_generation += 1
-        generation = self._page_generation
         uow, operator, now = self._context.uow, self._operator, self._clock()
-
-        def done(activity: MemberActivity) -> None:
-            if generation == self._page_generation:
-                self.page.show_activity(activity)
-
-        def failed(error: BaseException) -> None:
-            if generation == self._page_generation:
-                self.page.show_message(str(error))
-
-        self._run(lambda: member_activity(uow, operator, member_id, now), done, failed)
+        # The newest request wins: a slow answer for the previous member is dropped.
+        self.hub.query(self, lambda: member_activity(uow, operator, member_id, now),
+                       self.page.show_activity, lambda error: self.page.show_message(str(error)),
+                       key="activity")
 
     def _run(self, work: Callable[[], T], on_done: Callable[[T], Any],
              on_failed: Callable[[BaseException], None]) -> None:
         """Run `work` off the GUI thread; the callbacks run on it, unless the page is gone."""
-        run_for(self, work, on_done, on_failed, self._runner)
+        self.hub.query(self, work, on_done, on_failed, key=None)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
-        self._pool.waitForDone(30_000)
+        if self._owns_hub:  # in the main window, the window waits for the app's hub
+            self.hub.shutdown(30_000)
         super().closeEvent(event)

@@ -1,0 +1,210 @@
+"""The outbox: the one place the desktop sends from.
+
+Compose (a new batch, "Send the rest") and Invitations (a resend) both ask the outbox; it runs
+one `SendWorker` on one QThread at a time, so the whole app opens at most one SMTP connection.
+A second request while a send runs is refused (`send` returns a `Refusal` saying who is
+sending), never queued behind it: the page says so and the invitations stay queued.
+
+The mail settings are read once, in the worker, when the connection opens; the page only
+supplies the password (from the keyring, or asked). After every run the outbox broadcasts
+Changes(invitations, members) through the hub, so every open view follows.
+
+Signals (on the GUI thread): `started(SendStart)`, `progressed(SendProgress)`,
+`finished(SendOutcome)`, `failed(SendOutcome)`, `running_changed(bool)`, `paused_changed(bool)`.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from PySide6.QtCore import QCoreApplication, QObject, Signal
+from sqlalchemy import Engine
+
+from invite_desk.services.invitations.sending import SendProgress, SendReport, Transport
+from invite_desk.services.mail_settings import get_mail_settings
+from invite_desk.services.smtp.transport import RetryPolicy, SmtpTransport
+from invite_desk.services.uow import UnitOfWork
+from invite_desk.ui.hub import INVITATIONS, MEMBERS, OperationsHub
+from invite_desk.ui.send_worker import SendJob, SendWorker
+
+log = logging.getLogger(__name__)
+
+# (engine, organization id, password) -> transport; called on the sending thread.
+TransportMaker = Callable[[Engine, uuid.UUID, str | None], Transport]
+
+
+def smtp_transport(engine: Engine, organization_id: uuid.UUID,
+                   password: str | None) -> Transport:
+    """The organization's SMTP server, as its settings say now (read on the sending thread)."""
+    mail = get_mail_settings(UnitOfWork(engine), organization_id)
+    return SmtpTransport(mail.smtp_config(), password)
+
+
+@dataclass(frozen=True)
+class SendStart:
+    batch_id: uuid.UUID | None
+    requester: str  # who asked: "compose", "invitations", ...
+    total: int
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    """How a run ended: `report` when it ran to its end (done, cancelled or stopped by the
+    server), else `message` (and `settings_page` when a setting is missing)."""
+
+    batch_id: uuid.UUID | None
+    requester: str
+    report: SendReport | None = None
+    message: str = ""
+    settings_page: str | None = None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a send did not start: another one is running."""
+
+    requester: str  # who is sending now
+    message: str
+
+
+REQUESTER_NAMES = {"compose": "Compose", "invitations": "Invitations"}
+
+
+class Outbox(QObject):
+    started = Signal(object)  # SendStart
+    progressed = Signal(SendProgress)
+    finished = Signal(object)  # SendOutcome with its report
+    failed = Signal(object)  # SendOutcome with its message
+    running_changed = Signal(bool)
+    paused_changed = Signal(bool)
+
+    def __init__(
+        self,
+        engine: Engine,
+        organization_id: uuid.UUID,
+        hub: OperationsHub,
+        parent: QObject | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+        make_transport: TransportMaker = smtp_transport,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("Outbox")
+        self._engine = engine
+        self._organization_id = organization_id
+        self._hub = hub
+        self.retry = retry
+        self._make_transport = make_transport
+        self._job: SendJob | None = None
+        self._start: SendStart | None = None
+        self._stuck: list[SendJob] = []
+        self.last_progress: SendProgress | None = None
+
+    # -- state ----------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._job is not None and self._job.running
+
+    @property
+    def paused(self) -> bool:
+        return self._job is not None and self._job.worker.paused
+
+    @property
+    def current(self) -> SendStart | None:
+        """The send running now (None when idle)."""
+        return self._start if self._job is not None else None
+
+    def busy_message(self, asking: str = "") -> str:
+        """What to tell a page that wants to send while another send runs."""
+        start = self.current
+        if start is None:
+            return ""
+        who = REQUESTER_NAMES.get(start.requester, start.requester)
+        where = "this page" if start.requester == asking else who
+        return (f"Another send is running (started from {where}); only one runs at a time. "
+                "Nothing new was sent: press again when it has finished. The invitations "
+                "stay queued.")
+
+    # -- control --------------------------------------------------------------------------
+    def send(self, batch_id: uuid.UUID | None, password: str | None, *, requester: str,
+             total: int = 0) -> Refusal | None:
+        """Start sending what is queued in `batch_id` (None: everything queued in the
+        organization). Returns None when it started, a Refusal when a send already runs."""
+        if self._job is not None:
+            return Refusal(self._start.requester if self._start else "", self.busy_message(
+                requester))
+        make, engine, org = self._make_transport, self._engine, self._organization_id
+        worker = SendWorker(engine, lambda: make(engine, org, password),
+                            organization_id=org, batch_id=batch_id, retry=self.retry)
+        worker.progressed.connect(self._progressed)
+        worker.finished.connect(self._finished)
+        worker.failed.connect(self._failed)
+        self._start = SendStart(batch_id, requester, total)
+        self.last_progress = None
+        self._job = SendJob(worker, self)
+        self._job.start()
+        self.started.emit(self._start)
+        self.running_changed.emit(True)
+        return None
+
+    def pause(self) -> None:
+        if self._job is not None and not self._job.worker.paused:
+            self._job.worker.pause()
+            self.paused_changed.emit(True)
+
+    def resume(self) -> None:
+        if self._job is not None and self._job.worker.paused:
+            self._job.worker.resume()
+            self.paused_changed.emit(False)
+
+    def cancel(self) -> None:
+        """Stop after the message being sent now; the rest stays queued."""
+        if self._job is not None:
+            self._job.worker.cancel()
+
+    def stop(self, wait_ms: int = 60_000) -> bool:
+        """Cancel and wait for the sending thread to end (before quitting); True when it has.
+
+        The worker's own report then arrives as usual (`finished`), so pages and views update.
+        """
+        if self._job is None:
+            return True
+        job = self._job
+        stopped = job.stop(wait_ms)
+        if stopped:
+            # Deliver the worker's queued report now, while the pages still exist.
+            QCoreApplication.sendPostedEvents()
+        if self._job is job:  # the report did not come (a stuck thread): release it anyway
+            self._end()
+        return stopped and not any(j.running for j in self._stuck)
+
+    # -- the worker's reports ---------------------------------------------------------------
+    def _progressed(self, progress: SendProgress) -> None:
+        self.last_progress = progress
+        self.progressed.emit(progress)
+
+    def _finished(self, report: SendReport) -> None:
+        start = self._end()
+        self.finished.emit(SendOutcome(start.batch_id, start.requester, report=report))
+        self._hub.broadcast({INVITATIONS, MEMBERS}, self)
+
+    def _failed(self, message: str) -> None:
+        page = self._job.worker.settings_page if self._job is not None else None
+        start = self._end()
+        self.failed.emit(SendOutcome(start.batch_id, start.requester, message=message,
+                                     settings_page=page))
+        self._hub.broadcast({INVITATIONS, MEMBERS}, self)
+
+    def _end(self) -> SendStart:
+        job, self._job = self._job, None
+        start = self._start or SendStart(None, "", 0)
+        if job is not None and job.join():
+            job.deleteLater()
+        elif job is not None:  # never destroy a running thread: keep it until it ends
+            log.error("the sending thread did not end; keeping it alive")
+            self._stuck.append(job)
+        self.running_changed.emit(False)
+        return start
