@@ -26,6 +26,7 @@ from invite_desk.services.invitations.rendering import require_registration_addr
 from invite_desk.services.invitations.send_scope import sendable_scope
 from invite_desk.services.invitations.sending import (
     OutboxSender,
+    SendControl,
     SendProgress,
     describe,
     recover_interrupted,
@@ -75,20 +76,43 @@ class _Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl+C so that the sender settles the message in flight."""
 
 
-@contextmanager
-def _terminate_like_interrupt() -> Iterator[None]:
-    def stop(signum: int, frame: object) -> None:
-        raise _Terminated()
+class _Stopping:
+    """Ctrl+C / SIGTERM while sending cancels the run at the next safe point: the message on the
+    wire is finished and settled, then the loop stops. An exception raised at an arbitrary
+    point (in a lock, in the database driver) could leave the process hanging; a second
+    signal still raises, for a run that does not stop."""
 
+    def __init__(self) -> None:
+        self.control: SendControl | None = None
+        self.signum: int | None = None
+
+    def handle(self, signum: int, frame: object) -> None:
+        if self.control is not None and self.signum is None:
+            self.signum = signum
+            self.control.cancel()
+            return
+        raise _Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+@contextmanager
+def _terminate_like_interrupt(stopping: _Stopping) -> Iterator[None]:
     try:
-        previous = signal.signal(signal.SIGTERM, stop)
+        previous = {sig: signal.signal(sig, stopping.handle)
+                    for sig in (signal.SIGTERM, signal.SIGINT)}
     except ValueError:  # not the main thread: leave signals alone
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _stopped(how: str, sent: int) -> None:
+    print(f"stopped ({how}) after {sent} sent in this run. Run the same command again "
+          "to send the rest: what was sent or is uncertain is not sent again.",
+          file=sys.stderr, flush=True)
 
 
 def _cannot_send(context: AppContext, organization_id: uuid.UUID) -> str:
@@ -106,18 +130,23 @@ def run_send(context: AppContext, args: argparse.Namespace) -> int:
     """Exit 0 when every invitation went out, 1 when some failed or are uncertain, 2 on error,
     130 (Ctrl+C) or 143 (SIGTERM) when stopped: running the same command again resumes."""
     sent: list[int] = [0]
+    stopping = _Stopping()
     try:
-        with _terminate_like_interrupt():
-            return _run_send(context, args, sent)
+        with _terminate_like_interrupt(stopping):
+            code = _run_send(context, args, sent, stopping)
     except KeyboardInterrupt as exc:
-        how = "SIGTERM" if isinstance(exc, _Terminated) else "Ctrl+C"
-        print(f"stopped ({how}) after {sent[0]} sent in this run. Run the same command again "
-              "to send the rest: what was sent or is uncertain is not sent again.",
-              file=sys.stderr, flush=True)
-        return 143 if isinstance(exc, _Terminated) else 130
+        terminated = isinstance(exc, _Terminated)
+        _stopped("SIGTERM" if terminated else "Ctrl+C", sent[0])
+        return 143 if terminated else 130
+    if stopping.signum is not None:  # cancelled cleanly at a safe point
+        terminated = stopping.signum == signal.SIGTERM
+        _stopped("SIGTERM" if terminated else "Ctrl+C", sent[0])
+        return 143 if terminated else 130
+    return code
 
 
-def _run_send(context: AppContext, args: argparse.Namespace, sent: list[int]) -> int:
+def _run_send(context: AppContext, args: argparse.Namespace, sent: list[int],
+              stopping: _Stopping) -> int:
     out = sys.stdout
     try:
         password = _secret(context, f"operator:{args.operator.lower()}", OPERATOR_PASSWORD_ENV)
@@ -201,8 +230,10 @@ def _run_send(context: AppContext, args: argparse.Namespace, sent: list[int]) ->
                 print(f"{p.last_outcome}: {p.last_email}", file=out, flush=True)
 
         print(f"sending {scope.description}", file=out, flush=True)
+        control = SendControl()
+        stopping.control = control  # from here a signal cancels between two messages
         report = OutboxSender(context.uow, transport, organization_id=operator.organization_id,
-                              scope=scope, on_progress=progress).run()
+                              scope=scope, control=control, on_progress=progress).run()
         print(describe(report), file=out)
         for email, reason in report.failures:
             print(f"failed: {email}: {reason}", file=out)

@@ -52,7 +52,12 @@ def test_a_stopped_send_run_again_mails_nobody_twice_and_says_so(
         assert time.monotonic() < deadline
         time.sleep(0.005)
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=30)
+    try:
+        out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
     assert proc.returncode != 0, out
     assert "Traceback" not in err, err
     if sig is signal.SIGINT:
