@@ -41,6 +41,20 @@ def test_fixed_window_counters_are_shared_and_pruned(any_uow: UnitOfWork) -> Non
     assert windows is not None and windows <= 2
 
 
+def test_pruning_uses_the_limiters_clock_not_the_wall_clock(
+    any_uow: UnitOfWork, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The opportunistic prune (one hit in PRUNE_EVERY) once deleted the current window of a
+    limiter whose clock differs from the wall clock, so a blocked key came unblocked."""
+    from invite_desk.services.registration import limits
+
+    monkeypatch.setattr(limits.random, "randrange", lambda n: 0)  # prune on every hit
+    now = [1_000_000.0]
+    limiter = DatabaseRateLimiter(any_uow, "p", 3, 60, clock=lambda: now[0])
+    assert [limiter.hit("9.9.9.9") for _ in range(3)] == [1, 2, 3]
+    assert limiter.blocked("9.9.9.9")
+
+
 def test_the_session_secret_is_made_once(any_uow: UnitOfWork) -> None:
     assert shared_secret(any_uow) == shared_secret(any_uow)
     assert len(shared_secret(any_uow)) >= 32

@@ -19,7 +19,7 @@ from sqlalchemy import Table, delete, select
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from invite_desk.services.models import PortalSecret, RateLimitCounter, utcnow
+from invite_desk.services.models import PortalSecret, RateLimitCounter
 from invite_desk.services.registration.busy import retry_when_busy
 from invite_desk.services.uow import UnitOfWork
 
@@ -47,6 +47,10 @@ class DatabaseRateLimiter:
         self.window = max(1, int(window))
         self._clock = clock
         self.busy_budget = busy_budget
+
+    def _now(self) -> datetime:
+        """The limiter's clock as a datetime: windows end by this clock, so prune by it too."""
+        return datetime.fromtimestamp(self._clock(), UTC)
 
     def _key(self, key: str) -> str:
         return f"{self.name}:{key}"[:KEY_MAX]
@@ -108,7 +112,7 @@ class DatabaseRateLimiter:
             )
             if random.randrange(PRUNE_EVERY) == 0:  # noqa: S311 (not a secret)
                 session.execute(delete(RateLimitCounter).where(
-                    RateLimitCounter.expires_at < utcnow()))
+                    RateLimitCounter.expires_at < self._now()))
             self.uow.commit()
         return int(hits or 0)
 
@@ -116,7 +120,7 @@ class DatabaseRateLimiter:
         """Delete the counters of windows that ended; returns how many."""
         with self.uow:
             result = self.uow.session.execute(
-                delete(RateLimitCounter).where(RateLimitCounter.expires_at < utcnow()))
+                delete(RateLimitCounter).where(RateLimitCounter.expires_at < self._now()))
             self.uow.commit()
         return int(getattr(result, "rowcount", 0) or 0)
 
