@@ -134,15 +134,13 @@ def run_send(context: AppContext, args: argparse.Namespace) -> int:
     try:
         with _terminate_like_interrupt(stopping):
             code = _run_send(context, args, sent, stopping)
+        if stopping.signum is None:
+            return code
+        terminated = stopping.signum == signal.SIGTERM  # cancelled cleanly at a safe point
     except KeyboardInterrupt as exc:
         terminated = isinstance(exc, _Terminated)
-        _stopped("SIGTERM" if terminated else "Ctrl+C", sent[0])
-        return 143 if terminated else 130
-    if stopping.signum is not None:  # cancelled cleanly at a safe point
-        terminated = stopping.signum == signal.SIGTERM
-        _stopped("SIGTERM" if terminated else "Ctrl+C", sent[0])
-        return 143 if terminated else 130
-    return code
+    _stopped("SIGTERM" if terminated else "Ctrl+C", sent[0])
+    return 143 if terminated else 130
 
 
 def _run_send(context: AppContext, args: argparse.Namespace, sent: list[int],
