@@ -13,6 +13,7 @@ from invite_desk.services import audit, settings
 from invite_desk.services.errors import (
     AuthenticationFailed,
     Conflict,
+    DomainError,
     ValidationFailed,
 )
 from invite_desk.services.models import Member, MemberStatus, Organization, utcnow
@@ -173,3 +174,34 @@ def set_password(uow: UnitOfWork, member_id: uuid.UUID, password: str) -> None:
         member.password_hash = hash_password(password)
         uow.commit()
 
+
+
+# -- issue 11: one-time passwords and emailed set-password links -----------------------------
+
+
+class PasswordChangeRequired(DomainError):
+    """The password was a one-time password: the person must choose their own first
+    (`sign_in_with_new_password`)."""
+
+    def __init__(self) -> None:
+        super().__init__("This is a one-time password: choose your own password to sign in.")
+
+
+class SignInLinkInvalid(DomainError):
+    """A set-password link that is unknown, used, revoked or expired (the message says which)."""
+
+
+def sign_in_with_new_password(uow: UnitOfWork, email: str, one_time_password: str,
+                              new_password: str) -> Operator:
+    """First sign-in with a one-time password: check it, store `new_password`, sign in."""
+    raise NotImplementedError
+
+
+def check_sign_in_link(uow: UnitOfWork, token: str) -> str:
+    """The email the link sets a password for; SignInLinkInvalid otherwise (the portal)."""
+    raise NotImplementedError
+
+
+def set_password_from_link(uow: UnitOfWork, token: str, password: str) -> str:
+    """Use the link once: store the argon2 hash of `password`; returns the member's email."""
+    raise NotImplementedError
