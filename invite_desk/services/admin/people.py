@@ -111,7 +111,12 @@ class BulkOutcome:
 
     @property
     def refused(self) -> tuple[RowOutcome, ...]:
-        return tuple(row for row in self.rows if not row.applied)
+        return tuple(row for row in self.rows if row.reason)
+
+    @property
+    def unchanged(self) -> tuple[RowOutcome, ...]:
+        """Rows that already had the values asked for."""
+        return tuple(row for row in self.rows if not row.applied and not row.reason)
 
 
 @dataclass(frozen=True)
