@@ -477,12 +477,17 @@ class ReferralLedger(SyncedMixin, Base):
 
 
 class ReferralReward(Base):
-    """Where each rewarded referral stands now (summary of its ledger rows, kept with them):
-    `held`, `vested`, `revoked` (may be awarded again in a new cycle) or `fake` (never again)."""
+    """One row per completed referral: where its reward stands now, the summary of its ledger
+    rows kept with them by the reconciliation. `inactive` (referee not active, never awarded),
+    `held`, `vested`, `revoked` (may be awarded again in a new cycle) or `fake` (never again).
+    The reports aggregate this table's indexes instead of joining referral, member and flags."""
 
     __tablename__ = "referral_reward"
     __table_args__ = (
-        Index("ix_referral_reward_org_referrer_state", "organization_id", "referrer_id", "state"),
+        Index("ix_referral_reward_org_completed", "organization_id", "completed_at",
+              "referrer_id", "state", "points"),
+        Index("ix_referral_reward_org_referrer_state", "organization_id", "referrer_id", "state",
+              "points"),
     )
 
     referral_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referral.id"), primary_key=True)
@@ -491,8 +496,9 @@ class ReferralReward(Base):
     cycle: Mapped[int] = mapped_column(Integer, default=1)
     state: Mapped[str] = mapped_column(String(10))
     points: Mapped[int] = mapped_column(Integer, default=0)
-    awarded_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    vest_after: Mapped[datetime] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    awarded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    vest_after: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class ReferralFlag(SyncedMixin, Base):
@@ -533,6 +539,9 @@ class MemberOrigin(Base):
     organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"))
     channel: Mapped[str] = mapped_column(String(20))  # referral_program.types.Channel
     joined_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The address as one person: lower-case, "+tag" dropped, dots dropped for Gmail.
+    email_key: Mapped[str] = mapped_column(exact_string(320), default="")
+    disposable: Mapped[bool] = mapped_column(Boolean, default=False)
     ip_hash: Mapped[str | None] = mapped_column(exact_string(64), nullable=True)
     ua_hash: Mapped[str | None] = mapped_column(exact_string(64), nullable=True)
 
@@ -552,7 +561,8 @@ class LeaderboardOptOut(Base):
 Index("ix_referral_org_completed", Referral.organization_id, Referral.completed_at,
       Referral.referrer_id, Referral.status, Referral.referee_id)
 Index("ix_invitation_org_sent_inviter", Invitation.organization_id, Invitation.sent_at,
-      Invitation.inviter_id, Invitation.status, Invitation.accepted_at)
+      Invitation.inviter_id, Invitation.status, Invitation.accepted_at, Invitation.expires_at,
+      Invitation.unit_id)
 
 
 @event.listens_for(OrmSession, "before_flush")

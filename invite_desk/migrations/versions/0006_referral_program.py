@@ -69,15 +69,17 @@ def upgrade() -> None:
     sa.Column('cycle', sa.Integer(), nullable=False),
     sa.Column('state', sa.String(length=10), nullable=False),
     sa.Column('points', sa.Integer(), nullable=False),
-    sa.Column('awarded_at', UTC_DATETIME, nullable=False),
-    sa.Column('vest_after', UTC_DATETIME, nullable=False),
+    sa.Column('completed_at', UTC_DATETIME, nullable=False),
+    sa.Column('awarded_at', UTC_DATETIME, nullable=True),
+    sa.Column('vest_after', UTC_DATETIME, nullable=True),
     sa.ForeignKeyConstraint(['referral_id'], ['referral.id'], name=op.f('fk_referral_reward_referral_id_referral')),
     sa.ForeignKeyConstraint(['organization_id'], ['organization.id'], name=op.f('fk_referral_reward_organization_id_organization')),
     sa.ForeignKeyConstraint(['referrer_id'], ['member.id'], name=op.f('fk_referral_reward_referrer_id_member')),
     sa.PrimaryKeyConstraint('referral_id', name=op.f('pk_referral_reward'))
     )
     with op.batch_alter_table('referral_reward', schema=None) as batch_op:
-        batch_op.create_index('ix_referral_reward_org_referrer_state', ['organization_id', 'referrer_id', 'state'], unique=False)
+        batch_op.create_index('ix_referral_reward_org_completed', ['organization_id', 'completed_at', 'referrer_id', 'state', 'points'], unique=False)
+        batch_op.create_index('ix_referral_reward_org_referrer_state', ['organization_id', 'referrer_id', 'state', 'points'], unique=False)
 
     op.create_table('referral_flag',
     sa.Column('organization_id', sa.Uuid(), nullable=False),
@@ -108,6 +110,8 @@ def upgrade() -> None:
     sa.Column('organization_id', sa.Uuid(), nullable=False),
     sa.Column('channel', sa.String(length=20), nullable=False),
     sa.Column('joined_at', UTC_DATETIME, nullable=False),
+    sa.Column('email_key', exact_string(320), nullable=False),
+    sa.Column('disposable', sa.Boolean(), nullable=False),
     sa.Column('ip_hash', exact_string(64), nullable=True),
     sa.Column('ua_hash', exact_string(64), nullable=True),
     sa.ForeignKeyConstraint(['member_id'], ['member.id'], name=op.f('fk_member_origin_member_id_member')),
@@ -132,7 +136,7 @@ def upgrade() -> None:
     with op.batch_alter_table('referral', schema=None) as batch_op:
         batch_op.create_index('ix_referral_org_completed', ['organization_id', 'completed_at', 'referrer_id', 'status', 'referee_id'], unique=False)
     with op.batch_alter_table('invitation', schema=None) as batch_op:
-        batch_op.create_index('ix_invitation_org_sent_inviter', ['organization_id', 'sent_at', 'inviter_id', 'status', 'accepted_at'], unique=False)
+        batch_op.create_index('ix_invitation_org_sent_inviter', ['organization_id', 'sent_at', 'inviter_id', 'status', 'accepted_at', 'expires_at', 'unit_id'], unique=False)
 
 
 def downgrade() -> None:
