@@ -242,7 +242,7 @@ def list_flags(uow: UnitOfWork, operator: Operator, status: FlagStatus | None = 
         if unit_id is not None:
             stmt = stmt.where(Referrer.unit_id == unit_id)
         stmt = stmt.order_by(ReferralFlag.created_at.desc(), ReferralFlag.id.desc()).limit(limit)
-        return [_row(*row) for row in uow.session.execute(stmt).tuples()]
+        return [_row(*row) for row in uow.session.execute(stmt).all()]
 
 
 def decide_flag(uow: UnitOfWork, operator: Operator, flag_id: uuid.UUID, decision: FlagStatus,

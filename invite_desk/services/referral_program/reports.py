@@ -225,7 +225,7 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
                 .where(ReferralFlag.organization_id == org,
                        ReferralFlag.status == FlagStatus.OPEN.value,
                        ReferralFlag.referrer_id.in_(part))
-                .group_by(ReferralFlag.referrer_id)).tuples())
+                .group_by(ReferralFlag.referrer_id)).all())
 
         def score(f: dict[str, Any]) -> int:
             return int(ACTIVE_WEIGHT * f["active"] + INACTIVE_WEIGHT * (f["completed"] - f["active"]))
@@ -246,7 +246,7 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
                 select(ReferralReward.referrer_id, func.count())
                 .where(ReferralReward.organization_id == org,
                        ReferralReward.referrer_id.in_(part), ReferralReward.state == VESTED)
-                .group_by(ReferralReward.referrer_id)).tuples())
+                .group_by(ReferralReward.referrer_id)).all())
         rows = []
         for rank, mid in enumerate(order, start=1):
             f = figures[mid]
@@ -339,14 +339,14 @@ def trends(uow: UnitOfWork, operator: Operator, period: Period,
             select(sent_index, func.count())
             .where(Invitation.organization_id == org, *_in_range(Invitation.sent_at, low, high),
                    *scope.invitations())
-            .group_by(sent_index)).tuples())
+            .group_by(sent_index)).all())
         accepted_index = bucket_index(Invitation.accepted_at, utc_edges).label("bucket")
         accepted = dict(session.execute(
             select(accepted_index, func.count())
             .where(Invitation.organization_id == org,
                    Invitation.status == InvitationStatus.ACCEPTED.value,
                    *_in_range(Invitation.accepted_at, low, high), *scope.invitations())
-            .group_by(accepted_index)).tuples())
+            .group_by(accepted_index)).all())
         buckets = tuple(
             TrendBucket(
                 start=edges[i] if i else max(edges[0], low),
@@ -379,7 +379,7 @@ def _labels(session: Session, by: ConversionBy, keys: list[uuid.UUID]) -> dict[u
             rows = session.execute(
                 select(Batch.id, func.coalesce(func.nullif(Batch.label, ""), Batch.source))
                 .where(Batch.id.in_(part)))
-        labels.update(rows.tuples())
+        labels.update(rows.all())
     return labels
 
 
@@ -424,7 +424,7 @@ def conversion(uow: UnitOfWork, operator: Operator, period: Period,
             select(ranked.c.k, func.avg(ranked.c.d))
             .where(ranked.c.rn >= func.floor((ranked.c.n + 1) / 2.0),
                    ranked.c.rn <= func.floor((ranked.c.n + 2) / 2.0))
-            .group_by(ranked.c.k)).tuples())
+            .group_by(ranked.c.k)).all())
         labels = _labels(session, by, [k for k in counts if k is not None])
         rows = sorted(
             (ConversionRow(key=k, label=labels.get(k, NO_GROUP[by]) if k else NO_GROUP[by],
