@@ -334,3 +334,45 @@ def test_a_competing_reconcile_that_loses_the_race_changes_nothing(world: World)
     with world.uow:  # the loser's rows were rolled back: one award, one vest
         assert world.uow.session.scalar(select(func.count()).select_from(ReferralLedger).where(
             ReferralLedger.referral_id == world.referrals["r3"])) == 2
+
+
+def test_anti_gaming_checks_raise_flags_for_review_and_act_on_nothing(world: World) -> None:
+    from tests.integration.referral_program_data import _invitation, _member, _referral
+
+    with world.uow:
+        # Rita refers herself under a +tag address, and a referee who never became active.
+        _member(world, "Rself", unit=world.north, joined=at(6, 1),
+                email="Rita+second@example.org")
+        _referral(world, "self", "Rita", "Rself", completed=at(6, 1))
+        _member(world, "Ghost", unit=world.north, joined=at(5, 1),
+                status=MemberStatus.APPLICANT)
+        _referral(world, "ghost", "Rita", "Ghost", completed=None, referred=at(5, 1))
+        # Tom: 35 invitations to one company in one hour, none accepted.
+        for i in range(35):
+            _invitation(world, "Tom", f"person{i}@acme-widgets.test",
+                        sent=at(6, 2, 14, i), status=rp_status("expired"), unit=world.south)
+        world.uow.commit()
+    result = rp.reconcile(world.uow, world.admin, now=NOW)
+    assert result.flags_raised == 5
+    flags = rp.list_flags(world.uow, world.admin)
+    kinds = {(f.kind, f.referrer_name.split()[0]) for f in flags}
+    assert kinds == {
+        (rp.FlagKind.DISPOSABLE_DOMAIN, "Sam"), (rp.FlagKind.SELF_REFERRAL, "Rita"),
+        (rp.FlagKind.NEVER_ACTIVE, "Rita"), (rp.FlagKind.BURST, "Tom"),
+        (rp.FlagKind.DOMAIN_CONCENTRATION, "Tom"), (rp.FlagKind.LOW_ACCEPTANCE, "Tom"),
+    }
+    burst = next(f for f in flags if f.kind is rp.FlagKind.BURST)
+    assert "35 invitations in one hour (2026-06-02 14:00 UTC)" in burst.detail
+    assert "acme-widgets.test" in next(
+        f.detail for f in flags if f.kind is rp.FlagKind.DOMAIN_CONCENTRATION)
+    # Nothing was acted on: the self-referral's points are held, Tom's vested points stay.
+    rita, tom = board(world)["Rita"], board(world)["Tom"]
+    assert (rita.points, rita.held_points) == (20, 10)
+    assert tom.points == 10 and tom.open_flags == 3
+    assert rp.reconcile(world.uow, world.admin, now=NOW).flags_raised == 0
+
+
+def rp_status(value: str) -> object:
+    from invite_desk.services.models import InvitationStatus
+
+    return InvitationStatus(value)
