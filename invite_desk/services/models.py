@@ -571,3 +571,27 @@ def _ledger_is_append_only(session: OrmSession, _context: Any, _instances: Any) 
         if isinstance(obj, ReferralLedger) and (obj in session.deleted
                                                 or session.is_modified(obj)):
             raise RuntimeError("the referral ledger is append-only: add a row instead")
+
+
+class ReferralMonthStats(Base):
+    """Per referrer and local month of the organization (month_start: that month's first
+    instant, UTC): the leaderboard's figures, summed over a period's months instead of read
+    from every referral. Kept by the reconciliation (services/referral_program/stats.py)."""
+
+    __tablename__ = "referral_month_stats"
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"),
+                                                       primary_key=True)
+    month_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    referrer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("member.id"), primary_key=True)
+    completed: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[int] = mapped_column(Integer, default=0)
+    vested_points: Mapped[int] = mapped_column(Integer, default=0)
+    held_points: Mapped[int] = mapped_column(Integer, default=0)
+    reached: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    sent: Mapped[int] = mapped_column(Integer, default=0)
+    accepted: Mapped[int] = mapped_column(Integer, default=0)
+
+
+Index("ix_invitation_org_updated", Invitation.organization_id, Invitation.updated_at,
+      Invitation.inviter_id)

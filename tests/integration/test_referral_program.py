@@ -376,3 +376,23 @@ def rp_status(value: str) -> object:
     from invite_desk.services.models import InvitationStatus
 
     return InvitationStatus(value)
+
+
+@pytest.mark.parametrize("period", [
+    Period(PeriodKind.ALL_TIME), Period(PeriodKind.THIS_YEAR), QUARTER,
+    Period(PeriodKind.THIS_MONTH), Period.custom(date(2026, 4, 1), date(2026, 6, 30))])
+def test_the_monthly_summary_gives_the_figures_the_raw_rows_give(
+        world: World, period: Period) -> None:
+    from invite_desk.services.referral_program import stats
+
+    world.set_status("B1", MemberStatus.DEACTIVATED)  # a change the summary must follow
+    rp.reconcile(world.uow, world.admin, now=NOW)
+    summarized = rp.leaderboard(world.uow, world.admin, period, now=NOW).rows
+    with world.uow:
+        assert stats.usable(world.uow.session, world.admin.organization_id, "UTC")
+        world.uow.session.execute(update(stats.Setting).where(
+            stats.Setting.key == stats.WATERMARK_KEY).values(value_json="null"))
+        world.uow.commit()
+    raw = rp.leaderboard(world.uow, world.admin, period, now=NOW).rows
+    assert summarized == raw
+    assert board(world)["Sam"].active == 1
