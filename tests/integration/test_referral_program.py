@@ -396,3 +396,38 @@ def test_the_monthly_summary_gives_the_figures_the_raw_rows_give(
     raw = rp.leaderboard(world.uow, world.admin, period, now=NOW).rows
     assert summarized == raw
     assert board(world)["Sam"].active == 1
+
+
+@pytest.mark.parametrize("granularity", [rp.Granularity.WEEK, rp.Granularity.MONTH])
+def test_the_daily_summary_follows_changes_and_gives_the_raw_trends(
+        world: World, granularity: rp.Granularity) -> None:
+    from invite_desk.services.models import Invitation, InvitationStatus
+    from invite_desk.services.referral_program import stats
+    from tests.integration.referral_program_data import _invitation, _member, _referral
+
+    with world.uow:  # after the first reconciliation: a new referee, an acceptance
+        _member(world, "Late", unit=world.north, joined=at(6, 12, 23, 30))
+        _referral(world, "late", "Sam", "Late", completed=at(6, 12, 23, 30))
+        _invitation(world, "Sam", "late@example.net", sent=at(6, 11), status=InvitationStatus.SENT)
+        world.uow.session.flush()
+        invitation = world.uow.session.scalars(select(Invitation).where(
+            Invitation.email == "late@example.net")).one()
+        invitation.status = InvitationStatus.ACCEPTED.value
+        invitation.accepted_at = at(6, 12, 23, 0)
+        world.uow.commit()
+    rp.save_settings(world.uow, world.admin, {"time_zone": "America/New_York"})
+    rp.reconcile(world.uow, world.admin, now=NOW)  # the zone changed: rebuilt
+    for period in (QUARTER, ALL, Period.custom(date(2026, 3, 30), date(2026, 6, 13))):
+        for unit in (None, world.north):
+            summarized = rp.trends(world.uow, world.admin, period, granularity, unit, now=NOW)
+            with world.uow:
+                assert stats.usable(world.uow.session, world.admin.organization_id,
+                                    "America/New_York")
+                world.uow.session.execute(update(stats.Setting).where(
+                    stats.Setting.key == stats.WATERMARK_KEY).values(value_json="null"))
+                world.uow.commit()
+            raw = rp.trends(world.uow, world.admin, period, granularity, unit, now=NOW)
+            assert summarized == raw
+            rp.reconcile(world.uow, world.admin, now=NOW)  # builds the summaries again
+    june = rp.trends(world.uow, world.admin, QUARTER, rp.Granularity.MONTH, now=NOW).buckets[-1]
+    assert june.new_members[Channel.REFERRAL] == 3 and june.invitations_accepted == 1

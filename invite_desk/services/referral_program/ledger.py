@@ -263,7 +263,7 @@ def run(uow: UnitOfWork, organization_id: uuid.UUID, now: datetime, *,
                                     "revoked": result.revoked,
                                     "flags_raised": result.flags_raised,
                                     "referrer": referrer_id})
-                uow.commit()
+            uow.commit()  # the summaries' watermark moves even when no points changed
             return result
     except IntegrityError:
         return ReconcileResult()  # another run wrote the same rows first

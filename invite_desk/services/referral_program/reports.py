@@ -21,6 +21,7 @@ from invite_desk.services.errors import PermissionDenied
 from invite_desk.services.models import (
     Batch,
     Event,
+    GrowthDayStats,
     Invitation,
     InvitationStatus,
     LeaderboardOptOut,
@@ -237,11 +238,18 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
         # Badges count all-time referees whose points vested, for the rows shown.
         vested_all: dict[uuid.UUID, int] = {}
         for part in _chunks(order):
-            vested_all.update(session.execute(
-                select(ReferralReward.referrer_id, func.count())
-                .where(ReferralReward.organization_id == org,
-                       ReferralReward.referrer_id.in_(part), ReferralReward.state == VESTED)
-                .group_by(ReferralReward.referrer_id)).all())
+            if summarized:
+                counted = select(ReferralMonthStats.referrer_id,
+                                 func.sum(ReferralMonthStats.vested)).where(
+                    ReferralMonthStats.organization_id == org,
+                    ReferralMonthStats.referrer_id.in_(part)
+                ).group_by(ReferralMonthStats.referrer_id)
+            else:
+                counted = select(ReferralReward.referrer_id, func.count()).where(
+                    ReferralReward.organization_id == org,
+                    ReferralReward.referrer_id.in_(part), ReferralReward.state == VESTED
+                ).group_by(ReferralReward.referrer_id)
+            vested_all.update((mid, int(n or 0)) for mid, n in session.execute(counted))
         rows = []
         for rank, mid in enumerate(order, start=1):
             f = figures[mid]
@@ -349,6 +357,24 @@ def trends(uow: UnitOfWork, operator: Operator, period: Period,
         cut = [max(low, min(high, edge)) for edge in edges]
         utc_edges = [edge for edge in cut]
         joined: dict[tuple[int, str], int] = {}
+        if not scope.own_only and stats.usable(session, org, settings.time_zone):
+            # Whole local days: sum the daily summary (a few rows a day).
+            day = bucket_index(GrowthDayStats.day_start, utc_edges).label("bucket")
+            summary = (select(day, GrowthDayStats.kind, func.sum(GrowthDayStats.count))
+                       .where(GrowthDayStats.organization_id == org,
+                              GrowthDayStats.day_start >= low, GrowthDayStats.day_start < high)
+                       .group_by(day, GrowthDayStats.kind))
+            if scope.unit_id is not None:
+                summary = summary.where(GrowthDayStats.unit_key == str(scope.unit_id))
+            per_kind: dict[tuple[int, str], int] = {
+                (int(i), kind): int(n or 0) for i, kind, n in session.execute(summary)}
+            return Trends(period, granularity, tuple(
+                TrendBucket(
+                    start=edges[i] if i else max(edges[0], low),
+                    new_members={c: per_kind.get((i, c.value), 0) for c in Channel},
+                    invitations_sent=per_kind.get((i, "sent"), 0),
+                    invitations_accepted=per_kind.get((i, "accepted"), 0))
+                for i in range(len(edges) - 1)))
         index = bucket_index(MemberOrigin.joined_at, utc_edges).label("bucket")
         stmt = (
             select(index, MemberOrigin.channel, func.count())

@@ -23,8 +23,11 @@ from sqlalchemy import case, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from invite_desk.services.models import (
+    GrowthDayStats,
     Invitation,
     InvitationStatus,
+    Member,
+    MemberOrigin,
     ReferralMonthStats,
     ReferralReward,
     Setting,
@@ -89,7 +92,7 @@ def _row(rows: dict[tuple[uuid.UUID, int], dict[str, Any]], org: uuid.UUID,
          edges: list[datetime], referrer: uuid.UUID, bucket: int) -> dict[str, Any]:
     return rows.setdefault((referrer, bucket), {
         "organization_id": org, "month_start": edges[bucket], "referrer_id": referrer,
-        "completed": 0, "active": 0, "vested_points": 0, "held_points": 0,
+        "completed": 0, "active": 0, "vested_points": 0, "vested": 0, "held_points": 0,
         "reached": None, "sent": 0, "accepted": 0})
 
 
@@ -121,12 +124,13 @@ def _rebuild(session: Session, org: uuid.UUID, zone: ZoneInfo,
 
         bucket = bucket_index(ReferralReward.completed_at, edges).label("bucket")
         not_fake = ReferralReward.state != "fake"
-        for referrer, index, completed, active, vested, held, reached in session.execute(
+        for referrer, index, completed, active, vested, count, held, reached in session.execute(
             select(ReferralReward.referrer_id, bucket,
                    func.sum(case((not_fake, 1), else_=0)),
                    func.sum(case((ReferralReward.state.in_(("held", "vested")), 1), else_=0)),
                    func.sum(case((ReferralReward.state == "vested", ReferralReward.points),
                                  else_=0)),
+                   func.sum(case((ReferralReward.state == "vested", 1), else_=0)),
                    func.sum(case((ReferralReward.state == "held", ReferralReward.points),
                                  else_=0)),
                    func.max(case((not_fake, ReferralReward.completed_at), else_=None)))
@@ -136,7 +140,8 @@ def _rebuild(session: Session, org: uuid.UUID, zone: ZoneInfo,
                 continue
             _row(rows, org, edges, referrer, int(index)).update(
                 completed=int(completed or 0), active=int(active or 0),
-                vested_points=int(vested or 0), held_points=int(held or 0), reached=reached)
+                vested_points=int(vested or 0), vested=int(count or 0),
+                held_points=int(held or 0), reached=reached)
         sent_bucket = bucket_index(Invitation.sent_at, edges).label("bucket")
         for inviter, index, sent, accepted in session.execute(
             select(Invitation.inviter_id, sent_bucket, func.count(),
@@ -162,6 +167,7 @@ def refresh(session: Session, org: uuid.UUID, zone_name: str, wall: datetime,
         if not follow_invitations:
             return  # never built: the next full reconciliation builds it
         _rebuild(session, org, zone, None)
+        refresh_growth(session, org, zone, None)
         _put(session, org, zone_row, ZONE_KEY, zone_name)
         _put(session, org, mark_row, WATERMARK_KEY, (wall - MARGIN).isoformat())
         return
@@ -171,6 +177,100 @@ def refresh(session: Session, org: uuid.UUID, zone_name: str, wall: datetime,
         dirty.update(session.scalars(
             select(Invitation.inviter_id).distinct()
             .where(Invitation.organization_id == org, Invitation.updated_at > since)))
+        refresh_growth(session, org, zone, since)
         _put(session, org, mark_row, WATERMARK_KEY, (wall - MARGIN).isoformat())
     if dirty:
         _rebuild(session, org, zone, sorted(dirty))
+
+
+# -- growth per local day (trends) -------------------------------------------------------------
+
+def day_start(day: date, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day, time.min, zone)
+
+
+def _runs(days: set[date]) -> list[tuple[date, date]]:
+    """Contiguous runs of days, as (first, last)."""
+    runs: list[tuple[date, date]] = []
+    for day in sorted(days):
+        if runs and day == runs[-1][1] + timedelta(days=1):
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    return runs
+
+
+def _unit_key(unit_id: uuid.UUID | None) -> str:
+    return str(unit_id) if unit_id is not None else ""
+
+
+def _rebuild_growth(session: Session, org: uuid.UUID, zone: ZoneInfo, first: date,
+                    last: date) -> None:
+    edges = [day_start(first + timedelta(days=n), zone)
+             for n in range((last - first).days + 2)]
+    low, high = edges[0], edges[-1]
+    session.execute(delete(GrowthDayStats).where(
+        GrowthDayStats.organization_id == org, GrowthDayStats.day_start >= low,
+        GrowthDayStats.day_start < high))
+    counts: dict[tuple[int, str, str], int] = {}
+    joined = bucket_index(MemberOrigin.joined_at, edges).label("bucket")
+    for index, channel, unit, count in session.execute(
+        select(joined, MemberOrigin.channel, Member.unit_id, func.count())
+        .join(Member, Member.id == MemberOrigin.member_id)
+        .where(MemberOrigin.organization_id == org, MemberOrigin.joined_at >= low,
+               MemberOrigin.joined_at < high)
+        .group_by(joined, MemberOrigin.channel, Member.unit_id)
+    ):
+        counts[(int(index), channel, _unit_key(unit))] = int(count)
+    for kind, column, extra in (
+        ("sent", Invitation.sent_at, []),
+        ("accepted", Invitation.accepted_at,
+         [Invitation.status == InvitationStatus.ACCEPTED.value]),
+    ):
+        bucket = bucket_index(column, edges).label("bucket")
+        for index, unit, count in session.execute(
+            select(bucket, Invitation.unit_id, func.count())
+            .where(Invitation.organization_id == org, column >= low, column < high, *extra)
+            .group_by(bucket, Invitation.unit_id)
+        ):
+            counts[(int(index), kind, _unit_key(unit))] = int(count)
+    values = [{"organization_id": org, "day_start": edges[index], "kind": kind,
+               "unit_key": unit, "count": count}
+              for (index, kind, unit), count in counts.items() if index >= 0]
+    for start in range(0, len(values), 5000):
+        session.execute(insert(GrowthDayStats), values[start:start + 5000])
+
+
+def _local_days(values: Iterable[datetime | None], zone: ZoneInfo) -> set[date]:
+    return {value.astimezone(zone).date() for value in values if value is not None}
+
+
+def refresh_growth(session: Session, org: uuid.UUID, zone: ZoneInfo,
+                   since: datetime | None) -> None:
+    """Recompute the days touched since `since` (None: every day there is data for)."""
+    if since is None:
+        bounds = [v for v in (
+            session.scalar(select(func.min(MemberOrigin.joined_at))
+                           .where(MemberOrigin.organization_id == org)),
+            session.scalar(select(func.max(MemberOrigin.joined_at))
+                           .where(MemberOrigin.organization_id == org)),
+            session.scalar(select(func.min(Invitation.sent_at))
+                           .where(Invitation.organization_id == org)),
+            session.scalar(select(func.max(func.coalesce(Invitation.accepted_at,
+                                                         Invitation.sent_at)))
+                           .where(Invitation.organization_id == org))) if v is not None]
+        session.execute(delete(GrowthDayStats).where(GrowthDayStats.organization_id == org))
+        if bounds:
+            days = _local_days(bounds, zone)
+            _rebuild_growth(session, org, zone, min(days), max(days))
+        return
+    days = _local_days(session.scalars(
+        select(MemberOrigin.joined_at).where(MemberOrigin.organization_id == org,
+                                             MemberOrigin.recorded_at > since)), zone)
+    for sent, accepted in session.execute(
+        select(Invitation.sent_at, Invitation.accepted_at)
+        .where(Invitation.organization_id == org, Invitation.updated_at > since)
+    ):
+        days |= _local_days((sent, accepted), zone)
+    for first, last in _runs(days):
+        _rebuild_growth(session, org, zone, first, last)
