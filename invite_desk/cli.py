@@ -56,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     from invite_desk.cli_admin import add_parsers as add_admin_parsers
 
     add_admin_parsers(sub)  # members, units, events, audit, notify (issue 11)
+    from invite_desk.cli_report import add_parser as add_report_parser
+
+    add_report_parser(sub)
 
     portal = sub.add_parser("portal", help="serve the invitee registration pages")
     portal.add_argument("--db", metavar="URL", default=argparse.SUPPRESS)
@@ -119,6 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from invite_desk.cli_admin import run_admin
 
             return run_admin(context, args)
+        if getattr(args, "run", None) is not None:  # sub-commands that bring their own runner
+            return int(args.run(context, args))
         if args.command == "portal":
             import os
 
