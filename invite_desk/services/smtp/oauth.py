@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from invite_desk.services.credentials import CredentialStore, CredentialStoreError
 from invite_desk.services.errors import DomainError
+from invite_desk.services.smtp.transport import SmtpAuthError
 
 if TYPE_CHECKING:
     from invite_desk.services.mail_settings import MailSettings
@@ -35,8 +36,10 @@ EARLY = 120.0  # refresh this many seconds before the access token expires
 PROVIDER_NAMES = {MICROSOFT: "Microsoft 365", GOOGLE: "Google"}
 
 
-class SignInNeeded(DomainError):
-    """The OAuth2 sign-in is missing, expired or revoked: someone must sign in again."""
+class SignInNeeded(SmtpAuthError):
+    """The OAuth2 sign-in is missing, expired or revoked: someone must sign in again (an
+    SmtpAuthError: like a refused password, it stops the whole batch before anything is
+    claimed)."""
 
 
 class TokenTooLarge(DomainError):
