@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, func, select
 
+from invite_desk.services.invitations.send_scope import SendScope
 from invite_desk.services.mail_settings import MailSettings, get_mail_settings
-from invite_desk.services.models import Invitation, utcnow
+from invite_desk.services.models import Invitation, InvitationStatus, utcnow
 from invite_desk.services.smtp.presets import preset
 from invite_desk.services.uow import UnitOfWork
 
@@ -105,6 +106,27 @@ def batch_estimate(uow: UnitOfWork, organization_id: uuid.UUID, count: int, *,
     mail = get_mail_settings(uow, organization_id)
     with uow.engine.connect() as conn:
         sent = count_sent_since(conn, organization_id, (now or utcnow()) - DAY)
+    return estimate_duration(count, mail, sent_last_24h=sent)
+
+
+def scope_estimate(uow: UnitOfWork, scope: SendScope, *, connections: int | None = None,
+                   now: datetime | None = None) -> Estimate:
+    """The estimate for what is queued in a send scope (the CLI says it before sending)."""
+    conditions = [Invitation.organization_id == scope.organization_id,
+                  Invitation.status == InvitationStatus.QUEUED.value]
+    if scope.batch_id is not None:
+        conditions.append(Invitation.batch_id == scope.batch_id)
+    if scope.sender_id is not None:
+        conditions.append(Invitation.sender_id == scope.sender_id)
+    if scope.unit_id is not None:
+        conditions.append(Invitation.unit_id == scope.unit_id)
+    mail = get_mail_settings(uow, scope.organization_id)
+    if connections:
+        mail = replace(mail, connections=connections)
+    with uow.engine.connect() as conn:
+        count = int(conn.execute(
+            select(func.count()).select_from(Invitation).where(*conditions)).scalar() or 0)
+        sent = count_sent_since(conn, scope.organization_id, (now or utcnow()) - DAY)
     return estimate_duration(count, mail, sent_last_24h=sent)
 
 
