@@ -19,11 +19,13 @@ Pause, resume and cancel act at each lane's safe point: between two messages.
 
 from __future__ import annotations
 
+import itertools
 import ssl
 import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -46,6 +48,7 @@ from invite_desk.services.invitations.sending import (
     SendReport,
     Transport,
     _Candidate,
+    _Prepared,
     _unpreparable,
 )
 from invite_desk.services.mail_settings import MailSettings
@@ -113,6 +116,8 @@ class ParallelSender(OutboxSender):
         self._lane_errors: list[str] = []
         self._lanes_done_normally = 0
         self.lanes_started = 0
+        self._rendered: dict[uuid.UUID, Future[_Prepared]] = {}
+        self._lookahead = 2
 
     # -- shared pacing ---------------------------------------------------------------------
     def _rate_wait(self) -> float:
@@ -158,9 +163,24 @@ class ParallelSender(OutboxSender):
             with self._budget_lock:
                 self._day_left += 1
 
-    def _take(self, conn: Connection) -> _Candidate | None:
+    def _take(self, conn: Connection, org: OrganizationInfo, mail: MailSettings,
+              expiry_days: int) -> tuple[_Candidate, Future[_Prepared]] | None:
+        """The next due invitation and its message, rendered ahead: while the lanes wait for
+        the server, the render thread prepares the next 2K messages, so no lane waits for
+        rendering (nothing is written: the claim stores the token's hash)."""
         with self._page_lock:
-            return self._next_due(conn, self.clock())
+            now = self.clock()
+            candidate = self._next_due(conn, now)
+            if candidate is None:
+                return None
+            ahead = self._rendered.pop(candidate.id, None)
+            if ahead is None:
+                ahead = self._prepare(conn, candidate, org, mail, expiry_days, now)
+            for following in itertools.islice(self._page, self._lookahead):
+                if following.id not in self._rendered:
+                    self._rendered[following.id] = self._prepare(
+                        conn, following, org, mail, expiry_days, now)
+            return candidate, ahead
 
     # -- the run ---------------------------------------------------------------------------
     def run(self) -> SendReport:
@@ -195,6 +215,7 @@ class ParallelSender(OutboxSender):
             self._renderer.shutdown(wait=True, cancel_futures=True)
             self._emit()
             return self.report
+        self._lookahead = 2 * count
         lanes = [first] + [self.make_transport() for _ in range(count - 1)]
         threads = [
             threading.Thread(target=self._lane, args=(transport, org, mail, expiry_days),
@@ -266,20 +287,20 @@ class ParallelSender(OutboxSender):
         while True:
             if self._stopping():
                 return True
-            candidate = self._take(conn)
+            taken = self._take(conn, org, mail, expiry_days)
             conn.commit()
-            if candidate is None:
+            if taken is None:
                 retry_at = self._earliest_retry(conn)
                 conn.commit()
                 if retry_at is None:
                     return True
                 self._wait_for_retry(retry_at)
                 continue
+            candidate, rendering = taken
             if not self._take_slot():
                 return True  # the candidate was never claimed: it stays queued
             try:
-                prepared = self._prepare(conn, candidate, org, mail, expiry_days,
-                                         self.clock()).result()
+                prepared = rendering.result()
             except Exception as exc:  # this invitation only: fail it, go on
                 conn.commit()
                 with self._write_lock:
