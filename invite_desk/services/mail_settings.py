@@ -170,6 +170,21 @@ def validate_mail_settings(values: Mapping[str, Any]) -> MailSettings:
     )
 
 
+_ISSUE_13_FIELDS = ("preset", "per_day", "connections", "auth", "oauth_client_id",
+                    "oauth_tenant")
+
+
+def _audited(mail: MailSettings) -> dict[str, Any]:
+    """The settings as the audit log shows them: the sending-through-providers fields only
+    when set (an unchanged password-only server reads as before)."""
+    values = asdict(mail)
+    default = MailSettings()
+    for name in _ISSUE_13_FIELDS:
+        if values[name] == getattr(default, name):
+            del values[name]
+    return values
+
+
 def _whole(values: Mapping[str, Any], key: str, default: int, low: int, high: int,
            errors: dict[str, str], message: str) -> int:
     try:
@@ -218,7 +233,7 @@ def update_mail_settings(
             audit.record(
                 uow.session, organization_id=operator.organization_id,
                 actor_id=operator.member_id, action="smtp.update", entity_type="settings",
-                before=asdict(old), after=asdict(new),
+                before=_audited(old), after=_audited(new),
             )
             uow.commit()
     if password is not None and credentials is not None:
