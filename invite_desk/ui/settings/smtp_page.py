@@ -444,6 +444,8 @@ class SmtpPage(SettingsPage):
         auth = self.auth_combo.currentData() or "password"
         oauth_on = auth != "password"
         self.sign_in_row.setVisible(oauth_on)
+        self.row("oauth_client_id").container.setVisible(oauth_on)
+        self.row("oauth_tenant").container.setVisible(auth == oauth.MICROSOFT)
         self.client_id_edit.setEnabled(editable and oauth_on)
         self.tenant_edit.setEnabled(editable and auth == oauth.MICROSOFT)
         self.client_secret_edit.setVisible(auth == oauth.GOOGLE)
