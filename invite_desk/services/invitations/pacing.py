@@ -133,7 +133,7 @@ def scope_estimate(uow: UnitOfWork, scope: SendScope, *, connections: int | None
 def _duration(seconds: float) -> str:
     if seconds < 60:
         return "a minute or less" if seconds > 5 else "a few seconds"
-    minutes = math.ceil(seconds / 60)
+    minutes = max(1, round(seconds / 60))
     if minutes < 60:
         return f"{minutes} minute{'s' if minutes != 1 else ''}"
     hours, rest = divmod(minutes, 60)

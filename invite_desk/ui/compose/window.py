@@ -64,6 +64,7 @@ from invite_desk.services.invitations.importing import (
     parse_csv,
     parse_pasted,
 )
+from invite_desk.services.invitations.pacing import estimate_duration
 from invite_desk.services.invitations.preflight import (
     SENDABLE,
     Preflight,
@@ -82,7 +83,12 @@ from invite_desk.services.invitations.rendering import (
     build_test_message,
     render_invitation,
 )
-from invite_desk.services.invitations.sending import SendProgress, SendReport, recover_interrupted
+from invite_desk.services.invitations.sending import (
+    SendProgress,
+    SendReport,
+    deferred_text,
+    recover_interrupted,
+)
 from invite_desk.services.mail_settings import MailSettings, get_mail_settings, get_templates
 from invite_desk.services.members_lookup import MemberChoice, search_members
 from invite_desk.services.models import InvitationKind, utcnow
@@ -1217,7 +1223,7 @@ class ComposeWindow(QWidget):
         if not self._mail_ready(mail):
             return
         source, label = self._source_and_label()
-        if not self._confirm_send(ready, label):
+        if not self._confirm_send(ready, label, mail):
             return
         go_on, password = self._password_for(mail)
         if not go_on:
@@ -1240,8 +1246,10 @@ class ComposeWindow(QWidget):
             self._queue_failed,
         )
 
-    def _confirm_send(self, ready: Sequence[PreflightRow], label: str) -> bool:
-        """One click must not send: say how many, to whom and as which batch, Cancel default."""
+    def _confirm_send(self, ready: Sequence[PreflightRow], label: str,
+                      mail: MailSettings | None = None) -> bool:
+        """One click must not send: say how many, to whom, as which batch and how long it
+        takes at the provider's pace, Cancel default."""
         count = len(ready)
         event = self._event()
         what = f"guest invitations to {event.label}" if event else "membership invitations"
@@ -1252,6 +1260,8 @@ class ComposeWindow(QWidget):
             details.append(f"Batch: {label}")
         if self.behalf_check.isChecked() and self._inviter is not None:
             details.append(f"On behalf of: {self._inviter.label}")
+        if mail is not None:  # issue 13: K connections, per-minute and daily caps
+            details.append(f"Takes: {estimate_duration(count, mail).text}")
         return widgets.confirm(self, "Send invitations", text, informative="\n".join(details),
                                action=f"Send {plural(count, 'invitation')}")
 
@@ -1493,6 +1503,8 @@ class ComposeWindow(QWidget):
             )
         if report.retried and not report.failed:
             lines.append(f"{plural(report.retried, 'temporary refusal')} retried.")
+        if report.deferred:  # the provider's daily cap: the rest waits for the next day
+            lines.append(deferred_text(report) + ".")
         self.summary_label.setText("\n".join(lines))
         self.summary_label.setVisible(bool(lines))
         details = [f"{email} — {reason}" for email, reason in report.failures]
