@@ -65,6 +65,7 @@ def test_k_connections_send_everything_once_and_in_parallel(
     report = sender.run()
 
     assert (report.sent, report.failed, report.uncertain, report.error) == (60, 0, 0, "")
+    assert not report.cancelled
     assert sender.lanes_started == 4 == mail.connection_count
     counts = server.recipient_counts()
     assert sorted(counts) == addresses and set(counts.values()) == {1}

@@ -228,10 +228,12 @@ class ParallelSender(OutboxSender):
                 thread.start()
             for thread in threads:
                 thread.join()
-        finally:
+        except BaseException:
             # A second Ctrl+C lands here while lanes still run: stop them at their safe point
             # (daemon threads; rows left `sending` are recovered as uncertain next time).
             self.control.cancel()
+            raise
+        finally:
             self._renderer.shutdown(wait=False, cancel_futures=True)
         if self._lane_errors and not self._lanes_done_normally and not self.report.error:
             self.report.error = self._lane_errors[0]
