@@ -194,14 +194,17 @@ def test_pause_holds_every_lane_until_resume(
         if p.sent >= 5 and not paused_at:
             control.pause()
             paused_at.append(p.sent)
-            threading.Timer(0.5, control.resume).start()
+            threading.Timer(0.8, control.resume).start()
 
     holder: list[int] = []
     thread = threading.Thread(target=lambda: holder.append(ParallelSender(
         uow, smtp_lanes(mail, None, timeout=5), organization_id=admin.organization_id,
         control=control, on_progress=progress).run().sent))
     thread.start()
-    time.sleep(0.3)
+    deadline = time.monotonic() + 20
+    while not paused_at and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)  # the lanes finish the message each had in flight
     during = len(smtp_server.messages)
     assert during <= paused_at[0] + 3  # at most the message each lane had in flight
     time.sleep(0.1)
