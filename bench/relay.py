@@ -41,7 +41,7 @@ CONNECTIONS = 8
 
 def run(quick: bool = False, *, count: int | None = None,
         connections: int = CONNECTIONS, delay: float = DELAY) -> list[dict[str, Any]]:
-    count = count or (200 if quick else 2_000)
+    count = count or (120 if quick else 2_000)
     sequential_count = max(20, count // 20)
     with tempfile.TemporaryDirectory() as folder, slow_sink(delay) as (host, port):
         uow, admin = fresh_database(f"sqlite:///{Path(folder) / 'relay.sqlite3'}")
