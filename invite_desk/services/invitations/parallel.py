@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import ssl
+import sys
 import threading
 import time
 import uuid
@@ -134,13 +135,15 @@ class ParallelSender(OutboxSender):
     def _stopping(self) -> bool:
         return self.control.cancelled or self._halt.is_set() or self._day_left == 0
 
-    def _take_slot(self) -> bool:
+    def _take_slot(self, before_wait: Callable[[], None]) -> bool:
         """Wait while paused and for the shared rate limit, then count one send against the
-        minute and the day. False when the run must stop instead (cancel, halt, daily cap)."""
+        minute and the day. False when the run must stop instead (cancel, halt, daily cap).
+        `before_wait` saves the lane's last outcome first: nothing waits unsaved."""
         while True:
             if self._stopping():
                 return False
             if self.control.paused:
+                before_wait()
                 self.control.wait_while_paused()
                 continue
             with self._budget_lock:
@@ -151,6 +154,7 @@ class ParallelSender(OutboxSender):
                     if self._day_left is not None:
                         self._day_left -= 1
                     return True
+            before_wait()
             self.control.sleep(min(wait, PROGRESS_EVERY))
             self._emit()
 
@@ -270,11 +274,15 @@ class ParallelSender(OutboxSender):
                     ended_normally = self._lane_loop(conn, transport, flight, org, mail,
                                                      expiry_days)
                 except BaseException:
-                    # Keep what is known: a claimed row that never reached the server goes
-                    # back to the queue; one the server may have goes to `uncertain`.
+                    # Keep what is known: a known outcome is saved; a claimed row that never
+                    # reached the server goes back to the queue; one the server may have
+                    # goes to `uncertain`.
                     conn.rollback()
                     with self._write_lock:
-                        self._save_on_error(conn, flight.row, handed=flight.handed)
+                        if flight.row is not None and flight.result is not None:
+                            self._save_outcome(conn, flight)
+                        else:
+                            self._save_on_error(conn, flight.row, handed=flight.handed)
                     raise
         finally:
             transport.close()
@@ -282,69 +290,102 @@ class ParallelSender(OutboxSender):
                 with self._budget_lock:
                     self._lanes_done_normally += 1
 
+    def _save_outcome(self, conn: Connection, flight: _Flight) -> None:
+        try:
+            assert flight.row is not None and flight.result is not None
+            self._settle(conn, flight.row, flight.result, self.clock())
+            conn.commit()
+        except Exception:  # the database itself failed; the original error says why
+            conn.rollback()
+
     def _lane_loop(self, conn: Connection, transport: Transport, flight: _Flight,
                    org: OrganizationInfo, mail: MailSettings, expiry_days: int) -> bool:
         """One lane: claim, send, settle, until nothing is due. True when the queue ran dry
-        (or the run was cancelled / capped), False when this lane's connection failed."""
-        while True:
-            if self._stopping():
-                return True
-            taken = self._take(conn, org, mail, expiry_days)
-            conn.commit()
-            if taken is None:
-                retry_at = self._earliest_retry(conn)
+        (or the run was cancelled / capped), False when this lane's connection failed.
+
+        The outcome of a send is committed together with the claim of the lane's next
+        invitation (one transaction a message, as the one-connection sender does), so a
+        lane never holds more than one row in `sending`; before any wait it is saved alone.
+        """
+
+        def flush() -> None:
+            """Save the last outcome now (before waiting or stopping)."""
+            if flight.row is None or flight.result is None:
+                return
+            row = flight.row
+            with self._write_lock:
+                status = self._settle(conn, row, flight.result, self.clock())
                 conn.commit()
-                if retry_at is None:
+            flight.clear()
+            self._emit(row.email, status)
+
+        try:
+            while True:
+                if self._stopping():
                     return True
-                self._wait_for_retry(retry_at)
-                continue
-            candidate, rendering = taken
-            if not self._take_slot():
-                return True  # the candidate was never claimed: it stays queued
-            try:
-                prepared = rendering.result()
-            except Exception as exc:  # this invitation only: fail it, go on
+                taken = self._take(conn, org, mail, expiry_days)
                 conn.commit()
-                with self._write_lock:
-                    failed = self._fail_unsent(conn, candidate, _unpreparable(exc))
+                if taken is None:
+                    flush()
+                    retry_at = self._earliest_retry(conn)
                     conn.commit()
-                self._unreserve(sent=False)
-                if failed:
-                    self._emit(candidate.email, InvitationStatus.FAILED.value)
-                continue
-            conn.commit()  # the name lookups must not hold a read transaction
-            with self._write_lock:
-                message = self._claim(conn, candidate, prepared)
-                conn.commit()
-            if message is None:
-                self._unreserve(sent=False)
-                continue  # revoked meanwhile, or another sender has it
-            flight.row, flight.handed = candidate, False
-            try:
-                flight.handed = True
-                result = transport.send(message, candidate.email)
-            except SmtpAuthError as exc:
-                self._unreserve(sent=False)
-                self._give_back(conn, flight, str(exc))
-                self.report.error = str(exc)
-                self._halt.set()
-                return True
-            except SmtpConnectError as exc:
-                self._unreserve(sent=False)
-                self._give_back(conn, flight, str(exc))
-                with self._budget_lock:
-                    self._lane_errors.append(str(exc))
-                return False
-            except Exception as exc:  # the transport could not say: not resent
-                result = Uncertain(
-                    f"Sending stopped unexpectedly ({type(exc).__name__}: {exc}); "
-                    "the server may have received it.")
-            self._unreserve(sent=True)
-            with self._write_lock:
-                status = self._settle(conn, candidate, result, self.clock())
-                conn.commit()
-            flight.row, flight.handed = None, False
-            self._emit(candidate.email, status)
+                    if retry_at is None:
+                        return True
+                    self._wait_for_retry(retry_at)
+                    continue
+                candidate, rendering = taken
+                if not self._take_slot(flush):
+                    return True  # the candidate was never claimed: it stays queued
+                try:
+                    prepared = rendering.result()
+                except Exception as exc:  # this invitation only: fail it, go on
+                    conn.commit()
+                    flush()
+                    with self._write_lock:
+                        failed = self._fail_unsent(conn, candidate, _unpreparable(exc))
+                        conn.commit()
+                    self._unreserve(sent=False)
+                    if failed:
+                        self._emit(candidate.email, InvitationStatus.FAILED.value)
+                    continue
+                conn.commit()  # the name lookups must not hold a read transaction
+                settled: tuple[str, str] | None = None
+                with self._write_lock:
+                    if flight.row is not None and flight.result is not None:
+                        status = self._settle(conn, flight.row, flight.result, self.clock())
+                        settled = (flight.row.email, status)
+                    message = self._claim(conn, candidate, prepared)
+                    conn.commit()
+                flight.clear()
+                if settled is not None:
+                    self._emit(*settled)
+                if message is None:
+                    self._unreserve(sent=False)
+                    continue  # revoked meanwhile, or another sender has it
+                flight.row, flight.handed = candidate, True
+                try:
+                    result = transport.send(message, candidate.email)
+                except SmtpAuthError as exc:
+                    self._unreserve(sent=False)
+                    self._give_back(conn, flight, str(exc))
+                    self.report.error = str(exc)
+                    self._halt.set()
+                    return True
+                except SmtpConnectError as exc:
+                    self._unreserve(sent=False)
+                    self._give_back(conn, flight, str(exc))
+                    with self._budget_lock:
+                        self._lane_errors.append(str(exc))
+                    return False
+                except Exception as exc:  # the transport could not say: not resent
+                    result = Uncertain(
+                        f"Sending stopped unexpectedly ({type(exc).__name__}: {exc}); "
+                        "the server may have received it.")
+                self._unreserve(sent=True)
+                flight.result = result
+        finally:
+            if not sys.exc_info()[0]:
+                flush()
 
     def _give_back(self, conn: Connection, flight: _Flight, error: str) -> None:
         """Put a claimed row the server never got back in the queue."""
@@ -352,7 +393,7 @@ class ParallelSender(OutboxSender):
         with self._write_lock:
             self._release(conn, flight.row, error)
             conn.commit()
-        flight.row, flight.handed = None, False
+        flight.clear()
 
 
 @dataclass
@@ -361,6 +402,10 @@ class _Flight:
 
     row: _Candidate | None = None
     handed: bool = False
+    result: SendResult | None = None  # known once the server answered, until saved
+
+    def clear(self) -> None:
+        self.row, self.handed, self.result = None, False, None
 
 
 def _seconds(seconds: float) -> timedelta:
