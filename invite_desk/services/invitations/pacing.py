@@ -82,13 +82,12 @@ def estimate_duration(count: int, settings: MailSettings, *, sent_last_24h: int 
     today = min(count, budget)
     later = count - today
     days = math.ceil(later / per_day) if per_day and later else 0
-    rate = connections / seconds_per_message  # messages a second on the wire
-    if per_minute:
-        rate = min(rate, per_minute / 60.0)
-    if per_minute and today > per_minute:  # the first minute's worth goes at once
-        seconds = (today - per_minute) / rate + per_minute * seconds_per_message / connections
-    else:
-        seconds = today / rate if rate else 0.0
+    wire = connections / seconds_per_message  # messages a second over K connections
+    # The first minute's worth goes out at wire speed; the rest at the per-minute pace.
+    burst = min(today, per_minute) if per_minute else today
+    seconds = burst / wire
+    if today > burst:
+        seconds += (today - burst) / min(wire, per_minute / 60.0)
     text = f"{count:,} invitation{'s' if count != 1 else ''}: about {_duration(seconds)}"
     if per_minute:
         text += f" at {per_minute} a minute"
