@@ -9,14 +9,17 @@ from invite_desk.services import mail_settings
 from invite_desk.services.operator import Operator
 from invite_desk.services.uow import UnitOfWork
 from tests.smtp_server import LoopbackSmtpServer
-from tests.ui.test_compose_window import (  # noqa: F401 (fixtures)
+from tests.ui import test_compose_window as compose
+from tests.ui.test_compose_window import (
     SEND_TIMEOUT_MS,
     configure_smtp,
-    context,
-    make_window,
     paste_and_check,
     statuses,
 )
+
+# The composer's own fixtures (a window on the test database with the loopback server).
+context = compose.context
+make_window = compose.make_window
 
 
 def test_the_confirmation_says_how_long_the_batch_takes(
