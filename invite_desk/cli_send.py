@@ -38,6 +38,7 @@ from invite_desk.services.smtp.presets import MAX_CONNECTIONS
 
 OPERATOR_PASSWORD_ENV = "INVITE_DESK_OPERATOR_PASSWORD"
 SMTP_PASSWORD_ENV = "INVITE_DESK_SMTP_PASSWORD"
+GOOGLE_CLIENT_SECRET_ENV = "INVITE_DESK_GOOGLE_CLIENT_SECRET"
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -68,6 +69,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     send.add_argument("--label", default="", help="a label for the batch")
     send.add_argument("--dry-run", action="store_true", help="check rows, queue and send nothing")
     send.add_argument("--no-send", action="store_true", help="queue only; send later")
+    send.add_argument("--sign-in", action="store_true", dest="sign_in",
+                      help="sign this computer in to the mailbox with OAuth2 (Microsoft 365: "
+                           "a code to type at a web address; Google: the browser opens) and "
+                           "keep the refresh token in the keyring; sends nothing")
     send.add_argument("--connections", metavar="K", type=_connections, default=None,
                       help="SMTP connections to send over in parallel (default: the mail "
                            "settings', else the provider preset's)")
@@ -166,6 +171,12 @@ def _run_send(context: AppContext, args: argparse.Namespace, sent: list[int],
                   file=sys.stderr)
             return 2
         operator = auth.sign_in(context.uow, args.operator, password)
+        if getattr(args, "sign_in", False):
+            print(mail_settings.sign_in_smtp(
+                context.uow, operator, context.credentials,
+                show=lambda text: print(text, file=out, flush=True),
+                client_secret=os.environ.get(GOOGLE_CLIENT_SECRET_ENV, "")), file=out)
+            return 0
         chosen = getattr(args, "batch", None)
         everything = bool(getattr(args, "send_all", False))
         # Refuse before anything is checked or queued when the operator may not send. By

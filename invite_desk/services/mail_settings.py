@@ -4,7 +4,7 @@ it lives in each desktop's OS keyring (see services/credentials.py)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -239,6 +239,50 @@ def update_mail_settings(
     if password is not None and credentials is not None:
         credentials.set(new.password_key(), password)
     return new
+
+
+def sign_in_smtp(
+    uow: UnitOfWork,
+    operator: Operator,
+    credentials: CredentialStore,
+    *,
+    show: Callable[[str], None],
+    client_secret: str = "",
+    http: Any = None,
+) -> str:
+    """Sign this computer in to the organization's mailbox with OAuth2 (Microsoft: device
+    code, `show` gets the code to type; Google: the browser opens). Only the refresh token is
+    kept, in `credentials` (the keyring). Audited (without any token)."""
+    from invite_desk.services.smtp import oauth
+
+    require(operator, Action.CHANGE_SETTINGS)
+    with uow:
+        require(refreshed(uow.session, operator), Action.CHANGE_SETTINGS)
+        mail = load_mail_settings(uow.session, operator.organization_id)
+    if not mail.uses_oauth:
+        raise ValidationFailed({"auth": "The SMTP settings sign in with a password, not with "
+                                        "Microsoft 365 or Google: choose it in Settings > Email"})
+    key = mail.refresh_token_key()
+    if mail.auth == oauth.MICROSOFT:
+        message = oauth.sign_in_microsoft(mail.oauth_client_id, mail.oauth_tenant,
+                                          mail.username, credentials, key, show=show,
+                                          http_client=http)
+    else:
+        secret = client_secret or credentials.get(oauth.google_client_key(
+            mail.oauth_client_id)) or ""
+        if not secret:
+            raise ValidationFailed({"oauth_client_id": "Google also needs the client secret "
+                                                       "of the app registered for Invite Desk"})
+        show("Your browser opens Google's sign-in; come back here when it says so.")
+        message = oauth.sign_in_google(mail.oauth_client_id, secret, mail.username,
+                                       credentials, key)
+    with uow:
+        audit.record(uow.session, organization_id=operator.organization_id,
+                     actor_id=operator.member_id, action="smtp.oauth_sign_in",
+                     entity_type="settings", after={"provider": mail.auth,
+                                                    "mailbox": mail.username})
+        uow.commit()
+    return message
 
 
 def load_templates(session: Session, organization_id: Any) -> InvitationTemplates:

@@ -333,3 +333,37 @@ def test_oauth_settings_need_the_mailbox_and_the_client_id() -> None:
             "host": "smtp.office365.com", "port": 587, "security": "starttls",
             "from_address": USER, "auth": "oauth-microsoft"})
     assert set(caught.value.errors) >= {"username", "oauth_client_id"}
+
+
+def test_the_cli_signs_a_server_in_with_the_device_code_and_audits_it(
+    uow: UnitOfWork, admin: Operator, make_smtp_server: Any, sqlite_url: str,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from invite_desk import app, cli
+    from invite_desk.services.models import AuditLog
+    from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
+
+    entra, store = FakeEntra(), MemoryCredentialStore()
+    real_app = oauth.microsoft_app
+    monkeypatch.setattr(oauth, "microsoft_app",
+                        lambda cid, tenant, http_client=None: real_app(cid, tenant,
+                                                                       http_client=entra))
+    monkeypatch.setattr(app, "default_credentials", lambda: store)
+    server = make_smtp_server(xoauth2={USER: "at-2"})
+    mail = _settings(uow, admin, server)
+    monkeypatch.setenv("INVITE_DESK_OPERATOR_PASSWORD", ADMIN_PASSWORD)
+    assert cli.main(["--db", sqlite_url, "send", "--operator", ADMIN_EMAIL, "--sign-in"]) == 0
+    out = capsys.readouterr().out
+    assert "enter the code F7K2-Q9" in out and "Signed in with Microsoft 365" in out
+    assert store.get(mail.refresh_token_key()) == "rt-1"
+    with uow:
+        [row] = uow.session.scalars(select(AuditLog).where(
+            AuditLog.action == "smtp.oauth_sign_in")).all()
+        assert "rt-" not in row.after_json and "at-" not in row.after_json
+    # Then a send uses it: one refresh, XOAUTH2 on every connection.
+    pre = run_preflight(uow, admin.organization_id,
+                        [InviteeInput(i + 1, f"c{i}@example.org") for i in range(4)])
+    queue_invitations(uow, admin, pre.ready, source="csv")
+    assert cli.main(["--db", sqlite_url, "send", "--operator", ADMIN_EMAIL]) == 0
+    assert len(server.messages) == 4
+    assert set(server.xoauth2_attempts) == {f"user={USER}\x01auth=Bearer at-2\x01\x01"}
