@@ -96,7 +96,9 @@ from invite_desk.services.operator import Operator
 from invite_desk.services.organization import OrganizationInfo, get_organization
 from invite_desk.services.permissions import Action, Decision, decide
 from invite_desk.services.settings_schema import PolicySettings
+from invite_desk.services.smtp import oauth
 from invite_desk.services.smtp.transport import (
+    AccessToken,
     PermanentFailure,
     RetryPolicy,
     SendResult,
@@ -259,10 +261,12 @@ def denied_text(decision: Decision, operator: Operator) -> str:
 
 
 def send_test_message(
-    mail: MailSettings, password: str | None, message: EmailMessage | bytes, to: str
+    mail: MailSettings, password: str | None, message: EmailMessage | bytes, to: str,
+    access_token: AccessToken | None = None,
 ) -> SendResult:
     """One message over its own connection (the test email); not recorded anywhere."""
-    with SmtpTransport(mail.smtp_config(timeout=20), password) as transport:
+    with SmtpTransport(mail.smtp_config(timeout=20), password,
+                       access_token=access_token) as transport:
         return transport.send(message, to)
 
 
@@ -302,7 +306,8 @@ class ComposeWindow(QWidget):
         self.hub = hub if hub is not None else OperationsHub(self, runner=runner)
         self._runner: TaskRunner = runner or self.hub.runner
         self.outbox = outbox if outbox is not None else Outbox(
-            context.engine, operator.organization_id, self.hub, self, retry=retry)
+            context.engine, operator.organization_id, self.hub, self, retry=retry,
+            credentials=context.credentials)
         self._passwords = SmtpPasswords(context.credentials, ask_password)
         self._retry = retry
         self._policy = PolicySettings()
@@ -1137,7 +1142,8 @@ class ComposeWindow(QWidget):
         to = self._operator.email
         self._set_busy(f"Sending a test to {to}…")
         self._run(
-            lambda: send_test_message(mail, password, message, to),
+            lambda: send_test_message(mail, password, message, to,
+                                      oauth.for_settings(mail, self._context.credentials)),
             lambda result: self._test_sent(to, result),
             lambda error: self._test_failed(error),
         )
