@@ -12,6 +12,7 @@ BENCHMARKS = {
     "preparing": "bench.preparing",
     "tracking": "bench.tracking",
     "referrals": "bench.referrals",
+    "relay": "bench.relay",
 }
 
 

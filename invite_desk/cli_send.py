@@ -20,22 +20,25 @@ from invite_desk.services.invitations.importing import (
     parse_csv,
     parse_pasted,
 )
+from invite_desk.services.invitations.pacing import scope_estimate
+from invite_desk.services.invitations.parallel import ParallelSender, smtp_lanes
 from invite_desk.services.invitations.preflight import STATUS_LABELS, RowStatus, run_preflight
 from invite_desk.services.invitations.queueing import queue_invitations
 from invite_desk.services.invitations.rendering import require_registration_address
 from invite_desk.services.invitations.send_scope import sendable_scope
 from invite_desk.services.invitations.sending import (
-    OutboxSender,
     SendControl,
     SendProgress,
     describe,
     recover_interrupted,
 )
 from invite_desk.services.models import InvitationKind
-from invite_desk.services.smtp.transport import SmtpTransport
+from invite_desk.services.smtp import oauth
+from invite_desk.services.smtp.presets import MAX_CONNECTIONS
 
 OPERATOR_PASSWORD_ENV = "INVITE_DESK_OPERATOR_PASSWORD"
 SMTP_PASSWORD_ENV = "INVITE_DESK_SMTP_PASSWORD"
+GOOGLE_CLIENT_SECRET_ENV = "INVITE_DESK_GOOGLE_CLIENT_SECRET"
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -66,6 +69,20 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     send.add_argument("--label", default="", help="a label for the batch")
     send.add_argument("--dry-run", action="store_true", help="check rows, queue and send nothing")
     send.add_argument("--no-send", action="store_true", help="queue only; send later")
+    send.add_argument("--sign-in", action="store_true", dest="sign_in",
+                      help="sign this computer in to the mailbox with OAuth2 (Microsoft 365: "
+                           "a code to type at a web address; Google: the browser opens) and "
+                           "keep the refresh token in the keyring; sends nothing")
+    send.add_argument("--connections", metavar="K", type=_connections, default=None,
+                      help="SMTP connections to send over in parallel (default: the mail "
+                           "settings', else the provider preset's)")
+
+
+def _connections(text: str) -> int:
+    number = int(text)
+    if not 1 <= number <= MAX_CONNECTIONS:
+        raise argparse.ArgumentTypeError(f"between 1 and {MAX_CONNECTIONS}")
+    return number
 
 
 def _secret(context: AppContext, key: str, env: str) -> str | None:
@@ -154,6 +171,12 @@ def _run_send(context: AppContext, args: argparse.Namespace, sent: list[int],
                   file=sys.stderr)
             return 2
         operator = auth.sign_in(context.uow, args.operator, password)
+        if getattr(args, "sign_in", False):
+            print(mail_settings.sign_in_smtp(
+                context.uow, operator, context.credentials,
+                show=lambda text: print(text, file=out, flush=True),
+                client_secret=os.environ.get(GOOGLE_CLIENT_SECRET_ENV, "")), file=out)
+            return 0
         chosen = getattr(args, "batch", None)
         everything = bool(getattr(args, "send_all", False))
         # Refuse before anything is checked or queued when the operator may not send. By
@@ -219,8 +242,13 @@ def _run_send(context: AppContext, args: argparse.Namespace, sent: list[int],
         if not mail.configured:
             print("SMTP is not configured: an admin sets it in Settings > Email.", file=sys.stderr)
             return 2
-        smtp_password = _secret(context, mail.password_key(), SMTP_PASSWORD_ENV)
-        transport = SmtpTransport(mail.smtp_config(), smtp_password)
+        smtp_password = None if mail.uses_oauth else _secret(
+            context, mail.password_key(), SMTP_PASSWORD_ENV)
+        # OAuth2: the refresh token from the keyring, checked before anything is claimed.
+        tokens = oauth.for_settings(mail, context.credentials)
+        if tokens is not None:
+            tokens()
+        make_transport = smtp_lanes(mail, smtp_password, access_token=tokens)
 
         def progress(p: SendProgress) -> None:
             sent[0] = p.sent
@@ -228,10 +256,16 @@ def _run_send(context: AppContext, args: argparse.Namespace, sent: list[int],
                 print(f"{p.last_outcome}: {p.last_email}", file=out, flush=True)
 
         print(f"sending {scope.description}", file=out, flush=True)
+        estimate = scope_estimate(context.uow, scope, connections=args.connections)
+        if estimate.count:
+            print(f"estimate: {estimate.text}", file=out, flush=True)
         control = SendControl()
         stopping.control = control  # from here a signal cancels between two messages
-        report = OutboxSender(context.uow, transport, organization_id=operator.organization_id,
-                              scope=scope, control=control, on_progress=progress).run()
+        sender = ParallelSender(context.uow, make_transport,
+                                organization_id=operator.organization_id, scope=scope,
+                                control=control, on_progress=progress,
+                                connections=args.connections)
+        report = sender.run()
         print(describe(report), file=out)
         for email, reason in report.failures:
             print(f"failed: {email}: {reason}", file=out)

@@ -22,9 +22,11 @@ def make_smtp_server() -> Iterator[Callable[..., LoopbackSmtpServer]]:
     started: list[LoopbackSmtpServer] = []
 
     def make(
-        *, auth: tuple[str, str] | None = None, tls: Tls = None, smtputf8: bool = False
+        *, auth: tuple[str, str] | None = None, tls: Tls = None, smtputf8: bool = False,
+        xoauth2: dict[str, str] | None = None, reply_delay: float = 0.0,
     ) -> LoopbackSmtpServer:
-        server = LoopbackSmtpServer(auth=auth, tls=tls, smtputf8=smtputf8).start()
+        server = LoopbackSmtpServer(auth=auth, tls=tls, smtputf8=smtputf8, xoauth2=xoauth2,
+                                    reply_delay=reply_delay).start()
         started.append(server)
         return server
 

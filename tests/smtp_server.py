@@ -8,11 +8,16 @@ with LoopbackSmtpServer(auth=("sender", "secret"), tls="starttls") as server:
     LoopbackSmtpServer(smtputf8=True)           # offers SMTPUTF8 (internationalized addresses)
     ... send ...
     server.messages, server.count_for("a@example.org"), server.connections
+    LoopbackSmtpServer(xoauth2={"me@x.org": "token"})  # offers AUTH XOAUTH2, checks the string
+    LoopbackSmtpServer(reply_delay=0.025)       # every reply waits 25 ms (a distant provider)
+    server.max_concurrent                       # most connections open at the same moment
 """
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import base64
 import collections
 import datetime
 import functools
@@ -87,9 +92,16 @@ class LoopbackSmtpServer:
     host = "127.0.0.1"
 
     def __init__(
-        self, *, auth: tuple[str, str] | None = None, tls: Tls = None, smtputf8: bool = False
+        self, *, auth: tuple[str, str] | None = None, tls: Tls = None, smtputf8: bool = False,
+        xoauth2: dict[str, str] | None = None, reply_delay: float = 0.0,
     ) -> None:
         self.auth = auth
+        # user -> the access token the server accepts; the SASL string is checked byte for byte
+        self.xoauth2 = dict(xoauth2) if xoauth2 is not None else None
+        self.xoauth2_attempts: list[str] = []  # the decoded strings clients sent
+        self.reply_delay = reply_delay
+        self._open_now = 0
+        self.max_concurrent = 0
         self.tls = tls
         self.smtputf8 = smtputf8  # advertise SMTPUTF8 (RFC 6531) after EHLO
         self.port = 0
@@ -116,6 +128,8 @@ class LoopbackSmtpServer:
             "auth_require_tls": self.tls == "starttls",
             "enable_SMTPUTF8": self.smtputf8,
         }
+        if self.xoauth2 is None:
+            kwargs["auth_exclude_mechanism"] = ["XOAUTH2"]
         if self.tls == "starttls":
             kwargs.update(tls_context=tls_context, require_starttls=True)
         elif self.tls == "ssl":
@@ -228,6 +242,28 @@ class LoopbackSmtpServer:
 
     # -- called from the server thread -----------------------------------------------------
 
+    def _opened(self) -> None:
+        with self._lock:
+            self._open_now += 1
+            self.max_concurrent = max(self.max_concurrent, self._open_now)
+
+    def _closed(self) -> None:
+        with self._lock:
+            self._open_now -= 1
+
+    def _check_xoauth2(self, blob: bytes) -> bool:
+        try:
+            text = base64.b64decode(blob, validate=True).decode()
+        except (ValueError, UnicodeDecodeError):
+            text = ""
+        accepted = self.xoauth2 or {}
+        with self._lock:
+            self.xoauth2_attempts.append(text)
+            if any(text == f"user={u}\x01auth=Bearer {t}\x01\x01" for u, t in accepted.items()):
+                return True
+            self.auth_failures += 1
+        return False
+
     def _take_fault(self, command: Command, recipients: tuple[str, ...]) -> _Fault | None:
         with self._lock:
             for fault in self._faults:
@@ -284,9 +320,30 @@ class _Controller(Controller):
         self._owner = owner
 
     def factory(self) -> SMTP:
-        protocol = SMTP(self.handler, **self.SMTP_kwargs)
+        protocol = _SMTP(self._owner, self.handler, **self.SMTP_kwargs)
         setattr(protocol, "connection_number", self._owner._register(protocol))  # noqa: B010
         return protocol
+
+
+class _SMTP(SMTP):
+    """Counts open connections and delays every reply by the server's reply_delay."""
+
+    def __init__(self, owner: LoopbackSmtpServer, handler: Any, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self._owner = owner
+
+    def connection_made(self, transport: Any) -> None:
+        self._owner._opened()
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self._owner._closed()
+        super().connection_lost(error)
+
+    async def push(self, status: Any) -> None:
+        if self._owner.reply_delay:
+            await asyncio.sleep(self._owner.reply_delay)
+        await super().push(status)
 
 
 class _Handler:
@@ -295,10 +352,25 @@ class _Handler:
     def __init__(self, owner: LoopbackSmtpServer) -> None:
         self.owner = owner
 
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:  # noqa: N802
+        """SASL XOAUTH2 (only advertised with xoauth2=...): on a refusal, a 334 with a JSON
+        error first, as Google and Microsoft do, then 535 once the client answers."""
+        blob = args[1].encode() if len(args) > 1 else None
+        if blob is None:
+            answer = await server.challenge_auth("")
+            if not isinstance(answer, bytes):
+                return AuthResult(success=False, handled=True)
+            blob = base64.b64encode(answer)
+        if self.owner._check_xoauth2(blob):
+            return AuthResult(success=True)
+        await server.challenge_auth('{"status":"401","schemes":"bearer","scope":"SMTP.Send"}')
+        return AuthResult(success=False, handled=False)
+
     async def handle_MAIL(  # noqa: N802 (aiosmtpd's hook names)
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
-        if self.owner.auth is not None and not session.authenticated:
+        needs_auth = self.owner.auth is not None or self.owner.xoauth2 is not None
+        if needs_auth and not session.authenticated:
             return "530 " + DEFAULT_TEXTS[530]
         fault = self.owner._take_fault("MAIL", ())
         if fault is not None:

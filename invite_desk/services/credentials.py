@@ -92,6 +92,11 @@ def smtp_key(host: str, port: int, username: str) -> str:
     return f"smtp:{username}@{host}:{port}"
 
 
+def oauth_key(provider: str, username: str) -> str:
+    """The keyring entry of an OAuth2 refresh token (e.g. "oauth:oauth-google:me@x.org")."""
+    return f"oauth:{provider}:{username.lower()}"
+
+
 def resolve_database_url(url: str | URL, store: CredentialStore) -> tuple[URL, URL]:
     """Return (URL to connect with, URL safe to show or save).
 

@@ -4,7 +4,7 @@ it lives in each desktop's OS keyring (see services/credentials.py)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from invite_desk.services import audit
 from invite_desk.services.concurrency import changed_meanwhile
-from invite_desk.services.credentials import CredentialStore, smtp_key
+from invite_desk.services.credentials import CredentialStore, oauth_key, smtp_key
 from invite_desk.services.email.templates import (
     InvitationTemplates,
     default_templates,
@@ -23,6 +23,7 @@ from invite_desk.services.errors import ValidationFailed
 from invite_desk.services.models import Setting
 from invite_desk.services.operator import Operator, refreshed
 from invite_desk.services.permissions import Action, require
+from invite_desk.services.smtp.presets import AUTH_METHODS, MAX_CONNECTIONS, PRESETS, preset
 from invite_desk.services.smtp.transport import SmtpConfig
 from invite_desk.services.uow import UnitOfWork
 
@@ -40,10 +41,28 @@ class MailSettings:
     from_address: str = ""
     from_name: str = ""
     rate_per_minute: int = 30
+    # Issue 13: a provider preset (smtp/presets.py), its daily cap, parallel connections
+    # (0: the preset's default) and how to sign in (a password or an OAuth2 sign-in).
+    preset: str = ""
+    per_day: int = 0
+    connections: int = 0
+    auth: str = "password"
+    oauth_client_id: str = ""
+    oauth_tenant: str = ""
 
     @property
     def configured(self) -> bool:
         return bool(self.host and self.from_address)
+
+    @property
+    def uses_oauth(self) -> bool:
+        return self.auth in ("oauth-microsoft", "oauth-google")
+
+    @property
+    def connection_count(self) -> int:
+        """How many SMTP connections a send run opens: the setting, else the preset's."""
+        count = self.connections or preset(self.preset).connections
+        return max(1, min(MAX_CONNECTIONS, count))
 
     def smtp_config(self, timeout: float = 30.0) -> SmtpConfig:
         security = self.security if self.security in SECURITY_CHOICES else "starttls"
@@ -56,10 +75,15 @@ class MailSettings:
             from_name=self.from_name,
             rate_per_minute=self.rate_per_minute,
             timeout=timeout,
+            auth="xoauth2" if self.uses_oauth else "password",
         )
 
     def password_key(self) -> str:
         return smtp_key(self.host, self.port, self.username)
+
+    def refresh_token_key(self) -> str:
+        """The keyring entry holding the OAuth2 refresh token (never the database)."""
+        return oauth_key(self.auth, self.username)
 
 
 def _row(session: Session, organization_id: Any, key: str) -> Setting | None:
@@ -115,12 +139,62 @@ def validate_mail_settings(values: Mapping[str, Any]) -> MailSettings:
     except (TypeError, ValueError):
         errors["rate_per_minute"] = "Rate limit must be 0 (none) or a positive number per minute"
         rate = 30
+    chosen = str(clean.get("preset", ""))
+    if chosen not in PRESETS:
+        errors["preset"] = "Choose a provider from the list (or Custom)"
+    per_day = _whole(clean, "per_day", 0, 0, 10_000_000, errors,
+                     "Daily limit must be 0 (none) or a positive number of messages")
+    connections = _whole(clean, "connections", 0, 0, MAX_CONNECTIONS, errors,
+                         f"Connections must be between 1 and {MAX_CONNECTIONS} (0: the provider's)")
+    auth = str(clean.get("auth", "password"))
+    if auth not in AUTH_METHODS:
+        errors["auth"] = "Sign-in must be a password, Microsoft 365 or Google"
+    username = str(clean.get("username", "")).strip()
+    if auth != "password" and not username:
+        errors["username"] = "Signing in with Microsoft or Google needs the mailbox's address"
+    client_id = str(clean.get("oauth_client_id", "")).strip()
+    if auth != "password" and not client_id:
+        errors["oauth_client_id"] = (
+            "The application (client) ID registered for Invite Desk is required for OAuth2")
+    tenant = str(clean.get("oauth_tenant", "")).strip()
+    if any(c.isspace() or c in "/?#" for c in tenant + client_id):
+        errors["oauth_tenant"] = "The tenant and client IDs contain no spaces or slashes"
     if errors:
         raise ValidationFailed(errors)
     return MailSettings(
-        host=host, port=port, security=security, username=str(clean.get("username", "")).strip(),
+        host=host, port=port, security=security, username=username,
         from_address=from_address, from_name=from_name, rate_per_minute=rate,
+        preset=chosen, per_day=per_day, connections=connections, auth=auth,
+        oauth_client_id=client_id if auth != "password" else "",
+        oauth_tenant=tenant if auth == "oauth-microsoft" else "",
     )
+
+
+_ISSUE_13_FIELDS = ("preset", "per_day", "connections", "auth", "oauth_client_id",
+                    "oauth_tenant")
+
+
+def _audited(mail: MailSettings) -> dict[str, Any]:
+    """The settings as the audit log shows them: the sending-through-providers fields only
+    when set (an unchanged password-only server reads as before)."""
+    values = asdict(mail)
+    default = MailSettings()
+    for name in _ISSUE_13_FIELDS:
+        if values[name] == getattr(default, name):
+            del values[name]
+    return values
+
+
+def _whole(values: Mapping[str, Any], key: str, default: int, low: int, high: int,
+           errors: dict[str, str], message: str) -> int:
+    try:
+        number = int(values.get(key, default))
+        if not low <= number <= high:
+            raise ValueError
+    except (TypeError, ValueError):
+        errors[key] = message
+        return default
+    return number
 
 
 def _store(session: Session, organization_id: Any, key: str, value: Any,
@@ -159,12 +233,56 @@ def update_mail_settings(
             audit.record(
                 uow.session, organization_id=operator.organization_id,
                 actor_id=operator.member_id, action="smtp.update", entity_type="settings",
-                before=asdict(old), after=asdict(new),
+                before=_audited(old), after=_audited(new),
             )
             uow.commit()
     if password is not None and credentials is not None:
         credentials.set(new.password_key(), password)
     return new
+
+
+def sign_in_smtp(
+    uow: UnitOfWork,
+    operator: Operator,
+    credentials: CredentialStore,
+    *,
+    show: Callable[[str], None],
+    client_secret: str = "",
+    http: Any = None,
+) -> str:
+    """Sign this computer in to the organization's mailbox with OAuth2 (Microsoft: device
+    code, `show` gets the code to type; Google: the browser opens). Only the refresh token is
+    kept, in `credentials` (the keyring). Audited (without any token)."""
+    from invite_desk.services.smtp import oauth
+
+    require(operator, Action.CHANGE_SETTINGS)
+    with uow:
+        require(refreshed(uow.session, operator), Action.CHANGE_SETTINGS)
+        mail = load_mail_settings(uow.session, operator.organization_id)
+    if not mail.uses_oauth:
+        raise ValidationFailed({"auth": "The SMTP settings sign in with a password, not with "
+                                        "Microsoft 365 or Google: choose it in Settings > Email"})
+    key = mail.refresh_token_key()
+    if mail.auth == oauth.MICROSOFT:
+        message = oauth.sign_in_microsoft(mail.oauth_client_id, mail.oauth_tenant,
+                                          mail.username, credentials, key, show=show,
+                                          http_client=http)
+    else:
+        secret = client_secret or credentials.get(oauth.google_client_key(
+            mail.oauth_client_id)) or ""
+        if not secret:
+            raise ValidationFailed({"oauth_client_id": "Google also needs the client secret "
+                                                       "of the app registered for Invite Desk"})
+        show("Your browser opens Google's sign-in; come back here when it says so.")
+        message = oauth.sign_in_google(mail.oauth_client_id, secret, mail.username,
+                                       credentials, key)
+    with uow:
+        audit.record(uow.session, organization_id=operator.organization_id,
+                     actor_id=operator.member_id, action="smtp.oauth_sign_in",
+                     entity_type="settings", after={"provider": mail.auth,
+                                                    "mailbox": mail.username})
+        uow.commit()
+    return message
 
 
 def load_templates(session: Session, organization_id: Any) -> InvitationTemplates:

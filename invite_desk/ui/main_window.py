@@ -234,7 +234,8 @@ class MainWindow(QMainWindow):
         self.was_signed_out = False
         # One owner for the app's background work, and one for sending, shared by every page.
         self.hub = OperationsHub(self)
-        self.outbox = Outbox(context.engine, operator.organization_id, self.hub, self)
+        self.outbox = Outbox(context.engine, operator.organization_id, self.hub, self,
+                             credentials=context.credentials)
         self.hub.changed.connect(self._hub_changed)
         uow = context.uow
         self.policy: PolicySettings = settings.get_settings(uow, operator.organization_id)

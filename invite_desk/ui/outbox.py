@@ -1,7 +1,8 @@
 """The outbox: the one place the desktop sends from.
 
 Compose (a new batch, "Send the rest") and Invitations (a resend) both ask the outbox; it runs
-one `SendWorker` on one QThread at a time, so the whole app opens at most one SMTP connection.
+one `SendWorker` on one QThread at a time (it sends over the K connections the mail settings
+ask for, paced together).
 A second request while a send runs is refused (`send` returns a `Refusal` saying who is
 sending), never queued behind it: the page says so and the invitations stay queued.
 
@@ -15,16 +16,20 @@ Signals (on the GUI thread): `started(SendStart)`, `progressed(SendProgress)`,
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, Signal
 from sqlalchemy import Engine
 
+from invite_desk.services.credentials import CredentialStore
 from invite_desk.services.invitations.sending import SendProgress, SendReport, Transport
 from invite_desk.services.mail_settings import get_mail_settings
+from invite_desk.services.smtp import oauth
 from invite_desk.services.smtp.transport import RetryPolicy, SmtpTransport
 from invite_desk.services.uow import UnitOfWork
 from invite_desk.ui.hub import INVITATIONS, MEMBERS, OperationsHub
@@ -32,15 +37,26 @@ from invite_desk.ui.send_worker import SendJob, SendWorker
 
 log = logging.getLogger(__name__)
 
-# (engine, organization id, password) -> transport; called on the sending thread.
+# (engine, organization id, password) -> transport; called on the sending thread, once per
+# connection (the mail settings say how many).
 TransportMaker = Callable[[Engine, uuid.UUID, str | None], Transport]
 
 
-def smtp_transport(engine: Engine, organization_id: uuid.UUID,
-                   password: str | None) -> Transport:
-    """The organization's SMTP server, as its settings say now (read on the sending thread)."""
+def smtp_transport(engine: Engine, organization_id: uuid.UUID, password: str | None, *,
+                   credentials: CredentialStore | None = None,
+                   shared: dict[str, Any] | None = None) -> Transport:
+    """The organization's SMTP server, as its settings say now (read on the sending thread).
+
+    The connections of one run share the OAuth2 token source (`shared`), so the access token
+    is refreshed once; the rate limit is kept by the sender for all connections together."""
     mail = get_mail_settings(UnitOfWork(engine), organization_id)
-    return SmtpTransport(mail.smtp_config(), password)
+    tokens = None
+    if mail.uses_oauth and credentials is not None:
+        cache = shared if shared is not None else {}
+        tokens = cache.get("tokens") or cache.setdefault(
+            "tokens", oauth.for_settings(mail, credentials))
+    config = replace(mail.smtp_config(), rate_per_minute=0)
+    return SmtpTransport(config, password, access_token=tokens)
 
 
 @dataclass(frozen=True)
@@ -90,6 +106,7 @@ class Outbox(QObject):
         *,
         retry: RetryPolicy | None = None,
         make_transport: TransportMaker = smtp_transport,
+        credentials: CredentialStore | None = None,
     ) -> None:
         super().__init__(parent)
         self.setObjectName("Outbox")
@@ -98,6 +115,7 @@ class Outbox(QObject):
         self._hub = hub
         self.retry = retry
         self._make_transport = make_transport
+        self._credentials = credentials  # the OAuth2 refresh token is read from it
         self._job: SendJob | None = None
         self._start: SendStart | None = None
         self._stuck: list[SendJob] = []
@@ -137,6 +155,8 @@ class Outbox(QObject):
             return Refusal(self._start.requester if self._start else "", self.busy_message(
                 requester))
         make, engine, org = self._make_transport, self._engine, self._organization_id
+        if make is smtp_transport:
+            make = functools.partial(smtp_transport, credentials=self._credentials, shared={})
         worker = SendWorker(engine, lambda: make(engine, org, password),
                             organization_id=org, batch_id=batch_id, retry=self.retry)
         worker.progressed.connect(self._progressed)

@@ -16,8 +16,8 @@ from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
 from sqlalchemy import Engine
 
 from invite_desk.services.errors import DomainError, SettingsIncomplete
+from invite_desk.services.invitations.parallel import ParallelSender
 from invite_desk.services.invitations.sending import (
-    OutboxSender,
     SendControl,
     SendProgress,
     SendReport,
@@ -76,10 +76,11 @@ class SendWorker(QObject):
         """The thread's entry point: runs the outbox to the end, then hands itself back."""
         try:
             # Its own unit of work: a UnitOfWork keeps the open session on itself, so one
-            # instance must never be used by two threads at the same time.
-            sender = OutboxSender(
+            # instance must never be used by two threads at the same time. K connections
+            # (the mail settings say how many), each lane with a transport of its own.
+            sender = ParallelSender(
                 UnitOfWork(self._engine),
-                self._make_transport(),
+                self._make_transport,
                 organization_id=self.organization_id,
                 batch_id=self.batch_id,
                 retry=self._retry,

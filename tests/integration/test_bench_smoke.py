@@ -38,3 +38,19 @@ def test_quick_referrals_bench_prints_the_three_views_beside_a_baseline(
         assert lines[name]["unit"] == "ms" and lines[name]["value"] > 0
         assert lines[name]["baseline"] > 0 and lines[name]["referrals"] == 20_000
     assert (tmp_path / "referrals-20000.sqlite3").exists()  # cached for the next run
+
+
+@pytest.mark.slow
+def test_quick_relay_bench_prints_value_baseline_sequential_and_speedup(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 13: K lanes through a sink whose every reply waits 25 ms, against bare smtplib
+    over the same K connections and over one."""
+    assert main(["relay", "--quick"]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["name"] == "relay" and line["unit"] == "messages/s"
+    assert line["connections"] == 8 and line["reply_delay_ms"] == 25.0
+    assert line["value"] > 0 and line["baseline"] > 0 and line["sequential"] > 0
+    assert line["ratio"] == pytest.approx(line["value"] / line["baseline"], rel=0.01)
+    assert line["speedup"] == pytest.approx(line["value"] / line["sequential"], rel=0.01)
+    assert line["speedup"] > 2  # eight connections really run side by side

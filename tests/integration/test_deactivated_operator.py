@@ -30,6 +30,7 @@ from invite_desk.services.admin import notifications as admin_notifications
 from invite_desk.services.admin import people as admin_people
 from invite_desk.services.admin import units as admin_units
 from invite_desk.services import referral_program as rp
+from invite_desk.services.credentials import MemoryCredentialStore
 from invite_desk.services.errors import PermissionDenied
 from invite_desk.services.invitations import queueing, send_scope
 from invite_desk.services.invitations.importing import parse_pasted
@@ -72,6 +73,8 @@ ENTRY_POINTS: dict[str, Call] = {
         u, o, {"host": "smtp.example.org", "port": 587, "security": "starttls",
                "from_address": "invitations@example.org", "rate_per_minute": 30}),
     "mail_settings.update_templates": lambda u, o, w: mail_settings.update_templates(u, o, None),
+    "mail_settings.sign_in_smtp": lambda u, o, w: mail_settings.sign_in_smtp(
+        u, o, MemoryCredentialStore(), show=print),
     "members_lookup.search_members": lambda u, o, w: members_lookup.search_members(u, o, "a"),
     "members_view.open_members": lambda u, o, w: members_view.open_members(
         u, o, members_view.MemberQuery()),

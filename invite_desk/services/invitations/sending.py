@@ -217,6 +217,11 @@ class SendReport:
     cancelled: bool = False
     error: str = ""
     failures: list[tuple[str, str]] = field(default_factory=list)  # (email, reason)
+    # The provider's daily cap was reached: `deferred` invitations stay queued until
+    # `resumes_at` (UTC), when the oldest send of the last 24 hours leaves the window.
+    deferred: int = 0
+    resumes_at: datetime | None = None
+    daily_limit: int = 0
 
 
 SENDING_LEASE = timedelta(minutes=15)
@@ -549,26 +554,7 @@ class OutboxSender:
         empty.
         """
         uow = self.uow
-        with uow:
-            session = uow.session
-            org_row = session.get(Organization, self.organization_id)
-            if org_row is None:
-                raise DomainError("The organization no longer exists in this database.")
-            org = _org_info(org_row)
-            counts = self._counts(session)
-            if counts.get(InvitationStatus.QUEUED.value, 0):
-                require_registration_address(org)
-        recover_interrupted(self.uow, self.organization_id)
-        with uow:
-            session = uow.session
-            mail = load_mail_settings(session, self.organization_id)
-            self._templates = load_templates(session, self.organization_id)
-            expiry_days = settings_service.load(session, self.organization_id).invitation_expiry_days
-            counts = self._counts(session)
-            self._total = sum(counts.values()) if self.batch_id else sum(
-                counts.get(s.value, 0) for s in (InvitationStatus.QUEUED,))
-            if self.batch_id:
-                self._done_before = self._total - counts.get(InvitationStatus.QUEUED.value, 0)
+        org, mail, expiry_days = self._setup()
         self._started = time.monotonic()
         self._emit()
         current: _Candidate | None = None
@@ -650,6 +636,32 @@ class OutboxSender:
         self._finish_batches()
         self._emit()
         return self.report
+
+    def _setup(self) -> tuple[OrganizationInfo, MailSettings, int]:
+        """Before sending: check the organization, recover rows a stopped run left in
+        `sending`, read the settings and count what there is to send."""
+        uow = self.uow
+        with uow:
+            session = uow.session
+            org_row = session.get(Organization, self.organization_id)
+            if org_row is None:
+                raise DomainError("The organization no longer exists in this database.")
+            org = _org_info(org_row)
+            counts = self._counts(session)
+            if counts.get(InvitationStatus.QUEUED.value, 0):
+                require_registration_address(org)
+        recover_interrupted(self.uow, self.organization_id)
+        with uow:
+            session = uow.session
+            mail = load_mail_settings(session, self.organization_id)
+            self._templates = load_templates(session, self.organization_id)
+            expiry_days = settings_service.load(session, self.organization_id).invitation_expiry_days
+            counts = self._counts(session)
+            self._total = sum(counts.values()) if self.batch_id else sum(
+                counts.get(s.value, 0) for s in (InvitationStatus.QUEUED,))
+            if self.batch_id:
+                self._done_before = self._total - counts.get(InvitationStatus.QUEUED.value, 0)
+        return org, mail, expiry_days
 
     def _fail_unsent(self, conn: Connection, row: _Candidate, reason: str) -> bool:
         """Fail a queued invitation that was never claimed nor sent (committed by the caller)."""
@@ -734,6 +746,21 @@ def _reply_text(code: int | None, reply: str) -> str:
     return text
 
 
+def deferred_text(report: SendReport, now: datetime | None = None) -> str:
+    """"1,200 stay queued: ... resumes tomorrow at 09:14" (local time of this computer)."""
+    if not report.deferred:
+        return ""
+    text = (f"{report.deferred:,} stay queued: the daily limit of {report.daily_limit:,} "
+            "messages is reached")
+    if report.resumes_at is None:
+        return text
+    when = report.resumes_at.astimezone()
+    today = (now or utcnow()).astimezone().date()
+    day = ("today" if when.date() == today else
+           "tomorrow" if (when.date() - today).days == 1 else when.strftime("on %Y-%m-%d"))
+    return f"{text}; sending resumes {day} at {when:%H:%M} (press Send again then)"
+
+
 def describe(report: SendReport) -> str:
     parts = [f"{report.sent} sent"]
     if report.failed:
@@ -742,6 +769,8 @@ def describe(report: SendReport) -> str:
         parts.append(f"{report.uncertain} uncertain")
     if report.cancelled:
         parts.append("cancelled")
+    if report.deferred:
+        parts.append(deferred_text(report))
     text = ", ".join(parts)
     if report.error:
         text += f". Stopped: {report.error}"

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
 
 Security = Literal["ssl", "starttls", "none"]
+SignIn = Literal["password", "xoauth2"]
+AccessToken = Callable[[], str]  # returns a fresh OAuth2 access token (refreshing as needed)
 _DROPPED = (
     smtplib.SMTPServerDisconnected,
     ConnectionResetError,
@@ -41,6 +43,7 @@ class SmtpConfig:
     from_name: str
     rate_per_minute: int = 0
     timeout: float = 30.0
+    auth: SignIn = "password"
 
     @property
     def address(self) -> str:
@@ -144,10 +147,12 @@ class SmtpTransport:
         ssl_context: ssl.SSLContext | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        access_token: AccessToken | None = None,
     ) -> None:
         self.config = config
         self._password = password
         self._ssl_context = ssl_context
+        self._access_token = access_token
         self.limiter = RateLimiter(config.rate_per_minute, clock=clock, sleep=sleep)
         self._conn: _TrackingSMTP | None = None
         self.connections_opened = 0
@@ -169,7 +174,8 @@ class SmtpTransport:
     def connect(self) -> None:
         """Open the connection now (sending opens it when needed); raises the domain errors."""
         if self._conn is None or self._conn.sock is None:
-            self._conn = _open(self.config, self._password, self._ssl_context)
+            self._conn = _open(self.config, self._password, self._ssl_context,
+                               self._access_token)
             self.connections_opened += 1
 
     def send(self, message: EmailMessage | bytes, to: str) -> SendResult:
@@ -257,10 +263,11 @@ class SmtpTransport:
 
 
 def test_connection(
-    config: SmtpConfig, password: str | None, *, ssl_context: ssl.SSLContext | None = None
+    config: SmtpConfig, password: str | None, *, ssl_context: ssl.SSLContext | None = None,
+    access_token: AccessToken | None = None,
 ) -> str:
     """Connect, secure and sign in as configured; return a plain-language success message."""
-    conn = _open(config, password, ssl_context)
+    conn = _open(config, password, ssl_context, access_token)
     try:
         conn.noop()
     except (smtplib.SMTPException, OSError) as error:
@@ -282,7 +289,8 @@ def test_connection(
 
 
 def _open(
-    config: SmtpConfig, password: str | None, ssl_context: ssl.SSLContext | None
+    config: SmtpConfig, password: str | None, ssl_context: ssl.SSLContext | None,
+    access_token: AccessToken | None = None,
 ) -> _TrackingSMTP:
     """Connect, EHLO, STARTTLS and log in as configured, translating failures to domain errors."""
     context = ssl_context or ssl.create_default_context()
@@ -308,7 +316,13 @@ def _open(
                 )
             conn.starttls(context=context)
             conn.ehlo()
-        if config.username:
+        if config.auth == "xoauth2":
+            if access_token is None:
+                raise SmtpAuthError(
+                    f"{config.address} is set to sign in with OAuth2, but nobody has signed in "
+                    "on this computer. Press \"Sign in\" in Settings > Email first.")
+            _login_xoauth2(conn, config, access_token)
+        elif config.username:
             _login(conn, config, password or "")
     except ssl.SSLError as error:
         conn.close()
@@ -359,6 +373,36 @@ def _login(conn: smtplib.SMTP, config: SmtpConfig, password: str) -> None:
         f"({refused.smtp_code} {_text(refused.smtp_error)}). Check the password in the SMTP "
         "settings; some providers need an app password instead of the normal one."
     ) from refused
+
+
+def xoauth2_string(user: str, token: str) -> str:
+    """The SASL XOAUTH2 initial response before base64 (smtplib encodes it)."""
+    return f"user={user}\x01auth=Bearer {token}\x01\x01"
+
+
+def _login_xoauth2(conn: smtplib.SMTP, config: SmtpConfig, access_token: AccessToken) -> None:
+    """AUTH XOAUTH2 with a fresh access token; a refusal says to sign in again."""
+    if not conn.has_extn("auth") or "XOAUTH2" not in conn.esmtp_features["auth"].upper().split():
+        raise SmtpAuthError(
+            f"{config.address} does not offer OAuth2 sign-in (XOAUTH2). Check the server name, "
+            "or choose password sign-in."
+        )
+    token = access_token()  # may raise a DomainError saying to sign in again
+    user = config.username or ""
+    initial = xoauth2_string(user, token)
+
+    def respond(challenge: bytes | None = None) -> str:
+        # After a refusal the server sends an error as a 334 challenge: answer empty.
+        return initial if challenge is None else ""
+
+    try:
+        conn.auth("XOAUTH2", respond, initial_response_ok=True)
+    except smtplib.SMTPAuthenticationError as error:
+        raise SmtpAuthError(
+            f"{config.address} refused the OAuth2 sign-in for {user} ({error.smtp_code} "
+            f"{_text(error.smtp_error)}). Sign in again in Settings > Email; check that the "
+            "mailbox may send with SMTP (Microsoft 365: \"Authenticated SMTP\" is on for it)."
+        ) from error
 
 
 def _classify(code: int, reply: bytes | str) -> TemporaryFailure | PermanentFailure:

@@ -121,7 +121,7 @@ class SmtpPasswords:
         self._session: dict[str, str] = {}
 
     def password_for(self, parent: QWidget | None, mail: MailSettings) -> PasswordOutcome:
-        if not mail.username:
+        if not mail.username or mail.uses_oauth:  # OAuth2: the sign-in is checked at send
             return PasswordOutcome(True, None)
         key = mail.password_key()
         if key in self._session:

@@ -64,6 +64,7 @@ from invite_desk.services.invitations.importing import (
     parse_csv,
     parse_pasted,
 )
+from invite_desk.services.invitations.pacing import estimate_duration
 from invite_desk.services.invitations.preflight import (
     SENDABLE,
     Preflight,
@@ -82,7 +83,12 @@ from invite_desk.services.invitations.rendering import (
     build_test_message,
     render_invitation,
 )
-from invite_desk.services.invitations.sending import SendProgress, SendReport, recover_interrupted
+from invite_desk.services.invitations.sending import (
+    SendProgress,
+    SendReport,
+    deferred_text,
+    recover_interrupted,
+)
 from invite_desk.services.mail_settings import MailSettings, get_mail_settings, get_templates
 from invite_desk.services.members_lookup import MemberChoice, search_members
 from invite_desk.services.models import InvitationKind, utcnow
@@ -90,7 +96,9 @@ from invite_desk.services.operator import Operator
 from invite_desk.services.organization import OrganizationInfo, get_organization
 from invite_desk.services.permissions import Action, Decision, decide
 from invite_desk.services.settings_schema import PolicySettings
+from invite_desk.services.smtp import oauth
 from invite_desk.services.smtp.transport import (
+    AccessToken,
     PermanentFailure,
     RetryPolicy,
     SendResult,
@@ -253,10 +261,12 @@ def denied_text(decision: Decision, operator: Operator) -> str:
 
 
 def send_test_message(
-    mail: MailSettings, password: str | None, message: EmailMessage | bytes, to: str
+    mail: MailSettings, password: str | None, message: EmailMessage | bytes, to: str,
+    access_token: AccessToken | None = None,
 ) -> SendResult:
     """One message over its own connection (the test email); not recorded anywhere."""
-    with SmtpTransport(mail.smtp_config(timeout=20), password) as transport:
+    with SmtpTransport(mail.smtp_config(timeout=20), password,
+                       access_token=access_token) as transport:
         return transport.send(message, to)
 
 
@@ -296,7 +306,8 @@ class ComposeWindow(QWidget):
         self.hub = hub if hub is not None else OperationsHub(self, runner=runner)
         self._runner: TaskRunner = runner or self.hub.runner
         self.outbox = outbox if outbox is not None else Outbox(
-            context.engine, operator.organization_id, self.hub, self, retry=retry)
+            context.engine, operator.organization_id, self.hub, self, retry=retry,
+            credentials=context.credentials)
         self._passwords = SmtpPasswords(context.credentials, ask_password)
         self._retry = retry
         self._policy = PolicySettings()
@@ -1131,7 +1142,8 @@ class ComposeWindow(QWidget):
         to = self._operator.email
         self._set_busy(f"Sending a test to {to}…")
         self._run(
-            lambda: send_test_message(mail, password, message, to),
+            lambda: send_test_message(mail, password, message, to,
+                                      oauth.for_settings(mail, self._context.credentials)),
             lambda result: self._test_sent(to, result),
             lambda error: self._test_failed(error),
         )
@@ -1217,7 +1229,7 @@ class ComposeWindow(QWidget):
         if not self._mail_ready(mail):
             return
         source, label = self._source_and_label()
-        if not self._confirm_send(ready, label):
+        if not self._confirm_send(ready, label, mail):
             return
         go_on, password = self._password_for(mail)
         if not go_on:
@@ -1240,8 +1252,10 @@ class ComposeWindow(QWidget):
             self._queue_failed,
         )
 
-    def _confirm_send(self, ready: Sequence[PreflightRow], label: str) -> bool:
-        """One click must not send: say how many, to whom and as which batch, Cancel default."""
+    def _confirm_send(self, ready: Sequence[PreflightRow], label: str,
+                      mail: MailSettings | None = None) -> bool:
+        """One click must not send: say how many, to whom, as which batch and how long it
+        takes at the provider's pace, Cancel default."""
         count = len(ready)
         event = self._event()
         what = f"guest invitations to {event.label}" if event else "membership invitations"
@@ -1252,6 +1266,8 @@ class ComposeWindow(QWidget):
             details.append(f"Batch: {label}")
         if self.behalf_check.isChecked() and self._inviter is not None:
             details.append(f"On behalf of: {self._inviter.label}")
+        if mail is not None:  # issue 13: K connections, per-minute and daily caps
+            details.append(f"Takes: {estimate_duration(count, mail).text}")
         return widgets.confirm(self, "Send invitations", text, informative="\n".join(details),
                                action=f"Send {plural(count, 'invitation')}")
 
@@ -1493,6 +1509,8 @@ class ComposeWindow(QWidget):
             )
         if report.retried and not report.failed:
             lines.append(f"{plural(report.retried, 'temporary refusal')} retried.")
+        if report.deferred:  # the provider's daily cap: the rest waits for the next day
+            lines.append(deferred_text(report) + ".")
         self.summary_label.setText("\n".join(lines))
         self.summary_label.setVisible(bool(lines))
         details = [f"{email} — {reason}" for email, reason in report.failures]

@@ -11,9 +11,10 @@ import ssl
 from typing import Any, ClassVar
 
 import shiboken6
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QButtonGroup,
+    QComboBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -29,6 +30,8 @@ from invite_desk.services.credentials import CredentialStore, CredentialStoreErr
 from invite_desk.services.errors import ValidationFailed
 from invite_desk.services.mail_settings import MailSettings
 from invite_desk.services.operator import Operator
+from invite_desk.services.smtp import oauth
+from invite_desk.services.smtp.presets import PRESETS, preset
 from invite_desk.services.smtp.transport import test_connection
 from invite_desk.services.uow import UnitOfWork
 from invite_desk.ui.settings.page import (
@@ -54,6 +57,9 @@ NO_KEYRING_TEXT = (
     "Invite Desk asks for it the first time it sends and keeps it in the keyring."
 )
 NEW_PASSWORD_TEXT = "A new password: Save keeps it in the system keyring, never in the database."
+SIGN_IN_LABELS = {"password": "Password", oauth.MICROSOFT: "Microsoft 365 (OAuth2)",
+                  oauth.GOOGLE: "Google (OAuth2)"}
+PRESET_ORDER = ("", "microsoft365", "google", "relay")
 
 
 class SmtpPage(SettingsPage):
@@ -68,6 +74,7 @@ class SmtpPage(SettingsPage):
     )
     NEEDS_CREDENTIALS: ClassVar[bool] = True
     """SettingsWindow passes its CredentialStore to pages that set this."""
+    sign_in_prompt = Signal(str)  # the provider's instructions (device code), from the sign-in
 
     def __init__(
         self,
@@ -92,8 +99,22 @@ class SmtpPage(SettingsPage):
         self._keep_save_problem = False  # shown through the reload right after that save
         self._shown_security = self.loaded.security
         self._test_task: BackgroundTask[str] | None = None
+        self._sign_in_task: BackgroundTask[str] | None = None
+        self._shown_preset = ""
 
         self.form.addWidget(_section("Server"))
+        self.preset_combo = QComboBox()
+        self.preset_combo.setAccessibleName("Provider")
+        for key in PRESET_ORDER:
+            self.preset_combo.addItem(PRESETS[key].label, key)
+        self.preset_combo.currentIndexChanged.connect(self._on_preset_chosen)
+        self.preset_note = help_label("")
+        self.add_field(
+            "preset", editors=[self.preset_combo], title="Provider",
+            help_text="Choosing a provider fills in its server, limits and sign-in; "
+                      "sending is paced so its limits are never hit.",
+        )
+        self.form.addWidget(self.preset_note)
         self.host_edit = QLineEdit()
         self.host_edit.setAccessibleName("SMTP server")
         self.host_edit.setPlaceholderText("smtp.office365.com")
@@ -159,6 +180,45 @@ class SmtpPage(SettingsPage):
         )
         self._side_by_side((user, 1), (password, 1))
 
+        self.auth_combo = QComboBox()
+        self.auth_combo.setAccessibleName("Sign-in method")
+        for value, label in SIGN_IN_LABELS.items():
+            self.auth_combo.addItem(label, value)
+        self.auth_combo.currentIndexChanged.connect(self._on_auth_changed)
+        auth = self.add_field("auth", editors=[self.auth_combo], title="Sign in with")
+        self.client_id_edit = QLineEdit()
+        self.client_id_edit.setAccessibleName("Application (client) ID")
+        self.client_id_edit.setMinimumWidth(220)
+        client = self.add_field(
+            "oauth_client_id", editors=[self.client_id_edit], title="Application (client) ID",
+            body=self.client_id_edit,
+            help_text="The app your IT registered for Invite Desk (Entra ID or Google Cloud).")
+        self.tenant_edit = QLineEdit()
+        self.tenant_edit.setAccessibleName("Tenant")
+        self.tenant_edit.setPlaceholderText("contoso.onmicrosoft.com")
+        tenant = self.add_field("oauth_tenant", editors=[self.tenant_edit], title="Tenant",
+                                body=self.tenant_edit)
+        self._side_by_side((auth, 0), (client, 1), (tenant, 1))
+        self.client_secret_edit = QLineEdit()
+        self.client_secret_edit.setAccessibleName("Google client secret")
+        self.client_secret_edit.setEchoMode(QLineEdit.EchoMode.Password)
+        self.client_secret_edit.setPlaceholderText("Google client secret (kept in the keyring)")
+        self.sign_in_button = QPushButton("Sign in…")
+        self.sign_in_button.setAccessibleName("Sign in with the provider")
+        self.sign_in_button.clicked.connect(self.start_sign_in)
+        self.sign_in_button.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+        self.sign_in_status = help_label("")
+        self.sign_in_status.setObjectName("sign-in-status")
+        self.sign_in_row = QWidget()
+        sign_line = QHBoxLayout(self.sign_in_row)
+        sign_line.setContentsMargins(0, 0, 0, 0)
+        sign_line.setSpacing(12)
+        sign_line.addWidget(self.sign_in_button, 0, Qt.AlignmentFlag.AlignTop)
+        sign_line.addWidget(self.client_secret_edit, 1)
+        sign_line.addWidget(self.sign_in_status, 2)
+        self.form.addWidget(self.sign_in_row)
+        self.sign_in_prompt.connect(self._show_sign_in_prompt)
+
         self.test_button = QPushButton("Test connection")
         self.test_button.setToolTip(
             "Connect, secure and sign in with the values on this page; nothing is sent or saved."
@@ -199,16 +259,32 @@ class SmtpPage(SettingsPage):
         self.rate_edit.setAccessibleName("Rate limit in messages per minute")
         self.rate_edit.setPlaceholderText("30")
         self.rate_edit.setFixedWidth(90)
-        self.add_field(
+        rate = self.add_field(
             "rate_per_minute",
-            editors=[self.rate_edit, PlainLabel("messages per minute")],
+            editors=[self.rate_edit, PlainLabel("per minute")],
             title="Rate limit",
             help_text=(
                 "Stay under your provider's limit: Microsoft 365 allows 30 per minute; "
-                "Google Workspace 2,000 per day (about 1.4 per minute sustained, so 1). "
-                "0 = no limit."
+                "Google Workspace 2,000 per day (about 1.4 per minute sustained, kept by the "
+                "daily limit). 0 = no limit."
             ),
         )
+        self.per_day_edit = QLineEdit()
+        self.per_day_edit.setAccessibleName("Daily limit in messages per 24 hours")
+        self.per_day_edit.setFixedWidth(90)
+        per_day = self.add_field(
+            "per_day", editors=[self.per_day_edit, PlainLabel("per 24 hours")],
+            title="Daily limit",
+            help_text="0 = the provider's. The rest waits for the next day.",
+        )
+        self.connections_edit = QLineEdit()
+        self.connections_edit.setAccessibleName("Parallel connections")
+        self.connections_edit.setFixedWidth(60)
+        connections = self.add_field(
+            "connections", editors=[self.connections_edit], title="Connections",
+            help_text="Sent in parallel; 0 = the provider's.",
+        )
+        self._side_by_side((rate, 1), (per_day, 1), (connections, 1))
 
         for editor in (self.host_edit, self.port_edit, self.username_edit, self.password_edit):
             editor.textChanged.connect(self._on_connection_edited)
@@ -245,6 +321,14 @@ class SmtpPage(SettingsPage):
             self.from_address_edit.setText(self.loaded.from_address)
             self.from_name_edit.setText(self.loaded.from_name)
             self.rate_edit.setText(str(self.loaded.rate_per_minute))
+            self._select(self.preset_combo, self.loaded.preset)
+            self._shown_preset = self.loaded.preset
+            self._select(self.auth_combo, self.loaded.auth)
+            self.client_id_edit.setText(self.loaded.oauth_client_id)
+            self.tenant_edit.setText(self.loaded.oauth_tenant)
+            self.client_secret_edit.clear()
+            self.per_day_edit.setText(str(self.loaded.per_day))
+            self.connections_edit.setText(str(self.loaded.connections))
             self.test_result.clear_message()
         finally:
             self.end_loading()
@@ -267,6 +351,12 @@ class SmtpPage(SettingsPage):
             "from_address": self.from_address_edit.text().strip(),
             "from_name": " ".join(self.from_name_edit.text().split()),
             "rate_per_minute": parse_whole_number(self.rate_edit.text()),
+            "preset": self.preset_combo.currentData() or "",
+            "per_day": _zero_when_empty(self.per_day_edit.text()),
+            "connections": _zero_when_empty(self.connections_edit.text()),
+            "auth": self.auth_combo.currentData() or "password",
+            "oauth_client_id": self.client_id_edit.text().strip(),
+            "oauth_tenant": self.tenant_edit.text().strip(),
         }
 
     def check(self) -> dict[str, str]:
@@ -335,7 +425,9 @@ class SmtpPage(SettingsPage):
         set_editable(
             [self.host_edit, self.port_edit, *self.security_buttons.values(), self.username_edit,
              self.password_edit, self.from_address_edit, self.from_name_edit, self.rate_edit,
-             self.test_button],
+             self.test_button, self.preset_combo, self.auth_combo, self.client_id_edit,
+             self.tenant_edit, self.client_secret_edit, self.sign_in_button,
+             self.per_day_edit, self.connections_edit],
             editable,
             reason,
         )
@@ -349,7 +441,42 @@ class SmtpPage(SettingsPage):
             )
         if self._test_task is not None:
             self.test_button.setEnabled(False)
+        auth = self.auth_combo.currentData() or "password"
+        oauth_on = auth != "password"
+        self.sign_in_row.setVisible(oauth_on)
+        self.row("oauth_client_id").container.setVisible(oauth_on)
+        self.row("oauth_tenant").container.setVisible(auth == oauth.MICROSOFT)
+        self.client_id_edit.setEnabled(editable and oauth_on)
+        self.tenant_edit.setEnabled(editable and auth == oauth.MICROSOFT)
+        self.client_secret_edit.setVisible(auth == oauth.GOOGLE)
+        if oauth_on:
+            self.password_edit.setEnabled(False)
+            self.sign_in_button.setText(
+                f"Sign in with {oauth.PROVIDER_NAMES[auth]}…")
+            if self.credentials is None:
+                self.sign_in_button.setEnabled(False)
+        if self._sign_in_task is not None:
+            self.sign_in_button.setEnabled(False)
+        if self.credentials is None and oauth_on:
+            self.sign_in_status.setText(NO_KEYRING_TEXT)
+        elif oauth_on and not self._sign_in_task:
+            self.sign_in_status.setText(self._sign_in_state(auth))
+        preset_note = preset(self.preset_combo.currentData() or "").note
+        self.preset_note.setText(preset_note)
+        self.preset_note.setVisible(bool(preset_note))
         self._show_password_status()
+
+    def _sign_in_state(self, auth: str) -> str:
+        username = self.username_edit.text().strip()
+        if not username:
+            return "Enter the mailbox's address as the user name, then sign in."
+        key = MailSettings(auth=auth, username=username).refresh_token_key()
+        try:
+            stored = self.credentials is not None and self.credentials.get(key) is not None
+        except CredentialStoreError as exc:
+            return str(exc)
+        return ("Signed in on this computer (the sign-in is kept in the system keyring)."
+                if stored else "Not signed in on this computer yet.")
 
     def _show_password_status(self) -> None:
         status, kind = self._password_status()
@@ -397,6 +524,91 @@ class SmtpPage(SettingsPage):
         if self._test_task is None:
             self.test_result.clear_message()
 
+    @staticmethod
+    def _select(combo: QComboBox, value: str) -> None:
+        index = combo.findData(value)
+        combo.setCurrentIndex(index if index >= 0 else 0)
+
+    def _on_preset_chosen(self) -> None:
+        """A provider fills in its server, limits and sign-in (fields set by hand for another
+        provider are replaced; a custom choice leaves everything as it is)."""
+        key = self.preset_combo.currentData() or ""
+        previous, self._shown_preset = self._shown_preset, key
+        if self._loading or key == previous:
+            return
+        chosen = preset(key)
+        if key:
+            if chosen.host:
+                self.host_edit.setText(chosen.host)
+            self.port_edit.setText(str(chosen.port))
+            self.security_buttons[chosen.security].setChecked(True)
+            self.rate_edit.setText(str(chosen.per_minute))
+            self.per_day_edit.setText("0")
+            self.connections_edit.setText("0")
+            self._select(self.auth_combo, chosen.auth)
+        self.update_dependent_controls()
+
+    def _on_auth_changed(self) -> None:
+        if not self._loading:
+            self.update_dependent_controls()
+
+    def _show_sign_in_prompt(self, text: str) -> None:
+        if shiboken6.isValid(self):
+            self.test_result.show_message(text, "info")
+
+    def start_sign_in(self) -> None:
+        """Sign in with Microsoft (device code: the code is shown here) or Google (the
+        browser opens), off the GUI thread; the refresh token goes to the keyring."""
+        if not self.editable() or self._sign_in_task is not None or self.credentials is None:
+            return
+        entered = self._entered()
+        auth, username = entered["auth"], entered["username"]
+        client_id, tenant = entered["oauth_client_id"], entered["oauth_tenant"]
+        missing = {}
+        if not username:
+            missing["username"] = "Signing in needs the mailbox's address as the user name"
+        if not client_id:
+            missing["oauth_client_id"] = "The application (client) ID is required to sign in"
+        secret = self.client_secret_edit.text()
+        if auth == oauth.GOOGLE and not secret and self.credentials is not None:
+            secret = self.credentials.get(oauth.google_client_key(client_id)) or ""
+        if auth == oauth.GOOGLE and not secret:
+            missing["oauth_client_id"] = "Google also needs the client secret of that app"
+        if missing:
+            self.show_errors(missing)
+            return
+        store = self.credentials
+        key = MailSettings(auth=auth, username=username).refresh_token_key()
+        prompt = self.sign_in_prompt
+
+        def run() -> str:
+            if auth == oauth.MICROSOFT:
+                return oauth.sign_in_microsoft(client_id, tenant, username, store, key,
+                                               show=prompt.emit)
+            prompt.emit("Your browser opens Google's sign-in; come back here when it says so.")
+            return oauth.sign_in_google(client_id, secret, username, store, key)
+
+        task: BackgroundTask[str] = BackgroundTask(run, widget=self.sign_in_button)
+        task.on_success(self._sign_in_done).on_failure(self._sign_in_failed)
+        self._sign_in_task = task
+        self.sign_in_status.setText("Signing in…")
+        self.update_dependent_controls()
+        task.run_in_background(self.runner)
+
+    def _sign_in_done(self, message: str) -> None:
+        if not shiboken6.isValid(self):
+            return
+        self._sign_in_task = None
+        self.test_result.show_message(message + " Save, then Test connection.", "success")
+        self.update_dependent_controls()
+
+    def _sign_in_failed(self, error: BaseException) -> None:
+        if not shiboken6.isValid(self):
+            return
+        self._sign_in_task = None
+        self.test_result.show_message(error_message(error), "error")
+        self.update_dependent_controls()
+
     # ---- test connection ----------------------------------------------------------------------
 
     def start_test(self) -> None:
@@ -418,7 +630,13 @@ class SmtpPage(SettingsPage):
                                 security=entered["security"], username=entered["username"])
         typed = self._new_password()
         key = self._password_key_for_test(mail)
-        if mail.username and not typed and key is None:
+        uses_oauth = entered.get("auth", "password") != "password"
+        if uses_oauth:
+            mail = MailSettings(host=mail.host, port=mail.port, security=mail.security,
+                                username=entered["username"], auth=entered["auth"],
+                                oauth_client_id=entered["oauth_client_id"],
+                                oauth_tenant=entered["oauth_tenant"])
+        elif mail.username and not typed and key is None:
             self.test_result.show_message(
                 f"Type the password of {mail.username} to test signing in.", "error"
             )
@@ -429,6 +647,11 @@ class SmtpPage(SettingsPage):
         def run() -> str:
             # The keyring may be slow (D-Bus): read it here, off the GUI thread.
             password: str | None = None
+            if uses_oauth:  # the sign-in is checked first: a clear "sign in again"
+                tokens = oauth.for_settings(mail, credentials) if credentials else None
+                if tokens is not None:
+                    tokens()
+                return test_connection(config, None, ssl_context=context, access_token=tokens)
             if mail.username:
                 password = typed or (credentials.get(key) if credentials and key else None)
             return test_connection(config, password, ssl_context=context)
@@ -462,6 +685,11 @@ class SmtpPage(SettingsPage):
         text = str(error) if isinstance(error, CredentialStoreError) else error_message(error)
         self.test_result.show_message(text, "error")
         self.update_dependent_controls()
+
+
+def _zero_when_empty(text: str) -> int | str:
+    number = parse_whole_number(text)
+    return 0 if number is None else number
 
 
 def _section(text: str) -> QLabel:
