@@ -75,6 +75,8 @@ def run(quick: bool = False, size: int | None = None) -> Iterator[dict[str, Any]
                                    since=now - timedelta(days=400)))),
         ("search text (common)", lambda: audit_log.fetch_audit_page(
             uow, admin, AuditQuery(text="accepted"))),
+        ("search text (nowhere: one bounded window)", lambda: audit_log.fetch_audit_page(
+            uow, admin, AuditQuery(text="no-such-text-anywhere"))),
         ("history of the settings", lambda: audit_log.history_for(
             uow, admin, "settings", limit=200)),
         ("history of one setting", lambda: audit_log.history_for(
