@@ -47,8 +47,9 @@ def run(quick: bool = False, size: int | None = None) -> Iterator[dict[str, Any]
     now = utcnow()
     page = audit_log.fetch_audit_page(uow, admin, AuditQuery())
     cursor = page.next_cursor
-    for _ in range(49):  # 50 pages down
-        assert cursor is not None
+    for _ in range(49):  # 50 pages down (or the last page of a small log)
+        if cursor is None:
+            break
         cursor = audit_log.fetch_audit_page(uow, admin, AuditQuery(), cursor).next_cursor
     cases: list[tuple[str, Callable[[], object]]] = [
         ("first page", lambda: audit_log.fetch_audit_page(uow, admin, AuditQuery())),
