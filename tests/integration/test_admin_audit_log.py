@@ -179,3 +179,12 @@ def test_text_search_ignores_case_on_every_backend_and_pages_through_a_bounded_s
         cursor = page.next_cursor
     assert sorted(found) == sorted(r["id"] for r in rows if r["after_json"].find("Needle") > 0)
     assert calls >= 101 // 15  # each call read at most 15 rows
+
+
+def test_the_audit_query_bench_runs_at_a_small_size(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """`python -m bench.audit_query` (1,000,000 rows; measured in the lead's report) at 3,000."""
+    monkeypatch.setenv("INVITE_DESK_BENCH_CACHE", str(tmp_path))
+    from bench import audit_query
+
+    results = list(audit_query.run(size=3000))
+    assert len(results) >= 10 and all(r["unit"] == "ms" and r["rows"] == 3000 for r in results)

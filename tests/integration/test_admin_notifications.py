@@ -283,3 +283,36 @@ def test_set_password_links_are_never_logged() -> None:
     assert redact("GET /set-password/short-token HTTP/1.1") == \
         "GET /set-password/<redacted> HTTP/1.1"
     assert "abc" not in loggable_target("/SET-PASSWORD/abc", "")
+
+
+class _Unreachable:
+    def send(self, message: bytes, to: str) -> TemporaryFailure:
+        from invite_desk.services.smtp.transport import SmtpConnectError
+
+        raise SmtpConnectError("Could not connect to smtp.example.org:587")
+
+
+def test_an_unreachable_server_leaves_the_emails_queued(
+        uow: UnitOfWork, admin: Operator, smtp_server: LoopbackSmtpServer) -> None:
+    enable_confirmation_email(uow, admin, smtp_server)
+    adhesion.approve(uow, admin, applicant(uow, admin, "wait@example.org"))
+    from invite_desk.services.smtp.transport import SmtpConnectError
+
+    with pytest.raises(SmtpConnectError):
+        send_pending_notifications(uow, _Unreachable())
+    with uow:
+        row = uow.session.scalars(select(OutgoingMail)).one()
+        assert (row.status, row.attempts) == ("queued", 0)
+    assert deliver(uow, admin).sent == 1
+
+
+def test_a_sign_in_link_needs_the_registration_address(
+        uow: UnitOfWork, admin: Operator, make_operator: MakeOperator) -> None:
+    from invite_desk.services import organization
+    from invite_desk.services.errors import SettingsIncomplete
+
+    organization.update_organization(uow, admin, {"registration_base_url": ""})
+    member = make_operator(Role.HR_LOCAL)
+    with pytest.raises(SettingsIncomplete, match="registration web address"):
+        people.issue_sign_in_link(uow, admin, member.member_id)
+    assert people.issue_one_time_password(uow, admin, member.member_id).password

@@ -122,9 +122,11 @@ def _text_condition(text: str, backend: str) -> ColumnElement[bool]:
     row), MariaDB's text collation ignores case, PostgreSQL needs ILIKE. JSON stores non-ASCII
     letters as \\uXXXX, so the text is also searched the way JSON writes it."""
     needle = text.strip()
-    variants = {needle, json.dumps(needle)[1:-1], json.dumps(needle.lower())[1:-1]}
+    variants: dict[str, str] = {}  # LIKE/ILIKE here ignore case: one pattern per spelling
+    for variant in (needle, json.dumps(needle)[1:-1], json.dumps(needle.lower())[1:-1]):
+        variants.setdefault(variant.lower(), variant)
     likes: list[ColumnElement[bool]] = []
-    for variant in sorted(variants):
+    for variant in variants.values():
         pattern = "%" + _escape_like(variant) + "%"
         for column in (AuditLog.action, AuditLog.entity_type, AuditLog.before_json,
                        AuditLog.after_json):
@@ -136,7 +138,7 @@ def _text_condition(text: str, backend: str) -> ColumnElement[bool]:
 # A text search reads at most this many rows (newest first, after the other filters) per
 # page, so a search that matches little stays as fast as a page; the next page goes on from
 # where it stopped (AuditPage.scanned_to says how far back it looked).
-TEXT_SCAN_ROWS = 50_000
+TEXT_SCAN_ROWS = 20_000
 
 
 def _after(cursor: AuditCursor) -> ColumnElement[bool]:
@@ -209,8 +211,9 @@ def fetch_audit_page(uow: UnitOfWork, operator: Operator, query: AuditQuery,
         boundary = _scan_boundary(session, operator, query, after)
         stmt = _statement(operator, query, after, limit + 1).where(
             _text_condition(query.text, uow.backend))
-        if boundary is not None:  # rows at or after the boundary, in (at, id) order
-            stmt = stmt.where(~_after(boundary))
+        if boundary is not None:  # rows not older than the boundary; `at >=` bounds the range
+            stmt = stmt.where(AuditLog.at >= boundary.at,
+                              or_(AuditLog.at > boundary.at, AuditLog.id >= boundary.id))
         logs = list(session.scalars(stmt))
         rows = _rows(session, logs[:limit])
         if len(logs) > limit:

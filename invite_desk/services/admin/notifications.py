@@ -58,6 +58,8 @@ from invite_desk.services.smtp.transport import (
     RetryPolicy,
     SendResult,
     Sent,
+    SmtpAuthError,
+    SmtpConnectError,
     TemporaryFailure,
     Uncertain,
 )
@@ -396,6 +398,16 @@ def send_pending_notifications(uow: UnitOfWork, transport: Transport, *,
         attempted += 1
         try:
             result = transport.send(message, to)
+        except (SmtpConnectError, SmtpAuthError):
+            # Nothing reached the server: the row waits for the next run, as it was.
+            with uow:
+                uow.session.execute(
+                    update(OutgoingMail).where(OutgoingMail.id == row_id)
+                    .values(status=MailState.QUEUED.value, attempts=OutgoingMail.attempts - 1,
+                            version=OutgoingMail.version + 1, updated_at=clock())
+                    .execution_options(synchronize_session=False))
+                uow.commit()
+            raise
         except Exception as exc:  # the connection is gone: the row may or may not be sent
             _settle(uow, row_id, Uncertain(f"The connection failed while sending: {exc}"),
                     clock())

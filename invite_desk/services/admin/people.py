@@ -29,8 +29,21 @@ from invite_desk.services import audit
 from invite_desk.services.admin import notifications
 from invite_desk.services.auth import hash_password
 from invite_desk.services.concurrency import changed_meanwhile
-from invite_desk.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
-from invite_desk.services.models import Member, MemberStatus, SignInLink, Unit, utcnow
+from invite_desk.services.errors import (
+    Conflict,
+    NotFound,
+    PermissionDenied,
+    SettingsIncomplete,
+    ValidationFailed,
+)
+from invite_desk.services.models import (
+    Member,
+    MemberStatus,
+    Organization,
+    SignInLink,
+    Unit,
+    utcnow,
+)
 from invite_desk.services.operator import Operator, refreshed
 from invite_desk.services.permissions import Action, Target, decide, require
 from invite_desk.services.roles import Role
@@ -479,6 +492,12 @@ def issue_sign_in_link(uow: UnitOfWork, operator: Operator, member_id: uuid.UUID
         before = _sign_in_before(member, bool(_pending_link_ids(session, [member.id])))
         if member.id == operator.member_id:
             raise Conflict("You cannot reset your own sign-in here; change your password instead.")
+        org = session.get(Organization, operator.organization_id)
+        if org is None or not org.registration_base_url.strip():
+            raise SettingsIncomplete(
+                "Set the organization's registration web address (Settings › Organization) "
+                "first: the sign-in link opens a page there. Or give a one-time password.",
+                settings_page="organization")
         _end_sign_in(session, member, now)
         link = SignInLink(organization_id=operator.organization_id, member_id=member.id,
                           issued_by_id=operator.member_id,
