@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
+from datetime import datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from invite_desk.services import audit, settings
 from invite_desk.services.errors import (
@@ -16,7 +19,8 @@ from invite_desk.services.errors import (
     DomainError,
     ValidationFailed,
 )
-from invite_desk.services.models import Member, MemberStatus, Organization, utcnow
+from invite_desk.services.invitations.tokens import hash_token
+from invite_desk.services.models import Member, MemberStatus, Organization, SignInLink, utcnow
 from invite_desk.services.operator import Operator, operator_for
 from invite_desk.services.roles import Role
 from invite_desk.services.uow import UnitOfWork
@@ -154,10 +158,13 @@ def _sign_in(uow: UnitOfWork, email: str, password: str) -> Operator:
             raise AuthenticationFailed() from None
         if member is None or stored_hash is None:
             raise AuthenticationFailed()
+        if member.must_change_password:
+            raise PasswordChangeRequired()
         if _hasher.check_needs_rehash(stored_hash):
             member.password_hash = hash_password(password)
-        member.last_sign_in_at = utcnow()
-        operator = operator_for(session, member)
+        now = utcnow()
+        member.last_sign_in_at = now
+        operator = replace(operator_for(session, member), signed_in_at=now)
         uow.commit()
         return operator
 
@@ -194,14 +201,89 @@ class SignInLinkInvalid(DomainError):
 def sign_in_with_new_password(uow: UnitOfWork, email: str, one_time_password: str,
                               new_password: str) -> Operator:
     """First sign-in with a one-time password: check it, store `new_password`, sign in."""
-    raise NotImplementedError
+    problem = password_problem(new_password)
+    if problem:
+        raise ValidationFailed({"new_password": problem})
+    if new_password == one_time_password:
+        raise ValidationFailed({"new_password": "Choose a password different from the one-time "
+                                                "password."})
+    with uow:
+        session = uow.session
+        member = session.scalar(
+            select(Member).where(Member.email_normalized == normalize_email(email)).limit(1)
+        )
+        stored_hash = (member.password_hash if member is not None
+                       and member.status == MemberStatus.ACTIVE.value else None)
+        try:
+            _hasher.verify(stored_hash or _DUMMY_HASH, one_time_password)
+        except (VerificationError, InvalidHashError):
+            raise AuthenticationFailed() from None
+        if member is None or stored_hash is None:
+            raise AuthenticationFailed()
+        now = utcnow()
+        member.password_hash = hash_password(new_password)
+        member.must_change_password = False
+        member.last_sign_in_at = now
+        audit.record(session, organization_id=member.organization_id, actor_id=member.id,
+                     action="member.password_set", entity_type="member", entity_id=member.id,
+                     before={"sign_in": "one_time_password"}, after={"sign_in": "active"})
+        operator = replace(operator_for(session, member), signed_in_at=now)
+        uow.commit()
+        return operator
 
 
-def check_sign_in_link(uow: UnitOfWork, token: str) -> str:
+def _link_for(session: Session, token: str, now: datetime) -> tuple[SignInLink, Member]:
+    link = session.scalar(select(SignInLink).where(SignInLink.token_hash == hash_token(token)))
+    if link is None:
+        raise SignInLinkInvalid("This link is not valid. Ask your administrator for a new one.")
+    if link.used_at is not None:
+        raise SignInLinkInvalid("This link was already used. Sign in to the desktop app with the "
+                                "password you chose, or ask your administrator for a new link.")
+    if link.revoked_at is not None:
+        raise SignInLinkInvalid("This link was withdrawn by an administrator. Ask them for a "
+                                "new one.")
+    if link.expires_at <= now:
+        raise SignInLinkInvalid("This link has expired. Ask your administrator for a new one.")
+    member = session.get(Member, link.member_id)
+    if member is None or member.status != MemberStatus.ACTIVE.value:
+        raise SignInLinkInvalid("This sign-in is no longer active. Ask your administrator.")
+    return link, member
+
+
+def check_sign_in_link(uow: UnitOfWork, token: str, *, now: datetime | None = None) -> str:
     """The email the link sets a password for; SignInLinkInvalid otherwise (the portal)."""
-    raise NotImplementedError
+    with uow:
+        _link, member = _link_for(uow.session, token, now or utcnow())
+        return member.email
 
 
-def set_password_from_link(uow: UnitOfWork, token: str, password: str) -> str:
-    """Use the link once: store the argon2 hash of `password`; returns the member's email."""
-    raise NotImplementedError
+def set_password_from_link(uow: UnitOfWork, token: str, password: str, *,
+                           now: datetime | None = None) -> str:
+    """Use the link once: store the argon2 hash of `password`; returns the member's email.
+    Two submissions of the same link at once: one wins, the other is told it was used."""
+    problem = password_problem(password)
+    if problem:
+        raise ValidationFailed({"password": problem})
+    now = now or utcnow()
+    password_hash = hash_password(password)
+    with uow:
+        session = uow.session
+        link, member = _link_for(session, token, now)
+        used = session.execute(
+            update(SignInLink)
+            .where(SignInLink.id == link.id, SignInLink.used_at.is_(None),
+                   SignInLink.revoked_at.is_(None))
+            .values(used_at=now, updated_at=now, version=SignInLink.version + 1)
+            .execution_options(synchronize_session=False)
+        )
+        if used.rowcount != 1:  # type: ignore[attr-defined]
+            raise SignInLinkInvalid("This link was already used. Sign in to the desktop app with "
+                                    "the password you chose.")
+        member.password_hash = password_hash
+        member.must_change_password = False
+        audit.record(session, organization_id=member.organization_id, actor_id=member.id,
+                     action="member.password_set", entity_type="member", entity_id=member.id,
+                     before={"sign_in": "link_pending"}, after={"sign_in": "active"})
+        email = member.email
+        uow.commit()
+        return email

@@ -117,6 +117,8 @@ class MemberStatus(StrEnum):
     APPLICANT = "applicant"  # registered, adhesion application not yet approved
     REJECTED = "rejected"
     DEACTIVATED = "deactivated"
+    LAPSED = "lapsed"  # issue 11: membership not renewed; kept, never deleted
+    RESIGNED = "resigned"  # issue 11: left the organization; kept, never deleted
 
 
 class AdhesionStatus(StrEnum):
@@ -210,6 +212,10 @@ class Member(SyncedMixin, Base):
     password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
     joined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Issue 11 (migration 0007): a one-time password must be replaced at the first sign-in;
+    # a revoked sign-in ends every session that started before this moment.
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
+    sign_in_revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     @property
     def display_name(self) -> str:
@@ -237,6 +243,11 @@ class Event(SyncedMixin, Base):
     starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     location: Mapped[str] = mapped_column(String(300), default="")
     archived: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Issue 11 (migration 0007): the IANA zone the start time was entered in, and details.
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
+    description: Mapped[str] = mapped_column(Text, default="")
+    capacity: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    guests_allowed: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
 class Batch(SyncedMixin, Base):
@@ -358,7 +369,12 @@ class AuditLog(SyncedMixin, Base):
     __tablename__ = "audit_log"
     __table_args__ = (
         Index("ix_audit_log_entity", "entity_type", "entity_id"),
-        Index("ix_audit_log_org_at", "organization_id", "at"),
+        # Issue 11 (migration 0007): keyset paging newest first on (at, id), per filter.
+        Index("ix_audit_log_org_at_id", "organization_id", "at", "id"),
+        Index("ix_audit_log_org_actor_at_id", "organization_id", "actor_id", "at", "id"),
+        Index("ix_audit_log_org_action_at_id", "organization_id", "action", "at", "id"),
+        Index("ix_audit_log_org_entity_at_id",
+              "organization_id", "entity_type", "entity_id", "at", "id"),
     )
 
     organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"))
@@ -445,3 +461,49 @@ def _remember_retired_links(session: OrmSession, _context: Any, _instances: Any)
         for value in old:
             session.add(RetiredLink(token_hash=value, invitation_id=obj.id, reason=reason,
                                     retired_at=utcnow()))
+
+
+# -- administration (issue 11, migration 0007) ----------------------------------------------
+
+
+class SignInLink(SyncedMixin, Base):
+    """An emailed link to set a desktop password. The token is minted when the email is sent
+    and only its SHA-256 is kept; single use (`used_at`), expires, revocable."""
+
+    __tablename__ = "sign_in_link"
+    __table_args__ = (Index("ix_sign_in_link_member", "member_id", "created_at"),)
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"))
+    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("member.id"))
+    issued_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("member.id"))
+    token_hash: Mapped[str | None] = mapped_column(exact_string(64), unique=True, nullable=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class OutgoingMail(SyncedMixin, Base):
+    """A notification email queued in the transaction of what it announces (approval,
+    rejection, an invitee joining, a sign-in link), sent exactly once by
+    services/admin/notifications.py: queued -> sending -> sent / failed / uncertain."""
+
+    __tablename__ = "outgoing_mail"
+    __table_args__ = (
+        Index("ix_outgoing_mail_status_next", "status", "next_attempt_at", "created_at"),
+        Index("ix_outgoing_mail_org_status", "organization_id", "status"),
+    )
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"))
+    kind: Mapped[str] = mapped_column(String(40))
+    to_email: Mapped[str] = mapped_column(String(320))
+    to_name: Mapped[str] = mapped_column(String(200), default="")
+    context_json: Mapped[str] = mapped_column(Text, default="{}")
+    sign_in_link_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("sign_in_link.id"))
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    sending_owner: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    message_id: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    last_error: Mapped[str] = mapped_column(Text, default="")

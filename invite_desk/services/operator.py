@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
@@ -21,6 +22,8 @@ class Operator:
     role: Role
     unit_id: uuid.UUID | None
     unit_name: str
+    # When this session signed in (auth.sign_in); a sign-in revoked later ends it.
+    signed_in_at: datetime | None = None
 
     @property
     def scope_label(self) -> str:
@@ -55,4 +58,10 @@ def refreshed(session: Session, operator: Operator) -> Operator:
         raise PermissionDenied(
             "do this", operator.role.name, detail="Your account is no longer active; sign in again."
         )
-    return operator_for(session, member)
+    revoked = member.sign_in_revoked_at
+    if revoked is not None and (operator.signed_in_at is None or operator.signed_in_at < revoked):
+        raise PermissionDenied(
+            "do this", operator.role.name,
+            detail="Your sign-in was revoked by an administrator; ask them for a new one.",
+        )
+    return replace(operator_for(session, member), signed_in_at=operator.signed_in_at)

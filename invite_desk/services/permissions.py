@@ -22,6 +22,13 @@ class Action(StrEnum):
     MANAGE_INVITATION = "resend, revoke or extend this invitation"
     APPROVE_APPLICATION = "approve or reject this membership application"
     VIEW_MEMBER = "see this member"
+    # Issue 11: administration.
+    MANAGE_PEOPLE = "change this member's role, unit, status or sign-in"
+    VIEW_PEOPLE = "see the people of the organization"
+    MANAGE_UNITS = "create, rename, merge or archive units"
+    MANAGE_EVENTS = "create, edit or archive this event"
+    VIEW_EVENTS = "see events and their guests"
+    VIEW_AUDIT_LOG = "see the audit log"
 
 
 @dataclass(frozen=True)
@@ -144,6 +151,22 @@ def decide(
                 "The applicant belongs to another unit.",
             )
         return Decision(True, operator.role)
+    if action in (Action.MANAGE_PEOPLE, Action.MANAGE_EVENTS, Action.VIEW_PEOPLE,
+                  Action.VIEW_EVENTS):
+        # People and events: local admins (and HR, for reading) within their unit; the
+        # organization roles everywhere. The people policy's role limits are in admin/people.py.
+        needed = (Role.ADMIN_LOCAL if action in (Action.MANAGE_PEOPLE, Action.MANAGE_EVENTS)
+                  else Role.HR_LOCAL)
+        if operator.role < needed:
+            return Decision(False, _lowest_role_reaching(operator, target, needed))
+        if target is not None and not in_scope(operator, Target(unit_id=target.unit_id)):
+            unit_only = Target(unit_id=target.unit_id)
+            return Decision(False, _lowest_role_reaching(operator, unit_only, needed),
+                            "It belongs to another unit." if target.unit_id is not None
+                            else "It belongs to no unit.")
+        return Decision(True, needed)
+    if action in (Action.MANAGE_UNITS, Action.VIEW_AUDIT_LOG):
+        return _role_gate(operator, Role.ADMIN_TENANT)
     raise ValueError(f"unknown action {action!r}")  # pragma: no cover
 
 

@@ -83,6 +83,22 @@ SPECS: tuple[SettingSpec, ...] = (
         "When on, people choose a password on the registration page (members can then sign in "
         "with their email). When off, the form asks only for their name.",
     ),
+    # Issue 11: the emails people expect; each can be switched off.
+    SettingSpec(
+        "notifications.applicationDecision", "notify_application_decision", bool, True,
+        "Email applicants when their application is approved or rejected",
+        "The rejection email includes the reason HR gave, if any.",
+    ),
+    SettingSpec(
+        "notifications.inviteeJoined", "notify_invitee_joined", bool, True,
+        "Email inviters when their invitee joins",
+        "Tells the member credited with the invitation that the person they invited joined.",
+    ),
+    SettingSpec(
+        "notifications.operatorSignIn", "notify_operator_sign_in", bool, True,
+        "Email new operators their sign-in link",
+        "When off, give sign-ins as one-time passwords instead.",
+    ),
 )
 
 SPECS_BY_KEY = {spec.key: spec for spec in SPECS}
@@ -105,6 +121,9 @@ class PolicySettings:
     number_of_referrals_needed_for_signup: int | None = None
     adhesion_required: bool = False
     registration_asks_password: bool = True
+    notify_application_decision: bool = True
+    notify_invitee_joined: bool = True
+    notify_operator_sign_in: bool = True
 
     @property
     def invite_only(self) -> bool:

@@ -6,16 +6,57 @@
 Each kind can be switched off in Settings (`notifications.*`). Rows in `outgoing_mail` go
 queued -> sending -> sent / failed / uncertain, like invitations: a row is committed as
 `sending` before its SMTP transaction, so a crash or a re-run never sends it twice (a row
-left in `sending` by a dead run becomes `uncertain`, never resent automatically).
+left in `sending` by a run that died becomes `uncertain`, never resent automatically).
+
+Templates: resources/email/notifications/<kind>.{subject,html,txt}.j2, rendered in Jinja's
+SandboxedEnvironment with StrictUndefined; every value is data (escaped in the HTML part).
 """
 
 from __future__ import annotations
 
+import json
+import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
+from typing import Any, Protocol
 
-from invite_desk.services.operator import Operator
+from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2.sandbox import SandboxedEnvironment
+from sqlalchemy import func, select, true, update
+from sqlalchemy.orm import Session
+
+from invite_desk.resources_path import resource_path
+from invite_desk.services import settings as settings_service
+from invite_desk.services.email.raw import build_raw_message
+from invite_desk.services.email.templates import (
+    DEFAULT_LOGO_CID,
+    RenderedEmail,
+    _nl2br,
+    _quote_lines,
+    _readable_text_on,
+)
+from invite_desk.services.invitations.tokens import new_token
+from invite_desk.services.mail_settings import load_mail_settings
+from invite_desk.services.models import (
+    Organization,
+    OutgoingMail,
+    SignInLink,
+    utcnow,
+)
+from invite_desk.services.operator import Operator, refreshed
+from invite_desk.services.permissions import Action, require
+from invite_desk.services.settings_schema import PolicySettings
+from invite_desk.services.smtp.transport import (
+    PermanentFailure,
+    RetryPolicy,
+    SendResult,
+    Sent,
+    TemporaryFailure,
+    Uncertain,
+)
 from invite_desk.services.uow import UnitOfWork
 
 
@@ -32,7 +73,20 @@ class MailState(StrEnum):
     SENT = "sent"
     FAILED = "failed"
     UNCERTAIN = "uncertain"
-    SKIPPED = "skipped"  # e.g. a sign-in link superseded before it was sent
+    SKIPPED = "skipped"  # e.g. a sign-in link revoked or replaced before it was sent
+
+
+# Which PolicySettings switch turns each kind off.
+SWITCHES: dict[NotificationKind, str] = {
+    NotificationKind.APPLICATION_APPROVED: "notify_application_decision",
+    NotificationKind.APPLICATION_REJECTED: "notify_application_decision",
+    NotificationKind.INVITEE_JOINED: "notify_invitee_joined",
+    NotificationKind.OPERATOR_SIGN_IN: "notify_operator_sign_in",
+}
+
+# A row claimed longer ago than this by a run that never settled it is `uncertain`.
+STALE_CLAIM = timedelta(minutes=10)
+RETRY = RetryPolicy()
 
 
 @dataclass(frozen=True)
@@ -40,7 +94,7 @@ class NotificationRun:
     sent: int
     failed: int
     uncertain: int
-    remaining: int  # still queued (e.g. temporary failures, or `limit` reached)
+    remaining: int  # still queued (temporary failures waiting, or `limit` reached)
 
 
 @dataclass(frozen=True)
@@ -50,15 +104,293 @@ class PendingCounts:
     uncertain: int
 
 
-def send_pending_notifications(uow: UnitOfWork, transport: object, *,
+class Transport(Protocol):
+    def send(self, message: bytes, to: str) -> SendResult: ...
+
+
+def is_enabled(policy: PolicySettings, kind: NotificationKind) -> bool:
+    return bool(getattr(policy, SWITCHES[kind]))
+
+
+def enqueue(
+    session: Session,
+    *,
+    organization_id: uuid.UUID,
+    kind: NotificationKind,
+    to_email: str,
+    to_name: str = "",
+    context: Mapping[str, Any] | None = None,
+    sign_in_link_id: uuid.UUID | None = None,
+    policy: PolicySettings | None = None,
+) -> OutgoingMail | None:
+    """Queue one email in the caller's transaction (its commit makes both durable together).
+    Returns None when the organization switched this kind off in Settings."""
+    if policy is None:
+        policy = settings_service.load(session, organization_id)
+    if not is_enabled(policy, kind):
+        return None
+    row = OutgoingMail(
+        organization_id=organization_id, kind=kind.value, to_email=to_email,
+        to_name=to_name[:200], context_json=json.dumps(dict(context or {}), sort_keys=True),
+        sign_in_link_id=sign_in_link_id, status=MailState.QUEUED.value, attempts=0,
+        last_error="",
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+# -- rendering -------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _environment() -> SandboxedEnvironment:
+    env = SandboxedEnvironment(
+        loader=FileSystemLoader(str(resource_path("email", "notifications"))),
+        autoescape=select_autoescape(enabled_extensions=("html", "html.j2"), default=False),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["nl2br"] = _nl2br
+    env.filters["quote_lines"] = _quote_lines
+    return env
+
+
+def render_notification(kind: NotificationKind, org: Organization, to_email: str, to_name: str,
+                        context: Mapping[str, Any]) -> RenderedEmail:
+    """The three parts of one notification, branded with the organization's name, colour and
+    logo. Every value is data: escaped in the HTML part, never template source."""
+    env = _environment()
+    variables: dict[str, Any] = {
+        "organization_name": org.name,
+        "organization_description": org.description,
+        "accent_color": org.accent_color,
+        "accent_text_color": _readable_text_on(org.accent_color),
+        "has_logo": org.logo is not None,
+        "logo_cid": DEFAULT_LOGO_CID,
+        "recipient_name": to_name,
+        "recipient_email": to_email,
+        # Defaults every template may rely on.
+        "reason": "", "unit_name": "", "invitee_name": "", "event_name": "",
+        "admin_name": "", "role_label": "", "sign_in_link": "", "expires_at": "",
+    }
+    variables.update(context)
+    subject = env.get_template(f"{kind.value}.subject.j2").render(variables)
+    return RenderedEmail(
+        subject=" ".join(subject.split()),
+        html=env.get_template(f"{kind.value}.html.j2").render(variables),
+        text=env.get_template(f"{kind.value}.txt.j2").render(variables),
+    )
+
+
+def set_password_link(base_url: str, token: str) -> str:
+    return f"{base_url.rstrip('/')}/set-password/{token}"
+
+
+# -- delivery --------------------------------------------------------------------------------
+
+
+def _mark_stale_uncertain(uow: UnitOfWork, now: datetime) -> None:
+    with uow:
+        uow.session.execute(
+            update(OutgoingMail)
+            .where(OutgoingMail.status == MailState.SENDING.value,
+                   OutgoingMail.claimed_at < now - STALE_CLAIM)
+            .values(status=MailState.UNCERTAIN.value,
+                    last_error="The run sending this email stopped before it knew whether the "
+                               "server accepted it; not resent automatically.",
+                    version=OutgoingMail.version + 1, updated_at=now)
+        )
+        uow.commit()
+
+
+def _claim(uow: UnitOfWork, now: datetime,
+           skip: set[uuid.UUID]) -> tuple[uuid.UUID, bytes, str] | None | bool:
+    """Claim the next due row: commit it as `sending` with its Message-ID (and, for a sign-in
+    link, the hash of a freshly minted token) before any byte goes to the server.
+    Returns (id, message, recipient), None when nothing is due, False when the row it looked
+    at was settled without sending (skipped, failed to render, or claimed by another run)."""
+    with uow:
+        session = uow.session
+        row = session.scalar(
+            select(OutgoingMail)
+            .where(OutgoingMail.status == MailState.QUEUED.value,
+                   (OutgoingMail.next_attempt_at.is_(None)) | (OutgoingMail.next_attempt_at <= now),
+                   OutgoingMail.id.not_in(skip) if skip else true())
+            .order_by(OutgoingMail.created_at, OutgoingMail.id)
+            .limit(1)
+        )
+        if row is None:
+            return None
+        claimed = session.execute(
+            update(OutgoingMail)
+            .where(OutgoingMail.id == row.id, OutgoingMail.status == MailState.QUEUED.value,
+                   OutgoingMail.version == row.version)
+            .values(status=MailState.SENDING.value, claimed_at=now,
+                    version=OutgoingMail.version + 1, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            uow.rollback()
+            return False
+        kind = NotificationKind(row.kind)
+        context: dict[str, Any] = json.loads(row.context_json or "{}")
+        org = session.get(Organization, row.organization_id)
+        mail = load_mail_settings(session, row.organization_id)
+        reason = ""
+        if org is None or not mail.configured:
+            reason = ("The organization's outgoing email (Settings › Email) is not set up."
+                      if org is not None else "The organization no longer exists.")
+        if not reason and row.sign_in_link_id is not None:
+            link = session.get(SignInLink, row.sign_in_link_id)
+            if link is None or link.revoked_at is not None or link.used_at is not None \
+                    or link.expires_at <= now:
+                _settle_row(session, row.id, MailState.SKIPPED, now,
+                            "The sign-in link was revoked, used or replaced before it was sent.")
+                uow.commit()
+                return False
+            if not org or not org.registration_base_url.strip():
+                reason = ("Set the organization's registration web address (Settings › "
+                          "Organization): the sign-in link points there.")
+            else:
+                token, token_hash = new_token()
+                link.token_hash = token_hash
+                context["sign_in_link"] = set_password_link(org.registration_base_url, token)
+                context["expires_at"] = link.expires_at.strftime("%d %B %Y, %H:%M UTC")
+        if reason:
+            _settle_row(session, row.id, MailState.FAILED, now, reason)
+            uow.commit()
+            return False
+        assert org is not None
+        try:
+            rendered = render_notification(kind, org, row.to_email, row.to_name, context)
+            message, message_id = build_raw_message(
+                rendered, from_address=mail.from_address, from_name=mail.from_name or org.name,
+                to_address=row.to_email, to_name=row.to_name,
+                message_id_domain=mail.from_address.rpartition("@")[2] or "invite-desk.invalid",
+                logo=org.logo, logo_mime=org.logo_mime,
+            )
+        except Exception as exc:  # a template or address that cannot be used: keep why
+            _settle_row(session, row.id, MailState.FAILED, now,
+                        f"Could not prepare the email: {exc}")
+            uow.commit()
+            return False
+        session.execute(
+            update(OutgoingMail).where(OutgoingMail.id == row.id)
+            .values(message_id=message_id, attempts=OutgoingMail.attempts + 1)
+            .execution_options(synchronize_session=False)
+        )
+        row_id, to_email = row.id, row.to_email
+        uow.commit()
+        return row_id, message, to_email
+
+
+def _settle_row(session: Session, row_id: uuid.UUID, state: MailState, now: datetime,
+                error: str = "", **values: Any) -> None:
+    if state is MailState.SENT:
+        values["sent_at"] = now
+    session.execute(
+        update(OutgoingMail).where(OutgoingMail.id == row_id)
+        .values(status=state.value, last_error=error[:2000], updated_at=now,
+                version=OutgoingMail.version + 1, **values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _settle(uow: UnitOfWork, row_id: uuid.UUID, result: SendResult, now: datetime) -> MailState:
+    with uow:
+        session = uow.session
+        if isinstance(result, Sent):
+            state = MailState.SENT
+            _settle_row(session, row_id, state, now)
+        elif isinstance(result, TemporaryFailure):
+            attempts = session.scalar(select(OutgoingMail.attempts)
+                                      .where(OutgoingMail.id == row_id)) or 1
+            error = f"{result.code or ''} {result.reply}".strip()
+            if RETRY.should_retry(attempts):
+                state = MailState.QUEUED
+                _settle_row(session, row_id, state, now, error,
+                            next_attempt_at=now + timedelta(seconds=RETRY.delay_for(attempts)))
+            else:
+                state = MailState.FAILED
+                _settle_row(session, row_id, state, now, error)
+        elif isinstance(result, PermanentFailure):
+            state = MailState.FAILED
+            _settle_row(session, row_id, state, now, f"{result.code or ''} {result.reply}".strip())
+        elif isinstance(result, Uncertain):
+            state = MailState.UNCERTAIN
+            _settle_row(session, row_id, state, now, result.reason)
+        else:  # pragma: no cover - SendResult is closed
+            raise TypeError(f"unexpected send result {result!r}")
+        uow.commit()
+        return state
+
+
+def send_pending_notifications(uow: UnitOfWork, transport: Transport, *,
                                limit: int | None = None,
                                now: datetime | None = None) -> NotificationRun:
     """Deliver queued notification emails over `transport` (an SmtpTransport, or anything
     with `send(message_bytes, to) -> SendResult`). Called by the desktop Outbox after a run
-    and by `invite-desk notify` / the end of `invite-desk send`; safe to run concurrently."""
-    raise NotImplementedError
+    and by `invite-desk notify` / the end of `invite-desk send`. Safe to run in two processes
+    at once: a row is claimed by a conditional update, so only one of them sends it."""
+    def clock() -> datetime:
+        return now if now is not None else utcnow()
+
+    _mark_stale_uncertain(uow, clock())
+    counts = {MailState.SENT: 0, MailState.FAILED: 0, MailState.UNCERTAIN: 0}
+    attempted = 0
+    skip: set[uuid.UUID] = set()
+    while limit is None or attempted < limit:
+        claimed = _claim(uow, clock(), skip)
+        if claimed is None:
+            break
+        if claimed is False:
+            continue
+        assert not isinstance(claimed, bool)
+        row_id, message, to = claimed
+        attempted += 1
+        try:
+            result = transport.send(message, to)
+        except Exception as exc:  # the connection is gone: the row may or may not be sent
+            _settle(uow, row_id, Uncertain(f"The connection failed while sending: {exc}"),
+                    clock())
+            counts[MailState.UNCERTAIN] += 1
+            raise
+        state = _settle(uow, row_id, result, clock())
+        if state is MailState.QUEUED:
+            skip.add(row_id)  # retried by a later run, after its delay
+        elif state in counts:
+            counts[state] += 1
+    with uow:
+        remaining = uow.session.scalar(
+            select(func.count()).select_from(OutgoingMail)
+            .where(OutgoingMail.status == MailState.QUEUED.value)) or 0
+    return NotificationRun(sent=counts[MailState.SENT], failed=counts[MailState.FAILED],
+                           uncertain=counts[MailState.UNCERTAIN], remaining=remaining)
+
+
+def has_pending(uow: UnitOfWork) -> bool:
+    """Whether any notification email is due (the CLI skips connecting to SMTP otherwise)."""
+    now = utcnow()
+    with uow:
+        return uow.session.scalar(
+            select(OutgoingMail.id)
+            .where(OutgoingMail.status == MailState.QUEUED.value,
+                   (OutgoingMail.next_attempt_at.is_(None)) | (OutgoingMail.next_attempt_at <= now))
+            .limit(1)) is not None
 
 
 def pending_counts(uow: UnitOfWork, operator: Operator) -> PendingCounts:
-    """How many notification emails wait (HR_LOCAL and above; org-wide counts)."""
-    raise NotImplementedError
+    """How many notification emails wait, failed or are uncertain (HR_LOCAL and above)."""
+    with uow:
+        operator = refreshed(uow.session, operator)
+        require(operator, Action.VIEW_PEOPLE)
+        rows = dict(uow.session.execute(
+            select(OutgoingMail.status, func.count())
+            .where(OutgoingMail.organization_id == operator.organization_id)
+            .group_by(OutgoingMail.status)).tuples().all())
+        return PendingCounts(queued=rows.get(MailState.QUEUED.value, 0),
+                             failed=rows.get(MailState.FAILED.value, 0),
+                             uncertain=rows.get(MailState.UNCERTAIN.value, 0))
