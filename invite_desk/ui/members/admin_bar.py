@@ -77,7 +77,8 @@ class MemberAdminBar(QWidget):
             member_id = index.data(MemberRole.ID)
             row = index.data(MemberRole.ROW)
             if member_id is not None:
-                found.append((member_id, getattr(row, "email", ""), getattr(row, "name", "")))
+                name = " ".join(p for p in (getattr(row, "first_name", ""), getattr(row, "last_name", "")) if p)
+                found.append((member_id, getattr(row, "email", ""), name))
         return found
 
     def update_buttons(self) -> None:
