@@ -7,12 +7,22 @@ Pages are keyset-paged on (at, id) newest first, so page N costs what page 1 cos
 
 from __future__ import annotations
 
+import csv
+import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TextIO
 
-from invite_desk.services.operator import Operator
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from invite_desk.services.errors import NotFound, ValidationFailed
+from invite_desk.services.models import AuditLog, Event, Invitation, Member
+from invite_desk.services.operator import Operator, refreshed
+from invite_desk.services.permissions import Action, Target, require
+from invite_desk.services.tracking.export import _defuse
 from invite_desk.services.uow import UnitOfWork
 
 
@@ -71,28 +81,219 @@ class AuditChoices:
 
 
 PAGE_SIZE = 200
+PAGE_MAX = 5000
+CSV_HEADER = ("at", "actor", "actor_id", "action", "object_type", "object_id", "changed",
+              "before", "after")
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _conditions(operator: Operator, query: AuditQuery) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [AuditLog.organization_id == operator.organization_id]
+    if query.since is not None and query.until is not None and query.since >= query.until:
+        raise ValidationFailed({"until": "The end of the period must be after its start."})
+    if query.actor_id is not None:
+        conditions.append(AuditLog.actor_id == query.actor_id)
+    action = query.action.strip()
+    if action.endswith("."):
+        conditions.append(AuditLog.action.like(_escape_like(action) + "%", escape="\\"))
+    elif action:
+        conditions.append(AuditLog.action == action)
+    if query.entity_type.strip():
+        conditions.append(AuditLog.entity_type == query.entity_type.strip())
+    if query.entity_id is not None:
+        conditions.append(AuditLog.entity_id == query.entity_id)
+    if query.since is not None:
+        conditions.append(AuditLog.at >= query.since)
+    if query.until is not None:
+        conditions.append(AuditLog.at < query.until)
+    text = query.text.strip().lower()
+    if text:
+        # JSON escapes non-ASCII as \uXXXX: search for the text as JSON writes it, too.
+        variants = {text, json.dumps(text)[1:-1]}
+        likes = []
+        for variant in variants:
+            pattern = "%" + _escape_like(variant) + "%"
+            likes += [func.lower(AuditLog.action).like(pattern, escape="\\"),
+                      func.lower(AuditLog.entity_type).like(pattern, escape="\\"),
+                      func.lower(AuditLog.before_json).like(pattern, escape="\\"),
+                      func.lower(AuditLog.after_json).like(pattern, escape="\\")]
+        conditions.append(or_(*likes))
+    return conditions
+
+
+def _after(cursor: AuditCursor) -> ColumnElement[bool]:
+    # `at <= x` leads the index range; the OR only breaks ties within one instant.
+    return and_(AuditLog.at <= cursor.at,
+                or_(AuditLog.at < cursor.at, AuditLog.id < cursor.id))
+
+
+def _statement(operator: Operator, query: AuditQuery, after: AuditCursor | None,
+               limit: int) -> Select[AuditLog]:
+    conditions = _conditions(operator, query)
+    if after is not None:
+        conditions.append(_after(after))
+    return (select(AuditLog).where(*conditions)
+            .order_by(AuditLog.at.desc(), AuditLog.id.desc()).limit(limit))
+
+
+def _actor_names(session: Session, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    if not ids:
+        return {}
+    return {m.id: m.display_name
+            for m in session.scalars(select(Member).where(Member.id.in_(ids)))}
+
+
+def _rows(session: Session, logs: list[AuditLog]) -> list[AuditRow]:
+    names = _actor_names(session, {log.actor_id for log in logs if log.actor_id is not None})
+    return [AuditRow(
+        id=log.id, at=log.at, actor_id=log.actor_id,
+        actor=names.get(log.actor_id, "former member") if log.actor_id else "system",
+        action=log.action, entity_type=log.entity_type, entity_id=log.entity_id,
+        before=_loads(log.before_json), after=_loads(log.after_json),
+    ) for log in logs]
+
+
+def _loads(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {"value": text}
+    return value if isinstance(value, dict) else {"value": value}
 
 
 def fetch_audit_page(uow: UnitOfWork, operator: Operator, query: AuditQuery,
                      after: AuditCursor | None = None, *, limit: int = PAGE_SIZE) -> AuditPage:
     """One page, newest first, starting after `after` (ADMIN_TENANT)."""
-    raise NotImplementedError
+    limit = max(1, min(limit, PAGE_MAX))
+    with uow:
+        session = uow.session
+        operator = refreshed(session, operator)
+        require(operator, Action.VIEW_AUDIT_LOG)
+        logs = list(session.scalars(_statement(operator, query, after, limit + 1)))
+        more = len(logs) > limit
+        rows = _rows(session, logs[:limit])
+        return AuditPage(tuple(rows), rows[-1].cursor if more and rows else None)
 
 
 def audit_choices(uow: UnitOfWork, operator: Operator) -> AuditChoices:
-    """Values for the filter pickers (ADMIN_TENANT)."""
-    raise NotImplementedError
+    """Values for the filter pickers (ADMIN_TENANT): the actions and object types that occur
+    (skip-scanned from the indexes, so cheap at a million rows) and the organization's
+    operators (members with a role above USER or a sign-in)."""
+    with uow:
+        session = uow.session
+        operator = refreshed(session, operator)
+        require(operator, Action.VIEW_AUDIT_LOG)
+        org = operator.organization_id
+        actions = _distinct(session, AuditLog.action, org)
+        types = _distinct(session, AuditLog.entity_type, org)
+        people = session.execute(
+            select(Member.id, Member.first_name, Member.last_name, Member.email)
+            .where(Member.organization_id == org,
+                   or_(Member.role != "USER", Member.password_hash.is_not(None)))
+            .order_by(Member.last_name, Member.first_name)).all()
+        actors = tuple((mid, f"{first} {last}".strip() or email)
+                       for mid, first, last, email in people)
+        return AuditChoices(tuple(actions), tuple(types), actors)
+
+
+def _distinct(session: Session, column: Any, organization_id: uuid.UUID) -> list[str]:
+    """Distinct values by hopping the (organization_id, column, ...) index: one probe per
+    value instead of a scan of every row."""
+    values: list[str] = []
+    last: str | None = None
+    for _ in range(500):
+        stmt = select(func.min(column)).where(AuditLog.organization_id == organization_id)
+        if last is not None:
+            stmt = stmt.where(column > last)
+        value = session.scalar(stmt)
+        if value is None:
+            break
+        values.append(value)
+        last = value
+    return values
 
 
 def export_audit_csv(uow: UnitOfWork, operator: Operator, query: AuditQuery,
-                     out: TextIO) -> int:
+                     out: TextIO, *, on_progress: Callable[[int], None] | None = None,
+                     cancelled: Callable[[], bool] | None = None) -> int:
     """Write every matching row as CSV to `out`, page by page (never the whole log in
     memory); returns the row count (ADMIN_TENANT)."""
-    raise NotImplementedError
+    writer = csv.writer(out)
+    writer.writerow(CSV_HEADER)
+    written = 0
+    cursor: AuditCursor | None = None
+    while True:
+        if cancelled is not None and cancelled():
+            break
+        page = fetch_audit_page(uow, operator, query, cursor, limit=2000)
+        for row in page.rows:
+            writer.writerow([
+                row.at.isoformat(timespec="seconds"), _defuse(row.actor),
+                str(row.actor_id or ""), _defuse(row.action), _defuse(row.entity_type),
+                str(row.entity_id or ""), " ".join(row.changed_fields),
+                _defuse(json.dumps(row.before, ensure_ascii=False, sort_keys=True)),
+                _defuse(json.dumps(row.after, ensure_ascii=False, sort_keys=True)),
+            ])
+        written += len(page.rows)
+        if on_progress is not None:
+            on_progress(written)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    return written
+
+
+def _require_object(session: Session, operator: Operator, entity_type: str,
+                    entity_id: uuid.UUID | None) -> None:
+    if entity_type == "invitation" and entity_id is not None:
+        invitation = session.get(Invitation, entity_id)
+        if invitation is None or invitation.organization_id != operator.organization_id:
+            raise NotFound("This invitation no longer exists.")
+        require(operator, Action.VIEW_INVITATION, target=Target(
+            unit_id=invitation.unit_id, owner_ids=(invitation.inviter_id, invitation.sender_id)))
+    elif entity_type == "member" and entity_id is not None:
+        member = session.get(Member, entity_id)
+        if member is None or member.organization_id != operator.organization_id:
+            raise NotFound("This member no longer exists.")
+        if member.id != operator.member_id:
+            require(operator, Action.VIEW_PEOPLE, target=Target(unit_id=member.unit_id))
+    elif entity_type == "event" and entity_id is not None:
+        event = session.get(Event, entity_id)
+        if event is None or event.organization_id != operator.organization_id:
+            raise NotFound("This event no longer exists.")
+        require(operator, Action.VIEW_EVENTS,
+                target=Target(unit_id=event.unit_id) if event.unit_id else None)
+    else:  # settings, organization, units, batches: the organization's administration
+        require(operator, Action.VIEW_AUDIT_LOG)
 
 
 def history_for(uow: UnitOfWork, operator: Operator, entity_type: str,
-                entity_id: uuid.UUID | None = None, *, limit: int = 500) -> list[AuditRow]:
-    """Newest first: an invitation's, a member's (changes to them), a setting's
-    (entity_type "setting", entity_id None: every settings change) history."""
-    raise NotImplementedError
+                entity_id: uuid.UUID | None = None, *, setting_key: str = "",
+                limit: int = 500) -> list[AuditRow]:
+    """Newest first: an invitation's, a member's (changes to them), an event's or unit's
+    history; entity_type "settings" (entity_id None) is every settings change, or with
+    `setting_key` ("userInvitations.hasUserInvitation") only the changes of that setting.
+    Whoever may see the object may see its history; settings need ADMIN_TENANT."""
+    entity_type = "settings" if entity_type == "setting" else entity_type
+    with uow:
+        session = uow.session
+        operator = refreshed(session, operator)
+        _require_object(session, operator, entity_type, entity_id)
+        conditions = [AuditLog.organization_id == operator.organization_id,
+                      AuditLog.entity_type == entity_type]
+        if entity_id is not None:
+            conditions.append(AuditLog.entity_id == entity_id)
+        if setting_key:
+            needle = "%" + _escape_like(json.dumps(setting_key)) + "%"
+            conditions.append(or_(AuditLog.before_json.like(needle, escape="\\"),
+                                  AuditLog.after_json.like(needle, escape="\\")))
+        logs = list(session.scalars(
+            select(AuditLog).where(*conditions)
+            .order_by(AuditLog.at.desc(), AuditLog.id.desc()).limit(limit)))
+        rows = _rows(session, logs)
+        if setting_key:
+            rows = [r for r in rows if setting_key in r.before or setting_key in r.after]
+        return rows
