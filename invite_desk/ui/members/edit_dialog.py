@@ -199,7 +199,9 @@ class MemberEditDialog(QDialog):
         self.hub.query(self, work, self._show, self._failed, key="person")
 
     def _failed(self, error: BaseException) -> None:
-        self.message_label.setText(str(error))
+        """Not even readable by this operator (out of their scope): say why."""
+        self.reason_label.setText(str(error))
+        self.reason_label.show()
 
     def _show(self, loaded: tuple[PersonView, EditPolicy]) -> None:
         person, policy = loaded
