@@ -60,7 +60,7 @@ from invite_desk.ui.theme import set_variant
 from invite_desk.ui.widgets import PlainLabel, plain_tooltip, warn
 
 ANY_DATE = QDate(2000, 1, 1)
-COLUMN_WIDTHS = {AuditColumn.WHEN: 130, AuditColumn.WHO: 150, AuditColumn.ACTION: 170,
+COLUMN_WIDTHS = {AuditColumn.WHEN: 150, AuditColumn.WHO: 150, AuditColumn.ACTION: 170,
                  AuditColumn.OBJECT: 150}
 CHANGED_BACKGROUND = QColor("#FFF4D6")
 
