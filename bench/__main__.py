@@ -11,6 +11,7 @@ BENCHMARKS = {
     "sending": "bench.sending",
     "preparing": "bench.preparing",
     "tracking": "bench.tracking",
+    "audit": "bench.audit",
 }
 
 
