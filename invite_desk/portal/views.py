@@ -19,6 +19,11 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from invite_desk.portal.app import LOGO_CONTENT_SECURITY_POLICY, PortalState, portal_state
 from invite_desk.portal.csrf import csrf_ok
+from invite_desk.services.auth import (
+    SignInLinkInvalid,
+    check_sign_in_link,
+    set_password_from_link,
+)
 from invite_desk.services.errors import ValidationFailed
 from invite_desk.services.models import InvitationKind
 from invite_desk.services.organization import LOGO_TYPES
@@ -365,3 +370,47 @@ def confirm(token: str) -> Page:
     if result.state is ConfirmState.INVALID:
         state.bad_tokens.hit(client)
     return _confirm_page(result, token)
+
+
+# --------------------------------------------------------------------------- set-password links
+
+
+def _set_password_page(email: str, token: str, *, error: str = "", code: int = 200,
+                       done: bool = False, invalid: str = "") -> Page:
+    page = render_template(
+        "set_password.html", branding=_state().branding(), email=email, error=error,
+        done=done, invalid=invalid, action=url_for("portal.set_password", token=token),
+    )
+    return page, code
+
+
+@bp.route("/set-password/<token>", methods=["GET", "POST"])
+def set_password(token: str) -> Page:
+    """Issue 11: an operator chooses their desktop password from the emailed link. Opening
+    the link changes nothing; the form uses it once (services/auth.py keeps only its hash)."""
+    state = _state()
+    client = _client()
+    if state.bad_tokens.blocked(client):
+        return _too_many(state.branding(), state.bad_tokens.retry_after(client))
+    try:
+        email = check_sign_in_link(state.uow, token)
+    except SignInLinkInvalid as exc:
+        if "not valid" in exc.message:
+            state.bad_tokens.hit(client)
+        return _set_password_page("", token, invalid=exc.message,
+                                  code=404 if "not valid" in exc.message else 410)
+    if request.method == "POST":
+        if not csrf_ok():
+            return _csrf_failed(state.branding())
+        password = request.form.get("password", "")
+        if password != request.form.get("password_confirmation", ""):
+            return _set_password_page(email, token, error="The two passwords differ.", code=400)
+        try:
+            set_password_from_link(state.uow, token, password)
+        except ValidationFailed as exc:
+            return _set_password_page(email, token, error="; ".join(exc.errors.values()),
+                                      code=400)
+        except SignInLinkInvalid as exc:
+            return _set_password_page("", token, invalid=exc.message, code=410)
+        return _set_password_page(email, token, done=True)
+    return _set_password_page(email, token)

@@ -21,6 +21,7 @@ from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import aliased
 
 from invite_desk.services import audit, referrals
+from invite_desk.services.admin import notifications
 from invite_desk.services.concurrency import changed_meanwhile
 from invite_desk.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from invite_desk.services.models import AdhesionStatus, Member, MemberStatus, Unit, utcnow
@@ -252,6 +253,12 @@ def _decide(
             action=f"adhesion.{_ACTION_NAMES[to]}", entity_type="member", entity_id=member.id,
             before=before, after=after,
         )
+        if to in (AdhesionStatus.APPROVED, AdhesionStatus.REJECTED):
+            # Issue 11: the applicant's email, queued in this transaction (sent exactly once).
+            unit = session.get(Unit, member.unit_id) if member.unit_id else None
+            notifications.notify_application_decision(
+                session, member, approved=to is AdhesionStatus.APPROVED, reason=reason,
+                unit_name=unit.name if unit is not None else "")
         uow.commit()
     return get_application(uow, operator, member_id)
 

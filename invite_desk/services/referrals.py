@@ -81,7 +81,20 @@ def record(
             after={"referrer": credit.referrer_id, "referee": referee_id,
                    "invitation": credit.invitation_id, "status": status.value},
         )
+    if not pending and added:
+        _notify_inviters(session, organization_id, referee_id,
+                         [(c.referrer_id, c.invitation_id) for c in wanted
+                          if c.referrer_id not in already])
     return added
+
+
+def _notify_inviters(session: Session, organization_id: uuid.UUID, referee_id: uuid.UUID,
+                     credits: list[tuple[uuid.UUID, uuid.UUID | None]]) -> None:
+    """Issue 11: the inviters' "your invitee joined" emails, queued with the referral."""
+    from invite_desk.services.admin.notifications import notify_inviters
+
+    notify_inviters(session, organization_id=organization_id, referee_id=referee_id,
+                    credits=credits)
 
 
 def _close_pending(
@@ -104,6 +117,9 @@ def _close_pending(
             action=f"referral.{to.value}", entity_type="referral", entity_id=row.id,
             before={"status": ReferralStatus.PENDING.value}, after={"status": to.value},
         )
+    if rows and to is ReferralStatus.COMPLETED:
+        _notify_inviters(session, rows[0].organization_id, referee_id,
+                         [(row.referrer_id, row.invitation_id) for row in rows])
     return len(rows)
 
 

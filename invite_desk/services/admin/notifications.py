@@ -41,6 +41,10 @@ from invite_desk.services.email.templates import (
 from invite_desk.services.invitations.tokens import new_token
 from invite_desk.services.mail_settings import load_mail_settings
 from invite_desk.services.models import (
+    Event,
+    Invitation,
+    Member,
+    MemberStatus,
     Organization,
     OutgoingMail,
     SignInLink,
@@ -138,6 +142,45 @@ def enqueue(
     session.add(row)
     session.flush()
     return row
+
+
+def notify_inviters(session: Session, *, organization_id: uuid.UUID, referee_id: uuid.UUID,
+                    credits: list[tuple[uuid.UUID, uuid.UUID | None]]) -> int:
+    """Tell each credited inviter (referrer id, invitation id) that their invitee joined;
+    called where a referral becomes completed (registration without adhesion, or approval).
+    Returns how many emails were queued."""
+    policy = settings_service.load(session, organization_id)
+    if not is_enabled(policy, NotificationKind.INVITEE_JOINED):
+        return 0
+    referee = session.get(Member, referee_id)
+    if referee is None:
+        return 0
+    queued = 0
+    for referrer_id, invitation_id in credits:
+        referrer = session.get(Member, referrer_id)
+        if referrer is None or referrer.status != MemberStatus.ACTIVE.value:
+            continue
+        event_name = ""
+        invitation = session.get(Invitation, invitation_id) if invitation_id else None
+        if invitation is not None and invitation.event_id is not None:
+            event = session.get(Event, invitation.event_id)
+            event_name = event.name if event is not None else ""
+        enqueue(session, organization_id=organization_id, kind=NotificationKind.INVITEE_JOINED,
+                to_email=referrer.email, to_name=referrer.display_name,
+                context={"invitee_name": referee.display_name, "event_name": event_name},
+                policy=policy)
+        queued += 1
+    return queued
+
+
+def notify_application_decision(session: Session, member: Member, *, approved: bool,
+                                reason: str = "", unit_name: str = "") -> OutgoingMail | None:
+    """Tell an applicant their application was approved or rejected (with HR's reason)."""
+    kind = (NotificationKind.APPLICATION_APPROVED if approved
+            else NotificationKind.APPLICATION_REJECTED)
+    return enqueue(session, organization_id=member.organization_id, kind=kind,
+                   to_email=member.email, to_name=member.display_name,
+                   context={"reason": reason, "unit_name": unit_name})
 
 
 # -- rendering -------------------------------------------------------------------------------
