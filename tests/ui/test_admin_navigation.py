@@ -83,3 +83,20 @@ def test_pages_mirror_the_role(qtbot: QtBot, context: AppContext, make_operator:
     assert "ADMIN_TENANT" in tooltip_text(window.page_tooltip("audit"))
     assert not window.show_history("member", None, "x")  # refused, and said why
     assert "ADMIN_TENANT" in window.statusBar().currentMessage()
+
+
+def test_an_invitations_detail_pane_links_to_its_history(
+        qtbot: QtBot, uow: UnitOfWork, admin: Operator) -> None:
+    from invite_desk.services.tracking.history import invitation_detail
+    from invite_desk.ui.invitations.detail_pane import DetailPane
+    from tests.tracking_data import S, Seeder
+
+    added = Seeder(uow, admin.organization_id).add(S.SENT, inviter=admin.member_id,
+                                                   email="pat@example.org")
+    pane = DetailPane()
+    qtbot.addWidget(pane)
+    pane.show()
+    pane.show_detail(invitation_detail(uow, admin, added.id))
+    with qtbot.waitSignal(pane.history_requested) as asked:
+        pane.audit_button.click()
+    assert asked.args == ["invitation", added.id, "the invitation to pat@example.org"]
