@@ -458,3 +458,53 @@ def test_member_actions_disabled_for_hr(qtbot: QtBot, uow: UnitOfWork, engine: A
 
 def _unused(_: uuid.UUID) -> None:  # keeps the uuid import for type hints above
     return None
+
+
+def test_sign_in_link_is_queued_and_names_show_as_typed(
+        qtbot: QtBot, hub: OperationsHub, uow: UnitOfWork, admin: Operator,
+        make_operator: MakeOperator, confirmations: Any) -> None:
+    from PySide6.QtCore import Qt
+
+    from invite_desk.services.models import Member
+
+    hal = make_operator(Role.USER, email="hal@example.org")
+    with uow:
+        member = uow.session.get(Member, hal.member_id)
+        assert member is not None
+        member.first_name, member.last_name = "<img src=x>", "<b>Hal</b>"
+        uow.commit()
+    dialog = _shown(qtbot, MemberEditDialog(hub, admin, hal.member_id, uow=uow))
+    assert dialog.name_label.text() == "<img src=x> <b>Hal</b>"
+    assert dialog.name_label.textFormat() == Qt.TextFormat.PlainText
+    dialog.send_link()
+    assert confirmations.asked[-1]["action"] == "Send link"
+    assert dialog.person is not None and dialog.person.sign_in is SignInState.LINK_PENDING
+    assert "on its way to hal@example.org" in dialog.message_label.text()
+    assert dialog.revoke_button.isEnabled()
+
+
+def test_units_move_members_moves_the_ticked_ones(
+        qtbot: QtBot, hub: OperationsHub, uow: UnitOfWork, admin: Operator,
+        make_operator: MakeOperator, make_unit: MakeUnit,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from PySide6.QtCore import Qt
+
+    from invite_desk.ui.admin.move_dialog import MoveMembersDialog
+
+    north, south = make_unit("North"), make_unit("South")
+    for name in ("a", "b", "c"):
+        make_operator(Role.USER, north, email=f"{name}@example.org")
+
+    def answer(dialog: MoveMembersDialog) -> bool:
+        assert dialog.list.count() == 3
+        dialog.list.item(0).setCheckState(Qt.CheckState.Unchecked)
+        dialog.target_combo.setCurrentIndex(dialog.target_combo.findData(str(south)))
+        return True
+
+    monkeypatch.setattr(MoveMembersDialog, "ask", answer)
+    page = _shown(qtbot, UnitsPage(hub, admin, uow=uow))
+    page.select_unit(north)
+    page.move_members()
+    counts = {u.name: u.active_members for u in page.units}
+    assert counts == {"North": 1, "South": 2}
+    assert page.summary_label.text() == "Moved 2 members."

@@ -38,8 +38,8 @@ class MoveMembersDialog(QDialog):
         self.target_combo = QComboBox()
         self.target_combo.setAccessibleName("Move to")
         for text, value in targets:
-            self.target_combo.addItem(text, value)
-        self.target_combo.addItem("No unit", None)
+            self.target_combo.addItem(text, str(value))
+        self.target_combo.addItem("No unit", "")
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         self.ok = buttons.addButton("Move", QDialogButtonBox.ButtonRole.AcceptRole)
         self.ok.setEnabled(bool(people))
@@ -60,7 +60,7 @@ class MoveMembersDialog(QDialog):
 
     def target(self) -> uuid.UUID | None:
         value = self.target_combo.currentData()
-        return value if isinstance(value, uuid.UUID) else None
+        return uuid.UUID(value) if value else None
 
     def ask(self) -> bool:
         """Shown to a person (tests replace this)."""
