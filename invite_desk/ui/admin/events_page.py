@@ -94,6 +94,9 @@ class EventsPage(QWidget):
             "Creating and editing events needs the ADMIN_LOCAL role (Local admin) or higher; "
             f"you are signed in as {operator.role.label} ({operator.role.name}).")
         self._build()
+        if operator.role < Role.HR_LOCAL:  # the page is disabled for them: read nothing
+            self.summary_label.setText("Units and events are for HR and admins.")
+            return
         self.reload()
         self._load_units()
 

@@ -59,6 +59,9 @@ class UnitsPage(QWidget):
             f"(ADMIN_TENANT) may change them; you are signed in as {operator.role.label} "
             f"({operator.role.name}).")
         self._build()
+        if operator.role < Role.HR_LOCAL:  # the page is disabled for them: read nothing
+            self.summary_label.setText("Units and events are for HR and admins.")
+            return
         self.reload()
 
     def _build(self) -> None:
