@@ -60,8 +60,8 @@ from invite_desk.ui.theme import set_variant
 from invite_desk.ui.widgets import PlainLabel, plain_tooltip, warn
 
 ANY_DATE = QDate(2000, 1, 1)
-COLUMN_WIDTHS = {AuditColumn.WHEN: 150, AuditColumn.WHO: 150, AuditColumn.ACTION: 170,
-                 AuditColumn.OBJECT: 150}
+COLUMN_WIDTHS = {AuditColumn.WHEN: 140, AuditColumn.WHO: 130, AuditColumn.ACTION: 150,
+                 AuditColumn.OBJECT: 130}
 CHANGED_BACKGROUND = QColor("#FFF4D6")
 
 
@@ -143,16 +143,18 @@ class AuditLogWindow(QWidget):
         self.export_button = QPushButton("Export CSV…")
         self.export_button.setToolTip("Write every entry that matches the filters to a CSV file")
 
+        search_row = QHBoxLayout()
+        search_row.setSpacing(6)
+        search_row.addWidget(self.search_edit, 1)
+        search_row.addWidget(PlainLabel("From"))
+        search_row.addWidget(self.from_edit)
+        search_row.addWidget(PlainLabel("Until"))
+        search_row.addWidget(self.until_edit)
         filters = QHBoxLayout()
         filters.setSpacing(6)
-        filters.addWidget(self.search_edit, 3)
         filters.addWidget(self.person_combo, 1)
         filters.addWidget(self.action_combo, 1)
         filters.addWidget(self.object_combo, 1)
-        filters.addWidget(PlainLabel("From"))
-        filters.addWidget(self.from_edit)
-        filters.addWidget(PlainLabel("Until"))
-        filters.addWidget(self.until_edit)
 
         self.entity_label = PlainLabel("")
         self.entity_label.setObjectName("AuditEntityFilter")
@@ -226,6 +228,7 @@ class AuditLogWindow(QWidget):
         root.setContentsMargins(20, 16, 20, 16)
         root.setSpacing(8)
         root.addLayout(header)
+        root.addLayout(search_row)
         root.addLayout(filters)
         root.addWidget(self.entity_bar)
         root.addWidget(self.splitter, 1)
