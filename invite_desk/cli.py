@@ -53,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     from invite_desk.cli_send import add_parser as add_send_parser
 
     add_send_parser(sub)
+    from invite_desk.cli_admin import add_parsers as add_admin_parsers
+
+    add_admin_parsers(sub)  # members, units, events, audit, notify (issue 11)
 
     portal = sub.add_parser("portal", help="serve the invitee registration pages")
     portal.add_argument("--db", metavar="URL", default=argparse.SUPPRESS)
@@ -112,6 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from invite_desk.cli_send import run_send
 
             return run_send(context, args)
+        if args.command in ("members", "units", "events", "audit", "notify"):
+            from invite_desk.cli_admin import run_admin
+
+            return run_admin(context, args)
         if args.command == "portal":
             import os
 

@@ -24,6 +24,11 @@ from invite_desk.services import (
     organization,
     settings,
 )
+from invite_desk.services.admin import audit_log as admin_audit
+from invite_desk.services.admin import events as admin_events
+from invite_desk.services.admin import notifications as admin_notifications
+from invite_desk.services.admin import people as admin_people
+from invite_desk.services.admin import units as admin_units
 from invite_desk.services.errors import PermissionDenied
 from invite_desk.services.invitations import queueing, send_scope
 from invite_desk.services.invitations.importing import parse_pasted
@@ -104,6 +109,46 @@ ENTRY_POINTS: dict[str, Call] = {
     "tracking.read.open_view": lambda u, o, w: read.open_view(u, o, InvitationQuery(), now=NOW),
     "tracking.read.get_invitations": lambda u, o, w: read.get_invitations(u, o, [w.sent], NOW),
     "tracking.read.get_invitation": lambda u, o, w: read.get_invitation(u, o, w.sent, NOW),
+    # Issue 11: administration.
+    "admin.people.list_people": lambda u, o, w: admin_people.list_people(u, o),
+    "admin.people.get_person": lambda u, o, w: admin_people.get_person(u, o, w.member),
+    "admin.people.edit_policy": lambda u, o, w: admin_people.edit_policy(u, o, w.member),
+    "admin.people.update_person": lambda u, o, w: admin_people.update_person(
+        u, o, w.member, role=Role.HR_LOCAL),
+    "admin.people.bulk_update": lambda u, o, w: admin_people.bulk_update(
+        u, o, [w.member], role=Role.HR_LOCAL),
+    "admin.people.issue_sign_in_link": lambda u, o, w: admin_people.issue_sign_in_link(
+        u, o, w.member),
+    "admin.people.issue_one_time_password": lambda u, o, w:
+        admin_people.issue_one_time_password(u, o, w.member),
+    "admin.people.revoke_sign_in": lambda u, o, w: admin_people.revoke_sign_in(u, o, w.member),
+    "admin.units.list_units": lambda u, o, w: admin_units.list_units(u, o),
+    "admin.units.create_unit": lambda u, o, w: admin_units.create_unit(u, o, "South"),
+    "admin.units.rename_unit": lambda u, o, w: admin_units.rename_unit(
+        u, o, uuid.uuid4(), "South"),
+    "admin.units.merge_units": lambda u, o, w: admin_units.merge_units(
+        u, o, uuid.uuid4(), uuid.uuid4()),
+    "admin.units.archive_unit": lambda u, o, w: admin_units.archive_unit(u, o, uuid.uuid4()),
+    "admin.units.move_members": lambda u, o, w: admin_units.move_members(
+        u, o, [w.member], None),
+    "admin.events.list_events": lambda u, o, w: admin_events.list_events(u, o),
+    "admin.events.get_event": lambda u, o, w: admin_events.get_event(u, o, uuid.uuid4()),
+    "admin.events.create_event": lambda u, o, w: admin_events.create_event(
+        u, o, admin_events.EventDraft("Gala", None, "UTC")),
+    "admin.events.update_event": lambda u, o, w: admin_events.update_event(
+        u, o, uuid.uuid4(), admin_events.EventDraft("Gala", None, "UTC")),
+    "admin.events.archive_event": lambda u, o, w: admin_events.archive_event(
+        u, o, uuid.uuid4()),
+    "admin.events.event_guests": lambda u, o, w: admin_events.event_guests(u, o, uuid.uuid4()),
+    "admin.audit_log.fetch_audit_page": lambda u, o, w: admin_audit.fetch_audit_page(
+        u, o, admin_audit.AuditQuery()),
+    "admin.audit_log.audit_choices": lambda u, o, w: admin_audit.audit_choices(u, o),
+    "admin.audit_log.export_audit_csv": lambda u, o, w: admin_audit.export_audit_csv(
+        u, o, admin_audit.AuditQuery(), io.StringIO()),
+    "admin.audit_log.history_for": lambda u, o, w: admin_audit.history_for(
+        u, o, "member", w.member),
+    "admin.notifications.pending_counts": lambda u, o, w: admin_notifications.pending_counts(
+        u, o),
 }
 
 
@@ -184,7 +229,9 @@ def test_a_deactivated_operator_is_refused_even_a_search_for_nothing(
 WRITES = [e for e in ENTRY_POINTS if e.startswith((
     "adhesion.approve", "adhesion.reject", "adhesion.return", "adhesion.resubmit",
     "invitations.queueing.queue", "mail_settings.update", "organization.update",
-    "settings.update", "tracking.actions."))]
+    "settings.update", "tracking.actions.", "admin.people.update", "admin.people.bulk",
+    "admin.people.issue", "admin.people.revoke", "admin.units.create", "admin.units.move",
+    "admin.events.create"))]
 
 
 @pytest.mark.parametrize("entry", sorted(WRITES))

@@ -116,6 +116,40 @@ MATRIX: list[tuple[str, Action, PolicySettings | None, Target | str | None, tupl
      ("HR_LOCAL", "ok", "ok", "ok", "ok")),
     ("view member, other unit", Action.VIEW_MEMBER, None, OTHER_UNIT,
      ("HR_TENANT", "HR_TENANT", "ok", "ADMIN_TENANT", "ok")),
+    # Issue 11, administration. People: local admins within their unit, the organization
+    # admin everywhere (the role limits, "never above your own role" and "the last
+    # organization admin", are in services/admin/people.py: tests/integration/
+    # test_permissions_admin.py).
+    ("manage people, any", Action.MANAGE_PEOPLE, None, None,
+     ("ADMIN_LOCAL", "ADMIN_LOCAL", "ADMIN_LOCAL", "ok", "ok")),
+    ("manage people, same unit", Action.MANAGE_PEOPLE, None, SAME_UNIT,
+     ("ADMIN_LOCAL", "ADMIN_LOCAL", "ADMIN_LOCAL", "ok", "ok")),
+    ("manage people, self", Action.MANAGE_PEOPLE, None, OWN,
+     ("ADMIN_LOCAL", "ADMIN_LOCAL", "ADMIN_LOCAL", "ok", "ok")),
+    ("manage people, other unit", Action.MANAGE_PEOPLE, None, OTHER_UNIT,
+     ("ADMIN_TENANT", "ADMIN_TENANT", "ADMIN_TENANT", "ADMIN_TENANT", "ok")),
+    ("manage people, no unit", Action.MANAGE_PEOPLE, None, NO_UNIT,
+     ("ADMIN_TENANT", "ADMIN_TENANT", "ADMIN_TENANT", "ADMIN_TENANT", "ok")),
+    ("view people, any", Action.VIEW_PEOPLE, None, None,
+     ("HR_LOCAL", "ok", "ok", "ok", "ok")),
+    ("view people, same unit", Action.VIEW_PEOPLE, None, SAME_UNIT,
+     ("HR_LOCAL", "ok", "ok", "ok", "ok")),
+    ("view people, other unit", Action.VIEW_PEOPLE, None, OTHER_UNIT,
+     ("HR_TENANT", "HR_TENANT", "ok", "ADMIN_TENANT", "ok")),
+    # Events: like people.
+    ("manage events, same unit", Action.MANAGE_EVENTS, None, SAME_UNIT,
+     ("ADMIN_LOCAL", "ADMIN_LOCAL", "ADMIN_LOCAL", "ok", "ok")),
+    ("manage events, other unit", Action.MANAGE_EVENTS, None, OTHER_UNIT,
+     ("ADMIN_TENANT", "ADMIN_TENANT", "ADMIN_TENANT", "ADMIN_TENANT", "ok")),
+    ("view events, same unit", Action.VIEW_EVENTS, None, SAME_UNIT,
+     ("HR_LOCAL", "ok", "ok", "ok", "ok")),
+    ("view events, other unit", Action.VIEW_EVENTS, None, OTHER_UNIT,
+     ("HR_TENANT", "HR_TENANT", "ok", "ADMIN_TENANT", "ok")),
+    # Units and the whole audit log: organization structure, organization admin only.
+    ("manage units", Action.MANAGE_UNITS, None, None,
+     ("ADMIN_TENANT", "ADMIN_TENANT", "ADMIN_TENANT", "ADMIN_TENANT", "ok")),
+    ("view audit log", Action.VIEW_AUDIT_LOG, None, None,
+     ("ADMIN_TENANT", "ADMIN_TENANT", "ADMIN_TENANT", "ADMIN_TENANT", "ok")),
 ]
 
 CELLS = [

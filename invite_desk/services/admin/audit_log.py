@@ -284,8 +284,9 @@ def history_for(uow: UnitOfWork, operator: Operator, entity_type: str,
         _require_object(session, operator, entity_type, entity_id)
         conditions = [AuditLog.organization_id == operator.organization_id,
                       AuditLog.entity_type == entity_type]
-        if entity_id is not None:
-            conditions.append(AuditLog.entity_id == entity_id)
+        # Settings rows carry no id: IS NULL keeps the (org, type, id, at, id) index ordered.
+        conditions.append(AuditLog.entity_id == entity_id if entity_id is not None
+                          else AuditLog.entity_id.is_(None))
         if setting_key:
             needle = "%" + _escape_like(json.dumps(setting_key)) + "%"
             conditions.append(or_(AuditLog.before_json.like(needle, escape="\\"),

@@ -87,13 +87,13 @@ def _counts(session: Session, event_ids: list[uuid.UUID]) -> dict[uuid.UUID, tup
         return {}
     guests = dict(session.execute(
         select(EventGuest.event_id, func.count()).where(EventGuest.event_id.in_(event_ids))
-        .group_by(EventGuest.event_id)).tuples().all())
+        .group_by(EventGuest.event_id)).all())
     joined = dict(session.execute(
         select(EventGuest.event_id, func.count())
         .join(Member, Member.id == EventGuest.member_id)
         .where(EventGuest.event_id.in_(event_ids), Member.joined_at >= EventGuest.registered_at,
                Member.status == MemberStatus.ACTIVE.value)
-        .group_by(EventGuest.event_id)).tuples().all())
+        .group_by(EventGuest.event_id)).all())
     return {eid: (guests.get(eid, 0), joined.get(eid, 0)) for eid in event_ids}
 
 

@@ -433,7 +433,7 @@ def pending_counts(uow: UnitOfWork, operator: Operator) -> PendingCounts:
         rows = dict(uow.session.execute(
             select(OutgoingMail.status, func.count())
             .where(OutgoingMail.organization_id == operator.organization_id)
-            .group_by(OutgoingMail.status)).tuples().all())
+            .group_by(OutgoingMail.status)).all())
         return PendingCounts(queued=rows.get(MailState.QUEUED.value, 0),
                              failed=rows.get(MailState.FAILED.value, 0),
                              uncertain=rows.get(MailState.UNCERTAIN.value, 0))

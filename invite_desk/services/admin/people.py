@@ -111,7 +111,12 @@ class BulkOutcome:
 
     @property
     def refused(self) -> tuple[RowOutcome, ...]:
-        return tuple(row for row in self.rows if not row.applied)
+        return tuple(row for row in self.rows if row.reason)
+
+    @property
+    def unchanged(self) -> tuple[RowOutcome, ...]:
+        """Rows that already had the values asked for."""
+        return tuple(row for row in self.rows if not row.applied and not row.reason)
 
 
 @dataclass(frozen=True)
@@ -237,22 +242,32 @@ def _grantable(operator: Operator) -> tuple[Role, ...]:
     return ()
 
 
-def _refusal(operator: Operator, member: Member) -> str:
-    """Why the operator may not edit this member at all ("" when they may)."""
+def _refusal(operator: Operator, member: Member) -> tuple[str, Role]:
+    """Why the operator may not edit this member at all ("" when they may), and the role
+    that would allow it."""
     decision = decide(operator, Action.MANAGE_PEOPLE, target=Target(unit_id=member.unit_id))
     if not decision.allowed:
         if operator.role < Role.ADMIN_LOCAL:
-            return "Changing members needs the ADMIN_LOCAL role or higher."
-        return f"{member.display_name} is not in your unit ({operator.unit_name or 'none'})."
+            return (f"Changing members needs the {decision.needed.name} role or higher.",
+                    decision.needed)
+        return (f"{member.display_name} is not in your unit ({operator.unit_name or 'none'}).",
+                decision.needed)
     if Role.parse(member.role) > operator.role:
         return (f"{member.display_name} is {Role.parse(member.role).label}, above your own "
-                f"role ({operator.role.label}): only an organization admin can change them.")
-    return ""
+                f"role ({operator.role.label}): only an organization admin can change them.",
+                Role.ADMIN_TENANT)
+    return "", operator.role
 
 
 def _deny(operator: Operator, detail: str, needed: Role = Role.ADMIN_TENANT) -> PermissionDenied:
     return PermissionDenied(str(Action.MANAGE_PEOPLE), needed.name, detail=detail,
                             role_ok=operator.role >= needed)
+
+
+def _require_editable(operator: Operator, member: Member) -> None:
+    reason, needed = _refusal(operator, member)
+    if reason:
+        raise _deny(operator, reason, needed)
 
 
 def edit_policy(uow: UnitOfWork, operator: Operator, member_id: uuid.UUID) -> EditPolicy:
@@ -261,7 +276,7 @@ def edit_policy(uow: UnitOfWork, operator: Operator, member_id: uuid.UUID) -> Ed
         session = uow.session
         operator = refreshed(session, operator)
         member = _member_in_org(session, operator, member_id)
-        reason = _refusal(operator, member)
+        reason, _needed = _refusal(operator, member)
         units: tuple[UnitChoice, ...] = ()
         can_change_unit = not reason and operator.role is Role.ADMIN_TENANT
         if can_change_unit:
@@ -322,10 +337,7 @@ def _apply(session: Session, operator: Operator, member: Member, *, role: Role |
            unit_id: uuid.UUID | None | Unset, status: str | None) -> dict[str, Any] | None:
     """Check and apply one member's change; returns the audit `before` (None: no change).
     Raises PermissionDenied / ValidationFailed / Conflict with the reason."""
-    reason = _refusal(operator, member)
-    if reason:
-        raise _deny(operator, reason,
-                    Role.ADMIN_LOCAL if operator.role < Role.ADMIN_LOCAL else Role.ADMIN_TENANT)
+    _require_editable(operator, member)
     before = _snapshot(member)
     current_role = Role.parse(member.role)
     if role is not None and role != current_role and role not in _grantable(operator):
@@ -424,10 +436,7 @@ def bulk_update(uow: UnitOfWork, operator: Operator, member_ids: Sequence[uuid.U
 
 def _managed_member(session: Session, operator: Operator, member_id: uuid.UUID) -> Member:
     member = _member_in_org(session, operator, member_id)
-    reason = _refusal(operator, member)
-    if reason:
-        raise _deny(operator, reason,
-                    Role.ADMIN_LOCAL if operator.role < Role.ADMIN_LOCAL else Role.ADMIN_TENANT)
+    _require_editable(operator, member)
     if member.status != MemberStatus.ACTIVE.value:
         raise Conflict(f"{member.display_name} is {member.status}: only active members can have a "
                        "sign-in.")
@@ -526,10 +535,7 @@ def revoke_sign_in(uow: UnitOfWork, operator: Operator, member_id: uuid.UUID) ->
         session = uow.session
         operator = refreshed(session, operator)
         member = _member_in_org(session, operator, member_id)
-        reason = _refusal(operator, member)
-        if reason:
-            raise _deny(operator, reason,
-                        Role.ADMIN_LOCAL if operator.role < Role.ADMIN_LOCAL else Role.ADMIN_TENANT)
+        _require_editable(operator, member)
         if member.id == operator.member_id:
             raise Conflict("You cannot revoke your own sign-in.")
         if Role.parse(member.role) is Role.ADMIN_TENANT:

@@ -48,14 +48,14 @@ def _counts(session: Session, unit_ids: list[uuid.UUID]) -> dict[uuid.UUID, tupl
         return {}
     members = dict(session.execute(
         select(Member.unit_id, func.count()).where(Member.unit_id.in_(unit_ids))
-        .group_by(Member.unit_id)).tuples().all())
+        .group_by(Member.unit_id)).all())
     active = dict(session.execute(
         select(Member.unit_id, func.count())
         .where(Member.unit_id.in_(unit_ids), Member.status == MemberStatus.ACTIVE.value)
-        .group_by(Member.unit_id)).tuples().all())
+        .group_by(Member.unit_id)).all())
     events = dict(session.execute(
         select(Event.unit_id, func.count()).where(Event.unit_id.in_(unit_ids))
-        .group_by(Event.unit_id)).tuples().all())
+        .group_by(Event.unit_id)).all())
     return {uid: (active.get(uid, 0), members.get(uid, 0), events.get(uid, 0)) for uid in unit_ids}
 
 
