@@ -70,7 +70,8 @@ class ExportCancelled(Exception):
 
 
 class _CountingWriter:
-    """Wraps the CSV file: counts the rows written and stops the export when cancelled."""
+    """Wraps the CSV file: stops the export at once when cancelled; `rows` is the count the
+    export reports as it goes (a value may span lines, so lines are not counted)."""
 
     def __init__(self, out: TextIO) -> None:
         self._out = out
@@ -80,8 +81,10 @@ class _CountingWriter:
     def write(self, text: str) -> int:
         if self.cancelled.is_set():
             raise ExportCancelled()
-        self.rows += text.count("\n")
         return self._out.write(text)
+
+    def progressed(self, rows: int) -> None:
+        self.rows = rows
 
 
 def local_start(day: date) -> datetime:
@@ -436,7 +439,8 @@ class AuditLogWindow(QWidget):
 
         def work() -> int:
             try:
-                return export_audit_csv(uow, operator, query, writer)  # type: ignore[arg-type]
+                return export_audit_csv(uow, operator, query, writer,  # type: ignore[arg-type]
+                                        on_progress=writer.progressed)
             finally:
                 handle.close()
 
