@@ -508,3 +508,29 @@ def test_units_move_members_moves_the_ticked_ones(
     counts = {u.name: u.active_members for u in page.units}
     assert counts == {"North": 1, "South": 2}
     assert page.summary_label.text() == "Moved 2 members."
+
+
+def test_audit_log_follows_changes_without_pulling_older_rows_away(
+        qtbot: QtBot, hub: OperationsHub, uow: UnitOfWork, admin: Operator) -> None:
+    from invite_desk.ui.hub import MEMBERS
+
+    for number in range(40):
+        unit_service.create_unit(uow, admin, f"Unit {number:02d}")
+    window = AuditLogWindow(hub, admin, uow=uow)
+    window.model.page_size = 30
+    _shown(qtbot, window)
+    window.refresh()
+    unit_service.create_unit(uow, admin, "Newest")
+    hub.broadcast({MEMBERS})  # at the top: the new entry shows at once
+    assert window.visible_rows()[0].after.get("name") == "Newest"
+
+    bar = window.table.verticalScrollBar()
+    bar.setValue(bar.maximum())
+    qtbot.waitUntil(lambda: window.model.rowCount() > 30)
+    rows = window.model.rowCount()
+    unit_service.create_unit(uow, admin, "Even newer")
+    hub.broadcast({MEMBERS})
+    assert window.model.rowCount() == rows  # the older rows being read stay
+    assert "scroll to the top" in window.summary_label.text()
+    bar.setValue(0)
+    assert window.visible_rows()[0].after.get("name") == "Even newer"

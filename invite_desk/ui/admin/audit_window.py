@@ -270,6 +270,7 @@ class AuditLogWindow(QWidget):
             lambda current, _previous: self.show_entry(
                 current.data(ROW_ROLE) if current.isValid() else None))
         self.hub.changed.connect(self._hub_changed)
+        self.table.verticalScrollBar().valueChanged.connect(self._scrolled)
 
     # -- filters --------------------------------------------------------------------------
     def _load_choices(self) -> None:
@@ -345,10 +346,20 @@ class AuditLogWindow(QWidget):
         """Every change writes an audit row: reload the first page (now, or when shown)."""
         if not self.allowed:
             return
-        if self.isVisible():
-            self.refresh()
-        else:
+        if not self.isVisible():
             self._stale = True
+        elif self.table.verticalScrollBar().value() > 0:
+            # Reading older entries: do not pull the rows away; refresh at the top.
+            self._stale = True
+            self.summary_label.setText("New entries were recorded: scroll to the top to "
+                                       "see them.")
+        else:
+            self.refresh()
+
+    def _scrolled(self, value: int) -> None:
+        if value == 0 and self._stale and self.isVisible():
+            self._stale = False
+            self.refresh()
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802
         super().showEvent(event)
