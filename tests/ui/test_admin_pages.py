@@ -60,6 +60,7 @@ def test_audit_log_shows_who_did_what_with_a_diff_and_filters(
     unit_service.create_unit(uow, admin, "South <b>side</b>")
 
     window = _shown(qtbot, AuditLogWindow(hub, admin, uow=uow))
+    qtbot.waitUntil(lambda: window.action_combo.count() > 1)  # read after the first screen
     actions = [row.action for row in window.visible_rows()]
     assert actions[0] == "unit.create" and "member.update" in actions
     assert "entr" in window.summary_label.text()
@@ -106,6 +107,7 @@ def test_audit_log_pages_in_older_rows_and_exports_every_match(
     names = [row.after.get("name") for row in window.visible_rows()]
     assert names.index("Unit 24") < names.index("Unit 00")  # newest first
 
+    qtbot.waitUntil(lambda: window.action_combo.findData("unit.create") >= 0)
     window.action_combo.setCurrentIndex(window.action_combo.findData("unit.create"))
     target = tmp_path / "audit.csv"
     with qtbot.waitSignal(window.export_finished, timeout=10_000) as finished:

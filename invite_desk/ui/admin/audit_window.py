@@ -115,8 +115,8 @@ class AuditLogWindow(QWidget):
         self._connect()
         self.allowed = operator.role >= Role.ADMIN_TENANT
         if self.allowed:
-            self._load_choices()
-            self.apply_filters()
+            self.model.opened.connect(self._first_opened)
+            self.apply_filters()  # the first screen first; the pickers' values after it
         else:
             self.summary_label.setText("The audit log is for organization admins.")
 
@@ -273,6 +273,10 @@ class AuditLogWindow(QWidget):
         self.table.verticalScrollBar().valueChanged.connect(self._scrolled)
 
     # -- filters --------------------------------------------------------------------------
+    def _first_opened(self, _rows: int) -> None:
+        self.model.opened.disconnect(self._first_opened)
+        self._load_choices()
+
     def _load_choices(self) -> None:
         uow, operator = self._uow, self._operator
         self.hub.query(self, lambda: audit_choices(uow, operator), self._fill_choices,
