@@ -156,8 +156,8 @@ def test_units_create_rename_merge_and_archive(
     answers = iter(["North", "South", "Nord"])
     monkeypatch.setattr(dialogs, "ask_text", lambda *a, **k: next(answers))
     page = _shown(qtbot, UnitsPage(hub, admin, uow=uow))
-    page.create()
-    page.create()
+    page.new_unit()
+    page.new_unit()
     assert sorted(u.name for u in page.units) == ["North", "South"]
     north = next(u for u in page.units if u.name == "North")
     south = next(u for u in page.units if u.name == "South")
@@ -184,7 +184,7 @@ def test_units_create_rename_merge_and_archive(
 
     # Archiving a unit with active members asks where they go first.
     monkeypatch.setattr(dialogs, "ask_text", lambda *a, **k: "East")
-    page.create()
+    page.new_unit()
     east = next(u for u in page.units if u.name == "East")
     page.select_unit(south.id)
     monkeypatch.setattr(dialogs, "ask_choice", lambda *a, **k: east.id)
@@ -245,7 +245,7 @@ def test_events_create_edit_archive_in_their_time_zone(
         return True
 
     monkeypatch.setattr("invite_desk.ui.admin.event_dialog.EventDialog.ask", answer)
-    page.create()
+    page.new_event()
     assert [e.name for e in page.events] == ["Summer <regatta>"]
     event = page.events[0]
     assert event.time_zone == "America/New_York" and event.capacity == 40
@@ -283,7 +283,7 @@ def test_event_form_shows_the_services_reasons_and_asks_again(
         return False
 
     monkeypatch.setattr("invite_desk.ui.admin.event_dialog.EventDialog.ask", answer)
-    page.create()
+    page.new_event()
     assert shown[0] == "" and shown[1]  # the reasons, on the same form
     assert [e.name for e in page.events] == ["Open day"]
 

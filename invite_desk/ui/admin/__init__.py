@@ -14,12 +14,15 @@ from invite_desk.ui.admin.page import UnitsEventsPage
 from invite_desk.ui.hub import OperationsHub
 
 
-def units_events_page(context: Any, operator: Operator, *, hub: OperationsHub) -> UnitsEventsPage:
-    return UnitsEventsPage(hub, operator, uow=context.uow)
+def units_events_page(context: Any, operator: Operator, *,
+                      hub: OperationsHub | None = None) -> UnitsEventsPage:
+    """(Without the main window's hub, e.g. alone in a test, the page gets its own.)"""
+    return UnitsEventsPage(hub or OperationsHub(), operator, uow=context.uow)
 
 
-def audit_log_page(context: Any, operator: Operator, *, hub: OperationsHub) -> AuditLogWindow:
-    return AuditLogWindow(hub, operator, uow=context.uow)
+def audit_log_page(context: Any, operator: Operator, *,
+                   hub: OperationsHub | None = None) -> AuditLogWindow:
+    return AuditLogWindow(hub or OperationsHub(), operator, uow=context.uow)
 
 
 __all__ = ["AuditLogWindow", "UnitsEventsPage", "audit_log_page", "units_events_page"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
@@ -283,7 +284,7 @@ class AuditLogWindow(QWidget):
                        lambda error: self._failed(str(error)), key="choices")
 
     def _fill_choices(self, choices: AuditChoices) -> None:
-        def fill(combo: QComboBox, items: list[tuple[str, object]]) -> None:
+        def fill(combo: QComboBox, items: Sequence[tuple[str, object]]) -> None:
             current = combo.currentData()
             combo.blockSignals(True)
             while combo.count() > 1:

@@ -49,7 +49,7 @@ class EventDialog(QDialog):
                  can_choose_unit: bool = False) -> None:
         super().__init__(parent)
         self.setWindowTitle("Edit event" if event else "New event")
-        self.event = event
+        self.editing = event  # (not `event`: that is QObject.event)
         self.name_edit = QLineEdit(event.name if event else "")
         self.name_edit.setAccessibleName("Event name")
         self.when_edit = QDateTimeEdit()
@@ -92,7 +92,7 @@ class EventDialog(QDialog):
             local = event.starts_at_local.replace(tzinfo=None)
         else:
             local = datetime.now().replace(hour=19, minute=0, second=0, microsecond=0)
-        self.when_edit.setDateTime(QDateTime(local))
+        self.when_edit.setDateTime(QDateTime(local.date(), local.time()))  # type: ignore[call-overload]
 
         form = QFormLayout()
         form.addRow("Name", self.name_edit)

@@ -139,7 +139,7 @@ class EventsPage(QWidget):
         layout.addWidget(self.splitter, 1)
         layout.addWidget(self.summary_label)
 
-        self.new_button.clicked.connect(self.create)
+        self.new_button.clicked.connect(self.new_event)
         self.edit_button.clicked.connect(self.edit)
         self.archive_button.clicked.connect(self.archive)
         self.show_archived.toggled.connect(lambda _on: self.reload())
@@ -266,7 +266,7 @@ class EventsPage(QWidget):
         return EventDialog(self, event=event, units=self._unit_choices(),
                            can_choose_unit=self._operator.role >= Role.ADMIN_TENANT)
 
-    def create(self) -> None:
+    def new_event(self) -> None:
         self._edit_with(self.make_dialog(), None)
 
     def edit(self) -> None:

@@ -107,7 +107,7 @@ class UnitsPage(QWidget):
         layout.addWidget(self.table, 1)
         layout.addWidget(self.summary_label)
 
-        self.new_button.clicked.connect(self.create)
+        self.new_button.clicked.connect(self.new_unit)
         self.rename_button.clicked.connect(self.rename)
         self.merge_button.clicked.connect(self.merge)
         self.archive_button.clicked.connect(self.archive)
@@ -200,7 +200,7 @@ class UnitsPage(QWidget):
     def _refused(self, error: BaseException) -> None:
         widgets.warn(self, "Not changed", str(error))
 
-    def create(self) -> None:
+    def new_unit(self) -> None:
         name = dialogs.ask_text(self, "New unit", "Name of the new unit (local chapter):",
                                 action="Create")
         if not name:
