@@ -128,7 +128,7 @@ def test_audit_export_can_be_cancelled_and_leaves_no_file(
 
     def cancel_first(owner: Any, fn: Any, done: Any, error: Any = None, **kw: Any) -> bool:
         if window.export_writer is not None:
-            window.export_writer.cancelled.set()
+            window.export_writer.cancel()
         return original(owner, fn, done, error, **kw)
 
     window.hub.query = cancel_first  # type: ignore[method-assign]

@@ -10,7 +10,6 @@ history of one invitation, member or setting opens here filtered to that object.
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
@@ -77,12 +76,15 @@ class _CountingWriter:
     def __init__(self, out: TextIO) -> None:
         self._out = out
         self.rows = 0
-        self.cancelled = threading.Event()
+        self.cancelled = False  # set on the GUI thread, read by the export between writes
 
     def write(self, text: str) -> int:
-        if self.cancelled.is_set():
+        if self.cancelled:
             raise ExportCancelled()
         return self._out.write(text)
+
+    def cancel(self) -> None:
+        self.cancelled = True
 
     def progressed(self, rows: int) -> None:
         self.rows = rows
@@ -446,7 +448,7 @@ class AuditLogWindow(QWidget):
         progress = QProgressDialog("Writing the audit log…", "Cancel", 0, 0, self)
         progress.setWindowTitle("Export CSV")
         progress.setMinimumDuration(400)
-        progress.canceled.connect(writer.cancelled.set)
+        progress.canceled.connect(writer.cancel)
         timer = QTimer(progress)
         timer.setInterval(150)
         timer.timeout.connect(lambda: progress.setLabelText(f"{writer.rows:,} rows written…"))
