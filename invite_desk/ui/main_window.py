@@ -52,7 +52,7 @@ from invite_desk.ui.hub import (
     Changes,
     OperationsHub,
 )
-from invite_desk.ui.outbox import REQUESTER_NAMES, Outbox
+from invite_desk.ui.outbox import REQUESTER_NAMES, Outbox, keyring_password
 from invite_desk.ui.placeholder import PlaceholderPage
 from invite_desk.ui.widgets import PlainLabel, escaped, plain_tooltip, rich_label, tooltip_text
 
@@ -250,7 +250,8 @@ class MainWindow(QMainWindow):
         self.was_signed_out = False
         # One owner for the app's background work, and one for sending, shared by every page.
         self.hub = OperationsHub(self)
-        self.outbox = Outbox(context.engine, operator.organization_id, self.hub, self)
+        self.outbox = Outbox(context.engine, operator.organization_id, self.hub, self,
+                             password_source=keyring_password(context.credentials))
         self.hub.changed.connect(self._hub_changed)
         uow = context.uow
         self.policy: PolicySettings = settings.get_settings(uow, operator.organization_id)

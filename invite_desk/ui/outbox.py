@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal
 from sqlalchemy import Engine
 
+from invite_desk.services.credentials import CredentialStore, CredentialStoreError
 from invite_desk.services.invitations.sending import SendProgress, SendReport, Transport
 from invite_desk.services.mail_settings import get_mail_settings
 from invite_desk.services.smtp.transport import RetryPolicy, SmtpTransport
@@ -82,6 +83,23 @@ REQUESTER_NAMES = {"compose": "Compose", "invitations": "Invitations"}
 # (engine, organization id) -> the SMTP password (e.g. from the keyring); on the worker thread.
 PasswordSource = Callable[[Engine, uuid.UUID], str | None]
 NOTIFY_IDLE_MS = 5 * 60_000  # drain the notification queue this often while idle
+
+
+def keyring_password(credentials: CredentialStore) -> PasswordSource:
+    """The SMTP password from the keyring (or None: the server needs none, or it is not
+    stored yet; then the password of the last send is used). Read on the worker thread."""
+
+    def read(engine: Engine, organization_id: uuid.UUID) -> str | None:
+        mail = get_mail_settings(UnitOfWork(engine), organization_id)
+        if not mail.username:
+            return None
+        try:
+            return credentials.get(mail.password_key())
+        except CredentialStoreError as exc:
+            log.warning("keyring unavailable for the notification emails: %s", exc)
+            return None
+
+    return read
 
 
 class Outbox(QObject):

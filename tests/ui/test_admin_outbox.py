@@ -5,7 +5,7 @@ no connection."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from pytestqt.qtbot import QtBot
@@ -65,3 +65,36 @@ def test_with_nothing_queued_no_connection_is_opened(
         hub.broadcast({MEMBERS})
     assert run.args[0].sent == 0
     assert smtp_server.connections == 0
+
+
+def test_drains_sign_in_with_the_password_from_the_keyring(
+        qtbot: QtBot, engine: Engine, uow: UnitOfWork, admin: Operator,
+        make_operator: MakeOperator,
+        make_smtp_server: Callable[..., LoopbackSmtpServer]) -> None:
+    from invite_desk.services import mail_settings
+    from invite_desk.services.credentials import MemoryCredentialStore
+    from invite_desk.ui.outbox import keyring_password
+
+    server = make_smtp_server(auth=("sender", "s3cret-smtp"))
+    enable_confirmation_email(uow, admin, server)
+    mail_settings.update_mail_settings(uow, admin, {
+        "host": server.host, "port": server.port, "security": "none", "username": "sender",
+        "from_address": "office@rowing.example", "from_name": "Harbour Rowing Club",
+        "rate_per_minute": 0})
+    credentials = MemoryCredentialStore()
+    mail = mail_settings.get_mail_settings(uow, admin.organization_id)
+    credentials.set(mail.password_key(), "s3cret-smtp")
+    hal = make_operator(Role.USER, email="hal@example.org")
+    people.issue_sign_in_link(uow, admin, hal.member_id)
+
+    hub = OperationsHub(runner=SynchronousRunner())
+    outbox = Outbox(engine, admin.organization_id, hub, notify_idle_ms=0,
+                    password_source=keyring_password(credentials))
+    try:
+        with qtbot.waitSignal(outbox.notifications_sent, timeout=20_000) as run:
+            assert outbox.drain_notifications()
+        assert run.args[0].sent == 1 and server.count_for("hal@example.org") == 1
+        assert server.auth_failures == 0
+    finally:
+        assert outbox.stop(10_000)
+        hub.shutdown(10_000)
