@@ -536,3 +536,27 @@ def test_audit_log_follows_changes_without_pulling_older_rows_away(
     assert "scroll to the top" in window.summary_label.text()
     bar.setValue(0)
     assert window.visible_rows()[0].after.get("name") == "Even newer"
+
+
+def test_edit_member_button_opens_the_dialog_for_the_selected_member(
+        qtbot: QtBot, uow: UnitOfWork, engine: Any, credentials: Any, admin: Operator,
+        make_operator: MakeOperator) -> None:
+    from invite_desk.app import AppContext
+    from invite_desk.ui.members import MembersWindow
+
+    make_operator(Role.USER, email="uma@example.org")
+    context = AppContext(engine=engine, uow=uow, credentials=credentials,
+                         database_label="test")
+    window = MembersWindow(context, admin, runner=SynchronousRunner())
+    _shown(qtbot, window)
+    qtbot.waitUntil(lambda: window.model.rowCount() == 2)
+    row = next(r for r in range(2) if window.model.index(r, 1).data() == "uma@example.org")
+    window.select_row(row)
+    assert window.admin_bar.edit_button.isEnabled()
+    opened: list[MemberEditDialog] = []
+    window.admin_bar.open_dialog = opened.append  # type: ignore[method-assign]
+    window.admin_bar.edit_button.click()
+    [dialog] = opened
+    qtbot.addWidget(dialog)
+    assert dialog.person is not None and dialog.person.email == "uma@example.org"
+    window.close()

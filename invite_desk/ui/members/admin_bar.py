@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QTableView, QWidget
 
 from invite_desk.services.admin import people
@@ -110,6 +110,7 @@ class MemberAdminBar(QWidget):
 
     def open_dialog(self, dialog: MemberEditDialog) -> None:
         """Shown to a person, not modal to the app (tests replace this)."""
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.setModal(True)
         dialog.show()
 
