@@ -50,7 +50,7 @@ def _id_at(at: datetime, rng: random.Random) -> uuid.UUID:
 
 def audit_database(size: int = SIZE) -> tuple[UnitOfWork, Operator, str]:
     """(uow, admin, url) of the cached database, building it when missing."""
-    path = cache_dir() / f"audit-{size}.sqlite3"
+    path = cache_dir() / f"audit-v2-{size}.sqlite3"
     url = f"sqlite:///{path}"
     if path.exists():
         engine = db.make_engine(url)
@@ -91,14 +91,17 @@ def _fill(uow: UnitOfWork, admin: Operator, size: int) -> None:
     actor_weights = [1.0 / (i + 1) for i in range(OPERATORS)]  # a few do most of the work
     span = timedelta(days=3 * 365).total_seconds()
     objects = [uuid.uuid4() for _ in range(50_000)]
+    # Appended oldest first, as a real log is: the table's row order follows time.
+    offsets = sorted((rng.random() * span for _ in range(size)), reverse=True)
     with uow.engine.begin() as conn:
         for start in range(0, size, CHUNK):
             count = min(size, start + CHUNK) - start
             picks = rng.choices(ACTIONS, weights, k=count)
             actors = rng.choices(operator_ids, actor_weights, k=count)
             batch = []
-            for (action, entity_type, _), actor in zip(picks, actors, strict=True):
-                at = now - timedelta(seconds=rng.random() * span)
+            for offset, (action, entity_type, _), actor in zip(
+                    offsets[start:start + count], picks, actors, strict=True):
+                at = now - timedelta(seconds=offset)
                 entity = rng.choice(objects) if entity_type not in ("settings",) else None
                 batch.append({
                     "id": _id_at(at, rng), "version": 1, "created_at": at, "updated_at": at,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -22,8 +22,9 @@ class Operator:
     role: Role
     unit_id: uuid.UUID | None
     unit_name: str
-    # When this session signed in (auth.sign_in); a sign-in revoked later ends it.
-    signed_in_at: datetime | None = None
+    # When this session signed in (auth.sign_in); a sign-in revoked later ends it. Not part of
+    # who the operator is: two sign-ins of the same person compare equal.
+    signed_in_at: datetime | None = field(default=None, compare=False)
 
     @property
     def scope_label(self) -> str:

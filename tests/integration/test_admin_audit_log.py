@@ -146,3 +146,36 @@ def test_history_of_an_invitation_a_member_and_a_setting(
     # Uma (the inviter) may see her own invitation's history; everyone their own changes.
     uma_op = make_operator(Role.USER, north)
     assert audit_log.history_for(uow, uma_op, "member", uma_op.member_id) == []
+
+
+def test_text_search_ignores_case_on_every_backend_and_pages_through_a_bounded_scan(
+        any_uow: UnitOfWork, monkeypatch: pytest.MonkeyPatch) -> None:
+    uow = any_uow
+    admin = auth.setup_organization(
+        uow, organization_name="Club", admin_email="a@example.org", admin_first_name="A",
+        admin_last_name="Admin", password=ADMIN_PASSWORD)
+    base = utcnow() - timedelta(days=2)
+    rows = [{"id": uuid.uuid4(), "version": 1, "created_at": base, "updated_at": base,
+             "organization_id": admin.organization_id, "actor_id": None,
+             "action": "test.row", "entity_type": "thing", "entity_id": None,
+             "before_json": "{}",
+             "after_json": '{"name": "Needle"}' if i % 10 == 0 else '{"name": "hay"}',
+             "at": base - timedelta(seconds=i)} for i in range(100)]
+    with uow.engine.begin() as conn:
+        conn.execute(insert(AuditLog), rows)
+    monkeypatch.setattr(audit_log, "TEXT_SCAN_ROWS", 15)
+    found: list[uuid.UUID] = []
+    cursor: AuditCursor | None = None
+    calls = 0
+    while True:
+        page = audit_log.fetch_audit_page(uow, admin, AuditQuery(text="nEEDLE"), cursor,
+                                          limit=3)
+        calls += 1
+        assert all(r.after == {"name": "Needle"} for r in page.rows)
+        found += [r.id for r in page.rows]
+        if page.next_cursor is None:
+            break
+        assert page.scanned_to is not None
+        cursor = page.next_cursor
+    assert sorted(found) == sorted(r["id"] for r in rows if r["after_json"].find("Needle") > 0)
+    assert calls >= 101 // 15  # each call read at most 15 rows

@@ -275,3 +275,11 @@ def test_a_link_revoked_before_sending_is_skipped(
     assert smtp_server.count_for("gone@example.org") == 0
     with uow:
         assert uow.session.scalars(select(OutgoingMail.status)).one() == "skipped"
+
+
+def test_set_password_links_are_never_logged() -> None:
+    from invite_desk.portal.request_log import loggable_target, redact
+
+    assert redact("GET /set-password/short-token HTTP/1.1") == \
+        "GET /set-password/<redacted> HTTP/1.1"
+    assert "abc" not in loggable_target("/SET-PASSWORD/abc", "")

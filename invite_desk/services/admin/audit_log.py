@@ -69,8 +69,12 @@ class AuditRow:
 
 @dataclass(frozen=True)
 class AuditPage:
+    """With a text search a page may hold fewer rows than asked (even none) and still have a
+    next cursor: it searched the rows back to `scanned_to`, and the next page goes on."""
+
     rows: tuple[AuditRow, ...]
     next_cursor: AuditCursor | None  # None: this was the last page
+    scanned_to: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -109,19 +113,30 @@ def _conditions(operator: Operator, query: AuditQuery) -> list[ColumnElement[boo
         conditions.append(AuditLog.at >= query.since)
     if query.until is not None:
         conditions.append(AuditLog.at < query.until)
-    text = query.text.strip().lower()
-    if text:
-        # JSON escapes non-ASCII as \uXXXX: search for the text as JSON writes it, too.
-        variants = {text, json.dumps(text)[1:-1]}
-        likes = []
-        for variant in variants:
-            pattern = "%" + _escape_like(variant) + "%"
-            likes += [func.lower(AuditLog.action).like(pattern, escape="\\"),
-                      func.lower(AuditLog.entity_type).like(pattern, escape="\\"),
-                      func.lower(AuditLog.before_json).like(pattern, escape="\\"),
-                      func.lower(AuditLog.after_json).like(pattern, escape="\\")]
-        conditions.append(or_(*likes))
     return conditions
+
+
+def _text_condition(text: str, backend: str) -> ColumnElement[bool]:
+    """Free text in the action, the object type or the before/after JSON, case-insensitively:
+    SQLite's LIKE already ignores ASCII case (and a lower() there would call Python for every
+    row), MariaDB's text collation ignores case, PostgreSQL needs ILIKE. JSON stores non-ASCII
+    letters as \\uXXXX, so the text is also searched the way JSON writes it."""
+    needle = text.strip()
+    variants = {needle, json.dumps(needle)[1:-1], json.dumps(needle.lower())[1:-1]}
+    likes: list[ColumnElement[bool]] = []
+    for variant in sorted(variants):
+        pattern = "%" + _escape_like(variant) + "%"
+        for column in (AuditLog.action, AuditLog.entity_type, AuditLog.before_json,
+                       AuditLog.after_json):
+            likes.append(column.ilike(pattern, escape="\\") if backend == "postgresql"
+                         else column.like(pattern, escape="\\"))
+    return or_(*likes)
+
+
+# A text search reads at most this many rows (newest first, after the other filters) per
+# page, so a search that matches little stays as fast as a page; the next page goes on from
+# where it stopped (AuditPage.scanned_to says how far back it looked).
+TEXT_SCAN_ROWS = 50_000
 
 
 def _after(cursor: AuditCursor) -> ColumnElement[bool]:
@@ -137,6 +152,19 @@ def _statement(operator: Operator, query: AuditQuery, after: AuditCursor | None,
         conditions.append(_after(after))
     return (select(AuditLog).where(*conditions)
             .order_by(AuditLog.at.desc(), AuditLog.id.desc()).limit(limit))
+
+
+def _scan_boundary(session: Session, operator: Operator, query: AuditQuery,
+                   after: AuditCursor | None) -> AuditCursor | None:
+    """The last row a bounded text search reads (None: it can read to the end)."""
+    conditions = _conditions(operator, query)
+    if after is not None:
+        conditions.append(_after(after))
+    row = session.execute(
+        select(AuditLog.at, AuditLog.id).where(*conditions)
+        .order_by(AuditLog.at.desc(), AuditLog.id.desc())
+        .offset(TEXT_SCAN_ROWS - 1).limit(1)).first()
+    return AuditCursor(row[0], row[1]) if row is not None else None
 
 
 def _actor_names(session: Session, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
@@ -166,16 +194,29 @@ def _loads(text: str) -> dict[str, Any]:
 
 def fetch_audit_page(uow: UnitOfWork, operator: Operator, query: AuditQuery,
                      after: AuditCursor | None = None, *, limit: int = PAGE_SIZE) -> AuditPage:
-    """One page, newest first, starting after `after` (ADMIN_TENANT)."""
+    """One page, newest first, starting after `after` (ADMIN_TENANT). A text search reads
+    at most TEXT_SCAN_ROWS rows per call (see AuditPage)."""
     limit = max(1, min(limit, PAGE_MAX))
     with uow:
         session = uow.session
         operator = refreshed(session, operator)
         require(operator, Action.VIEW_AUDIT_LOG)
-        logs = list(session.scalars(_statement(operator, query, after, limit + 1)))
-        more = len(logs) > limit
+        if not query.text.strip():
+            logs = list(session.scalars(_statement(operator, query, after, limit + 1)))
+            more = len(logs) > limit
+            rows = _rows(session, logs[:limit])
+            return AuditPage(tuple(rows), rows[-1].cursor if more and rows else None)
+        boundary = _scan_boundary(session, operator, query, after)
+        stmt = _statement(operator, query, after, limit + 1).where(
+            _text_condition(query.text, uow.backend))
+        if boundary is not None:  # rows at or after the boundary, in (at, id) order
+            stmt = stmt.where(~_after(boundary))
+        logs = list(session.scalars(stmt))
         rows = _rows(session, logs[:limit])
-        return AuditPage(tuple(rows), rows[-1].cursor if more and rows else None)
+        if len(logs) > limit:
+            return AuditPage(tuple(rows), rows[-1].cursor, scanned_to=rows[-1].at)
+        return AuditPage(tuple(rows), boundary,
+                         scanned_to=boundary.at if boundary is not None else None)
 
 
 def audit_choices(uow: UnitOfWork, operator: Operator) -> AuditChoices:
