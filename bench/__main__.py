@@ -13,6 +13,7 @@ BENCHMARKS = {
     "tracking": "bench.tracking",
     "referrals": "bench.referrals",
     "relay": "bench.relay",
+    "audit": "bench.audit",
 }
 
 

@@ -52,7 +52,7 @@ from invite_desk.ui.hub import (
     Changes,
     OperationsHub,
 )
-from invite_desk.ui.outbox import REQUESTER_NAMES, Outbox
+from invite_desk.ui.outbox import REQUESTER_NAMES, Outbox, keyring_password
 from invite_desk.ui.placeholder import PlaceholderPage
 from invite_desk.ui.widgets import PlainLabel, escaped, plain_tooltip, rich_label, tooltip_text
 
@@ -63,7 +63,7 @@ SettingsFactory = Callable[[UnitOfWork, Operator, QWidget | None], QWidget]
 
 PAGE_KEY_ROLE = Qt.ItemDataRole.UserRole + 1
 # Pages wider or taller than a small screen scroll inside the window instead of widening it.
-FRAMED_PAGES = frozenset({"compose", "invitations"})
+FRAMED_PAGES = frozenset({"compose", "invitations", "admin", "audit"})
 DEFAULT_SIZE = QSize(1200, 780)
 # How long quitting waits for the send thread and the background work to end.
 QUIT_WAIT_MS = 60_000
@@ -124,7 +124,20 @@ PAGES: tuple[PageSpec, ...] = (
          "Referral tracking and invite-only registration.",
          "Name, description, logo, accent colour and registration web address."),
     ),
+    PageSpec(
+        "admin", "Units & events", "units", "Units and events",
+        "Local chapters, and the events members invite guests to.",
+    ),
+    PageSpec(
+        "audit", "Audit log", "audit", "Audit log",
+        "Who did what, when, with the values before and after.",
+    ),
 )
+# Administration pages: the lowest role that may open each (the services decide the rest).
+PAGE_ROLES: dict[str, tuple[Role, str]] = {
+    "admin": (Role.HR_LOCAL, "Units and events"),
+    "audit": (Role.ADMIN_TENANT, "The audit log"),
+}
 
 
 def default_settings_factory() -> SettingsFactory | None:
@@ -143,6 +156,7 @@ PageFactory = Callable[["AppContext", Operator], QWidget]
 
 def default_page_factories() -> dict[str, PageFactory]:
     """The pages built so far; the others show their placeholder."""
+    from invite_desk.ui.admin import audit_log_page, units_events_page
     from invite_desk.ui.applications import ApplicationsPage
     from invite_desk.ui.compose.window import ComposeWindow
     from invite_desk.ui.invitations import InvitationsWindow
@@ -153,6 +167,8 @@ def default_page_factories() -> dict[str, PageFactory]:
         "invitations": InvitationsWindow,
         "members": MembersWindow,
         "applications": ApplicationsPage,
+        "admin": units_events_page,
+        "audit": audit_log_page,
     }
 
 
@@ -235,7 +251,8 @@ class MainWindow(QMainWindow):
         # One owner for the app's background work, and one for sending, shared by every page.
         self.hub = OperationsHub(self)
         self.outbox = Outbox(context.engine, operator.organization_id, self.hub, self,
-                             credentials=context.credentials)
+                             credentials=context.credentials,
+                             password_source=keyring_password(context.credentials))
         self.hub.changed.connect(self._hub_changed)
         uow = context.uow
         self.policy: PolicySettings = settings.get_settings(uow, operator.organization_id)
@@ -383,6 +400,7 @@ class MainWindow(QMainWindow):
                                  credentials=self._context.credentials)  # type: ignore[call-arg]
             else:  # e.g. a test stub
                 widget = factory(self._context.uow, self.operator, None)
+            self._connect_history(widget)
             saved = getattr(widget, "settings_saved", None)
             if saved is not None:  # who may send, or the branding, may have changed
                 saved.connect(lambda: self.hub.broadcast({SETTINGS, REFERRALS}, widget))
@@ -400,6 +418,7 @@ class MainWindow(QMainWindow):
             wants_page = getattr(page, "settings_requested", None)
             if wants_page is not None:
                 wants_page.connect(self.open_settings_page)
+            self._connect_history(page)
             return page
         return PlaceholderPage(spec.heading, spec.summary, spec.plans,
                                icon=theme.icon(spec.icon))
@@ -412,6 +431,24 @@ class MainWindow(QMainWindow):
             return {}
         shared: dict[str, object] = {"hub": self.hub, "outbox": self.outbox}
         return {name: value for name, value in shared.items() if name in parameters}
+
+    def _connect_history(self, page: QWidget) -> None:
+        """"History" links (a member, an invitation's detail pane, the settings) open the
+        audit log filtered to that object."""
+        for owner in (page, getattr(page, "detail", None)):
+            wants = getattr(owner, "history_requested", None)
+            if wants is not None:
+                wants.connect(self.show_history)
+
+    def show_history(self, entity_type: str, entity_id: object, title: str) -> bool:
+        """The audit log, filtered to one object; False (and why) when it is not open to
+        the operator."""
+        if not self.show_page("audit"):
+            return False
+        show = getattr(self.pages.get("audit"), "show_history", None)
+        if show is not None:
+            show(entity_type, entity_id, title)
+        return True
 
     def _hub_changed(self, changes: Changes) -> None:
         if changes.touches(SETTINGS):  # who may send, or the branding, may have changed
@@ -504,6 +541,16 @@ class MainWindow(QMainWindow):
             self.compose_note.show()
             if self.current_page_key() == "compose":
                 self._select_first_enabled()
+        for key, (needed, what) in PAGE_ROLES.items():
+            if key not in self._items:
+                continue
+            allowed = self.operator.role >= needed
+            self._items[key].setEnabled(allowed)
+            self.page_actions[key].setEnabled(allowed)
+            if not allowed:
+                reason = denial_text(self.operator, Decision(False, needed), what)
+                self._items[key].setToolTip(plain_tooltip(reason))
+                self.page_actions[key].setToolTip(plain_tooltip(reason))
 
     def refresh(self) -> None:
         """Reload the organization and its policy (after settings were saved elsewhere)."""

@@ -12,6 +12,12 @@ Changes(invitations, members) through the hub, so every open view follows.
 
 Signals (on the GUI thread): `started(SendStart)`, `progressed(SendProgress)`,
 `finished(SendOutcome)`, `failed(SendOutcome)`, `running_changed(bool)`, `paused_changed(bool)`.
+
+Notification emails (an application approved or rejected, an invitee joined, a sign-in link)
+are queued by the services; the outbox delivers them (`drain_notifications`) after a change
+that may have queued one (members, applications), after each send, and every few minutes
+while idle. A drain never runs beside a send: a send stops it after its current message.
+`notifications_sent(NotificationRun)` reports each drain.
 """
 
 from __future__ import annotations
@@ -23,16 +29,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QObject, Signal
+from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal
 from sqlalchemy import Engine
 
-from invite_desk.services.credentials import CredentialStore
+from invite_desk.services.credentials import CredentialStore, CredentialStoreError
 from invite_desk.services.invitations.sending import SendProgress, SendReport, Transport
 from invite_desk.services.mail_settings import get_mail_settings
 from invite_desk.services.smtp import oauth
 from invite_desk.services.smtp.transport import RetryPolicy, SmtpTransport
 from invite_desk.services.uow import UnitOfWork
-from invite_desk.ui.hub import INVITATIONS, MEMBERS, OperationsHub
+from invite_desk.ui.hub import APPLICATIONS, INVITATIONS, MEMBERS, Changes, OperationsHub
+from invite_desk.ui.notify_worker import NotifyJob, NotifyWorker
 from invite_desk.ui.send_worker import SendJob, SendWorker
 
 log = logging.getLogger(__name__)
@@ -88,6 +95,27 @@ class Refusal:
 
 REQUESTER_NAMES = {"compose": "Compose", "invitations": "Invitations"}
 
+# (engine, organization id) -> the SMTP password (e.g. from the keyring); on the worker thread.
+PasswordSource = Callable[[Engine, uuid.UUID], str | None]
+NOTIFY_IDLE_MS = 5 * 60_000  # drain the notification queue this often while idle
+
+
+def keyring_password(credentials: CredentialStore) -> PasswordSource:
+    """The SMTP password from the keyring (or None: the server needs none, or it is not
+    stored yet; then the password of the last send is used). Read on the worker thread."""
+
+    def read(engine: Engine, organization_id: uuid.UUID) -> str | None:
+        mail = get_mail_settings(UnitOfWork(engine), organization_id)
+        if not mail.username:
+            return None
+        try:
+            return credentials.get(mail.password_key())
+        except CredentialStoreError as exc:
+            log.warning("keyring unavailable for the notification emails: %s", exc)
+            return None
+
+    return read
+
 
 class Outbox(QObject):
     started = Signal(object)  # SendStart
@@ -96,6 +124,7 @@ class Outbox(QObject):
     failed = Signal(object)  # SendOutcome with its message
     running_changed = Signal(bool)
     paused_changed = Signal(bool)
+    notifications_sent = Signal(object)  # NotificationRun
 
     def __init__(
         self,
@@ -107,6 +136,8 @@ class Outbox(QObject):
         retry: RetryPolicy | None = None,
         make_transport: TransportMaker = smtp_transport,
         credentials: CredentialStore | None = None,
+        password_source: PasswordSource | None = None,
+        notify_idle_ms: int = NOTIFY_IDLE_MS,
     ) -> None:
         super().__init__(parent)
         self.setObjectName("Outbox")
@@ -120,6 +151,16 @@ class Outbox(QObject):
         self._start: SendStart | None = None
         self._stuck: list[SendJob] = []
         self.last_progress: SendProgress | None = None
+        self._password_source = password_source
+        self._last_password: str | None = None
+        self._notify: NotifyJob | None = None
+        self._notify_again = False
+        hub.changed.connect(self._hub_changed)
+        self._notify_timer = QTimer(self)
+        self._notify_timer.setInterval(max(notify_idle_ms, 1))
+        self._notify_timer.timeout.connect(self.drain_notifications)
+        if notify_idle_ms > 0:
+            self._notify_timer.start()
 
     # -- state ----------------------------------------------------------------------------
     @property
@@ -154,6 +195,9 @@ class Outbox(QObject):
         if self._job is not None:
             return Refusal(self._start.requester if self._start else "", self.busy_message(
                 requester))
+        self._stop_notifications()  # one SMTP connection at a time
+        if password:
+            self._last_password = password
         make, engine, org = self._make_transport, self._engine, self._organization_id
         if make is smtp_transport:
             make = functools.partial(smtp_transport, credentials=self._credentials, shared={})
@@ -190,6 +234,8 @@ class Outbox(QObject):
 
         The worker's own report then arrives as usual (`finished`), so pages and views update.
         """
+        self._notify_timer.stop()
+        self._stop_notifications(wait_ms)
         if self._job is None:
             return True
         job = self._job
@@ -210,6 +256,7 @@ class Outbox(QObject):
         start = self._end()
         self.finished.emit(SendOutcome(start.batch_id, start.requester, report=report))
         self._hub.broadcast({INVITATIONS, MEMBERS}, self)
+        self.drain_notifications()
 
     def _failed(self, message: str) -> None:
         page = self._job.worker.settings_page if self._job is not None else None
@@ -228,3 +275,58 @@ class Outbox(QObject):
             self._stuck.append(job)
         self.running_changed.emit(False)
         return start
+
+    # -- notification emails --------------------------------------------------------------
+    @property
+    def notifying(self) -> bool:
+        return self._notify is not None
+
+    def _hub_changed(self, changes: Changes) -> None:
+        if changes.origin is not self and changes.touches(MEMBERS, APPLICATIONS):
+            self.drain_notifications()  # an approval, a sign-in link... may have queued mail
+
+    def drain_notifications(self) -> bool:
+        """Deliver the queued notification emails on the outbox's own thread; False when it
+        cannot start now (a send runs: it drains when it ends; or quitting)."""
+        if self._job is not None or self._hub.closed:
+            return False
+        if self._notify is not None:
+            self._notify_again = True  # something new may have been queued meanwhile
+            return True
+        make, engine, org = self._make_transport, self._engine, self._organization_id
+        source, remembered = self._password_source, self._last_password
+        if make is smtp_transport:  # OAuth2 settings: the refresh token is read from the keyring
+            make = functools.partial(smtp_transport, credentials=self._credentials, shared={})
+
+        def transport() -> Transport:
+            password = source(engine, org) if source is not None else None
+            return make(engine, org, password or remembered)
+
+        worker = NotifyWorker(engine, transport)
+        worker.finished.connect(self._notified)
+        worker.failed.connect(self._notify_failed)
+        self._notify = NotifyJob(worker, self)
+        self._notify.start()
+        return True
+
+    def _notified(self, run: object) -> None:
+        self._end_notify()
+        self.notifications_sent.emit(run)
+        if self._notify_again:
+            self._notify_again = False
+            self.drain_notifications()
+
+    def _notify_failed(self, message: str) -> None:
+        self._end_notify()
+        self._notify_again = False
+        log.info("notification emails wait: %s", message)
+
+    def _end_notify(self) -> None:
+        job, self._notify = self._notify, None
+        if job is not None and job.stop(10_000):
+            job.deleteLater()
+
+    def _stop_notifications(self, wait_ms: int = 60_000) -> None:
+        job, self._notify = self._notify, None
+        if job is not None and job.stop(wait_ms):
+            job.deleteLater()

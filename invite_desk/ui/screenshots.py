@@ -203,6 +203,65 @@ def _shoot_readme(camera: _Camera, context: app.AppContext, admin: Operator) -> 
     _discard(applications)
 
 
+def _shoot_admin(camera: _Camera, context: app.AppContext, admin: Operator, *,
+                 add_examples: bool) -> None:
+    """member-edit.png, units.png, events.png and audit-log.png (issue 11)."""
+    from datetime import datetime, timedelta
+
+    from invite_desk.services.admin import events as event_service
+    from invite_desk.services.admin import people
+    from invite_desk.ui.admin import AuditLogWindow, UnitsEventsPage
+    from invite_desk.ui.hub import OperationsHub
+    from invite_desk.ui.members.edit_dialog import MemberEditDialog
+
+    qapp, uow = camera.qapp, context.uow
+    persons = [p for p in people.list_people(uow, admin, limit=50)
+               if p.id != admin.member_id and p.role < Role.ADMIN_LOCAL]
+    if add_examples and persons:  # a change worth showing in the audit log
+        people.update_person(uow, admin, persons[0].id, role=Role.HR_LOCAL)
+        if not event_service.list_events(uow, admin):
+            start = (datetime.now() + timedelta(days=24)).replace(hour=18, minute=30,
+                                                                  second=0, microsecond=0)
+            event_service.create_event(uow, admin, event_service.EventDraft(
+                name="Autumn open day", starts_at_local=start, time_zone="Europe/London",
+                location="Harbour boathouse", description="Try rowing with a coach.",
+                capacity=60))
+    hub = OperationsHub(runner=SynchronousRunner())
+
+    if persons:
+        dialog = MemberEditDialog(hub, admin, persons[0].id, uow=uow)
+        _settle(qapp, lambda: dialog.person is not None)
+        camera.shoot(dialog, "member-edit", QSize(560, 420))
+        _discard(dialog)
+
+    page = UnitsEventsPage(hub, admin, uow=uow)
+    page.resize(README_SIZE)
+    page.show()
+    _settle(qapp, lambda: bool(page.units.units))
+    page.units.table.selectRow(0)
+    camera.shoot(page, "units")
+    page.tabs.setCurrentWidget(page.events)
+    _settle(qapp, lambda: bool(page.events.events))
+    if page.events.events:
+        busiest = max(range(len(page.events.events)),
+                      key=lambda i: page.events.events[i].guests)
+        page.events.select_row(busiest)
+    camera.shoot(page, "events")
+    _discard(page)
+
+    audit = AuditLogWindow(hub, admin, uow=uow)
+    audit.resize(README_SIZE)
+    audit.show()
+    _settle(qapp, lambda: audit.model.has_opened)
+    rows = audit.visible_rows()
+    chosen = next((i for i, row in enumerate(rows) if row.changed_fields and row.before), 0)
+    if rows:
+        audit.select_row(chosen)
+    camera.shoot(audit, "audit-log")
+    _discard(audit)
+    hub.shutdown(10_000)
+
+
 def _restrict_sending_for_demo(context: app.AppContext, admin: Operator) -> None:
     """On the throwaway database, let only HR_LOCAL and above send, so that the member's
     window shows Compose disabled, as the permission policy mirrors it."""
@@ -246,6 +305,7 @@ def run_screenshots(db_url: str | None, directory: Path) -> int:
             return 1
 
         factory = default_settings_factory()
+        _shoot_admin(camera, context, admin, add_examples=db_url is None)
         _shoot_setup(camera, context)
         _shoot_sign_in(camera, context, demo.admin_email)
         _shoot_main(camera, context, admin, factory, "main", every_page=True)

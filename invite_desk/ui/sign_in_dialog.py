@@ -4,6 +4,8 @@ A failed sign-in always shows the same message, whether or not the email exists.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import QSettings, QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QDialog,
@@ -118,6 +120,27 @@ class SignInDialog(QDialog):
         body.addWidget(self.password_edit)
         body.addSpacing(12)
 
+        # Shown after a one-time password (issue 11): the person chooses their own first.
+        self.new_password_box = QWidget()
+        new_box = QVBoxLayout(self.new_password_box)
+        new_box.setContentsMargins(0, 0, 0, 12)
+        new_box.setSpacing(6)
+        new_label = PlainLabel("&New password (at least 12 characters)")
+        self.new_password_edit = QLineEdit()
+        self.new_password_edit.setObjectName("newPassword")
+        self.new_password_edit.setEchoMode(QLineEdit.EchoMode.Password)
+        new_label.setBuddy(self.new_password_edit)
+        confirm_label = PlainLabel("&Repeat the new password")
+        self.confirm_password_edit = QLineEdit()
+        self.confirm_password_edit.setObjectName("confirmPassword")
+        self.confirm_password_edit.setEchoMode(QLineEdit.EchoMode.Password)
+        confirm_label.setBuddy(self.confirm_password_edit)
+        for widget in (new_label, self.new_password_edit, confirm_label,
+                       self.confirm_password_edit):
+            new_box.addWidget(widget)
+        self.new_password_box.hide()
+        body.addWidget(self.new_password_box)
+
         self.error_label = PlainLabel()
         self.error_label.setObjectName("signInError")
         self.error_label.setWordWrap(True)
@@ -164,10 +187,17 @@ class SignInDialog(QDialog):
             self._show_error(MISSING_CREDENTIALS)
             (self.email_edit if not email else self.password_edit).setFocus()
             return
-        self.sign_in_button.setText("Signing in…")
         uow = self._uow
+        work: Callable[[], Operator] = lambda: auth.sign_in(uow, email, password)  # noqa: E731
+        if not self.new_password_box.isHidden():
+            new = self.new_password_edit.text()
+            if new != self.confirm_password_edit.text():
+                self._show_error("The two new passwords differ; type the same one twice.")
+                return
+            work = lambda: auth.sign_in_with_new_password(uow, email, password, new)  # noqa: E731
+        self.sign_in_button.setText("Signing in…")
         (
-            BackgroundTask(lambda: auth.sign_in(uow, email, password), widget=self._body)
+            BackgroundTask(work, widget=self._body)
             .on_success(self._succeeded)
             .on_failure(self._failed)
             .run_in_background(self._runner)
@@ -183,7 +213,11 @@ class SignInDialog(QDialog):
 
     def _failed(self, error: BaseException) -> None:
         self.sign_in_button.setText("Sign in")
-        if isinstance(error, AuthenticationFailed):
+        if isinstance(error, auth.PasswordChangeRequired):
+            self.new_password_box.show()
+            self._show_error(error.message)
+            self.new_password_edit.setFocus()
+        elif isinstance(error, AuthenticationFailed):
             self._show_error(error.message)
             self.password_edit.clear()
             self.password_edit.setFocus()

@@ -54,3 +54,20 @@ def test_quick_relay_bench_prints_value_baseline_sequential_and_speedup(
     assert line["ratio"] == pytest.approx(line["value"] / line["baseline"], rel=0.01)
     assert line["speedup"] == pytest.approx(line["value"] / line["sequential"], rel=0.01)
     assert line["speedup"] > 2  # eight connections really run side by side
+
+
+@pytest.mark.slow
+def test_quick_audit_bench_times_each_step_against_a_baseline(
+    capsys: pytest.CaptureFixture[str], tmp_path: object, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("INVITE_DESK_BENCH_CACHE", str(tmp_path))
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    assert main(["audit", "--quick"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    by_name = {line["name"]: line for line in lines}
+    for step in ("open", "filter_action", "filter_person", "filter_object",
+                 "scroll_next_page", "go_to_middle", "go_to_end", "search_text"):
+        line = by_name[f"audit_{step}"]
+        assert line["unit"] == "ms" and line["value"] > 0 and line["baseline"] > 0
+        assert line["rows"] == 20_000 and line["target_ms"] == 200.0
+    assert by_name["audit_go_to_end"]["oldest_day_rows"] > 0

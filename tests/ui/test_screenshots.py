@@ -19,6 +19,7 @@ EXPECTED = {
     "main-compose", "main-invitations", "main-referrals", "main-members",
     "main-applications",
     "main-as-member", "main-as-member-settings",
+    "main-admin", "main-audit", "member-edit", "units", "events", "audit-log",
 }
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QTextDocument
 from PySide6.QtWidgets import (
     QFormLayout,
     QFrame,
+    QHBoxLayout,
     QLabel,
+    QPushButton,
     QScrollArea,
     QSizePolicy,
     QStackedWidget,
@@ -37,7 +39,10 @@ NOT_SENT = {
 
 
 class DetailPane(QFrame):
-    """Shows an InvitationDetail; `show_message` for nothing or many selected, or an error."""
+    """Shows an InvitationDetail; `show_message` for nothing or many selected, or an error.
+    `history_requested(entity type, id, title)`: open the audit log filtered to it."""
+
+    history_requested = Signal(str, object, str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -109,7 +114,14 @@ class DetailPane(QFrame):
 
         heading = PlainLabel("History")
         set_variant(heading, "heading")
-        layout.addWidget(heading)
+        self.audit_button = QPushButton("Open in the audit log")
+        self.audit_button.setObjectName("DetailAuditLink")
+        self.audit_button.setFlat(True)
+        self.audit_button.clicked.connect(self._ask_history)
+        heading_row = QHBoxLayout()
+        heading_row.addWidget(heading, 1)
+        heading_row.addWidget(self.audit_button)
+        layout.addLayout(heading_row)
         self.history_note = PlainLabel()
         self.history_note.setWordWrap(True)
         set_variant(self.history_note, "small")
@@ -135,6 +147,11 @@ class DetailPane(QFrame):
                              " { background: transparent; }")
         self._content = scroll
         self.stack.addWidget(self._content)
+
+    def _ask_history(self) -> None:
+        if self.detail is not None:
+            row = self.detail.row
+            self.history_requested.emit("invitation", row.id, f"the invitation to {row.email}")
 
     def show_message(self, text: str = EMPTY_TEXT) -> None:
         self.detail = None

@@ -35,6 +35,8 @@ MEMBER_STATUS_TEXT = {
     MemberStatus.APPLICANT.value: "Applicant",
     MemberStatus.REJECTED.value: "Rejected",
     MemberStatus.DEACTIVATED.value: "Deactivated",
+    MemberStatus.LAPSED.value: "Lapsed",
+    MemberStatus.RESIGNED.value: "Resigned",
 }
 
 

@@ -35,6 +35,7 @@ from invite_desk.services.permissions import ScopeLevel, scope_of
 from invite_desk.services.roles import Role
 from invite_desk.ui.hub import APPLICATIONS, INVITATIONS, MEMBERS, REFERRALS, Changes, OperationsHub
 from invite_desk.ui.invitations.table_model import Clock
+from invite_desk.ui.members.admin_bar import MemberAdminBar
 from invite_desk.ui.members.member_page import MemberPage
 from invite_desk.ui.members.table_model import (
     MEMBER_STATUS_TEXT,
@@ -63,6 +64,7 @@ class MembersWindow(QWidget):
     that member's invitations (the main window shows Invitations filtered by inviter)."""
 
     invitations_requested = Signal(object)
+    history_requested = Signal(str, object, str)  # entity type, id, title: the audit log
 
     def __init__(self, context: AppContext, operator: Operator, parent: QWidget | None = None,
                  *, runner: TaskRunner | None = None, clock: Clock | None = None,
@@ -131,7 +133,7 @@ class MembersWindow(QWidget):
         self.table.setAccessibleName("Members")
         self.table.setModel(self.model)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setAlternatingRowColors(True)
         self.table.setWordWrap(False)
@@ -170,6 +172,10 @@ class MembersWindow(QWidget):
         root.setSpacing(8)
         root.addLayout(header)
         root.addLayout(filters)
+        self.admin_bar = MemberAdminBar(self.hub, self._operator, self.table,
+                                        uow=self._context.uow, parent=self)
+        self.admin_bar.history_requested.connect(self.history_requested.emit)
+        root.addWidget(self.admin_bar)
         root.addWidget(self.splitter, 1)
 
         self._search_timer = QTimer(self)

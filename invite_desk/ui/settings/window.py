@@ -70,6 +70,7 @@ class SettingsWindow(QWidget):
     """All settings pages with one Save and one Revert. Embeddable, or a window of its own."""
 
     settings_saved = Signal()
+    history_requested = Signal(str, object, str)  # the audit log, filtered to the settings
     """Emitted after a save wrote at least one change (the main window refreshes from it)."""
 
     def __init__(
@@ -136,8 +137,13 @@ class SettingsWindow(QWidget):
         self.save_button.setToolTip("Check every page, then save them all (Ctrl+S)")
         self.save_button.clicked.connect(self.save)
 
+        self.history_button = QPushButton("History")
+        self.history_button.setToolTip("Every change to the settings, in the audit log")
+        self.history_button.clicked.connect(
+            lambda: self.history_requested.emit("settings", None, "the settings"))
         buttons = QHBoxLayout()
         buttons.setContentsMargins(24, 0, 24, 0)
+        buttons.addWidget(self.history_button)
         buttons.addWidget(self.unsaved_label, 1)
         buttons.addWidget(self.revert_button)
         buttons.addWidget(self.save_button)
