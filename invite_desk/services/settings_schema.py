@@ -105,6 +105,8 @@ class PolicySettings:
     number_of_referrals_needed_for_signup: int | None = None
     adhesion_required: bool = False
     registration_asks_password: bool = True
+    reminder_days_before: int = 0
+    soft_bounces_to_suppress: int = 3
 
     @property
     def invite_only(self) -> bool:
