@@ -22,6 +22,8 @@ class Action(StrEnum):
     MANAGE_INVITATION = "resend, revoke or extend this invitation"
     APPROVE_APPLICATION = "approve or reject this membership application"
     VIEW_MEMBER = "see this member"
+    VIEW_SUPPRESSION = "see the suppression list"
+    MANAGE_SUPPRESSION = "add to or undo the suppression list"
 
 
 @dataclass(frozen=True)
@@ -101,8 +103,10 @@ def decide(
     target: Target | None = None,
 ) -> Decision:
     """Whether `operator` may do `action` (on `target`), and which role it would need."""
-    if action is Action.CHANGE_SETTINGS:
+    if action in (Action.CHANGE_SETTINGS, Action.MANAGE_SUPPRESSION):
         return _role_gate(operator, Role.ADMIN_TENANT)
+    if action is Action.VIEW_SUPPRESSION:  # organization-wide: addresses of every unit
+        return _role_gate(operator, Role.HR_TENANT)
     if action in (Action.SEND_INVITATIONS, Action.SEND_ON_BEHALF):
         if settings is None:
             raise ValueError("sending decisions need the organization's settings")
