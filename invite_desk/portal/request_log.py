@@ -1,5 +1,5 @@
-"""Request logging that never writes a link token: /join/<token> and /confirm/<token> are
-logged as /join/<redacted> and /confirm/<redacted>, in the access log and in error logs alike.
+"""Request logging that never writes a link token: /join/<token>, /confirm/<token> and
+/unsubscribe/<token> are logged as /join/<redacted> ..., in the access log and in error logs.
 
 The path is checked as sent and after each level of percent-decoding (`/join%2F<token>`,
 `/join%252F<token>`, `//JOIN/<token>/extra` ...); query strings are never logged, only that
@@ -21,7 +21,7 @@ from urllib.parse import unquote
 # /join or /confirm followed by anything but a letter, digit, '-' or '_' ('/', '%2F', ';',
 # '\\' ...): everything up to the query string is the token's place.
 _SECRET_PATH = re.compile(
-    r"(/(?:join|confirm))(?![A-Za-z0-9_-])[^\s?#\"'<>]+", re.IGNORECASE
+    r"(/(?:join|confirm|unsubscribe))(?![A-Za-z0-9_-])[^\s?#\"'<>]+", re.IGNORECASE
 )
 # A token out of its place (`/<token>`, `/joinX/<token>`, a link a mail program broke):
 # any run of 32 or more token characters. Tokens are 43 (secrets.token_urlsafe(32)).

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, exists, select, update
@@ -280,3 +281,66 @@ def undo_address(uow: UnitOfWork, operator: Operator, address: str) -> Suppressi
     if found is None:
         raise NotFound(f"{key} is not on the suppression list.")
     return undo_suppression(uow, operator, found)
+
+
+# -- one-click unsubscribe (RFC 8058), for the portal -------------------------------------
+
+
+class UnsubscribeState(StrEnum):
+    READY = "ready"  # a valid link; the address is not suppressed yet
+    DONE = "done"  # the address is on the list (just now, or already)
+    INVALID = "invalid"  # no invitation carries this token
+
+
+@dataclass(frozen=True)
+class UnsubscribeView:
+    state: UnsubscribeState
+    address: str = ""  # masked: "a…@example.org" (the page never shows a whole address)
+
+
+def _mask(address: str) -> str:
+    local, _, domain = address.rpartition("@")
+    return f"{local[:1]}…@{domain}" if local else address
+
+
+def _by_token(session: Session, token: str,
+              organization_id: uuid.UUID | None) -> Invitation | None:
+    from invite_desk.services.invitations.tokens import hash_token
+
+    if not token or len(token) > 200:
+        return None
+    stmt = select(Invitation).where(Invitation.unsubscribe_token_hash == hash_token(token))
+    if organization_id is not None:
+        stmt = stmt.where(Invitation.organization_id == organization_id)
+    return session.scalars(stmt).first()
+
+
+def check_unsubscribe(uow: UnitOfWork, token: str,
+                      organization_id: uuid.UUID | None) -> UnsubscribeView:
+    """What the unsubscribe link's page shows; opening it changes nothing (mail scanners
+    open links), a POST does."""
+    with uow:
+        row = _by_token(uow.session, token, organization_id)
+        if row is None:
+            return UnsubscribeView(UnsubscribeState.INVALID)
+        done = bool(suppressed_reasons(uow.session, row.organization_id,
+                                       [row.email_normalized]))
+        return UnsubscribeView(UnsubscribeState.DONE if done else UnsubscribeState.READY,
+                               _mask(row.email))
+
+
+def unsubscribe(uow: UnitOfWork, token: str, organization_id: uuid.UUID | None, *,
+                client: str = "") -> UnsubscribeView:
+    """The invitee's one-click opt-out: the address joins the suppression list (once; a
+    second POST changes nothing), its queued invitations are held, none reaches it again."""
+    with uow:
+        session = uow.session
+        row = _by_token(session, token, organization_id)
+        if row is None:
+            return UnsubscribeView(UnsubscribeState.INVALID)
+        suppress(session, row.organization_id, row.email, SuppressionReason.UNSUBSCRIBED,
+                 evidence="One-click unsubscribe from the invitation email.",
+                 source=f"portal {client}".strip(), invitation_id=row.id)
+        view = UnsubscribeView(UnsubscribeState.DONE, _mask(row.email))
+        uow.commit()
+        return view
