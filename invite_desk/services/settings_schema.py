@@ -83,6 +83,20 @@ SPECS: tuple[SettingSpec, ...] = (
         "When on, people choose a password on the registration page (members can then sign in "
         "with their email). When off, the form asks only for their name.",
     ),
+    SettingSpec(
+        "deliverability.reminderDaysBefore", "reminder_days_before", int, 0,
+        "Reminder before the link expires (days)",
+        "Send one reminder this many days before an unanswered invitation's link expires "
+        "(0 = no reminders).",
+        _int_range(0, 364),
+    ),
+    SettingSpec(
+        "deliverability.softBouncesToSuppress", "soft_bounces_to_suppress", int, 3,
+        "Soft bounces before suppressing",
+        "After this many temporary delivery failures (mailbox full, ...) for one invitation, "
+        "its address is put on the suppression list.",
+        _int_range(1, 100),
+    ),
 )
 
 SPECS_BY_KEY = {spec.key: spec for spec in SPECS}

@@ -116,7 +116,8 @@ class _UnfoldingPolicy(EmailPolicy):
     def fold(self, name: str, value: str) -> str:
         if name.lower() in UNFOLDED_HEADERS:
             return f"{name}: {one_line_header_value(str(value))}{self.linesep}"
-        return super().fold(name, value)
+        folded: str = super().fold(name, value)
+        return folded
 
     def fold_binary(self, name: str, value: str) -> bytes:
         if name.lower() in UNFOLDED_HEADERS:
