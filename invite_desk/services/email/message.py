@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
-from collections.abc import Sequence
 from email.policy import SMTP, SMTPUTF8, EmailPolicy
 from email.utils import formatdate, make_msgid
 from functools import lru_cache

@@ -38,9 +38,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from invite_desk.services import audit
+from invite_desk.services import audit, suppression
 from invite_desk.services import settings as settings_service
-from invite_desk.services import suppression
 from invite_desk.services.errors import DomainError
 from invite_desk.services.invitations.rendering import (
     InvitationContent,

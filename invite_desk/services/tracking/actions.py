@@ -30,9 +30,8 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from invite_desk.services import audit
+from invite_desk.services import audit, suppression
 from invite_desk.services import settings as settings_service
-from invite_desk.services import suppression
 from invite_desk.services.errors import Conflict, NotFound, ValidationFailed
 from invite_desk.services.invitations.rendering import fallback_base_url
 from invite_desk.services.invitations.tokens import new_token, registration_link
