@@ -9,6 +9,9 @@ it; undoing keeps the row (`undone_at`) for the record, and everything is audite
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -296,6 +299,24 @@ class UnsubscribeState(StrEnum):
 class UnsubscribeView:
     state: UnsubscribeState
     address: str = ""  # masked: "a…@example.org" (the page never shows a whole address)
+
+
+UNSUBSCRIBE_SECRET = "unsubscribe-key"
+
+
+def unsubscribe_key(uow: UnitOfWork) -> bytes:
+    """The key unsubscribe tokens are derived with (made once, shared by every process)."""
+    from invite_desk.services.registration.limits import shared_secret
+
+    return shared_secret(uow, UNSUBSCRIBE_SECRET).encode("ascii")
+
+
+def unsubscribe_token(key: bytes, invitation_id: uuid.UUID) -> str:
+    """The invitation's one-click unsubscribe token: the same in every email about it (the
+    invitation, a resend, a reminder), so an older email's link keeps working; only its
+    SHA-256 is stored (`invitation.unsubscribe_token_hash`)."""
+    digest = hmac.new(key, b"unsubscribe:" + invitation_id.bytes, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
 def _mask(address: str) -> str:

@@ -47,7 +47,7 @@ from invite_desk.services.invitations.rendering import (
     require_registration_address,
 )
 from invite_desk.services.invitations.send_scope import SendScope
-from invite_desk.services.invitations.tokens import new_token
+from invite_desk.services.invitations.tokens import hash_token, new_token
 from invite_desk.services.mail_settings import MailSettings, load_mail_settings, load_templates
 from invite_desk.services.models import (
     AuditLog,
@@ -430,7 +430,8 @@ class OutboxSender:
 
         def render() -> _Prepared:
             token, token_hash = new_token()
-            unsubscribe, unsubscribe_hash = new_token()
+            unsubscribe = suppression.unsubscribe_token(self._unsubscribe_key, row.id)
+            unsubscribe_hash = hash_token(unsubscribe)
             message, message_id = build_invitation_raw(
                 org, mail, templates, content, token,
                 invitation_id=row.id, unsubscribe_token=unsubscribe)
@@ -579,6 +580,7 @@ class OutboxSender:
             if counts.get(InvitationStatus.QUEUED.value, 0):
                 require_registration_address(org)
         recover_interrupted(self.uow, self.organization_id)
+        self._unsubscribe_key = suppression.unsubscribe_key(uow)
         with uow:
             session = uow.session
             # Addresses suppressed since they were queued (a bounce, an opt-out) are held.
