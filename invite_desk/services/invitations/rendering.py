@@ -152,10 +152,14 @@ def build_invitation_raw(
     *,
     invitation_id: uuid.UUID | None = None,
     unsubscribe_token: str | None = None,
+    subject_prefix: str = "",
 ) -> tuple[bytes, str]:
     """The same message as `build_invitation_message`, as SMTP-ready bytes (the batch path).
     With `invitation_id` it carries the header bounces are matched by; with
-    `unsubscribe_token` the one-click unsubscribe headers."""
+    `unsubscribe_token` the one-click unsubscribe headers; `subject_prefix` ("Reminder: ")
+    goes before the subject."""
     rendered = render_invitation(org, templates, content, token)
+    if subject_prefix:
+        rendered = replace(rendered, subject=f"{subject_prefix}{rendered.subject}")
     return build_raw_message(rendered, **_message_fields(org, mail, content, invitation_id,
                                                          unsubscribe_token))
