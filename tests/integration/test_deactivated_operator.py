@@ -22,8 +22,11 @@ from invite_desk.services import (
     members_lookup,
     members_view,
     organization,
+    scheduling,
     settings,
+    suppression,
 )
+from invite_desk.services.bounces import mailbox
 from invite_desk.services.errors import PermissionDenied
 from invite_desk.services.invitations import queueing, send_scope
 from invite_desk.services.invitations.importing import parse_pasted
@@ -104,6 +107,20 @@ ENTRY_POINTS: dict[str, Call] = {
     "tracking.read.open_view": lambda u, o, w: read.open_view(u, o, InvitationQuery(), now=NOW),
     "tracking.read.get_invitations": lambda u, o, w: read.get_invitations(u, o, [w.sent], NOW),
     "tracking.read.get_invitation": lambda u, o, w: read.get_invitation(u, o, w.sent, NOW),
+    # Deliverability (issue 13).
+    "suppression.list_suppressions": lambda u, o, w: suppression.list_suppressions(u, o),
+    "suppression.add_suppression": lambda u, o, w: suppression.add_suppression(
+        u, o, "someone@example.org"),
+    "suppression.undo_suppression": lambda u, o, w: suppression.undo_suppression(
+        u, o, uuid.uuid4()),
+    "suppression.undo_address": lambda u, o, w: suppression.undo_address(
+        u, o, "someone@example.org"),
+    "bounces.mailbox.save_imap_settings": lambda u, o, w: mailbox.save_imap_settings(
+        u, o, {"host": "imap.example.org", "username": "bounces"}),
+    "bounces.mailbox.fetch_bounces": lambda u, o, w: mailbox.fetch_bounces(
+        u, o, mailbox.ImapSettings("127.0.0.1", 9, "none", "bounces"), "pw"),
+    "scheduling.schedule_batch": lambda u, o, w: scheduling.schedule_batch(
+        u, o, uuid.uuid4(), NOW),
 }
 
 
@@ -184,7 +201,8 @@ def test_a_deactivated_operator_is_refused_even_a_search_for_nothing(
 WRITES = [e for e in ENTRY_POINTS if e.startswith((
     "adhesion.approve", "adhesion.reject", "adhesion.return", "adhesion.resubmit",
     "invitations.queueing.queue", "mail_settings.update", "organization.update",
-    "settings.update", "tracking.actions."))]
+    "settings.update", "tracking.actions.", "suppression.add", "suppression.undo_address",
+    "bounces.mailbox.save"))]
 
 
 @pytest.mark.parametrize("entry", sorted(WRITES))
