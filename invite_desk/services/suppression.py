@@ -94,8 +94,8 @@ def describe(reason: str, evidence: str, at: datetime | None = None) -> str:
     else:
         text = f"An admin put this address on the suppression list{when}" + (
             f": {evidence}." if evidence else ".")
-    return (f"{text} It is on the suppression list; an admin can undo that in "
-            "Settings › Suppression list.")
+    return (f"{text} It is on the suppression list; an organization admin can undo that on "
+            "the Suppression page.")
 
 
 def _active(organization_id: uuid.UUID) -> list[ColumnElement[bool]]:

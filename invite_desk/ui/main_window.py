@@ -124,6 +124,12 @@ PAGES: tuple[PageSpec, ...] = (
          "Referral tracking and invite-only registration.",
          "Name, description, logo, accent colour and registration web address."),
     ),
+    PageSpec(
+        "suppression", "Suppression", "lock", "Suppression list",
+        "Addresses no invitation may reach: bounced, unsubscribed, or added by an admin.",
+        ("See why each address is suppressed (the bounce's status, the unsubscribe).",
+         "Undo a suppression, or suppress an address by hand."),
+    ),
 )
 
 
@@ -153,7 +159,14 @@ def default_page_factories() -> dict[str, PageFactory]:
         "invitations": InvitationsWindow,
         "members": MembersWindow,
         "applications": ApplicationsPage,
+        "suppression": _suppression_page,
     }
+
+
+def _suppression_page(context: AppContext, operator: Operator, hub: OperationsHub) -> QWidget:
+    from invite_desk.ui.settings.suppression_page import SuppressionPage
+
+    return SuppressionPage(hub, operator, context=context)
 
 
 def window_state_store() -> QSettings:
