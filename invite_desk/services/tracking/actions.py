@@ -80,7 +80,8 @@ ALLOWED: dict[RowAction, frozenset[InvitationStatus]] = {
     RowAction.REVOKE: frozenset({S.DRAFT, S.QUEUED, S.SENT, S.EXPIRED, S.FAILED, S.UNCERTAIN,
                                  S.BOUNCED, S.SUPPRESSED}),
     RowAction.EXTEND: frozenset({S.SENT, S.EXPIRED, S.UNCERTAIN}),
-    RowAction.FRESH_LINK: frozenset({S.DRAFT, S.SENT, S.EXPIRED, S.FAILED, S.UNCERTAIN}),
+    RowAction.FRESH_LINK: frozenset({S.DRAFT, S.SENT, S.EXPIRED, S.FAILED, S.UNCERTAIN,
+                                     S.BOUNCED, S.SUPPRESSED}),
 }
 
 # Actions that put a working link in someone's hands need the right to send invitations.
