@@ -271,3 +271,23 @@ def test_mailbox_settings_are_saved_and_the_password_only_in_the_keyring(
         texts = [r.value_json for r in uow.session.scalars(select(Setting))]
         logs = [r.after_json for r in uow.session.scalars(select(AuditLog))]
     assert not any("s3cret" in t for t in texts + logs)
+
+
+@pytest.mark.parametrize(("headers", "body", "kind"), [
+    ("Subject: Automatische Antwort: Einladung", "Ich bin abwesend.", BounceKind.AUTO_REPLY),
+    ("Subject: RE: [Out of Office] Invitation", "Back on Monday.", BounceKind.AUTO_REPLY),
+    ("Subject: Re: hi\r\nPrecedence: auto_reply", "Back soon.", BounceKind.AUTO_REPLY),
+    ("Subject: Re: hi\r\nX-Autorespond: yes", "Back soon.", BounceKind.AUTO_REPLY),
+    ("Subject: Réponse automatique : invitation", "Absent.", BounceKind.AUTO_REPLY),
+    ("Subject: =?utf-8?q?R=C3=A9ponse_automatique_:_invitation?=", "Absent.",
+     BounceKind.AUTO_REPLY),
+    ("Subject: Thanks for the invitation", "See you there, 550 km away!", BounceKind.OTHER),
+    ("From: MAILER-DAEMON@mx.example\r\nSubject: Mail system error\r\n"
+     "X-Failed-Recipients: gone@example.com\r\nAuto-Submitted: auto-replied",
+     "Could not deliver: 550 5.1.1 no such user", BounceKind.HARD),
+])
+def test_other_auto_replies_and_bounces(headers: str, body: str, kind: BounceKind) -> None:
+    if "From:" not in headers:
+        headers = "From: someone@example.de\r\n" + headers
+    raw = f"{headers}\r\nTo: invitations@rowing.example\r\n\r\n{body}\r\n".encode()
+    assert classify(raw).kind is kind

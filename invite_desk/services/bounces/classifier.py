@@ -19,6 +19,8 @@ import email
 import re
 import uuid
 from dataclasses import dataclass
+from email.errors import HeaderParseError
+from email.header import Header, decode_header
 from email.message import Message
 from enum import StrEnum
 from functools import partial
@@ -54,10 +56,12 @@ class Verdict:
 
 
 _AUTO_SUBJECT = re.compile(
-    r"^\s*(?:(?:auto(?:matic)?[\s_-]*(?:reply|response|antwort))|out of (?:the )?office|"
-    r"abwesenheit|absence|absent|vacation|on holiday|away from|r[ée]ponse automatique|"
-    r"autosvar|automaattinen vastaus|respuesta autom[áa]tica|risposta automatica|"
-    r"i am (?:currently )?(?:out|away)|ooo\b)",
+    r"auto(?:matic|matische?)?[\s_-]*(?:reply|replied|response|responder|antwort)|"
+    r"\bout of (?:the )?office\b|\bOOO\b|abwesenheit|\babwesend\b|\babsence\b|"
+    r"\babsent\b|\bvacation\b|\bon (?:holiday|leave)\b|\baway from\b|"
+    r"r[ée]ponse automatique|autosvar|automaattinen vastaus|respuesta autom[áa]tica|"
+    r"risposta automatica|fuori sede|afwezig|automatisch antwoord|"
+    r"\bi am (?:currently )?(?:out|away)\b",
     re.IGNORECASE,
 )
 _BOUNCE_SUBJECT = re.compile(
@@ -101,6 +105,30 @@ def _everything(message: Message) -> str:
     return "\n".join(chunks)
 
 
+def _header_text(value: object) -> str:
+    """A header as text: RFC 2047 encoded words decoded, raw 8-bit bytes as UTF-8 (else
+    Latin-1)."""
+    if value is None:
+        return ""
+    try:
+        parts = decode_header(value if isinstance(value, Header) else str(value))
+    except (HeaderParseError, ValueError):
+        return _one_line(str(value))
+    out: list[str] = []
+    for chunk, charset in parts:
+        if isinstance(chunk, str):
+            out.append(chunk)
+            continue
+        for codec in (charset if charset and charset != "unknown-8bit" else "utf-8",
+                      "latin-1"):
+            try:
+                out.append(chunk.decode(codec))
+                break
+            except (LookupError, UnicodeDecodeError):
+                continue
+    return _one_line("".join(out))
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 
@@ -114,7 +142,7 @@ def _is_auto_reply(message: Message) -> bool:
     precedence = (message.get("Precedence") or "").strip().lower()
     if precedence in ("auto_reply", "bulk", "junk", "list"):
         return True
-    return bool(_AUTO_SUBJECT.search(str(message.get("Subject") or "")))
+    return bool(_AUTO_SUBJECT.search(_header_text(message.get("Subject"))))
 
 
 _MAIL_SYSTEM = re.compile(r"mailer-daemon|postmaster|mail delivery|mail administrator",
@@ -201,7 +229,7 @@ def classify(raw: bytes) -> Verdict:
         uuid.UUID(m.group(1)) for m in _INVITATION_RE.finditer(everything)))
     message_ids = tuple(dict.fromkeys(
         m.group(1) for m in _MESSAGE_ID_RE.finditer(everything) if m.group(1) != own_id))
-    subject = _one_line(str(message.get("Subject") or ""))
+    subject = _header_text(message.get("Subject"))
     make = partial(Verdict, invitation_ids=invitation_ids, message_ids=message_ids,
                    message_id=own_id, subject=subject)
 
@@ -224,7 +252,11 @@ def classify(raw: bytes) -> Verdict:
 
     temporary, permanent = all_failures(message)
     if not permanent and not temporary:
-        return make(BounceKind.OTHER)
+        failed = _one_line(str(message.get("X-Failed-Recipients") or ""))
+        if not failed:
+            return make(BounceKind.OTHER)
+        # A mail system named the failed address but no detector knew the format.
+        permanent = frozenset(a.strip().encode("utf-8") for a in failed.split(",") if a.strip())
     status, diagnostic = _diagnostic_from_text(everything)
     hard = bool(permanent) and not status.startswith("4")
     if status.startswith("5"):
