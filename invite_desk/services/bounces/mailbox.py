@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import imaplib
 import json
-import re
 import ssl
 import uuid
 from collections.abc import Callable, Mapping
@@ -207,7 +206,6 @@ def _connect(settings: ImapSettings) -> imaplib.IMAP4:
             f"({settings.security}): {exc}. Check the host, port and security.") from exc
 
 
-_UID = re.compile(rb"UID (\d+)")
 
 
 def fetch_bounces(
