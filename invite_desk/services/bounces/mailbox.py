@@ -206,8 +206,6 @@ def _connect(settings: ImapSettings) -> imaplib.IMAP4:
             f"({settings.security}): {exc}. Check the host, port and security.") from exc
 
 
-
-
 def fetch_bounces(
     uow: UnitOfWork,
     operator: Operator,
