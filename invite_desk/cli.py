@@ -59,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     from invite_desk.cli_report import add_parser as add_report_parser
 
     add_report_parser(sub)
+    from invite_desk.cli_deliverability import add_parsers as add_deliverability_parsers
+
+    add_deliverability_parsers(sub)
 
     portal = sub.add_parser("portal", help="serve the invitee registration pages")
     portal.add_argument("--db", metavar="URL", default=argparse.SUPPRESS)
@@ -114,6 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             count = expire_overdue(context.uow)
             print(f"{count} invitation{'' if count == 1 else 's'} marked as expired.")
             return 0
+        if getattr(args, "handler", None) is not None:  # bounces, suppression, reminders
+            from invite_desk.cli_deliverability import run as run_deliverability
+
+            return run_deliverability(context, args)
         if args.command == "send":
             from invite_desk.cli_send import run_send
 

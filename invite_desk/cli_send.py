@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from invite_desk import cli_deliverability as deliverability
 from invite_desk.app import AppContext
 from invite_desk.services import auth, mail_settings, organization
 from invite_desk.services.errors import DomainError, SettingsIncomplete
@@ -76,6 +77,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     send.add_argument("--connections", metavar="K", type=_connections, default=None,
                       help="SMTP connections to send over in parallel (default: the mail "
                            "settings', else the provider preset's)")
+    from invite_desk.cli_deliverability import parse_when
+
+    send.add_argument("--at", metavar="TIME", type=parse_when,
+                      help="schedule the batch (this CSV/list, or --batch ID) to start at TIME "
+                      "(2026-12-01T09:00 local, ...+01:00, or +2h); it is not sent before: "
+                      "a send run at or after TIME sends it (use a scheduled job)")
 
 
 def _connections(text: str) -> int:
@@ -236,6 +243,10 @@ def _run_send(context: AppContext, args: argparse.Namespace, sent: list[int],
                            else "")
                 print(f"queued {batch.queued} invitations (batch {batch.batch_id}{resumed})",
                       file=out)
+                if getattr(args, "at", None) is not None:
+                    deliverability.schedule(context, operator, batch.batch_id, args.at)
+        elif getattr(args, "at", None) is not None and chosen is not None:
+            deliverability.schedule(context, operator, chosen, args.at)
         if args.no_send or args.dry_run:
             return 0
         mail = mail_settings.get_mail_settings(context.uow, operator.organization_id)
@@ -269,6 +280,7 @@ def _run_send(context: AppContext, args: argparse.Namespace, sent: list[int],
         print(describe(report), file=out)
         for email, reason in report.failures:
             print(f"failed: {email}: {reason}", file=out)
+        deliverability.report_scheduled(context, scope)
         if report.error:
             return 2
         return 1 if report.failed or report.uncertain or uncertain else 0

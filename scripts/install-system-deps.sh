@@ -27,7 +27,7 @@ qt_desktop=(
     libxcb-sync1 libxcb-xfixes0 libxcb-xkb1 libxcb-render0 libxcb-util1 libxcb-glx0
 )
 # --- test infrastructure ----------------------------------------------------------------
-test_servers=(postgresql mariadb-server)
+test_servers=(postgresql mariadb-server dovecot-imapd)  # dovecot: the bounce mailbox (IMAP)
 # dbus-run-session lives in dbus-daemon; dbus-x11 satisfies gnome-keyring's "a session bus"
 # dependency, otherwise apt picks dbus-user-session, which drags in systemd.
 keyring=(dbus dbus-daemon dbus-x11 gnome-keyring libsecret-tools)

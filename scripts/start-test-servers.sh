@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Start a throwaway PostgreSQL and MariaDB server for the tests, on loopback, and print
+# Start a throwaway PostgreSQL and MariaDB server and a dovecot IMAP server (the bounce
+# mailbox) for the tests, on loopback, and print
 #   export INVITE_DESK_TEST_POSTGRES_URL=...
 #   export INVITE_DESK_TEST_MARIADB_URL=...
+#   export INVITE_DESK_TEST_IMAP_URL=...
 # on stdout (everything else goes to stderr), so callers can `eval "$(scripts/start-test-servers.sh)"`.
 #
 # Why private data directories instead of the distro's "main" cluster / mariadb service:
@@ -14,15 +16,17 @@
 # and mysql users) and as a normal user (servers run as that user).
 #
 #   scripts/start-test-servers.sh          start (or reuse) both servers, print the exports
-#   scripts/start-test-servers.sh stop     stop both servers (data is kept)
+#   scripts/start-test-servers.sh stop     stop the servers (data is kept)
 #
 # Settings (env): INVITE_DESK_TEST_SERVERS_DIR (default /tmp/invite-desk-test-servers-$UID),
-# INVITE_DESK_TEST_PG_PORT (55432), INVITE_DESK_TEST_MARIADB_PORT (53306).
+# INVITE_DESK_TEST_PG_PORT (55432), INVITE_DESK_TEST_MARIADB_PORT (53306),
+# INVITE_DESK_TEST_IMAP_PORT (51143).
 set -euo pipefail
 
 state_dir=${INVITE_DESK_TEST_SERVERS_DIR:-/tmp/invite-desk-test-servers-$(id -u)}
 pg_port=${INVITE_DESK_TEST_PG_PORT:-55432}
 my_port=${INVITE_DESK_TEST_MARIADB_PORT:-53306}
+imap_port=${INVITE_DESK_TEST_IMAP_PORT:-51143}
 # Test-only credentials on a loopback-only server: fixed, so developers can reuse them.
 db_user=invite_desk
 db_pass=invite_desk_test
@@ -183,11 +187,95 @@ EOF
         || die "cannot log in to MariaDB as $db_user over TCP"
 }
 
+# ---------------------------------------------------------------------------- dovecot IMAP
+# A private dovecot (its own config, base_dir and mail in $state_dir/dovecot), plaintext IMAP
+# on loopback only. Any user name signs in with the one test password, and each user gets an
+# empty Maildir of their own: every test uses a fresh user name, so tests never share mail.
+imapdir=$state_dir/dovecot
+imap_pass=invite_desk_test
+dovecot_bin=$(command -v dovecot || echo /usr/sbin/dovecot)
+
+imap_running() { [ -f "$imapdir/run/master.pid" ] && kill -0 "$(cat "$imapdir/run/master.pid")" 2>/dev/null; }
+
+stop_dovecot() {
+    if imap_running; then
+        log "stopping dovecot"
+        "$dovecot_bin" -c "$imapdir/dovecot.conf" stop >&2 || true
+    fi
+}
+
+start_dovecot() {
+    [ -x "$dovecot_bin" ] || die "dovecot not found (install the dovecot-imapd package: scripts/install-system-deps.sh)"
+    local mail_user mail_group internal
+    if is_root; then
+        mail_user=nobody; mail_group=nogroup; internal=dovenull
+    else
+        mail_user=$(id -un); mail_group=$(id -gn); internal=$mail_user
+    fi
+    mkdir -p "$imapdir/run" "$imapdir/mail"
+    if is_root; then chown "$mail_user:$mail_group" "$imapdir/mail"; fi
+    cat >"$imapdir/dovecot.conf" <<EOF
+# --- invite-desk test IMAP server (scripts/start-test-servers.sh) ---
+instance_name = invite-desk-test
+base_dir = $imapdir/run
+state_dir = $imapdir/run/state
+log_path = $imapdir/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+default_login_user = $internal
+default_internal_user = $internal
+default_internal_group = $mail_group
+first_valid_uid = 1
+mail_location = maildir:$imapdir/mail/%u
+mail_uid = $mail_user
+mail_gid = $mail_group
+passdb {
+  driver = static
+  args = password=$imap_pass
+}
+userdb {
+  driver = static
+  args = uid=$mail_user gid=$mail_group home=$imapdir/mail/%u
+}
+service imap-login {
+  chroot =
+  inet_listener imap {
+    address = 127.0.0.1
+    port = $imap_port
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+service anvil {
+  chroot =
+}
+EOF
+    if imap_running; then
+        log "dovecot already running ($imapdir)"
+    else
+        log "starting dovecot on 127.0.0.1:$imap_port"
+        "$dovecot_bin" -c "$imapdir/dovecot.conf" </dev/null >>"$imapdir/start.log" 2>&1 9>&- \
+            || { tail -n 30 "$imapdir/start.log" "$imapdir/dovecot.log" >&2 2>/dev/null; die "dovecot did not start (port $imap_port taken? set INVITE_DESK_TEST_IMAP_PORT)"; }
+    fi
+    local _
+    for _ in $(seq 1 40); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$imap_port") 2>/dev/null && return 0
+        sleep 0.25
+    done
+    tail -n 30 "$imapdir/dovecot.log" >&2 2>/dev/null
+    die "dovecot is not answering on 127.0.0.1:$imap_port"
+}
+
 # ----------------------------------------------------------------------------------- main
 case "${1:-start}" in
     stop)
         stop_postgres
         stop_mariadb
+        stop_dovecot
         exit 0
         ;;
     start) ;;
@@ -196,6 +284,8 @@ esac
 
 start_postgres
 start_mariadb
+start_dovecot
 log "ready (data in $state_dir)"
 echo "export INVITE_DESK_TEST_POSTGRES_URL='postgresql+psycopg://$db_user:$db_pass@127.0.0.1:$pg_port/$db_name'"
+echo "export INVITE_DESK_TEST_IMAP_URL='imap://any:$imap_pass@127.0.0.1:$imap_port'"
 echo "export INVITE_DESK_TEST_MARIADB_URL='mysql+pymysql://$db_user:$db_pass@127.0.0.1:$my_port/$db_name?charset=utf8mb4'"

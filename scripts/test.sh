@@ -149,16 +149,17 @@ echo "built $(basename "$wheel")"
 "${pip[@]}" install -q --no-deps --force-reinstall "$wheel"
 phase_done "venv + install"
 
-echo "==> database servers"
-if [ -n "${INVITE_DESK_TEST_POSTGRES_URL:-}" ] && [ -n "${INVITE_DESK_TEST_MARIADB_URL:-}" ]; then
+echo "==> database and IMAP servers"
+if [ -n "${INVITE_DESK_TEST_POSTGRES_URL:-}" ] && [ -n "${INVITE_DESK_TEST_MARIADB_URL:-}" ] \
+        && [ -n "${INVITE_DESK_TEST_IMAP_URL:-}" ]; then
     echo "using the database URLs from the environment"
 elif servers=$(bash scripts/start-test-servers.sh); then
     eval "$servers"
 elif [ -n "${CI:-}" ]; then
-    echo "ERROR: could not start the test database servers" >&2
+    echo "ERROR: could not start the test database and IMAP servers" >&2
     exit 1
 else
-    echo "WARNING: no test database servers; PostgreSQL/MariaDB tests will skip" >&2
+    echo "WARNING: no test servers; PostgreSQL/MariaDB/IMAP tests will skip" >&2
 fi
 phase_done "db servers"
 

@@ -19,7 +19,7 @@ from invite_desk.services.uow import UnitOfWork
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-pytest_plugins = ["tests.smtp_fixtures", "tests.db_servers"]
+pytest_plugins = ["tests.smtp_fixtures", "tests.db_servers", "tests.imap_fixtures"]
 
 ADMIN_EMAIL = "ada.admin@example.org"
 ADMIN_PASSWORD = "correct horse battery"

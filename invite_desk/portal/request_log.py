@@ -1,6 +1,6 @@
 """Request logging that never writes a link token: /join/<token>, /confirm/<token> and
-/set-password/<token> (issue 11) are
-logged as /join/<redacted> and /confirm/<redacted>, in the access log and in error logs alike.
+/set-password/<token> (issue 11) and /unsubscribe/<token> (issue 13) are logged as
+/join/<redacted> ..., in the access log and in error logs alike.
 
 The path is checked as sent and after each level of percent-decoding (`/join%2F<token>`,
 `/join%252F<token>`, `//JOIN/<token>/extra` ...); query strings are never logged, only that
@@ -22,7 +22,7 @@ from urllib.parse import unquote
 # /join or /confirm followed by anything but a letter, digit, '-' or '_' ('/', '%2F', ';',
 # '\\' ...): everything up to the query string is the token's place.
 _SECRET_PATH = re.compile(
-    r"(/(?:join|confirm|set-password))(?![A-Za-z0-9_-])[^\s?#\"'<>]+", re.IGNORECASE
+    r"(/(?:join|confirm|set-password|unsubscribe))(?![A-Za-z0-9_-])[^\s?#\"'<>]+", re.IGNORECASE
 )
 # A token out of its place (`/<token>`, `/joinX/<token>`, a link a mail program broke):
 # any run of 32 or more token characters. Tokens are 43 (secrets.token_urlsafe(32)).

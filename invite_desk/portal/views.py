@@ -45,6 +45,11 @@ from invite_desk.services.registration.public import (
     PublicView,
     public_registration,
 )
+from invite_desk.services.suppression import (
+    UnsubscribeState,
+    check_unsubscribe,
+    unsubscribe,
+)
 
 bp = Blueprint("portal", __name__)
 
@@ -423,3 +428,39 @@ def set_password(token: str) -> Page:
             return _set_password_page("", token, invalid=exc.message, code=410)
         return _set_password_page(email, token, done=True)
     return _set_password_page(email, token)
+
+
+# ------------------------------------------------------------ one-click unsubscribe (RFC 8058)
+
+UNSUBSCRIBE_STATUS_CODES = {
+    UnsubscribeState.READY: 200,
+    UnsubscribeState.DONE: 200,
+    UnsubscribeState.INVALID: 404,
+}
+
+
+@bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
+def unsubscribe_link(token: str) -> Page:
+    """GET: a page with one button (opening the link changes nothing: mail scanners open
+    links). POST: unsubscribes. RFC 8058 one-click POSTs (`List-Unsubscribe=One-Click`) come
+    from mail providers without a session, so there is no CSRF token to check: the unguessable
+    token in the path is the authorization, and a forged POST can only unsubscribe."""
+    state = _state()
+    client = _client()
+    if state.bad_tokens.blocked(client):
+        return _too_many(state.branding(), state.bad_tokens.retry_after(client))
+    org_id = state.organization_id
+    if request.method == "POST":
+        if request.form.get("List-Unsubscribe", "") != "One-Click":
+            return _message(state.branding(), "This request is not an unsubscribe",
+                            ["Open the unsubscribe link from the email and press the button."],
+                            400)
+        view = unsubscribe(state.uow, token, org_id, client=client)
+    else:
+        view = check_unsubscribe(state.uow, token, org_id)
+    if view.state is UnsubscribeState.INVALID:
+        state.bad_tokens.hit(client)
+    page = render_template("unsubscribe.html", branding=state.branding(), view=view,
+                           s=view.state.value,
+                           action=url_for("portal.unsubscribe_link", token=token))
+    return page, UNSUBSCRIBE_STATUS_CODES[view.state]

@@ -43,6 +43,7 @@ from invite_desk.services.models import (
     Referral,
     ReferralStatus,
     Setting,
+    Suppression,
     Unit,
     new_id,
     utcnow,
@@ -453,6 +454,7 @@ class _World:
         self.batches: list[dict[str, Any]] = []
         self.invitations: list[dict[str, Any]] = []
         self.referrals: list[dict[str, Any]] = []
+        self.suppressions: list[dict[str, Any]] = []
         self.sample_token: str | None = None
         self._fresh_hash: str | None = None
         self.operators_created = 0
@@ -799,6 +801,17 @@ class _World:
         row.update(sent_at=sent_at)
         return token
 
+    def _suppress(self, row: dict[str, Any], reason: str, evidence: str, at: datetime,
+                  source: str) -> None:
+        """The suppression-list entry behind a bounced or suppressed showcase invitation."""
+        self.suppressions.append({
+            "id": new_id(), "version": 1, "created_at": at, "updated_at": at,
+            "organization_id": self.org.id, "address": row["email"],
+            "address_normalized": row["email_normalized"], "reason": reason,
+            "evidence": evidence, "source": source, "invitation_id": row["id"],
+            "created_by_id": None, "undone_at": None, "undone_by_id": None,
+        })
+
     def _fail(self, row: dict[str, Any], at: datetime) -> None:
         reply = self.rng.choice(FAILURE_REPLIES).format(email=row["email"])
         row.update(status=InvitationStatus.FAILED.value, queued_at=at - timedelta(seconds=1),
@@ -842,7 +855,9 @@ class _World:
             "queued_at": None, "sent_at": None, "accepted_at": None, "revoked_at": None,
             "message_id": None, "attempts": 0, "next_attempt_at": None, "last_error": "",
             "accepted_member_id": None, "version": 1, "created_at": created,
-            "updated_at": created,
+            "updated_at": created, "unsubscribe_token_hash": None, "bounced_at": None,
+            "bounce_kind": None, "bounce_detail": "", "soft_bounces": 0,
+            "reminder_sent_at": None, "reminder_owner": None,
         }
 
     # -- showcase -----------------------------------------------------------------------
@@ -885,7 +900,9 @@ class _World:
 
         # The program stopped while the server had one message: it is never resent by itself.
         started = now - timedelta(days=3, hours=2)
-        stopped = [InvitationStatus.SENT] * 9 + [InvitationStatus.UNCERTAIN, InvitationStatus.FAILED]
+        stopped = [InvitationStatus.SENT] * 9 + [InvitationStatus.UNCERTAIN, InvitationStatus.FAILED,
+                                                 InvitationStatus.BOUNCED,
+                                                 InvitationStatus.SUPPRESSED]
         batch = self._add_batch(at=started, inviter=hr, sender=hr, size=len(stopped),
                                 kind=InvitationKind.MEMBERSHIP, event=None, staff=True,
                                 unit_id=home, open_=False,
@@ -898,6 +915,20 @@ class _World:
             elif status is InvitationStatus.UNCERTAIN:
                 self._claim(row, at, status)
                 row.update(last_error=UNCERTAIN_REASON)
+            elif status is InvitationStatus.BOUNCED:  # the bounce came back an hour later
+                self._mark_sent(row, at)
+                detail = (f"5.1.1 550 5.1.1 <{row['email']}>: Recipient address rejected: "
+                          "User unknown in virtual mailbox table")
+                row.update(status=status.value, bounce_kind="hard", bounce_detail=detail,
+                           bounced_at=at + timedelta(hours=1), updated_at=at + timedelta(hours=1))
+                self._suppress(row, "hard_bounce", detail, at + timedelta(hours=1),
+                               f"imap bounces@{DEMO_DOMAIN}")
+            elif status is InvitationStatus.SUPPRESSED:  # unsubscribed from an earlier one
+                why = "One-click unsubscribe from the invitation email."
+                self._suppress(row, "unsubscribed", why, at - timedelta(days=30), "portal")
+                row.update(status=status.value, queued_at=at - timedelta(seconds=1),
+                           last_error=f"Not sent: This address unsubscribed ({why}).",
+                           updated_at=at)
             else:
                 self._fail(row, at)
 
@@ -964,7 +995,8 @@ class _World:
         # of joining satisfies the self-reference on backends that check it row by row.
         self.new_members.sort(key=lambda m: m["joined_at"])
         for model, rows in ((Member, self.new_members), (Batch, self.batches),
-                            (Invitation, self.invitations), (Referral, self.referrals)):
+                            (Invitation, self.invitations), (Referral, self.referrals),
+                            (Suppression, self.suppressions)):
             if rows:
                 session.execute(insert(model), rows)
         return {

@@ -141,6 +141,10 @@ class InvitationStatus(StrEnum):
     REVOKED = "revoked"
     FAILED = "failed"
     UNCERTAIN = "uncertain"
+    # Deliverability (migration 0008): the address bounced hard, or the invitation was not
+    # sent because its address is on the suppression list (opt-out, bounces, an admin).
+    BOUNCED = "bounced"
+    SUPPRESSED = "suppressed"
 
 
 OPEN_INVITATION_STATES = frozenset(
@@ -265,6 +269,8 @@ class Batch(SyncedMixin, Base):
     personal_message: Mapped[str] = mapped_column(Text, default="")
     total: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(20), default="open")  # open, done, cancelled
+    # Not sent before this moment (migration 0008); None: as soon as it is sent.
+    scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class Invitation(SyncedMixin, Base):
@@ -319,6 +325,16 @@ class Invitation(SyncedMixin, Base):
     accepted_member_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("member.id"))
     # Set with status `accepted`: AcceptedVia (through its own link, or closed by another one).
     accepted_via: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    # Deliverability (migration 0008). SHA-256 of the one-click unsubscribe token in the email.
+    unsubscribe_token_hash: Mapped[str | None] = mapped_column(exact_string(64), unique=True,
+                                                               nullable=True)
+    bounced_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    bounce_kind: Mapped[str | None] = mapped_column(String(10), nullable=True)  # hard, soft
+    bounce_detail: Mapped[str] = mapped_column(Text, default="")
+    soft_bounces: Mapped[int] = mapped_column(Integer, default=0)
+    reminder_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # "host:pid:run" of the reminder run that claimed this reminder (see reminders.py).
+    reminder_owner: Mapped[str | None] = mapped_column(String(120), nullable=True)
 
 
 class EventGuest(SyncedMixin, Base):
@@ -444,6 +460,50 @@ class RateLimitCounter(Base):
     window: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     hits: Mapped[int] = mapped_column(Integer, default=0)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# -- deliverability (migration 0008) ---------------------------------------------------------
+
+
+class SuppressionReason(StrEnum):
+    HARD_BOUNCE = "hard_bounce"
+    SOFT_BOUNCES = "soft_bounces"
+    UNSUBSCRIBED = "unsubscribed"
+    MANUAL = "manual"
+
+
+class Suppression(SyncedMixin, Base):
+    """An address no invitation may be sent to, with why and the evidence. Undoing it sets
+    `undone_at` (the row stays, for the record); a later suppression adds a new row."""
+
+    __tablename__ = "suppression"
+    __table_args__ = (
+        Index("ix_suppression_org_address", "organization_id", "address_normalized"),
+    )
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"))
+    address: Mapped[str] = mapped_column(String(320))
+    address_normalized: Mapped[str] = mapped_column(exact_string(320))
+    reason: Mapped[str] = mapped_column(String(20))  # SuppressionReason
+    evidence: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(String(300), default="")  # bounce Message-ID, portal, ...
+    invitation_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("invitation.id"))
+    created_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("member.id"))
+    undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    undone_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("member.id"))
+
+
+class ProcessedBounce(Base):
+    """A bounce-mailbox message already handled (by its Message-ID, or a digest of it), so a
+    re-run of `bounces fetch` never counts it twice."""
+
+    __tablename__ = "processed_bounce"
+
+    key: Mapped[str] = mapped_column(exact_string(200), primary_key=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"))
+    invitation_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("invitation.id"))
+    verdict: Mapped[str] = mapped_column(String(20))  # hard, soft, auto_reply, unmatched, other
+    processed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 @event.listens_for(OrmSession, "before_flush")

@@ -29,6 +29,8 @@ class Action(StrEnum):
     MANAGE_EVENTS = "create, edit or archive this event"
     VIEW_EVENTS = "see events and their guests"
     VIEW_AUDIT_LOG = "see the audit log"
+    VIEW_SUPPRESSION = "see the suppression list"
+    MANAGE_SUPPRESSION = "add to or undo the suppression list"
 
 
 @dataclass(frozen=True)
@@ -108,8 +110,10 @@ def decide(
     target: Target | None = None,
 ) -> Decision:
     """Whether `operator` may do `action` (on `target`), and which role it would need."""
-    if action is Action.CHANGE_SETTINGS:
+    if action in (Action.CHANGE_SETTINGS, Action.MANAGE_SUPPRESSION):
         return _role_gate(operator, Role.ADMIN_TENANT)
+    if action is Action.VIEW_SUPPRESSION:  # organization-wide: addresses of every unit
+        return _role_gate(operator, Role.HR_TENANT)
     if action in (Action.SEND_INVITATIONS, Action.SEND_ON_BEHALF):
         if settings is None:
             raise ValueError("sending decisions need the organization's settings")

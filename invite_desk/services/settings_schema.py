@@ -99,6 +99,20 @@ SPECS: tuple[SettingSpec, ...] = (
         "Email new operators their sign-in link",
         "When off, give sign-ins as one-time passwords instead.",
     ),
+    SettingSpec(
+        "deliverability.reminderDaysBefore", "reminder_days_before", int, 0,
+        "Reminder before the link expires (days)",
+        "Send one reminder this many days before an unanswered invitation's link expires "
+        "(0 = no reminders).",
+        _int_range(0, 364),
+    ),
+    SettingSpec(
+        "deliverability.softBouncesToSuppress", "soft_bounces_to_suppress", int, 3,
+        "Soft bounces before suppressing",
+        "After this many temporary delivery failures (mailbox full, ...) for one invitation, "
+        "its address is put on the suppression list.",
+        _int_range(1, 100),
+    ),
 )
 
 SPECS_BY_KEY = {spec.key: spec for spec in SPECS}
@@ -124,6 +138,8 @@ class PolicySettings:
     notify_application_decision: bool = True
     notify_invitee_joined: bool = True
     notify_operator_sign_in: bool = True
+    reminder_days_before: int = 0
+    soft_bounces_to_suppress: int = 3
 
     @property
     def invite_only(self) -> bool:

@@ -41,7 +41,8 @@ MEMBERS = "members"
 APPLICATIONS = "applications"
 SETTINGS = "settings"
 REFERRALS = "referrals"
-KINDS = frozenset({INVITATIONS, MEMBERS, APPLICATIONS, SETTINGS, REFERRALS})
+SUPPRESSION = "suppression"  # the suppression list (issue 13)
+KINDS = frozenset({INVITATIONS, MEMBERS, APPLICATIONS, SETTINGS, REFERRALS, SUPPRESSION})
 
 
 @dataclass(frozen=True)

@@ -132,6 +132,12 @@ PAGES: tuple[PageSpec, ...] = (
         "audit", "Audit log", "audit", "Audit log",
         "Who did what, when, with the values before and after.",
     ),
+    PageSpec(
+        "suppression", "Suppression", "lock", "Suppression list",
+        "Addresses no invitation may reach: bounced, unsubscribed, or added by an admin.",
+        ("See why each address is suppressed (the bounce's status, the unsubscribe).",
+         "Undo a suppression, or suppress an address by hand."),
+    ),
 )
 # Administration pages: the lowest role that may open each (the services decide the rest).
 PAGE_ROLES: dict[str, tuple[Role, str]] = {
@@ -169,7 +175,14 @@ def default_page_factories() -> dict[str, PageFactory]:
         "applications": ApplicationsPage,
         "admin": units_events_page,
         "audit": audit_log_page,
+        "suppression": _suppression_page,
     }
+
+
+def _suppression_page(context: AppContext, operator: Operator, hub: OperationsHub) -> QWidget:
+    from invite_desk.ui.settings.suppression_page import SuppressionPage
+
+    return SuppressionPage(hub, operator, context=context)
 
 
 def window_state_store() -> QSettings:

@@ -271,6 +271,28 @@ def _restrict_sending_for_demo(context: app.AppContext, admin: Operator) -> None
                                  {"who_can_send_user_invitation": Role.HR_LOCAL})
 
 
+def _suppress_for_demo(context: app.AppContext, admin: Operator) -> None:
+    """On the throwaway database, a few suppressed addresses (a bounce, an opt-out, an
+    admin's), so the Suppression page shows what it is for."""
+    from invite_desk.services import suppression
+    from invite_desk.services.models import SuppressionReason
+
+    with context.uow:
+        session = context.uow.session
+        suppression.suppress(
+            session, admin.organization_id, "jo.martin@example-mail.org",
+            SuppressionReason.HARD_BOUNCE, source="imap bounces@harbour-rowing.example",
+            evidence="5.1.1 550 5.1.1 <jo.martin@example-mail.org>: Recipient address "
+                     "rejected: User unknown in virtual mailbox table")
+        suppression.suppress(
+            session, admin.organization_id, "sam.lee@example.net",
+            SuppressionReason.UNSUBSCRIBED, source="portal",
+            evidence="One-click unsubscribe from the invitation email.")
+        context.uow.commit()
+    suppression.add_suppression(context.uow, admin, "old.address@example.com",
+                                "Moved abroad; asked us by phone to stop writing.")
+
+
 def run_screenshots(db_url: str | None, directory: Path) -> int:
     """Render the windows to `directory`; returns the exit code."""
     _prefer_offscreen()
@@ -300,6 +322,8 @@ def run_screenshots(db_url: str | None, directory: Path) -> int:
                       if member_email else None)
             if db_url is None and member is not None:
                 _restrict_sending_for_demo(context, admin)
+            if db_url is None:
+                _suppress_for_demo(context, admin)
         except DomainError as exc:
             print(f"invite-desk screenshots: {exc}", file=sys.stderr)
             return 1

@@ -22,7 +22,9 @@ from invite_desk.services import (
     members_lookup,
     members_view,
     organization,
+    scheduling,
     settings,
+    suppression,
 )
 from invite_desk.services.admin import audit_log as admin_audit
 from invite_desk.services.admin import events as admin_events
@@ -31,6 +33,7 @@ from invite_desk.services.admin import people as admin_people
 from invite_desk.services.admin import units as admin_units
 from invite_desk.services import referral_program as rp
 from invite_desk.services.credentials import MemoryCredentialStore
+from invite_desk.services.bounces import mailbox
 from invite_desk.services.errors import PermissionDenied
 from invite_desk.services.invitations import queueing, send_scope
 from invite_desk.services.invitations.importing import parse_pasted
@@ -170,6 +173,20 @@ ENTRY_POINTS: dict[str, Call] = {
         u, o, "member", w.member),
     "admin.notifications.pending_counts": lambda u, o, w: admin_notifications.pending_counts(
         u, o),
+    # Deliverability (issue 13).
+    "suppression.list_suppressions": lambda u, o, w: suppression.list_suppressions(u, o),
+    "suppression.add_suppression": lambda u, o, w: suppression.add_suppression(
+        u, o, "someone@example.org"),
+    "suppression.undo_suppression": lambda u, o, w: suppression.undo_suppression(
+        u, o, uuid.uuid4()),
+    "suppression.undo_address": lambda u, o, w: suppression.undo_address(
+        u, o, "someone@example.org"),
+    "bounces.mailbox.save_imap_settings": lambda u, o, w: mailbox.save_imap_settings(
+        u, o, {"host": "imap.example.org", "username": "bounces"}),
+    "bounces.mailbox.fetch_bounces": lambda u, o, w: mailbox.fetch_bounces(
+        u, o, mailbox.ImapSettings("127.0.0.1", 9, "none", "bounces"), "pw"),
+    "scheduling.schedule_batch": lambda u, o, w: scheduling.schedule_batch(
+        u, o, uuid.uuid4(), NOW),
 }
 
 
@@ -253,7 +270,8 @@ WRITES = [e for e in ENTRY_POINTS if e.startswith((
     "settings.update", "tracking.actions.", "admin.people.update", "admin.people.bulk",
     "admin.people.issue", "admin.people.revoke", "admin.units.create", "admin.units.move",
     "admin.events.create", "referral_program.settings.save",
-    "referral_program.settings.set_", "referral_program.flags.decide"))]
+    "referral_program.settings.set_", "referral_program.flags.decide",
+    "suppression.add", "suppression.undo_address", "bounces.mailbox.save"))]
 
 
 @pytest.mark.parametrize("entry", sorted(WRITES))

@@ -125,7 +125,7 @@ def test_demo_on_an_empty_database_has_every_role_state_and_kind(any_uow: UnitOf
             assert (invitation.event_id in events) is (invitation.kind == "event")
             if status in (InvitationStatus.SENT, InvitationStatus.ACCEPTED,
                           InvitationStatus.EXPIRED, InvitationStatus.REVOKED,
-                          InvitationStatus.UNCERTAIN):
+                          InvitationStatus.UNCERTAIN, InvitationStatus.BOUNCED):
                 assert invitation.token_hash and HEX64.match(invitation.token_hash)
             else:
                 assert invitation.token_hash is None

@@ -112,7 +112,8 @@ def test_each_tab_holds_the_invitations_the_effective_status_puts_there(
     assert emails(Tab.ALL) == of(*added)  # drafts only appear under All
     counts = count_tabs(uow, admin, InvitationQuery(), NOW)
     assert counts == {Tab.PENDING: 4, Tab.ACCEPTED: 1, Tab.EXPIRED: 2, Tab.FAILED: 1,
-                      Tab.UNCERTAIN: 1, Tab.REVOKED: 1, Tab.ALL: 11}
+                      Tab.UNCERTAIN: 1, Tab.REVOKED: 1, Tab.BOUNCED: 0,
+                      Tab.SUPPRESSED: 0, Tab.ALL: 11}
     for tab in Tab:
         assert count_invitations(uow, admin, InvitationQuery(tab=tab), NOW) == counts[tab]
     overdue = get_invitation(uow, admin, added["overdue"].id, NOW)

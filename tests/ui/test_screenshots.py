@@ -17,7 +17,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 EXPECTED = {
     "setup", "setup-errors", "sign-in",
     "main-compose", "main-invitations", "main-referrals", "main-members",
-    "main-applications",
+    "main-applications", "main-suppression",
     "main-as-member", "main-as-member-settings",
     "main-admin", "main-audit", "member-edit", "units", "events", "audit-log",
 }

@@ -50,6 +50,11 @@ OWN = "own"  # placeholder: the operator's own row, resolved per role
 MATRIX: list[tuple[str, Action, PolicySettings | None, Target | str | None, tuple[str, ...]]] = [
     ("change settings", Action.CHANGE_SETTINGS, None, None,
      ("ADMIN_TENANT", "ADMIN_TENANT", "ADMIN_TENANT", "ADMIN_TENANT", "ok")),
+    # The suppression list (issue 13): organization HR see it, organization admins change it.
+    ("see the suppression list", Action.VIEW_SUPPRESSION, None, None,
+     ("HR_TENANT", "HR_TENANT", "ok", "ok", "ok")),
+    ("change the suppression list", Action.MANAGE_SUPPRESSION, None, None,
+     ("ADMIN_TENANT", "ADMIN_TENANT", "ADMIN_TENANT", "ADMIN_TENANT", "ok")),
     # Sending: role >= whoCanSendUserInvitation, and invitations enabled.
     ("send, who=USER", Action.SEND_INVITATIONS, PolicySettings(), None,
      ("ok", "ok", "ok", "ok", "ok")),

@@ -56,15 +56,19 @@ def test_every_status_but_draft_has_a_tab() -> None:
     assert {status: tab_of(status) for status in S} == {
         S.DRAFT: None, S.QUEUED: Tab.PENDING, S.SENDING: Tab.PENDING, S.SENT: Tab.PENDING,
         S.ACCEPTED: Tab.ACCEPTED, S.EXPIRED: Tab.EXPIRED, S.REVOKED: Tab.REVOKED,
-        S.FAILED: Tab.FAILED, S.UNCERTAIN: Tab.UNCERTAIN,
+        S.FAILED: Tab.FAILED, S.UNCERTAIN: Tab.UNCERTAIN, S.BOUNCED: Tab.BOUNCED,
+        S.SUPPRESSED: Tab.SUPPRESSED,
     }
 
 
 def test_which_actions_apply_to_which_status() -> None:
     applies = {action: {s for s in S if why_not(action, s) is None} for action in RowAction}
-    assert applies[RowAction.RESEND] == {S.DRAFT, S.SENT, S.EXPIRED, S.FAILED, S.UNCERTAIN}
+    # Bounced and suppressed (issue 13): resending is refused while the address is
+    # suppressed (with the reason); after an admin's undo it goes through.
+    assert applies[RowAction.RESEND] == {S.DRAFT, S.SENT, S.EXPIRED, S.FAILED, S.UNCERTAIN,
+                                         S.BOUNCED, S.SUPPRESSED}
     assert applies[RowAction.REVOKE] == {S.DRAFT, S.QUEUED, S.SENT, S.EXPIRED, S.FAILED,
-                                         S.UNCERTAIN}
+                                         S.UNCERTAIN, S.BOUNCED, S.SUPPRESSED}
     assert applies[RowAction.EXTEND] == {S.SENT, S.EXPIRED, S.UNCERTAIN}
     assert applies[RowAction.FRESH_LINK] == applies[RowAction.RESEND]
     assert why_not(RowAction.REVOKE, S.ACCEPTED) == "it was accepted"

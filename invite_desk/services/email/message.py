@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.policy import SMTP, SMTPUTF8
+from email.policy import SMTP, SMTPUTF8, EmailPolicy
 from email.utils import formatdate, make_msgid
 from functools import lru_cache
 
@@ -67,6 +68,7 @@ def build_message(
     logo: bytes | None = None,
     logo_mime: str | None = None,
     logo_cid: str = DEFAULT_LOGO_CID,
+    extra_headers: Sequence[tuple[str, str]] = (),
 ) -> tuple[EmailMessage, str]:
     """Build the message and return it with its Message-ID (angle brackets included) to store.
 
@@ -74,7 +76,7 @@ def build_message(
     SMTPUTF8: UTF-8 headers), which only a server offering SMTPUTF8 accepts.
     """
     utf8 = needs_smtputf8(from_address, to_address)
-    message = EmailMessage(policy=SMTPUTF8 if utf8 else SMTP)
+    message = EmailMessage(policy=_UNFOLDING_UTF8 if utf8 else _UNFOLDING)
     sender = _address(from_name, from_address)
     message["From"] = sender
     message["To"] = _address(to_name, to_address)
@@ -82,6 +84,8 @@ def build_message(
     message["Date"] = formatdate(localtime=True)
     message_id = new_message_id(message_id_domain, from_address)
     message["Message-ID"] = message_id
+    for name, value in extra_headers:
+        message[name] = one_line_header_value(value)
     message.set_content(rendered.text, subtype="plain", cte=_transfer_encoding(rendered.text))
     message.add_alternative(rendered.html, subtype="html", cte=_transfer_encoding(rendered.html))
     if logo is not None:
@@ -98,6 +102,41 @@ def build_message(
             filename=f"logo.{subtype.split('+')[0]}",
         )
     return message, message_id
+
+
+# Headers that must stay on one line, however long (RFC 8058 §3.1: receivers must not have
+# to unfold List-Unsubscribe to find the URI; some never do).
+UNFOLDED_HEADERS = frozenset({"list-unsubscribe", "list-unsubscribe-post",
+                              "x-invite-desk-invitation"})
+
+
+class _UnfoldingPolicy(EmailPolicy):
+    """The SMTP policy, except that UNFOLDED_HEADERS are written on one line."""
+
+    def fold(self, name: str, value: str) -> str:
+        if name.lower() in UNFOLDED_HEADERS:
+            return f"{name}: {one_line_header_value(str(value))}{self.linesep}"
+        folded: str = super().fold(name, value)
+        return folded
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        if name.lower() in UNFOLDED_HEADERS:
+            line = f"{name}: {one_line_header_value(str(value))}{self.linesep}"
+            return line.encode("utf-8" if self.utf8 else "ascii", "surrogateescape")
+        return super().fold_binary(name, value)
+
+
+_UNFOLDING = _UnfoldingPolicy() + SMTP
+_UNFOLDING_UTF8 = _UnfoldingPolicy() + SMTPUTF8
+
+
+def one_line_header_value(value: str) -> str:
+    """A header value on one line: whitespace runs (CR and LF included) become one space;
+    only printable ASCII (these headers carry URIs and ids)."""
+    text = " ".join(value.split())
+    if not (text.isascii() and text.isprintable()):
+        raise ValueError(f"header value must be printable ASCII: {text!r}")
+    return text
 
 
 _DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")

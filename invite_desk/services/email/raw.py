@@ -12,12 +12,18 @@ import base64
 import binascii
 import re
 import secrets
+from collections.abc import Sequence
 from email.charset import Charset
 from email.header import Header
 from email.utils import formatdate
 from functools import lru_cache
 
-from invite_desk.services.email.message import WireAddress, new_message_id, wire_address
+from invite_desk.services.email.message import (
+    WireAddress,
+    new_message_id,
+    one_line_header_value,
+    wire_address,
+)
 from invite_desk.services.email.templates import DEFAULT_LOGO_CID, RenderedEmail
 
 CRLF = "\r\n"
@@ -123,6 +129,7 @@ def build_raw_message(
     logo: bytes | None = None,
     logo_mime: str | None = None,
     logo_cid: str = DEFAULT_LOGO_CID,
+    extra_headers: Sequence[tuple[str, str]] = (),
 ) -> tuple[bytes, str]:
     """The message as CRLF bytes ready for SMTP DATA, and its Message-ID."""
     sender, recipient = wire_form(from_address), wire_form(to_address)
@@ -147,7 +154,8 @@ def build_raw_message(
         f"Subject: {_header_value(rendered.subject)}{CRLF}"
         f"Date: {formatdate(localtime=True)}{CRLF}"
         f"Message-ID: {message_id}{CRLF}"
-        f"MIME-Version: 1.0{CRLF}"
+        + "".join(f"{name}: {one_line_header_value(value)}{CRLF}" for name, value in extra_headers)
+        + f"MIME-Version: 1.0{CRLF}"
         f'Content-Type: multipart/alternative; boundary="{outer}"{CRLF}{CRLF}'
     )
     body = (

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from invite_desk.services import settings as settings_service
+from invite_desk.services import suppression
 from invite_desk.services.invitations.importing import InviteeInput
 from invite_desk.services.models import (
     OPEN_INVITATION_STATES,
@@ -38,6 +39,7 @@ class RowStatus(StrEnum):
     PENDING = "pending"
     QUEUED = "queued"
     UNCERTAIN = "uncertain"
+    SUPPRESSED = "suppressed"
 
 
 # Rows that are queued: ready ones, and international addresses the sender tries (it fails
@@ -53,6 +55,7 @@ STATUS_LABELS = {
     RowStatus.PENDING: "Already invited (pending)",
     RowStatus.QUEUED: "Already queued",
     RowStatus.UNCERTAIN: "Delivery uncertain",
+    RowStatus.SUPPRESSED: "Suppressed (bounced or unsubscribed)",
 }
 
 SMTPUTF8_REASON = (
@@ -273,6 +276,7 @@ def classify(
     members = existing_members(session, organization_id, keys) if kind is InvitationKind.MEMBERSHIP else set()
     holds = invitation_holds(session, organization_id, keys, kind=kind, event_id=event_id, now=now)
     needed = sponsors_needed(session, organization_id) if inviter_id is not None else 0
+    suppressed = suppression.suppressed_reasons(session, organization_id, keys)
     seen: dict[str, int] = {}
     rows: list[PreflightRow] = []
     for item, address, reason in checked:
@@ -288,6 +292,8 @@ def classify(
         seen[key] = item.row
         if key in members:
             status, why = RowStatus.MEMBER, "This person is already a member."
+        elif key in suppressed:
+            status, why = RowStatus.SUPPRESSED, suppressed[key]
         else:
             status, why = hold_verdict(holds.get(key, ()), inviter_id=inviter_id, needed=needed,
                                        kind=kind)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
 from email.message import EmailMessage
@@ -72,11 +73,35 @@ def render_invitation(
     return render(templates, context)
 
 
+INVITATION_HEADER = "X-Invite-Desk-Invitation"
+
+
+def unsubscribe_link(base_url: str, token: str) -> str:
+    return f"{base_url.rstrip('/')}/unsubscribe/{token}"
+
+
+def deliverability_headers(
+    org: OrganizationInfo, invitation_id: uuid.UUID | None, unsubscribe_token: str | None
+) -> tuple[tuple[str, str], ...]:
+    """The header that matches a bounce to its invitation, and RFC 8058's one-click
+    unsubscribe (List-Unsubscribe + List-Unsubscribe-Post), each written on one line."""
+    headers: list[tuple[str, str]] = []
+    if invitation_id is not None:
+        headers.append((INVITATION_HEADER, str(invitation_id)))
+    if unsubscribe_token:
+        link = unsubscribe_link(fallback_base_url(org), unsubscribe_token)
+        headers.append(("List-Unsubscribe", f"<{link}>"))
+        headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+    return tuple(headers)
+
+
 def _message_fields(
-    org: OrganizationInfo, mail: MailSettings, content: InvitationContent
+    org: OrganizationInfo, mail: MailSettings, content: InvitationContent,
+    invitation_id: uuid.UUID | None = None, unsubscribe_token: str | None = None,
 ) -> dict[str, Any]:
     """The envelope and branding both message builders take."""
     return {
+        "extra_headers": deliverability_headers(org, invitation_id, unsubscribe_token),
         "from_address": mail.from_address,
         "from_name": mail.from_name or org.name,
         "to_address": content.email,
@@ -93,10 +118,14 @@ def build_invitation_message(
     templates: InvitationTemplates,
     content: InvitationContent,
     token: str,
+    *,
+    invitation_id: uuid.UUID | None = None,
+    unsubscribe_token: str | None = None,
 ) -> tuple[EmailMessage, str]:
     """The MIME message and its Message-ID (preview, test sends)."""
     rendered = render_invitation(org, templates, content, token)
-    return build_message(rendered, **_message_fields(org, mail, content))
+    return build_message(rendered, **_message_fields(org, mail, content, invitation_id,
+                                                     unsubscribe_token))
 
 
 def build_test_message(
@@ -120,7 +149,17 @@ def build_invitation_raw(
     templates: InvitationTemplates,
     content: InvitationContent,
     token: str,
+    *,
+    invitation_id: uuid.UUID | None = None,
+    unsubscribe_token: str | None = None,
+    subject_prefix: str = "",
 ) -> tuple[bytes, str]:
-    """The same message as `build_invitation_message`, as SMTP-ready bytes (the batch path)."""
+    """The same message as `build_invitation_message`, as SMTP-ready bytes (the batch path).
+    With `invitation_id` it carries the header bounces are matched by; with
+    `unsubscribe_token` the one-click unsubscribe headers; `subject_prefix` ("Reminder: ")
+    goes before the subject."""
     rendered = render_invitation(org, templates, content, token)
-    return build_raw_message(rendered, **_message_fields(org, mail, content))
+    if subject_prefix:
+        rendered = replace(rendered, subject=f"{subject_prefix}{rendered.subject}")
+    return build_raw_message(rendered, **_message_fields(org, mail, content, invitation_id,
+                                                         unsubscribe_token))

@@ -29,6 +29,7 @@ from sqlalchemy import (
     Update,
     and_,
     bindparam,
+    exists,
     func,
     insert,
     or_,
@@ -37,7 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from invite_desk.services import audit
+from invite_desk.services import audit, suppression
 from invite_desk.services import settings as settings_service
 from invite_desk.services.errors import DomainError
 from invite_desk.services.invitations.rendering import (
@@ -46,7 +47,7 @@ from invite_desk.services.invitations.rendering import (
     require_registration_address,
 )
 from invite_desk.services.invitations.send_scope import SendScope
-from invite_desk.services.invitations.tokens import new_token
+from invite_desk.services.invitations.tokens import hash_token, new_token
 from invite_desk.services.mail_settings import MailSettings, load_mail_settings, load_templates
 from invite_desk.services.models import (
     AuditLog,
@@ -113,6 +114,7 @@ class _Prepared:
     message_id: str
     token_hash: str
     expires: datetime
+    unsubscribe_hash: str = ""
 
 
 def _invitation_update(*conditions: ColumnElement[bool], **values: object) -> Update:
@@ -130,6 +132,7 @@ _CLAIM = _invitation_update(
     status=InvitationStatus.SENDING.value, sending_owner=bindparam("owner"),
     token_hash=bindparam("token_hash"), expires_at=bindparam("expires"),
     message_id=bindparam("message_id"), attempts=INVITATION.c.attempts + 1,
+    unsubscribe_token_hash=bindparam("unsubscribe_hash"),
 )
 _SETTLE = {
     InvitationStatus.SENT: _invitation_update(
@@ -282,6 +285,13 @@ def recover_interrupted(
         return [row.email for row in rows]
 
 
+def scheduled_later_sql(batch_id: ColumnElement[uuid.UUID | None] | object,
+                        now: datetime) -> ColumnElement[bool]:
+    """SQL: the invitation's batch is scheduled to start after `now` (not to be sent yet)."""
+    return exists().where(Batch.id == batch_id, Batch.scheduled_at.is_not(None),
+                          Batch.scheduled_at > now)
+
+
 def _org_info(org: Organization) -> OrganizationInfo:
     return OrganizationInfo(org.id, org.name, org.description, org.logo, org.logo_mime,
                             org.accent_color, org.registration_base_url)
@@ -351,6 +361,10 @@ class OutboxSender:
                     INVITATION.c.status == InvitationStatus.QUEUED.value,
                     or_(INVITATION.c.next_attempt_at.is_(None),
                         INVITATION.c.next_attempt_at <= now),
+                    # Deliverability: never a suppressed address, never a batch before its time.
+                    ~suppression.is_suppressed_sql(self.organization_id,
+                                                   INVITATION.c.email_normalized),
+                    ~scheduled_later_sql(INVITATION.c.batch_id, now),
                 )
                 .order_by(INVITATION.c.queued_at, INVITATION.c.id)
                 .limit(PAGE_SIZE)
@@ -362,6 +376,7 @@ class OutboxSender:
         return conn.execute(
             select(func.min(INVITATION.c.next_attempt_at)).where(
                 *self._scope(), INVITATION.c.status == InvitationStatus.QUEUED.value,
+                ~scheduled_later_sql(INVITATION.c.batch_id, self.clock()),
             )
         ).scalar()
 
@@ -420,8 +435,13 @@ class OutboxSender:
 
         def render() -> _Prepared:
             token, token_hash = new_token()
-            message, message_id = build_invitation_raw(org, mail, templates, content, token)
-            return _Prepared(row.id, message, message_id, token_hash, content.expires_at)
+            unsubscribe = suppression.unsubscribe_token(self._unsubscribe_key, row.id)
+            unsubscribe_hash = hash_token(unsubscribe)
+            message, message_id = build_invitation_raw(
+                org, mail, templates, content, token,
+                invitation_id=row.id, unsubscribe_token=unsubscribe)
+            return _Prepared(row.id, message, message_id, token_hash, content.expires_at,
+                             unsubscribe_hash)
 
         return self._renderer.submit(render)
 
@@ -431,6 +451,7 @@ class OutboxSender:
         claimed = conn.execute(_CLAIM, {
             "row_id": row.id, "owner": self.identity, "token_hash": prepared.token_hash,
             "expires": prepared.expires, "message_id": prepared.message_id, "now": utcnow(),
+            "unsubscribe_hash": prepared.unsubscribe_hash or None,
         }).rowcount
         if claimed != 1:
             return None
@@ -651,8 +672,12 @@ class OutboxSender:
             if counts.get(InvitationStatus.QUEUED.value, 0):
                 require_registration_address(org)
         recover_interrupted(self.uow, self.organization_id)
+        self._unsubscribe_key = suppression.unsubscribe_key(uow)
         with uow:
             session = uow.session
+            # Addresses suppressed since they were queued (a bounce, an opt-out) are held.
+            if suppression.hold_suppressed_queued(session, self.organization_id, self._scope()):
+                uow.commit()
             mail = load_mail_settings(session, self.organization_id)
             self._templates = load_templates(session, self.organization_id)
             expiry_days = settings_service.load(session, self.organization_id).invitation_expiry_days

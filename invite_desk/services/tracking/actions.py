@@ -30,7 +30,7 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from invite_desk.services import audit
+from invite_desk.services import audit, suppression
 from invite_desk.services import settings as settings_service
 from invite_desk.services.errors import Conflict, NotFound, ValidationFailed
 from invite_desk.services.invitations.rendering import fallback_base_url
@@ -75,10 +75,13 @@ class RowAction(StrEnum):
 
 # Which effective statuses each action applies to.
 ALLOWED: dict[RowAction, frozenset[InvitationStatus]] = {
-    RowAction.RESEND: frozenset({S.DRAFT, S.SENT, S.EXPIRED, S.FAILED, S.UNCERTAIN}),
-    RowAction.REVOKE: frozenset({S.DRAFT, S.QUEUED, S.SENT, S.EXPIRED, S.FAILED, S.UNCERTAIN}),
+    RowAction.RESEND: frozenset({S.DRAFT, S.SENT, S.EXPIRED, S.FAILED, S.UNCERTAIN, S.BOUNCED,
+                                 S.SUPPRESSED}),
+    RowAction.REVOKE: frozenset({S.DRAFT, S.QUEUED, S.SENT, S.EXPIRED, S.FAILED, S.UNCERTAIN,
+                                 S.BOUNCED, S.SUPPRESSED}),
     RowAction.EXTEND: frozenset({S.SENT, S.EXPIRED, S.UNCERTAIN}),
-    RowAction.FRESH_LINK: frozenset({S.DRAFT, S.SENT, S.EXPIRED, S.FAILED, S.UNCERTAIN}),
+    RowAction.FRESH_LINK: frozenset({S.DRAFT, S.SENT, S.EXPIRED, S.FAILED, S.UNCERTAIN,
+                                     S.BOUNCED, S.SUPPRESSED}),
 }
 
 # Actions that put a working link in someone's hands need the right to send invitations.
@@ -243,6 +246,12 @@ def resend_invitations(uow: UnitOfWork, operator: Operator, ids: Sequence[uuid.U
         session = uow.session
         operator = _start(uow, operator, RowAction.RESEND)
         eligible, skipped = _split(_load(session, operator, unique), RowAction.RESEND, moment)
+        # Never resend to a suppressed address (bounced, unsubscribed): say why instead.
+        blocked = suppression.suppressed_reasons(
+            session, operator.organization_id, {row.email_normalized for row, _ in eligible})
+        skipped += [Skipped(row.id, row.email, blocked[row.email_normalized])
+                    for row, _ in eligible if row.email_normalized in blocked]
+        eligible = [(row, st) for row, st in eligible if row.email_normalized not in blocked]
         if not eligible:
             return ActionResult(RowAction.RESEND, (), tuple(skipped))
         inviters = {row.inviter_id for row, _ in eligible}

@@ -345,7 +345,7 @@ def live_sent_floor(session: Session, organization_id: uuid.UUID,
 # Statuses whose rows have no sent_at: the Sent column sorts them by when they were queued.
 UNSENT_STATES = frozenset({InvitationStatus.DRAFT, InvitationStatus.QUEUED,
                            InvitationStatus.SENDING, InvitationStatus.FAILED,
-                           InvitationStatus.UNCERTAIN})
+                           InvitationStatus.UNCERTAIN, InvitationStatus.SUPPRESSED})
 
 
 def sent_key(branch: Branch | None) -> Any:
@@ -597,6 +597,8 @@ def count_tabs(uow: UnitOfWork, operator: Operator, query: InvitationQuery,
         Tab.FAILED: by_status[S.FAILED],
         Tab.UNCERTAIN: by_status[S.UNCERTAIN],
         Tab.REVOKED: by_status[S.REVOKED],
+        Tab.BOUNCED: by_status[S.BOUNCED],
+        Tab.SUPPRESSED: by_status[S.SUPPRESSED],
         Tab.ALL: sum(by_status.values()),
     }
 

@@ -12,6 +12,8 @@ Tabs group effective statuses:
     Failed     failed (a permanent refusal, or too many temporary ones)
     Uncertain  uncertain (the program stopped while the server may have had the message)
     Revoked    revoked
+    Bounced    bounced (the address bounced hard; it is on the suppression list)
+    Suppressed suppressed (not sent: the address is on the suppression list)
     All        every invitation, drafts included (drafts appear in no other tab)
 
 A link is live while its invitation is sent or uncertain (the invitee may well have the email)
@@ -36,6 +38,8 @@ class Tab(StrEnum):
     FAILED = "failed"
     UNCERTAIN = "uncertain"
     REVOKED = "revoked"
+    BOUNCED = "bounced"
+    SUPPRESSED = "suppressed"
     ALL = "all"
 
     @property
@@ -52,6 +56,8 @@ _SINGLE_STATUS_TABS = {
     Tab.FAILED: InvitationStatus.FAILED,
     Tab.UNCERTAIN: InvitationStatus.UNCERTAIN,
     Tab.REVOKED: InvitationStatus.REVOKED,
+    Tab.BOUNCED: InvitationStatus.BOUNCED,
+    Tab.SUPPRESSED: InvitationStatus.SUPPRESSED,
 }
 
 

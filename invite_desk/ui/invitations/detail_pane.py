@@ -35,6 +35,7 @@ NOT_SENT = {
     InvitationStatus.FAILED: "never delivered",
     InvitationStatus.UNCERTAIN: "perhaps: the program stopped while sending it",
     InvitationStatus.REVOKED: "never (revoked before it was sent)",
+    InvitationStatus.SUPPRESSED: "never (the address is on the suppression list)",
 }
 
 

@@ -47,6 +47,8 @@ STATUS_TEXT: dict[InvitationStatus, str] = {
     InvitationStatus.REVOKED: "Revoked",
     InvitationStatus.FAILED: "Failed",
     InvitationStatus.UNCERTAIN: "Uncertain",
+    InvitationStatus.BOUNCED: "Bounced",
+    InvitationStatus.SUPPRESSED: "Suppressed",
 }
 
 # Readable text colours; the status is always spelled out too, never colour alone.
@@ -60,6 +62,8 @@ STATUS_COLOURS: dict[InvitationStatus, str] = {
     InvitationStatus.REVOKED: "#5B6270",
     InvitationStatus.FAILED: "#A21B12",
     InvitationStatus.UNCERTAIN: "#8A4B00",
+    InvitationStatus.BOUNCED: "#A21B12",
+    InvitationStatus.SUPPRESSED: "#5B6270",
 }
 
 

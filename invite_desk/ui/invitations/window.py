@@ -124,7 +124,7 @@ VISUAL_ORDER = (Column.INVITEE, Column.STATUS, Column.SENT, Column.EXPIRES, Colu
                 Column.SENDER, Column.UNIT, Column.KIND, Column.BATCH, Column.ACCEPTED,
                 Column.LAST_ERROR)
 TAB_ORDER = (Tab.PENDING, Tab.ACCEPTED, Tab.EXPIRED, Tab.FAILED, Tab.UNCERTAIN, Tab.REVOKED,
-             Tab.ALL)
+             Tab.BOUNCED, Tab.SUPPRESSED, Tab.ALL)
 TAB_TIPS = {
     Tab.PENDING: "Queued, being sent, or sent and waiting for the invitee (link not expired)",
     Tab.ACCEPTED: "The invitee registered",
@@ -133,6 +133,9 @@ TAB_TIPS = {
     Tab.UNCERTAIN: "The program stopped while the server may have had the message; "
                    "check before resending",
     Tab.REVOKED: "Revoked: the link no longer works",
+    Tab.BOUNCED: "The invitee's mail server said the address does not work; it is on the "
+                 "suppression list",
+    Tab.SUPPRESSED: "Not sent: the address is on the suppression list (bounced or unsubscribed)",
     Tab.ALL: "Every invitation, drafts included",
 }
 ACTION_WORDS = {

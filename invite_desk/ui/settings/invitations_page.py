@@ -1,4 +1,5 @@
-"""Settings → Invitations: `hasUserInvitation`, `whoCanSendUserInvitation`, link expiry, daily limit."""
+"""Settings → Invitations: `hasUserInvitation`, `whoCanSendUserInvitation`, link expiry, daily limit,
+reminders and soft bounces."""
 
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ FIELDS = (
     "who_can_send_user_invitation",
     "invitation_expiry_days",
     "daily_limit_per_inviter",
+    "reminder_days_before",
+    "soft_bounces_to_suppress",
 )
 
 
@@ -118,6 +121,30 @@ class InvitationsPage(PolicySettingsPage):
             ),
         )
 
+        self.reminder_edit = _number_edit("0", "Reminder days before the link expires")
+        self.add_field(
+            "reminder_days_before",
+            editors=[self.reminder_edit, PlainLabel("days before the link expires")],
+            title=SPECS_BY_FIELD["reminder_days_before"].label,
+            field_name="deliverability.reminderDaysBefore",
+            help_text=(
+                "One reminder to each invitee who has not answered, this many days before "
+                "the link expires (sent by `invite-desk reminders send`). 0 = no reminders."
+            ),
+        )
+
+        self.soft_bounce_edit = _number_edit("3", "Soft bounces before suppressing")
+        self.add_field(
+            "soft_bounces_to_suppress",
+            editors=[self.soft_bounce_edit, PlainLabel("temporary failures")],
+            title=SPECS_BY_FIELD["soft_bounces_to_suppress"].label,
+            field_name="deliverability.softBouncesToSuppress",
+            help_text=(
+                "After this many soft bounces (mailbox full, ...) of one invitation its "
+                "address is put on the suppression list. A hard bounce suppresses at once."
+            ),
+        )
+
     # ---- contract ---------------------------------------------------------------------------
 
     def load(self) -> None:
@@ -128,6 +155,8 @@ class InvitationsPage(PolicySettingsPage):
             self.who_buttons[self.loaded.who_can_send_user_invitation].setChecked(True)
             self.expiry_edit.setText(str(self.loaded.invitation_expiry_days))
             self.limit_edit.setText(str(self.loaded.daily_limit_per_inviter))
+            self.reminder_edit.setText(str(self.loaded.reminder_days_before))
+            self.soft_bounce_edit.setText(str(self.loaded.soft_bounces_to_suppress))
         finally:
             self.end_loading()
 
@@ -138,6 +167,8 @@ class InvitationsPage(PolicySettingsPage):
             "who_can_send_user_invitation": Role(checked) if checked >= 0 else None,
             "invitation_expiry_days": parse_whole_number(self.expiry_edit.text()),
             "daily_limit_per_inviter": parse_whole_number(self.limit_edit.text()),
+            "reminder_days_before": parse_whole_number(self.reminder_edit.text()),
+            "soft_bounces_to_suppress": parse_whole_number(self.soft_bounce_edit.text()),
         }
 
     def check(self) -> dict[str, str]:
@@ -159,6 +190,8 @@ class InvitationsPage(PolicySettingsPage):
             *self.who_buttons.values(),
             *self.row("invitation_expiry_days").editors,
             *self.row("daily_limit_per_inviter").editors,
+            *self.row("reminder_days_before").editors,
+            *self.row("soft_bounces_to_suppress").editors,
         ]
         set_editable([self.enabled_box, *dependents], self.editable(), self.read_only_reason)
         if self.editable():
