@@ -26,14 +26,14 @@ from invite_desk.services import (
     settings,
     suppression,
 )
+from invite_desk.services import referral_program as rp
 from invite_desk.services.admin import audit_log as admin_audit
 from invite_desk.services.admin import events as admin_events
 from invite_desk.services.admin import notifications as admin_notifications
 from invite_desk.services.admin import people as admin_people
 from invite_desk.services.admin import units as admin_units
-from invite_desk.services import referral_program as rp
-from invite_desk.services.credentials import MemoryCredentialStore
 from invite_desk.services.bounces import mailbox
+from invite_desk.services.credentials import MemoryCredentialStore
 from invite_desk.services.errors import PermissionDenied
 from invite_desk.services.invitations import queueing, send_scope
 from invite_desk.services.invitations.importing import parse_pasted
