@@ -77,12 +77,12 @@ def run(quick: bool = False, *, count: int | None = None,
         assert report.sent == count and not report.error, report
         value = count / elapsed
         uow.engine.dispose()
-    row = result("relay", value, "messages/s", baseline, messages=count,
+    line = result("relay", value, "messages/s", baseline, messages=count,
                  connections=connections, reply_delay_ms=round(delay * 1000, 1),
                  sequential=round(sequential, 3), speedup=round(value / sequential, 3),
                  sequential_messages=sequential_count,
                  baseline_name=f"bare smtplib, same prepared messages, {connections} connections")
-    return [row]
+    return [line]
 
 
 def _bare(host: str, port: int, sender: str, prepared: list[tuple[str, bytes]],

@@ -157,9 +157,27 @@ def test_the_daily_cap_stops_the_run_and_says_when_it_resumes(
     local = report.resumes_at.astimezone()
     assert f"at {local:%H:%M}" in text
     # A third run the same day sends nothing and says the same.
+    opened = smtp_server.connections
     again = ParallelSender(uow, smtp_lanes(mail, None, timeout=5),
                            organization_id=admin.organization_id).run()
     assert again.sent == 0 and again.deferred == 3 and len(smtp_server.messages) == 10
+    assert smtp_server.connections == opened  # the capped run did not even connect
+
+
+def test_a_new_run_counts_the_last_minute_of_the_previous_one(
+    uow: UnitOfWork, admin: Operator, smtp_server: LoopbackSmtpServer,
+) -> None:
+    """Restarting does not burst past the per-minute limit: the sends of the last window,
+    read from the database, fill the new run's limiter."""
+    mail = configure(uow, admin, smtp_server, connections=2)
+    queue(uow, admin, 5)
+    ParallelSender(uow, smtp_lanes(mail, None, timeout=5),
+                   organization_id=admin.organization_id).run()
+    limiter = RateLimiter(5, window=30)
+    ParallelSender(uow, smtp_lanes(mail, None, timeout=5), organization_id=admin.organization_id,
+                   limiter=limiter).run()  # nothing left to send: only the seeding happens
+    assert 25 < limiter.wait_time() <= 30
+    assert RateLimiter(6, window=30).reserve() == 0.0
 
 
 def test_cancel_stops_every_lane_at_its_safe_point(

@@ -40,6 +40,7 @@ def test_choosing_microsoft_365_fills_the_server_limits_and_sign_in(
     assert page.sign_in_button.text() == "Sign in with Microsoft 365…"
     assert "10,000 recipients a day" in page.preset_note.text()
     assert not page.password_edit.isEnabled()
+    assert page.password_status.text().startswith("Not used: the OAuth2 sign-in")
 
     retype(qtbot, page.username_edit, USER)
     retype(qtbot, page.from_address_edit, USER)

@@ -114,6 +114,7 @@ class ParallelSender(OutboxSender):
         self._emit_lock = threading.Lock()
         self._halt = threading.Event()  # the server refused the sign-in: every lane stops
         self._day_left: int | None = None
+        self._capped = False  # the daily budget ran out: the rest waits for tomorrow
         self._lane_errors: list[str] = []
         self._lanes_done_normally = 0
         self.lanes_started = 0
@@ -133,7 +134,7 @@ class ParallelSender(OutboxSender):
             super()._emit(last_email, last_outcome, retry_in=retry_in)
 
     def _stopping(self) -> bool:
-        return self.control.cancelled or self._halt.is_set() or self._day_left == 0
+        return self.control.cancelled or self._halt.is_set() or self._capped
 
     def _take_slot(self, before_wait: Callable[[], None]) -> bool:
         """Wait while paused and for the shared rate limit, then count one send against the
@@ -148,6 +149,7 @@ class ParallelSender(OutboxSender):
                 continue
             with self._budget_lock:
                 if self._day_left == 0:
+                    self._capped = True
                     return False
                 wait = self.limiter.reserve() if self.limiter is not None else 0.0
                 if wait <= 0:
@@ -243,7 +245,7 @@ class ParallelSender(OutboxSender):
             self.report.error = self._lane_errors[0]
         if self.control.cancelled and not self._halt.is_set():
             self.report.cancelled = True
-        if self._day_left == 0:
+        if self._capped or self._day_left == 0:
             self._defer()
         self._finish_batches()
         self._emit()

@@ -493,6 +493,8 @@ class SmtpPage(SettingsPage):
         if self._save_problem or self._keyring_problem:
             return self._save_problem or self._keyring_problem, "problem"
         entered = self._entered()
+        if entered["auth"] != "password":
+            return "Not used: the OAuth2 sign-in below replaces the password.", ""
         if not entered["username"]:
             return "No sign-in: no password is needed.", ""
         if self.password_edit.text():
