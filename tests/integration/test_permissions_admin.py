@@ -172,6 +172,21 @@ def test_cannot_grant_above_own_role(uow: UnitOfWork, world: World,
             call()
 
 
+def test_a_local_admin_cannot_give_or_change_an_organization_wide_role(
+        uow: UnitOfWork, world: World, make_operator: MakeOperator) -> None:
+    """HR_TENANT ranks below ADMIN_LOCAL but reaches every unit: a local admin's reach is
+    their unit, so they may neither grant it nor change someone who holds it."""
+    local = make_operator(Role.ADMIN_LOCAL, world.north)
+    with pytest.raises(PermissionDenied, match="whole organization"):
+        people.update_person(uow, local, world.member_north, role=Role.HR_TENANT)
+    policy = people.edit_policy(uow, local, world.member_north)
+    assert Role.HR_TENANT not in policy.grantable_roles
+    assert set(policy.grantable_roles) == {Role.USER, Role.HR_LOCAL, Role.ADMIN_LOCAL}
+    org_hr = make_operator(Role.HR_TENANT, world.north)
+    with pytest.raises(PermissionDenied, match="whole organization"):
+        people.update_person(uow, local, org_hr.member_id, role=Role.USER)
+
+
 def test_last_organization_admin(uow: UnitOfWork, admin: Operator, world: World) -> None:
     for change in ({"role": Role.ADMIN_LOCAL}, {"status": "lapsed"}, {"status": "resigned"}):
         with pytest.raises(Conflict, match="last active organization admin"):

@@ -2,8 +2,9 @@
 
 Policy (enforced here, mirrored by the windows through `edit_policy`):
 - ADMIN_TENANT may edit everyone and grant every role.
-- ADMIN_LOCAL may edit members of their own unit whose role is not above their own, may
-  grant roles up to ADMIN_LOCAL, and cannot move anyone to another unit.
+- ADMIN_LOCAL may edit members of their own unit whose role is not above their own and not
+  organization-wide (HR_TENANT), may grant the unit's roles (USER, HR_LOCAL, ADMIN_LOCAL),
+  and cannot move anyone to another unit.
 - Everyone else may edit no one.
 - Nobody can demote, deactivate (lapsed, resigned) or revoke the sign-in of the last active
   ADMIN_TENANT; two concurrent demotions of the last two admins cannot both succeed (the
@@ -251,7 +252,9 @@ def _grantable(operator: Operator) -> tuple[Role, ...]:
     if operator.role is Role.ADMIN_TENANT:
         return tuple(Role)
     if operator.role >= Role.ADMIN_LOCAL:
-        return tuple(role for role in Role if role <= operator.role)
+        # A local admin's reach is their unit: organization-wide roles (HR_TENANT) rank below
+        # ADMIN_LOCAL but reach every unit, so only an organization admin gives them.
+        return tuple(role for role in Role if role <= operator.role and not role.is_tenant_wide)
     return ()
 
 
@@ -268,6 +271,10 @@ def _refusal(operator: Operator, member: Member) -> tuple[str, Role]:
     if Role.parse(member.role) > operator.role:
         return (f"{member.display_name} is {Role.parse(member.role).label}, above your own "
                 f"role ({operator.role.label}): only an organization admin can change them.",
+                Role.ADMIN_TENANT)
+    if operator.role is not Role.ADMIN_TENANT and Role.parse(member.role).is_tenant_wide:
+        return (f"{member.display_name} is {Role.parse(member.role).label}, a role that reaches "
+                "the whole organization: only an organization admin can change them.",
                 Role.ADMIN_TENANT)
     return "", operator.role
 
@@ -354,8 +361,9 @@ def _apply(session: Session, operator: Operator, member: Member, *, role: Role |
     before = _snapshot(member)
     current_role = Role.parse(member.role)
     if role is not None and role != current_role and role not in _grantable(operator):
-        raise _deny(operator, f"You cannot grant {role.name} ({role.label}): it is above "
-                              f"your own role ({operator.role.name}).")
+        why = ("it reaches the whole organization" if role.is_tenant_wide and role < operator.role
+               else f"it is above your own role ({operator.role.name})")
+        raise _deny(operator, f"You cannot grant {role.name} ({role.label}): {why}.")
     if not isinstance(unit_id, Unset) and unit_id != member.unit_id:
         if operator.role is not Role.ADMIN_TENANT:
             raise _deny(operator, "Only an organization admin can move members to another unit.")
