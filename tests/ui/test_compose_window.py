@@ -777,6 +777,7 @@ def test_a_missing_registration_address_offers_to_open_its_settings_page(
     main.show_page("compose")
     compose = main.pages["compose"]
     assert isinstance(compose, ComposeWindow)
+    qtbot.waitUntil(lambda: compose.loaded, timeout=10_000)  # read in the background
     paste_and_check(compose, "a@example.org")
     qtbot.waitUntil(lambda: compose.send_button.isEnabled(), timeout=10_000)
 
@@ -805,6 +806,7 @@ def test_the_main_button_is_visible_in_the_default_window(
     main.show_page("compose")
     compose = main.pages["compose"]
     assert isinstance(compose, ComposeWindow)
+    qtbot.waitUntil(lambda: compose.loaded, timeout=10_000)  # read in the background
     paste_and_check(compose, "\n".join(f"p{i}@example.org" for i in range(40)))
     compose.message_banner.show_message("Something to say " * 10, "warning")
     qtbot.wait(50)

@@ -49,12 +49,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from invite_desk.app import AppContext
-from invite_desk.services import settings as settings_service
+from invite_desk.services.compose_view import ComposeState, compose_state
 from invite_desk.services.credentials import CredentialStore
 from invite_desk.services.email.templates import InvitationTemplates
 from invite_desk.services.errors import DomainError, SettingsIncomplete
-from invite_desk.services.events import EventInfo, list_events
+from invite_desk.services.events import EventInfo
 from invite_desk.services.invitations.importing import (
     ImportFailed,
     ImportResult,
@@ -83,11 +82,11 @@ from invite_desk.services.invitations.rendering import (
     render_invitation,
 )
 from invite_desk.services.invitations.sending import SendProgress, SendReport, recover_interrupted
-from invite_desk.services.mail_settings import MailSettings, get_mail_settings, get_templates
+from invite_desk.services.mail_settings import MailSettings
 from invite_desk.services.members_lookup import MemberChoice, search_members
 from invite_desk.services.models import InvitationKind, utcnow
 from invite_desk.services.operator import Operator
-from invite_desk.services.organization import OrganizationInfo, get_organization
+from invite_desk.services.organization import OrganizationInfo
 from invite_desk.services.permissions import Action, Decision, decide
 from invite_desk.services.settings_schema import PolicySettings
 from invite_desk.services.smtp.transport import (
@@ -99,7 +98,6 @@ from invite_desk.services.smtp.transport import (
     SmtpTransport,
     TemporaryFailure,
 )
-from invite_desk.services.uow import UnitOfWork
 from invite_desk.ui import widgets
 from invite_desk.ui.compose.password_prompt import PasswordAnswer, SmtpPasswords
 from invite_desk.ui.compose.preflight_model import (
@@ -110,7 +108,8 @@ from invite_desk.ui.compose.preflight_model import (
     ProblemFilter,
 )
 from invite_desk.ui.compose.preview import PREVIEW_TOKEN, PreviewDialog, PreviewEmail
-from invite_desk.ui.hub import OperationsHub
+from invite_desk.ui.context import PageContext
+from invite_desk.ui.hub import INVITATIONS, SETTINGS, Changes, OperationsHub
 from invite_desk.ui.outbox import Outbox, SendOutcome
 from invite_desk.ui.tasks import TaskRunner
 from invite_desk.ui.theme import set_flag, set_variant
@@ -276,7 +275,7 @@ class ComposeWindow(QWidget):
 
     def __init__(
         self,
-        context: AppContext,
+        context: PageContext,
         operator: Operator,
         parent: QWidget | None = None,
         *,
@@ -322,12 +321,17 @@ class ComposeWindow(QWidget):
         self._recovered: list[str] = []
         self._preview: PreviewDialog | None = None
         self._rate = 0
+        self._state: ComposeState | None = None
+        self._unsent: list[UnsentBatch] = []
+        self._offer_pending = False
+        self._check_pending = False
 
         self._build()
         self._connect()
+        self.hub.changed.connect(self._hub_changed)
         self.refresh()
         self._recover_interrupted()
-        self._offer_unsent()
+        self._look_up_unsent()
         self._update_actions()
 
     # ==================================================================== construction
@@ -684,15 +688,25 @@ class ComposeWindow(QWidget):
 
     # ==================================================================== state from the services
     def refresh(self) -> None:
-        """Re-read the policy, branding and events (e.g. after an admin changed settings)."""
+        """Re-read the policy, branding, events, templates and mail settings in the background
+        (e.g. after an admin changed settings); the page follows when the answer comes."""
         uow = self._context.uow
-        org_id = self._operator.organization_id
-        try:
-            self._policy = settings_service.get_settings(uow, org_id)
-            self._org = get_organization(uow, org_id)
-            self._events = list_events(uow, org_id)
-        except DomainError as exc:
-            self.message_banner.show_message(str(exc), "error")
+        operator = self._operator
+        self.hub.query(self, lambda: compose_state(uow, operator), self._state_read,
+                       self._state_failed, key="state")
+
+    def _state_read(self, state: ComposeState) -> None:
+        self._state = state
+        self._policy = state.policy
+        self._org = state.organization
+        self._events = list(state.events)
+        self._apply_policy()
+
+    def _state_failed(self, error: BaseException) -> None:
+        self.message_banner.show_message(str(error), "error")
+        self._apply_policy()
+
+    def _apply_policy(self) -> None:
         self._send_decision = decide(self._operator, Action.SEND_INVITATIONS, settings=self._policy)
         self._behalf_decision = decide(self._operator, Action.SEND_ON_BEHALF, settings=self._policy)
         if self._send_decision.allowed:
@@ -705,6 +719,16 @@ class ComposeWindow(QWidget):
         self._fill_events()
         self._update_behalf()
         self._update_actions()
+        if self._offer_pending:
+            self._offer_pending = False
+            self._offer_unsent()
+        if self._check_pending:
+            self._check_pending = False
+            self.check()
+
+    def _hub_changed(self, changes: Changes) -> None:
+        if changes.touches(SETTINGS) and not self.sending and not self._busy:
+            self.refresh()
 
     def _fill_events(self) -> None:
         current = self.event_combo.currentData()
@@ -748,11 +772,18 @@ class ComposeWindow(QWidget):
 
     def _recover_interrupted(self) -> None:
         """Once per window: invitations a stopped program left `sending` become `uncertain`."""
-        try:
-            self._recovered = recover_interrupted(self._context.uow, self._operator.organization_id)
-        except Exception:  # the composer must open even if this bookkeeping fails
-            log.exception("could not recover interrupted invitations")
-            return
+        uow = self._context.uow
+        org_id = self._operator.organization_id
+        self.hub.mutate(self, lambda: recover_interrupted(uow, org_id), {INVITATIONS},
+                        self._recovered_read, self._recovery_failed)
+
+    @staticmethod
+    def _recovery_failed(error: BaseException) -> None:
+        # The composer must work even if this bookkeeping fails.
+        log.error("could not recover interrupted invitations", exc_info=error)
+
+    def _recovered_read(self, recovered: list[str]) -> None:
+        self._recovered = recovered
         if not self._recovered:
             return
         shown = ", ".join(self._recovered[:5])
@@ -767,14 +798,28 @@ class ComposeWindow(QWidget):
             "warning",
         )
 
-    def _offer_unsent(self) -> None:
-        """Invitations still queued from an earlier session (cancelled, stopped or crashed):
-        offer to send the newest such batch, instead of leaving them forgotten."""
-        try:
-            self._unsent = unsent_batches(self._context.uow, self._operator)
-        except Exception:  # the composer must open even if this lookup fails
-            log.exception("could not look up unsent batches")
+    def _look_up_unsent(self) -> None:
+        """Invitations still queued from an earlier session (cancelled, stopped or crashed)."""
+        uow = self._context.uow
+        operator = self._operator
+        self.hub.query(self, lambda: unsent_batches(uow, operator), self._unsent_read,
+                       self._unsent_failed, key="unsent")
+
+    @staticmethod
+    def _unsent_failed(error: BaseException) -> None:
+        # The composer must work even if this lookup fails.
+        log.error("could not look up unsent batches", exc_info=error)
+
+    def _unsent_read(self, unsent: list[UnsentBatch]) -> None:
+        self._unsent = unsent
+        if self._state is None:  # the offer waits until the policy is known
+            self._offer_pending = True
             return
+        self._offer_unsent()
+
+    def _offer_unsent(self) -> None:
+        """Offer to send the newest batch an earlier session left queued, instead of leaving
+        it forgotten."""
         if not self._unsent or not self._send_decision.allowed:
             return
         newest = self._unsent[0]
@@ -940,11 +985,13 @@ class ComposeWindow(QWidget):
         self._update_actions()
 
     def _search_members(self) -> None:
-        try:
-            found = search_members(self._context.uow, self._operator, self.member_edit.text())
-        except DomainError as exc:
-            self.behalf_hint.setText(str(exc))
-            return
+        uow = self._context.uow
+        operator = self._operator
+        text = self.member_edit.text()
+        self.hub.query(self, lambda: search_members(uow, operator, text), self._members_found,
+                       lambda error: self.behalf_hint.setText(str(error)), key="members")
+
+    def _members_found(self, found: list[MemberChoice]) -> None:
         self._member_choices = {m.label: m for m in found}
         self._member_model.setStringList(list(self._member_choices))
         if self.member_edit.hasFocus() and found and self._inviter is None:
@@ -966,6 +1013,9 @@ class ComposeWindow(QWidget):
     # ==================================================================== pre-flight
     def check(self) -> None:
         """Run the pre-flight for the current inputs in the background."""
+        if self._state is None:  # the policy is still being read: check once it is known
+            self._check_pending = True
+            return
         if not self._send_decision.allowed or self._busy or self.sending:
             return
         inputs = self._collect_inputs()
@@ -980,14 +1030,14 @@ class ComposeWindow(QWidget):
         self.message_banner.clear_message()
         self._check_generation += 1
         generation = self._check_generation
-        engine = self._context.engine
+        uow = self._context.uow
         org_id = self._operator.organization_id
         event_id = event.id if event else None
         inviter_id = (self._inviter.id if self.behalf_check.isChecked() and self._inviter
                       else self._operator.member_id)  # invite-only N >= 2: sponsor k of N
         self._set_busy(f"Checking {plural(len(inputs), 'address', 'addresses')}…")
         self._run(
-            lambda: run_preflight(UnitOfWork(engine), org_id, inputs, kind=kind, event_id=event_id,
+            lambda: run_preflight(uow, org_id, inputs, kind=kind, event_id=event_id,
                                   inviter_id=inviter_id),
             lambda result: self._checked(generation, result),
             self._check_failed,
@@ -1022,6 +1072,11 @@ class ComposeWindow(QWidget):
         self.table.selectRow(first_ready)
 
     @property
+    def loaded(self) -> bool:
+        """True once the policy, branding and mail settings have been read."""
+        return self._state is not None
+
+    @property
     def preflight(self) -> Preflight | None:
         return self._preflight
 
@@ -1053,11 +1108,11 @@ class ComposeWindow(QWidget):
         )
 
     def _templates_and_mail(self) -> tuple[OrganizationInfo, InvitationTemplates, MailSettings]:
-        uow = self._context.uow
-        org_id = self._operator.organization_id
-        org = get_organization(uow, org_id)
-        self._org = org
-        return org, get_templates(uow, org_id), get_mail_settings(uow, org_id)
+        """As last read by `refresh` (on showing the page and after every settings change)."""
+        if self._state is None:
+            raise DomainError("The organization's settings are still being read: try again in "
+                              "a moment.")
+        return self._state.organization, self._state.templates, self._state.mail
 
     def preview_email(self, row: PreflightRow | None = None) -> PreviewEmail:
         """The selected row's email, rendered by the services with a placeholder link."""
@@ -1210,7 +1265,7 @@ class ComposeWindow(QWidget):
                 "member\".", "error")
             return
         try:
-            mail = get_mail_settings(self._context.uow, self._operator.organization_id)
+            _org, _templates, mail = self._templates_and_mail()
         except DomainError as exc:
             self._show_error("Nothing was sent", exc)
             return
@@ -1223,19 +1278,21 @@ class ComposeWindow(QWidget):
         if not go_on:
             return
         self.message_banner.clear_message()
-        engine = self._context.engine
+        uow = self._context.uow
         operator = self._operator
         inviter_id = self._inviter.id if self.behalf_check.isChecked() and self._inviter else None
         message = clean_message(self.message_edit.toPlainText())
         kind = self._kind()
         event = self._event()
         self._set_busy(f"Queuing {plural(len(ready), 'invitation')}…")
-        self._run(
+        self.hub.mutate(
+            self,
             lambda: queue_invitations(
-                UnitOfWork(engine), operator, ready, inviter_id=inviter_id,
+                uow, operator, ready, inviter_id=inviter_id,
                 personal_message=message, kind=kind, event_id=event.id if event else None,
                 source=source, label=label,
             ),
+            {INVITATIONS},
             lambda queued: self._queued(queued, mail, password),
             self._queue_failed,
         )
@@ -1290,7 +1347,11 @@ class ComposeWindow(QWidget):
         """Send what is still queued in the last batch (after a cancel or a stop)."""
         if self._batch_id is None or self.sending or self._busy or self._outbox_busy():
             return
-        mail = get_mail_settings(self._context.uow, self._operator.organization_id)
+        try:
+            _org, _templates, mail = self._templates_and_mail()
+        except DomainError as exc:
+            self._show_error("Nothing was sent", exc)
+            return
         if not self._mail_ready(mail):
             return
         go_on, password = self._password_for(mail)
