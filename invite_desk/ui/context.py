@@ -25,3 +25,6 @@ class PageContext(Protocol):
 
     @property
     def credentials(self) -> CredentialStore: ...
+
+
+__all__ = ["PageContext", "UnitOfWork"]

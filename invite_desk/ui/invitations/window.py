@@ -46,7 +46,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from invite_desk.app import AppContext
 from invite_desk.services import settings as settings_service
 from invite_desk.services.credentials import CredentialStore
 from invite_desk.services.errors import DomainError, SettingsIncomplete
@@ -87,6 +86,7 @@ from invite_desk.services.tracking.choices import FilterChoices, filter_choices
 from invite_desk.ui import widgets
 from invite_desk.ui.compose.password_prompt import PasswordAnswer, SmtpPasswords
 from invite_desk.ui.compose.window import Banner
+from invite_desk.ui.context import PageContext
 from invite_desk.ui.hub import INVITATIONS, MEMBERS, Changes, OperationsHub
 from invite_desk.ui.invitations.detail_pane import DetailPane
 from invite_desk.ui.invitations.table_model import (
@@ -95,7 +95,7 @@ from invite_desk.ui.invitations.table_model import (
     InvitationTableModel,
 )
 from invite_desk.ui.outbox import Outbox, SendOutcome
-from invite_desk.ui.tasks import TaskRunner
+from invite_desk.ui.tasks import TaskRunner, error_message
 from invite_desk.ui.theme import set_variant
 from invite_desk.ui.widgets import PlainLabel, plain_tooltip
 
@@ -182,7 +182,7 @@ class InvitationsWindow(QWidget):
 
     def __init__(
         self,
-        context: AppContext,
+        context: PageContext,
         operator: Operator,
         parent: QWidget | None = None,
         *,
@@ -226,7 +226,7 @@ class InvitationsWindow(QWidget):
         self.last_links: tuple[str, ...] = ()
 
         self.source = InvitationSource(context.uow, operator, self._clock)
-        self.model = InvitationTableModel(self.source, InvitationQuery(), runner=self._runner,
+        self.model = InvitationTableModel(self.source, InvitationQuery(), hub=self.hub,
                                           parent=self)
         self._build()
         self._connect()
@@ -478,11 +478,14 @@ class InvitationsWindow(QWidget):
         return current is not None and current.requester == REQUESTER
 
     def _load_policy(self) -> None:
-        try:
-            self._policy = settings_service.get_settings(self._context.uow,
-                                                         self._operator.organization_id)
-        except DomainError as exc:
-            self.banner.show_message(str(exc), "error")
+        uow, org_id = self._context.uow, self._operator.organization_id
+
+        def done(policy: PolicySettings) -> None:
+            self._policy = policy
+            self._update_actions()
+
+        self.hub.query(self, lambda: settings_service.get_settings(uow, org_id), done,
+                       lambda error: self.banner.show_message(str(error), "error"), key="policy")
 
     def _load_choices(self) -> None:
         uow, operator = self._context.uow, self._operator
@@ -820,7 +823,7 @@ class InvitationsWindow(QWidget):
             done(result)
 
         self._set_busy(busy)
-        self._run(collect_and_work, finished, self._action_failed)
+        self._write(collect_and_work, finished, self._action_failed)
 
     def _action_failed(self, error: BaseException) -> None:
         self._set_busy("")
@@ -926,7 +929,7 @@ class InvitationsWindow(QWidget):
             self.refresh()
 
         self._set_busy("Undoing the revoke…")
-        self._run(work, done, self._action_failed)
+        self._write(work, done, self._action_failed)
 
     def extend_selected(self, days: int) -> None:
         uow, operator, now = self._context.uow, self._operator, self._clock()
@@ -963,14 +966,19 @@ class InvitationsWindow(QWidget):
         if self.outbox.running:  # one send at a time, app-wide: nothing is re-queued
             self.banner.show_message(self.outbox.busy_message(REQUESTER), "warning")
             return
-        try:
-            mail = get_mail_settings(self._context.uow, self._operator.organization_id)
-        except DomainError as exc:
-            page = exc.settings_page if isinstance(exc, SettingsIncomplete) else None
-            self.banner.show_message(
-                f"Nothing was resent. {exc}", "error",
-                action=(("Open settings", lambda: self.settings_requested.emit(page))
-                        if page else None))
+        uow, org_id = self._context.uow, self._operator.organization_id
+        self.hub.query(self, lambda: get_mail_settings(uow, org_id), self._resend_with,
+                       self._resend_refused, key="mail")
+
+    def _resend_refused(self, exc: BaseException) -> None:
+        page = exc.settings_page if isinstance(exc, SettingsIncomplete) else None
+        self.banner.show_message(
+            f"Nothing was resent. {error_message(exc)}", "error",
+            action=(("Open settings", lambda: self.settings_requested.emit(page))
+                    if page else None))
+
+    def _resend_with(self, mail: MailSettings) -> None:
+        if self.sending or self._busy or self.outbox.running:
             return
         if not mail.configured:
             self.banner.show_message(
@@ -1073,9 +1081,9 @@ class InvitationsWindow(QWidget):
 
     # -- following changes made anywhere in the app ------------------------------------------
     def _changed(self) -> None:
-        """This page changed invitations: tell the other views (it refreshes itself)."""
+        """This page changed invitations (its hub mutation told the other views; it refreshes
+        itself)."""
         self.invitations_changed.emit()
-        self.hub.broadcast({INVITATIONS, MEMBERS}, self)
 
     def _hub_changed(self, changes: Changes) -> None:
         if changes.origin is self or not changes.touches(INVITATIONS, MEMBERS):
@@ -1122,22 +1130,29 @@ class InvitationsWindow(QWidget):
         self._sweeping = True
         uow, org, now = self._context.uow, self._operator.organization_id, self._clock()
 
-        def done(count: int) -> None:
+        def done(_count: int) -> None:
             self._sweeping = False
-            if count:  # every view follows; this one reads again now or when shown
-                self.hub.broadcast({INVITATIONS, MEMBERS}, self.hub)
 
         def failed(error: BaseException) -> None:
             self._sweeping = False
             log.warning("expiry sweep: %s", error)
 
-        self._run(lambda: expire_overdue(uow, now, organization_id=org), done, failed)
+        # Every view follows (this one reads again now or when shown), only when something
+        # actually expired.
+        self.hub.mutate(self.hub, lambda: expire_overdue(uow, now, organization_id=org),
+                        lambda count: {INVITATIONS, MEMBERS} if count else set(), done, failed)
 
     # ================================================================ helpers
     def _run(self, work: Callable[[], T], on_done: Callable[[T], Any],
              on_failed: Callable[[BaseException], None]) -> None:
         """Run `work` off the GUI thread; the callbacks run on it, unless the page is gone."""
         self.hub.query(self, work, on_done, on_failed, key=None)
+
+    def _write(self, work: Callable[[], T], on_done: Callable[[T], Any],
+               on_failed: Callable[[BaseException], None]) -> None:
+        """Change invitations off the GUI thread; every view hears of it (this page refreshes
+        itself in `on_done`)."""
+        self.hub.mutate(self, work, {INVITATIONS, MEMBERS}, on_done, on_failed)
 
     def _set_busy(self, text: str) -> None:
         self._busy = text

@@ -78,7 +78,7 @@ class MembersWindow(QWidget):
         self._runner: TaskRunner = runner or self.hub.runner
         self._clock: Clock = clock or utcnow
         self._stale = False  # something changed while the page was hidden
-        self.model = MemberTableModel(MemberSource(context.uow, operator), runner=self._runner,
+        self.model = MemberTableModel(MemberSource(context.uow, operator), hub=self.hub,
                                       parent=self)
         self._build()
         self._connect()
