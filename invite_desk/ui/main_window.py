@@ -45,8 +45,6 @@ from invite_desk.services.settings_schema import PolicySettings
 from invite_desk.services.uow import UnitOfWork
 from invite_desk.ui import theme
 from invite_desk.ui.hub import (
-    APPLICATIONS,
-    MEMBERS,
     REFERRALS,
     SETTINGS,
     Changes,
@@ -389,10 +387,6 @@ class MainWindow(QMainWindow):
         page_factory = self._page_factories.get(spec.key)
         if page_factory is not None:
             page = page_factory(self._context, self.operator, **self._shared_for(page_factory))
-            decided = getattr(page, "applications_decided", None)
-            if decided is not None:  # approvals make members and complete referrals
-                decided.connect(lambda _count: self.hub.broadcast(
-                    {APPLICATIONS, MEMBERS, REFERRALS}, page))
             wants_settings = getattr(page, "email_settings_requested", None)
             if wants_settings is not None:
                 wants_settings.connect(self._open_email_settings)

@@ -15,9 +15,6 @@ import html
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from enum import StrEnum
 from typing import TypeVar
 
 from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, Signal
@@ -42,16 +39,21 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from invite_desk.app import AppContext
-from invite_desk.services import adhesion, audit, organization, referrals, settings
 from invite_desk.services.adhesion import OPEN_STATUSES, REASON_MAX, ApplicationRow
+from invite_desk.services.applications_view import (
+    ApplicationDetails,
+    DecisionOutcome,
+    Snapshot,
+    Verdict,
+    application_details,
+    applications_snapshot,
+    decide_applications,
+)
 from invite_desk.services.errors import DomainError, PermissionDenied
 from invite_desk.services.models import AdhesionStatus, ReferralStatus
 from invite_desk.services.operator import Operator
 from invite_desk.services.permissions import Action, Target, decide
-from invite_desk.services.referrals import ReferralRecord
 from invite_desk.services.roles import Role
-from invite_desk.services.uow import UnitOfWork
 from invite_desk.ui import theme
 from invite_desk.ui.applications.model import (
     STATUS_COLOURS,
@@ -64,7 +66,8 @@ from invite_desk.ui.applications.model import (
     format_datetime,
 )
 from invite_desk.ui.compose.window import Banner
-from invite_desk.ui.hub import OperationsHub
+from invite_desk.ui.context import PageContext
+from invite_desk.ui.hub import APPLICATIONS, MEMBERS, REFERRALS, SETTINGS, Changes, OperationsHub
 from invite_desk.ui.tasks import (
     TaskRunner,
     error_message,
@@ -82,33 +85,13 @@ ADHESION_EXPLAINED = (
     "become applicants and wait here until HR or an admin approves them; approval makes them "
     "members and completes the referral of whoever invited them."
 )
-# Status changes worth showing in the side panel, from the audit log of the member row.
-HISTORY_TEXT = {
-    "member.registered": "Registered",
-    "member.rejoined": "Registered again",
-    "adhesion.submitted": "Application submitted",
-    "adhesion.approved": "Approved",
-    "adhesion.rejected": "Rejected",
-    "adhesion.returned_to_draft": "Returned to draft",
-    "adhesion.resubmitted": "Resubmitted",
-}
-HISTORY_LIMIT = 100
-
-
-class Verdict(StrEnum):
-    """The decisions the page offers."""
-
-    APPROVE = "approve"
-    REJECT = "reject"
-    DRAFT = "draft"
-
-
 # Which statuses each decision can start from (as services/adhesion.py allows).
 ALLOWED_FROM: dict[Verdict, frozenset[AdhesionStatus]] = {
     Verdict.APPROVE: frozenset(OPEN_STATUSES),
     Verdict.REJECT: frozenset(OPEN_STATUSES),
     Verdict.DRAFT: frozenset({AdhesionStatus.NEW, AdhesionStatus.PENDING}),
 }
+DECIDED_CHANGES = frozenset({APPLICATIONS, MEMBERS, REFERRALS})
 VERDICT_BUTTON = {Verdict.APPROVE: "Approve", Verdict.REJECT: "Reject",
                   Verdict.DRAFT: "Return to draft"}
 VERDICT_BUSY = {Verdict.APPROVE: "Approving", Verdict.REJECT: "Rejecting",
@@ -118,120 +101,6 @@ NOT_ELIGIBLE = {
     Verdict.REJECT: "Approved and rejected applications are final.",
     Verdict.DRAFT: "Only new or pending applications can go back to draft.",
 }
-
-
-# ------------------------------------------------------------------------------ background work
-@dataclass(frozen=True)
-class Snapshot:
-    """What the page shows, read in one go off the GUI thread."""
-
-    rows: tuple[ApplicationRow, ...]
-    adhesion_required: bool
-    accent: str
-
-
-@dataclass(frozen=True)
-class HistoryLine:
-    at: datetime
-    text: str
-
-
-@dataclass(frozen=True)
-class ApplicationDetails:
-    """The side panel's content for one application."""
-
-    row: ApplicationRow
-    referrals: tuple[ReferralRecord, ...]
-    history: tuple[HistoryLine, ...]  # oldest first
-
-
-@dataclass(frozen=True)
-class Decided:
-    row: ApplicationRow  # as it is after the decision
-    completed_by: tuple[str, ...]  # referrers whose referral is now completed (approvals)
-
-
-@dataclass(frozen=True)
-class DecisionOutcome:
-    verdict: Verdict
-    decided: tuple[Decided, ...]
-    failed: tuple[tuple[str, BaseException], ...]  # (applicant's name, error)
-
-
-def load_snapshot(uow: UnitOfWork, operator: Operator) -> Snapshot:
-    rows = adhesion.list_applications(uow, operator)
-    policy = settings.get_settings(uow, operator.organization_id)
-    org = organization.get_organization(uow, operator.organization_id)
-    return Snapshot(tuple(rows), policy.adhesion_required, org.accent_color)
-
-
-def _history_text(entry: audit.AuditEntry) -> str | None:
-    label = HISTORY_TEXT.get(entry.action)
-    if label is None:
-        return None
-    if entry.action == "member.registered":
-        via = str(entry.after.get("via", ""))
-        if "invitation" in via:
-            label = "Registered through an invitation"
-        elif "public" in via:
-            label = "Registered on the public page"
-    by_applicant = entry.action in ("member.registered", "member.rejoined", "adhesion.submitted")
-    if not by_applicant and entry.actor:
-        label = f"{label} by {entry.actor}"
-    reason = str(entry.after.get("reason") or "").strip()
-    if reason and entry.action in ("adhesion.rejected", "adhesion.returned_to_draft"):
-        label = f"{label}: “{' '.join(reason.split())}”"
-    return label
-
-
-def load_details(uow: UnitOfWork, operator: Operator, member_id: uuid.UUID) -> ApplicationDetails:
-    """The application (scope checked by the services), its referrers and its status history."""
-    row = adhesion.get_application(uow, operator, member_id)
-    records = referrals.referrals_of(uow, member_id)
-    with uow:
-        entries = audit.entries(uow.session, operator.organization_id, entity_type="member",
-                                entity_id=member_id, limit=HISTORY_LIMIT)
-    history = []
-    for entry in reversed(entries):  # oldest first
-        text = _history_text(entry)
-        if text is not None:
-            history.append(HistoryLine(entry.at, text))
-    return ApplicationDetails(row, tuple(records), tuple(history))
-
-
-def decide_applications(
-    uow: UnitOfWork,
-    operator: Operator,
-    verdict: Verdict,
-    rows: Sequence[ApplicationRow],
-    reason: str = "",
-) -> DecisionOutcome:
-    """One decision per row, each in its own transaction, refused on a stale row
-    (`expected_version`); one row's failure does not stop the others."""
-    decided: list[Decided] = []
-    failed: list[tuple[str, BaseException]] = []
-    for row in rows:
-        try:
-            if verdict is Verdict.APPROVE:
-                after = adhesion.approve(uow, operator, row.member_id,
-                                         expected_version=row.version)
-                completed = tuple(
-                    record.referrer_name for record in referrals.referrals_of(uow, row.member_id)
-                    if record.status is ReferralStatus.COMPLETED
-                )
-            elif verdict is Verdict.REJECT:
-                after = adhesion.reject(uow, operator, row.member_id, reason,
-                                        expected_version=row.version)
-                completed = ()
-            else:
-                after = adhesion.return_to_draft(uow, operator, row.member_id, reason,
-                                                 expected_version=row.version)
-                completed = ()
-        except Exception as exc:  # reported per row on the GUI thread
-            failed.append((row.name, exc))
-        else:
-            decided.append(Decided(after, completed))
-    return DecisionOutcome(verdict, tuple(decided), tuple(failed))
 
 
 # ------------------------------------------------------------------------------ wording
@@ -627,7 +496,7 @@ class ApplicationsPage(QWidget):
 
     def __init__(
         self,
-        context: AppContext,
+        context: PageContext,
         operator: Operator,
         parent: QWidget | None = None,
         *,
@@ -655,7 +524,16 @@ class ApplicationsPage(QWidget):
         self._build()
         if self._may_review:
             self._connect()
+            self.hub.changed.connect(self._hub_changed)
             self._update_actions()
+            self.refresh()
+
+    def _hub_changed(self, changes: Changes) -> None:
+        """Another view decided, or adhesion was switched on or off: read again now if shown
+        (the page also reads again whenever it is shown)."""
+        if changes.origin is self or not changes.touches(APPLICATIONS, SETTINGS):
+            return
+        if self.isVisible() and not self._busy:
             self.refresh()
 
     # ==================================================================== construction
@@ -936,7 +814,7 @@ class ApplicationsPage(QWidget):
         uow = self._context.uow
         operator = self._operator
         self.loading_label.setText("Loading…" if not self._loaded else "Refreshing…")
-        self._run(lambda: load_snapshot(uow, operator),
+        self._run(lambda: applications_snapshot(uow, operator),
                   lambda snapshot: self._loaded_snapshot(generation, snapshot),
                   lambda error: self._load_failed(generation, error))
 
@@ -1103,7 +981,7 @@ class ApplicationsPage(QWidget):
                     log.error("could not load an application's details", exc_info=error)
                 self.detail.show_details_error(error_message(error))
 
-        self._run(lambda: load_details(uow, operator, member_id), shown, failed)
+        self._run(lambda: application_details(uow, operator, member_id), shown, failed)
 
     def _eligible(self, verdict: Verdict, row: ApplicationRow) -> bool:
         if row.status not in ALLOWED_FROM[verdict]:
@@ -1177,8 +1055,10 @@ class ApplicationsPage(QWidget):
         uow = self._context.uow
         operator = self._operator
         frozen = tuple(rows)
-        self._run(lambda: decide_applications(uow, operator, verdict, frozen, reason),
-                  self._decided, self._decide_failed)
+        # Approvals make members and complete referrals: every open view follows.
+        self.hub.mutate(self, lambda: decide_applications(uow, operator, verdict, frozen, reason),
+                        lambda outcome: DECIDED_CHANGES if outcome.decided else set(),
+                        self._decided, self._decide_failed)
 
     def _decided(self, outcome: DecisionOutcome) -> None:
         self._busy = ""

@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from invite_desk.app import AppContext
 from invite_desk.services.members_view import (
     MemberColumn,
     MemberQuery,
@@ -33,6 +32,7 @@ from invite_desk.services.operator import Operator
 from invite_desk.services.organization import UnitInfo, list_units
 from invite_desk.services.permissions import ScopeLevel, scope_of
 from invite_desk.services.roles import Role
+from invite_desk.ui.context import PageContext
 from invite_desk.ui.hub import APPLICATIONS, INVITATIONS, MEMBERS, REFERRALS, Changes, OperationsHub
 from invite_desk.ui.invitations.table_model import Clock
 from invite_desk.ui.members.member_page import MemberPage
@@ -64,7 +64,7 @@ class MembersWindow(QWidget):
 
     invitations_requested = Signal(object)
 
-    def __init__(self, context: AppContext, operator: Operator, parent: QWidget | None = None,
+    def __init__(self, context: PageContext, operator: Operator, parent: QWidget | None = None,
                  *, runner: TaskRunner | None = None, clock: Clock | None = None,
                  hub: OperationsHub | None = None) -> None:
         super().__init__(parent)
