@@ -4,6 +4,7 @@ status bar saying who is signed in, with which role and unit, on which database.
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -65,6 +66,8 @@ FRAMED_PAGES = frozenset({"compose", "invitations"})
 DEFAULT_SIZE = QSize(1200, 780)
 # How long quitting waits for the send thread and the background work to end.
 QUIT_WAIT_MS = 60_000
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -375,14 +378,16 @@ class MainWindow(QMainWindow):
 
     def _build_page(self, spec: PageSpec, factory: SettingsFactory | None) -> QWidget:
         if spec.key == "settings" and factory is not None:
-            if "credentials" in inspect.signature(factory).parameters:
-                widget = factory(self._context.uow, self.operator, None,
-                                 credentials=self._context.credentials)  # type: ignore[call-arg]
-            else:  # e.g. a test stub
+            parameters = inspect.signature(factory).parameters
+            if "credentials" in parameters:
+                # Its reads and saves run on the app's hub; a save broadcasts {settings, referrals}.
+                widget = factory(self._context.uow, self.operator, None,  # type: ignore[call-arg]
+                                 credentials=self._context.credentials, hub=self.hub)
+            else:  # e.g. a test stub: say so for it when it saved
                 widget = factory(self._context.uow, self.operator, None)
-            saved = getattr(widget, "settings_saved", None)
-            if saved is not None:  # who may send, or the branding, may have changed
-                saved.connect(lambda: self.hub.broadcast({SETTINGS, REFERRALS}, widget))
+                saved = getattr(widget, "settings_saved", None)
+                if saved is not None:  # who may send, or the branding, may have changed
+                    saved.connect(lambda: self.hub.broadcast({SETTINGS, REFERRALS}, widget))
             return widget
         page_factory = self._page_factories.get(spec.key)
         if page_factory is not None:
@@ -499,11 +504,20 @@ class MainWindow(QMainWindow):
                 self._select_first_enabled()
 
     def refresh(self) -> None:
-        """Reload the organization and its policy (after settings were saved elsewhere)."""
+        """Reload the organization and its policy (after settings were saved elsewhere), in
+        the background; the header and the permissions follow when they are in."""
         uow = self._context.uow
         org_id = self.operator.organization_id
-        self.policy = settings.get_settings(uow, org_id)
-        self.organization = organization.get_organization(uow, org_id)
+
+        def read() -> tuple[PolicySettings, OrganizationInfo]:
+            return settings.get_settings(uow, org_id), organization.get_organization(uow, org_id)
+
+        self.hub.query(self, read, self._refreshed,
+                       lambda exc: log.warning("could not re-read the settings: %s", exc),
+                       key="organization")
+
+    def _refreshed(self, read: tuple[PolicySettings, OrganizationInfo]) -> None:
+        self.policy, self.organization = read
         self._show_organization()
         self._apply_permissions()
 

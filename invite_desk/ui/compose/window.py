@@ -774,8 +774,10 @@ class ComposeWindow(QWidget):
         """Once per window: invitations a stopped program left `sending` become `uncertain`."""
         uow = self._context.uow
         org_id = self._operator.organization_id
-        self.hub.mutate(self, lambda: recover_interrupted(uow, org_id), {INVITATIONS},
-                        self._recovered_read, self._recovery_failed)
+        # Bookkeeping, not a change the person asked for: quitting need not ask about it, so
+        # it runs as a query and says what changed only when it changed something.
+        self.hub.query(self, lambda: recover_interrupted(uow, org_id), self._recovered_read,
+                       self._recovery_failed, key="recover")
 
     @staticmethod
     def _recovery_failed(error: BaseException) -> None:
@@ -786,6 +788,7 @@ class ComposeWindow(QWidget):
         self._recovered = recovered
         if not self._recovered:
             return
+        self.hub.broadcast({INVITATIONS}, self)
         shown = ", ".join(self._recovered[:5])
         more = f" and {len(self._recovered) - 5} more" if len(self._recovered) > 5 else ""
         count = len(self._recovered)

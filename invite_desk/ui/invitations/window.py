@@ -1130,17 +1130,19 @@ class InvitationsWindow(QWidget):
         self._sweeping = True
         uow, org, now = self._context.uow, self._operator.organization_id, self._clock()
 
-        def done(_count: int) -> None:
+        def done(count: int) -> None:
             self._sweeping = False
+            if count:  # every view follows; this one reads again now or when shown
+                self.hub.broadcast({INVITATIONS, MEMBERS}, self.hub)
 
         def failed(error: BaseException) -> None:
             self._sweeping = False
             log.warning("expiry sweep: %s", error)
 
-        # Every view follows (this one reads again now or when shown), only when something
-        # actually expired.
-        self.hub.mutate(self.hub, lambda: expire_overdue(uow, now, organization_id=org),
-                        lambda count: {INVITATIONS, MEMBERS} if count else set(), done, failed)
+        # Bookkeeping on a timer, not a change the person asked for (quitting does not ask
+        # about it): a query that broadcasts only when something actually expired.
+        self.hub.query(self, lambda: expire_overdue(uow, now, organization_id=org), done, failed,
+                       key="sweep")
 
     # ================================================================ helpers
     def _run(self, work: Callable[[], T], on_done: Callable[[T], Any],
