@@ -65,14 +65,13 @@ from invite_desk.ui.applications.model import (
     format_date,
     format_datetime,
 )
-from invite_desk.ui.compose.window import Banner
 from invite_desk.ui.context import PageContext
 from invite_desk.ui.hub import APPLICATIONS, MEMBERS, REFERRALS, SETTINGS, Changes, OperationsHub
 from invite_desk.ui.tasks import (
     TaskRunner,
     error_message,
 )
-from invite_desk.ui.widgets import PlainLabel, plain_tooltip
+from invite_desk.ui.widgets import Banner, PlainLabel, plain_tooltip, plural
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +113,6 @@ def join_names(names: Sequence[str], limit: int = 3) -> str:
         return "".join(names)
     return f"{', '.join(names[:-1])} and {names[-1]}"
 
-
-def plural(count: int, singular: str, plural_form: str | None = None) -> str:
-    return f"{count:,} {singular if count == 1 else (plural_form or singular + 's')}"
 
 
 def confirmation_text(outcome: DecisionOutcome) -> str:

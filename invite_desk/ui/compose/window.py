@@ -41,7 +41,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QRadioButton,
     QScrollArea,
-    QSizePolicy,
     QStackedWidget,
     QTableView,
     QTabWidget,
@@ -113,7 +112,7 @@ from invite_desk.ui.hub import INVITATIONS, SETTINGS, Changes, OperationsHub
 from invite_desk.ui.outbox import Outbox, SendOutcome
 from invite_desk.ui.tasks import TaskRunner
 from invite_desk.ui.theme import set_flag, set_variant
-from invite_desk.ui.widgets import PlainLabel, plain_tooltip
+from invite_desk.ui.widgets import Banner, PlainLabel, plural
 
 log = logging.getLogger(__name__)
 
@@ -124,105 +123,12 @@ REQUESTER = "compose"  # how the outbox names sends started here
 MAX_CSV_BYTES = 100 * 1024 * 1024
 AskPassword = Callable[[QWidget | None, MailSettings, CredentialStore], PasswordAnswer | None]
 
-# Fixed colours (not palette roles) so the boxes read the same on light and dark themes.
-BANNER_COLOURS = {  # background, text, border
-    "info": ("#E8F1FD", "#0B3D91", "#A8C7F0"),
-    "success": ("#E9F5EC", "#1E5631", "#A9D5B5"),
-    "warning": ("#FFF4E5", "#5F370E", "#F0B429"),
-    "error": ("#FDECEA", "#8A1C1C", "#F1A9A0"),
-}
-
-
 class InputMode(IntEnum):
     """The tabs of the recipients box."""
 
     ONE = 0
     PASTE = 1
     CSV = 2
-
-
-class Banner(QFrame):
-    """A coloured, word-wrapped message with an optional action button; hidden when empty."""
-
-    def __init__(self, name: str, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName(name)
-        self.kind = ""
-        self.label = PlainLabel()
-        self.label.setWordWrap(True)
-        self.label.setTextFormat(Qt.TextFormat.PlainText)
-        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum)
-        self.button = QPushButton()
-        self.button.hide()
-        self._action: Callable[[], None] | None = None
-        self.button.clicked.connect(self._run_action)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(10, 6, 8, 6)
-        layout.addWidget(self.label, 1)
-        layout.addWidget(self.button, 0, Qt.AlignmentFlag.AlignVCenter)
-        self._reserved = False
-        self.hide()
-
-    def reserve_space(self, lines: int = 2) -> None:
-        """Keep the banner's place, at a fixed height, while it is hidden: a message that
-        appears or goes never moves the controls under the pointer. Text longer than `lines`
-        is clipped; the whole text is in the tooltip."""
-        self._reserved = True
-        policy = self.sizePolicy()
-        policy.setRetainSizeWhenHidden(True)
-        self.setSizePolicy(policy)
-        layout = self.layout()
-        vertical = 0
-        if layout is not None:
-            margins = layout.contentsMargins()
-            vertical = margins.top() + margins.bottom()
-        text_height = self.label.fontMetrics().lineSpacing() * lines
-        self.setFixedHeight(max(text_height, self.button.sizeHint().height()) + vertical + 2)
-
-    def show_message(
-        self,
-        text: str,
-        kind: str = "info",
-        *,
-        action: tuple[str, Callable[[], None]] | None = None,
-    ) -> None:
-        self.kind = kind
-        self.label.setText(text)
-        background, text_colour, border = BANNER_COLOURS[kind]
-        name = self.objectName()
-        self.setStyleSheet(
-            f"QFrame#{name} {{ background: {background}; border: 1px solid {border};"
-            f" border-radius: 6px; }}"
-            f" QFrame#{name} > QLabel {{ background: transparent; color: {text_colour}; }}"
-        )
-        self.setAccessibleName(f"{kind} message")
-        self._action = action[1] if action else None
-        self.button.setText(action[0] if action else "")
-        self.button.setVisible(action is not None)
-        if self._reserved:
-            self.setToolTip(plain_tooltip(text))
-        self.setVisible(bool(text))
-
-    def clear_message(self) -> None:
-        self.kind = ""
-        self.label.setText("")
-        self.setToolTip("")
-        self._action = None
-        self.hide()
-
-    @property
-    def text(self) -> str:
-        """The message shown ("" when hidden)."""
-        return self.label.text() if self.kind else ""
-
-    def _run_action(self) -> None:
-        if self._action is not None:
-            self._action()
-
-
-def plural(count: int, singular: str, plural_form: str | None = None) -> str:
-    return f"{count:,} {singular if count == 1 else (plural_form or singular + 's')}"
 
 
 def format_time_left(seconds: float | None) -> str:

@@ -8,16 +8,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, Signal
+from PySide6.QtCore import QItemSelectionModel, Qt, Signal
 from PySide6.QtGui import QCloseEvent, QShowEvent
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QHBoxLayout,
-    QHeaderView,
-    QLineEdit,
-    QSplitter,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -44,7 +39,13 @@ from invite_desk.ui.members.table_model import (
 )
 from invite_desk.ui.tasks import TaskRunner
 from invite_desk.ui.theme import set_variant
-from invite_desk.ui.widgets import PlainLabel
+from invite_desk.ui.widgets import (
+    PlainLabel,
+    debounce,
+    record_table,
+    search_box,
+    table_and_detail,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -97,10 +98,8 @@ class MembersWindow(QWidget):
         self.scope_label = PlainLabel(scope_text)
         set_variant(self.scope_label, "muted")
 
-        self.search_edit = QLineEdit()
-        self.search_edit.setPlaceholderText("Search: email, last name, or first and last name")
-        self.search_edit.setClearButtonEnabled(True)
-        self.search_edit.setAccessibleName("Search members")
+        self.search_edit = search_box("Search: email, last name, or first and last name",
+                                      "Search members")
         self.role_combo = QComboBox()
         self.role_combo.setAccessibleName("Role filter")
         self.role_combo.addItem("All roles", None)
@@ -126,37 +125,14 @@ class MembersWindow(QWidget):
         for combo in (self.search_edit, self.role_combo, self.unit_combo, self.status_combo):
             combo.setEnabled(level is not ScopeLevel.OWN)
 
-        self.table = QTableView()
-        self.table.setObjectName("MembersTable")
-        self.table.setAccessibleName("Members")
-        self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setAlternatingRowColors(True)
-        self.table.setWordWrap(False)
-        vertical = self.table.verticalHeader()
-        vertical.hide()
-        vertical.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        vertical.setDefaultSectionSize(ROW_HEIGHT)
+        self.table = record_table("MembersTable", "Members", self.model, row_height=ROW_HEIGHT,
+                                  widths=COLUMN_WIDTHS, order=VISUAL_ORDER)
         horizontal = self.table.horizontalHeader()
-        horizontal.setHighlightSections(False)
-        horizontal.setStretchLastSection(True)
-        for column, width in COLUMN_WIDTHS.items():
-            self.table.setColumnWidth(column, width)
-        horizontal.setSectionsMovable(True)
-        for visual, column in enumerate(VISUAL_ORDER):
-            horizontal.moveSection(horizontal.visualIndex(column), visual)
         horizontal.setSortIndicator(MemberColumn.NAME, Qt.SortOrder.AscendingOrder)
         self.table.setSortingEnabled(True)
 
         self.page = MemberPage()
-        self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.splitter.addWidget(self.table)
-        self.splitter.addWidget(self.page)
-        self.splitter.setChildrenCollapsible(False)
-        self.splitter.setStretchFactor(0, 1)
-        self.splitter.setSizes([740, 420])
+        self.splitter = table_and_detail(self.table, self.page, (740, 420))
 
         header = QHBoxLayout()
         titles = QVBoxLayout()
@@ -172,12 +148,8 @@ class MembersWindow(QWidget):
         root.addLayout(filters)
         root.addWidget(self.splitter, 1)
 
-        self._search_timer = QTimer(self)
-        self._search_timer.setSingleShot(True)
-        self._search_timer.setInterval(250)
-        self._page_timer = QTimer(self)
-        self._page_timer.setSingleShot(True)
-        self._page_timer.setInterval(120)
+        self._search_timer = debounce(self, 250)
+        self._page_timer = debounce(self, 120)
 
     def _connect(self) -> None:
         self.search_edit.textChanged.connect(lambda _t: self._search_timer.start())

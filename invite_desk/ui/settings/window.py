@@ -38,7 +38,7 @@ from invite_desk.ui.settings.referrals_page import ReferralsPage
 from invite_desk.ui.settings.smtp_page import SmtpPage
 from invite_desk.ui.settings.template_page import TemplatePage
 from invite_desk.ui.tasks import SynchronousRunner, error_message
-from invite_desk.ui.widgets import PlainLabel, plain_tooltip
+from invite_desk.ui.widgets import PlainLabel, plain_tooltip, plural
 
 if TYPE_CHECKING:
     from invite_desk.ui.context import UnitOfWork
@@ -66,10 +66,6 @@ def read_only_reason(operator: Operator) -> str:
         f"Only {needed.label.lower()}s ({needed.name}) can change settings; you are signed in "
         f"as {operator.role.label} ({operator.role.name})."
     )
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
 @dataclass
@@ -363,7 +359,7 @@ class SettingsWindow(QWidget):
         if page is None:
             self._load_pages(outcome.saved)
             self.banner.show_message(
-                f"Saved. {_plural(outcome.count, 'change')} recorded in the audit log.",
+                f"Saved. {plural(outcome.count, 'change')} recorded in the audit log.",
                 "success")
             self._refresh_state()
             emit_signal(self.settings_saved)
