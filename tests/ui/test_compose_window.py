@@ -721,7 +721,7 @@ def test_the_time_left_counts_down_while_the_sender_waits_for_the_rate(
     window.outbox._start = SendStart(None, "compose", 10)
     window._rate = 0
     try:
-        window._progressed(SendProgress(total=10, sent=2, failed=0, uncertain=0, waiting_retry=0,
+        window.send_progressed(SendProgress(total=10, sent=2, failed=0, uncertain=0, waiting_retry=0,
                                         remaining=8, seconds_left=480.0))
         window._render_progress()
         assert window.progress_counts.text().endswith("about 8 min left")
@@ -733,7 +733,7 @@ def test_the_time_left_counts_down_while_the_sender_waits_for_the_rate(
         qtbot.waitUntil(lambda: window.progress_counts.text().endswith("about 30 s left"),
                         timeout=3000)
         # A new report starts again from its own estimate.
-        window._progressed(SendProgress(total=10, sent=9, failed=0, uncertain=0,
+        window.send_progressed(SendProgress(total=10, sent=9, failed=0, uncertain=0,
                                         waiting_retry=0, remaining=1, seconds_left=60.0))
         window._render_progress()
         assert window.progress_counts.text().endswith("about 1 min left")
