@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtGui import QShowEvent
+from PySide6.QtGui import QHideEvent, QShowEvent
 
 from invite_desk.ui.tasks import in_background_work
 
@@ -77,10 +77,13 @@ def _app_frames() -> list[str]:
 class GuiThreadGuard:
     """Records every unit of work opened and every connection checked out on the GUI thread
     by the app's code (not by the test's own set-up and assertions), outside hub work,
-    while a main window is shown, or at any time from a page package."""
+    while a main window is shown, or at any time from a page package. (A main window reads
+    its first state in its constructor, before it is shown; signing out and in again builds
+    a new one after the old one closed.)"""
 
     def __init__(self) -> None:
-        self.main_window_shown = False
+        self.windows_shown = 0
+        self.ever_shown = False
         self.violations: list[str] = []
         self.allowed = 0
 
@@ -93,7 +96,7 @@ class GuiThreadGuard:
             return
         from_page = any(frame.split("/")[1] in PAGE_PACKAGES for frame in frames
                         if frame.count("/") >= 2)
-        if self.main_window_shown or from_page:
+        if self.windows_shown or from_page:
             self.violations.append(f"{what} on the GUI thread, from:\n    "
                                    + "\n    ".join(frames[:6]))
 
@@ -110,7 +113,7 @@ class GuiThreadGuard:
 @pytest.fixture(autouse=True)
 def gui_thread_guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[GuiThreadGuard]:
     """Fails the test (at its end, with where it happened) when the app opened a unit of work
-    or checked out a database connection on the GUI thread after a main window was shown,
+    or checked out a database connection on the GUI thread while a main window is shown,
     or from a page at any time. Work built by the test before showing is fine."""
     from sqlalchemy import event
     from sqlalchemy.pool import Pool
@@ -121,6 +124,7 @@ def gui_thread_guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[GuiThreadGuard
     guard = GuiThreadGuard()
     enter = UnitOfWork.__enter__
     shown = MainWindow.showEvent
+    hidden = MainWindow.hideEvent
 
     def guarded_enter(self: UnitOfWork) -> UnitOfWork:
         guard.check("a unit of work was opened")
@@ -130,11 +134,19 @@ def gui_thread_guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[GuiThreadGuard
         guard.check("a database connection was checked out")
 
     def show_event(self: MainWindow, event_: QShowEvent) -> None:
-        guard.main_window_shown = True
+        if not event_.spontaneous():
+            guard.windows_shown += 1
+            guard.ever_shown = True
         shown(self, event_)
+
+    def hide_event(self: MainWindow, event_: QHideEvent) -> None:
+        if not event_.spontaneous():
+            guard.windows_shown = max(guard.windows_shown - 1, 0)
+        hidden(self, event_)
 
     monkeypatch.setattr(UnitOfWork, "__enter__", guarded_enter)
     monkeypatch.setattr(MainWindow, "showEvent", show_event)
+    monkeypatch.setattr(MainWindow, "hideEvent", hide_event)
     event.listen(Pool, "checkout", on_checkout)
     try:
         yield guard

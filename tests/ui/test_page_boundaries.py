@@ -89,9 +89,9 @@ def test_the_guard_catches_app_code_on_the_gui_thread_once_the_main_window_shows
 ) -> None:
     window = MainWindow(context, admin, None, remember_geometry=False)  # reads before: fine
     qtbot.addWidget(window)
-    assert gui_thread_guard.violations == [] and not gui_thread_guard.main_window_shown
+    assert gui_thread_guard.violations == [] and not gui_thread_guard.windows_shown
     window.show()
-    assert gui_thread_guard.main_window_shown
+    assert gui_thread_guard.windows_shown == 1
     qtbot.wait(50)
     assert gui_thread_guard.violations == []  # every page read in the background
 
