@@ -14,8 +14,9 @@ about the sends they started.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
+from PySide6.QtCore import QTimer
 from PySide6.QtGui import QCloseEvent, QShowEvent
 from PySide6.QtWidgets import QWidget
 
@@ -23,6 +24,7 @@ from invite_desk.services.invitations.sending import SendProgress, SendReport
 from invite_desk.services.operator import Operator
 from invite_desk.ui.hub import Changes, OperationsHub
 from invite_desk.ui.outbox import Outbox, SendOutcome
+from invite_desk.ui.password_prompt import AskPassword, SmtpPasswords
 
 if TYPE_CHECKING:
     from invite_desk.services.smtp.transport import RetryPolicy
@@ -123,3 +125,46 @@ class HubPage(QWidget):
         if self._owns_hub:  # in the main window, the window waits for the app's hub
             self.hub.shutdown(30_000)
         super().closeEvent(event)
+
+
+class SendingOptions(TypedDict, total=False):
+    """What a page that sends is handed: the app's hub and outbox (alone, in tests, the page
+    makes its own), how its own hub runs work (tests: SynchronousRunner), how to ask for the
+    SMTP password when the keyring has none, and the retry policy of its own outbox."""
+
+    hub: OperationsHub | None
+    outbox: Outbox | None
+    runner: TaskRunner | None
+    ask_password: AskPassword | None
+    retry: RetryPolicy | None
+
+
+class SendingPage(HubPage):
+    """A page that sends through the one outbox (Compose, Invitations)."""
+
+    def __init__(self, context: PageContext, operator: Operator, parent: QWidget | None = None,
+                 **options: Unpack[SendingOptions]) -> None:
+        super().__init__(context, operator, parent, hub=options.get("hub"),
+                         runner=options.get("runner"))
+        retry = options.get("retry")
+        self._retry = retry
+        self.use_outbox(options.get("outbox"), retry)
+        self._passwords = SmtpPasswords(context.credentials, options.get("ask_password"))
+        # Progress arrives after every message; the page redraws at most every 100 ms.
+        self._last_progress: SendProgress | None = None
+        self._progress_timer = QTimer(self)
+        self._progress_timer.setSingleShot(True)
+        self._progress_timer.setInterval(100)
+        self._progress_timer.timeout.connect(self._render_progress)
+
+    def send_progressed(self, progress: SendProgress) -> None:
+        self._last_progress = progress
+        self.progress_arrived(progress)
+        if not self._progress_timer.isActive():
+            self._progress_timer.start()
+
+    def progress_arrived(self, progress: SendProgress) -> None:
+        """Every progress report of a send this page started (before the redraw)."""
+
+    def _render_progress(self) -> None:
+        """Show `_last_progress` (at most every 100 ms, and on the page's own timers)."""

@@ -409,6 +409,8 @@ class MainWindow(QMainWindow):
         except (TypeError, ValueError):
             return {}
         shared: dict[str, object] = {"hub": self.hub, "outbox": self.outbox}
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+            return shared  # a page taking SendingOptions (**options)
         return {name: value for name, value in shared.items() if name in parameters}
 
     def _hub_changed(self, changes: Changes) -> None:

@@ -36,15 +36,15 @@ from invite_desk.services.operator import Operator
 from invite_desk.services.roles import Role
 from invite_desk.services.uow import UnitOfWork
 from invite_desk.ui.compose import ComposeWindow
-from invite_desk.ui.compose.password_prompt import (
+from invite_desk.ui.compose.preflight_model import Column
+from invite_desk.ui.compose.window import InputMode
+from invite_desk.ui.outbox import SendStart
+from invite_desk.ui.password_prompt import (
     PasswordAnswer,
     PasswordPrompt,
     ask_smtp_password,
     remember_password,
 )
-from invite_desk.ui.compose.preflight_model import Column
-from invite_desk.ui.compose.window import InputMode
-from invite_desk.ui.outbox import SendStart
 from invite_desk.ui.tasks import SynchronousRunner
 from tests.conftest import MakeOperator
 from tests.smtp_server import LoopbackSmtpServer

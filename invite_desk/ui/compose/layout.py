@@ -47,13 +47,13 @@ from invite_desk.services.smtp.transport import (
     SendResult,
     SmtpTransport,
 )
-from invite_desk.ui.compose.password_prompt import PasswordAnswer
 from invite_desk.ui.compose.preflight_model import (
     Column,
     PreflightModel,
     ProblemFilter,
 )
-from invite_desk.ui.hub_page import HubPage
+from invite_desk.ui.hub_page import SendingPage
+from invite_desk.ui.password_prompt import PasswordAnswer
 from invite_desk.ui.theme import set_flag, set_variant
 from invite_desk.ui.widgets import Banner, PlainLabel
 
@@ -109,7 +109,7 @@ def send_test_message(
 
 
 
-class ComposeLayout(HubPage):
+class ComposeLayout(SendingPage):
     """The widgets of the Compose page (built once, by `_build`)."""
 
     requester = REQUESTER
@@ -167,9 +167,6 @@ class ComposeLayout(HubPage):
         # moves under the pointer when one appears or goes.
         root.addWidget(self.message_banner)
 
-        self._progress_timer = QTimer(self)
-        self._progress_timer.setSingleShot(True)
-        self._progress_timer.setInterval(100)
         # The time left counts down every second, also while the sender waits for the rate.
         self._countdown_timer = QTimer(self)
         self._countdown_timer.setInterval(1000)

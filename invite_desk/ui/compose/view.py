@@ -53,7 +53,6 @@ from invite_desk.services.permissions import Action, Decision, decide
 from invite_desk.services.settings_schema import PolicySettings
 from invite_desk.services.smtp.transport import (
     PermanentFailure,
-    RetryPolicy,
     SendResult,
     Sent,
     SmtpAuthError,
@@ -62,13 +61,11 @@ from invite_desk.services.smtp.transport import (
 from invite_desk.ui.compose.layout import (
     MAX_CSV_BYTES,
     REQUESTER,
-    AskPassword,
     ComposeLayout,
     InputMode,
     denied_text,
     send_test_message,
 )
-from invite_desk.ui.compose.password_prompt import SmtpPasswords
 from invite_desk.ui.compose.preflight_model import (
     STATUS_TEXT,
     PreflightRole,
@@ -88,9 +85,7 @@ class ComposeView(ComposeLayout):
     email_settings_requested = Signal()
     settings_requested = Signal(str)  # a settings page name ("organization", "email", ...)
 
-    def _init_state(self, ask_password: AskPassword | None, retry: RetryPolicy | None) -> None:
-        self._passwords = SmtpPasswords(self._context.credentials, ask_password)
-        self._retry = retry
+    def _init_state(self) -> None:
         self._policy = PolicySettings()
         self._org: OrganizationInfo | None = None
         self._events: list[EventInfo] = []

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import TypeVar, Unpack
 
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QCloseEvent, QShowEvent
@@ -36,21 +36,16 @@ from invite_desk.services.invitations.queueing import (
 from invite_desk.services.invitations.sending import SendProgress, SendReport
 from invite_desk.services.mail_settings import MailSettings
 from invite_desk.services.operator import Operator
-from invite_desk.services.smtp.transport import (
-    RetryPolicy,
-)
 from invite_desk.ui import widgets
 from invite_desk.ui.compose.layout import (
     REQUESTER,
-    AskPassword,
     InputMode,
     format_time_left,
 )
 from invite_desk.ui.compose.view import ComposeView
 from invite_desk.ui.context import PageContext
-from invite_desk.ui.hub import INVITATIONS, SETTINGS, OperationsHub
-from invite_desk.ui.outbox import Outbox
-from invite_desk.ui.tasks import TaskRunner
+from invite_desk.ui.hub import INVITATIONS, SETTINGS
+from invite_desk.ui.hub_page import SendingOptions
 from invite_desk.ui.widgets import plural
 
 __all__ = ["REQUESTER", "ComposeWindow", "InputMode"]
@@ -71,24 +66,12 @@ class ComposeWindow(ComposeView):
     sending_started = Signal(uuid.UUID)  # the batch id
     sending_finished = Signal(SendReport)  # the report of the run that just ended
 
-    def __init__(
-        self,
-        context: PageContext,
-        operator: Operator,
-        parent: QWidget | None = None,
-        *,
-        runner: TaskRunner | None = None,
-        ask_password: AskPassword | None = None,
-        retry: RetryPolicy | None = None,
-        hub: OperationsHub | None = None,
-        outbox: Outbox | None = None,
-    ) -> None:
-        # The main window hands in the app's hub and outbox; alone (tests), the page has its own.
-        super().__init__(context, operator, parent, hub=hub, runner=runner)
+    def __init__(self, context: PageContext, operator: Operator, parent: QWidget | None = None,
+                 **options: Unpack[SendingOptions]) -> None:
+        super().__init__(context, operator, parent, **options)
         self.setObjectName("ComposeWindow")
         self.setWindowTitle("Compose invitations")
-        self.use_outbox(outbox, retry)
-        self._init_state(ask_password, retry)
+        self._init_state()
 
         self._build()
         self._connect()
@@ -122,7 +105,6 @@ class ComposeWindow(ComposeView):
         self.pause_button.clicked.connect(self.toggle_pause)
         self.cancel_button.clicked.connect(self.cancel_sending)
         self.resume_batch_button.clicked.connect(self.send_rest)
-        self._progress_timer.timeout.connect(self._render_progress)
         self._countdown_timer.timeout.connect(self._render_progress)
 
     def send(self) -> None:
@@ -293,15 +275,12 @@ class ComposeWindow(ComposeView):
             "Cancelling after the message being sent now; the rest stay queued."
         )
 
-    def send_progressed(self, progress: SendProgress) -> None:
-        self._last_progress = progress
+    def progress_arrived(self, progress: SendProgress) -> None:
         self._progress_at = self._monotonic()
         if progress.last_email and progress.last_outcome:
             self.model.set_outcome(progress.last_email, progress.last_outcome)
         if progress.last_outcome == "uncertain" and progress.last_email:
             self._uncertain.append(progress.last_email)
-        if not self._progress_timer.isActive():
-            self._progress_timer.start()
 
     def _render_progress(self) -> None:
         progress = self._last_progress

@@ -30,7 +30,6 @@ from PySide6.QtWidgets import (
 )
 
 from invite_desk.services.credentials import CredentialStore
-from invite_desk.services.invitations.sending import SendProgress
 from invite_desk.services.mail_settings import MailSettings
 from invite_desk.services.operator import Operator
 from invite_desk.services.permissions import Decision, scope_of
@@ -42,12 +41,12 @@ from invite_desk.services.tracking import (
 from invite_desk.services.tracking.actions import (
     MAX_EXTEND_DAYS,
 )
-from invite_desk.ui.compose.password_prompt import PasswordAnswer
-from invite_desk.ui.hub_page import HubPage
+from invite_desk.ui.hub_page import SendingPage
 from invite_desk.ui.invitations.detail_pane import DetailPane
 from invite_desk.ui.invitations.table_model import (
     InvitationTableModel,
 )
+from invite_desk.ui.password_prompt import PasswordAnswer
 from invite_desk.ui.theme import set_variant
 from invite_desk.ui.widgets import (
     Banner,
@@ -114,7 +113,7 @@ def denied_tooltip(what: str, decision: Decision, operator: Operator) -> str:
 
 
 
-class InvitationsLayout(HubPage):
+class InvitationsLayout(SendingPage):
     """The widgets of the Invitations page (built once, by `_build`)."""
 
     requester = REQUESTER
@@ -261,5 +260,3 @@ class InvitationsLayout(HubPage):
         self._search_timer = debounce(self, SEARCH_DELAY_MS)
         self._inviter_timer = debounce(self, 200)
         self._detail_timer = debounce(self, 120)
-        self._progress_timer = debounce(self, 150)
-        self._last_progress: SendProgress | None = None

@@ -14,7 +14,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 from PySide6.QtCore import (
     QTimer,
@@ -27,13 +27,12 @@ from PySide6.QtWidgets import (
 )
 
 from invite_desk.services.errors import DomainError, SettingsIncomplete
-from invite_desk.services.invitations.sending import SendProgress, SendReport, describe
+from invite_desk.services.invitations.sending import SendReport, describe
 from invite_desk.services.mail_settings import MailSettings, get_mail_settings
 from invite_desk.services.members_view import MemberRow
 from invite_desk.services.models import utcnow
 from invite_desk.services.operator import Operator
 from invite_desk.services.settings_schema import PolicySettings
-from invite_desk.services.smtp.transport import RetryPolicy
 from invite_desk.services.tracking import (
     ActionResult,
     InvitationQuery,
@@ -51,13 +50,12 @@ from invite_desk.services.tracking.actions import (
 )
 from invite_desk.services.tracking.choices import FilterChoices
 from invite_desk.ui import widgets
-from invite_desk.ui.compose.password_prompt import SmtpPasswords
 from invite_desk.ui.context import PageContext
-from invite_desk.ui.hub import INVITATIONS, MEMBERS, OperationsHub
+from invite_desk.ui.hub import INVITATIONS, MEMBERS
+from invite_desk.ui.hub_page import SendingOptions
 from invite_desk.ui.invitations.layout import (
     REQUESTER,
     SWEEP_INTERVAL_MS,
-    AskPassword,
 )
 from invite_desk.ui.invitations.table_model import (
     Clock,
@@ -65,8 +63,7 @@ from invite_desk.ui.invitations.table_model import (
     InvitationTableModel,
 )
 from invite_desk.ui.invitations.view import InvitationsView
-from invite_desk.ui.outbox import Outbox
-from invite_desk.ui.tasks import TaskRunner, error_message
+from invite_desk.ui.tasks import error_message
 from invite_desk.ui.widgets import plural
 
 __all__ = ["SWEEP_INTERVAL_MS", "UNDO_SECONDS", "InvitationsWindow"]
@@ -94,28 +91,13 @@ class InvitationsWindow(InvitationsView):
     settings_requested = Signal(str)  # a settings page name ("organization", "email", ...)
     email_settings_requested = Signal()
 
-    def __init__(
-        self,
-        context: PageContext,
-        operator: Operator,
-        parent: QWidget | None = None,
-        *,
-        runner: TaskRunner | None = None,
-        clock: Clock | None = None,
-        ask_password: AskPassword | None = None,
-        retry: RetryPolicy | None = None,
-        sweep_interval_ms: int = SWEEP_INTERVAL_MS,
-        hub: OperationsHub | None = None,
-        outbox: Outbox | None = None,
-    ) -> None:
-        # The main window hands in the app's hub and outbox; alone (tests), the page has its own.
-        super().__init__(context, operator, parent, hub=hub, runner=runner)
+    def __init__(self, context: PageContext, operator: Operator, parent: QWidget | None = None,
+                 *, clock: Clock | None = None, sweep_interval_ms: int = SWEEP_INTERVAL_MS,
+                 **options: Unpack[SendingOptions]) -> None:
+        super().__init__(context, operator, parent, **options)
         self.setObjectName("InvitationsWindow")
         self.setWindowTitle("Invitations")
-        self.use_outbox(outbox, retry)
         self._clock: Clock = clock or utcnow
-        self._passwords = SmtpPasswords(context.credentials, ask_password)
-        self._retry = retry
         self._policy = PolicySettings()
         self._choices = FilterChoices((), (), ())
         self._counts: dict[Tab, int] = {}
@@ -179,7 +161,6 @@ class InvitationsWindow(InvitationsView):
         self.extend_button.clicked.connect(lambda: self.extend_selected(self.extend_days.value()))
         self.link_button.clicked.connect(self.copy_fresh_links)
         self.export_button.clicked.connect(self.choose_export_file)
-        self._progress_timer.timeout.connect(self._render_progress)
         # Invitations sent, revoked or expired anywhere: the view follows (now or when shown).
         self.follow(INVITATIONS, MEMBERS)
 
@@ -412,11 +393,6 @@ class InvitationsWindow(InvitationsView):
         self.banner.show_message(f"Resending {plural(count, 'invitation')}: connecting to the "
                                  "mail server…", "info")
         self._update_actions()
-
-    def send_progressed(self, progress: SendProgress) -> None:
-        self._last_progress = progress
-        if not self._progress_timer.isActive():
-            self._progress_timer.start()
 
     def _render_progress(self) -> None:
         progress = self._last_progress
