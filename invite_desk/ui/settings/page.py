@@ -289,9 +289,16 @@ class SettingsPage(QWidget):
         """Show what `fetch` read (on the GUI thread)."""
         raise NotImplementedError
 
-    def load(self, failed: Callable[[BaseException], Any] | None = None) -> None:
-        """Read the stored values in the background (`fetch`), then show them."""
-        self.hub.query(self, self.fetch, self.show_loaded,
+    def load(self, failed: Callable[[BaseException], Any] | None = None,
+             loaded: Callable[[], Any] | None = None) -> None:
+        """Read the stored values in the background (`fetch`), then show them; then
+        `loaded()` (or `failed(exc)`)."""
+        def show(data: Any) -> None:
+            self.show_loaded(data)
+            if loaded is not None:
+                loaded()
+
+        self.hub.query(self, self.fetch, show,
                        failed or (lambda exc: self.banner.show_message(str(exc), "error")),
                        key="load")
 

@@ -102,6 +102,7 @@ class SettingsWindow(QWidget):
         self.operator = operator
         self.credentials = credentials
         self._saving = False  # a save is being written on the hub's thread
+        self._loading = 0  # pages still being read on the hub's thread
         self._save_result: bool | None = None
         """The OS keyring for pages that keep secrets (SMTP password); without one, those
         pages say so and leave the secret alone."""
@@ -221,7 +222,7 @@ class SettingsWindow(QWidget):
         return bool(self._read_only_reason)
 
     def has_unsaved_changes(self) -> bool:
-        return any(page.changes() for page in self.pages)
+        return not self._loading and any(page.changes() for page in self.pages)
 
     def _cross_page_notes(self) -> None:
         """Pages stay independent; the window tells one page what another currently says."""
@@ -241,7 +242,8 @@ class SettingsWindow(QWidget):
         self._refresh_state()
 
     def _refresh_state(self) -> None:
-        changed = [page for page in self.pages if page.changes()]
+        # (While pages are read, what they show is not what is stored yet: nothing changed.)
+        changed = [page for page in self.pages if page.changes()] if not self._loading else []
         for row, page in enumerate(self.pages):
             item = self.page_model.item(row)
             dirty = page in changed
@@ -260,7 +262,7 @@ class SettingsWindow(QWidget):
         else:
             self.unsaved_label.setText("")
         allowed = not self._read_only_reason
-        can_save = allowed and bool(changed) and not self._saving
+        can_save = allowed and bool(changed) and not self._saving and not self._loading
         if self.save_button.property("primary") != ("true" if can_save else "false"):
             # The app theme shows a primary button in the accent colour: a cue that there is
             # something to save. Disabled, it looks like any disabled button.
@@ -275,12 +277,22 @@ class SettingsWindow(QWidget):
         self.setWindowModified(bool(changed))
 
     def _load_pages(self, pages: list[SettingsPage]) -> None:
+        """Read `pages` on the hub; Save and Revert wait until every one is shown."""
+        self._loading += len(pages)
         for page in pages:
-            page.load(failed=self._load_failed)
+            page.load(failed=self._load_failed, loaded=self._page_loaded)
+        self._refresh_state()
+
+    def _page_loaded(self) -> None:
+        self._loading -= 1
+        self._cross_page_notes()
+        self._refresh_state()
 
     def _load_failed(self, exc: BaseException) -> None:
+        self._loading -= 1
         self._make_read_only(f"The settings could not be loaded: {error_message(exc)}")
         self.banner.show_message(self._read_only_reason, "error")
+        self._refresh_state()
 
     def _make_read_only(self, reason: str) -> None:
         self._read_only_reason = reason
@@ -302,7 +314,7 @@ class SettingsWindow(QWidget):
         if self._read_only_reason:
             self.banner.show_message(self._read_only_reason, "warning")
             return False
-        if self._saving:
+        if self._saving or self._loading:
             return False
         failing: list[SettingsPage] = []
         for page in self.pages:
