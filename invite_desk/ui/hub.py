@@ -126,21 +126,29 @@ class OperationsHub(QObject):
         self,
         owner: QObject | None,
         fn: Callable[[], T],
-        changes: Iterable[str],
+        changes: Iterable[str] | Callable[[T], Iterable[str]],
         done: Callable[[T], Any] | None = None,
         error: Callable[[BaseException], Any] | None = None,
     ) -> bool:
         """Write in the background; on success broadcast `changes` (from `owner`), then call
         `done(result)` if the owner still exists. A failed write broadcasts nothing.
+        `changes` may be a function of the result (e.g. nothing when nothing expired): an
+        empty set broadcasts nothing.
         False when the hub is shut down and the work was not started."""
-        kinds = Changes(frozenset(changes), owner)  # checks the kinds before any work starts
+        if callable(changes):
+            say = changes
+            kinds = None
+        else:  # checks the kinds before any work starts
+            kinds = Changes(frozenset(changes), owner)
         if self._closed:
             log.info("not started: the hub is shut down")
             return False
 
         def succeeded(result: T) -> None:
             self._writes_in_flight -= 1
-            self.changed.emit(kinds)
+            said = kinds if kinds is not None else Changes(frozenset(say(result)), owner)
+            if said.kinds:
+                self.changed.emit(said)
             if done is not None and (owner is None or shiboken6.isValid(owner)):
                 done(result)
 

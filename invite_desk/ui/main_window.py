@@ -4,6 +4,7 @@ status bar saying who is signed in, with which role and unit, on which database.
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -45,8 +46,6 @@ from invite_desk.services.settings_schema import PolicySettings
 from invite_desk.services.uow import UnitOfWork
 from invite_desk.ui import theme
 from invite_desk.ui.hub import (
-    APPLICATIONS,
-    MEMBERS,
     REFERRALS,
     SETTINGS,
     Changes,
@@ -67,6 +66,8 @@ FRAMED_PAGES = frozenset({"compose", "invitations", "admin", "audit"})
 DEFAULT_SIZE = QSize(1200, 780)
 # How long quitting waits for the send thread and the background work to end.
 QUIT_WAIT_MS = 60_000
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -408,23 +409,21 @@ class MainWindow(QMainWindow):
 
     def _build_page(self, spec: PageSpec, factory: SettingsFactory | None) -> QWidget:
         if spec.key == "settings" and factory is not None:
-            if "credentials" in inspect.signature(factory).parameters:
-                widget = factory(self._context.uow, self.operator, None,
-                                 credentials=self._context.credentials)  # type: ignore[call-arg]
-            else:  # e.g. a test stub
+            parameters = inspect.signature(factory).parameters
+            if "credentials" in parameters:
+                # Its reads and saves run on the app's hub; a save broadcasts {settings, referrals}.
+                widget = factory(self._context.uow, self.operator, None,  # type: ignore[call-arg]
+                                 credentials=self._context.credentials, hub=self.hub)
+            else:  # e.g. a test stub: say so for it when it saved
                 widget = factory(self._context.uow, self.operator, None)
+                saved = getattr(widget, "settings_saved", None)
+                if saved is not None:  # who may send, or the branding, may have changed
+                    saved.connect(lambda: self.hub.broadcast({SETTINGS, REFERRALS}, widget))
             self._connect_history(widget)
-            saved = getattr(widget, "settings_saved", None)
-            if saved is not None:  # who may send, or the branding, may have changed
-                saved.connect(lambda: self.hub.broadcast({SETTINGS, REFERRALS}, widget))
             return widget
         page_factory = self._page_factories.get(spec.key)
         if page_factory is not None:
             page = page_factory(self._context, self.operator, **self._shared_for(page_factory))
-            decided = getattr(page, "applications_decided", None)
-            if decided is not None:  # approvals make members and complete referrals
-                decided.connect(lambda _count: self.hub.broadcast(
-                    {APPLICATIONS, MEMBERS, REFERRALS}, page))
             wants_settings = getattr(page, "email_settings_requested", None)
             if wants_settings is not None:
                 wants_settings.connect(self._open_email_settings)
@@ -443,6 +442,8 @@ class MainWindow(QMainWindow):
         except (TypeError, ValueError):
             return {}
         shared: dict[str, object] = {"hub": self.hub, "outbox": self.outbox}
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+            return shared  # a page taking SendingOptions (**options)
         return {name: value for name, value in shared.items() if name in parameters}
 
     def _connect_history(self, page: QWidget) -> None:
@@ -566,11 +567,20 @@ class MainWindow(QMainWindow):
                 self.page_actions[key].setToolTip(plain_tooltip(reason))
 
     def refresh(self) -> None:
-        """Reload the organization and its policy (after settings were saved elsewhere)."""
+        """Reload the organization and its policy (after settings were saved elsewhere), in
+        the background; the header and the permissions follow when they are in."""
         uow = self._context.uow
         org_id = self.operator.organization_id
-        self.policy = settings.get_settings(uow, org_id)
-        self.organization = organization.get_organization(uow, org_id)
+
+        def read() -> tuple[PolicySettings, OrganizationInfo]:
+            return settings.get_settings(uow, org_id), organization.get_organization(uow, org_id)
+
+        self.hub.query(self, read, self._refreshed,
+                       lambda exc: log.warning("could not re-read the settings: %s", exc),
+                       key="organization")
+
+    def _refreshed(self, read: tuple[PolicySettings, OrganizationInfo]) -> None:
+        self.policy, self.organization = read
         self._show_organization()
         self._apply_permissions()
 

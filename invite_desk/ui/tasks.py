@@ -13,6 +13,7 @@ Tests pass a `SynchronousRunner` so everything happens inside the call.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any, Generic, Protocol, Self, TypeVar
 
@@ -25,6 +26,16 @@ from invite_desk.services.errors import DomainError
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+_background = threading.local()
+
+
+def in_background_work() -> bool:
+    """True while the calling thread runs a task's function: on a pool thread, or on the GUI
+    thread itself under a `SynchronousRunner` (tests). The GUI-thread guard of the UI tests
+    accepts database work only there."""
+    return getattr(_background, "depth", 0) > 0
 
 
 def error_message(exc: BaseException) -> str:
@@ -85,10 +96,13 @@ class BackgroundTask(QObject, Generic[T]):
 
     def execute(self) -> None:
         """Run the function (on whatever thread calls this) and report back on the GUI thread."""
+        _background.depth = getattr(_background, "depth", 0) + 1
         try:
             outcome = _Outcome(value=self._fn())
         except Exception as exc:  # reported to the GUI thread, never raised into Qt
             outcome = _Outcome(error=exc)
+        finally:
+            _background.depth -= 1
         self._completed.emit(outcome)
 
     @Slot(object)

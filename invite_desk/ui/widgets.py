@@ -10,11 +10,25 @@ RichText with escaped data; every tooltip and message box that can carry data go
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from PySide6 import QtGui
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QMessageBox, QWidget
+from PySide6.QtCore import QAbstractItemModel, Qt, QTimer
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QSizePolicy,
+    QSplitter,
+    QTableView,
+    QWidget,
+)
 
 
 class PlainLabel(QLabel):
@@ -119,3 +133,164 @@ def confirm(parent: QWidget | None, title: str, text: str, *, informative: str =
     box.setEscapeButton(QMessageBox.StandardButton.Cancel)
     box.exec()
     return box.clickedButton() is go
+
+
+# ------------------------------------------------------------------ shared by every page
+def plural(count: int, singular: str, plural_form: str | None = None) -> str:
+    """"1 invitation", "2,000 invitations", "3 addresses" (with `plural_form`)."""
+    return f"{count:,} {singular if count == 1 else (plural_form or singular + 's')}"
+
+
+# Fixed colours (not palette roles) so the boxes read the same on light and dark themes.
+BANNER_COLOURS = {  # background, text, border
+    "info": ("#E8F1FD", "#0B3D91", "#A8C7F0"),
+    "success": ("#E9F5EC", "#1E5631", "#A9D5B5"),
+    "warning": ("#FFF4E5", "#5F370E", "#F0B429"),
+    "error": ("#FDECEA", "#8A1C1C", "#F1A9A0"),
+}
+
+
+class Banner(QFrame):
+    """A coloured, word-wrapped message with an optional action button; hidden when empty."""
+
+    def __init__(self, name: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName(name)
+        self.kind = ""
+        self.label = PlainLabel()
+        self.label.setWordWrap(True)
+        self.label.setTextFormat(Qt.TextFormat.PlainText)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum)
+        self.button = QPushButton()
+        self.button.hide()
+        self._action: Callable[[], None] | None = None
+        self.button.clicked.connect(self._run_action)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(10, 6, 8, 6)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(self.button, 0, Qt.AlignmentFlag.AlignVCenter)
+        self._reserved = False
+        self.hide()
+
+    def reserve_space(self, lines: int = 2) -> None:
+        """Keep the banner's place, at a fixed height, while it is hidden: a message that
+        appears or goes never moves the controls under the pointer. Text longer than `lines`
+        is clipped; the whole text is in the tooltip."""
+        self._reserved = True
+        policy = self.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)
+        self.setSizePolicy(policy)
+        layout = self.layout()
+        vertical = 0
+        if layout is not None:
+            margins = layout.contentsMargins()
+            vertical = margins.top() + margins.bottom()
+        text_height = self.label.fontMetrics().lineSpacing() * lines
+        self.setFixedHeight(max(text_height, self.button.sizeHint().height()) + vertical + 2)
+
+    def show_message(
+        self,
+        text: str,
+        kind: str = "info",
+        *,
+        action: tuple[str, Callable[[], None]] | None = None,
+    ) -> None:
+        self.kind = kind
+        self.label.setText(text)
+        background, text_colour, border = BANNER_COLOURS[kind]
+        name = self.objectName()
+        self.setStyleSheet(
+            f"QFrame#{name} {{ background: {background}; border: 1px solid {border};"
+            f" border-radius: 6px; }}"
+            f" QFrame#{name} > QLabel {{ background: transparent; color: {text_colour}; }}"
+        )
+        self.setAccessibleName(f"{kind} message")
+        self._action = action[1] if action else None
+        self.button.setText(action[0] if action else "")
+        self.button.setVisible(action is not None)
+        if self._reserved:
+            self.setToolTip(plain_tooltip(text))
+        self.setVisible(bool(text))
+
+    def clear_message(self) -> None:
+        self.kind = ""
+        self.label.setText("")
+        self.setToolTip("")
+        self._action = None
+        self.hide()
+
+    @property
+    def text(self) -> str:
+        """The message shown ("" when hidden)."""
+        return self.label.text() if self.kind else ""
+
+    def _run_action(self) -> None:
+        if self._action is not None:
+            self._action()
+
+
+# ------------------------------------------------------------------ table-page scaffolding
+# The pages that list records (Invitations, Members, Applications, ...) share one shape: a
+# search box and filters above a table of rows, a detail pane beside it.
+def search_box(placeholder: str, accessible_name: str) -> QLineEdit:
+    """The search line of a table page: a clear button, a placeholder that says what it finds."""
+    edit = QLineEdit()
+    edit.setPlaceholderText(placeholder)
+    edit.setClearButtonEnabled(True)
+    edit.setAccessibleName(accessible_name)
+    return edit
+
+
+def debounce(parent: QWidget, milliseconds: int, action: Callable[[], object] | None = None
+             ) -> QTimer:
+    """A single-shot timer (typing in the search box waits for a pause before reading)."""
+    timer = QTimer(parent)
+    timer.setSingleShot(True)
+    timer.setInterval(milliseconds)
+    if action is not None:
+        timer.timeout.connect(action)
+    return timer
+
+
+def record_table(name: str, accessible_name: str, model: QAbstractItemModel, *,
+                 row_height: int, multi_select: bool = False,
+                 widths: Mapping[Any, int] | None = None,  # column (an IntEnum) -> px
+                 order: Sequence[int] = ()) -> QTableView:
+    """A read-only table of rows: whole rows selected, fixed row height, alternating colours,
+    no word wrap, no row numbers, the last column stretched; columns `widths` wide, shown in
+    `order` (the model's own order stays; the person may drag columns around)."""
+    table = QTableView()
+    table.setObjectName(name)
+    table.setAccessibleName(accessible_name)
+    table.setModel(model)
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection if multi_select
+                           else QAbstractItemView.SelectionMode.SingleSelection)
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.setAlternatingRowColors(True)
+    table.setWordWrap(False)
+    vertical = table.verticalHeader()
+    vertical.hide()
+    vertical.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+    vertical.setDefaultSectionSize(row_height)
+    horizontal = table.horizontalHeader()
+    horizontal.setHighlightSections(False)
+    horizontal.setStretchLastSection(True)
+    horizontal.setSectionsMovable(True)
+    for column, width in (widths or {}).items():
+        table.setColumnWidth(column, width)
+    for visual, column in enumerate(order):
+        horizontal.moveSection(horizontal.visualIndex(column), visual)
+    return table
+
+
+def table_and_detail(table: QWidget, detail: QWidget, sizes: tuple[int, int]) -> QSplitter:
+    """The table on the left, the selected row's detail pane on the right."""
+    splitter = QSplitter(Qt.Orientation.Horizontal)
+    splitter.addWidget(table)
+    splitter.addWidget(detail)
+    splitter.setChildrenCollapsible(False)
+    splitter.setStretchFactor(0, 1)
+    splitter.setSizes(list(sizes))
+    return splitter

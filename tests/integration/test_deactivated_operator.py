@@ -18,6 +18,8 @@ from sqlalchemy import select
 import invite_desk.services
 from invite_desk.services import (
     adhesion,
+    applications_view,
+    compose_view,
     mail_settings,
     members_lookup,
     members_view,
@@ -54,6 +56,7 @@ class World:
     sent: uuid.UUID
     revoked: uuid.UUID
     ready: Any  # preflight rows ready to queue
+    application: Any  # the applicant's ApplicationRow, as an admin sees it
 
 
 Call = Callable[[UnitOfWork, Operator, World], object]
@@ -68,6 +71,14 @@ ENTRY_POINTS: dict[str, Call] = {
     "adhesion.return_to_draft": lambda u, o, w: adhesion.return_to_draft(
         u, o, w.applicant, "Add your address"),
     "adhesion.resubmit": lambda u, o, w: adhesion.resubmit(u, o, w.applicant),
+    "applications_view.applications_snapshot": lambda u, o, w: (
+        applications_view.applications_snapshot(u, o)),
+    "applications_view.application_details": lambda u, o, w: (
+        applications_view.application_details(u, o, w.applicant)),
+    "applications_view.decide_applications": lambda u, o, w: (
+        applications_view.decide_applications(u, o, applications_view.Verdict.APPROVE,
+                                              [w.application])),
+    "compose_view.compose_state": lambda u, o, w: compose_view.compose_state(u, o),
     "invitations.queueing.queue_invitations": lambda u, o, w: queueing.queue_invitations(
         u, o, w.ready),
     "invitations.queueing.unsent_batches": lambda u, o, w: queueing.unsent_batches(u, o),
@@ -225,7 +236,8 @@ def world(uow: UnitOfWork, admin: Operator) -> World:
     actions.revoke_invitations(uow, admin, [revoked.id], now=NOW)
     ready = run_preflight(uow, admin.organization_id,
                           parse_pasted("new.person@example.org").rows).ready
-    return World(applicant.member_id, uma.member_id, sent.id, revoked.id, ready)
+    application = adhesion.get_application(uow, admin, applicant.member_id)
+    return World(applicant.member_id, uma.member_id, sent.id, revoked.id, ready, application)
 
 
 def set_member(uow: UnitOfWork, member_id: uuid.UUID, **values: Any) -> None:

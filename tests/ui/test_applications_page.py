@@ -36,6 +36,7 @@ from invite_desk.services.uow import UnitOfWork
 from invite_desk.ui.applications import ApplicationsPage
 from invite_desk.ui.applications.model import ApplicationsModel, Column, StatusFilter
 from invite_desk.ui.applications.page import DENIED_TITLE, ReasonDialog, Verdict
+from invite_desk.ui.hub import APPLICATIONS, MEMBERS, REFERRALS, Changes
 from invite_desk.ui.tasks import SynchronousRunner
 from tests.conftest import MakeOperator, MakeUnit
 from tests.registration_fixtures import form, invite, member_by_email, referral_rows, set_policy
@@ -243,9 +244,14 @@ def test_approving_makes_a_member_and_completes_the_referral(
     page = make_page()
     decided: list[int] = []
     page.applications_decided.connect(decided.append)
+    broadcasts: list[Changes] = []
+    page.hub.changed.connect(broadcasts.append)
     pick(page, "Zoë Martin")
     assert page.approve_button.text() == "Approve"
     click(qtbot, page.approve_button)
+    # A hub mutation: every open view hears of it (Members, Referrals, the main window).
+    assert [(b.kinds, b.origin) for b in broadcasts] == [
+        (frozenset({APPLICATIONS, MEMBERS, REFERRALS}), page)]
 
     zoe = stored(uow, applicants["zoe"])
     assert zoe.status == MemberStatus.ACTIVE.value

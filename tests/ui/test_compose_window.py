@@ -36,15 +36,15 @@ from invite_desk.services.operator import Operator
 from invite_desk.services.roles import Role
 from invite_desk.services.uow import UnitOfWork
 from invite_desk.ui.compose import ComposeWindow
-from invite_desk.ui.compose.password_prompt import (
+from invite_desk.ui.compose.preflight_model import Column
+from invite_desk.ui.compose.window import InputMode
+from invite_desk.ui.outbox import SendStart
+from invite_desk.ui.password_prompt import (
     PasswordAnswer,
     PasswordPrompt,
     ask_smtp_password,
     remember_password,
 )
-from invite_desk.ui.compose.preflight_model import Column
-from invite_desk.ui.compose.window import InputMode
-from invite_desk.ui.outbox import SendStart
 from invite_desk.ui.tasks import SynchronousRunner
 from tests.conftest import MakeOperator
 from tests.smtp_server import LoopbackSmtpServer
@@ -721,7 +721,7 @@ def test_the_time_left_counts_down_while_the_sender_waits_for_the_rate(
     window.outbox._start = SendStart(None, "compose", 10)
     window._rate = 0
     try:
-        window._progressed(SendProgress(total=10, sent=2, failed=0, uncertain=0, waiting_retry=0,
+        window.send_progressed(SendProgress(total=10, sent=2, failed=0, uncertain=0, waiting_retry=0,
                                         remaining=8, seconds_left=480.0))
         window._render_progress()
         assert window.progress_counts.text().endswith("about 8 min left")
@@ -733,7 +733,7 @@ def test_the_time_left_counts_down_while_the_sender_waits_for_the_rate(
         qtbot.waitUntil(lambda: window.progress_counts.text().endswith("about 30 s left"),
                         timeout=3000)
         # A new report starts again from its own estimate.
-        window._progressed(SendProgress(total=10, sent=9, failed=0, uncertain=0,
+        window.send_progressed(SendProgress(total=10, sent=9, failed=0, uncertain=0,
                                         waiting_retry=0, remaining=1, seconds_left=60.0))
         window._render_progress()
         assert window.progress_counts.text().endswith("about 1 min left")
@@ -777,6 +777,7 @@ def test_a_missing_registration_address_offers_to_open_its_settings_page(
     main.show_page("compose")
     compose = main.pages["compose"]
     assert isinstance(compose, ComposeWindow)
+    qtbot.waitUntil(lambda: compose.loaded, timeout=10_000)  # read in the background
     paste_and_check(compose, "a@example.org")
     qtbot.waitUntil(lambda: compose.send_button.isEnabled(), timeout=10_000)
 
@@ -805,6 +806,7 @@ def test_the_main_button_is_visible_in_the_default_window(
     main.show_page("compose")
     compose = main.pages["compose"]
     assert isinstance(compose, ComposeWindow)
+    qtbot.waitUntil(lambda: compose.loaded, timeout=10_000)  # read in the background
     paste_and_check(compose, "\n".join(f"p{i}@example.org" for i in range(40)))
     compose.message_banner.show_message("Something to say " * 10, "warning")
     qtbot.wait(50)

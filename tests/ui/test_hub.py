@@ -170,3 +170,23 @@ def test_a_query_without_a_key_delivers_every_result(qtbot: QtBot, hub: Operatio
         hub.query(owner, lambda n=n: n, results.append, key=None)
     qtbot.waitUntil(lambda: len(results) == 3, timeout=5_000)
     assert sorted(results) == [0, 1, 2]
+
+
+def test_a_mutation_may_say_what_changed_from_its_result(qtbot: QtBot, hub: OperationsHub) -> None:
+    """E.g. the expiry sweep: a broadcast only when something expired."""
+    owner = QWidget()
+    qtbot.addWidget(owner)
+    broadcasts: list[Changes] = []
+    results: list[int] = []
+    hub.changed.connect(broadcasts.append)
+
+    def kinds(count: int) -> set[str]:
+        return {INVITATIONS, MEMBERS} if count else set()
+
+    hub.mutate(owner, lambda: 0, kinds, results.append)
+    qtbot.waitUntil(lambda: results == [0], timeout=5_000)
+    assert broadcasts == [] and hub.writes_in_flight == 0
+    hub.mutate(owner, lambda: 3, kinds, results.append)
+    qtbot.waitUntil(lambda: results == [0, 3], timeout=5_000)
+    assert [b.kinds for b in broadcasts] == [frozenset({INVITATIONS, MEMBERS})]
+    assert broadcasts[0].origin is owner

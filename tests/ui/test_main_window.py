@@ -148,15 +148,15 @@ def test_compose_is_disabled_for_everyone_when_invitations_are_off(
 
 
 def test_saving_settings_refreshes_what_the_window_mirrors(
-    open_window: OpenWindow, uow: UnitOfWork, admin: Operator
+    qtbot: QtBot, open_window: OpenWindow, uow: UnitOfWork, admin: Operator
 ) -> None:
     window = open_window(admin)
     assert window.is_page_enabled("compose")
     settings.update_settings(uow, admin, {"has_user_invitation": False})
     panel = window.pages["settings"]
     assert isinstance(panel, FakeSettingsPanel)
-    panel.settings_saved.emit()
-    assert not window.is_page_enabled("compose")
+    panel.settings_saved.emit()  # re-read in the background
+    qtbot.waitUntil(lambda: not window.is_page_enabled("compose"), timeout=10_000)
     assert window.current_page_key() != "compose"
 
 

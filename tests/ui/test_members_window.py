@@ -21,6 +21,7 @@ from invite_desk.services.models import Referral, ReferralStatus
 from invite_desk.services.operator import Operator
 from invite_desk.services.roles import Role
 from invite_desk.services.uow import UnitOfWork
+from invite_desk.ui.hub import OperationsHub
 from invite_desk.ui.members import MembersWindow
 from invite_desk.ui.members.table_model import MemberSource, MemberTableModel
 from invite_desk.ui.tasks import SynchronousRunner
@@ -74,7 +75,8 @@ def listed(window: MembersWindow) -> list[str]:
 def test_the_member_model_passes_the_model_tester(
     qtmodeltester: Any, uow: UnitOfWork, club: dict[str, Any]
 ) -> None:
-    model = MemberTableModel(MemberSource(uow, club["admin"]), runner=SynchronousRunner())
+    model = MemberTableModel(MemberSource(uow, club["admin"]),
+                             hub=OperationsHub(runner=SynchronousRunner()))
     model.set_query(MemberQuery())
     qtmodeltester.check(model)
     assert model.rowCount() == 5

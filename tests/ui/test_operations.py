@@ -284,6 +284,7 @@ def test_compose_is_refused_while_invitations_resends_and_nothing_is_queued(
     invitations = window.pages["invitations"]
     assert isinstance(compose, ComposeWindow) and isinstance(invitations, InvitationsWindow)
     window.show_page("compose")
+    qtbot.waitUntil(lambda: compose.loaded, timeout=WAIT_MS)  # read in the background
     compose.set_input_mode(InputMode.PASTE)
     compose.paste_edit.setPlainText("new@example.org")
     compose.check_button.click()

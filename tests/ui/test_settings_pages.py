@@ -22,6 +22,7 @@ from invite_desk.services import audit, organization, settings
 from invite_desk.services.operator import Operator
 from invite_desk.services.roles import Role
 from invite_desk.services.uow import UnitOfWork
+from invite_desk.ui.hub import SETTINGS
 from invite_desk.ui.settings import SettingsWindow
 from invite_desk.ui.settings.invitations_page import InvitationsPage
 from invite_desk.ui.settings.organization_page import OrganizationPage
@@ -589,13 +590,13 @@ def test_revert_restores_the_loaded_values_on_every_page(
 def test_referrals_page_saves_whether_registration_asks_for_a_password(
     qtbot: QtBot, uow: UnitOfWork, admin: Operator
 ) -> None:
-    page = ReferralsPage(uow, admin)
+    page = ReferralsPage(uow, admin)  # alone, a page reads and writes through its own hub
     qtbot.addWidget(page)
     page.load()
     assert page.password_box.isChecked()  # the default: people choose a password
     page.password_box.click()
     assert page.check() == {}
-    page.save()
+    page.hub.mutate(page, page.writer(), {SETTINGS})  # (the page's own, synchronous hub)
     assert settings.get_settings(uow, admin.organization_id).registration_asks_password is False
     with uow:
         changes = [e.after for e in audit.entries(uow.session, admin.organization_id,

@@ -393,3 +393,52 @@ def test_the_window_banner_appearing_does_not_move_the_fields(
     window.banner.clear_message()
     qtbot.wait(10)
     assert [w.mapTo(window, w.rect().topLeft()) for w in watched] == before
+
+
+def test_a_save_runs_on_the_hub_and_tells_every_view_a_failed_one_tells_none(
+    qtbot: QtBot, uow: UnitOfWork, admin: Operator
+) -> None:
+    """With the app's (threaded) hub, the pages are read and written on its pool (the
+    GUI-thread guard would fail this test otherwise) and a save broadcasts
+    {settings, referrals}; a refused save broadcasts nothing."""
+    from invite_desk.ui.hub import REFERRALS, SETTINGS, Changes, OperationsHub
+
+    hub = OperationsHub()
+    window = SettingsWindow(uow, admin, hub=hub)
+    qtbot.addWidget(window)
+    invitations, _referrals, _org = pages(window)
+    assert not window.save_button.isEnabled()  # nothing to save while the pages are read
+    qtbot.waitUntil(lambda: hub.in_flight == 0, timeout=10_000)  # every page read
+    assert invitations.expiry_edit.text() == "14"
+    assert not window.has_unsaved_changes() and window.unsaved_label.text() == ""
+    assert not window.save_button.isEnabled()
+    broadcasts: list[Changes] = []
+    hub.changed.connect(broadcasts.append)
+    saved: list[bool] = []
+    window.settings_saved.connect(lambda: saved.append(True))
+
+    invitations.expiry_edit.setText("21")
+    assert window.save() is True, window.banner.text()  # started: the answer comes back later
+    qtbot.waitUntil(lambda: saved == [True], timeout=10_000)
+    assert settings.get_settings(uow, admin.organization_id).invitation_expiry_days == 21
+    assert [(b.kinds, b.origin) for b in broadcasts] == [
+        (frozenset({SETTINGS, REFERRALS}), window)]
+    assert window.banner.text() == "Saved. 1 change recorded in the audit log."
+
+    qtbot.waitUntil(lambda: hub.in_flight == 0, timeout=10_000)  # the page read again
+    assert invitations.expiry_edit.text() == "21" and not window.has_unsaved_changes()
+
+    settings.update_settings(uow, admin, {"invitation_expiry_days": 30})  # meanwhile, elsewhere
+    invitations.expiry_edit.setText("40")
+    with uow:  # the admin is demoted while the window is open
+        from invite_desk.services.models import Member
+
+        member = uow.session.get(Member, admin.member_id)
+        assert member is not None
+        member.role = Role.USER.name
+        uow.commit()
+    window.save()
+    qtbot.waitUntil(lambda: window.banner.kind == "error", timeout=10_000)
+    assert len(broadcasts) == 1 and saved == [True]
+    assert settings.get_settings(uow, admin.organization_id).invitation_expiry_days == 30
+    assert hub.shutdown(10_000)

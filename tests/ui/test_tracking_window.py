@@ -34,6 +34,7 @@ from invite_desk.services.registration.links import LinkState, open_link
 from invite_desk.services.roles import Role
 from invite_desk.services.tracking import Column, InvitationQuery, Tab
 from invite_desk.services.uow import UnitOfWork
+from invite_desk.ui.hub import OperationsHub
 from invite_desk.ui.invitations import InvitationsWindow
 from invite_desk.ui.invitations import window as invitations_module
 from invite_desk.ui.invitations.paged_model import LOADING_TEXT
@@ -141,7 +142,7 @@ def test_the_model_passes_the_model_tester_while_it_opens_pages_and_refreshes(
     insert_many(uow, admin, 450)
     seeder.add(S.FAILED, inviter=admin.member_id, last_error="550 unknown user")
     model = InvitationTableModel(InvitationSource(uow, admin, lambda: NOW),
-                                 runner=SynchronousRunner())
+                                 hub=OperationsHub(runner=SynchronousRunner()))
     model.max_pages = 2
     model.set_query(InvitationQuery(tab=Tab.ALL))
     qtmodeltester.check(model)

@@ -11,266 +11,51 @@ an explanation) so the operator knows before trying.
 from __future__ import annotations
 
 import logging
-import math
-import time
 import uuid
-from collections.abc import Callable, Sequence
-from datetime import timedelta
-from email.message import EmailMessage
-from enum import IntEnum
-from pathlib import Path
-from typing import TypeVar
+from collections.abc import Sequence
+from typing import TypeVar, Unpack
 
-from PySide6.QtCore import QStringListModel, Qt, QTimer, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtGui import QCloseEvent, QShowEvent
 from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QButtonGroup,
-    QCheckBox,
-    QComboBox,
-    QCompleter,
-    QFileDialog,
-    QFormLayout,
-    QFrame,
-    QHBoxLayout,
-    QHeaderView,
-    QLabel,
-    QLineEdit,
-    QPlainTextEdit,
-    QProgressBar,
-    QPushButton,
-    QRadioButton,
-    QScrollArea,
-    QSizePolicy,
-    QStackedWidget,
-    QTableView,
-    QTabWidget,
-    QVBoxLayout,
     QWidget,
 )
 
-from invite_desk.app import AppContext
-from invite_desk.services import settings as settings_service
-from invite_desk.services.credentials import CredentialStore
-from invite_desk.services.email.templates import InvitationTemplates
-from invite_desk.services.errors import DomainError, SettingsIncomplete
-from invite_desk.services.events import EventInfo, list_events
+from invite_desk.services.errors import DomainError
 from invite_desk.services.invitations.importing import (
-    ImportFailed,
-    ImportResult,
-    InviteeInput,
     clean_message,
-    clean_name,
-    parse_csv,
-    parse_pasted,
 )
 from invite_desk.services.invitations.pacing import estimate_duration
 from invite_desk.services.invitations.preflight import (
-    SENDABLE,
-    Preflight,
     PreflightRow,
-    RowStatus,
-    run_preflight,
 )
 from invite_desk.services.invitations.queueing import (
     QueuedBatch,
     UnsentBatch,
     queue_invitations,
-    unsent_batches,
 )
-from invite_desk.services.invitations.rendering import (
-    InvitationContent,
-    build_test_message,
-    render_invitation,
-)
-from invite_desk.services.invitations.sending import (
-    SendProgress,
-    SendReport,
-    deferred_text,
-    recover_interrupted,
-)
-from invite_desk.services.mail_settings import MailSettings, get_mail_settings, get_templates
-from invite_desk.services.members_lookup import MemberChoice, search_members
-from invite_desk.services.models import InvitationKind, utcnow
+from invite_desk.services.invitations.sending import SendProgress, SendReport, deferred_text
+from invite_desk.services.mail_settings import MailSettings
 from invite_desk.services.operator import Operator
-from invite_desk.services.organization import OrganizationInfo, get_organization
-from invite_desk.services.permissions import Action, Decision, decide
-from invite_desk.services.settings_schema import PolicySettings
-from invite_desk.services.smtp import oauth
-from invite_desk.services.smtp.transport import (
-    AccessToken,
-    PermanentFailure,
-    RetryPolicy,
-    SendResult,
-    Sent,
-    SmtpAuthError,
-    SmtpTransport,
-    TemporaryFailure,
-)
-from invite_desk.services.uow import UnitOfWork
 from invite_desk.ui import widgets
-from invite_desk.ui.compose.password_prompt import PasswordAnswer, SmtpPasswords
-from invite_desk.ui.compose.preflight_model import (
-    STATUS_TEXT,
-    Column,
-    PreflightModel,
-    PreflightRole,
-    ProblemFilter,
+from invite_desk.ui.compose.layout import (
+    REQUESTER,
+    InputMode,
+    format_time_left,
 )
-from invite_desk.ui.compose.preview import PREVIEW_TOKEN, PreviewDialog, PreviewEmail
-from invite_desk.ui.hub import OperationsHub
-from invite_desk.ui.outbox import Outbox, SendOutcome
-from invite_desk.ui.tasks import TaskRunner
-from invite_desk.ui.theme import set_flag, set_variant
-from invite_desk.ui.widgets import PlainLabel, plain_tooltip
+from invite_desk.ui.compose.view import ComposeView
+from invite_desk.ui.context import PageContext
+from invite_desk.ui.hub import INVITATIONS, SETTINGS
+from invite_desk.ui.hub_page import SendingOptions
+from invite_desk.ui.widgets import plural
+
+__all__ = ["REQUESTER", "ComposeWindow", "InputMode"]
 
 log = logging.getLogger(__name__)
-
 T = TypeVar("T")
 
-REQUESTER = "compose"  # how the outbox names sends started here
 
-MAX_CSV_BYTES = 100 * 1024 * 1024
-AskPassword = Callable[[QWidget | None, MailSettings, CredentialStore], PasswordAnswer | None]
-
-# Fixed colours (not palette roles) so the boxes read the same on light and dark themes.
-BANNER_COLOURS = {  # background, text, border
-    "info": ("#E8F1FD", "#0B3D91", "#A8C7F0"),
-    "success": ("#E9F5EC", "#1E5631", "#A9D5B5"),
-    "warning": ("#FFF4E5", "#5F370E", "#F0B429"),
-    "error": ("#FDECEA", "#8A1C1C", "#F1A9A0"),
-}
-
-
-class InputMode(IntEnum):
-    """The tabs of the recipients box."""
-
-    ONE = 0
-    PASTE = 1
-    CSV = 2
-
-
-class Banner(QFrame):
-    """A coloured, word-wrapped message with an optional action button; hidden when empty."""
-
-    def __init__(self, name: str, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName(name)
-        self.kind = ""
-        self.label = PlainLabel()
-        self.label.setWordWrap(True)
-        self.label.setTextFormat(Qt.TextFormat.PlainText)
-        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum)
-        self.button = QPushButton()
-        self.button.hide()
-        self._action: Callable[[], None] | None = None
-        self.button.clicked.connect(self._run_action)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(10, 6, 8, 6)
-        layout.addWidget(self.label, 1)
-        layout.addWidget(self.button, 0, Qt.AlignmentFlag.AlignVCenter)
-        self._reserved = False
-        self.hide()
-
-    def reserve_space(self, lines: int = 2) -> None:
-        """Keep the banner's place, at a fixed height, while it is hidden: a message that
-        appears or goes never moves the controls under the pointer. Text longer than `lines`
-        is clipped; the whole text is in the tooltip."""
-        self._reserved = True
-        policy = self.sizePolicy()
-        policy.setRetainSizeWhenHidden(True)
-        self.setSizePolicy(policy)
-        layout = self.layout()
-        vertical = 0
-        if layout is not None:
-            margins = layout.contentsMargins()
-            vertical = margins.top() + margins.bottom()
-        text_height = self.label.fontMetrics().lineSpacing() * lines
-        self.setFixedHeight(max(text_height, self.button.sizeHint().height()) + vertical + 2)
-
-    def show_message(
-        self,
-        text: str,
-        kind: str = "info",
-        *,
-        action: tuple[str, Callable[[], None]] | None = None,
-    ) -> None:
-        self.kind = kind
-        self.label.setText(text)
-        background, text_colour, border = BANNER_COLOURS[kind]
-        name = self.objectName()
-        self.setStyleSheet(
-            f"QFrame#{name} {{ background: {background}; border: 1px solid {border};"
-            f" border-radius: 6px; }}"
-            f" QFrame#{name} > QLabel {{ background: transparent; color: {text_colour}; }}"
-        )
-        self.setAccessibleName(f"{kind} message")
-        self._action = action[1] if action else None
-        self.button.setText(action[0] if action else "")
-        self.button.setVisible(action is not None)
-        if self._reserved:
-            self.setToolTip(plain_tooltip(text))
-        self.setVisible(bool(text))
-
-    def clear_message(self) -> None:
-        self.kind = ""
-        self.label.setText("")
-        self.setToolTip("")
-        self._action = None
-        self.hide()
-
-    @property
-    def text(self) -> str:
-        """The message shown ("" when hidden)."""
-        return self.label.text() if self.kind else ""
-
-    def _run_action(self) -> None:
-        if self._action is not None:
-            self._action()
-
-
-def plural(count: int, singular: str, plural_form: str | None = None) -> str:
-    return f"{count:,} {singular if count == 1 else (plural_form or singular + 's')}"
-
-
-def format_time_left(seconds: float | None) -> str:
-    if seconds is None:
-        return "estimating time left…"
-    if seconds < 5:
-        return "a few seconds left"
-    if seconds < 60:
-        return f"about {int(math.ceil(seconds / 5) * 5)} s left"
-    minutes = seconds / 60
-    if minutes < 90:
-        return f"about {round(minutes)} min left"
-    return f"about {minutes / 60:.1f} h left"
-
-
-def denied_text(decision: Decision, operator: Operator) -> str:
-    """Why the composer is disabled, in words an operator can act on."""
-    if decision.reason:
-        return decision.reason
-    needed = decision.needed
-    return (
-        f"Sending invitations needs the {needed.label} role ({needed.name}) or higher: "
-        f"whoCanSendUserInvitation is set to {needed.name}. You are signed in as "
-        f"{operator.role.label} ({operator.role.name}); an organization admin can change this "
-        "in Settings › Invitations."
-    )
-
-
-def send_test_message(
-    mail: MailSettings, password: str | None, message: EmailMessage | bytes, to: str,
-    access_token: AccessToken | None = None,
-) -> SendResult:
-    """One message over its own connection (the test email); not recorded anywhere."""
-    with SmtpTransport(mail.smtp_config(timeout=20), password,
-                       access_token=access_token) as transport:
-        return transport.send(message, to)
-
-
-class ComposeWindow(QWidget):
+class ComposeWindow(ComposeView):
     """The Compose page: enter invitees, check them, preview, send, follow the progress.
 
     The main window embeds it and should call `stop_sending()` before quitting while
@@ -281,392 +66,23 @@ class ComposeWindow(QWidget):
     batch_queued = Signal(QueuedBatch)
     sending_started = Signal(uuid.UUID)  # the batch id
     sending_finished = Signal(SendReport)  # the report of the run that just ended
-    email_settings_requested = Signal()
-    settings_requested = Signal(str)  # a settings page name ("organization", "email", ...)
 
-    def __init__(
-        self,
-        context: AppContext,
-        operator: Operator,
-        parent: QWidget | None = None,
-        *,
-        runner: TaskRunner | None = None,
-        ask_password: AskPassword | None = None,
-        retry: RetryPolicy | None = None,
-        hub: OperationsHub | None = None,
-        outbox: Outbox | None = None,
-    ) -> None:
-        super().__init__(parent)
+    def __init__(self, context: PageContext, operator: Operator, parent: QWidget | None = None,
+                 **options: Unpack[SendingOptions]) -> None:
+        super().__init__(context, operator, parent, **options)
         self.setObjectName("ComposeWindow")
         self.setWindowTitle("Compose invitations")
-        self._context = context
-        self._operator = operator
-        # The main window hands in the app's hub and outbox; alone (tests), the page has its own.
-        self._owns_hub = hub is None
-        self.hub = hub if hub is not None else OperationsHub(self, runner=runner)
-        self._runner: TaskRunner = runner or self.hub.runner
-        self.outbox = outbox if outbox is not None else Outbox(
-            context.engine, operator.organization_id, self.hub, self, retry=retry,
-            credentials=context.credentials)
-        self._passwords = SmtpPasswords(context.credentials, ask_password)
-        self._retry = retry
-        self._policy = PolicySettings()
-        self._org: OrganizationInfo | None = None
-        self._events: list[EventInfo] = []
-        self._send_decision = Decision(False, operator.role)
-        self._behalf_decision = Decision(False, operator.role)
-        self._preflight: Preflight | None = None
-        self._stale = False
-        self._consumed = False
-        self._check_generation = 0
-        self._csv: ImportResult | None = None
-        self._csv_name = ""
-        self._busy = ""
-        self._batch_id: uuid.UUID | None = None
-        self._batch_total = 0
-        self._last_progress: SendProgress | None = None
-        self._uncertain: list[str] = []
-        # What earlier runs of the same batch did (after a cancel, "Send the rest" goes on).
-        self._batch_report = SendReport()
-        self._member_choices: dict[str, MemberChoice] = {}
-        self._inviter: MemberChoice | None = None
-        self._recovered: list[str] = []
-        self._preview: PreviewDialog | None = None
-        self._rate = 0
+        self._init_state()
 
         self._build()
         self._connect()
+        self.follow(SETTINGS)  # who may send, the branding, the templates, the mail server
         self.refresh()
         self._recover_interrupted()
-        self._offer_unsent()
+        self._look_up_unsent()
         self._update_actions()
 
-    # ==================================================================== construction
-    def _build(self) -> None:
-        title = PlainLabel("Compose invitations")
-        set_variant(title, "title")
-        subtitle = PlainLabel(
-            "Invite new members or guests of an event. Check the addresses, preview the email, "
-            "then send."
-        )
-        set_variant(subtitle, "muted")
-        subtitle.setWordWrap(True)
-
-        self.permission_banner = Banner("PermissionBanner")
-        self.recovery_banner = Banner("RecoveryBanner")
-        self.message_banner = Banner("MessageBanner")
-        self.message_banner.reserve_space()
-
-        self.content = QWidget()
-        body = QHBoxLayout(self.content)
-        body.setContentsMargins(0, 0, 0, 0)
-        body.setSpacing(16)
-        inputs = QScrollArea()
-        inputs.setObjectName("ComposeInputsScroll")
-        inputs.setWidget(self._build_inputs())
-        inputs.setWidgetResizable(True)
-        inputs.setFrameShape(QFrame.Shape.NoFrame)
-        inputs.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        inputs.setFixedWidth(440)
-        inputs.setStyleSheet("QScrollArea#ComposeInputsScroll { background: transparent; }"
-                             " QScrollArea#ComposeInputsScroll > QWidget > QWidget"
-                             " { background: transparent; }")
-        # The inputs scroll; Check addresses stays under them, always in sight.
-        left = QVBoxLayout()
-        left.setContentsMargins(0, 0, 0, 0)
-        left.setSpacing(8)
-        left.addWidget(inputs, 1)
-        left.addWidget(self.check_button)
-        body.addLayout(left, 0)
-        body.addLayout(self._build_results(), 1)
-
-        root = QVBoxLayout(self)
-        root.setContentsMargins(20, 16, 20, 16)
-        root.setSpacing(10)
-        root.addWidget(title)
-        root.addWidget(subtitle)
-        root.addWidget(self.permission_banner)
-        root.addWidget(self.recovery_banner)
-        root.addWidget(self.content, 1)
-        # Messages show under the buttons that caused them, in a place kept for them: nothing
-        # moves under the pointer when one appears or goes.
-        root.addWidget(self.message_banner)
-
-        self._progress_timer = QTimer(self)
-        self._progress_timer.setSingleShot(True)
-        self._progress_timer.setInterval(100)
-        # The time left counts down every second, also while the sender waits for the rate.
-        self._countdown_timer = QTimer(self)
-        self._countdown_timer.setInterval(1000)
-        self._monotonic: Callable[[], float] = time.monotonic
-        self._progress_at = 0.0
-        self._search_timer = QTimer(self)
-        self._search_timer.setSingleShot(True)
-        self._search_timer.setInterval(200)
-
-    def _build_inputs(self) -> QWidget:
-        card = QFrame()
-        card.setObjectName("ComposeInputs")
-        set_variant(card, "card")
-        card.setMinimumWidth(400)
-        layout = QVBoxLayout(card)
-        layout.setContentsMargins(16, 14, 16, 14)
-        layout.setSpacing(8)
-
-        layout.addWidget(self._heading("Who to invite"))
-        self.input_tabs = QTabWidget()
-        self.input_tabs.setDocumentMode(True)
-        self.input_tabs.addTab(self._build_one_tab(), "One invitee")
-        self.input_tabs.addTab(self._build_paste_tab(), "Paste a list")
-        self.input_tabs.addTab(self._build_csv_tab(), "Import CSV")
-        self.input_tabs.setMinimumHeight(170)
-        layout.addWidget(self.input_tabs, 1)
-
-        layout.addWidget(self._heading("Personal message (optional)"))
-        self.message_edit = QPlainTextEdit()
-        self.message_edit.setPlaceholderText("e.g. We'd love to see you at training on Tuesday!")
-        self.message_edit.setAccessibleName("Personal message")
-        self.message_edit.setFixedHeight(76)
-        layout.addWidget(self.message_edit)
-        hint = PlainLabel(
-            "Invitations with a personal message are accepted more often. It appears in the email "
-            "exactly as written (a CSV \"message\" column overrides it per row)."
-        )
-        hint.setWordWrap(True)
-        set_variant(hint, "small")
-        layout.addWidget(hint)
-
-        layout.addWidget(self._heading("Invitation"))
-        self.membership_radio = QRadioButton("Membership")
-        self.guest_radio = QRadioButton("Guest to an event")
-        self.membership_radio.setChecked(True)
-        self.kind_group = QButtonGroup(self)
-        self.kind_group.addButton(self.membership_radio, 0)
-        self.kind_group.addButton(self.guest_radio, 1)
-        kinds = QHBoxLayout()
-        kinds.addWidget(self.membership_radio)
-        kinds.addWidget(self.guest_radio)
-        kinds.addStretch(1)
-        layout.addLayout(kinds)
-        self.event_combo = QComboBox()
-        self.event_combo.setAccessibleName("Event")
-        self.event_combo.setEnabled(False)
-        layout.addWidget(self.event_combo)
-
-        self.behalf_check = QCheckBox("Send on behalf of another member")
-        layout.addWidget(self.behalf_check)
-        self.member_edit = QLineEdit()
-        self.member_edit.setPlaceholderText("Type a name or email, then pick the member")
-        self.member_edit.setAccessibleName("Member credited as inviter")
-        self.member_edit.setEnabled(False)
-        self._member_model = QStringListModel(self)
-        self.member_completer = QCompleter(self._member_model, self)
-        self.member_completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
-        self.member_completer.setFilterMode(Qt.MatchFlag.MatchContains)
-        self.member_completer.setCompletionMode(QCompleter.CompletionMode.PopupCompletion)
-        self.member_edit.setCompleter(self.member_completer)
-        layout.addWidget(self.member_edit)
-        self.behalf_hint = PlainLabel()
-        self.behalf_hint.setWordWrap(True)
-        set_variant(self.behalf_hint, "small")
-        layout.addWidget(self.behalf_hint)
-
-        self.check_button = QPushButton("Check addresses")
-        self.check_button.setToolTip(
-            "Validates every address (no DNS lookups), finds duplicates, members and pending "
-            "invitations. Nothing is sent or saved."
-        )
-        return card
-
-    def _build_one_tab(self) -> QWidget:
-        page = QWidget()
-        form = QFormLayout(page)
-        form.setContentsMargins(4, 10, 4, 4)
-        self.email_edit = QLineEdit()
-        self.email_edit.setPlaceholderText("name@example.org")
-        self.email_edit.setAccessibleName("Invitee email")
-        self.name_edit = QLineEdit()
-        self.name_edit.setPlaceholderText("Optional")
-        self.name_edit.setAccessibleName("Invitee name")
-        form.addRow("Email:", self.email_edit)
-        form.addRow("Name:", self.name_edit)
-        return page
-
-    def _build_paste_tab(self) -> QWidget:
-        page = QWidget()
-        layout = QVBoxLayout(page)
-        layout.setContentsMargins(4, 8, 4, 4)
-        self.paste_edit = QPlainTextEdit()
-        self.paste_edit.setAccessibleName("Pasted list of invitees")
-        self.paste_edit.setPlaceholderText(
-            "One invitee per line:\nada@example.org\nGrace Hopper <grace@example.org>\n"
-            "alan@example.org, Alan Turing"
-        )
-        layout.addWidget(self.paste_edit, 1)
-        self.paste_count = PlainLabel("")
-        set_variant(self.paste_count, "small")
-        layout.addWidget(self.paste_count)
-        return page
-
-    def _build_csv_tab(self) -> QWidget:
-        page = QWidget()
-        layout = QVBoxLayout(page)
-        layout.setContentsMargins(4, 8, 4, 4)
-        row = QHBoxLayout()
-        self.csv_button = QPushButton("Choose a CSV file…")
-        row.addWidget(self.csv_button)
-        self.csv_file_label = PlainLabel("No file chosen")
-        self.csv_file_label.setWordWrap(True)
-        row.addWidget(self.csv_file_label, 1)
-        layout.addLayout(row)
-        self.csv_notes = PlainLabel("")
-        self.csv_notes.setWordWrap(True)
-        self.csv_notes.setTextFormat(Qt.TextFormat.PlainText)
-        self.csv_notes.hide()
-        layout.addWidget(self.csv_notes)
-        self.csv_error = Banner("CsvError")
-        layout.addWidget(self.csv_error)
-        help_text = PlainLabel(
-            "Columns: email, name (or first and last name), message. The header row is "
-            "optional; UTF-8 (with or without BOM) or Latin-1; comma, semicolon or tab."
-        )
-        help_text.setWordWrap(True)
-        set_variant(help_text, "small")
-        layout.addWidget(help_text)
-        layout.addStretch(1)
-        return page
-
-    def _build_results(self) -> QVBoxLayout:
-        column = QVBoxLayout()
-        column.setSpacing(8)
-        header = QHBoxLayout()
-        header.addWidget(self._heading("Pre-flight check"))
-        self.counts_label = PlainLabel("")
-        self.counts_label.setAccessibleName("Pre-flight counts")
-        header.addWidget(self.counts_label, 1)
-        self.problems_check = QCheckBox("Show only problems")
-        header.addWidget(self.problems_check)
-        column.addLayout(header)
-
-        self.stale_label = PlainLabel("")
-        self.stale_label.setWordWrap(True)
-        set_variant(self.stale_label, "badge")
-        self.stale_label.hide()
-        column.addWidget(self.stale_label)
-
-        self.model = PreflightModel(self)
-        self.proxy = ProblemFilter(self)
-        self.proxy.setSourceModel(self.model)
-        self.table = QTableView()
-        self.table.setModel(self.proxy)
-        self.table.setAccessibleName("Pre-flight table")
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setAlternatingRowColors(True)
-        self.table.setSortingEnabled(True)
-        self.table.sortByColumn(Column.ROW, Qt.SortOrder.AscendingOrder)
-        self.table.setWordWrap(False)
-        vertical = self.table.verticalHeader()
-        vertical.hide()
-        vertical.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        vertical.setDefaultSectionSize(26)
-        horizontal = self.table.horizontalHeader()
-        horizontal.setHighlightSections(False)
-        horizontal.setStretchLastSection(True)
-        for col, width in ((Column.ROW, 52), (Column.EMAIL, 210), (Column.NAME, 130),
-                           (Column.STATUS, 132)):
-            self.table.setColumnWidth(col, width)
-        self.placeholder = PlainLabel(
-            "Enter who to invite on the left and press Check addresses.\n\nEvery address is "
-            "validated (without DNS lookups), duplicates in the list are found, and each is "
-            "compared with current members and pending invitations. Only ready rows are sent."
-        )
-        self.placeholder.setWordWrap(True)
-        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        set_variant(self.placeholder, "muted")
-        self.placeholder.setMargin(40)
-        self.table_stack = QStackedWidget()
-        self.table_stack.addWidget(self.placeholder)
-        self.table_stack.addWidget(self.table)
-        column.addWidget(self.table_stack, 1)
-
-        actions = QHBoxLayout()
-        self.preview_button = QPushButton("Preview email")
-        self.preview_button.setToolTip("The email of the selected row, as the invitee will see it")
-        self.test_button = QPushButton("Send a test to myself")
-        self.test_button.setToolTip(
-            f"Sends the selected row's email to {self._operator.email}. It is not recorded as an "
-            "invitation and its link does not work."
-        )
-        self.send_button = QPushButton("Send invitations")
-        set_flag(self.send_button, "primary", True)
-        self.send_button.setToolTip("Only ready rows are sent; the others are skipped.")
-        actions.addWidget(self.preview_button)
-        actions.addWidget(self.test_button)
-        actions.addStretch(1)
-        actions.addWidget(self.send_button)
-        column.addLayout(actions)
-        column.addWidget(self._build_progress())
-        return column
-
-    def _build_progress(self) -> QWidget:
-        panel = QFrame()
-        panel.setObjectName("SendingPanel")
-        set_variant(panel, "card")
-        layout = QVBoxLayout(panel)
-        layout.setContentsMargins(14, 12, 14, 12)
-        layout.setSpacing(6)
-        top = QHBoxLayout()
-        self.progress_title = PlainLabel("Sending")
-        set_variant(self.progress_title, "heading")
-        top.addWidget(self.progress_title, 1)
-        self.pause_button = QPushButton("Pause")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setToolTip(
-            "Stops after the message being sent now; the rest stay queued and nothing is lost."
-        )
-        self.resume_batch_button = QPushButton("Send the rest")
-        set_flag(self.resume_batch_button, "primary", True)
-        self.resume_batch_button.hide()
-        top.addWidget(self.pause_button)
-        top.addWidget(self.cancel_button)
-        top.addWidget(self.resume_batch_button)
-        layout.addLayout(top)
-        self.progress_bar = QProgressBar()
-        self.progress_bar.setTextVisible(True)
-        self.progress_bar.setFormat("%v of %m")
-        layout.addWidget(self.progress_bar)
-        self.progress_counts = PlainLabel("")
-        self.progress_counts.setAccessibleName("Sending counts")
-        layout.addWidget(self.progress_counts)
-        self.summary_label = PlainLabel("")
-        self.summary_label.setWordWrap(True)
-        self.summary_label.setTextFormat(Qt.TextFormat.PlainText)
-        self.summary_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.summary_label.hide()
-        layout.addWidget(self.summary_label)
-        self.failures_view = QPlainTextEdit()
-        self.failures_view.setReadOnly(True)
-        self.failures_view.setAccessibleName("Failed and uncertain invitations")
-        self.failures_view.setMaximumHeight(96)
-        self.failures_view.hide()
-        layout.addWidget(self.failures_view)
-        self.progress_panel = panel
-        panel.hide()
-        return panel
-
-    @staticmethod
-    def _heading(text: str) -> QLabel:
-        label = PlainLabel(text)
-        set_variant(label, "heading")
-        return label
-
     def _connect(self) -> None:
-        self.outbox.progressed.connect(self._outbox_progressed)
-        self.outbox.finished.connect(self._outbox_finished)
-        self.outbox.failed.connect(self._outbox_failed)
-        self.outbox.running_changed.connect(self._outbox_running_changed)
         self.input_tabs.currentChanged.connect(self._inputs_changed)
         self.email_edit.textChanged.connect(self._inputs_changed)
         self.name_edit.textChanged.connect(self._inputs_changed)
@@ -690,519 +106,7 @@ class ComposeWindow(QWidget):
         self.pause_button.clicked.connect(self.toggle_pause)
         self.cancel_button.clicked.connect(self.cancel_sending)
         self.resume_batch_button.clicked.connect(self.send_rest)
-        self._progress_timer.timeout.connect(self._render_progress)
         self._countdown_timer.timeout.connect(self._render_progress)
-
-    # ==================================================================== state from the services
-    def refresh(self) -> None:
-        """Re-read the policy, branding and events (e.g. after an admin changed settings)."""
-        uow = self._context.uow
-        org_id = self._operator.organization_id
-        try:
-            self._policy = settings_service.get_settings(uow, org_id)
-            self._org = get_organization(uow, org_id)
-            self._events = list_events(uow, org_id)
-        except DomainError as exc:
-            self.message_banner.show_message(str(exc), "error")
-        self._send_decision = decide(self._operator, Action.SEND_INVITATIONS, settings=self._policy)
-        self._behalf_decision = decide(self._operator, Action.SEND_ON_BEHALF, settings=self._policy)
-        if self._send_decision.allowed:
-            self.permission_banner.clear_message()
-        else:
-            self.permission_banner.show_message(
-                denied_text(self._send_decision, self._operator), "warning"
-            )
-        self.content.setEnabled(self._send_decision.allowed)
-        self._fill_events()
-        self._update_behalf()
-        self._update_actions()
-
-    def _fill_events(self) -> None:
-        current = self.event_combo.currentData()
-        self.event_combo.blockSignals(True)
-        self.event_combo.clear()
-        for event in self._events:
-            self.event_combo.addItem(event.label, str(event.id))
-        if not self._events:
-            self.event_combo.addItem("No events yet: add one before inviting guests", None)
-        index = self.event_combo.findData(current) if current else -1
-        self.event_combo.setCurrentIndex(max(index, 0))
-        self.event_combo.blockSignals(False)
-        self.guest_radio.setEnabled(bool(self._events))
-        self.guest_radio.setToolTip("" if self._events else "There are no events to invite guests to.")
-        if not self._events and self.guest_radio.isChecked():
-            self.membership_radio.setChecked(True)
-        self.event_combo.setEnabled(self.guest_radio.isChecked() and bool(self._events))
-
-    def _update_behalf(self) -> None:
-        allowed = self._behalf_decision.allowed
-        self.behalf_check.setEnabled(allowed)
-        if not allowed:
-            self.behalf_check.setChecked(False)
-            needed = self._behalf_decision.needed
-            self.behalf_hint.setText(
-                f"Sending on behalf of another member needs the {needed.label} role or higher."
-            )
-        else:
-            self._show_credited()
-        self.member_edit.setEnabled(allowed and self.behalf_check.isChecked())
-
-    def _show_credited(self) -> None:
-        if self.behalf_check.isChecked():
-            if self._inviter is not None:
-                text = f"Credited to {self._inviter.label}; you are recorded as the sender."
-            else:
-                text = "Pick the member to credit from the list."
-        else:
-            text = f"Credited to you ({self._operator.name})."
-        self.behalf_hint.setText(text)
-
-    def _recover_interrupted(self) -> None:
-        """Once per window: invitations a stopped program left `sending` become `uncertain`."""
-        try:
-            self._recovered = recover_interrupted(self._context.uow, self._operator.organization_id)
-        except Exception:  # the composer must open even if this bookkeeping fails
-            log.exception("could not recover interrupted invitations")
-            return
-        if not self._recovered:
-            return
-        shown = ", ".join(self._recovered[:5])
-        more = f" and {len(self._recovered) - 5} more" if len(self._recovered) > 5 else ""
-        count = len(self._recovered)
-        self.recovery_banner.show_message(
-            f"{plural(count, 'invitation was', 'invitations were')} being sent when Invite Desk "
-            f"stopped last time: {shown}{more}. The server may have received "
-            f"{'it' if count == 1 else 'them'}, so {'it is' if count == 1 else 'they are'} "
-            "marked uncertain and will not be resent automatically. Check with "
-            f"{'this person' if count == 1 else 'these people'} before resending.",
-            "warning",
-        )
-
-    def _offer_unsent(self) -> None:
-        """Invitations still queued from an earlier session (cancelled, stopped or crashed):
-        offer to send the newest such batch, instead of leaving them forgotten."""
-        try:
-            self._unsent = unsent_batches(self._context.uow, self._operator)
-        except Exception:  # the composer must open even if this lookup fails
-            log.exception("could not look up unsent batches")
-            return
-        if not self._unsent or not self._send_decision.allowed:
-            return
-        newest = self._unsent[0]
-        others = sum(b.queued for b in self._unsent[1:])
-        label = f" ({newest.label})" if newest.label else ""
-        extra = (f" {plural(others, 'more invitation is', 'more invitations are')} queued in "
-                 "older batches." if others else "")
-        self.message_banner.show_message(
-            f"{plural(newest.queued, 'invitation')} from a batch of "
-            f"{newest.created_at:%d %b %Y %H:%M}{label} {'was' if newest.queued == 1 else 'were'}"
-            f" never sent.{extra}",
-            "info",
-            action=("Send them now", lambda: self.resume_batch(newest)),
-        )
-
-    def resume_batch(self, batch: UnsentBatch) -> None:
-        """Send what an earlier session left queued in `batch`."""
-        if self.sending or self._busy:
-            return
-        self._batch_id = batch.batch_id
-        self._batch_total = batch.queued
-        self._batch_report = SendReport()
-        self._uncertain = []
-        self.send_rest()
-
-    @property
-    def recovered(self) -> list[str]:
-        """Emails marked uncertain when this window opened."""
-        return list(self._recovered)
-
-    # ==================================================================== inputs
-    @property
-    def input_mode(self) -> InputMode:
-        return InputMode(self.input_tabs.currentIndex())
-
-    def set_input_mode(self, mode: InputMode) -> None:
-        self.input_tabs.setCurrentIndex(int(mode))
-
-    def _paste_changed(self) -> None:
-        text = self.paste_edit.toPlainText()
-        lines = sum(1 for line in text.splitlines() if line.strip())
-        self.paste_count.setText(plural(lines, "line") if lines else "")
-        self._inputs_changed()
-
-    def _kind_changed(self, _id: int = 0, _checked: bool = True) -> None:
-        self.event_combo.setEnabled(self.guest_radio.isChecked() and bool(self._events))
-        self._inputs_changed()
-
-    def _inputs_changed(self, *_args: object) -> None:
-        """Anything that changes which rows would be ready makes the last check stale."""
-        if self._preflight is not None and not self._consumed:
-            self._stale = True
-            self.stale_label.setText(
-                "The list changed since this check. Press Check addresses again before sending."
-            )
-            self.stale_label.show()
-        self._update_actions()
-
-    def _has_input(self) -> bool:
-        mode = self.input_mode
-        if mode is InputMode.ONE:
-            return bool(self.email_edit.text().strip())
-        if mode is InputMode.PASTE:
-            return bool(self.paste_edit.toPlainText().strip())
-        return self._csv is not None
-
-    def _kind(self) -> InvitationKind:
-        return InvitationKind.EVENT if self.guest_radio.isChecked() else InvitationKind.MEMBERSHIP
-
-    def _event(self) -> EventInfo | None:
-        if self._kind() is not InvitationKind.EVENT:
-            return None
-        data = self.event_combo.currentData()
-        return next((e for e in self._events if str(e.id) == data), None)
-
-    def _collect_inputs(self) -> tuple[InviteeInput, ...]:
-        mode = self.input_mode
-        if mode is InputMode.ONE:
-            return (InviteeInput(1, self.email_edit.text().strip(), clean_name(self.name_edit.text())),)
-        if mode is InputMode.PASTE:
-            return parse_pasted(self.paste_edit.toPlainText()).rows
-        return self._csv.rows if self._csv is not None else ()
-
-    def _source_and_label(self) -> tuple[str, str]:
-        mode = self.input_mode
-        if mode is InputMode.ONE:
-            return "single", self.email_edit.text().strip()
-        if mode is InputMode.PASTE:
-            return "paste", "Pasted list"
-        return "csv", self._csv_name
-
-    # -- CSV ---------------------------------------------------------------------------------
-    def choose_csv(self) -> None:
-        path, _filter = QFileDialog.getOpenFileName(
-            self, "Import invitees from a CSV file", "", "CSV files (*.csv *.txt);;All files (*)"
-        )
-        if path:
-            self.import_csv(Path(path))
-
-    def import_csv(self, path: Path) -> None:
-        """Read and parse the file in the background, then check it."""
-        self.set_input_mode(InputMode.CSV)
-        self.csv_error.clear_message()
-        self._set_busy("Reading the file…")
-
-        def work() -> ImportResult:
-            try:
-                size = path.stat().st_size
-                if size > MAX_CSV_BYTES:
-                    raise ImportFailed(
-                        f"{path.name} is {size / 1024 / 1024:.0f} MB; split it into files under "
-                        f"{MAX_CSV_BYTES // 1024 // 1024} MB."
-                    )
-                data = path.read_bytes()
-            except OSError as exc:
-                raise ImportFailed(f"Could not read {path.name}: {exc.strerror or exc}.") from None
-            return parse_csv(data)
-
-        self._run(work, lambda result: self._csv_imported(path, result), self._csv_failed)
-
-    def _csv_imported(self, path: Path, result: ImportResult) -> None:
-        self._set_busy("")
-        self._csv = result
-        self._csv_name = path.name
-        self.csv_file_label.setText(f"{path.name}: {plural(len(result.rows), 'row')}")
-        self.csv_notes.setText("\n".join(result.notes))
-        self.csv_notes.setVisible(bool(result.notes))
-        set_variant(self.csv_notes, "badge" if any("Latin-1" in n for n in result.notes) else "small")
-        self._inputs_changed()
-        if result.rows:
-            self.check()
-
-    def _csv_failed(self, error: BaseException) -> None:
-        self._set_busy("")
-        self._csv = None
-        self._csv_name = ""
-        self.csv_file_label.setText("No file imported")
-        self.csv_notes.hide()
-        if isinstance(error, DomainError):
-            self.csv_error.show_message(f"The file was not imported. {error}", "error")
-        else:
-            log.error("CSV import failed", exc_info=error)
-            self.csv_error.show_message(f"The file was not imported: {error}", "error")
-        self._inputs_changed()
-
-    # -- on behalf ---------------------------------------------------------------------------
-    def _behalf_toggled(self, on: bool) -> None:
-        self.member_edit.setEnabled(on and self._behalf_decision.allowed)
-        if not on:
-            self._inviter = None
-            self.member_edit.clear()
-        else:
-            self.member_edit.setFocus()
-            self._search_timer.start()
-        self._show_credited()
-        self._refresh_preview()
-        self._update_actions()
-
-    def _member_text_edited(self, text: str) -> None:
-        self._inviter = self._member_choices.get(text)
-        self._show_credited()
-        self._search_timer.start()
-        self._update_actions()
-
-    def _search_members(self) -> None:
-        try:
-            found = search_members(self._context.uow, self._operator, self.member_edit.text())
-        except DomainError as exc:
-            self.behalf_hint.setText(str(exc))
-            return
-        self._member_choices = {m.label: m for m in found}
-        self._member_model.setStringList(list(self._member_choices))
-        if self.member_edit.hasFocus() and found and self._inviter is None:
-            self.member_completer.complete()
-
-    def _member_chosen(self, label: str) -> None:
-        self._inviter = self._member_choices.get(label)
-        self._show_credited()
-        self._refresh_preview()
-        self._update_actions()
-
-    def choose_inviter(self, member: MemberChoice) -> None:
-        """Credit `member` as the inviter (what picking from the completer does)."""
-        self.behalf_check.setChecked(True)
-        self._member_choices[member.label] = member
-        self.member_edit.setText(member.label)
-        self._member_chosen(member.label)
-
-    # ==================================================================== pre-flight
-    def check(self) -> None:
-        """Run the pre-flight for the current inputs in the background."""
-        if not self._send_decision.allowed or self._busy or self.sending:
-            return
-        inputs = self._collect_inputs()
-        if not inputs:
-            self.message_banner.show_message("Enter at least one email address first.", "info")
-            return
-        kind = self._kind()
-        event = self._event()
-        if kind is InvitationKind.EVENT and event is None:
-            self.message_banner.show_message("Choose the event the guests are invited to.", "info")
-            return
-        self.message_banner.clear_message()
-        self._check_generation += 1
-        generation = self._check_generation
-        engine = self._context.engine
-        org_id = self._operator.organization_id
-        event_id = event.id if event else None
-        inviter_id = (self._inviter.id if self.behalf_check.isChecked() and self._inviter
-                      else self._operator.member_id)  # invite-only N >= 2: sponsor k of N
-        self._set_busy(f"Checking {plural(len(inputs), 'address', 'addresses')}…")
-        self._run(
-            lambda: run_preflight(UnitOfWork(engine), org_id, inputs, kind=kind, event_id=event_id,
-                                  inviter_id=inviter_id),
-            lambda result: self._checked(generation, result),
-            self._check_failed,
-        )
-
-    def _checked(self, generation: int, result: Preflight) -> None:
-        self._set_busy("")
-        if generation != self._check_generation:
-            return
-        self._preflight = result
-        self._stale = False
-        self._consumed = False
-        self.stale_label.hide()
-        self.model.set_preflight(result)
-        self.table_stack.setCurrentWidget(self.table)
-        self.counts_label.setText(self.model.summary())
-        self._select_first_row()
-        self._update_actions()
-
-    def _check_failed(self, error: BaseException) -> None:
-        self._set_busy("")
-        self._show_error("The check did not run", error)
-
-    def _select_first_row(self) -> None:
-        if self.proxy.rowCount() == 0:
-            return
-        first_ready = next(
-            (r for r in range(self.proxy.rowCount())
-             if self.proxy.index(r, 0).data(PreflightRole.STATUS) == RowStatus.READY.value),
-            0,
-        )
-        self.table.selectRow(first_ready)
-
-    @property
-    def preflight(self) -> Preflight | None:
-        return self._preflight
-
-    def selected_row(self) -> PreflightRow | None:
-        index = self.table.currentIndex()
-        if index.isValid():
-            row = self.proxy.data(index, PreflightRole.ROW)
-            if isinstance(row, PreflightRow):
-                return row
-        if self._preflight and self._preflight.rows:
-            return (self._preflight.ready or self._preflight.rows)[0]
-        return None
-
-    # ==================================================================== preview and test
-    def _inviter_name(self) -> str:
-        if self.behalf_check.isChecked() and self._inviter is not None:
-            return self._inviter.name
-        return self._operator.name
-
-    def _content_for(self, row: PreflightRow, *, email: str | None = None) -> InvitationContent:
-        event = self._event()
-        return InvitationContent(
-            email=email or row.email,
-            name=row.name,
-            inviter_name=self._inviter_name(),
-            personal_message=row.message or clean_message(self.message_edit.toPlainText()),
-            expires_at=utcnow() + timedelta(days=self._policy.invitation_expiry_days),
-            event_name=event.name if event else "",
-        )
-
-    def _templates_and_mail(self) -> tuple[OrganizationInfo, InvitationTemplates, MailSettings]:
-        uow = self._context.uow
-        org_id = self._operator.organization_id
-        org = get_organization(uow, org_id)
-        self._org = org
-        return org, get_templates(uow, org_id), get_mail_settings(uow, org_id)
-
-    def preview_email(self, row: PreflightRow | None = None) -> PreviewEmail:
-        """The selected row's email, rendered by the services with a placeholder link."""
-        row = row or self.selected_row()
-        if row is None:
-            raise DomainError("Check the addresses first: the preview shows one row of the list.")
-        org, templates, mail = self._templates_and_mail()
-        rendered = render_invitation(org, templates, self._content_for(row), PREVIEW_TOKEN)
-        sender = mail.from_name or org.name
-        if mail.from_address:
-            sender = f"{sender} <{mail.from_address}>"
-        else:
-            sender = f"{sender} (no sender address yet: see Settings › Email)"
-        to = f"{row.name} <{row.email}>" if row.name else row.email
-        link_note = "The link in a preview is a placeholder and does not work."
-        if row.status in SENDABLE:
-            note = f"Row {row.row}. {link_note}"
-        else:
-            note = f"Row {row.row} will not be sent ({STATUS_TEXT[row.status].lower()}). {link_note}"
-        return PreviewEmail(rendered, sender, to, org.logo, note)
-
-    def show_preview(self) -> None:
-        if self._preview is None:
-            self._preview = PreviewDialog(self)
-            self._preview.test_requested.connect(self.send_test)
-        self._render_preview()
-        if self._preview.isVisible():  # already open, perhaps behind the main window
-            self._preview.raise_()
-        else:
-            self._preview.show()
-
-    @property
-    def preview_dialog(self) -> PreviewDialog | None:
-        return self._preview
-
-    def _refresh_preview(self, *_args: object) -> None:
-        """Follow the selection, the message and the inviter while the preview is open."""
-        if self._preview is None or not self._preview.isVisible():
-            return
-        self._render_preview()
-
-    def _render_preview(self) -> None:
-        assert self._preview is not None
-        try:
-            self._preview.pane.show_email(self.preview_email())
-        except DomainError as exc:
-            self._preview.pane.show_nothing(str(exc))
-
-    def send_test(self) -> None:
-        """Send the selected row's email to the operator's own address (not an invitation)."""
-        if self._busy or self.sending:
-            return
-        row = self.selected_row()
-        if row is None:
-            self.message_banner.show_message("Check the addresses first, then send a test.", "info")
-            return
-        try:
-            org, templates, mail = self._templates_and_mail()
-            if not self._mail_ready(mail):
-                return
-            message, _message_id = build_test_message(  # the batch builder (issue 8)
-                org, mail, templates, self._content_for(row, email=self._operator.email),
-                PREVIEW_TOKEN,
-            )
-        except DomainError as exc:
-            self._show_error("The test email could not be prepared", exc)
-            return
-        go_on, password = self._password_for(mail)
-        if not go_on:
-            return
-        to = self._operator.email
-        self._set_busy(f"Sending a test to {to}…")
-        self._run(
-            lambda: send_test_message(mail, password, message, to,
-                                      oauth.for_settings(mail, self._context.credentials)),
-            lambda result: self._test_sent(to, result),
-            lambda error: self._test_failed(error),
-        )
-
-    def _test_sent(self, to: str, result: SendResult) -> None:
-        self._set_busy("")
-        if isinstance(result, Sent):
-            self.message_banner.show_message(
-                f"A test email was sent to {to}. Check your inbox (and the spam folder).", "success"
-            )
-        elif isinstance(result, PermanentFailure | TemporaryFailure):
-            code = f"{result.code} " if result.code else ""
-            self.message_banner.show_message(
-                f"The server refused the test email to {to}: {code}{result.reply}", "error"
-            )
-        else:
-            self.message_banner.show_message(
-                f"The test email to {to} may or may not have arrived: {result.reason}", "warning"
-            )
-
-    def _test_failed(self, error: BaseException) -> None:
-        self._set_busy("")
-        self._show_error("The test email was not sent", error)
-
-    # ==================================================================== sending
-    @property
-    def sending(self) -> bool:
-        """True while the outbox sends a batch this page started."""
-        current = self.outbox.current
-        return current is not None and current.requester == REQUESTER
-
-    def _outbox_busy(self) -> bool:
-        """True (and says so) when the outbox is sending for another page."""
-        if not self.outbox.running:
-            return False
-        self.message_banner.show_message(self.outbox.busy_message(REQUESTER), "warning")
-        return True
-
-    def _mail_ready(self, mail: MailSettings) -> bool:
-        if mail.configured:
-            return True
-        self.message_banner.show_message(
-            "Sending needs the organization's SMTP server: it is not set up yet. An organization "
-            "admin can enter it in Settings › Email.",
-            "error",
-            action=("Open Settings › Email", self.email_settings_requested.emit),
-        )
-        return False
-
-    def _password_for(self, mail: MailSettings) -> tuple[bool, str | None]:
-        """(go on, password): the password is None when the server needs no sign-in."""
-        outcome = self._passwords.password_for(self, mail)
-        if not outcome.go_on:
-            self.message_banner.show_message(
-                "Nothing was sent: the SMTP password is needed to send.", "info"
-            )
-        elif outcome.warning:
-            self.message_banner.show_message(outcome.warning, "warning")
-        return outcome.go_on, outcome.password
 
     def send(self) -> None:
         """Queue the ready rows as one batch, then send it in the background."""
@@ -1222,7 +126,7 @@ class ComposeWindow(QWidget):
                 "member\".", "error")
             return
         try:
-            mail = get_mail_settings(self._context.uow, self._operator.organization_id)
+            _org, _templates, mail = self._templates_and_mail()
         except DomainError as exc:
             self._show_error("Nothing was sent", exc)
             return
@@ -1235,19 +139,21 @@ class ComposeWindow(QWidget):
         if not go_on:
             return
         self.message_banner.clear_message()
-        engine = self._context.engine
+        uow = self._context.uow
         operator = self._operator
         inviter_id = self._inviter.id if self.behalf_check.isChecked() and self._inviter else None
         message = clean_message(self.message_edit.toPlainText())
         kind = self._kind()
         event = self._event()
         self._set_busy(f"Queuing {plural(len(ready), 'invitation')}…")
-        self._run(
+        self.hub.mutate(
+            self,
             lambda: queue_invitations(
-                UnitOfWork(engine), operator, ready, inviter_id=inviter_id,
+                uow, operator, ready, inviter_id=inviter_id,
                 personal_message=message, kind=kind, event_id=event.id if event else None,
                 source=source, label=label,
             ),
+            {INVITATIONS},
             lambda queued: self._queued(queued, mail, password),
             self._queue_failed,
         )
@@ -1306,7 +212,11 @@ class ComposeWindow(QWidget):
         """Send what is still queued in the last batch (after a cancel or a stop)."""
         if self._batch_id is None or self.sending or self._busy or self._outbox_busy():
             return
-        mail = get_mail_settings(self._context.uow, self._operator.organization_id)
+        try:
+            _org, _templates, mail = self._templates_and_mail()
+        except DomainError as exc:
+            self._show_error("Nothing was sent", exc)
+            return
         if not self._mail_ready(mail):
             return
         go_on, password = self._password_for(mail)
@@ -1370,15 +280,12 @@ class ComposeWindow(QWidget):
             "Cancelling after the message being sent now; the rest stay queued."
         )
 
-    def _progressed(self, progress: SendProgress) -> None:
-        self._last_progress = progress
+    def progress_arrived(self, progress: SendProgress) -> None:
         self._progress_at = self._monotonic()
         if progress.last_email and progress.last_outcome:
             self.model.set_outcome(progress.last_email, progress.last_outcome)
         if progress.last_outcome == "uncertain" and progress.last_email:
             self._uncertain.append(progress.last_email)
-        if not self._progress_timer.isActive():
-            self._progress_timer.start()
 
     def _render_progress(self) -> None:
         progress = self._last_progress
@@ -1413,23 +320,10 @@ class ComposeWindow(QWidget):
         self._progress_timer.stop()
         self._countdown_timer.stop()
 
-    # The outbox reports every send; this page follows the ones it started.
-    def _outbox_progressed(self, progress: SendProgress) -> None:
-        if self.sending:
-            self._progressed(progress)
-
-    def _outbox_finished(self, outcome: SendOutcome) -> None:
-        if outcome.requester == REQUESTER and outcome.report is not None:
-            self._finished(outcome.report)
-
-    def _outbox_failed(self, outcome: SendOutcome) -> None:
-        if outcome.requester == REQUESTER:
-            self._failed(outcome.message, outcome.settings_page)
-
-    def _outbox_running_changed(self, _running: bool) -> None:
+    def outbox_running_changed(self) -> None:
         self._update_actions()
 
-    def _finished(self, report: SendReport) -> None:
+    def send_finished(self, report: SendReport) -> None:
         """The run ended (done, cancelled or stopped): summarize the whole batch so far."""
         self._end_job()
         progress = self._last_progress
@@ -1450,7 +344,7 @@ class ComposeWindow(QWidget):
         self.sending_finished.emit(report)
         self._update_actions()
 
-    def _failed(self, message: str, page: str | None = None) -> None:
+    def send_failed(self, message: str, page: str | None = None) -> None:
         self._end_job()
         self.progress_title.setText("Sending stopped")
         self.progress_counts.setText(message)
@@ -1532,79 +426,30 @@ class ComposeWindow(QWidget):
             return True
         return self.outbox.stop(wait_ms)
 
-    # ==================================================================== helpers
-    def _run(
-        self,
-        work: Callable[[], T],
-        on_done: Callable[[T], None],
-        on_failed: Callable[[BaseException], None],
-    ) -> None:
-        self.hub.query(self, work, on_done, on_failed, key=None)
-
-    def _set_busy(self, text: str) -> None:
-        self._busy = text
-        if text:
-            self.counts_label.setText(text)
-        elif self._preflight is not None:
-            self.counts_label.setText(self.model.summary())
-        else:
-            self.counts_label.setText("")
-        self._update_actions()
-
-    def _show_error(self, what: str, error: BaseException) -> None:
-        if isinstance(error, SmtpAuthError):
-            self.message_banner.show_message(
-                f"{what}. {error}", "error",
-                action=("Open Settings › Email", self.email_settings_requested.emit))
-        elif isinstance(error, SettingsIncomplete):
-            page = error.settings_page
-            self.message_banner.show_message(
-                f"{what}. {error}", "error",
-                action=("Open settings", lambda: self.settings_requested.emit(page)))
-        elif isinstance(error, DomainError):
-            self.message_banner.show_message(f"{what}. {error}", "error")
-        else:
-            log.error("%s", what, exc_info=error)
-            self.message_banner.show_message(
-                f"{what}: an unexpected error happened ({type(error).__name__}: {error}).", "error")
-
-    def _update_actions(self) -> None:
-        allowed = self._send_decision.allowed
-        sending = self.sending
-        idle = allowed and not sending and not self._busy
-        has_rows = self._preflight is not None and bool(self._preflight.rows)
-        ready = len(self._preflight.ready) if self._preflight is not None else 0
-        for widget in (self.input_tabs, self.message_edit, self.membership_radio,
-                       self.guest_radio, self.behalf_check):
-            widget.setEnabled(allowed and not sending and not self._busy)
-        self.guest_radio.setEnabled(self.guest_radio.isEnabled() and bool(self._events))
-        self.behalf_check.setEnabled(self.behalf_check.isEnabled() and self._behalf_decision.allowed)
-        self.event_combo.setEnabled(self.guest_radio.isEnabled() and self.guest_radio.isChecked())
-        self.member_edit.setEnabled(self.behalf_check.isEnabled() and self.behalf_check.isChecked())
-        self.check_button.setEnabled(idle and self._has_input())
-        can_send = idle and has_rows and ready > 0 and not self._stale and not self._consumed
-        elsewhere = self.outbox.running and not sending  # one send at a time, app-wide
-        self.send_button.setEnabled(can_send and not elsewhere)
-        self.send_button.setToolTip(self.outbox.busy_message(REQUESTER) if elsewhere else
-                                    "Only ready rows are sent; the others are skipped.")
-        self.send_button.setText(f"Send {plural(ready, 'invitation')}" if ready and not
-                                 self._consumed else "Send invitations")
-        self.preview_button.setEnabled(allowed and has_rows)
-        self.test_button.setEnabled(idle and has_rows)
-        self.problems_check.setEnabled(has_rows)
-
     # ==================================================================== Qt overrides
-    def showEvent(self, event: QShowEvent) -> None:
+    def may_reload(self) -> bool:
+        return not self.sending and not self._busy
+
+    def reload(self) -> None:
+        self.refresh()
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt override)
+        self._stale = True  # the composer reads its state again whenever it is shown
         super().showEvent(event)
-        if not self.sending and not self._busy:
-            self.refresh()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.stop_sending()
         self._end_job()
-        if self._owns_hub:  # in the main window, the window waits for the app's hub
-            self.hub.shutdown(30_000)
         if self._preview is not None:
             self._preview.close()
-        super().closeEvent(event)
+        super().closeEvent(event)  # (alone, the page's own hub waits for its work)
 
+    def resume_batch(self, batch: UnsentBatch) -> None:
+        """Send what an earlier session left queued in `batch`."""
+        if self.sending or self._busy:
+            return
+        self._batch_id = batch.batch_id
+        self._batch_total = batch.queued
+        self._batch_report = SendReport()
+        self._uncertain = []
+        self.send_rest()

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from enum import IntEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QBrush, QColor
@@ -21,10 +21,12 @@ from invite_desk.services.tracking import (
     fetch_page,
     open_view,
 )
-from invite_desk.services.uow import UnitOfWork
-from invite_desk.ui.invitations.paged_model import PagedTableModel
-from invite_desk.ui.tasks import TaskRunner
+from invite_desk.ui.paged import PagedTableModel
 from invite_desk.ui.widgets import plain_tooltip
+
+if TYPE_CHECKING:
+    from invite_desk.ui.context import UnitOfWork
+    from invite_desk.ui.hub import OperationsHub
 
 Clock = Callable[[], datetime]
 
@@ -106,8 +108,8 @@ class InvitationTableModel(PagedTableModel[InvitationQuery, InvitationRow]):
     """Columns as in `Column`; sorting on any column re-reads the view sorted in SQL."""
 
     def __init__(self, source: InvitationSource, query: InvitationQuery | None = None, *,
-                 runner: TaskRunner | None = None, parent: QObject | None = None) -> None:
-        super().__init__(source, query or InvitationQuery(), runner=runner,
+                 hub: OperationsHub, parent: QObject | None = None) -> None:
+        super().__init__(source, query or InvitationQuery(), hub=hub,
                          page_size=PAGE_SIZE, parent=parent)
 
     def headers(self) -> Sequence[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from enum import IntEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt
 
@@ -19,10 +19,12 @@ from invite_desk.services.members_view import (
 )
 from invite_desk.services.models import MemberStatus
 from invite_desk.services.operator import Operator
-from invite_desk.services.uow import UnitOfWork
-from invite_desk.ui.invitations.paged_model import PagedTableModel
-from invite_desk.ui.tasks import TaskRunner
+from invite_desk.ui.paged import PagedTableModel
 from invite_desk.ui.widgets import plain_tooltip
+
+if TYPE_CHECKING:
+    from invite_desk.ui.context import UnitOfWork
+    from invite_desk.ui.hub import OperationsHub
 
 
 class MemberRole(IntEnum):
@@ -56,8 +58,8 @@ class MemberSource:
 
 class MemberTableModel(PagedTableModel[MemberQuery, MemberRow]):
     def __init__(self, source: MemberSource, query: MemberQuery | None = None, *,
-                 runner: TaskRunner | None = None, parent: QObject | None = None) -> None:
-        super().__init__(source, query or MemberQuery(), runner=runner, page_size=PAGE_SIZE,
+                 hub: OperationsHub, parent: QObject | None = None) -> None:
+        super().__init__(source, query or MemberQuery(), hub=hub, page_size=PAGE_SIZE,
                          parent=parent)
 
     def headers(self) -> Sequence[str]:

@@ -8,21 +8,15 @@ import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, Signal
+from PySide6.QtCore import QItemSelectionModel, Qt, Signal
 from PySide6.QtGui import QCloseEvent, QShowEvent
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QHBoxLayout,
-    QHeaderView,
-    QLineEdit,
-    QSplitter,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
 
-from invite_desk.app import AppContext
 from invite_desk.services.members_view import (
     MemberColumn,
     MemberQuery,
@@ -33,6 +27,7 @@ from invite_desk.services.operator import Operator
 from invite_desk.services.organization import UnitInfo, list_units
 from invite_desk.services.permissions import ScopeLevel, scope_of
 from invite_desk.services.roles import Role
+from invite_desk.ui.context import PageContext
 from invite_desk.ui.hub import APPLICATIONS, INVITATIONS, MEMBERS, REFERRALS, Changes, OperationsHub
 from invite_desk.ui.invitations.table_model import Clock
 from invite_desk.ui.members.admin_bar import MemberAdminBar
@@ -45,7 +40,13 @@ from invite_desk.ui.members.table_model import (
 )
 from invite_desk.ui.tasks import TaskRunner
 from invite_desk.ui.theme import set_variant
-from invite_desk.ui.widgets import PlainLabel
+from invite_desk.ui.widgets import (
+    PlainLabel,
+    debounce,
+    record_table,
+    search_box,
+    table_and_detail,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -66,7 +67,7 @@ class MembersWindow(QWidget):
     invitations_requested = Signal(object)
     history_requested = Signal(str, object, str)  # entity type, id, title: the audit log
 
-    def __init__(self, context: AppContext, operator: Operator, parent: QWidget | None = None,
+    def __init__(self, context: PageContext, operator: Operator, parent: QWidget | None = None,
                  *, runner: TaskRunner | None = None, clock: Clock | None = None,
                  hub: OperationsHub | None = None) -> None:
         super().__init__(parent)
@@ -80,7 +81,7 @@ class MembersWindow(QWidget):
         self._runner: TaskRunner = runner or self.hub.runner
         self._clock: Clock = clock or utcnow
         self._stale = False  # something changed while the page was hidden
-        self.model = MemberTableModel(MemberSource(context.uow, operator), runner=self._runner,
+        self.model = MemberTableModel(MemberSource(context.uow, operator), hub=self.hub,
                                       parent=self)
         self._build()
         self._connect()
@@ -99,10 +100,8 @@ class MembersWindow(QWidget):
         self.scope_label = PlainLabel(scope_text)
         set_variant(self.scope_label, "muted")
 
-        self.search_edit = QLineEdit()
-        self.search_edit.setPlaceholderText("Search: email, last name, or first and last name")
-        self.search_edit.setClearButtonEnabled(True)
-        self.search_edit.setAccessibleName("Search members")
+        self.search_edit = search_box("Search: email, last name, or first and last name",
+                                      "Search members")
         self.role_combo = QComboBox()
         self.role_combo.setAccessibleName("Role filter")
         self.role_combo.addItem("All roles", None)
@@ -128,37 +127,15 @@ class MembersWindow(QWidget):
         for combo in (self.search_edit, self.role_combo, self.unit_combo, self.status_combo):
             combo.setEnabled(level is not ScopeLevel.OWN)
 
-        self.table = QTableView()
-        self.table.setObjectName("MembersTable")
-        self.table.setAccessibleName("Members")
-        self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setAlternatingRowColors(True)
-        self.table.setWordWrap(False)
-        vertical = self.table.verticalHeader()
-        vertical.hide()
-        vertical.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        vertical.setDefaultSectionSize(ROW_HEIGHT)
+        self.table = record_table("MembersTable", "Members", self.model, row_height=ROW_HEIGHT,
+                                  widths=COLUMN_WIDTHS, order=VISUAL_ORDER)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)  # bulk change
         horizontal = self.table.horizontalHeader()
-        horizontal.setHighlightSections(False)
-        horizontal.setStretchLastSection(True)
-        for column, width in COLUMN_WIDTHS.items():
-            self.table.setColumnWidth(column, width)
-        horizontal.setSectionsMovable(True)
-        for visual, column in enumerate(VISUAL_ORDER):
-            horizontal.moveSection(horizontal.visualIndex(column), visual)
         horizontal.setSortIndicator(MemberColumn.NAME, Qt.SortOrder.AscendingOrder)
         self.table.setSortingEnabled(True)
 
         self.page = MemberPage()
-        self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.splitter.addWidget(self.table)
-        self.splitter.addWidget(self.page)
-        self.splitter.setChildrenCollapsible(False)
-        self.splitter.setStretchFactor(0, 1)
-        self.splitter.setSizes([740, 420])
+        self.splitter = table_and_detail(self.table, self.page, (740, 420))
 
         header = QHBoxLayout()
         titles = QVBoxLayout()
@@ -178,12 +155,8 @@ class MembersWindow(QWidget):
         root.addWidget(self.admin_bar)
         root.addWidget(self.splitter, 1)
 
-        self._search_timer = QTimer(self)
-        self._search_timer.setSingleShot(True)
-        self._search_timer.setInterval(250)
-        self._page_timer = QTimer(self)
-        self._page_timer.setSingleShot(True)
-        self._page_timer.setInterval(120)
+        self._search_timer = debounce(self, 250)
+        self._page_timer = debounce(self, 120)
 
     def _connect(self) -> None:
         self.search_edit.textChanged.connect(lambda _t: self._search_timer.start())

@@ -3,7 +3,7 @@ reminders and soft bounces."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -19,7 +19,7 @@ from invite_desk.services.errors import ValidationFailed
 from invite_desk.services.operator import Operator
 from invite_desk.services.roles import WHO_CAN_INVITE_EXPLANATIONS, Role
 from invite_desk.services.settings_schema import SPECS_BY_FIELD, PolicySettings
-from invite_desk.services.uow import UnitOfWork
+from invite_desk.ui.hub import OperationsHub
 from invite_desk.ui.settings.page import (
     PolicySettingsPage,
     field_name_label,
@@ -28,6 +28,9 @@ from invite_desk.ui.settings.page import (
     set_enabled,
 )
 from invite_desk.ui.widgets import PlainLabel
+
+if TYPE_CHECKING:
+    from invite_desk.ui.context import UnitOfWork
 
 FIELDS = (
     "has_user_invitation",
@@ -57,8 +60,9 @@ class InvitationsPage(PolicySettingsPage):
         "These apply to the whole organization."
     )
 
-    def __init__(self, uow: UnitOfWork, operator: Operator, parent: QWidget | None = None) -> None:
-        super().__init__(uow, operator, parent)
+    def __init__(self, uow: UnitOfWork, operator: Operator, parent: QWidget | None = None,
+                 *, hub: OperationsHub | None = None) -> None:
+        super().__init__(uow, operator, parent, hub=hub)
         self.loaded = PolicySettings()
 
         self.enabled_box = QCheckBox(SPECS_BY_FIELD["has_user_invitation"].label)
@@ -147,8 +151,8 @@ class InvitationsPage(PolicySettingsPage):
 
     # ---- contract ---------------------------------------------------------------------------
 
-    def load(self) -> None:
-        self.loaded = settings_service.get_settings(self.uow, self.operator.organization_id)
+    def show_loaded(self, data: PolicySettings) -> None:
+        self.loaded = data
         self.begin_loading()
         try:
             self.enabled_box.setChecked(self.loaded.has_user_invitation)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QByteArray, QSize, Qt
 from PySide6.QtGui import QColor, QImage, QPixmap
@@ -25,9 +25,18 @@ from invite_desk.services import organization as organization_service
 from invite_desk.services.errors import ValidationFailed
 from invite_desk.services.operator import Operator
 from invite_desk.services.organization import HEX_COLOUR, MAX_LOGO_BYTES, OrganizationInfo
-from invite_desk.services.uow import UnitOfWork
-from invite_desk.ui.settings.page import SettingsPage, help_label, set_editable, set_enabled
+from invite_desk.ui.hub import OperationsHub
+from invite_desk.ui.settings.page import (
+    SettingsPage,
+    Writer,
+    help_label,
+    set_editable,
+    set_enabled,
+)
 from invite_desk.ui.widgets import PlainLabel
+
+if TYPE_CHECKING:
+    from invite_desk.ui.context import UnitOfWork
 
 LOGO_FILE_FILTER = "Images (*.png *.jpg *.jpeg *.svg)"
 LOGO_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/svg+xml": "SVG"}
@@ -65,8 +74,9 @@ class OrganizationPage(SettingsPage):
     TITLE = "Organization"
     INTRO = "What invitation emails and the registration pages show about the organization."
 
-    def __init__(self, uow: UnitOfWork, operator: Operator, parent: QWidget | None = None) -> None:
-        super().__init__(uow, operator, parent)
+    def __init__(self, uow: UnitOfWork, operator: Operator, parent: QWidget | None = None,
+                 *, hub: OperationsHub | None = None) -> None:
+        super().__init__(uow, operator, parent, hub=hub)
         self.loaded: OrganizationInfo | None = None
         self.logo_bytes: bytes | None = None
         self.logo_mime: str | None = None
@@ -239,8 +249,10 @@ class OrganizationPage(SettingsPage):
 
     # ---- contract ---------------------------------------------------------------------------
 
-    def load(self) -> None:
-        info = organization_service.get_organization(self.uow, self.operator.organization_id)
+    def fetch(self) -> OrganizationInfo:
+        return organization_service.get_organization(self.uow, self.operator.organization_id)
+
+    def show_loaded(self, info: OrganizationInfo) -> None:
         self.loaded = info
         self.begin_loading()
         try:
@@ -292,10 +304,10 @@ class OrganizationPage(SettingsPage):
         # The logo and its type are one change to the user.
         return len([field for field in self.changes() if field != "logo_mime"])
 
-    def save(self) -> None:
-        changes = self.changes()
-        if changes:
-            organization_service.update_organization(self.uow, self.operator, changes)
+    def writer(self) -> Writer:
+        changes, uow, operator = self.changes(), self.uow, self.operator
+        return (lambda: organization_service.update_organization(uow, operator, changes)
+                if changes else None)
 
     def show_errors(self, errors: Mapping[str, str]) -> None:
         errors = dict(errors)

@@ -8,9 +8,9 @@ authority (their ValidationFailed errors are mapped back onto the fields).
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from PySide6.QtCore import Qt, Signal, SignalInstance
 from PySide6.QtGui import QFont, QPalette
@@ -27,8 +27,14 @@ from PySide6.QtWidgets import (
 from invite_desk.services import settings as settings_service
 from invite_desk.services.operator import Operator
 from invite_desk.services.settings_schema import PolicySettings
-from invite_desk.services.uow import UnitOfWork
+from invite_desk.ui.hub import OperationsHub
+from invite_desk.ui.tasks import SynchronousRunner
 from invite_desk.ui.widgets import PlainLabel, plain_tooltip
+
+if TYPE_CHECKING:
+    from invite_desk.ui.context import UnitOfWork
+
+Writer = Callable[[], object]
 
 ERROR_COLOUR = "#B42318"
 
@@ -148,10 +154,13 @@ class SettingsPage(QWidget):
     edited = Signal()
     """The user changed a value on this page (not emitted while loading)."""
 
-    def __init__(self, uow: UnitOfWork, operator: Operator, parent: QWidget | None = None) -> None:
+    def __init__(self, uow: UnitOfWork, operator: Operator, parent: QWidget | None = None,
+                 *, hub: OperationsHub | None = None) -> None:
         super().__init__(parent)
-        self.uow = uow
+        self.uow = uow  # reached only in `fetch` and in the writers, on the hub's threads
         self.operator = operator
+        # The settings window hands in the app's hub; alone (tests), a page reads in place.
+        self.hub = hub if hub is not None else OperationsHub(self, runner=SynchronousRunner())
         self._rows: dict[str, FieldRow] = {}
         self._loading = False
         self._read_only_reason = ""
@@ -271,9 +280,27 @@ class SettingsPage(QWidget):
 
     # ---- the page contract ----------------------------------------------------------------
 
-    def load(self) -> None:
-        """Read the stored values through the services and show them."""
+    def fetch(self) -> Any:
+        """Read the stored values through the services. Runs on the hub's thread: it must use
+        only `self.uow`, `self.operator` and the like, never a widget."""
         raise NotImplementedError
+
+    def show_loaded(self, data: Any) -> None:
+        """Show what `fetch` read (on the GUI thread)."""
+        raise NotImplementedError
+
+    def load(self, failed: Callable[[BaseException], Any] | None = None,
+             loaded: Callable[[], Any] | None = None) -> None:
+        """Read the stored values in the background (`fetch`), then show them; then
+        `loaded()` (or `failed(exc)`)."""
+        def show(data: Any) -> None:
+            self.show_loaded(data)
+            if loaded is not None:
+                loaded()
+
+        self.hub.query(self, self.fetch, show,
+                       failed or (lambda exc: self.banner.show_message(str(exc), "error")),
+                       key="load")
 
     def check(self) -> dict[str, str]:
         """Field -> reason for every value that cannot be saved; empty when all is fine.
@@ -288,9 +315,13 @@ class SettingsPage(QWidget):
         """How many settings the user changed (what the save confirmation counts)."""
         return len(self.changes())
 
-    def save(self) -> None:
-        """Write `changes()` through the services; raises their domain errors unchanged."""
+    def writer(self) -> Writer:
+        """Take the edited values now (GUI thread) and return the function that writes them
+        through the services on the hub's thread; it raises their domain errors unchanged."""
         raise NotImplementedError
+
+    def written(self, result: object) -> None:
+        """What the writer returned, back on the GUI thread (before the page is reloaded)."""
 
     def update_dependent_controls(self) -> None:
         """Enable or disable controls that depend on others (and on read-only mode)."""
@@ -410,7 +441,9 @@ class PolicySettingsPage(SettingsPage):
             if value != getattr(self.loaded, field)
         }
 
-    def save(self) -> None:
-        changes = self.changes()
-        if changes:
-            settings_service.update_settings(self.uow, self.operator, changes)
+    def fetch(self) -> PolicySettings:
+        return settings_service.get_settings(self.uow, self.operator.organization_id)
+
+    def writer(self) -> Writer:
+        changes, uow, operator = self.changes(), self.uow, self.operator
+        return lambda: settings_service.update_settings(uow, operator, changes) if changes else None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QLineEdit, QVBoxLayout, QWidget
@@ -11,7 +11,7 @@ from invite_desk.services import settings as settings_service
 from invite_desk.services.errors import ValidationFailed
 from invite_desk.services.operator import Operator
 from invite_desk.services.settings_schema import SPECS_BY_FIELD, PolicySettings
-from invite_desk.services.uow import UnitOfWork
+from invite_desk.ui.hub import OperationsHub
 from invite_desk.ui.settings.page import (
     BANNER_STYLES,
     PolicySettingsPage,
@@ -19,6 +19,9 @@ from invite_desk.ui.settings.page import (
     set_editable,
 )
 from invite_desk.ui.widgets import PlainLabel
+
+if TYPE_CHECKING:
+    from invite_desk.ui.context import UnitOfWork
 
 INVITE_ONLY_WARNING = (
     "Invite-only mode significantly limits growth. Only use it if your organization "
@@ -75,8 +78,9 @@ class ReferralsPage(PolicySettingsPage):
         "invitations are accepted, the referral is tracked."
     )
 
-    def __init__(self, uow: UnitOfWork, operator: Operator, parent: QWidget | None = None) -> None:
-        super().__init__(uow, operator, parent)
+    def __init__(self, uow: UnitOfWork, operator: Operator, parent: QWidget | None = None,
+                 *, hub: OperationsHub | None = None) -> None:
+        super().__init__(uow, operator, parent, hub=hub)
         self.loaded = PolicySettings()
         self._invitations_enabled = True
 
@@ -149,8 +153,8 @@ class ReferralsPage(PolicySettingsPage):
 
     # ---- contract ---------------------------------------------------------------------------
 
-    def load(self) -> None:
-        self.loaded = settings_service.get_settings(self.uow, self.operator.organization_id)
+    def show_loaded(self, data: PolicySettings) -> None:
+        self.loaded = data
         self.begin_loading()
         try:
             self.active_box.setChecked(self.loaded.referral_is_active)

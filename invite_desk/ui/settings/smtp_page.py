@@ -8,7 +8,7 @@ read back into the field, and a newly typed one goes to the OS keyring through
 from __future__ import annotations
 
 import ssl
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import shiboken6
 from PySide6.QtCore import Qt, Signal
@@ -33,18 +33,22 @@ from invite_desk.services.operator import Operator
 from invite_desk.services.smtp import oauth
 from invite_desk.services.smtp.presets import PRESETS, preset
 from invite_desk.services.smtp.transport import test_connection
-from invite_desk.services.uow import UnitOfWork
+from invite_desk.ui.hub import OperationsHub
 from invite_desk.ui.settings.page import (
     Banner,
     FieldRow,
     SettingsPage,
+    Writer,
     help_label,
     parse_whole_number,
     set_editable,
     set_enabled,
 )
-from invite_desk.ui.tasks import BackgroundTask, TaskRunner, error_message
+from invite_desk.ui.tasks import error_message
 from invite_desk.ui.widgets import PlainLabel
+
+if TYPE_CHECKING:
+    from invite_desk.ui.context import UnitOfWork
 
 SECURITY_LABELS = {"ssl": "SSL/TLS", "starttls": "STARTTLS", "none": "None"}
 USUAL_PORTS = {"ssl": 465, "starttls": 587, "none": 25}
@@ -83,13 +87,11 @@ class SmtpPage(SettingsPage):
         parent: QWidget | None = None,
         *,
         credentials: CredentialStore | None = None,
-        runner: TaskRunner | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        hub: OperationsHub | None = None,
     ) -> None:
-        super().__init__(uow, operator, parent)
+        super().__init__(uow, operator, parent, hub=hub)
         self.credentials = credentials
-        self.runner = runner
-        """How "Test connection" runs its work (None: the global thread pool)."""
         self.ssl_context = ssl_context
         """The TLS context for "Test connection" (None: the system's trusted certificates)."""
         self.loaded = MailSettings()
@@ -98,8 +100,8 @@ class SmtpPage(SettingsPage):
         self._save_problem = ""  # the last save could not store the password
         self._keep_save_problem = False  # shown through the reload right after that save
         self._shown_security = self.loaded.security
-        self._test_task: BackgroundTask[str] | None = None
-        self._sign_in_task: BackgroundTask[str] | None = None
+        self._testing = False  # "Test connection" runs on the hub
+        self._signing_in = False  # "Sign in with ..." runs on the hub (it waits for the person)
         self._shown_preset = ""
 
         self.form.addWidget(_section("Server"))
@@ -303,9 +305,13 @@ class SmtpPage(SettingsPage):
 
     # ---- contract ---------------------------------------------------------------------------
 
-    def load(self) -> None:
-        self.loaded = mail_service.get_mail_settings(self.uow, self.operator.organization_id)
-        self._stored_password, self._keyring_problem = self._look_up_password(self.loaded)
+    def fetch(self) -> tuple[MailSettings, bool, str]:
+        # The keyring may be slow (D-Bus): it is read here too, off the GUI thread.
+        mail = mail_service.get_mail_settings(self.uow, self.operator.organization_id)
+        return (mail, *self._look_up_password(mail))
+
+    def show_loaded(self, data: tuple[MailSettings, bool, str]) -> None:
+        self.loaded, self._stored_password, self._keyring_problem = data
         if not self._keep_save_problem:
             self._save_problem = ""
         self._keep_save_problem = False
@@ -386,21 +392,30 @@ class SmtpPage(SettingsPage):
             return ""
         return self.password_edit.text()
 
-    def save(self) -> None:
+    def writer(self) -> Writer:
         if not self.changes():
-            return
+            return lambda: None
         values = self._entered()
         password = self._new_password() or self._carried_over_password(values)
         self._save_problem = ""
-        try:
-            mail_service.update_mail_settings(
-                self.uow, self.operator, values,
-                password=password or None, credentials=self.credentials,
-            )
-        except CredentialStoreError as exc:
-            # The settings are committed before the keyring is asked: only the password is
-            # missing, and the line under the password field says so after the reload.
-            self._save_problem = f"The password was not saved: {exc}"
+        uow, operator, credentials = self.uow, self.operator, self.credentials
+
+        def write() -> str:
+            try:
+                mail_service.update_mail_settings(
+                    uow, operator, values, password=password or None, credentials=credentials,
+                )
+            except CredentialStoreError as exc:
+                # The settings are committed before the keyring is asked: only the password
+                # is missing, and the line under the password field says so after the reload.
+                return f"The password was not saved: {exc}"
+            return ""
+
+        return write
+
+    def written(self, result: object) -> None:
+        if result:
+            self._save_problem = str(result)
             self._keep_save_problem = True
 
     def _carried_over_password(self, values: dict[str, Any]) -> str | None:
@@ -439,7 +454,7 @@ class SmtpPage(SettingsPage):
                 [self.password_edit], has_user,
                 "Enter a user name first: without one the server is used without signing in.",
             )
-        if self._test_task is not None:
+        if self._testing:
             self.test_button.setEnabled(False)
         auth = self.auth_combo.currentData() or "password"
         oauth_on = auth != "password"
@@ -455,11 +470,11 @@ class SmtpPage(SettingsPage):
                 f"Sign in with {oauth.PROVIDER_NAMES[auth]}…")
             if self.credentials is None:
                 self.sign_in_button.setEnabled(False)
-        if self._sign_in_task is not None:
+        if self._signing_in:
             self.sign_in_button.setEnabled(False)
         if self.credentials is None and oauth_on:
             self.sign_in_status.setText(NO_KEYRING_TEXT)
-        elif oauth_on and not self._sign_in_task:
+        elif oauth_on and not self._signing_in:
             self.sign_in_status.setText(self._sign_in_state(auth))
         preset_note = preset(self.preset_combo.currentData() or "").note
         self.preset_note.setText(preset_note)
@@ -523,7 +538,7 @@ class SmtpPage(SettingsPage):
         if self._loading:
             return
         # A result is about the values it was given: it says nothing about the new ones.
-        if self._test_task is None:
+        if not self._testing:
             self.test_result.clear_message()
 
     @staticmethod
@@ -561,7 +576,7 @@ class SmtpPage(SettingsPage):
     def start_sign_in(self) -> None:
         """Sign in with Microsoft (device code: the code is shown here) or Google (the
         browser opens), off the GUI thread; the refresh token goes to the keyring."""
-        if not self.editable() or self._sign_in_task is not None or self.credentials is None:
+        if not self.editable() or self._signing_in or self.credentials is None:
             return
         entered = self._entered()
         auth, username = entered["auth"], entered["username"]
@@ -590,24 +605,22 @@ class SmtpPage(SettingsPage):
             prompt.emit("Your browser opens Google's sign-in; come back here when it says so.")
             return oauth.sign_in_google(client_id, secret, username, store, key)
 
-        task: BackgroundTask[str] = BackgroundTask(run, widget=self.sign_in_button)
-        task.on_success(self._sign_in_done).on_failure(self._sign_in_failed)
-        self._sign_in_task = task
+        self._signing_in = True
         self.sign_in_status.setText("Signing in…")
         self.update_dependent_controls()
-        task.run_in_background(self.runner)
+        self.hub.query(self, run, self._sign_in_done, self._sign_in_failed, key="sign_in")
 
     def _sign_in_done(self, message: str) -> None:
         if not shiboken6.isValid(self):
             return
-        self._sign_in_task = None
+        self._signing_in = False
         self.test_result.show_message(message + " Save, then Test connection.", "success")
         self.update_dependent_controls()
 
     def _sign_in_failed(self, error: BaseException) -> None:
         if not shiboken6.isValid(self):
             return
-        self._sign_in_task = None
+        self._signing_in = False
         self.test_result.show_message(error_message(error), "error")
         self.update_dependent_controls()
 
@@ -615,7 +628,7 @@ class SmtpPage(SettingsPage):
 
     def start_test(self) -> None:
         """Connect and sign in with the entered values, off the GUI thread."""
-        if not self.editable() or self._test_task is not None:
+        if not self.editable() or self._testing:
             return
         entered = self._entered()
         try:
@@ -659,10 +672,9 @@ class SmtpPage(SettingsPage):
             return test_connection(config, password, ssl_context=context)
 
         self.test_result.show_message(f"Testing the connection to {config.address}…", "info")
-        task: BackgroundTask[str] = BackgroundTask(run, widget=self.test_button)
-        task.on_success(self._test_succeeded).on_failure(self._test_failed)
-        self._test_task = task
-        task.run_in_background(self.runner)
+        self._testing = True
+        self.test_button.setEnabled(False)
+        self.hub.query(self, run, self._test_succeeded, self._test_failed, key="test")
 
     def _password_key_for_test(self, mail: MailSettings) -> str | None:
         """The keyring entry to test with: the one for the entered server and user, or the
@@ -676,14 +688,14 @@ class SmtpPage(SettingsPage):
     def _test_succeeded(self, message: str) -> None:
         if not shiboken6.isValid(self):
             return
-        self._test_task = None
+        self._testing = False
         self.test_result.show_message(message, "success")
         self.update_dependent_controls()
 
     def _test_failed(self, error: BaseException) -> None:
         if not shiboken6.isValid(self):
             return
-        self._test_task = None
+        self._testing = False
         text = str(error) if isinstance(error, CredentialStoreError) else error_message(error)
         self.test_result.show_message(text, "error")
         self.update_dependent_controls()

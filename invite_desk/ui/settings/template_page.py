@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QFont, QFontDatabase, QShowEvent
@@ -43,22 +43,25 @@ from invite_desk.services.email.templates import (
     render,
     validate_templates,
 )
-from invite_desk.services.errors import DomainError
 from invite_desk.services.invitations.rendering import fallback_base_url
 from invite_desk.services.invitations.tokens import registration_link
 from invite_desk.services.mail_settings import MailSettings
 from invite_desk.services.operator import Operator
 from invite_desk.services.organization import OrganizationInfo
-from invite_desk.services.uow import UnitOfWork
 from invite_desk.ui.compose.preview import PREVIEW_TOKEN, EmailBrowser
+from invite_desk.ui.hub import OperationsHub
 from invite_desk.ui.settings.page import (
     Banner,
     SettingsPage,
+    Writer,
     emit_signal,
     help_label,
     set_editable,
 )
 from invite_desk.ui.widgets import PlainLabel
+
+if TYPE_CHECKING:
+    from invite_desk.ui.context import UnitOfWork
 
 PREVIEW_DELAY_MS = 300
 PARTS = ("subject", "html", "text")
@@ -235,8 +238,9 @@ class TemplatePage(SettingsPage):
         "with a sample invitee."
     )
 
-    def __init__(self, uow: UnitOfWork, operator: Operator, parent: QWidget | None = None) -> None:
-        super().__init__(uow, operator, parent)
+    def __init__(self, uow: UnitOfWork, operator: Operator, parent: QWidget | None = None,
+                 *, hub: OperationsHub | None = None) -> None:
+        super().__init__(uow, operator, parent, hub=hub)
         self.loaded = InvitationTemplates("", "", "")
         self._defaults = default_templates()
         self._organization: OrganizationInfo | None = None
@@ -318,10 +322,18 @@ class TemplatePage(SettingsPage):
 
     # ---- contract ---------------------------------------------------------------------------
 
-    def load(self) -> None:
+    def fetch(self) -> tuple[InvitationTemplates, OrganizationInfo, MailSettings, int]:
+        """The templates and what the preview needs besides: branding, sender, link expiry."""
         organization_id = self.operator.organization_id
-        self.loaded = mail_service.get_templates(self.uow, organization_id)
-        self._load_context()
+        return (mail_service.get_templates(self.uow, organization_id),
+                organization_service.get_organization(self.uow, organization_id),
+                mail_service.get_mail_settings(self.uow, organization_id),
+                settings_service.get_settings(self.uow, organization_id).invitation_expiry_days)
+
+    def show_loaded(
+        self, data: tuple[InvitationTemplates, OrganizationInfo, MailSettings, int]
+    ) -> None:
+        self.loaded, self._organization, self._mail, self._expiry_days = data
         self.begin_loading()
         try:
             self._show_templates(self.loaded)
@@ -329,14 +341,6 @@ class TemplatePage(SettingsPage):
             self.end_loading()
         self.preview_timer.stop()
         self.refresh_preview()
-
-    def _load_context(self) -> None:
-        """What the preview needs besides the templates: branding, sender and link expiry."""
-        organization_id = self.operator.organization_id
-        self._organization = organization_service.get_organization(self.uow, organization_id)
-        self._mail = mail_service.get_mail_settings(self.uow, organization_id)
-        policy = settings_service.get_settings(self.uow, organization_id)
-        self._expiry_days = policy.invitation_expiry_days
 
     def _show_templates(self, templates: InvitationTemplates) -> None:
         self.subject_edit.setText(_one_line(templates.subject))
@@ -385,9 +389,11 @@ class TemplatePage(SettingsPage):
             if getattr(entered, part) != getattr(self.loaded, part)
         }
 
-    def save(self) -> None:
-        if self.changes():
-            mail_service.update_templates(self.uow, self.operator, self.entered())
+    def writer(self) -> Writer:
+        if not self.changes():
+            return lambda: None
+        entered, uow, operator = self.entered(), self.uow, self.operator
+        return lambda: mail_service.update_templates(uow, operator, entered)
 
     def restore_defaults(self) -> None:
         """Show the shipped templates in the editors; Save stores them."""
@@ -444,12 +450,19 @@ class TemplatePage(SettingsPage):
         super().showEvent(event)
         if self._organization is None:
             return
-        before = (self._organization, self._mail, self._expiry_days)
-        try:
-            self._load_context()
-        except DomainError:
-            return
-        if (self._organization, self._mail, self._expiry_days) != before:
+        uow, organization_id = self.uow, self.operator.organization_id
+
+        def fetch_context() -> tuple[OrganizationInfo, MailSettings, int]:
+            return (organization_service.get_organization(uow, organization_id),
+                    mail_service.get_mail_settings(uow, organization_id),
+                    settings_service.get_settings(uow, organization_id).invitation_expiry_days)
+
+        self.hub.query(self, fetch_context, self._context_read, lambda _exc: None,
+                       key="context")
+
+    def _context_read(self, context: tuple[OrganizationInfo, MailSettings, int]) -> None:
+        if context != (self._organization, self._mail, self._expiry_days):
+            self._organization, self._mail, self._expiry_days = context
             self.refresh_preview()
 
     # ---- errors and controls --------------------------------------------------------------------

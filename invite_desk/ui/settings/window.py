@@ -7,7 +7,9 @@ banner says why; the services enforce the same rule.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, Signal
 from PySide6.QtGui import QFont, QKeySequence, QShortcut, QStandardItem, QStandardItemModel
@@ -28,14 +30,18 @@ from invite_desk.services.errors import DomainError, PermissionDenied, Validatio
 from invite_desk.services.operator import Operator
 from invite_desk.services.permissions import Action, decide
 from invite_desk.services.roles import Role
-from invite_desk.services.uow import UnitOfWork
+from invite_desk.ui.hub import REFERRALS, SETTINGS, OperationsHub
 from invite_desk.ui.settings.invitations_page import InvitationsPage
 from invite_desk.ui.settings.organization_page import OrganizationPage
 from invite_desk.ui.settings.page import Banner, SettingsPage, emit_signal
 from invite_desk.ui.settings.referrals_page import ReferralsPage
 from invite_desk.ui.settings.smtp_page import SmtpPage
 from invite_desk.ui.settings.template_page import TemplatePage
-from invite_desk.ui.widgets import PlainLabel, plain_tooltip
+from invite_desk.ui.tasks import SynchronousRunner, error_message
+from invite_desk.ui.widgets import PlainLabel, plain_tooltip, plural
+
+if TYPE_CHECKING:
+    from invite_desk.ui.context import UnitOfWork
 
 PAGE_CLASSES: tuple[type[SettingsPage], ...] = (
     InvitationsPage, ReferralsPage, OrganizationPage, SmtpPage, TemplatePage,
@@ -62,8 +68,15 @@ def read_only_reason(operator: Operator) -> str:
     )
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+@dataclass
+class SaveOutcome:
+    """What a save wrote (built on the hub's thread, read on the GUI thread)."""
+
+    saved: list[SettingsPage] = field(default_factory=list)
+    results: list[object] = field(default_factory=list)  # each saved page's writer's answer
+    count: int = 0
+    refused: SettingsPage | None = None
+    error: DomainError | None = None
 
 
 class SettingsWindow(QWidget):
@@ -80,19 +93,26 @@ class SettingsWindow(QWidget):
         parent: QWidget | None = None,
         *,
         credentials: CredentialStore | None = None,
+        hub: OperationsHub | None = None,
     ) -> None:
         super().__init__(parent)
+        # The main window hands in the app's hub (reads and saves run on its threads and
+        # every view hears of a save); alone (tests, screenshots), the window reads in place.
+        self.hub = hub if hub is not None else OperationsHub(self, runner=SynchronousRunner())
         self.uow = uow
         self.operator = operator
         self.credentials = credentials
+        self._saving = False  # a save is being written on the hub's thread
+        self._loading = 0  # pages still being read on the hub's thread
+        self._save_result: bool | None = None
         """The OS keyring for pages that keep secrets (SMTP password); without one, those
         pages say so and leave the secret alone."""
         self.setWindowTitle("Invite Desk — Settings[*]")
         self.setObjectName("settings-window")
 
         self.pages: list[SettingsPage] = [
-            cls(uow, operator, credentials=credentials)  # type: ignore[call-arg]
-            if getattr(cls, "NEEDS_CREDENTIALS", False) else cls(uow, operator)
+            cls(uow, operator, credentials=credentials, hub=self.hub)  # type: ignore[call-arg]
+            if getattr(cls, "NEEDS_CREDENTIALS", False) else cls(uow, operator, hub=self.hub)
             for cls in PAGE_CLASSES
         ]
 
@@ -208,7 +228,7 @@ class SettingsWindow(QWidget):
         return bool(self._read_only_reason)
 
     def has_unsaved_changes(self) -> bool:
-        return any(page.changes() for page in self.pages)
+        return not self._loading and any(page.changes() for page in self.pages)
 
     def _cross_page_notes(self) -> None:
         """Pages stay independent; the window tells one page what another currently says."""
@@ -228,7 +248,8 @@ class SettingsWindow(QWidget):
         self._refresh_state()
 
     def _refresh_state(self) -> None:
-        changed = [page for page in self.pages if page.changes()]
+        # (While pages are read, what they show is not what is stored yet: nothing changed.)
+        changed = [page for page in self.pages if page.changes()] if not self._loading else []
         for row, page in enumerate(self.pages):
             item = self.page_model.item(row)
             dirty = page in changed
@@ -247,7 +268,7 @@ class SettingsWindow(QWidget):
         else:
             self.unsaved_label.setText("")
         allowed = not self._read_only_reason
-        can_save = allowed and bool(changed)
+        can_save = allowed and bool(changed) and not self._saving and not self._loading
         if self.save_button.property("primary") != ("true" if can_save else "false"):
             # The app theme shows a primary button in the accent colour: a cue that there is
             # something to save. Disabled, it looks like any disabled button.
@@ -262,12 +283,22 @@ class SettingsWindow(QWidget):
         self.setWindowModified(bool(changed))
 
     def _load_pages(self, pages: list[SettingsPage]) -> None:
+        """Read `pages` on the hub; Save and Revert wait until every one is shown."""
+        self._loading += len(pages)
         for page in pages:
-            try:
-                page.load()
-            except DomainError as exc:
-                self._make_read_only(f"The settings could not be loaded: {exc}")
-                self.banner.show_message(self._read_only_reason, "error")
+            page.load(failed=self._load_failed, loaded=self._page_loaded)
+        self._refresh_state()
+
+    def _page_loaded(self) -> None:
+        self._loading -= 1
+        self._cross_page_notes()
+        self._refresh_state()
+
+    def _load_failed(self, exc: BaseException) -> None:
+        self._loading -= 1
+        self._make_read_only(f"The settings could not be loaded: {error_message(exc)}")
+        self.banner.show_message(self._read_only_reason, "error")
+        self._refresh_state()
 
     def _make_read_only(self, reason: str) -> None:
         self._read_only_reason = reason
@@ -288,6 +319,8 @@ class SettingsWindow(QWidget):
         Returns True when everything was saved."""
         if self._read_only_reason:
             self.banner.show_message(self._read_only_reason, "warning")
+            return False
+        if self._saving or self._loading:
             return False
         failing: list[SettingsPage] = []
         for page in self.pages:
@@ -310,34 +343,59 @@ class SettingsWindow(QWidget):
             self.banner.show_message("There are no changes to save.", "info")
             self._refresh_state()
             return True
-        saved: list[SettingsPage] = []
-        count = 0
-        for page in changed:
-            page_count = page.change_count()
-            try:
-                page.save()
-            except PermissionDenied as exc:
-                self._make_read_only(read_only_reason(self.operator) or str(exc))
-                self._report_failure(saved, page, str(exc))
-                return False
-            except ValidationFailed as exc:
-                page.show_errors(exc.errors)
-                self.show_page(page.NAME)
-                self._report_failure(saved, page, "please correct the fields marked in red.")
-                return False
-            except DomainError as exc:
-                self._report_failure(saved, page, str(exc))
-                return False
-            saved.append(page)
-            count += page_count
+        # Take every page's values now; write them one page after another on the hub's
+        # thread, stopping at the first refusal (the pages saved before it stay saved).
+        writers = [(page, page.change_count(), page.writer()) for page in changed]
 
-        self._load_pages(changed)
-        self.banner.show_message(
-            f"Saved. {_plural(count, 'change')} recorded in the audit log.", "success"
-        )
+        def write_all() -> SaveOutcome:
+            outcome = SaveOutcome()
+            for page, page_count, write in writers:
+                try:
+                    outcome.results.append(write())
+                except DomainError as exc:
+                    outcome.refused, outcome.error = page, exc
+                    break
+                outcome.saved.append(page)
+                outcome.count += page_count
+            return outcome
+
+        self._saving = True
         self._refresh_state()
-        emit_signal(self.settings_saved)
-        return True
+        self._save_result = None
+        self.hub.mutate(self, write_all,
+                        lambda outcome: {SETTINGS, REFERRALS} if outcome.saved else set(),
+                        self._saved, self._save_crashed)
+        # With the hub of a window on its own the save has finished here.
+        return self._save_result if self._save_result is not None else True
+
+    def _saved(self, outcome: SaveOutcome) -> None:
+        self._saving = False
+        for saved, result in zip(outcome.saved, outcome.results, strict=True):
+            saved.written(result)
+        error, page = outcome.error, outcome.refused
+        self._save_result = page is None
+        if page is None:
+            self._load_pages(outcome.saved)
+            self.banner.show_message(
+                f"Saved. {plural(outcome.count, 'change')} recorded in the audit log.",
+                "success")
+            self._refresh_state()
+            emit_signal(self.settings_saved)
+        elif isinstance(error, PermissionDenied):
+            self._make_read_only(read_only_reason(self.operator) or str(error))
+            self._report_failure(outcome.saved, page, str(error))
+        elif isinstance(error, ValidationFailed):
+            page.show_errors(error.errors)
+            self.show_page(page.NAME)
+            self._report_failure(outcome.saved, page, "please correct the fields marked in red.")
+        else:
+            self._report_failure(outcome.saved, page, str(error))
+
+    def _save_crashed(self, error: BaseException) -> None:
+        self._saving = False
+        self._save_result = False
+        self.banner.show_message(f"Nothing was saved: {error_message(error)}", "error")
+        self._refresh_state()
 
     def _report_failure(self, saved: list[SettingsPage], page: SettingsPage, reason: str) -> None:
         if saved:
