@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from PySide6.QtCore import QItemSelectionModel, Qt, Signal
 from PySide6.QtGui import QCloseEvent, QShowEvent
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QComboBox,
     QHBoxLayout,
     QVBoxLayout,
@@ -129,7 +130,8 @@ class MembersWindow(QWidget):
 
         self.table = record_table("MembersTable", "Members", self.model, row_height=ROW_HEIGHT,
                                   widths=COLUMN_WIDTHS, order=VISUAL_ORDER)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)  # bulk change
+        # Several rows at once: the admin bar's bulk change works on the selection.
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         horizontal = self.table.horizontalHeader()
         horizontal.setSortIndicator(MemberColumn.NAME, Qt.SortOrder.AscendingOrder)
         self.table.setSortingEnabled(True)
