@@ -1,0 +1,73 @@
+"""The referral programme (issue 10): leaderboard, growth reports, points and badges that
+reward quality, and anti-gaming flags for admin review.
+
+Public entry points (each takes (uow, operator, ...) and re-reads the operator):
+
+- settings: `get_settings`, `save_settings`, `set_leaderboard_opt_out`
+- reports: `leaderboard`, `trends`, `conversion`, `retention`
+- activity: `member_activity` (a USER may ask only for their own)
+- flags: `list_flags`, `decide_flag`
+- ledger: `reconcile` (bring the points ledger and the flags up to date)
+
+When ledger rows are written: `reconcile` compares, per referral, what the facts say the
+referrer should hold (referral completed, referee an active member, no open or rejected flag,
+hold elapsed) with the referral's reward state, and appends only the missing award / vest /
+revoke rows. It is idempotent (a second run writes nothing) and safe to run concurrently (a
+unique key on (referral, kind, cycle) turns a duplicate into a no-op). Every report and the
+member activity run it first, in their own transaction, so figures never lag the facts
+whichever path (approval, rejection, a status change, a flag decision) changed them.
+"""
+
+from invite_desk.services.referral_program.activity import member_activity
+from invite_desk.services.referral_program.flags import decide_flag, list_flags
+from invite_desk.services.referral_program.ledger import reconcile
+from invite_desk.services.referral_program.reports import (
+    ACTIVE_WEIGHT,
+    INACTIVE_WEIGHT,
+    conversion,
+    leaderboard,
+    retention,
+    trends,
+)
+from invite_desk.services.referral_program.settings import (
+    get_settings,
+    save_settings,
+    set_leaderboard_opt_out,
+)
+from invite_desk.services.referral_program.types import (
+    Badge,
+    Channel,
+    Conversion,
+    ConversionBy,
+    ConversionRow,
+    FlagKind,
+    FlagRow,
+    FlagStatus,
+    GamificationSettings,
+    Granularity,
+    Leaderboard,
+    LeaderboardRow,
+    LedgerEntry,
+    LedgerKind,
+    LedgerReason,
+    Period,
+    PeriodKind,
+    ReconcileResult,
+    RefereeRow,
+    ReferralActivity,
+    Retention,
+    RetentionFigure,
+    RetentionRow,
+    TrendBucket,
+    Trends,
+)
+
+__all__ = [
+    "ACTIVE_WEIGHT", "INACTIVE_WEIGHT", "Badge", "Channel", "Conversion", "ConversionBy",
+    "ConversionRow", "FlagKind", "FlagRow", "FlagStatus", "GamificationSettings", "Granularity",
+    "Leaderboard", "LeaderboardRow", "LedgerEntry", "LedgerKind", "LedgerReason", "Period",
+    "PeriodKind", "ReconcileResult", "RefereeRow", "ReferralActivity", "Retention",
+    "RetentionFigure", "RetentionRow", "TrendBucket", "Trends", "conversion", "decide_flag",
+    "get_settings", "leaderboard", "list_flags", "member_activity", "reconcile", "retention",
+    "save_settings", "set_leaderboard_opt_out", "trends",
+]
