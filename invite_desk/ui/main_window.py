@@ -147,12 +147,14 @@ def default_page_factories() -> dict[str, PageFactory]:
     from invite_desk.ui.compose.window import ComposeWindow
     from invite_desk.ui.invitations import InvitationsWindow
     from invite_desk.ui.members.window import MembersWindow
+    from invite_desk.ui.referrals import referrals_page
 
     return {
         "compose": ComposeWindow,
         "invitations": InvitationsWindow,
         "members": MembersWindow,
         "applications": ApplicationsPage,
+        "referrals": referrals_page,
     }
 
 
