@@ -25,6 +25,7 @@ from invite_desk.ui.referrals.banner import Banner
 from invite_desk.ui.referrals.page import WATCHED, make_table
 from invite_desk.ui.referrals.source import ReferralSource
 from invite_desk.ui.referrals.tables import Column, RowsModel, badges_text, percent, when
+from invite_desk.ui.referrals.texts import next_badge_text
 from invite_desk.ui.theme import set_variant
 from invite_desk.ui.widgets import PlainLabel
 
@@ -41,30 +42,6 @@ REASON_TEXT = {
     rp.LedgerReason.APPLICATION_REJECTED: "their membership application was rejected",
     rp.LedgerReason.FLAGGED_FAKE: "an admin found the referral was not genuine",
 }
-
-
-def points_text(activity: rp.ReferralActivity) -> str:
-    held = f" (+{activity.held_points:,} on hold)" if activity.held_points else ""
-    return f"{activity.points:,}{held}"
-
-
-def next_badge_text(activity: rp.ReferralActivity) -> str:
-    badge = activity.next_badge
-    if badge is None:
-        return "Every badge earned." if activity.badges else ""
-    missing = max(badge.milestone - activity.active_referees, 0)
-    return (f"{missing:,} more active referee{'' if missing == 1 else 's'} to the "
-            f"“{badge.label}” badge.")
-
-
-def activity_summary(activity: rp.ReferralActivity) -> str:
-    """One paragraph: points, badges and the next badge (the member page shows it)."""
-    badges = ", ".join(b.label for b in activity.badges) or "none yet"
-    parts = [f"Points: {points_text(activity)}.", f"Badges: {badges}."]
-    upcoming = next_badge_text(activity)
-    if upcoming:
-        parts.append(upcoming)
-    return " ".join(parts)
 
 
 def _stat(caption: str) -> tuple[QFrame, PlainLabel]:
