@@ -66,7 +66,7 @@ class ReportSection:
 
 RESOLUTION = 96  # device pixels per inch: fonts and the charts' geometry at screen scale
 MARGIN_MM = 15.0
-CHART_HEIGHT = 300.0
+CHART_HEIGHT = 280.0
 ROW_PADDING = 4.0
 
 
@@ -93,11 +93,11 @@ class _Pages:
             self.new_page()
 
     def text(self, text: str, font: QFont, colour: str = "#1F2430", gap: float = 4.0) -> None:
-        metrics = QFontMetricsF(font, self.writer)
+        self.painter.setFont(font)
+        metrics = QFontMetricsF(self.painter.fontMetrics())
         flags = int(Qt.TextFlag.TextWordWrap)
         bounds = metrics.boundingRect(QRectF(0, 0, self.width, 10_000), flags, text)
         self.room(bounds.height())
-        self.painter.setFont(font)
         self.painter.setPen(QColor(colour))
         self.painter.drawText(QRectF(0, self.y, self.width, bounds.height()), flags, text)
         self.y += bounds.height() + gap
@@ -118,12 +118,15 @@ def _fonts() -> tuple[QFont, QFont, QFont, QFont]:
 
 
 def _column_widths(headers: Sequence[str], rows: Sequence[Sequence[str]], total: float,
-                   metrics: QFontMetricsF) -> list[float]:
-    """Each column as wide as its widest cell (first 200 rows), shrunk to fit the page."""
+                   metrics: QFontMetricsF, header_metrics: QFontMetricsF) -> list[float]:
+    """Each column as wide as its widest cell (first 200 rows) or the longest word of its
+    title (titles wrap), shrunk to fit the page."""
     wanted = []
     for column, header in enumerate(headers):
-        cells = [header] + [row[column] for row in rows[:200] if column < len(row)]
-        wanted.append(min(max(metrics.horizontalAdvance(c) for c in cells), total / 2) + 10)
+        words = max((header_metrics.horizontalAdvance(w) for w in header.split()), default=0.0)
+        cells = [row[column] for row in rows[:200] if column < len(row)]
+        widest = max([words] + [metrics.horizontalAdvance(c) for c in cells])
+        wanted.append(min(widest, total / 2) + 12)
     scale = min(1.0, total / sum(wanted)) if wanted else 1.0
     return [w * scale for w in wanted]
 
@@ -133,33 +136,47 @@ def _table(pages: _Pages, headers: Sequence[str], rows: Sequence[Sequence[str]],
     if not headers:
         return
     painter = pages.painter
-    metrics = QFontMetricsF(font, pages.writer)
     bold = QFont(font)
     bold.setBold(True)
-    widths = _column_widths(headers, rows, pages.width, metrics)
+    # Measured as the painter will draw (its font resolution is the PDF's, not the screen's).
+    painter.setFont(bold)
+    bold_metrics = QFontMetricsF(painter.fontMetrics())
+    painter.setFont(font)
+    metrics = QFontMetricsF(painter.fontMetrics())
+    widths = _column_widths(headers, rows, pages.width, metrics, bold_metrics)
     height = metrics.height() + 2 * ROW_PADDING
+    wrap = int(Qt.TextFlag.TextWordWrap)
+    header_height = max(  # long titles wrap onto as many lines as they need
+        bold_metrics.boundingRect(QRectF(0, 0, max(w - 8, 1), 1000), wrap, h).height()
+        for w, h in zip(widths, headers, strict=True)) + 2 * ROW_PADDING
 
     def draw_row(cells: Sequence[str], header: bool, shaded: bool) -> None:
+        tall = header_height if header else height
         if header:
-            painter.fillRect(QRectF(0, pages.y, pages.width, height), QColor("#E8EBF0"))
+            painter.fillRect(QRectF(0, pages.y, pages.width, tall), QColor("#E8EBF0"))
         elif shaded:
-            painter.fillRect(QRectF(0, pages.y, pages.width, height), QColor("#F6F7F9"))
+            painter.fillRect(QRectF(0, pages.y, pages.width, tall), QColor("#F6F7F9"))
         painter.setFont(bold if header else font)
         painter.setPen(QColor("#1F2430"))
         x = 0.0
         for width, cell in zip(widths, cells, strict=False):
-            shown = metrics.elidedText(cell, Qt.TextElideMode.ElideRight, width - 8)
-            painter.drawText(QRectF(x + 4, pages.y, width - 8, height),
-                             int(Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft),
-                             shown)
+            box = QRectF(x + 4, pages.y, width - 8, tall)
+            if header:
+                painter.drawText(box, int(Qt.AlignmentFlag.AlignVCenter
+                                          | Qt.AlignmentFlag.AlignLeft
+                                          | Qt.TextFlag.TextWordWrap), cell)
+            else:
+                shown = metrics.elidedText(cell, Qt.TextElideMode.ElideRight, width - 8)
+                painter.drawText(box, int(Qt.AlignmentFlag.AlignVCenter
+                                          | Qt.AlignmentFlag.AlignLeft), shown)
             x += width
-        pages.y += height
+        pages.y += tall
 
-    pages.room(2 * height)
+    pages.room(header_height + height)
     draw_row(headers, True, False)
     for number, row in enumerate(rows):
         if pages.y + height > pages.height:
-            pages.new_page()
+            pages.new_page()  # the header again on every page
             draw_row(headers, True, False)
         draw_row(row, False, number % 2 == 1)
     pages.y += 10
@@ -171,9 +188,10 @@ def print_chart(data: ChartData, painter: QPainter, target: QRectF) -> None:
     view = ChartView()
     view.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen)
     view.resize(int(target.width()), int(target.height()) + view.title_label.sizeHint().height())
+    view.set_data(data)  # before show: the axes are in place when the geometry is applied
     view.show()  # applies the size: the plot's scene takes its geometry
     try:
-        view.set_data(data)
+        view.plot.getPlotItem().layout.activate()
         view.render_into(painter, target)
     finally:
         view.hide()
@@ -188,7 +206,7 @@ def write_pdf(path: Path | str, title: str, subtitle: str,
     writer.setTitle(title)
     writer.setCreator("Invite Desk")
     writer.setPageLayout(QPageLayout(QPageSize(QPageSize.PageSizeId.A4),
-                                     QPageLayout.Orientation.Portrait,
+                                     QPageLayout.Orientation.Landscape,
                                      QMarginsF(MARGIN_MM, MARGIN_MM, MARGIN_MM, MARGIN_MM),
                                      QPageLayout.Unit.Millimeter))
     for section in sections:
@@ -212,12 +230,20 @@ def write_pdf(path: Path | str, title: str, subtitle: str,
             for line in section.lines:
                 pages.text(line, body_font, gap=3)
             pages.y += 6
-            for chart in section.charts:
+            if section.charts:  # side by side, each with its title above it
                 pages.room(CHART_HEIGHT + 30)
-                pages.text(chart.title, body_font, gap=2)
-                target = QRectF(0, pages.y, pages.width, CHART_HEIGHT)
-                print_chart(chart, painter, target)
-                pages.y += CHART_HEIGHT + 12
+                gap = 16.0
+                width = (pages.width - gap * (len(section.charts) - 1)) / len(section.charts)
+                title_height = QFontMetricsF(body_font, writer).height() + 4
+                for number, chart in enumerate(section.charts):
+                    x = number * (width + gap)
+                    painter.setFont(body_font)
+                    painter.setPen(QColor("#1F2430"))
+                    painter.drawText(QRectF(x, pages.y, width, title_height),
+                                     int(Qt.AlignmentFlag.AlignLeft), chart.title)
+                    print_chart(chart, painter, QRectF(x, pages.y + title_height, width,
+                                                       CHART_HEIGHT))
+                pages.y += title_height + CHART_HEIGHT + 12
             _table(pages, section.headers, section.rows, cell_font)
             if section.csv_name:
                 pages.text(f"The table is attached to this PDF as {section.csv_name}.",

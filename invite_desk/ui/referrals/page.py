@@ -91,7 +91,8 @@ WATCHED = (REFERRALS, MEMBERS, INVITATIONS, APPLICATIONS, SETTINGS)
 
 
 def make_table(model: RowsModel[Any], name: str, *, stretch: int = 1, sort_column: int = 0,
-               order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> QTableView:
+               order: Qt.SortOrder = Qt.SortOrder.AscendingOrder,
+               sortable: bool = True) -> QTableView:
     """A sortable, read-only table of `model`; column `stretch` takes the spare width."""
     proxy = QSortFilterProxyModel(model)
     proxy.setSourceModel(model)
@@ -106,8 +107,9 @@ def make_table(model: RowsModel[Any], name: str, *, stretch: int = 1, sort_colum
     table.setAlternatingRowColors(True)
     table.setWordWrap(False)
     horizontal = table.horizontalHeader()
-    horizontal.setSortIndicator(sort_column, order)  # before sorting is on: it sorts by it
-    table.setSortingEnabled(True)
+    if sortable:
+        horizontal.setSortIndicator(sort_column, order)  # before sorting is on: it sorts by it
+        table.setSortingEnabled(True)
     vertical = table.verticalHeader()
     vertical.hide()
     vertical.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
@@ -311,8 +313,9 @@ class ReferralsPage(QWidget):
     def _build_quality(self) -> QWidget:
         self.retention_model: RowsModel[RetentionLine] = RowsModel(
             retention_columns(), bold=lambda r: r.summary, parent=self)
-        self.retention_table = make_table(self.retention_model, "Retention", stretch=0)
-        self.retention_table.setSortingEnabled(False)  # the two summary rows stay on top
+        # Not sortable: the two summary rows stay on top.
+        self.retention_table = make_table(self.retention_model, "Retention", stretch=0,
+                                          sortable=False)
         self.quality_summary = self._summary()
         self.retention_chart = ChartView(empty_text="Nobody joined long enough ago.")
         return self._tab(self.quality_summary, self.retention_table, self.retention_chart)

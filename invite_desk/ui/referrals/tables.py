@@ -253,11 +253,11 @@ def retention_lines(retention: rp.Retention) -> list[RetentionLine]:
 def retention_columns() -> list[Column[RetentionLine]]:
     return [
         Column("Members referred by", lambda r: r.label, width=220),
-        Column("Joined ≥ 90 days ago", lambda r: r.at_90.cohort, numeric=True, width=130),
+        Column("Joined ≥ 90 days ago", lambda r: r.at_90.cohort, numeric=True, width=150),
         Column("Active at 90", lambda r: r.at_90.retained, numeric=True, width=90),
         Column("Retention 90", lambda r: r.at_90.rate, lambda r: percent(r.at_90.rate),
                numeric=True, width=90),
-        Column("Joined ≥ 365 days ago", lambda r: r.at_365.cohort, numeric=True, width=136),
+        Column("Joined ≥ 365 days ago", lambda r: r.at_365.cohort, numeric=True, width=158),
         Column("Active at 365", lambda r: r.at_365.retained, numeric=True, width=96),
         Column("Retention 365", lambda r: r.at_365.rate, lambda r: percent(r.at_365.rate),
                numeric=True, width=96),
