@@ -294,9 +294,11 @@ def test_pdf_report_page_by_page(make_page: MakePage, tmp_path: Path) -> None:
                              capture_output=True, text=True).stdout
     for name in ("leaderboard.csv", "trends.csv", "conversion.csv", "quality.csv", "flags.csv"):
         assert name in listing
-    subprocess.run(["pdfdetach", "-savefile", "leaderboard.csv", "-o",
-                    str(tmp_path / "attached.csv"), str(pdf)], check=True)
-    attached = list(csv.reader((tmp_path / "attached.csv").open(encoding="utf-8")))
+    number = next(line.split(":")[0] for line in listing.splitlines()
+                  if line.endswith(" leaderboard.csv"))
+    subprocess.run(["pdfdetach", "-save", number, "-o", str(tmp_path / "attached.csv"),
+                    str(pdf)], check=True)
+    attached = list(csv.reader((tmp_path / "attached.csv").read_text("utf-8").splitlines()))
     assert attached[1][:2] == ["1", "Ada Lovelace"]
 
 

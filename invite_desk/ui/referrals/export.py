@@ -60,8 +60,8 @@ class ReportSection:
     charts: list[ChartData] = field(default_factory=list)
     headers: list[str] = field(default_factory=list)
     rows: list[list[str]] = field(default_factory=list)  # as shown
-    csv_rows: list[list[str]] | None = None  # for the attachment; default: `rows`
     csv_name: str = ""  # the attachment's file name; "" attaches nothing
+    csv_rows: list[list[str]] | None = None  # for the attachment; default: `rows`
 
 
 RESOLUTION = 96  # device pixels per inch: fonts and the charts' geometry at screen scale

@@ -807,22 +807,27 @@ class ReferralsPage(QWidget):
         sections = [
             ReportSection("Leaderboard", [self.leaderboard_summary.text()],
                           [self.leaderboard_chart_data()], self.leaderboard_model.headers(),
-                          self.leaderboard_model.text_rows(), "leaderboard.csv"),
+                          self.leaderboard_model.text_rows(), "leaderboard.csv",
+                          self.leaderboard_model.csv_rows()),
             ReportSection("Trends", [self.trend_summary.text()], [members, invitations],
                           self.trend_model.headers(), self.trend_model.text_rows(),
-                          "trends.csv"),
+                          "trends.csv",
+                          self.trend_model.csv_rows()),
             ReportSection("Conversion" + (f" by {conversion.by.value}" if conversion else ""),
                           [self.k_factor_label.text(), self.conversion_summary.text()],
                           [self.conversion_chart_data()], self.conversion_model.headers(),
-                          self.conversion_model.text_rows(), "conversion.csv"),
+                          self.conversion_model.text_rows(), "conversion.csv",
+                          self.conversion_model.csv_rows()),
             ReportSection("Quality: retention", [self.quality_summary.text()],
                           [self.retention_chart_data()], self.retention_model.headers(),
-                          self.retention_model.text_rows(), "quality.csv"),
+                          self.retention_model.text_rows(), "quality.csv",
+                          self.retention_model.csv_rows()),
         ]
         if self.is_admin:
             sections.append(ReportSection("Flags for review", [self.flag_summary.text()],
                                           [], self.flag_model.headers(),
-                                          self.flag_model.text_rows(), "flags.csv"))
+                                          self.flag_model.text_rows(), "flags.csv",
+                          self.flag_model.csv_rows()))
         return sections
 
     def export_pdf(self, path: Path | str) -> Path:
