@@ -22,6 +22,7 @@ from invite_desk.portal.csrf import csrf_ok
 from invite_desk.services.errors import ValidationFailed
 from invite_desk.services.models import InvitationKind
 from invite_desk.services.organization import LOGO_TYPES
+from invite_desk.services.referral_program.origin import RegistrationClient
 from invite_desk.services.registration.branding import DEFAULT_ACCENT, Branding, get_logo
 from invite_desk.services.registration.busy import SystemBusy
 from invite_desk.services.registration.confirmation import (
@@ -65,6 +66,12 @@ def _state() -> PortalState:
 def _client() -> str:
     """The client's address (the proxy's X-Forwarded-For when create_app trusts proxies)."""
     return request.remote_addr or "unknown"
+
+
+def _browser() -> RegistrationClient:
+    """Who registers, for the anti-gaming checks: stored only as salted hashes."""
+    return RegistrationClient(ip=request.remote_addr,
+                              user_agent=request.headers.get("User-Agent", "")[:1000] or None)
 
 
 def _form() -> RegistrationForm:
@@ -199,7 +206,8 @@ def join(token: str) -> Page:
             return _csrf_failed(state.branding())
         try:
             result = register_with_invitation(state.uow, token, _form(), organization_id=org_id,
-                                              busy_budget=state.busy_budget)
+                                              busy_budget=state.busy_budget,
+                                              client=_browser())
         except SystemBusy as exc:
             view = open_link(state.uow, token, organization_id=org_id)
             if view.state is not LinkState.VALID:
@@ -353,7 +361,8 @@ def confirm(token: str) -> Page:
     if request.method == "POST":
         if not csrf_ok():
             return _csrf_failed(state.branding())
-        result = confirm_registration(state.uow, token, org_id, busy_budget=state.busy_budget)
+        result = confirm_registration(state.uow, token, org_id, busy_budget=state.busy_budget,
+                                      client=_browser())
         if result.state is ConfirmState.CONFIRMED:
             session["done"] = {"kind": InvitationKind.MEMBERSHIP.value,
                                "first_name": result.first_name,

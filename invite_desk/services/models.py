@@ -445,3 +445,129 @@ def _remember_retired_links(session: OrmSession, _context: Any, _instances: Any)
         for value in old:
             session.add(RetiredLink(token_hash=value, invitation_id=obj.id, reason=reason,
                                     retired_at=utcnow()))
+
+
+# -- referral programme (migration 0006) -------------------------------------------------------
+
+
+class ReferralLedger(SyncedMixin, Base):
+    """Append-only points ledger: award (held), vest, revoke, each with its reason.
+
+    `points` changes the referrer's total (held + vested), `vested_points` the vested part, so
+    balances are plain SUMs. One row per (referral, kind, cycle): a referee who lapses and comes
+    back starts a new cycle. Rows are never updated or deleted (a flush guard refuses it)."""
+
+    __tablename__ = "referral_ledger"
+    __table_args__ = (
+        UniqueConstraint("referral_id", "kind", "cycle"),
+        Index("ix_referral_ledger_org_member", "organization_id", "member_id", "points",
+              "vested_points"),
+        Index("ix_referral_ledger_member_at", "member_id", "at"),
+    )
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"))
+    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("member.id"))  # the referrer
+    referral_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referral.id"))
+    kind: Mapped[str] = mapped_column(String(10))  # award, vest, revoke
+    reason: Mapped[str] = mapped_column(String(30))
+    cycle: Mapped[int] = mapped_column(Integer, default=1)
+    points: Mapped[int] = mapped_column(Integer, default=0)
+    vested_points: Mapped[int] = mapped_column(Integer, default=0)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ReferralReward(Base):
+    """One row per completed referral: where its reward stands now, the summary of its ledger
+    rows kept with them by the reconciliation. `inactive` (referee not active, never awarded),
+    `held`, `vested`, `revoked` (may be awarded again in a new cycle) or `fake` (never again).
+    The reports aggregate this table's indexes instead of joining referral, member and flags."""
+
+    __tablename__ = "referral_reward"
+    __table_args__ = (
+        Index("ix_referral_reward_org_completed", "organization_id", "completed_at",
+              "referrer_id", "state", "points"),
+        Index("ix_referral_reward_org_referrer_state", "organization_id", "referrer_id", "state",
+              "points"),
+    )
+
+    referral_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referral.id"), primary_key=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"))
+    referrer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("member.id"))
+    cycle: Mapped[int] = mapped_column(Integer, default=1)
+    state: Mapped[str] = mapped_column(String(10))
+    points: Mapped[int] = mapped_column(Integer, default=0)
+    completed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    awarded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    vest_after: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ReferralFlag(SyncedMixin, Base):
+    """An anti-gaming finding for an admin to review; an open flag holds the points it covers
+    (its referral's, or all of the referrer's when `referral_id` is empty)."""
+
+    __tablename__ = "referral_flag"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "dedupe_key"),
+        Index("ix_referral_flag_org_status", "organization_id", "status", "created_at"),
+        Index("ix_referral_flag_referral_status", "referral_id", "status"),
+        Index("ix_referral_flag_referrer_status", "referrer_id", "status"),
+    )
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"))
+    kind: Mapped[str] = mapped_column(String(30))
+    status: Mapped[str] = mapped_column(String(10), default="open")
+    referrer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("member.id"))
+    referral_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("referral.id"), nullable=True)
+    dedupe_key: Mapped[str] = mapped_column(exact_string(200))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    decided_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("member.id"), nullable=True)
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class MemberOrigin(Base):
+    """How a member came in (trends' channel), and for portal registrations the SHA-256 of
+    (secret + IP address) and of (secret + user agent): never the raw values."""
+
+    __tablename__ = "member_origin"
+    __table_args__ = (
+        Index("ix_member_origin_org_joined", "organization_id", "joined_at", "channel"),
+        Index("ix_member_origin_org_device", "organization_id", "ip_hash", "ua_hash"),
+    )
+
+    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("member.id"), primary_key=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"))
+    channel: Mapped[str] = mapped_column(String(20))  # referral_program.types.Channel
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The address as one person: lower-case, "+tag" dropped, dots dropped for Gmail.
+    email_key: Mapped[str] = mapped_column(exact_string(320), default="")
+    disposable: Mapped[bool] = mapped_column(Boolean, default=False)
+    ip_hash: Mapped[str | None] = mapped_column(exact_string(64), nullable=True)
+    ua_hash: Mapped[str | None] = mapped_column(exact_string(64), nullable=True)
+
+
+class LeaderboardOptOut(Base):
+    """A member who asked not to appear on the leaderboard members see (admins still see them,
+    marked)."""
+
+    __tablename__ = "leaderboard_opt_out"
+
+    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("member.id"), primary_key=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# Reports read these ranges without touching the wide rows (migration 0006).
+Index("ix_referral_org_completed", Referral.organization_id, Referral.completed_at,
+      Referral.referrer_id, Referral.status, Referral.referee_id)
+Index("ix_invitation_org_sent_inviter", Invitation.organization_id, Invitation.sent_at,
+      Invitation.inviter_id, Invitation.status, Invitation.accepted_at, Invitation.expires_at,
+      Invitation.unit_id)
+
+
+@event.listens_for(OrmSession, "before_flush")
+def _ledger_is_append_only(session: OrmSession, _context: Any, _instances: Any) -> None:
+    for obj in list(session.dirty) + list(session.deleted):
+        if isinstance(obj, ReferralLedger) and (obj in session.deleted
+                                                or session.is_modified(obj)):
+            raise RuntimeError("the referral ledger is append-only: add a row instead")

@@ -13,9 +13,15 @@ When ledger rows are written: `reconcile` compares, per referral, what the facts
 referrer should hold (referral completed, referee an active member, no open or rejected flag,
 hold elapsed) with the referral's reward state, and appends only the missing award / vest /
 revoke rows. It is idempotent (a second run writes nothing) and safe to run concurrently (a
-unique key on (referral, kind, cycle) turns a duplicate into a no-op). Every report and the
-member activity run it first, in their own transaction, so figures never lag the facts
-whichever path (approval, rejection, a status change, a flag decision) changed them.
+unique key on (referral, kind, cycle) turns a duplicate into a no-op).
+
+Who runs it: `member_activity` reconciles that member's referrals first (cheap: one
+referrer's rows), `decide_flag` reconciles the referrer in the same transaction, the
+`invite-desk report referrals` command reconciles the organization before reading, and the
+Referrals page runs `reconcile` (through hub.mutate) when it opens and on Refresh. The reports
+themselves only read: they aggregate `referral_reward` (one summary row per completed
+referral, kept by the reconciliation) and indexed ranges of `invitation` and `member_origin`,
+so a figure reflects member statuses as of the last reconciliation.
 """
 
 from invite_desk.services.referral_program.activity import member_activity

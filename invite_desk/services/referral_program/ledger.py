@@ -1,15 +1,270 @@
-"""The append-only points ledger and its reconciliation (see the package docstring)."""
+"""The append-only points ledger and its reconciliation.
+
+Per referral, the facts say what its referrer should hold:
+- nothing, until the referral is completed and the referee is an active member;
+- then the points, held (award row) until the vesting hold since the award has passed and no
+  open flag covers the referral or its referrer, when they vest (vest row);
+- nothing again once the referee lapses (member status no longer active), the application
+  was rejected, or an admin rejected a flag as fake (revoke row with that reason); a referee
+  who becomes active again starts a new cycle (never after a fake).
+
+`reconcile` finds, with one SQL query per transition, the referrals whose `referral_reward`
+state disagrees with the facts and appends the missing rows; nothing else is touched, so a
+second run writes nothing. Two runs at once: the unique (referral, kind, cycle) key makes the
+later insert fail, and that run is rolled back and its caller sees the other's result.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from invite_desk.services.operator import Operator
-from invite_desk.services.referral_program.types import ReconcileResult
+from sqlalchemy import ColumnElement, Exists, and_, exists, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, aliased
+
+from invite_desk.services import audit
+from invite_desk.services.models import (
+    Member,
+    MemberStatus,
+    Referral,
+    ReferralFlag,
+    ReferralLedger,
+    ReferralReward,
+    ReferralStatus,
+    new_id,
+    utcnow,
+)
+from invite_desk.services.operator import Operator, refreshed
+from invite_desk.services.referral_program import flags as flag_detection
+from invite_desk.services.referral_program import origin
+from invite_desk.services.referral_program.settings import load as load_settings
+from invite_desk.services.referral_program.types import (
+    FlagStatus,
+    GamificationSettings,
+    LedgerKind,
+    LedgerReason,
+    ReconcileResult,
+)
 from invite_desk.services.uow import UnitOfWork
+
+INACTIVE, HELD, VESTED, REVOKED, FAKE = "inactive", "held", "vested", "revoked", "fake"
+
+Referee = aliased(Member, name="referee")
+
+
+@dataclass
+class _Counts:
+    awarded: int = 0
+    vested: int = 0
+    revoked: int = 0
+
+
+def _rejected_flag() -> Exists:
+    return exists().where(ReferralFlag.referral_id == Referral.id,
+                          ReferralFlag.status == FlagStatus.REJECTED.value)
+
+
+def _open_flag_on_reward() -> ColumnElement[bool]:
+    return or_(
+        exists().where(ReferralFlag.referral_id == ReferralReward.referral_id,
+                       ReferralFlag.status == FlagStatus.OPEN.value),
+        exists().where(ReferralFlag.referrer_id == ReferralReward.referrer_id,
+                       ReferralFlag.referral_id.is_(None),
+                       ReferralFlag.status == FlagStatus.OPEN.value),
+    )
+
+
+def _ledger_row(reward: ReferralReward | dict[str, object], *, kind: LedgerKind,
+                reason: LedgerReason, points: int, vested: int, at: datetime,
+                organization_id: uuid.UUID) -> dict[str, object]:
+    get = reward.get if isinstance(reward, dict) else (lambda key: getattr(reward, key))
+    return {
+        "id": new_id(), "version": 1, "created_at": at, "updated_at": at,
+        "organization_id": organization_id, "member_id": get("referrer_id"),
+        "referral_id": get("referral_id"), "kind": kind.value, "reason": reason.value,
+        "cycle": get("cycle"), "points": points, "vested_points": vested, "at": at,
+    }
+
+
+def _track(session: Session, organization_id: uuid.UUID,
+           referrer_id: uuid.UUID | None) -> int:
+    """Give every completed referral its reward row (state `inactive` until awarded)."""
+    stmt = (
+        select(Referral.id, Referral.referrer_id, Referral.completed_at, Referral.referred_at)
+        .where(Referral.organization_id == organization_id,
+               Referral.status == ReferralStatus.COMPLETED.value,
+               ~exists().where(ReferralReward.referral_id == Referral.id))
+    )
+    if referrer_id is not None:
+        stmt = stmt.where(Referral.referrer_id == referrer_id)
+    rows = [
+        {"referral_id": rid, "organization_id": organization_id, "referrer_id": referrer,
+         "cycle": 0, "state": INACTIVE, "points": 0, "completed_at": completed or referred,
+         "awarded_at": None, "vest_after": None}
+        for rid, referrer, completed, referred in session.execute(stmt)
+    ]
+    for start in range(0, len(rows), 5000):
+        session.execute(insert(ReferralReward), rows[start:start + 5000])
+    return len(rows)
+
+
+def _revoke(session: Session, organization_id: uuid.UUID, now: datetime,
+            referrer_id: uuid.UUID | None) -> int:
+    """Rewards whose referral no longer earns points: lapsed, rejected, or fake."""
+    stmt = (
+        select(ReferralReward, Referral.status, Referee.status, _rejected_flag())
+        .join(Referral, Referral.id == ReferralReward.referral_id)
+        .join(Referee, Referee.id == Referral.referee_id)
+        .where(
+            ReferralReward.organization_id == organization_id,
+            or_(
+                and_(ReferralReward.state.in_((HELD, VESTED)),
+                     or_(Referee.status != MemberStatus.ACTIVE.value,
+                         Referral.status != ReferralStatus.COMPLETED.value,
+                         _rejected_flag())),
+                and_(ReferralReward.state.in_((INACTIVE, REVOKED)),
+                     _rejected_flag()),
+            ),
+        )
+    )
+    if referrer_id is not None:
+        stmt = stmt.where(ReferralReward.referrer_id == referrer_id)
+    rows = []
+    for reward, referral_status, member_status, fake in session.execute(stmt):
+        if reward.state in (INACTIVE, REVOKED):  # nothing held: just never award it
+            reward.state = FAKE
+            continue
+        if fake:
+            reason = LedgerReason.FLAGGED_FAKE
+        elif (referral_status == ReferralStatus.DECLINED.value
+              or member_status == MemberStatus.REJECTED.value):
+            reason = LedgerReason.APPLICATION_REJECTED
+        else:
+            reason = LedgerReason.REFEREE_LAPSED
+        vested = reward.points if reward.state == VESTED else 0
+        rows.append(_ledger_row(reward, kind=LedgerKind.REVOKE, reason=reason,
+                                points=-reward.points, vested=-vested, at=now,
+                                organization_id=organization_id))
+        reward.state = FAKE if fake else REVOKED
+        reward.points = 0
+    if rows:
+        session.execute(insert(ReferralLedger), rows)
+    return len(rows)
+
+
+def _award(session: Session, organization_id: uuid.UUID, settings: GamificationSettings,
+           now: datetime, referrer_id: uuid.UUID | None) -> int:
+    """Completed referrals of active referees that earn nothing yet (first time, or back
+    after a lapse)."""
+    stmt = (
+        select(ReferralReward)
+        .join(Referral, Referral.id == ReferralReward.referral_id)
+        .join(Referee, Referee.id == Referral.referee_id)
+        .where(
+            ReferralReward.organization_id == organization_id,
+            ReferralReward.state.in_((INACTIVE, REVOKED)),
+            Referral.status == ReferralStatus.COMPLETED.value,
+            Referee.status == MemberStatus.ACTIVE.value,
+            ~_rejected_flag(),
+        )
+    )
+    if referrer_id is not None:
+        stmt = stmt.where(ReferralReward.referrer_id == referrer_id)
+    hold = timedelta(days=settings.vesting_hold_days)
+    points = settings.points_per_referral
+    rows: list[dict[str, object]] = []
+    for reward in session.scalars(stmt):
+        # The first award dates from when the referee became active; a comeback from now.
+        at = min(reward.completed_at, now) if reward.cycle == 0 else now
+        reward.cycle += 1
+        reward.state = HELD
+        reward.points = points
+        reward.awarded_at = at
+        reward.vest_after = at + hold
+        rows.append(_ledger_row(reward, kind=LedgerKind.AWARD,
+                                reason=LedgerReason.REFEREE_ACTIVE, points=points,
+                                vested=0, at=at, organization_id=organization_id))
+    if rows:
+        session.execute(insert(ReferralLedger), rows)
+    return len(rows)
+
+
+def _vest(session: Session, organization_id: uuid.UUID, now: datetime,
+          referrer_id: uuid.UUID | None) -> int:
+    """Held rewards whose hold has passed and that no open flag covers."""
+    stmt = select(ReferralReward).where(
+        ReferralReward.organization_id == organization_id,
+        ReferralReward.state == HELD,
+        ReferralReward.vest_after <= now,
+        ~_open_flag_on_reward(),
+    )
+    if referrer_id is not None:
+        stmt = stmt.where(ReferralReward.referrer_id == referrer_id)
+    rows = []
+    ids = []
+    for reward in session.scalars(stmt):
+        rows.append(_ledger_row(reward, kind=LedgerKind.VEST, reason=LedgerReason.HOLD_ELAPSED,
+                                points=0, vested=reward.points, at=now,
+                                organization_id=organization_id))
+        ids.append(reward.referral_id)
+    if rows:
+        session.execute(insert(ReferralLedger), rows)
+        for start in range(0, len(ids), 500):
+            session.execute(
+                update(ReferralReward).where(ReferralReward.referral_id.in_(ids[start:start + 500]))
+                .values(state=VESTED).execution_options(synchronize_session=False))
+    return len(rows)
+
+
+def reconcile_session(session: Session, organization_id: uuid.UUID, now: datetime, *,
+                      referrer_id: uuid.UUID | None = None,
+                      settings: GamificationSettings | None = None) -> ReconcileResult:
+    """One pass in the caller's transaction (the caller commits). With `referrer_id`, only
+    that referrer's referrals (cheap; what one member's page needs) and no new flags."""
+    settings = settings or load_settings(session, organization_id)
+    raised = 0
+    if referrer_id is None:
+        origin.backfill(session, organization_id)
+        raised = flag_detection.detect(session, organization_id, settings, now)
+    _track(session, organization_id, referrer_id)
+    session.flush()
+    revoked = _revoke(session, organization_id, now, referrer_id)
+    session.flush()
+    awarded = _award(session, organization_id, settings, now, referrer_id)
+    session.flush()
+    vested = _vest(session, organization_id, now, referrer_id)
+    session.flush()
+    return ReconcileResult(awarded=awarded, vested=vested, revoked=revoked, flags_raised=raised)
+
+
+def run(uow: UnitOfWork, organization_id: uuid.UUID, now: datetime, *,
+        actor_id: uuid.UUID | None = None, referrer_id: uuid.UUID | None = None
+        ) -> ReconcileResult:
+    """Reconcile in a transaction of its own; a concurrent run that got there first wins."""
+    try:
+        with uow:
+            result = reconcile_session(uow.session, organization_id, now,
+                                       referrer_id=referrer_id)
+            if result != ReconcileResult():
+                audit.record(uow.session, organization_id=organization_id, actor_id=actor_id,
+                             action="referral_program.reconciled", entity_type="referral_ledger",
+                             after={"awarded": result.awarded, "vested": result.vested,
+                                    "revoked": result.revoked,
+                                    "flags_raised": result.flags_raised,
+                                    "referrer": referrer_id})
+                uow.commit()
+            return result
+    except IntegrityError:
+        return ReconcileResult()  # another run wrote the same rows first
 
 
 def reconcile(uow: UnitOfWork, operator: Operator,
               now: datetime | None = None) -> ReconcileResult:
-    """Bring the ledger, reward states and anti-gaming flags up to date for the organization."""
-    raise NotImplementedError
+    """Bring the ledger, reward states and anti-gaming flags up to date for the organization.
+    Any signed-in member may trigger it: it only writes what the facts already decide."""
+    with uow:
+        operator = refreshed(uow.session, operator)
+    return run(uow, operator.organization_id, now or utcnow(), actor_id=operator.member_id)
+

@@ -1,50 +1,517 @@
-"""Leaderboard, trends, conversion and retention: SQL aggregation within the operator's scope."""
+"""Leaderboard, trends, conversion and retention: SQL aggregation within the operator's scope.
+
+The figures are GROUP BYs over index ranges (referral_reward by completion time, invitation by
+sent time, member_origin by join time); Python only merges the per-referrer / per-bucket
+aggregates. Scope: tenant-wide roles see the organization (or one unit they pick), local roles
+their unit, a member only themself (or, when the leaderboard is visible to members, the
+leaderboard without those who opted out)."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
-from invite_desk.services.operator import Operator
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
+from sqlalchemy.orm import Session
+
+from invite_desk.services.errors import PermissionDenied
+from invite_desk.services.models import (
+    Batch,
+    Event,
+    Invitation,
+    InvitationStatus,
+    LeaderboardOptOut,
+    Member,
+    MemberOrigin,
+    MemberStatus,
+    Referral,
+    ReferralFlag,
+    ReferralReward,
+    ReferralStatus,
+    Unit,
+    utcnow,
+)
+from invite_desk.services.operator import Operator, refreshed
+from invite_desk.services.permissions import ScopeLevel, scope_of
+from invite_desk.services.referral_program.settings import load as load_settings
+from invite_desk.services.referral_program.sql import bucket_index, seconds_between
 from invite_desk.services.referral_program.types import (
+    Badge,
+    Channel,
     Conversion,
     ConversionBy,
+    ConversionRow,
+    FlagStatus,
+    GamificationSettings,
     Granularity,
     Leaderboard,
+    LeaderboardRow,
     Period,
+    PeriodKind,
     Retention,
+    RetentionFigure,
+    RetentionRow,
+    TrendBucket,
     Trends,
 )
+from invite_desk.services.roles import Role
 from invite_desk.services.uow import UnitOfWork
 
 ACTIVE_WEIGHT = 5  # a referee who is still an active member
 INACTIVE_WEIGHT = 1  # a completed referral whose referee is no longer active
+CHUNK = 500
 
+HELD, VESTED, FAKE = "held", "vested", "fake"
+
+
+# -- scope -------------------------------------------------------------------------------------
+
+class _Scope:
+    """Which referrers / invitations / members a report covers for this operator."""
+
+    def __init__(self, operator: Operator, unit_id: uuid.UUID | None,
+                 settings: GamificationSettings, *, leaderboard: bool = False) -> None:
+        level = scope_of(operator).level
+        self.operator = operator
+        self.own_only = False
+        self.unit_id = unit_id
+        if level is ScopeLevel.UNIT:
+            if unit_id is not None and unit_id != operator.unit_id:
+                raise PermissionDenied("see another unit's referrals", Role.HR_TENANT.name)
+            self.unit_id = operator.unit_id
+        elif level is ScopeLevel.OWN:
+            self.own_only = not (leaderboard and settings.leaderboard_visible_to_members)
+        # Members who opted out are shown to admins only (marked), and to themselves.
+        self.sees_opted_out = operator.role >= Role.ADMIN_LOCAL
+
+    def person(self, column: Any) -> list[ColumnElement[bool]]:
+        """Conditions on a member-id column (referrer, inviter)."""
+        if self.own_only:
+            return [column == self.operator.member_id]
+        if self.unit_id is not None:
+            return [column.in_(select(Member.id).where(
+                Member.organization_id == self.operator.organization_id,
+                Member.unit_id == self.unit_id))]
+        return []
+
+    def invitations(self) -> list[ColumnElement[bool]]:
+        if self.own_only:
+            return [Invitation.inviter_id == self.operator.member_id]
+        if self.unit_id is not None:
+            return [Invitation.unit_id == self.unit_id]
+        return []
+
+
+def _today_bounds(period: Period, zone: ZoneInfo, now: datetime
+                  ) -> tuple[datetime | None, datetime | None]:
+    return period.bounds(zone, now)
+
+
+def _in_range(column: Any, start: datetime | None, end: datetime | None
+              ) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if start is not None:
+        conditions.append(column >= start)
+    if end is not None:
+        conditions.append(column < end)
+    return conditions
+
+
+def _chunks(ids: Sequence[uuid.UUID]) -> Iterable[Sequence[uuid.UUID]]:
+    for start in range(0, len(ids), CHUNK):
+        yield ids[start:start + CHUNK]
+
+
+def _members(session: Session, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, tuple[str, str, str]]:
+    """id -> (name, email, unit name)."""
+    found: dict[uuid.UUID, tuple[str, str, str]] = {}
+    for part in _chunks(ids):
+        for mid, first, last, email, unit in session.execute(
+            select(Member.id, Member.first_name, Member.last_name, Member.email, Unit.name)
+            .outerjoin(Unit, Unit.id == Member.unit_id).where(Member.id.in_(part))
+        ):
+            found[mid] = (f"{first} {last}".strip() or email, email, unit or "")
+    return found
+
+
+def badges_for(active: int, milestones: Sequence[int]) -> tuple[Badge, ...]:
+    return tuple(Badge(m) for m in sorted(milestones) if active >= m)
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+# -- leaderboard -------------------------------------------------------------------------------
 
 def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
                 unit_id: uuid.UUID | None = None, *, limit: int | None = None,
                 now: datetime | None = None) -> Leaderboard:
     """Referrers ranked by score, ties to who reached it first. USER: only themself unless the
     leaderboard is visible to members (then opted-out members are hidden from them)."""
-    raise NotImplementedError
+    moment = now or utcnow()
+    with uow:
+        session = uow.session
+        operator = refreshed(session, operator)
+        org = operator.organization_id
+        settings = load_settings(session, org)
+        scope = _Scope(operator, unit_id, settings, leaderboard=True)
+        start, end = period.bounds(settings.zone, moment)
+
+        # Completed referrals of the period, from the reward summary (one row each).
+        not_fake = ReferralReward.state != FAKE
+        earning = ReferralReward.state.in_((HELD, VESTED))
+        figures: dict[uuid.UUID, dict[str, Any]] = {}
+
+        def row_for(mid: uuid.UUID) -> dict[str, Any]:
+            return figures.setdefault(mid, {
+                "completed": 0, "active": 0, "points": 0, "held": 0, "reached": None,
+                "sent": 0, "accepted": 0, "open": 0, "pending_ref": 0})
+
+        for mid, completed, active, vested, held, reached in session.execute(
+            select(ReferralReward.referrer_id,
+                   func.sum(case((not_fake, 1), else_=0)),
+                   func.sum(case((earning, 1), else_=0)),
+                   func.sum(case((ReferralReward.state == VESTED, ReferralReward.points),
+                                 else_=0)),
+                   func.sum(case((ReferralReward.state == HELD, ReferralReward.points),
+                                 else_=0)),
+                   func.max(case((not_fake, ReferralReward.completed_at), else_=None)))
+            .where(ReferralReward.organization_id == org,
+                   *_in_range(ReferralReward.completed_at, start, end),
+                   *scope.person(ReferralReward.referrer_id))
+            .group_by(ReferralReward.referrer_id)
+        ):
+            row = row_for(mid)
+            row.update(completed=int(completed or 0), active=int(active or 0),
+                       points=int(vested or 0), held=int(held or 0), reached=reached)
+
+        open_now = and_(Invitation.status == InvitationStatus.SENT.value,
+                        or_(Invitation.expires_at.is_(None), Invitation.expires_at > moment))
+        for mid, sent, accepted, still_open in session.execute(
+            select(Invitation.inviter_id, func.count(),
+                   func.sum(case((Invitation.status == InvitationStatus.ACCEPTED.value, 1),
+                                 else_=0)),
+                   func.sum(case((open_now, 1), else_=0)))
+            .where(Invitation.organization_id == org, Invitation.sent_at.is_not(None),
+                   *_in_range(Invitation.sent_at, start, end), *scope.invitations())
+            .group_by(Invitation.inviter_id)
+        ):
+            row_for(mid).update(sent=int(sent), accepted=int(accepted or 0),
+                                open=int(still_open or 0))
+
+        for mid, pending in session.execute(
+            select(Referral.referrer_id, func.count())
+            .where(Referral.organization_id == org, Referral.completed_at.is_(None),
+                   Referral.status == ReferralStatus.PENDING.value,
+                   *_in_range(Referral.referred_at, start, end),
+                   *scope.person(Referral.referrer_id))
+            .group_by(Referral.referrer_id)
+        ):
+            row_for(mid)["pending_ref"] = int(pending)
+
+        ids = list(figures)
+        people = _members(session, ids)
+        opted_out: set[uuid.UUID] = set()
+        flags: dict[uuid.UUID, int] = {}
+        for part in _chunks(ids):
+            opted_out.update(session.scalars(select(LeaderboardOptOut.member_id).where(
+                LeaderboardOptOut.member_id.in_(part))))
+            flags.update(session.execute(
+                select(ReferralFlag.referrer_id, func.count())
+                .where(ReferralFlag.organization_id == org,
+                       ReferralFlag.status == FlagStatus.OPEN.value,
+                       ReferralFlag.referrer_id.in_(part))
+                .group_by(ReferralFlag.referrer_id)).all())
+
+        def score(f: dict[str, Any]) -> int:
+            return int(ACTIVE_WEIGHT * f["active"] + INACTIVE_WEIGHT * (f["completed"] - f["active"]))
+
+        far = datetime.max.replace(tzinfo=moment.tzinfo)
+        order = sorted(
+            (mid for mid in ids
+             if mid in people and (scope.sees_opted_out or mid not in opted_out
+                                   or mid == operator.member_id)),
+            key=lambda mid: (-score(figures[mid]), figures[mid]["reached"] or far,
+                             people[mid][0].casefold(), str(mid)))
+        if limit is not None:
+            order = order[:limit]
+        # Badges count all-time referees whose points vested, for the rows shown.
+        vested_all: dict[uuid.UUID, int] = {}
+        for part in _chunks(order):
+            vested_all.update(session.execute(
+                select(ReferralReward.referrer_id, func.count())
+                .where(ReferralReward.organization_id == org,
+                       ReferralReward.referrer_id.in_(part), ReferralReward.state == VESTED)
+                .group_by(ReferralReward.referrer_id)).all())
+        rows = []
+        for rank, mid in enumerate(order, start=1):
+            f = figures[mid]
+            name, email, unit = people[mid]
+            rows.append(LeaderboardRow(
+                rank=rank, referrer_id=mid, referrer_name=name, referrer_email=email,
+                unit_name=unit, completed=f["completed"], active=f["active"],
+                pending=f["open"] + f["pending_ref"], pending_invitations=f["open"],
+                pending_referrals=f["pending_ref"], invitations_sent=f["sent"],
+                invitations_accepted=f["accepted"], acceptance_rate=_rate(f["accepted"], f["sent"]),
+                points=f["points"], held_points=f["held"],
+                badges=badges_for(vested_all.get(mid, 0), settings.badge_milestones),
+                score=score(f), first_reached_at=f["reached"], opted_out=mid in opted_out,
+                open_flags=flags.get(mid, 0) if scope.sees_opted_out else 0,
+            ))
+        chosen = session.get(Unit, scope.unit_id) if scope.unit_id is not None else None
+        label = ("your own referrals" if scope.own_only else
+                 chosen.name if chosen is not None else "whole organization")
+        return Leaderboard(period, start, end, tuple(rows), label)
+
+
+# -- trends ------------------------------------------------------------------------------------
+
+def _bucket_starts(first: date, last: date, granularity: Granularity) -> list[date]:
+    """Local bucket starts covering first..last, plus the start after the last bucket."""
+    if granularity is Granularity.WEEK:
+        current = first - timedelta(days=first.weekday())
+    else:
+        current = first.replace(day=1)
+    starts = [current]
+    while starts[-1] <= last:
+        d = starts[-1]
+        starts.append(d + timedelta(days=7) if granularity is Granularity.WEEK
+                      else (d + timedelta(days=32)).replace(day=1))
+    return starts
+
+
+def _span(session: Session, org: uuid.UUID, zone: ZoneInfo, period: Period,
+          now: datetime) -> tuple[date, date]:
+    first, last = period.local_dates(now.astimezone(zone).date())
+    if first is None or last is None:
+        earliest = session.scalar(select(func.min(MemberOrigin.joined_at))
+                                  .where(MemberOrigin.organization_id == org))
+        sent = session.scalar(select(func.min(Invitation.sent_at))
+                              .where(Invitation.organization_id == org))
+        candidates = [value for value in (earliest, sent) if value is not None]
+        start = min(candidates) if candidates else now
+        return start.astimezone(zone).date(), now.astimezone(zone).date()
+    return first, last
 
 
 def trends(uow: UnitOfWork, operator: Operator, period: Period,
            granularity: Granularity = Granularity.MONTH, unit_id: uuid.UUID | None = None,
            *, now: datetime | None = None) -> Trends:
     """New members per local week/month by channel, and invitations sent vs accepted."""
-    raise NotImplementedError
+    moment = now or utcnow()
+    with uow:
+        session = uow.session
+        operator = refreshed(session, operator)
+        org = operator.organization_id
+        settings = load_settings(session, org)
+        zone = settings.zone
+        scope = _Scope(operator, unit_id, settings)
+        first, last = _span(session, org, zone, period, moment)
+        starts = _bucket_starts(first, last, granularity)
+        # Clip the first and last bucket to the period itself.
+        edges = [datetime.combine(d, time.min, zone) for d in starts]
+        low = datetime.combine(first, time.min, zone)
+        high = datetime.combine(last + timedelta(days=1), time.min, zone)
+        cut = [max(low, min(high, edge)) for edge in edges]
+        utc_edges = [edge for edge in cut]
+        joined: dict[tuple[int, str], int] = {}
+        index = bucket_index(MemberOrigin.joined_at, utc_edges).label("bucket")
+        stmt = (
+            select(index, MemberOrigin.channel, func.count())
+            .where(MemberOrigin.organization_id == org,
+                   *_in_range(MemberOrigin.joined_at, low, high))
+            .group_by(index, MemberOrigin.channel)
+        )
+        if scope.own_only:
+            stmt = stmt.where(MemberOrigin.member_id.in_(select(Referral.referee_id).where(
+                Referral.referrer_id == operator.member_id)))
+        elif scope.unit_id is not None:
+            stmt = stmt.where(MemberOrigin.member_id.in_(select(Member.id).where(
+                Member.organization_id == org, Member.unit_id == scope.unit_id)))
+        for bucket, channel, count in session.execute(stmt):
+            joined[(int(bucket), channel)] = int(count)
+        sent_index = bucket_index(Invitation.sent_at, utc_edges).label("bucket")
+        sent = dict(session.execute(
+            select(sent_index, func.count())
+            .where(Invitation.organization_id == org, *_in_range(Invitation.sent_at, low, high),
+                   *scope.invitations())
+            .group_by(sent_index)).all())
+        accepted_index = bucket_index(Invitation.accepted_at, utc_edges).label("bucket")
+        accepted = dict(session.execute(
+            select(accepted_index, func.count())
+            .where(Invitation.organization_id == org,
+                   Invitation.status == InvitationStatus.ACCEPTED.value,
+                   *_in_range(Invitation.accepted_at, low, high), *scope.invitations())
+            .group_by(accepted_index)).all())
+        buckets = tuple(
+            TrendBucket(
+                start=edges[i] if i else max(edges[0], low),
+                new_members={channel: joined.get((i, channel.value), 0) for channel in Channel},
+                invitations_sent=int(sent.get(i, 0)),
+                invitations_accepted=int(accepted.get(i, 0)),
+            )
+            for i in range(len(edges) - 1)
+        )
+        return Trends(period, granularity, buckets)
+
+
+# -- conversion --------------------------------------------------------------------------------
+
+def _group_key(by: ConversionBy) -> Any:
+    return {ConversionBy.INVITER: Invitation.inviter_id, ConversionBy.UNIT: Invitation.unit_id,
+            ConversionBy.BATCH: Invitation.batch_id, ConversionBy.EVENT: Invitation.event_id}[by]
+
+
+def _labels(session: Session, by: ConversionBy, keys: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    labels: dict[uuid.UUID, str] = {}
+    if by is ConversionBy.INVITER:
+        return {mid: person[0] for mid, person in _members(session, keys).items()}
+    for part in _chunks(keys):
+        if by is ConversionBy.UNIT:
+            rows = session.execute(select(Unit.id, Unit.name).where(Unit.id.in_(part)))
+        elif by is ConversionBy.EVENT:
+            rows = session.execute(select(Event.id, Event.name).where(Event.id.in_(part)))
+        else:
+            rows = session.execute(
+                select(Batch.id, func.coalesce(func.nullif(Batch.label, ""), Batch.source))
+                .where(Batch.id.in_(part)))
+        labels.update(rows.all())
+    return labels
+
+
+NO_GROUP = {ConversionBy.INVITER: "(unknown)", ConversionBy.UNIT: "No unit",
+            ConversionBy.BATCH: "No batch", ConversionBy.EVENT: "No event"}
 
 
 def conversion(uow: UnitOfWork, operator: Operator, period: Period,
                by: ConversionBy = ConversionBy.INVITER, unit_id: uuid.UUID | None = None,
                *, now: datetime | None = None) -> Conversion:
-    """Invitations sent vs accepted and median time to accept per group, plus the K-factor."""
-    raise NotImplementedError
+    """Invitations sent vs accepted and median time to accept per group, plus the K-factor
+    (invitations per active member x acceptance rate)."""
+    moment = now or utcnow()
+    with uow:
+        session = uow.session
+        operator = refreshed(session, operator)
+        org = operator.organization_id
+        settings = load_settings(session, org)
+        scope = _Scope(operator, unit_id, settings)
+        start, end = period.bounds(settings.zone, moment)
+        key = _group_key(by).label("k")
+        where = [Invitation.organization_id == org, Invitation.sent_at.is_not(None),
+                 *_in_range(Invitation.sent_at, start, end), *scope.invitations()]
+        counts = {
+            k: (int(sent), int(accepted or 0))
+            for k, sent, accepted in session.execute(
+                select(key, func.count(),
+                       func.sum(case((Invitation.status == InvitationStatus.ACCEPTED.value, 1),
+                                     else_=0)))
+                .where(*where).group_by(key))
+        }
+        duration = seconds_between(session, Invitation.sent_at, Invitation.accepted_at)
+        ranked = (
+            select(key, duration.label("d"),
+                   func.row_number().over(partition_by=key, order_by=duration).label("rn"),
+                   func.count().over(partition_by=key).label("n"))
+            .where(*where, Invitation.status == InvitationStatus.ACCEPTED.value,
+                   Invitation.accepted_at.is_not(None))
+            .subquery()
+        )
+        medians = dict(session.execute(
+            select(ranked.c.k, func.avg(ranked.c.d))
+            .where(ranked.c.rn >= func.floor((ranked.c.n + 1) / 2.0),
+                   ranked.c.rn <= func.floor((ranked.c.n + 2) / 2.0))
+            .group_by(ranked.c.k)).all())
+        labels = _labels(session, by, [k for k in counts if k is not None])
+        rows = sorted(
+            (ConversionRow(key=k, label=labels.get(k, NO_GROUP[by]) if k else NO_GROUP[by],
+                           sent=sent, accepted=accepted, rate=_rate(accepted, sent),
+                           median_seconds_to_accept=(float(medians[k]) if medians.get(k)
+                                                     is not None else None))
+             for k, (sent, accepted) in counts.items()),
+            key=lambda r: (-r.sent, r.label.casefold()))
+        total_sent = sum(r.sent for r in rows)
+        total_accepted = sum(r.accepted for r in rows)
+        members_q = select(func.count()).select_from(Member).where(
+            Member.organization_id == org, Member.status == MemberStatus.ACTIVE.value,
+            *([Member.joined_at < end] if end is not None else []))
+        if scope.own_only:
+            members_q = members_q.where(Member.id == operator.member_id)
+        elif scope.unit_id is not None:
+            members_q = members_q.where(Member.unit_id == scope.unit_id)
+        members = int(session.scalar(members_q) or 0)
+        per_member = _rate(total_sent, members)
+        rate = _rate(total_accepted, total_sent)
+        k_factor = per_member * rate if per_member is not None and rate is not None else None
+        return Conversion(period, by, tuple(rows), total_sent, total_accepted, members,
+                          per_member, rate, k_factor)
+
+
+# -- retention ---------------------------------------------------------------------------------
+
+def _figure(cohort: Any, retained: Any) -> RetentionFigure:
+    c, r = int(cohort or 0), int(retained or 0)
+    return RetentionFigure(c, r, _rate(r, c))
 
 
 def retention(uow: UnitOfWork, operator: Operator, unit_id: uuid.UUID | None = None,
-              *, now: datetime | None = None) -> Retention:
-    """Share of referred vs non-referred members still active among those who joined at least
-    90 / 365 days ago, and the same per referrer."""
-    raise NotImplementedError
+              *, now: datetime | None = None, per_referrer_limit: int = 200) -> Retention:
+    """Share of referred vs non-referred members still active now among those who joined at
+    least 90 / 365 days ago, and the same per referrer (largest cohorts first)."""
+    moment = now or utcnow()
+    d90, d365 = moment - timedelta(days=90), moment - timedelta(days=365)
+    with uow:
+        session = uow.session
+        operator = refreshed(session, operator)
+        org = operator.organization_id
+        settings = load_settings(session, org)
+        scope = _Scope(operator, unit_id, settings)
+        active = Member.status == MemberStatus.ACTIVE.value
+        referred = MemberOrigin.channel == Channel.REFERRAL.value
+
+        def counts(cutoff: datetime, extra: ColumnElement[bool]) -> Select[int, Any]:
+            stmt = (select(func.count(), func.sum(case((active, 1), else_=0)))
+                    .select_from(MemberOrigin).join(Member, Member.id == MemberOrigin.member_id)
+                    .where(MemberOrigin.organization_id == org,
+                           MemberOrigin.joined_at <= cutoff, extra))
+            if scope.own_only:
+                stmt = stmt.where(Member.id.in_(select(Referral.referee_id).where(
+                    Referral.referrer_id == operator.member_id)))
+            elif scope.unit_id is not None:
+                stmt = stmt.where(Member.unit_id == scope.unit_id)
+            return stmt
+
+        figures = {}
+        for name, cutoff, extra in (("r90", d90, referred), ("r365", d365, referred),
+                                    ("n90", d90, ~referred), ("n365", d365, ~referred)):
+            figures[name] = _figure(*session.execute(counts(cutoff, extra)).one())
+        joined90 = Member.joined_at <= d90
+        joined365 = Member.joined_at <= d365
+        per = session.execute(
+            select(Referral.referrer_id,
+                   func.sum(case((joined90, 1), else_=0)),
+                   func.sum(case((and_(joined90, active), 1), else_=0)),
+                   func.sum(case((joined365, 1), else_=0)),
+                   func.sum(case((and_(joined365, active), 1), else_=0)))
+            .join(Member, Member.id == Referral.referee_id)
+            .where(Referral.organization_id == org,
+                   Referral.status == ReferralStatus.COMPLETED.value, joined90,
+                   *scope.person(Referral.referrer_id))
+            .group_by(Referral.referrer_id)
+            .order_by(func.count().desc(), Referral.referrer_id)
+            .limit(per_referrer_limit)
+        ).all()
+        names = _members(session, [row[0] for row in per])
+        rows = tuple(
+            RetentionRow(mid, names.get(mid, ("", "", ""))[0], _figure(c90, k90),
+                         _figure(c365, k365))
+            for mid, c90, k90, c365, k365 in per
+        )
+        return Retention(figures["r90"], figures["r365"], figures["n90"], figures["n365"], rows)
+
+
+__all__ = ["ACTIVE_WEIGHT", "INACTIVE_WEIGHT", "PeriodKind", "badges_for", "conversion",
+           "leaderboard", "retention", "trends"]

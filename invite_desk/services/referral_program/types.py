@@ -208,12 +208,14 @@ class LeaderboardRow:
     unit_name: str
     completed: int  # referrals completed in the period (the raw count)
     active: int  # of them, referees still active members
-    pending: int  # open invitations sent by the referrer in the period + pending referrals
+    pending: int  # pending_invitations + pending_referrals
+    pending_invitations: int  # sent in the period, still open (not accepted, not expired)
+    pending_referrals: int  # referees of the period whose adhesion application awaits approval
     invitations_sent: int
     invitations_accepted: int
     acceptance_rate: float | None  # accepted / sent in the period; None when nothing was sent
-    points: int  # vested points (all time, from the ledger)
-    held_points: int  # awarded but not vested yet (hold, or an open flag)
+    points: int  # vested points earned by the period's referrals (all time: the balance)
+    held_points: int  # awarded for the period's referrals but not vested (hold, open flag)
     badges: tuple[Badge, ...]  # from active referees (all time) whose points vested
     score: int  # quality-weighted: ACTIVE_WEIGHT * active + INACTIVE_WEIGHT * (completed - active)
     first_reached_at: datetime | None  # when the referrer's counted set was complete (tie-break)

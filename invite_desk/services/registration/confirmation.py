@@ -40,6 +40,7 @@ from invite_desk.services.models import (
     PendingRegistration,
     utcnow,
 )
+from invite_desk.services.referral_program.origin import RegistrationClient
 from invite_desk.services.registration.admission import rowcount
 from invite_desk.services.registration.branding import Branding, branding_of
 from invite_desk.services.registration.busy import retry_when_busy
@@ -225,6 +226,7 @@ class ConfirmResult:
     branding: Branding | None
     first_name: str = ""
     application_pending: bool = False
+    member_id: uuid.UUID | None = None
 
 
 def confirm_registration(
@@ -234,11 +236,12 @@ def confirm_registration(
     *,
     now: datetime | None = None,
     busy_budget: float = 8.0,
+    client: RegistrationClient | None = None,
 ) -> ConfirmResult:
     """Follow a confirmation link: admit the person (single use). Raises SystemBusy when the
     database stays locked for `busy_budget` seconds."""
     moment = now or utcnow()
-    return retry_when_busy(lambda: _confirm(uow, token, organization_id, moment),
+    return retry_when_busy(lambda: _confirm(uow, token, organization_id, moment, client=client),
                            budget=busy_budget)
 
 
@@ -254,7 +257,7 @@ def check_confirmation(
 
 def _confirm(
     uow: UnitOfWork, token: str, organization_id: uuid.UUID | None, moment: datetime,
-    *, claim: bool = True,
+    *, claim: bool = True, client: RegistrationClient | None = None,
 ) -> ConfirmResult:
     with uow:
         session = uow.session
@@ -298,9 +301,10 @@ def _confirm(
         clean = CleanRegistration(pending.first_name, pending.last_name,
                                   pending.password_hash, pending.email)
         try:
-            admit_publicly(session, org_id, clean, pending.email_normalized, policy, moment)
+            member = admit_publicly(session, org_id, clean, pending.email_normalized, policy,
+                                    moment, client=client)
             uow.commit()
         except IntegrityError:
             return ConfirmResult(ConfirmState.ALREADY_MEMBER, branding)
         return ConfirmResult(ConfirmState.CONFIRMED, branding, first_name=pending.first_name,
-                             application_pending=policy.adhesion_required)
+                             application_pending=policy.adhesion_required, member_id=member.id)

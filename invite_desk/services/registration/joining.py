@@ -44,6 +44,8 @@ from invite_desk.services.models import (
     new_id,
     utcnow,
 )
+from invite_desk.services.referral_program import origin
+from invite_desk.services.referral_program.types import Channel
 from invite_desk.services.referrals import Credit
 from invite_desk.services.registration.admission import (
     admit_member,
@@ -115,6 +117,7 @@ def register_with_invitation(
     organization_id: uuid.UUID | None = None,
     now: datetime | None = None,
     busy_budget: float = 8.0,
+    client: origin.RegistrationClient | None = None,
 ) -> JoinResult:
     """Register the holder of `token`. Raises ValidationFailed for form errors (field -> reason),
     SystemBusy when the database stays locked for `busy_budget` seconds; every other outcome
@@ -128,7 +131,7 @@ def register_with_invitation(
     for _ in range(ATTEMPTS):
         try:
             result = retry_when_busy(
-                lambda: _register(uow, token, clean, organization_id, moment),
+                lambda: _register(uow, token, clean, organization_id, moment, client),
                 budget=busy_budget)
         except (IntegrityError, OperationalError):
             # A concurrent registration of the same address won (unique key), or the database
@@ -148,6 +151,7 @@ def _register(
     clean: CleanRegistration,
     organization_id: uuid.UUID | None,
     now: datetime,
+    client: origin.RegistrationClient | None = None,
 ) -> JoinResult | None:
     """One attempt; None when the link's state changed and the caller should look again."""
     with uow:
@@ -190,7 +194,7 @@ def _register(
         if kind is InvitationKind.EVENT:
             result = _register_guest(session, claimed, clean, now)
         else:
-            result = _register_member(session, claimed, clean, policy, now)
+            result = _register_member(session, claimed, clean, policy, now, client)
         if result is None:
             return None
         uow.commit()
@@ -212,6 +216,7 @@ def _register_member(
     clean: CleanRegistration,
     policy: PolicySettings,
     now: datetime,
+    client: origin.RegistrationClient | None = None,
 ) -> JoinResult | None:
     existing = registered_member(session, claimed.organization_id, claimed.email_normalized)
     if existing is not None and existing.status != MemberStatus.DEACTIVATED.value:
@@ -264,6 +269,9 @@ def _register_member(
             session, organization_id=claimed.organization_id, referee_id=member.id,
             credits=credits, pending=policy.adhesion_required, at=now,
         )
+    # Invited in: the referral channel, with the browser's hashed address (issue 10).
+    origin.record_registration(session, member=member, channel=Channel.REFERRAL, at=now,
+                               client=client)
     session.flush()
     return JoinResult(
         LinkState.VALID,

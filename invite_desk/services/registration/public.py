@@ -31,6 +31,8 @@ from invite_desk.services import settings as settings_service
 from invite_desk.services.auth import normalize_email
 from invite_desk.services.mail_settings import load_mail_settings
 from invite_desk.services.models import AcceptedVia, Member, Organization, utcnow
+from invite_desk.services.referral_program import origin
+from invite_desk.services.referral_program.types import Channel
 from invite_desk.services.referrals import Credit
 from invite_desk.services.registration.admission import (
     admit_member,
@@ -150,6 +152,8 @@ def admit_publicly(
     key: str,
     policy: PolicySettings,
     moment: datetime,
+    *,
+    client: origin.RegistrationClient | None = None,
 ) -> Member:
     """Admit a person with a proven address from the public page: their live invitations are
     accepted through it (the oldest one's inviter is the referrer and gives the unit), and
@@ -185,4 +189,9 @@ def admit_publicly(
             session, organization_id=organization_id, referee_id=member.id,
             credits=credits, pending=policy.adhesion_required, at=moment,
         )
+    invited = bool(first and first in closed)
+    channel = (Channel.REFERRAL if invited else Channel.EVENT_GUEST if guest_credits
+               else Channel.PUBLIC)
+    origin.record_registration(session, member=member, channel=channel, at=moment,
+                               client=client)
     return member
