@@ -25,7 +25,8 @@ def board_row(rank: int, name: str, *, completed: int, active: int, pending: int
     return rp.LeaderboardRow(
         rank=rank, referrer_id=uuid.UUID(int=rank), referrer_name=name,
         referrer_email=f"{name.split()[0].lower()}@example.org", unit_name=unit,
-        completed=completed, active=active, pending=pending, invitations_sent=sent,
+        completed=completed, active=active, pending=pending, pending_invitations=pending,
+        pending_referrals=0, invitations_sent=sent,
         invitations_accepted=completed, acceptance_rate=completed / sent, points=10 * active,
         held_points=5 if flags else 0, badges=badges,
         score=rp.ACTIVE_WEIGHT * active + rp.INACTIVE_WEIGHT * (completed - active),
@@ -40,6 +41,10 @@ class FakeSource:
     flags_open: list[rp.FlagRow] = field(default_factory=list)
     decided: list[tuple[uuid.UUID, rp.FlagStatus]] = field(default_factory=list)
     visible_to_members: bool = True
+
+    def reconcile(self, operator: Operator, now: datetime | None = None) -> rp.ReconcileResult:
+        self.calls.append(("reconcile", None))
+        return rp.ReconcileResult()
 
     def units(self, operator: Operator) -> list[UnitInfo]:
         return [NORTH, SOUTH]

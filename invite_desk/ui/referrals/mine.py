@@ -20,7 +20,15 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QSizePolicy, QTableView, QVBo
 
 from invite_desk.services import referral_program as rp
 from invite_desk.services.operator import Operator
-from invite_desk.ui.hub import Changes, OperationsHub
+from invite_desk.ui.hub import (
+    APPLICATIONS,
+    INVITATIONS,
+    MEMBERS,
+    REFERRALS,
+    SETTINGS,
+    Changes,
+    OperationsHub,
+)
 from invite_desk.ui.referrals.banner import Banner
 from invite_desk.ui.referrals.page import WATCHED, make_table
 from invite_desk.ui.referrals.source import ReferralSource
@@ -118,9 +126,10 @@ class MyReferralsPage(QWidget):
         self.activity: rp.ReferralActivity | None = None
         self.settings: rp.GamificationSettings | None = None
         self.board: rp.Leaderboard | None = None
+        self._stale_facts = False
         self._build()
         self.hub.changed.connect(self._hub_changed)
-        self.reload()
+        self.refresh()
 
     def _build(self) -> None:
         title = PlainLabel("My referrals")
@@ -203,6 +212,29 @@ class MyReferralsPage(QWidget):
         if not self._pending:
             self.refreshed.emit()
 
+    def refresh(self) -> None:
+        """Bring the points ledger up to date (a write, through the hub; the leaderboard reads
+        what it holds), then read."""
+        self._stale = False
+        source, operator = self._source, self._operator
+        now = self._clock() if self._clock is not None else None
+        self._pending.add("reconcile")
+
+        def reconciled(result: rp.ReconcileResult) -> None:
+            self._pending.discard("reconcile")
+            if result != rp.ReconcileResult():
+                self.hub.broadcast({REFERRALS}, self)
+            self.reload()
+
+        def failed(error: BaseException) -> None:
+            log.warning("my referrals: reconcile: %s", error)
+            self._pending.discard("reconcile")
+            self.reload()
+
+        if not self.hub.mutate(self, lambda: source.reconcile(operator, now), (),
+                               done=reconciled, error=failed):
+            self._pending.discard("reconcile")
+
     def reload(self) -> None:
         self._stale = False
         self.banner.clear_message()
@@ -254,17 +286,25 @@ class MyReferralsPage(QWidget):
         self.board_table.show()
 
     def _hub_changed(self, changes: Changes) -> None:
-        if not changes.touches(*WATCHED):
+        if changes.origin is self or not changes.touches(*WATCHED):
             return
-        if self.isVisible():
-            self.reload()
-        else:
+        facts = changes.touches(MEMBERS, INVITATIONS, APPLICATIONS, SETTINGS)
+        if not self.isVisible():
             self._stale = True
+            self._stale_facts = self._stale_facts or facts
+        elif facts:
+            self.refresh()
+        else:
+            self.reload()
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802
         super().showEvent(event)
         if self._stale:
-            self.reload()
+            if self._stale_facts:
+                self.refresh()
+            else:
+                self.reload()
+            self._stale_facts = False
 
     def visible_text(self) -> str:
         """What the page says and lists (tests)."""

@@ -149,6 +149,7 @@ class ReferralsPage(QWidget):
         self._source = source
         self._clock = clock
         self._stale = False
+        self._stale_facts = False  # what changed meanwhile needs a reconciliation first
         self._pending: set[str] = set()
         self._units_loaded = False
         self.is_admin = operator.role >= Role.ADMIN_LOCAL
@@ -157,11 +158,11 @@ class ReferralsPage(QWidget):
         self.conversion: rp.Conversion | None = None
         self.retention: rp.Retention | None = None
         self.flags: list[rp.FlagRow] = []
-        self.errors: dict[str, str] = {}
+        self.errors: dict[str, str] = {}  # view -> why it could not be read
         self._build()
         self._connect()
         self._load_units()
-        self.reload()
+        self.refresh()
 
     # ==================================================================== construction
     def _build(self) -> None:
@@ -372,7 +373,7 @@ class ReferralsPage(QWidget):
         self.scope_combo.currentIndexChanged.connect(lambda _i: self.reload())
         self.granularity_combo.currentIndexChanged.connect(lambda _i: self._load_trends())
         self.by_combo.currentIndexChanged.connect(lambda _i: self._load_conversion())
-        self.reload_button.clicked.connect(self.reload)
+        self.reload_button.clicked.connect(self.refresh)
         self.csv_action.triggered.connect(self._ask_csv)
         self.pdf_action.triggered.connect(self._ask_pdf)
         if self.is_admin:
@@ -480,6 +481,32 @@ class ReferralsPage(QWidget):
             self.banner.clear_message()
         self.status_label.setText(f"{self.period.label} · as of {datetime.now():%H:%M}")
         self.refreshed.emit()
+
+    def refresh(self) -> None:
+        """Bring the points ledger and the flags up to date with the facts (members who
+        lapsed, approvals, holds that ended: a write, through the hub), then read every
+        report. Other views hear of it only when the reconciliation changed something."""
+        self._stale = False
+        self.status_label.setText("Updating points…")
+        source, operator, now = self._source, self._operator, self._now()
+        self._pending.add("reconcile")
+
+        def reconciled(result: rp.ReconcileResult) -> None:
+            self._pending.discard("reconcile")
+            self.errors.pop("reconcile", None)
+            if result != rp.ReconcileResult():
+                self.hub.broadcast({REFERRALS}, self)
+            self.reload()
+
+        def failed(error: BaseException) -> None:
+            log.warning("referrals: reconcile: %s", error)
+            self._pending.discard("reconcile")
+            self.errors["reconcile"] = str(error)
+            self.reload()
+
+        if not self.hub.mutate(self, lambda: source.reconcile(operator, now), (),
+                               done=reconciled, error=failed):
+            self._pending.discard("reconcile")
 
     def reload(self) -> None:
         """Read every report again for the chosen period and scope."""
@@ -707,7 +734,7 @@ class ReferralsPage(QWidget):
         self.clear_button.setEnabled(False)
         self.reject_button.setEnabled(False)
         self.hub.mutate(self, lambda: source.decide_flag(operator, flag, decision),
-                        changes={REFERRALS}, done=lambda _row: None,
+                        changes={REFERRALS}, done=lambda _row: self.reload(),
                         error=self._decision_failed)
         return True
 
@@ -717,17 +744,29 @@ class ReferralsPage(QWidget):
 
     # ==================================================================== following changes
     def _hub_changed(self, changes: Changes) -> None:
-        if not changes.touches(*WATCHED):
+        """Members, invitations, applications or settings changed elsewhere: reconcile and
+        read again (now if shown, else when shown). A referrals-only change (a flag decided,
+        another view's reconciliation) only needs reading. This page's own changes are
+        followed up where they are made."""
+        if changes.origin is self or not changes.touches(*WATCHED):
             return
-        if self.isVisible():
-            self.reload()
-        else:
+        facts = changes.touches(MEMBERS, INVITATIONS, APPLICATIONS, SETTINGS)
+        if not self.isVisible():
             self._stale = True
+            self._stale_facts = self._stale_facts or facts
+        elif facts:
+            self.refresh()
+        else:
+            self.reload()
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802
         super().showEvent(event)
         if self._stale:
-            self.reload()
+            if self._stale_facts:
+                self.refresh()
+            else:
+                self.reload()
+            self._stale_facts = False
 
     # ==================================================================== export
     def current_view(self) -> str:

@@ -24,6 +24,10 @@ class ReferralSource:
     def units(self, operator: Operator) -> list[UnitInfo]:
         return list_units(self._uow, operator.organization_id)
 
+    def reconcile(self, operator: Operator, now: datetime | None = None) -> rp.ReconcileResult:
+        """Bring the points ledger, reward states and flags up to date (a write)."""
+        return rp.reconcile(self._uow, operator, now)
+
     def leaderboard(self, operator: Operator, period: rp.Period, unit_id: uuid.UUID | None,
                     now: datetime | None = None) -> rp.Leaderboard:
         return rp.leaderboard(self._uow, operator, period, unit_id, now=now)

@@ -180,11 +180,12 @@ def leaderboard_columns(*, admin: bool) -> list[Column[rp.LeaderboardRow]]:
         Column("Still active", lambda r: r.active, numeric=True, width=80,
                tooltip="Of the completed referrals, referees who are still active members"),
         Column("Pending", lambda r: r.pending, numeric=True, width=70,
-               tooltip="Open invitations and referrals awaiting approval"),
+               tooltip="Invitations of the period still open, plus referees whose "
+                       "membership application awaits approval"),
         Column("Acceptance", lambda r: r.acceptance_rate, lambda r: percent(r.acceptance_rate),
                numeric=True, width=84, tooltip="Invitations accepted / sent in the period"),
         Column("Points", lambda r: r.points, numeric=True, width=60,
-               tooltip="Vested points (all time)"),
+               tooltip="Vested points earned by the period's referrals"),
         Column("Held", lambda r: r.held_points, numeric=True, width=50,
                tooltip="Points awarded but not vested: waiting for the hold period or for "
                        "a flag review"),
