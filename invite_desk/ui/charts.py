@@ -114,7 +114,7 @@ class ChartView(QWidget):
         self.date_axis = pg.DateAxisItem(orientation="bottom", utcOffset=0)
         self.plot = pg.PlotWidget(background="w", axisItems={"bottom": self.date_axis})
         self.plot.setObjectName("Chart")
-        self.plot.setMinimumHeight(180)
+        self.plot.setMinimumSize(120, 110)
         self.plot.setMenuEnabled(False)
         self.plot.hideButtons()
         item = self.plot.getPlotItem()

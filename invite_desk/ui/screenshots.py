@@ -203,6 +203,29 @@ def _shoot_readme(camera: _Camera, context: app.AppContext, admin: Operator) -> 
     _discard(applications)
 
 
+def _shoot_referrals(camera: _Camera, context: app.AppContext, admin: Operator) -> None:
+    """referrals-leaderboard.png and referrals-trends.png (also in README): all time, so the
+    demo's twelve months of referrals show whatever today's date."""
+    from invite_desk.services.referral_program import Period, PeriodKind
+    from invite_desk.ui.hub import OperationsHub
+    from invite_desk.ui.referrals import ReferralSource, ReferralsPage
+
+    hub = OperationsHub()
+    page = ReferralsPage(hub, admin, source=ReferralSource(context.uow))
+    page.resize(README_SIZE)
+    page.show()
+    _settle(camera.qapp, lambda: page.idle and page.leaderboard is not None)
+    page.set_period(Period(PeriodKind.ALL_TIME))
+    _settle(camera.qapp, lambda: page.idle)
+    page.tabs.setCurrentIndex(0)
+    camera.shoot(page, "referrals-leaderboard")
+    page.tabs.setCurrentIndex(1)
+    camera.shoot(page, "referrals-trends")
+    hub.shutdown(30_000)
+    _discard(page)
+    hub.deleteLater()
+
+
 def _restrict_sending_for_demo(context: app.AppContext, admin: Operator) -> None:
     """On the throwaway database, let only HR_LOCAL and above send, so that the member's
     window shows Compose disabled, as the permission policy mirrors it."""
@@ -261,4 +284,12 @@ def run_screenshots(db_url: str | None, directory: Path) -> int:
         if settings_shot.exists():  # README shows this one as it is
             (readme.directory / settings_shot.name).write_bytes(settings_shot.read_bytes())
             print(readme.directory / settings_shot.name, flush=True)
+        gamification_shot = directory / "settings-gamification.png"
+        if gamification_shot.exists():  # the issue's name for it
+            (directory / "gamification.png").write_bytes(gamification_shot.read_bytes())
+            print(directory / "gamification.png", flush=True)
+        _shoot_referrals(camera, context, admin)
+        for name in ("referrals-leaderboard.png", "referrals-trends.png"):
+            (readme.directory / name).write_bytes((directory / name).read_bytes())
+            print(readme.directory / name, flush=True)
     return 0

@@ -131,8 +131,12 @@ def test_a_user_sees_only_their_own_referrals(qtbot: QtBot, hub: OperationsHub, 
     rita = world.operator("Rita")
     context = AppContext(engine=engine, uow=world.uow, credentials=MemoryCredentialStore(),
                          database_label="test")
-    page = referrals_page(context, rita, hub=hub)
-    assert isinstance(page, MyReferralsPage)  # the main window's Referrals page for a USER
+    chosen = referrals_page(context, rita, hub=hub)
+    qtbot.addWidget(chosen)  # (kept, and deleted on the GUI thread: never by a worker's GC)
+    assert isinstance(chosen, MyReferralsPage)  # the main window's Referrals page for a USER
+    staff = referrals_page(context, world.admin, hub=hub)
+    qtbot.addWidget(staff)
+    assert isinstance(staff, ReferralsPage)
     page = MyReferralsPage(hub, rita, source=ReferralSource(world.uow), clock=lambda: NOW)
     qtbot.addWidget(page)
     page.show()

@@ -129,7 +129,10 @@ class MyReferralsPage(QWidget):
         self._stale_facts = False
         self._build()
         self.hub.changed.connect(self._hub_changed)
-        self.refresh()
+        # The first reading waits until the page is first shown (the main window builds
+        # every page at start-up).
+        self._stale = True
+        self._stale_facts = True
 
     def _build(self) -> None:
         title = PlainLabel("My referrals")
@@ -231,8 +234,11 @@ class MyReferralsPage(QWidget):
             self._pending.discard("reconcile")
             self.reload()
 
-        if not self.hub.mutate(self, lambda: source.reconcile(operator, now), (),
-                               done=reconciled, error=failed):
+        # Through `query`, not `mutate`: it only derives state the facts already decide, is
+        # safe to interrupt (its transaction rolls back) and to repeat, so quitting simply
+        # waits for it instead of asking about "a change being saved" nobody made.
+        if not self.hub.query(self, lambda: source.reconcile(operator, now), reconciled,
+                              failed, key="reconcile"):
             self._pending.discard("reconcile")
 
     def reload(self) -> None:

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QMenu,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QTableView,
     QTabWidget,
@@ -162,7 +163,10 @@ class ReferralsPage(QWidget):
         self._build()
         self._connect()
         self._load_units()
-        self.refresh()
+        # The first reading waits until the page is first shown (the main window builds
+        # every page at start-up).
+        self._stale = True
+        self._stale_facts = True
 
     # ==================================================================== construction
     def _build(self) -> None:
@@ -174,8 +178,12 @@ class ReferralsPage(QWidget):
             ScopeLevel.ORGANIZATION else
             f"Who brings people in to {self._operator.unit_name or 'your unit'}.")
         set_variant(self.scope_label, "muted")
+        self.scope_label.setWordWrap(True)
         self.status_label = PlainLabel("")
         set_variant(self.status_label, "muted")
+        # Never widens the page (a small window scrolls nothing sideways).
+        self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.status_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 
         self.period_combo = QComboBox()
         self.period_combo.setAccessibleName("Period")
@@ -195,7 +203,7 @@ class ReferralsPage(QWidget):
         self.dash_label.setVisible(False)
         self.scope_combo = QComboBox()
         self.scope_combo.setAccessibleName("Scope")
-        self.scope_combo.setMinimumContentsLength(16)
+        self.scope_combo.setMinimumContentsLength(12)
         if level is ScopeLevel.ORGANIZATION:
             self.scope_combo.addItem("Whole organization", None)
         else:
@@ -227,8 +235,7 @@ class ReferralsPage(QWidget):
         controls.addWidget(PlainLabel("Scope"))
         controls.addWidget(self.scope_combo)
         controls.addStretch(1)
-        controls.addWidget(self.reload_button)
-        controls.addWidget(self.export_button)
+        controls.addWidget(self.status_label)
 
         self.banner = Banner(self)
 
@@ -249,7 +256,8 @@ class ReferralsPage(QWidget):
         titles.addWidget(title)
         titles.addWidget(self.scope_label)
         header.addLayout(titles, 1)
-        header.addWidget(self.status_label, 0, Qt.AlignmentFlag.AlignBottom)
+        header.addWidget(self.reload_button, 0, Qt.AlignmentFlag.AlignBottom)
+        header.addWidget(self.export_button, 0, Qt.AlignmentFlag.AlignBottom)
         root = QVBoxLayout(self)
         root.setContentsMargins(20, 16, 20, 16)
         root.setSpacing(8)
@@ -301,7 +309,8 @@ class ReferralsPage(QWidget):
         self.conversion_summary = self._summary()
         self.k_factor_label = PlainLabel("")
         self.k_factor_label.setObjectName("KFactor")
-        self.k_factor_label.setStyleSheet("font-size: 13pt; font-weight: 600;")
+        self.k_factor_label.setStyleSheet("font-size: 12pt; font-weight: 600;")
+        self.k_factor_label.setWordWrap(True)
         self.conversion_chart = ChartView(empty_text="No invitations in this period.")
         box = QWidget()
         layout = QVBoxLayout(box)
@@ -484,7 +493,7 @@ class ReferralsPage(QWidget):
 
     def refresh(self) -> None:
         """Bring the points ledger and the flags up to date with the facts (members who
-        lapsed, approvals, holds that ended: a write, through the hub), then read every
+        lapsed, approvals, holds that ended), then read every
         report. Other views hear of it only when the reconciliation changed something."""
         self._stale = False
         self.status_label.setText("Updating points…")
@@ -504,8 +513,11 @@ class ReferralsPage(QWidget):
             self.errors["reconcile"] = str(error)
             self.reload()
 
-        if not self.hub.mutate(self, lambda: source.reconcile(operator, now), (),
-                               done=reconciled, error=failed):
+        # Through `query`, not `mutate`: it only derives state the facts already decide, is
+        # safe to interrupt (its transaction rolls back) and to repeat, so quitting simply
+        # waits for it instead of asking about "a change being saved" nobody made.
+        if not self.hub.query(self, lambda: source.reconcile(operator, now), reconciled,
+                              failed, key="reconcile"):
             self._pending.discard("reconcile")
 
     def reload(self) -> None:
