@@ -123,9 +123,9 @@ class ChartView(QWidget):
             axis = item.getAxis(name)
             axis.setPen(pg.mkPen("#8A919E"))
             axis.setTextPen(pg.mkPen("#3B4150"))
-        self.legend = item.addLegend(offset=(10, 6), labelTextColor="#3B4150",
+        self.legend = item.addLegend(offset=(10, 4), labelTextColor="#3B4150",
                                      brush=pg.mkBrush(255, 255, 255, 220),
-                                     pen=pg.mkPen("#D5D9E0"))
+                                     pen=pg.mkPen("#D5D9E0"), colCount=4)
         self.category_axis = pg.AxisItem(orientation="bottom")
         self.category_axis.setPen(pg.mkPen("#8A919E"))
         self.category_axis.setTextPen(pg.mkPen("#3B4150"))
@@ -137,6 +137,7 @@ class ChartView(QWidget):
         self.readout.setZValue(30)
         self.empty = pg.TextItem(empty_text, color="#5B6270", anchor=(0.5, 0.5))
         self._items: list[Any] = []
+        self._loading_text = "Loading…"
         self.plot.scene().sigMouseMoved.connect(self._mouse_moved)
 
         layout = QVBoxLayout(self)
@@ -144,6 +145,8 @@ class ChartView(QWidget):
         layout.setSpacing(4)
         layout.addWidget(self.title_label)
         layout.addWidget(self.plot, 1)
+        self.set_data(ChartData("", ()))  # "Loading…" until the first figures arrive
+        self.data = None
 
     # -- data -----------------------------------------------------------------------------
     def set_data(self, data: ChartData) -> None:
@@ -162,8 +165,11 @@ class ChartView(QWidget):
         item.setAxisItems({"bottom": self.date_axis if data.dates else self.category_axis})
         item.getAxis("left").setLabel(data.y_label, color="#3B4150")
         positions = data.positions()
-        if not data.size or not data.series:
-            self.empty.setText(self._empty_text)
+        empty = not data.size or not data.series
+        for side in ("left", "bottom"):
+            item.showAxis(side, not empty)
+        if empty:
+            self.empty.setText(data.title and self._empty_text or self._loading_text)
             item.addItem(self.empty, ignoreBounds=True)
             self.empty.setPos(0.5, 0.5)
             item.setXRange(0, 1, padding=0)
@@ -204,20 +210,34 @@ class ChartView(QWidget):
             item.addItem(line)
             self._items.append(line)
         if not data.dates:
-            ticks = [(float(i), _short(name)) for i, name in enumerate(data.categories)]
-            self.category_axis.setTicks([ticks, []])
+            self._apply_ticks()
         top = max([max(base, default=0.0)]
                   + [max((float(v) for v in s.values), default=0.0) for s in data.series])
         low, high = positions[0] - span / 2, positions[-1] + span / 2
         if not data.dates and data.size < 5:  # a few categories: bars stay bar-shaped
             low, high = low - (5 - data.size) / 2, high + (5 - data.size) / 2
         item.setXRange(low, high, padding=0.02)
-        item.setYRange(0, max(top, 1.0) * 1.12, padding=0)
+        item.setYRange(0, max(top, 1.0) * 1.22, padding=0)  # room for the legend's row
         item.setLimits(xMin=low - span, xMax=high + span, yMin=0)
         item.addItem(self.cursor, ignoreBounds=True)
         item.addItem(self.readout, ignoreBounds=True)
         self.cursor.hide()
         self.readout.hide()
+
+    def _apply_ticks(self) -> None:
+        """Category names under their bars, shortened to the room each bar has."""
+        data = self.data
+        if data is None or data.dates or not data.categories:
+            return
+        room = max(self.plot.width() - 60, 100) / max(len(data.categories), 1)
+        char = max(self.fontMetrics().averageCharWidth(), 1) * 1.3  # names run wider
+        limit = max(4, int(room / char) - 1)
+        ticks = [(float(i), _short(name, limit)) for i, name in enumerate(data.categories)]
+        self.category_axis.setTicks([ticks, []])
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._apply_ticks()
 
     # -- hover ----------------------------------------------------------------------------
     def index_at(self, x: float) -> int | None:

@@ -19,6 +19,7 @@ EXPECTED = {
     "main-compose", "main-invitations", "main-referrals", "main-members",
     "main-applications",
     "main-as-member", "main-as-member-settings",
+    "referrals-leaderboard", "referrals-trends", "gamification",
 }
 
 

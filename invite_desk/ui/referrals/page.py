@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import date, datetime
+from dataclasses import replace
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,7 +31,6 @@ from PySide6.QtWidgets import (
     QSplitter,
     QTableView,
     QTabWidget,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -117,7 +117,10 @@ def make_table(model: RowsModel[Any], name: str, *, stretch: int = 1, sort_colum
     vertical.setDefaultSectionSize(ROW_HEIGHT)
     horizontal.setHighlightSections(False)
     horizontal.setStretchLastSection(False)
-    set_widths(table, model.columns)
+    metrics = horizontal.fontMetrics()
+    for number, column in enumerate(model.columns):  # a title is never cut off
+        table.setColumnWidth(number, max(column.width,
+                                         metrics.horizontalAdvance(column.title) + 24))
     if 0 <= stretch < len(model.columns):
         horizontal.setSectionResizeMode(stretch, QHeaderView.ResizeMode.Stretch)
     return table
@@ -213,9 +216,9 @@ class ReferralsPage(QWidget):
             self.scope_combo.setEnabled(False)
             self.scope_combo.setToolTip("Your role sees your own unit.")
 
-        self.export_button = QToolButton()
-        self.export_button.setText("Export")
-        self.export_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.export_button = QPushButton("Export")
+        self.export_button.setToolTip("This table as CSV, a chart as PNG or SVG, or the whole "
+                                      "report as PDF")
         self.export_menu = QMenu(self.export_button)
         self.export_button.setMenu(self.export_menu)
         self.csv_action = QAction("This table as CSV…", self)
@@ -234,8 +237,7 @@ class ReferralsPage(QWidget):
         controls.addSpacing(12)
         controls.addWidget(PlainLabel("Scope"))
         controls.addWidget(self.scope_combo)
-        controls.addStretch(1)
-        controls.addWidget(self.status_label)
+        controls.addWidget(self.status_label, 1)
 
         self.banner = Banner(self)
 
@@ -274,7 +276,7 @@ class ReferralsPage(QWidget):
     def _build_leaderboard(self) -> QWidget:
         self.leaderboard_model: RowsModel[rp.LeaderboardRow] = RowsModel(
             leaderboard_columns(admin=self.is_admin), marked=lambda r: r.opted_out, parent=self)
-        self.leaderboard_table = make_table(self.leaderboard_model, "Leaderboard")
+        self.leaderboard_table = make_table(self.leaderboard_model, "Leaderboard", stretch=-1)
         self.leaderboard_summary = self._summary()
         self.leaderboard_chart = ChartView(empty_text="No referrals in this period.")
         return self._tab(self.leaderboard_summary, self.leaderboard_table,
@@ -590,6 +592,9 @@ class ReferralsPage(QWidget):
             y_label="referrals")
 
     def _show_trends(self, trends: rp.Trends) -> None:
+        now = self._now() or datetime.now(UTC)
+        # "This year" reaches into months that have not begun: no figures to show there.
+        trends = replace(trends, buckets=tuple(b for b in trends.buckets if b.start <= now))
         self.trends = trends
         self.trend_model.set_rows(trends.buckets)
         joined = sum(b.total_new_members for b in trends.buckets)
