@@ -129,9 +129,10 @@ class ChartView(QWidget):
         self.category_axis = pg.AxisItem(orientation="bottom")
         self.category_axis.setPen(pg.mkPen("#8A919E"))
         self.category_axis.setTextPen(pg.mkPen("#3B4150"))
-        self.cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#8A919E", width=1,
-                                                                            style=Qt.PenStyle.DashLine))
-        self.cursor.setZValue(20)
+        self.crosshair = pg.InfiniteLine(
+            angle=90, movable=False,
+            pen=pg.mkPen("#8A919E", width=1, style=Qt.PenStyle.DashLine))
+        self.crosshair.setZValue(20)
         self.readout = pg.TextItem("", color="#1F2430", fill=pg.mkBrush(255, 255, 255, 235),
                                    border=pg.mkPen("#B8BEC9"), anchor=(0, 0))
         self.readout.setZValue(30)
@@ -159,7 +160,7 @@ class ChartView(QWidget):
             item.removeItem(old)
         self._items = []
         self.legend.clear()
-        for extra in (self.cursor, self.readout, self.empty):
+        for extra in (self.crosshair, self.readout, self.empty):
             if extra.scene() is not None:
                 item.removeItem(extra)
         item.setAxisItems({"bottom": self.date_axis if data.dates else self.category_axis})
@@ -219,9 +220,9 @@ class ChartView(QWidget):
         item.setXRange(low, high, padding=0.02)
         item.setYRange(0, max(top, 1.0) * 1.22, padding=0)  # room for the legend's row
         item.setLimits(xMin=low - span, xMax=high + span, yMin=0)
-        item.addItem(self.cursor, ignoreBounds=True)
+        item.addItem(self.crosshair, ignoreBounds=True)
         item.addItem(self.readout, ignoreBounds=True)
-        self.cursor.hide()
+        self.crosshair.hide()
         self.readout.hide()
 
     def _apply_ticks(self) -> None:
@@ -255,13 +256,13 @@ class ChartView(QWidget):
         data = self.data
         self.hovered = index
         if data is None or index is None or not data.size:
-            self.cursor.hide()
+            self.crosshair.hide()
             self.readout.hide()
             return ""
         text = data.hover_text(index)
         x = data.positions()[index]
-        self.cursor.setPos(x)
-        self.cursor.show()
+        self.crosshair.setPos(x)
+        self.crosshair.show()
         view = self.plot.getPlotItem().getViewBox()
         (x_low, x_high), (_y_low, y_high) = view.viewRange()
         anchor_right = x > (x_low + x_high) / 2

@@ -161,7 +161,8 @@ class MyReferralsPage(QWidget):
             referee_columns(), marked=lambda r: r.reward_state == "revoked", parent=self)
         self.referee_table = make_table(self.referee_model, "My referees")
         self.ledger_model: RowsModel[rp.LedgerEntry] = RowsModel(ledger_columns(), parent=self)
-        self.ledger_table = make_table(self.ledger_model, "Points history")
+        self.ledger_table = make_table(self.ledger_model, "Points history", stretch=4,
+                                       order=Qt.SortOrder.DescendingOrder)
         self.board_label = PlainLabel("")
         self.board_label.setWordWrap(True)
         set_variant(self.board_label, "muted")
@@ -179,9 +180,9 @@ class MyReferralsPage(QWidget):
         root.addWidget(self.banner)
         root.addLayout(stats)
         root.addWidget(self.badge_label)
-        for heading, table in (("Who you referred", self.referee_table),
+        for caption, table in (("Who you referred", self.referee_table),
                                ("Points history", self.ledger_table)):
-            label = PlainLabel(heading)
+            label = PlainLabel(caption)
             set_variant(label, "heading")
             root.addWidget(label)
             root.addWidget(table, 1)

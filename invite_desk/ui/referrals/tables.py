@@ -202,9 +202,11 @@ def trend_columns() -> list[Column[rp.TrendBucket]]:
     columns: list[Column[rp.TrendBucket]] = [
         Column("Starting", lambda b: b.start, lambda b: f"{b.start:%d %b %Y}", width=100),
     ]
+    def joined_by(channel: rp.Channel) -> Callable[[rp.TrendBucket], int]:
+        return lambda bucket: bucket.new_members.get(channel, 0)
+
     for channel in rp.Channel:
-        columns.append(Column(channel.label, lambda b, c=channel: b.new_members.get(c, 0),
-                              numeric=True, width=110))
+        columns.append(Column(channel.label, joined_by(channel), numeric=True, width=110))
     columns += [
         Column("New members", lambda b: b.total_new_members, numeric=True, width=96),
         Column("Invitations sent", lambda b: b.invitations_sent, numeric=True, width=110),
