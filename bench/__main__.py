@@ -11,6 +11,7 @@ BENCHMARKS = {
     "sending": "bench.sending",
     "preparing": "bench.preparing",
     "tracking": "bench.tracking",
+    "referrals": "bench.referrals",
 }
 
 
@@ -19,6 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", metavar="NAME",
                         help=f"benchmarks to run: {', '.join(BENCHMARKS)} (default: all)")
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    parser.add_argument("--postgres", metavar="URL",
+                        help="also time on this (empty) PostgreSQL database, where supported")
     args = parser.parse_args(argv)
     unknown = [name for name in args.names if name not in BENCHMARKS]
     if unknown:
@@ -29,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
         except ModuleNotFoundError as exc:
             print(json.dumps({"name": name, "error": f"not available: {exc}"}), flush=True)
             continue
-        for result in module.run(quick=args.quick):
+        options = {"postgres": args.postgres} if args.postgres and name == "referrals" else {}
+        for result in module.run(quick=args.quick, **options):
             print(json.dumps(result), flush=True)
     return 0
 

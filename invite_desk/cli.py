@@ -53,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     from invite_desk.cli_send import add_parser as add_send_parser
 
     add_send_parser(sub)
+    from invite_desk.cli_report import add_parser as add_report_parser
+
+    add_report_parser(sub)
 
     portal = sub.add_parser("portal", help="serve the invitee registration pages")
     portal.add_argument("--db", metavar="URL", default=argparse.SUPPRESS)
@@ -112,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from invite_desk.cli_send import run_send
 
             return run_send(context, args)
+        if getattr(args, "run", None) is not None:  # sub-commands that bring their own runner
+            return int(args.run(context, args))
         if args.command == "portal":
             import os
 

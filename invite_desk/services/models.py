@@ -533,6 +533,7 @@ class MemberOrigin(Base):
     __table_args__ = (
         Index("ix_member_origin_org_joined", "organization_id", "joined_at", "channel"),
         Index("ix_member_origin_org_device", "organization_id", "ip_hash", "ua_hash"),
+        Index("ix_member_origin_org_recorded", "organization_id", "recorded_at"),
     )
 
     member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("member.id"), primary_key=True)
@@ -544,6 +545,7 @@ class MemberOrigin(Base):
     disposable: Mapped[bool] = mapped_column(Boolean, default=False)
     ip_hash: Mapped[str | None] = mapped_column(exact_string(64), nullable=True)
     ua_hash: Mapped[str | None] = mapped_column(exact_string(64), nullable=True)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class LeaderboardOptOut(Base):
@@ -571,3 +573,46 @@ def _ledger_is_append_only(session: OrmSession, _context: Any, _instances: Any) 
         if isinstance(obj, ReferralLedger) and (obj in session.deleted
                                                 or session.is_modified(obj)):
             raise RuntimeError("the referral ledger is append-only: add a row instead")
+
+
+class ReferralMonthStats(Base):
+    """Per referrer and local month of the organization (month_start: that month's first
+    instant, UTC): the leaderboard's figures, summed over a period's months instead of read
+    from every referral. Kept by the reconciliation (services/referral_program/stats.py)."""
+
+    __tablename__ = "referral_month_stats"
+    __table_args__ = (
+        Index("ix_referral_month_stats_referrer", "organization_id", "referrer_id", "vested"),
+    )
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"),
+                                                       primary_key=True)
+    month_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    referrer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("member.id"), primary_key=True)
+    completed: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[int] = mapped_column(Integer, default=0)
+    vested_points: Mapped[int] = mapped_column(Integer, default=0)
+    vested: Mapped[int] = mapped_column(Integer, default=0)  # referrals whose points vested
+    held_points: Mapped[int] = mapped_column(Integer, default=0)
+    reached: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    sent: Mapped[int] = mapped_column(Integer, default=0)
+    accepted: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class GrowthDayStats(Base):
+    """Per local day of the organization (day_start: its first instant, UTC), unit and kind
+    (a Channel of new members, or "sent" / "accepted" invitations): how many. The trends sum
+    these instead of reading every member and invitation. Kept by the reconciliation."""
+
+    __tablename__ = "growth_day_stats"
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"),
+                                                       primary_key=True)
+    day_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    unit_key: Mapped[str] = mapped_column(exact_string(36), primary_key=True)  # "" = no unit
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+Index("ix_invitation_org_updated", Invitation.organization_id, Invitation.updated_at,
+      Invitation.inviter_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -24,3 +25,16 @@ def test_quick_sending_bench_prints_value_baseline_and_ratio(
     assert line["value"] > 0 and line["baseline"] > 0
     assert line["ratio"] == pytest.approx(line["value"] / line["baseline"], rel=0.01)
     assert line["sent_in_database"] == line["messages"] == 1000
+
+
+@pytest.mark.slow
+def test_quick_referrals_bench_prints_the_three_views_beside_a_baseline(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("INVITE_DESK_BENCH_CACHE", str(tmp_path))
+    assert main(["referrals", "--quick"]) == 0
+    lines = {row["name"]: row for row in map(json.loads, capsys.readouterr().out.splitlines())}
+    for name in ("leaderboard", "trend", "conversion"):
+        assert lines[name]["unit"] == "ms" and lines[name]["value"] > 0
+        assert lines[name]["baseline"] > 0 and lines[name]["referrals"] == 20_000
+    assert (tmp_path / "referrals-20000.sqlite3").exists()  # cached for the next run

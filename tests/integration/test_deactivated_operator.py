@@ -24,6 +24,7 @@ from invite_desk.services import (
     organization,
     settings,
 )
+from invite_desk.services import referral_program as rp
 from invite_desk.services.errors import PermissionDenied
 from invite_desk.services.invitations import queueing, send_scope
 from invite_desk.services.invitations.importing import parse_pasted
@@ -78,6 +79,23 @@ ENTRY_POINTS: dict[str, Call] = {
         u, o, w.member, NOW),
     "organization.update_organization": lambda u, o, w: organization.update_organization(
         u, o, {"description": "Changed by someone who left."}),
+    "referral_program.activity.member_activity": lambda u, o, w: rp.member_activity(
+        u, o, w.member, NOW),
+    "referral_program.flags.list_flags": lambda u, o, w: rp.list_flags(u, o),
+    "referral_program.flags.decide_flag": lambda u, o, w: rp.decide_flag(
+        u, o, uuid.uuid4(), rp.FlagStatus.CLEARED),
+    "referral_program.ledger.reconcile": lambda u, o, w: rp.reconcile(u, o, NOW),
+    "referral_program.reports.leaderboard": lambda u, o, w: rp.leaderboard(
+        u, o, rp.Period(), now=NOW),
+    "referral_program.reports.trends": lambda u, o, w: rp.trends(u, o, rp.Period(), now=NOW),
+    "referral_program.reports.conversion": lambda u, o, w: rp.conversion(
+        u, o, rp.Period(), now=NOW),
+    "referral_program.reports.retention": lambda u, o, w: rp.retention(u, o, now=NOW),
+    "referral_program.settings.get_settings": lambda u, o, w: rp.get_settings(u, o),
+    "referral_program.settings.save_settings": lambda u, o, w: rp.save_settings(
+        u, o, {"points_per_referral": 5}),
+    "referral_program.settings.set_leaderboard_opt_out": lambda u, o, w:
+        rp.set_leaderboard_opt_out(u, o, w.member, True),
     "settings.update_settings": lambda u, o, w: settings.update_settings(
         u, o, {"has_user_invitation": False}),
     "tracking.actions.resend_invitations": lambda u, o, w: actions.resend_invitations(
@@ -184,7 +202,8 @@ def test_a_deactivated_operator_is_refused_even_a_search_for_nothing(
 WRITES = [e for e in ENTRY_POINTS if e.startswith((
     "adhesion.approve", "adhesion.reject", "adhesion.return", "adhesion.resubmit",
     "invitations.queueing.queue", "mail_settings.update", "organization.update",
-    "settings.update", "tracking.actions."))]
+    "settings.update", "tracking.actions.", "referral_program.settings.save",
+    "referral_program.settings.set_", "referral_program.flags.decide"))]
 
 
 @pytest.mark.parametrize("entry", sorted(WRITES))

@@ -334,3 +334,100 @@ def test_a_competing_reconcile_that_loses_the_race_changes_nothing(world: World)
     with world.uow:  # the loser's rows were rolled back: one award, one vest
         assert world.uow.session.scalar(select(func.count()).select_from(ReferralLedger).where(
             ReferralLedger.referral_id == world.referrals["r3"])) == 2
+
+
+def test_anti_gaming_checks_raise_flags_for_review_and_act_on_nothing(world: World) -> None:
+    from tests.integration.referral_program_data import _invitation, _member, _referral
+
+    with world.uow:
+        # Rita refers herself under a +tag address, and a referee who never became active.
+        _member(world, "Rself", unit=world.north, joined=at(6, 1),
+                email="Rita+second@example.org")
+        _referral(world, "self", "Rita", "Rself", completed=at(6, 1))
+        _member(world, "Ghost", unit=world.north, joined=at(5, 1),
+                status=MemberStatus.APPLICANT)
+        _referral(world, "ghost", "Rita", "Ghost", completed=None, referred=at(5, 1))
+        # Tom: 35 invitations to one company in one hour, none accepted.
+        for i in range(35):
+            _invitation(world, "Tom", f"person{i}@acme-widgets.test",
+                        sent=at(6, 2, 14, i), status=rp_status("expired"), unit=world.south)
+        world.uow.commit()
+    result = rp.reconcile(world.uow, world.admin, now=NOW)
+    assert result.flags_raised == 5
+    flags = rp.list_flags(world.uow, world.admin)
+    kinds = {(f.kind, f.referrer_name.split()[0]) for f in flags}
+    assert kinds == {
+        (rp.FlagKind.DISPOSABLE_DOMAIN, "Sam"), (rp.FlagKind.SELF_REFERRAL, "Rita"),
+        (rp.FlagKind.NEVER_ACTIVE, "Rita"), (rp.FlagKind.BURST, "Tom"),
+        (rp.FlagKind.DOMAIN_CONCENTRATION, "Tom"), (rp.FlagKind.LOW_ACCEPTANCE, "Tom"),
+    }
+    burst = next(f for f in flags if f.kind is rp.FlagKind.BURST)
+    assert "35 invitations in one hour (2026-06-02 14:00 UTC)" in burst.detail
+    assert "acme-widgets.test" in next(
+        f.detail for f in flags if f.kind is rp.FlagKind.DOMAIN_CONCENTRATION)
+    # Nothing was acted on: the self-referral's points are held, Tom's vested points stay.
+    rita, tom = board(world)["Rita"], board(world)["Tom"]
+    assert (rita.points, rita.held_points) == (20, 10)
+    assert tom.points == 10 and tom.open_flags == 3
+    assert rp.reconcile(world.uow, world.admin, now=NOW).flags_raised == 0
+
+
+def rp_status(value: str) -> object:
+    from invite_desk.services.models import InvitationStatus
+
+    return InvitationStatus(value)
+
+
+@pytest.mark.parametrize("period", [
+    Period(PeriodKind.ALL_TIME), Period(PeriodKind.THIS_YEAR), QUARTER,
+    Period(PeriodKind.THIS_MONTH), Period.custom(date(2026, 4, 1), date(2026, 6, 30))])
+def test_the_monthly_summary_gives_the_figures_the_raw_rows_give(
+        world: World, period: Period) -> None:
+    from invite_desk.services.referral_program import stats
+
+    world.set_status("B1", MemberStatus.DEACTIVATED)  # a change the summary must follow
+    rp.reconcile(world.uow, world.admin, now=NOW)
+    summarized = rp.leaderboard(world.uow, world.admin, period, now=NOW).rows
+    with world.uow:
+        assert stats.usable(world.uow.session, world.admin.organization_id, "UTC")
+        world.uow.session.execute(update(stats.Setting).where(
+            stats.Setting.key == stats.WATERMARK_KEY).values(value_json="null"))
+        world.uow.commit()
+    raw = rp.leaderboard(world.uow, world.admin, period, now=NOW).rows
+    assert summarized == raw
+    assert board(world)["Sam"].active == 1
+
+
+@pytest.mark.parametrize("granularity", [rp.Granularity.WEEK, rp.Granularity.MONTH])
+def test_the_daily_summary_follows_changes_and_gives_the_raw_trends(
+        world: World, granularity: rp.Granularity) -> None:
+    from invite_desk.services.models import Invitation, InvitationStatus
+    from invite_desk.services.referral_program import stats
+    from tests.integration.referral_program_data import _invitation, _member, _referral
+
+    with world.uow:  # after the first reconciliation: a new referee, an acceptance
+        _member(world, "Late", unit=world.north, joined=at(6, 12, 23, 30))
+        _referral(world, "late", "Sam", "Late", completed=at(6, 12, 23, 30))
+        _invitation(world, "Sam", "late@example.net", sent=at(6, 11), status=InvitationStatus.SENT)
+        world.uow.session.flush()
+        invitation = world.uow.session.scalars(select(Invitation).where(
+            Invitation.email == "late@example.net")).one()
+        invitation.status = InvitationStatus.ACCEPTED.value
+        invitation.accepted_at = at(6, 12, 23, 0)
+        world.uow.commit()
+    rp.save_settings(world.uow, world.admin, {"time_zone": "America/New_York"})
+    rp.reconcile(world.uow, world.admin, now=NOW)  # the zone changed: rebuilt
+    for period in (QUARTER, ALL, Period.custom(date(2026, 3, 30), date(2026, 6, 13))):
+        for unit in (None, world.north):
+            summarized = rp.trends(world.uow, world.admin, period, granularity, unit, now=NOW)
+            with world.uow:
+                assert stats.usable(world.uow.session, world.admin.organization_id,
+                                    "America/New_York")
+                world.uow.session.execute(update(stats.Setting).where(
+                    stats.Setting.key == stats.WATERMARK_KEY).values(value_json="null"))
+                world.uow.commit()
+            raw = rp.trends(world.uow, world.admin, period, granularity, unit, now=NOW)
+            assert summarized == raw
+            rp.reconcile(world.uow, world.admin, now=NOW)  # builds the summaries again
+    june = rp.trends(world.uow, world.admin, QUARTER, rp.Granularity.MONTH, now=NOW).buckets[-1]
+    assert june.new_members[Channel.REFERRAL] == 3 and june.invitations_accepted == 1

@@ -114,6 +114,7 @@ def upgrade() -> None:
     sa.Column('disposable', sa.Boolean(), nullable=False),
     sa.Column('ip_hash', exact_string(64), nullable=True),
     sa.Column('ua_hash', exact_string(64), nullable=True),
+    sa.Column('recorded_at', UTC_DATETIME, nullable=False),
     sa.ForeignKeyConstraint(['member_id'], ['member.id'], name=op.f('fk_member_origin_member_id_member')),
     sa.ForeignKeyConstraint(['organization_id'], ['organization.id'], name=op.f('fk_member_origin_organization_id_organization')),
     sa.PrimaryKeyConstraint('member_id', name=op.f('pk_member_origin'))
@@ -121,6 +122,7 @@ def upgrade() -> None:
     with op.batch_alter_table('member_origin', schema=None) as batch_op:
         batch_op.create_index('ix_member_origin_org_joined', ['organization_id', 'joined_at', 'channel'], unique=False)
         batch_op.create_index('ix_member_origin_org_device', ['organization_id', 'ip_hash', 'ua_hash'], unique=False)
+        batch_op.create_index('ix_member_origin_org_recorded', ['organization_id', 'recorded_at'], unique=False)
 
     op.create_table('leaderboard_opt_out',
     sa.Column('member_id', sa.Uuid(), nullable=False),
@@ -133,17 +135,50 @@ def upgrade() -> None:
     with op.batch_alter_table('leaderboard_opt_out', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_leaderboard_opt_out_organization_id'), ['organization_id'], unique=False)
 
+    op.create_table('referral_month_stats',
+    sa.Column('organization_id', sa.Uuid(), nullable=False),
+    sa.Column('month_start', UTC_DATETIME, nullable=False),
+    sa.Column('referrer_id', sa.Uuid(), nullable=False),
+    sa.Column('completed', sa.Integer(), nullable=False),
+    sa.Column('active', sa.Integer(), nullable=False),
+    sa.Column('vested_points', sa.Integer(), nullable=False),
+    sa.Column('vested', sa.Integer(), nullable=False),
+    sa.Column('held_points', sa.Integer(), nullable=False),
+    sa.Column('reached', UTC_DATETIME, nullable=True),
+    sa.Column('sent', sa.Integer(), nullable=False),
+    sa.Column('accepted', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['organization_id'], ['organization.id'], name=op.f('fk_referral_month_stats_organization_id_organization')),
+    sa.ForeignKeyConstraint(['referrer_id'], ['member.id'], name=op.f('fk_referral_month_stats_referrer_id_member')),
+    sa.PrimaryKeyConstraint('organization_id', 'month_start', 'referrer_id', name=op.f('pk_referral_month_stats'))
+    )
+    with op.batch_alter_table('referral_month_stats', schema=None) as batch_op:
+        batch_op.create_index('ix_referral_month_stats_referrer', ['organization_id', 'referrer_id', 'vested'], unique=False)
+
+    op.create_table('growth_day_stats',
+    sa.Column('organization_id', sa.Uuid(), nullable=False),
+    sa.Column('day_start', UTC_DATETIME, nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('unit_key', exact_string(36), nullable=False),
+    sa.Column('count', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['organization_id'], ['organization.id'], name=op.f('fk_growth_day_stats_organization_id_organization')),
+    sa.PrimaryKeyConstraint('organization_id', 'day_start', 'kind', 'unit_key', name=op.f('pk_growth_day_stats'))
+    )
+
     with op.batch_alter_table('referral', schema=None) as batch_op:
         batch_op.create_index('ix_referral_org_completed', ['organization_id', 'completed_at', 'referrer_id', 'status', 'referee_id'], unique=False)
     with op.batch_alter_table('invitation', schema=None) as batch_op:
+        batch_op.create_index('ix_invitation_org_updated', ['organization_id', 'updated_at', 'inviter_id'], unique=False)
         batch_op.create_index('ix_invitation_org_sent_inviter', ['organization_id', 'sent_at', 'inviter_id', 'status', 'accepted_at', 'expires_at', 'unit_id'], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table('invitation', schema=None) as batch_op:
         batch_op.drop_index('ix_invitation_org_sent_inviter')
+        batch_op.drop_index('ix_invitation_org_updated')
     with op.batch_alter_table('referral', schema=None) as batch_op:
         batch_op.drop_index('ix_referral_org_completed')
+    op.drop_table('growth_day_stats')
+    op.drop_table('referral_month_stats')
     op.drop_table('leaderboard_opt_out')
     op.drop_table('member_origin')
     op.drop_table('referral_flag')

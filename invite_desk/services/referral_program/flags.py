@@ -82,12 +82,19 @@ def _referral_findings(session: Session, organization_id: uuid.UUID,
         found.append(_Finding(FlagKind.SELF_REFERRAL, referrer, rid, f"self:{rid}",
                               "The referee's address is the referrer's own address."))
     # Same IP address and browser as the referrer, or as another of the referrer's referees.
+    # Both read from the (few) origins that have hashes, by the device index: never a join
+    # of a referrer's referrals with each other.
+    with_hashes = select(MemberOrigin.member_id).where(
+        MemberOrigin.organization_id == organization_id, MemberOrigin.ip_hash.is_not(None),
+        MemberOrigin.ua_hash.is_not(None))
+    hashed = (RefereeOrigin.organization_id == organization_id,
+              Referral.referee_id.in_(with_hashes))
     for rid, referrer in session.execute(
         select(Referral.id, Referral.referrer_id)
-        .join(RefereeOrigin, RefereeOrigin.member_id == Referral.referee_id)
+        .select_from(RefereeOrigin)
+        .join(Referral, Referral.referee_id == RefereeOrigin.member_id)
         .join(ReferrerOrigin, ReferrerOrigin.member_id == Referral.referrer_id)
-        .where(*base, RefereeOrigin.ip_hash.is_not(None), RefereeOrigin.ua_hash.is_not(None),
-               RefereeOrigin.ip_hash == ReferrerOrigin.ip_hash,
+        .where(*hashed, *base, RefereeOrigin.ip_hash == ReferrerOrigin.ip_hash,
                RefereeOrigin.ua_hash == ReferrerOrigin.ua_hash)
     ):
         found.append(_Finding(FlagKind.SAME_DEVICE, referrer, rid, f"device-referrer:{rid}",
@@ -95,12 +102,15 @@ def _referral_findings(session: Session, organization_id: uuid.UUID,
                               "the referrer."))
     for rid, referrer, twins in session.execute(
         select(Referral.id, Referral.referrer_id, func.count(Other.id))
-        .join(RefereeOrigin, RefereeOrigin.member_id == Referral.referee_id)
-        .join(Other, and_(Other.referrer_id == Referral.referrer_id, Other.id != Referral.id))
-        .join(OtherOrigin, OtherOrigin.member_id == Other.referee_id)
-        .where(*base, RefereeOrigin.ip_hash.is_not(None), RefereeOrigin.ua_hash.is_not(None),
-               OtherOrigin.ip_hash == RefereeOrigin.ip_hash,
-               OtherOrigin.ua_hash == RefereeOrigin.ua_hash)
+        .select_from(RefereeOrigin)
+        .join(Referral, Referral.referee_id == RefereeOrigin.member_id)
+        .join(OtherOrigin, and_(OtherOrigin.organization_id == RefereeOrigin.organization_id,
+                                OtherOrigin.ip_hash == RefereeOrigin.ip_hash,
+                                OtherOrigin.ua_hash == RefereeOrigin.ua_hash,
+                                OtherOrigin.member_id != RefereeOrigin.member_id))
+        .join(Other, and_(Other.referee_id == OtherOrigin.member_id,
+                          Other.referrer_id == Referral.referrer_id))
+        .where(*hashed, *base)
         .group_by(Referral.id, Referral.referrer_id)
     ):
         found.append(_Finding(FlagKind.SAME_DEVICE, referrer, rid, f"device-twin:{rid}",

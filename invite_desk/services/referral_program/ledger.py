@@ -38,7 +38,7 @@ from invite_desk.services.models import (
 )
 from invite_desk.services.operator import Operator, refreshed
 from invite_desk.services.referral_program import flags as flag_detection
-from invite_desk.services.referral_program import origin
+from invite_desk.services.referral_program import origin, stats
 from invite_desk.services.referral_program.settings import load as load_settings
 from invite_desk.services.referral_program.types import (
     FlagStatus,
@@ -89,7 +89,7 @@ def _ledger_row(reward: ReferralReward | dict[str, object], *, kind: LedgerKind,
 
 
 def _track(session: Session, organization_id: uuid.UUID,
-           referrer_id: uuid.UUID | None) -> int:
+           referrer_id: uuid.UUID | None, touched: set[uuid.UUID]) -> int:
     """Give every completed referral its reward row (state `inactive` until awarded)."""
     stmt = (
         select(Referral.id, Referral.referrer_id, Referral.completed_at, Referral.referred_at)
@@ -105,13 +105,14 @@ def _track(session: Session, organization_id: uuid.UUID,
          "awarded_at": None, "vest_after": None}
         for rid, referrer, completed, referred in session.execute(stmt)
     ]
+    touched.update(row["referrer_id"] for row in rows)  # type: ignore[misc]
     for start in range(0, len(rows), 5000):
         session.execute(insert(ReferralReward), rows[start:start + 5000])
     return len(rows)
 
 
 def _revoke(session: Session, organization_id: uuid.UUID, now: datetime,
-            referrer_id: uuid.UUID | None) -> int:
+            referrer_id: uuid.UUID | None, touched: set[uuid.UUID]) -> int:
     """Rewards whose referral no longer earns points: lapsed, rejected, or fake."""
     stmt = (
         select(ReferralReward, Referral.status, Referee.status, _rejected_flag())
@@ -133,6 +134,7 @@ def _revoke(session: Session, organization_id: uuid.UUID, now: datetime,
         stmt = stmt.where(ReferralReward.referrer_id == referrer_id)
     rows = []
     for reward, referral_status, member_status, fake in session.execute(stmt):
+        touched.add(reward.referrer_id)
         if reward.state in (INACTIVE, REVOKED):  # nothing held: just never award it
             reward.state = FAKE
             continue
@@ -155,7 +157,7 @@ def _revoke(session: Session, organization_id: uuid.UUID, now: datetime,
 
 
 def _award(session: Session, organization_id: uuid.UUID, settings: GamificationSettings,
-           now: datetime, referrer_id: uuid.UUID | None) -> int:
+           now: datetime, referrer_id: uuid.UUID | None, touched: set[uuid.UUID]) -> int:
     """Completed referrals of active referees that earn nothing yet (first time, or back
     after a lapse)."""
     stmt = (
@@ -176,6 +178,7 @@ def _award(session: Session, organization_id: uuid.UUID, settings: GamificationS
     points = settings.points_per_referral
     rows: list[dict[str, object]] = []
     for reward in session.scalars(stmt):
+        touched.add(reward.referrer_id)
         # The first award dates from when the referee became active; a comeback from now.
         at = min(reward.completed_at, now) if reward.cycle == 0 else now
         reward.cycle += 1
@@ -192,7 +195,7 @@ def _award(session: Session, organization_id: uuid.UUID, settings: GamificationS
 
 
 def _vest(session: Session, organization_id: uuid.UUID, now: datetime,
-          referrer_id: uuid.UUID | None) -> int:
+          referrer_id: uuid.UUID | None, touched: set[uuid.UUID]) -> int:
     """Held rewards whose hold has passed and that no open flag covers."""
     stmt = select(ReferralReward).where(
         ReferralReward.organization_id == organization_id,
@@ -205,6 +208,7 @@ def _vest(session: Session, organization_id: uuid.UUID, now: datetime,
     rows = []
     ids = []
     for reward in session.scalars(stmt):
+        touched.add(reward.referrer_id)
         rows.append(_ledger_row(reward, kind=LedgerKind.VEST, reason=LedgerReason.HOLD_ELAPSED,
                                 points=0, vested=reward.points, at=now,
                                 organization_id=organization_id))
@@ -228,13 +232,18 @@ def reconcile_session(session: Session, organization_id: uuid.UUID, now: datetim
     if referrer_id is None:
         origin.backfill(session, organization_id)
         raised = flag_detection.detect(session, organization_id, settings, now)
-    _track(session, organization_id, referrer_id)
+    touched: set[uuid.UUID] = set()
+    _track(session, organization_id, referrer_id, touched)
     session.flush()
-    revoked = _revoke(session, organization_id, now, referrer_id)
+    revoked = _revoke(session, organization_id, now, referrer_id, touched)
     session.flush()
-    awarded = _award(session, organization_id, settings, now, referrer_id)
+    awarded = _award(session, organization_id, settings, now, referrer_id, touched)
     session.flush()
-    vested = _vest(session, organization_id, now, referrer_id)
+    vested = _vest(session, organization_id, now, referrer_id, touched)
+    session.flush()
+    # the leaderboard's monthly summary follows (see stats.py)
+    stats.refresh(session, organization_id, settings.time_zone, utcnow(), touched,
+                  follow_invitations=referrer_id is None)
     session.flush()
     return ReconcileResult(awarded=awarded, vested=vested, revoked=revoked, flags_raised=raised)
 
@@ -254,7 +263,7 @@ def run(uow: UnitOfWork, organization_id: uuid.UUID, now: datetime, *,
                                     "revoked": result.revoked,
                                     "flags_raised": result.flags_raised,
                                     "referrer": referrer_id})
-                uow.commit()
+            uow.commit()  # the summaries' watermark moves even when no points changed
             return result
     except IntegrityError:
         return ReconcileResult()  # another run wrote the same rows first

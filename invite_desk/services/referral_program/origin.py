@@ -108,6 +108,7 @@ def record_registration(
         joined_at=at, email_key=email_key(member.email_normalized),
         disposable=is_disposable(member.email_normalized),
         ip_hash=fingerprint(session, ip), ua_hash=fingerprint(session, user_agent),
+        recorded_at=utcnow(),
     ))
 
 
@@ -137,7 +138,7 @@ def backfill(session: Session, organization_id: uuid.UUID, chunk: int = 5000) ->
              "channel": (Channel.REFERRAL if is_referred else
                          Channel.EVENT_GUEST if is_guest else Channel.IMPORTED).value,
              "joined_at": joined, "email_key": email_key(email), "disposable": is_disposable(email),
-             "ip_hash": None, "ua_hash": None}
+             "ip_hash": None, "ua_hash": None, "recorded_at": utcnow()}
             for mid, email, joined, is_referred, is_guest in rows[start:start + chunk]
         ]
         session.execute(insert(MemberOrigin), values)

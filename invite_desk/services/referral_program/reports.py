@@ -21,6 +21,7 @@ from invite_desk.services.errors import PermissionDenied
 from invite_desk.services.models import (
     Batch,
     Event,
+    GrowthDayStats,
     Invitation,
     InvitationStatus,
     LeaderboardOptOut,
@@ -29,6 +30,7 @@ from invite_desk.services.models import (
     MemberStatus,
     Referral,
     ReferralFlag,
+    ReferralMonthStats,
     ReferralReward,
     ReferralStatus,
     Unit,
@@ -36,6 +38,7 @@ from invite_desk.services.models import (
 )
 from invite_desk.services.operator import Operator, refreshed
 from invite_desk.services.permissions import ScopeLevel, scope_of
+from invite_desk.services.referral_program import stats
 from invite_desk.services.referral_program.settings import load as load_settings
 from invite_desk.services.referral_program.sql import bucket_index, seconds_between
 from invite_desk.services.referral_program.types import (
@@ -161,9 +164,6 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
         scope = _Scope(operator, unit_id, settings, leaderboard=True)
         start, end = period.bounds(settings.zone, moment)
 
-        # Completed referrals of the period, from the reward summary (one row each).
-        not_fake = ReferralReward.state != FAKE
-        earning = ReferralReward.state.in_((HELD, VESTED))
         figures: dict[uuid.UUID, dict[str, Any]] = {}
 
         def row_for(mid: uuid.UUID) -> dict[str, Any]:
@@ -171,37 +171,25 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
                 "completed": 0, "active": 0, "points": 0, "held": 0, "reached": None,
                 "sent": 0, "accepted": 0, "open": 0, "pending_ref": 0})
 
-        for mid, completed, active, vested, held, reached in session.execute(
-            select(ReferralReward.referrer_id,
-                   func.sum(case((not_fake, 1), else_=0)),
-                   func.sum(case((earning, 1), else_=0)),
-                   func.sum(case((ReferralReward.state == VESTED, ReferralReward.points),
-                                 else_=0)),
-                   func.sum(case((ReferralReward.state == HELD, ReferralReward.points),
-                                 else_=0)),
-                   func.max(case((not_fake, ReferralReward.completed_at), else_=None)))
-            .where(ReferralReward.organization_id == org,
-                   *_in_range(ReferralReward.completed_at, start, end),
-                   *scope.person(ReferralReward.referrer_id))
-            .group_by(ReferralReward.referrer_id)
-        ):
-            row = row_for(mid)
-            row.update(completed=int(completed or 0), active=int(active or 0),
-                       points=int(vested or 0), held=int(held or 0), reached=reached)
-
-        open_now = and_(Invitation.status == InvitationStatus.SENT.value,
-                        or_(Invitation.expires_at.is_(None), Invitation.expires_at > moment))
-        for mid, sent, accepted, still_open in session.execute(
-            select(Invitation.inviter_id, func.count(),
-                   func.sum(case((Invitation.status == InvitationStatus.ACCEPTED.value, 1),
-                                 else_=0)),
-                   func.sum(case((open_now, 1), else_=0)))
-            .where(Invitation.organization_id == org, Invitation.sent_at.is_not(None),
-                   *_in_range(Invitation.sent_at, start, end), *scope.invitations())
-            .group_by(Invitation.inviter_id)
-        ):
-            row_for(mid).update(sent=int(sent), accepted=int(accepted or 0),
-                                open=int(still_open or 0))
+        summarized = (stats.is_whole_months(start, end, settings.zone)
+                      and stats.usable(session, org, settings.time_zone))
+        if summarized:
+            # Whole local months: sum the monthly summary (a few rows per referrer).
+            S = ReferralMonthStats
+            for mid, completed, active, vested, held, reached, sent, accepted in session.execute(
+                select(S.referrer_id, func.sum(S.completed), func.sum(S.active),
+                       func.sum(S.vested_points), func.sum(S.held_points), func.max(S.reached),
+                       func.sum(S.sent), func.sum(S.accepted))
+                .where(S.organization_id == org, *_in_range(S.month_start, start, end),
+                       *scope.person(S.referrer_id))
+                .group_by(S.referrer_id)
+            ):
+                row_for(mid).update(
+                    completed=int(completed or 0), active=int(active or 0),
+                    points=int(vested or 0), held=int(held or 0), reached=reached,
+                    sent=int(sent or 0), accepted=int(accepted or 0))
+        else:
+            _raw_figures(session, org, scope, start, end, row_for, moment)
 
         for mid, pending in session.execute(
             select(Referral.referrer_id, func.count())
@@ -214,18 +202,8 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
             row_for(mid)["pending_ref"] = int(pending)
 
         ids = list(figures)
-        people = _members(session, ids)
-        opted_out: set[uuid.UUID] = set()
-        flags: dict[uuid.UUID, int] = {}
-        for part in _chunks(ids):
-            opted_out.update(session.scalars(select(LeaderboardOptOut.member_id).where(
-                LeaderboardOptOut.member_id.in_(part))))
-            flags.update(session.execute(
-                select(ReferralFlag.referrer_id, func.count())
-                .where(ReferralFlag.organization_id == org,
-                       ReferralFlag.status == FlagStatus.OPEN.value,
-                       ReferralFlag.referrer_id.in_(part))
-                .group_by(ReferralFlag.referrer_id)).all())
+        opted_out = set(session.scalars(select(LeaderboardOptOut.member_id).where(
+            LeaderboardOptOut.organization_id == org)))
 
         def score(f: dict[str, Any]) -> int:
             return int(ACTIVE_WEIGHT * f["active"] + INACTIVE_WEIGHT * (f["completed"] - f["active"]))
@@ -233,24 +211,49 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
         far = datetime.max.replace(tzinfo=moment.tzinfo)
         order = sorted(
             (mid for mid in ids
-             if mid in people and (scope.sees_opted_out or mid not in opted_out
-                                   or mid == operator.member_id)),
-            key=lambda mid: (-score(figures[mid]), figures[mid]["reached"] or far,
-                             people[mid][0].casefold(), str(mid)))
+             if scope.sees_opted_out or mid not in opted_out or mid == operator.member_id),
+            key=lambda mid: (-score(figures[mid]), figures[mid]["reached"] or far, str(mid)))
         if limit is not None:
             order = order[:limit]
+        people = _members(session, order)
+        flags: dict[uuid.UUID, int] = {}
+        for part in _chunks(order):
+            flags.update(session.execute(
+                select(ReferralFlag.referrer_id, func.count())
+                .where(ReferralFlag.organization_id == org,
+                       ReferralFlag.status == FlagStatus.OPEN.value,
+                       ReferralFlag.referrer_id.in_(part))
+                .group_by(ReferralFlag.referrer_id)).all())
+            if summarized:  # still-open invitations, for the rows shown
+                for mid, still_open in session.execute(
+                    select(Invitation.inviter_id, func.count())
+                    .where(Invitation.organization_id == org,
+                           Invitation.status == InvitationStatus.SENT.value,
+                           *_in_range(Invitation.sent_at, start, end),
+                           or_(Invitation.expires_at.is_(None), Invitation.expires_at > moment),
+                           Invitation.inviter_id.in_(part))
+                    .group_by(Invitation.inviter_id)
+                ):
+                    figures[mid]["open"] = int(still_open)
         # Badges count all-time referees whose points vested, for the rows shown.
         vested_all: dict[uuid.UUID, int] = {}
         for part in _chunks(order):
-            vested_all.update(session.execute(
-                select(ReferralReward.referrer_id, func.count())
-                .where(ReferralReward.organization_id == org,
-                       ReferralReward.referrer_id.in_(part), ReferralReward.state == VESTED)
-                .group_by(ReferralReward.referrer_id)).all())
+            if summarized:
+                counted = select(ReferralMonthStats.referrer_id,
+                                 func.sum(ReferralMonthStats.vested)).where(
+                    ReferralMonthStats.organization_id == org,
+                    ReferralMonthStats.referrer_id.in_(part)
+                ).group_by(ReferralMonthStats.referrer_id)
+            else:
+                counted = select(ReferralReward.referrer_id, func.count()).where(
+                    ReferralReward.organization_id == org,
+                    ReferralReward.referrer_id.in_(part), ReferralReward.state == VESTED
+                ).group_by(ReferralReward.referrer_id)
+            vested_all.update((mid, int(n or 0)) for mid, n in session.execute(counted))
         rows = []
         for rank, mid in enumerate(order, start=1):
             f = figures[mid]
-            name, email, unit = people[mid]
+            name, email, unit = people.get(mid, ("", "", ""))
             rows.append(LeaderboardRow(
                 rank=rank, referrer_id=mid, referrer_name=name, referrer_email=email,
                 unit_name=unit, completed=f["completed"], active=f["active"],
@@ -266,6 +269,41 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
         label = ("your own referrals" if scope.own_only else
                  chosen.name if chosen is not None else "whole organization")
         return Leaderboard(period, start, end, tuple(rows), label)
+
+
+def _raw_figures(session: Session, org: uuid.UUID, scope: _Scope, start: datetime | None,
+                 end: datetime | None, row_for: Any, moment: datetime) -> None:
+    """The leaderboard's figures from the reward rows and invitations themselves (a period
+    that is not whole months, or before the first reconciliation built the summary)."""
+    not_fake = ReferralReward.state != FAKE
+    earning = ReferralReward.state.in_((HELD, VESTED))
+    for mid, completed, active, vested, held, reached in session.execute(
+        select(ReferralReward.referrer_id,
+               func.sum(case((not_fake, 1), else_=0)),
+               func.sum(case((earning, 1), else_=0)),
+               func.sum(case((ReferralReward.state == VESTED, ReferralReward.points), else_=0)),
+               func.sum(case((ReferralReward.state == HELD, ReferralReward.points), else_=0)),
+               func.max(case((not_fake, ReferralReward.completed_at), else_=None)))
+        .where(ReferralReward.organization_id == org,
+               *_in_range(ReferralReward.completed_at, start, end),
+               *scope.person(ReferralReward.referrer_id))
+        .group_by(ReferralReward.referrer_id)
+    ):
+        row_for(mid).update(completed=int(completed or 0), active=int(active or 0),
+                            points=int(vested or 0), held=int(held or 0), reached=reached)
+    open_now = and_(Invitation.status == InvitationStatus.SENT.value,
+                    or_(Invitation.expires_at.is_(None), Invitation.expires_at > moment))
+    for mid, sent, accepted, still_open in session.execute(
+        select(Invitation.inviter_id, func.count(),
+               func.sum(case((Invitation.status == InvitationStatus.ACCEPTED.value, 1),
+                             else_=0)),
+               func.sum(case((open_now, 1), else_=0)))
+        .where(Invitation.organization_id == org, Invitation.sent_at.is_not(None),
+               *_in_range(Invitation.sent_at, start, end), *scope.person(Invitation.inviter_id))
+        .group_by(Invitation.inviter_id)
+    ):
+        row_for(mid).update(sent=int(sent), accepted=int(accepted or 0),
+                            open=int(still_open or 0))
 
 
 # -- trends ------------------------------------------------------------------------------------
@@ -319,6 +357,24 @@ def trends(uow: UnitOfWork, operator: Operator, period: Period,
         cut = [max(low, min(high, edge)) for edge in edges]
         utc_edges = [edge for edge in cut]
         joined: dict[tuple[int, str], int] = {}
+        if not scope.own_only and stats.usable(session, org, settings.time_zone):
+            # Whole local days: sum the daily summary (a few rows a day).
+            day = bucket_index(GrowthDayStats.day_start, utc_edges).label("bucket")
+            summary = (select(day, GrowthDayStats.kind, func.sum(GrowthDayStats.count))
+                       .where(GrowthDayStats.organization_id == org,
+                              GrowthDayStats.day_start >= low, GrowthDayStats.day_start < high)
+                       .group_by(day, GrowthDayStats.kind))
+            if scope.unit_id is not None:
+                summary = summary.where(GrowthDayStats.unit_key == str(scope.unit_id))
+            per_kind: dict[tuple[int, str], int] = {
+                (int(i), kind): int(n or 0) for i, kind, n in session.execute(summary)}
+            return Trends(period, granularity, tuple(
+                TrendBucket(
+                    start=edges[i] if i else max(edges[0], low),
+                    new_members={c: per_kind.get((i, c.value), 0) for c in Channel},
+                    invitations_sent=per_kind.get((i, "sent"), 0),
+                    invitations_accepted=per_kind.get((i, "accepted"), 0))
+                for i in range(len(edges) - 1)))
         index = bucket_index(MemberOrigin.joined_at, utc_edges).label("bucket")
         stmt = (
             select(index, MemberOrigin.channel, func.count())
