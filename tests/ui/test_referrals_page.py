@@ -334,3 +334,15 @@ def test_sort_role_sorts_numbers_as_numbers(make_page: MakePage) -> None:
     page.leaderboard_table.sortByColumn(completed, Qt.SortOrder.DescendingOrder)
     assert [r[completed] for r in table_text(page, "leaderboard")] == ["20", "6", "3"]
     assert isinstance(model.index(0, completed).data(SORT_ROLE), int)
+
+
+def test_no_matplotlib_and_pyqtgraph_only_when_a_chart_is_built() -> None:
+    import sys
+
+    code = ("import sys; import invite_desk.ui.main_window, invite_desk.ui.referrals, "
+            "invite_desk.ui.charts; print('pyqtgraph' in sys.modules, "
+            "'matplotlib' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True, cwd=Path(__file__).resolve().parents[2]).stdout.split()
+    assert out == ["False", "False"]
+    assert "matplotlib" not in sys.modules  # building charts (the tests above) needs none
