@@ -33,9 +33,11 @@ test_servers=(postgresql mariadb-server dovecot-imapd)  # dovecot: the bounce ma
 keyring=(dbus dbus-daemon dbus-x11 gnome-keyring libsecret-tools)
 browser=(chromium chromium-driver)
 misc=(ca-certificates)
+# pdftoppm renders the referral report PDF page by page in its test.
+pdf=(poppler-utils)
 
 packages=("${qt_offscreen[@]}" "${qt_desktop[@]}" "${test_servers[@]}" "${keyring[@]}"
-          "${browser[@]}" "${misc[@]}")
+          "${browser[@]}" "${misc[@]}" "${pdf[@]}")
 
 # Debian's own python3 has no ensurepip until python3-venv is installed
 # (python.org / docker "python" images have it built in).

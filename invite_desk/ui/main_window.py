@@ -168,6 +168,7 @@ def default_page_factories() -> dict[str, PageFactory]:
     from invite_desk.ui.compose.window import ComposeWindow
     from invite_desk.ui.invitations import InvitationsWindow
     from invite_desk.ui.members.window import MembersWindow
+    from invite_desk.ui.referrals import referrals_page
 
     return {
         "compose": ComposeWindow,
@@ -177,6 +178,7 @@ def default_page_factories() -> dict[str, PageFactory]:
         "admin": units_events_page,
         "audit": audit_log_page,
         "suppression": _suppression_page,
+        "referrals": referrals_page,
     }
 
 

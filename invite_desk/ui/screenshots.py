@@ -30,6 +30,7 @@ from invite_desk.ui.tasks import SynchronousRunner
 SETUP_SIZE = QSize(940, 720)
 SIGN_IN_WIDTH = 480
 README_SIZE = QSize(1200, 780)
+GAMIFICATION_SIZE = QSize(980, 760)
 README_DIR = "readme"  # DIR/readme/: the pictures README.md shows (docs/screenshots/)
 
 # The composer picture: a pasted list with every verdict the pre-flight check gives.
@@ -128,6 +129,8 @@ def _shoot_main(camera: _Camera, context: app.AppContext, operator: Operator,
             if key == "settings" and page_names is not None:
                 continue  # its first page is settings-<first page> below: not twice
             window.show_page(key)
+            page = window.pages.get(key)
+            _settle(camera.qapp, lambda p=page: getattr(p, "idle", True))  # its first figures
             camera.shoot(window, f"{prefix}-{key}")
         if page_names is not None:
             window.show_page("settings")
@@ -262,6 +265,41 @@ def _shoot_admin(camera: _Camera, context: app.AppContext, admin: Operator, *,
     hub.shutdown(10_000)
 
 
+def _shoot_referrals(camera: _Camera, context: app.AppContext, admin: Operator) -> None:
+    """referrals-leaderboard.png and referrals-trends.png (also in README): all time, so the
+    demo's twelve months of referrals show whatever today's date."""
+    from invite_desk.services.referral_program import Period, PeriodKind
+    from invite_desk.ui.hub import OperationsHub
+    from invite_desk.ui.referrals import ReferralSource, ReferralsPage
+
+    hub = OperationsHub()
+    page = ReferralsPage(hub, admin, source=ReferralSource(context.uow))
+    page.resize(README_SIZE)
+    page.show()
+    _settle(camera.qapp, lambda: page.idle and page.leaderboard is not None)
+    page.set_period(Period(PeriodKind.ALL_TIME))
+    _settle(camera.qapp, lambda: page.idle)
+    page.tabs.setCurrentIndex(0)
+    camera.shoot(page, "referrals-leaderboard")
+    page.set_period(Period(PeriodKind.THIS_YEAR))  # the demo's last twelve months
+    _settle(camera.qapp, lambda: page.idle)
+    page.tabs.setCurrentIndex(1)
+    camera.shoot(page, "referrals-trends")
+    hub.shutdown(30_000)
+    _discard(page)
+    hub.deleteLater()
+
+
+def _shoot_gamification(camera: _Camera, context: app.AppContext, admin: Operator) -> None:
+    """gamification.png: the Settings panel alone on its Gamification page."""
+    from invite_desk.ui.settings.window import SettingsWindow
+
+    panel = SettingsWindow(context.uow, admin)
+    panel.show_page("gamification")
+    camera.shoot(panel, "gamification", GAMIFICATION_SIZE)
+    _discard(panel)
+
+
 def _restrict_sending_for_demo(context: app.AppContext, admin: Operator) -> None:
     """On the throwaway database, let only HR_LOCAL and above send, so that the member's
     window shows Compose disabled, as the permission policy mirrors it."""
@@ -345,4 +383,10 @@ def run_screenshots(db_url: str | None, directory: Path) -> int:
         if settings_shot.exists():  # README shows this one as it is
             (readme.directory / settings_shot.name).write_bytes(settings_shot.read_bytes())
             print(readme.directory / settings_shot.name, flush=True)
+        if factory is not None:
+            _shoot_gamification(camera, context, admin)
+        _shoot_referrals(camera, context, admin)
+        for name in ("referrals-leaderboard.png", "referrals-trends.png"):
+            (readme.directory / name).write_bytes((directory / name).read_bytes())
+            print(readme.directory / name, flush=True)
     return 0

@@ -78,16 +78,18 @@ def test_the_page_list_names_every_page_and_switches_between_them(
     titles = [model.index(row, 0).data() for row in range(model.rowCount())]
     names = [model.index(row, 0).data(PageRole.NAME) for row in range(model.rowCount())]
     assert titles == [
-        "Invitations", "Referrals", "Organization", "Email (SMTP)", "Email template",
+        "Invitations", "Referrals", "Gamification", "Organization", "Email (SMTP)",
+        "Email template",
     ]
     assert window.page_names() == names == [
-        "invitations", "referrals", "organization", "email-smtp", "email-template",
+        "invitations", "referrals", "gamification", "organization", "email-smtp",
+        "email-template",
     ]
     assert window.current_page().NAME == "invitations"
 
     window.show_page("organization")
     assert window.current_page().NAME == "organization"
-    assert window.page_list.currentIndex().row() == 2
+    assert window.page_list.currentIndex().row() == 3
 
     # Clicking an entry in the list shows its page, as a user would switch.
     rect = window.page_list.visualRect(model.index(1, 0))
@@ -95,7 +97,7 @@ def test_the_page_list_names_every_page_and_switches_between_them(
     assert window.current_page().NAME == "referrals"
     assert window.current_page().isVisible()
 
-    with pytest.raises(KeyError, match="invitations, referrals, organization, email-smtp"):
+    with pytest.raises(KeyError, match="invitations, referrals, gamification, organization"):
         window.show_page("smtp")
 
 
@@ -189,7 +191,7 @@ def test_unsaved_changes_are_marked_until_saved(
     assert window.has_unsaved_changes()
     assert window.page_model.item(0).text() == "Invitations •"
     assert window.page_model.item(1).text() == "Referrals"
-    assert window.page_model.item(2).text() == "Organization •"
+    assert window.page_model.item(3).text() == "Organization •"
     assert window.page_model.item(0).font().italic()
     assert window.unsaved_label.text() == "Unsaved changes on Invitations, Organization."
     assert window.isWindowModified()
@@ -203,7 +205,7 @@ def test_unsaved_changes_are_marked_until_saved(
     click(qtbot, window.save_button)
     assert window.banner.text() == "Saved. 1 change recorded in the audit log."
     assert not window.has_unsaved_changes()
-    assert window.page_model.item(2).text() == "Organization"
+    assert window.page_model.item(3).text() == "Organization"
     assert window.unsaved_label.text() == ""
     assert not window.isWindowModified()
     assert not window.save_button.isEnabled()

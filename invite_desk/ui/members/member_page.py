@@ -21,9 +21,11 @@ from PySide6.QtWidgets import (
 
 from invite_desk.services.members_view import MemberActivity
 from invite_desk.services.models import ReferralStatus
+from invite_desk.services.referral_program import ReferralActivity
 from invite_desk.services.tracking import Tab
 from invite_desk.ui.invitations.table_model import STATUS_COLOURS, STATUS_TEXT, format_when
 from invite_desk.ui.members.table_model import MEMBER_STATUS_TEXT
+from invite_desk.ui.referrals.texts import activity_summary
 from invite_desk.ui.theme import set_variant
 from invite_desk.ui.widgets import PlainLabel
 
@@ -95,6 +97,14 @@ class MemberPage(QFrame):
                                              QSizePolicy.Policy.Preferred)
         set_variant(self.invitations_label, "small")
         self._layout.addWidget(self.invitations_label)
+        # Points and badges from the referral programme (read separately: may come later).
+        self.rewards_label = PlainLabel()
+        self.rewards_label.setObjectName("ReferralRewards")
+        self.rewards_label.setWordWrap(True)
+        self.rewards_label.setSizePolicy(QSizePolicy.Policy.Ignored,
+                                         QSizePolicy.Policy.Preferred)
+        self.rewards_label.hide()
+        self._layout.addWidget(self.rewards_label)
 
         pending_heading = PlainLabel("Pending invitations")
         set_variant(pending_heading, "heading")
@@ -140,12 +150,23 @@ class MemberPage(QFrame):
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(self.stack)
 
+    def show_rewards(self, rewards: ReferralActivity | None) -> None:
+        """The member's points and badges (None: not available, e.g. the read failed)."""
+        if rewards is None or self.activity is None or rewards.member_id != self.activity.member.id:
+            self.rewards_label.hide()
+            return
+        self.rewards_label.setText(activity_summary(rewards))
+        self.rewards_label.show()
+
     def show_message(self, text: str = EMPTY_TEXT) -> None:
         self.activity = None
+        self.rewards_label.hide()
         self.message_label.setText(text)
         self.stack.setCurrentIndex(0)
 
     def show_activity(self, activity: MemberActivity) -> None:
+        if self.activity is None or self.activity.member.id != activity.member.id:
+            self.rewards_label.hide()  # the previous member's points are not theirs
         self.activity = activity
         member = activity.member
         self.name_label.setText(member.name)

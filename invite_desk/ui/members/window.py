@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from invite_desk.services.members_view import (
+    MemberActivity,
     MemberColumn,
     MemberQuery,
     member_activity,
@@ -27,6 +28,7 @@ from invite_desk.services.models import MemberStatus, utcnow
 from invite_desk.services.operator import Operator
 from invite_desk.services.organization import UnitInfo, list_units
 from invite_desk.services.permissions import ScopeLevel, scope_of
+from invite_desk.services.referral_program import member_activity as referral_activity
 from invite_desk.services.roles import Role
 from invite_desk.ui.context import PageContext
 from invite_desk.ui.hub import APPLICATIONS, INVITATIONS, MEMBERS, REFERRALS, Changes, OperationsHub
@@ -260,8 +262,21 @@ class MembersWindow(QWidget):
         uow, operator, now = self._context.uow, self._operator, self._clock()
         # The newest request wins: a slow answer for the previous member is dropped.
         self.hub.query(self, lambda: member_activity(uow, operator, member_id, now),
-                       self.page.show_activity, lambda error: self.page.show_message(str(error)),
+                       self._show_activity, lambda error: self.page.show_message(str(error)),
                        key="activity")
+
+    def _show_activity(self, activity: MemberActivity) -> None:
+        self.page.show_activity(activity)
+        uow, operator, now = self._context.uow, self._operator, self._clock()
+        member_id = activity.member.id
+        # Points and badges after the page (a failure leaves the rest of the page as it is).
+        self.hub.query(self, lambda: referral_activity(uow, operator, member_id, now),
+                       self.page.show_rewards, lambda error: self._rewards_failed(error),
+                       key="rewards")
+
+    def _rewards_failed(self, error: BaseException) -> None:
+        log.warning("points and badges: %s", error)
+        self.page.show_rewards(None)
 
     def _run(self, work: Callable[[], T], on_done: Callable[[T], Any],
              on_failed: Callable[[BaseException], None]) -> None:

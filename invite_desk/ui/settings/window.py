@@ -31,6 +31,7 @@ from invite_desk.services.operator import Operator
 from invite_desk.services.permissions import Action, decide
 from invite_desk.services.roles import Role
 from invite_desk.ui.hub import REFERRALS, SETTINGS, OperationsHub
+from invite_desk.ui.settings.gamification_page import GamificationPage
 from invite_desk.ui.settings.invitations_page import InvitationsPage
 from invite_desk.ui.settings.organization_page import OrganizationPage
 from invite_desk.ui.settings.page import Banner, SettingsPage, emit_signal
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
     from invite_desk.ui.context import UnitOfWork
 
 PAGE_CLASSES: tuple[type[SettingsPage], ...] = (
-    InvitationsPage, ReferralsPage, OrganizationPage, SmtpPage, TemplatePage,
+    InvitationsPage, ReferralsPage, GamificationPage, OrganizationPage, SmtpPage, TemplatePage,
 )
 
 UNSAVED_MARK = " •"
