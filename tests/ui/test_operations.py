@@ -26,6 +26,7 @@ from invite_desk.services.tracking.actions import RowAction
 from invite_desk.services.uow import UnitOfWork
 from invite_desk.ui.compose.window import ComposeWindow, InputMode
 from invite_desk.ui.invitations import InvitationsWindow
+from invite_desk.ui.invitations.layout import TAB_ORDER
 from invite_desk.ui.main_window import MainWindow
 from invite_desk.ui.members.window import MembersWindow
 from tests.smtp_server import LoopbackSmtpServer
@@ -203,7 +204,7 @@ def test_a_batch_sent_from_compose_shows_in_invitations_and_members_without_a_re
     # No refresh anywhere: the outbox's broadcast marked both views stale; showing reads.
     window.show_page("invitations")
     qtbot.waitUntil(lambda: invitations.counts.get(Tab.ALL) == 3, timeout=WAIT_MS)
-    assert invitations.tabs.tabText(6).endswith("3")
+    assert invitations.tabs.tabText(TAB_ORDER.index(Tab.ALL)).endswith("3")
     window.show_page("members")
     qtbot.waitUntil(lambda: members.page.activity is not None
                     and members.page.invitations_label.text().startswith("3 invitations"),

@@ -29,8 +29,14 @@ from invite_desk.services.uow import UnitOfWork
 from invite_desk.ui.settings import SettingsWindow, SmtpPage, TemplatePage
 from invite_desk.ui.settings.smtp_page import NO_KEYRING_TEXT, STORED_TEXT
 from invite_desk.ui.settings.template_page import PREVIEW_DELAY_MS, STALE_PREVIEW
+from invite_desk.ui.settings.window import PAGE_CLASSES
 from invite_desk.ui.tasks import SynchronousRunner
 from tests.smtp_server import LoopbackSmtpServer
+
+
+def _index(page_class: type) -> int:
+    """A page's row in the settings navigation (pages are added over time)."""
+    return PAGE_CLASSES.index(page_class)
 
 MakeServer = Callable[..., LoopbackSmtpServer]
 SECRET = "pa55-Word_that-is-unique-7741"
@@ -182,7 +188,7 @@ def test_smtp_edit_and_save_writes_the_settings_and_the_password_only_to_the_key
     retype(qtbot, page.from_address_edit, "office@harbour.example")
     retype(qtbot, page.from_name_edit, "  Harbour   Rowing Club  ")
     retype(qtbot, page.rate_edit, "1")
-    assert window.page_model.item(3).text() == "Email (SMTP) •"
+    assert window.page_model.item(_index(SmtpPage)).text() == "Email (SMTP) •"
     with qtbot.waitSignal(window.settings_saved, timeout=2000):
         click(qtbot, window.save_button)
 
@@ -574,7 +580,7 @@ def test_editing_the_subject_updates_the_preview_after_a_pause(
         lambda: page.preview.subject == "Welcome to Harbour Rowing Club, from Ada Admin",
         timeout=3000,
     )
-    assert window.page_model.item(4).text() == "Email template •"
+    assert window.page_model.item(_index(TemplatePage)).text() == "Email template •"
 
 
 @pytest.mark.parametrize(
