@@ -431,3 +431,13 @@ def test_the_daily_summary_follows_changes_and_gives_the_raw_trends(
             rp.reconcile(world.uow, world.admin, now=NOW)  # builds the summaries again
     june = rp.trends(world.uow, world.admin, QUARTER, rp.Granularity.MONTH, now=NOW).buckets[-1]
     assert june.new_members[Channel.REFERRAL] == 3 and june.invitations_accepted == 1
+
+
+def test_a_limited_leaderboard_is_the_top_of_the_full_one(world: World) -> None:
+    rp.save_settings(world.uow, world.admin, {"leaderboard_visible_to_members": True})
+    for operator in (world.admin, world.operator("Rita")):
+        for period in (ALL, QUARTER, Period(PeriodKind.THIS_MONTH)):
+            full = rp.leaderboard(world.uow, operator, period, now=NOW).rows
+            for limit in (1, 2, 3):
+                top = rp.leaderboard(world.uow, operator, period, limit=limit, now=NOW).rows
+                assert top == full[:limit]

@@ -165,6 +165,8 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
         start, end = period.bounds(settings.zone, moment)
 
         figures: dict[uuid.UUID, dict[str, Any]] = {}
+        opted_out = set(session.scalars(select(LeaderboardOptOut.member_id).where(
+            LeaderboardOptOut.organization_id == org)))
 
         def row_for(mid: uuid.UUID) -> dict[str, Any]:
             return figures.setdefault(mid, {
@@ -176,13 +178,25 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
         if summarized:
             # Whole local months: sum the monthly summary (a few rows per referrer).
             S = ReferralMonthStats
-            for mid, completed, active, vested, held, reached, sent, accepted in session.execute(
+            summed = (
                 select(S.referrer_id, func.sum(S.completed), func.sum(S.active),
                        func.sum(S.vested_points), func.sum(S.held_points), func.max(S.reached),
                        func.sum(S.sent), func.sum(S.accepted))
                 .where(S.organization_id == org, *_in_range(S.month_start, start, end),
                        *scope.person(S.referrer_id))
                 .group_by(S.referrer_id)
+            )
+            if limit is not None:
+                # Rank in SQL, as below (score, who got there first, id): only the rows
+                # shown (and the opted-out ones that may be hidden) come back.
+                hidden = len(opted_out) if not scope.sees_opted_out else 0
+                score_sql = (ACTIVE_WEIGHT * func.sum(S.active)
+                             + INACTIVE_WEIGHT * (func.sum(S.completed) - func.sum(S.active)))
+                summed = summed.order_by(
+                    score_sql.desc(), case((func.max(S.reached).is_(None), 1), else_=0),
+                    func.max(S.reached), S.referrer_id).limit(limit + hidden + 1)
+            for mid, completed, active, vested, held, reached, sent, accepted in session.execute(
+                summed
             ):
                 row_for(mid).update(
                     completed=int(completed or 0), active=int(active or 0),
@@ -202,8 +216,6 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
             row_for(mid)["pending_ref"] = int(pending)
 
         ids = list(figures)
-        opted_out = set(session.scalars(select(LeaderboardOptOut.member_id).where(
-            LeaderboardOptOut.organization_id == org)))
 
         def score(f: dict[str, Any]) -> int:
             return int(ACTIVE_WEIGHT * f["active"] + INACTIVE_WEIGHT * (f["completed"] - f["active"]))
@@ -216,6 +228,19 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
         if limit is not None:
             order = order[:limit]
         people = _members(session, order)
+        if summarized:
+            # Still-open invitations of the period: read by the status index (there are only
+            # as many as were sent within one expiry period), not per inviter.
+            for mid, still_open in session.execute(
+                select(Invitation.inviter_id, func.count())
+                .where(Invitation.organization_id == org,
+                       Invitation.status == InvitationStatus.SENT.value,
+                       *_in_range(Invitation.sent_at, start, end),
+                       or_(Invitation.expires_at.is_(None), Invitation.expires_at > moment))
+                .group_by(Invitation.inviter_id)
+            ):
+                if mid in figures:
+                    figures[mid]["open"] = int(still_open)
         flags: dict[uuid.UUID, int] = {}
         for part in _chunks(order):
             flags.update(session.execute(
@@ -224,17 +249,7 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
                        ReferralFlag.status == FlagStatus.OPEN.value,
                        ReferralFlag.referrer_id.in_(part))
                 .group_by(ReferralFlag.referrer_id)).all())
-            if summarized:  # still-open invitations, for the rows shown
-                for mid, still_open in session.execute(
-                    select(Invitation.inviter_id, func.count())
-                    .where(Invitation.organization_id == org,
-                           Invitation.status == InvitationStatus.SENT.value,
-                           *_in_range(Invitation.sent_at, start, end),
-                           or_(Invitation.expires_at.is_(None), Invitation.expires_at > moment),
-                           Invitation.inviter_id.in_(part))
-                    .group_by(Invitation.inviter_id)
-                ):
-                    figures[mid]["open"] = int(still_open)
+
         # Badges count all-time referees whose points vested, for the rows shown.
         vested_all: dict[uuid.UUID, int] = {}
         for part in _chunks(order):
