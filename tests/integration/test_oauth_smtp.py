@@ -367,3 +367,49 @@ def test_the_cli_signs_a_server_in_with_the_device_code_and_audits_it(
     assert cli.main(["--db", sqlite_url, "send", "--operator", ADMIN_EMAIL]) == 0
     assert len(server.messages) == 4
     assert set(server.xoauth2_attempts) == {f"user={USER}\x01auth=Bearer at-2\x01\x01"}
+
+
+# -- the portal's own mailer (registration confirmations) ------------------------------------
+def test_the_portal_mailer_signs_in_with_xoauth2_and_refreshes_once(
+    uow: UnitOfWork, admin: Operator, make_smtp_server: Any,
+) -> None:
+    from invite_desk.portal.mailer import PortalMailer
+    from invite_desk.services.registration.confirmation import ConfirmationEmail, EmailKind
+
+    entra, store = FakeEntra(), MemoryCredentialStore()
+    server = make_smtp_server(xoauth2={USER: "at-1"})
+    mail = _settings(uow, admin, server)
+    store.set(mail.refresh_token_key(), "rt-1")
+    mailer = PortalMailer(uow, store, None, oauth_http=entra)
+    kind = next(iter(EmailKind))
+    for i in range(3):
+        email = ConfirmationEmail(f"applicant{i}@example.org", "Please confirm", "Hello", kind)
+        assert mailer.send(admin.organization_id, email)
+    assert server.count_for("applicant2@example.org") == 1 and len(server.messages) == 3
+    # One refresh for the three emails (the access token is kept in memory), rotated and saved.
+    assert entra.access == 1 and store.get(mail.refresh_token_key()) == "rt-2"
+    assert server.xoauth2_attempts == [f"user={USER}\x01auth=Bearer at-1\x01\x01"] * 3
+
+
+def test_the_portal_mailer_without_a_sign_in_sends_nothing_and_logs_no_secret(
+    uow: UnitOfWork, admin: Operator, make_smtp_server: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from invite_desk.portal.mailer import PortalMailer
+    from invite_desk.services.registration.confirmation import ConfirmationEmail, EmailKind
+
+    server = make_smtp_server(xoauth2={USER: "at-1"})
+    mail = _settings(uow, admin, server)
+    store = MemoryCredentialStore()
+    store.set(mail.password_key(), "an-old-password")  # a password must not be tried instead
+    mailer = PortalMailer(uow, store, "env-password", oauth_http=FakeEntra())
+    email = ConfirmationEmail("a@example.org", "Please confirm", "Hello", next(iter(EmailKind)))
+    with caplog.at_level("WARNING"):
+        assert not mailer.send(admin.organization_id, email)
+    assert server.messages == [] and server.auth_failures == 0
+    assert "Sign in again with Microsoft 365" in caplog.text
+    assert "an-old-password" not in caplog.text and "env-password" not in caplog.text
+    # After an admin signs in, the next email goes out.
+    store.set(mail.refresh_token_key(), "rt-1")
+    assert mailer.send(admin.organization_id, email)
+    assert server.count_for("a@example.org") == 1
