@@ -23,6 +23,7 @@ from invite_desk.services.admin.people import KEEP, Unset
 from invite_desk.services.errors import DomainError, NotFound, ValidationFailed
 from invite_desk.services.operator import Operator
 from invite_desk.services.roles import Role
+from invite_desk.services.smtp import oauth
 from invite_desk.services.smtp.transport import SmtpTransport
 
 COMMANDS = ("members", "units", "events", "audit", "notify")
@@ -374,8 +375,11 @@ def _notify(context: AppContext, operator: Operator, args: argparse.Namespace,
     mail = mail_settings.get_mail_settings(context.uow, operator.organization_id)
     if not mail.configured:
         raise _Refused("SMTP is not configured: an admin sets it in Settings > Email.")
-    password = _secret(context, mail.password_key(), SMTP_PASSWORD_ENV)
-    with SmtpTransport(mail.smtp_config(), password) as transport:
+    # OAuth2 settings: the access token from the refresh token in the keyring, as for `send`.
+    tokens = oauth.for_settings(mail, context.credentials)
+    password = None if tokens is not None else _secret(
+        context, mail.password_key(), SMTP_PASSWORD_ENV)
+    with SmtpTransport(mail.smtp_config(), password, access_token=tokens) as transport:
         run = notifications.send_pending_notifications(context.uow, transport)
     out.write(f"{run.sent} sent, {run.failed} failed, {run.uncertain} uncertain, "
               f"{run.remaining} waiting to retry\n")

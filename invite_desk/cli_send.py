@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 from invite_desk import cli_deliverability as deliverability
 from invite_desk.app import AppContext
@@ -283,7 +284,26 @@ def _run_send(context: AppContext, args: argparse.Namespace, sent: list[int],
         deliverability.report_scheduled(context, scope)
         if report.error:
             return 2
-        return 1 if report.failed or report.uncertain or uncertain else 0
+        notified = deliver_notifications(context, mail, smtp_password, tokens, out)
+        return 1 if report.failed or report.uncertain or uncertain or notified else 0
     except (DomainError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def deliver_notifications(context: AppContext, mail: mail_settings.MailSettings,
+                          password: str | None, tokens: oauth.TokenSource | None,
+                          out: TextIO) -> bool:
+    """At the end of a send run, deliver the queued notification emails (approvals,
+    rejections, "your invitee joined", sign-in links) on the same connection settings, so a
+    scheduled `send --all` also delivers them. True when some failed or wait for a retry."""
+    from invite_desk.services.admin import notifications
+    from invite_desk.services.smtp.transport import SmtpTransport
+
+    if not notifications.has_pending(context.uow):
+        return False
+    with SmtpTransport(mail.smtp_config(), password, access_token=tokens) as transport:
+        run = notifications.send_pending_notifications(context.uow, transport)
+    print(f"notification emails: {run.sent} sent, {run.failed} failed, {run.uncertain} "
+          f"uncertain, {run.remaining} waiting to retry", file=out)
+    return bool(run.failed or run.uncertain or run.remaining)

@@ -157,3 +157,18 @@ def test_notify_sends_queued_emails(sqlite_url: str, uow: UnitOfWork, admin: Ope
     code, out, _ = run(sqlite_url, monkeypatch, capsys, "notify")
     assert code == 0 and "no notification emails" in out
     assert smtp_server.count_for("ok@example.org") == 1
+
+
+def test_send_all_also_delivers_queued_notification_emails(
+        sqlite_url: str, uow: UnitOfWork, admin: Operator, smtp_server: LoopbackSmtpServer,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A scheduled `send --all` job delivers approvals too, on the same SMTP settings."""
+    enable_confirmation_email(uow, admin, smtp_server)
+    adhesion.approve(uow, admin, applicant(uow, admin, "approved@example.org"))
+    code, out, err = run(sqlite_url, monkeypatch, capsys, "send", "--all")
+    assert (code, err) == (0, ""), out
+    assert "notification emails: 1 sent, 0 failed" in out
+    assert smtp_server.count_for("approved@example.org") == 1
+    code, out, _ = run(sqlite_url, monkeypatch, capsys, "send", "--all")
+    assert code == 0 and "notification emails" not in out  # nothing queued: no line
+    assert smtp_server.count_for("approved@example.org") == 1

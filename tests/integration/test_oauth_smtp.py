@@ -413,3 +413,33 @@ def test_the_portal_mailer_without_a_sign_in_sends_nothing_and_logs_no_secret(
     store.set(mail.refresh_token_key(), "rt-1")
     assert mailer.send(admin.organization_id, email)
     assert server.count_for("a@example.org") == 1
+
+
+def test_notify_and_send_deliver_notifications_over_xoauth2(
+    uow: UnitOfWork, admin: Operator, make_smtp_server: Any, sqlite_url: str,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from invite_desk import app, cli
+    from invite_desk.services import adhesion
+    from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
+    from tests.integration.test_admin_notifications import applicant
+
+    entra, store = FakeEntra(), MemoryCredentialStore()
+    real_app = oauth.microsoft_app
+    monkeypatch.setattr(oauth, "microsoft_app",
+                        lambda cid, tenant, http_client=None: real_app(cid, tenant,
+                                                                       http_client=entra))
+    monkeypatch.setattr(app, "default_credentials", lambda: store)
+    monkeypatch.setenv("INVITE_DESK_OPERATOR_PASSWORD", ADMIN_PASSWORD)
+    server = make_smtp_server(xoauth2={USER: "at-1"})
+    mail = _settings(uow, admin, server)
+    store.set(mail.refresh_token_key(), "rt-1")
+    adhesion.approve(uow, admin, applicant(uow, admin, "first@example.org"))
+    assert cli.main(["--db", sqlite_url, "notify", "--operator", ADMIN_EMAIL]) == 0
+    assert "1 sent" in capsys.readouterr().out
+    assert server.count_for("first@example.org") == 1
+    adhesion.approve(uow, admin, applicant(uow, admin, "second@example.org"))
+    server.xoauth2 = {USER: "at-2"}  # the next run refreshes: the rotated refresh token
+    assert cli.main(["--db", sqlite_url, "send", "--all", "--operator", ADMIN_EMAIL]) == 0
+    assert "notification emails: 1 sent" in capsys.readouterr().out
+    assert server.count_for("second@example.org") == 1
