@@ -16,8 +16,10 @@ from invite_desk.services.events import list_events as compose_events
 from invite_desk.services.models import (
     AuditLog,
     Event,
+    EventGuest,
     Invitation,
     InvitationKind,
+    InvitationStatus,
     Member,
     Referral,
     utcnow,
@@ -186,3 +188,84 @@ def test_event_guests_and_who_of_them_later_joined(
     with uow:
         referrers = set(uow.session.scalars(select(Referral.referrer_id)))
     assert host.member_id in referrers
+
+
+# -- capacity and "guests may be invited" are enforced by pre-flight ---------------------------
+def _guest_rows(*emails: str) -> list:  # type: ignore[type-arg]
+    from invite_desk.services.invitations.importing import InviteeInput
+
+    return [InviteeInput(i + 1, e) for i, e in enumerate(emails)]
+
+
+def test_preflight_refuses_guests_for_an_event_that_takes_none(
+        uow: UnitOfWork, admin: Operator, make_operator: MakeOperator) -> None:
+    from invite_desk.services.invitations.preflight import RowStatus, run_preflight
+
+    make_operator(Role.USER, email="member@example.org")
+    closed = events.create_event(uow, admin, EventDraft("AGM", None, "UTC",
+                                                        guests_allowed=False))
+    pre = run_preflight(uow, admin.organization_id,
+                        _guest_rows("a@example.org", "not-an-address", "a@example.org"),
+                        kind=InvitationKind.EVENT, event_id=closed.id)
+    statuses = [r.status for r in pre.rows]
+    assert statuses == [RowStatus.NO_GUESTS, RowStatus.INVALID, RowStatus.DUPLICATE]
+    assert pre.ready == () or not pre.ready
+    assert 'The event "AGM" does not allow guests' in pre.rows[0].reason
+    # Another event, with guests allowed and no capacity, takes them.
+    open_day = events.create_event(uow, admin, EventDraft("Open day", None, "UTC"))
+    pre = run_preflight(uow, admin.organization_id, _guest_rows("a@example.org"),
+                        kind=InvitationKind.EVENT, event_id=open_day.id)
+    assert [r.status for r in pre.rows] == [RowStatus.READY]
+
+
+def test_preflight_refuses_guests_beyond_the_capacity(
+        uow: UnitOfWork, admin: Operator) -> None:
+    from invite_desk.services.invitations.preflight import (
+        RowStatus,
+        event_places_taken,
+        run_preflight,
+    )
+    from invite_desk.services.invitations.queueing import queue_invitations
+
+    fair = events.create_event(uow, admin, EventDraft("Fair", None, "UTC", capacity=4))
+    other = events.create_event(uow, admin, EventDraft("Other", None, "UTC", capacity=1))
+    # Two live guest invitations, one of them revoked later (frees its place), one registered
+    # guest with an invitation (counted once), and a guest of another event (not counted).
+    pre = run_preflight(uow, admin.organization_id,
+                        _guest_rows("g1@example.org", "g2@example.org", "g3@example.org"),
+                        kind=InvitationKind.EVENT, event_id=fair.id)
+    assert all(r.status is RowStatus.READY for r in pre.rows)
+    queue_invitations(uow, admin, pre.ready, kind=InvitationKind.EVENT, event_id=fair.id)
+    pre_other = run_preflight(uow, admin.organization_id, _guest_rows("o@example.org"),
+                              kind=InvitationKind.EVENT, event_id=other.id)
+    queue_invitations(uow, admin, pre_other.ready, kind=InvitationKind.EVENT,
+                      event_id=other.id)
+    with uow:
+        invitations = {i.email_normalized: i for i in uow.session.scalars(
+            select(Invitation).where(Invitation.event_id == fair.id))}
+        invitations["g2@example.org"].status = InvitationStatus.REVOKED.value
+        uow.session.add(EventGuest(organization_id=admin.organization_id, event_id=fair.id,
+                                   invitation_id=invitations["g3@example.org"].id,
+                                   email="g3@example.org", email_normalized="g3@example.org"))
+        uow.commit()
+    with uow:
+        assert event_places_taken(uow.session, admin.organization_id, fair.id,
+                                  datetime.now().astimezone()) == 2  # g1 invited, g3 registered
+    pre = run_preflight(uow, admin.organization_id,
+                        _guest_rows("bad", "n1@example.org", "g1@example.org", "n2@example.org",
+                                    "n3@example.org"),
+                        kind=InvitationKind.EVENT, event_id=fair.id)
+    statuses = [r.status for r in pre.rows]
+    assert statuses == [RowStatus.INVALID, RowStatus.READY, RowStatus.QUEUED, RowStatus.READY,
+                        RowStatus.EVENT_FULL]
+    assert pre.rows[4].reason == ('The event "Fair" is full: 4 places, 2 taken by guests '
+                                  "invited or registered, and the first 2 ready rows of this "
+                                  "list take the rest.")
+    queue_invitations(uow, admin, pre.ready, kind=InvitationKind.EVENT, event_id=fair.id)
+    pre = run_preflight(uow, admin.organization_id, _guest_rows("n3@example.org"),
+                        kind=InvitationKind.EVENT, event_id=fair.id)
+    assert pre.rows[0].status is RowStatus.EVENT_FULL
+    assert pre.rows[0].reason.endswith("4 taken by guests invited or registered.")
+    # Membership invitations are not limited by any event.
+    pre = run_preflight(uow, admin.organization_id, _guest_rows("n3@example.org"))
+    assert pre.rows[0].status is RowStatus.READY

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from invite_desk.services import settings as settings_service
@@ -17,6 +17,8 @@ from invite_desk.services import suppression
 from invite_desk.services.invitations.importing import InviteeInput
 from invite_desk.services.models import (
     OPEN_INVITATION_STATES,
+    Event,
+    EventGuest,
     Invitation,
     InvitationKind,
     InvitationStatus,
@@ -40,6 +42,9 @@ class RowStatus(StrEnum):
     QUEUED = "queued"
     UNCERTAIN = "uncertain"
     SUPPRESSED = "suppressed"
+    # Guests to an event: the event allows no guests, or its places are taken.
+    NO_GUESTS = "no_guests"
+    EVENT_FULL = "event_full"
 
 
 # Rows that are queued: ready ones, and international addresses the sender tries (it fails
@@ -56,6 +61,8 @@ STATUS_LABELS = {
     RowStatus.QUEUED: "Already queued",
     RowStatus.UNCERTAIN: "Delivery uncertain",
     RowStatus.SUPPRESSED: "Suppressed (bounced or unsubscribed)",
+    RowStatus.NO_GUESTS: "Event takes no guests",
+    RowStatus.EVENT_FULL: "Event full",
 }
 
 SMTPUTF8_REASON = (
@@ -300,7 +307,61 @@ def classify(
         if status is RowStatus.READY and needs_smtputf8(address):
             status, why = RowStatus.NEEDS_SMTPUTF8, f"{SMTPUTF8_REASON} {why}".strip()
         rows.append(PreflightRow(item.row, address, item.name, item.message, status, why))
+    if kind is InvitationKind.EVENT and event_id is not None:
+        rows = _event_places(session, organization_id, event_id, rows, now or utcnow())
     return Preflight(tuple(rows))
+
+
+def event_places_taken(session: Session, organization_id: uuid.UUID, event_id: uuid.UUID,
+                       now: datetime) -> int:
+    """Guests who hold a place at an event: registered guests, plus live guest invitations
+    (queued, being sent, sent and not expired, or uncertain) whose invitee has not
+    registered yet; an invitation that was accepted is counted once, as its guest."""
+    registered = session.scalar(
+        select(func.count()).select_from(EventGuest)
+        .where(EventGuest.organization_id == organization_id, EventGuest.event_id == event_id)
+    ) or 0
+    invited = session.scalar(
+        select(func.count()).select_from(Invitation)
+        .where(Invitation.organization_id == organization_id,
+               Invitation.event_id == event_id,
+               Invitation.kind == InvitationKind.EVENT.value,
+               Invitation.status.in_(sorted(_HOLD_STATES)),
+               or_(Invitation.expires_at.is_(None), Invitation.expires_at > now),
+               ~Invitation.email_normalized.in_(
+                   select(EventGuest.email_normalized).where(EventGuest.event_id == event_id)))
+    ) or 0
+    return int(registered) + int(invited)
+
+
+def _event_places(session: Session, organization_id: uuid.UUID, event_id: uuid.UUID,
+                  rows: list[PreflightRow], now: datetime) -> list[PreflightRow]:
+    """Refuse the sendable rows an event cannot take: all of them when it allows no guests,
+    those beyond its free places (in row order) when it has a capacity."""
+    event = session.get(Event, event_id)
+    if event is None or event.organization_id != organization_id:
+        return rows
+    if not event.guests_allowed:
+        why = (f"The event \"{event.name}\" does not allow guests to be invited; an admin can "
+               "change that in Events.")
+        return [replace(r, status=RowStatus.NO_GUESTS, reason=why) if r.status in SENDABLE
+                else r for r in rows]
+    if event.capacity is None:
+        return rows
+    taken = event_places_taken(session, organization_id, event_id, now)
+    free = max(event.capacity - taken, 0)
+    why = (f"The event \"{event.name}\" is full: {event.capacity} places, {taken} taken by "
+           "guests invited or registered" + (f", and the first {free} ready rows of this list "
+                                               "take the rest." if free else "."))
+    out: list[PreflightRow] = []
+    for r in rows:
+        if r.status in SENDABLE:
+            if free <= 0:
+                r = replace(r, status=RowStatus.EVENT_FULL, reason=why)
+            else:
+                free -= 1
+        out.append(r)
+    return out
 
 
 def run_preflight(
