@@ -116,6 +116,8 @@ ENTRY_POINTS: dict[str, Call] = {
     "referral_program.settings.get_settings": lambda u, o, w: rp.get_settings(u, o),
     "referral_program.settings.save_settings": lambda u, o, w: rp.save_settings(
         u, o, {"points_per_referral": 5}),
+    "referral_program.settings.leaderboard_opt_out": lambda u, o, w:
+        rp.leaderboard_opt_out(u, o, w.member),
     "referral_program.settings.set_leaderboard_opt_out": lambda u, o, w:
         rp.set_leaderboard_opt_out(u, o, w.member, True),
     "settings.update_settings": lambda u, o, w: settings.update_settings(

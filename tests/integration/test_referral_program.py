@@ -14,6 +14,7 @@ Uma        2 (D1-2)  2      10    Jun 1    20     0    1      opted out: admins 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import date, timedelta
 
@@ -22,7 +23,7 @@ from sqlalchemy import func, select, update
 
 from invite_desk.services import auth
 from invite_desk.services import referral_program as rp
-from invite_desk.services.errors import Conflict, PermissionDenied, ValidationFailed
+from invite_desk.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from invite_desk.services.models import (
     AuditLog,
     MemberStatus,
@@ -282,6 +283,19 @@ def test_a_visible_leaderboard_hides_opted_out_members_from_all_but_admins(
                          rp.leaderboard(world.uow, hr, ALL, now=NOW).rows}
     rp.set_leaderboard_opt_out(world.uow, world.operator("Uma"), world.ids["Uma"], False)
     assert "Uma" in board(world, operator_name="Rita")
+
+
+def test_a_member_reads_their_own_opt_out_and_nobody_elses(world: World) -> None:
+    uma, rita = world.operator("Uma"), world.operator("Rita")
+    assert rp.leaderboard_opt_out(world.uow, uma, world.ids["Uma"]) is True
+    assert rp.leaderboard_opt_out(world.uow, rita, world.ids["Rita"]) is False
+    with pytest.raises(PermissionDenied):
+        rp.leaderboard_opt_out(world.uow, rita, world.ids["Uma"])
+    assert rp.leaderboard_opt_out(world.uow, world.admin, world.ids["Uma"]) is True
+    rp.set_leaderboard_opt_out(world.uow, uma, world.ids["Uma"], False)
+    assert rp.leaderboard_opt_out(world.uow, uma, world.ids["Uma"]) is False
+    with pytest.raises(NotFound):
+        rp.leaderboard_opt_out(world.uow, world.admin, uuid.uuid4())
 
 
 def test_a_local_admin_sees_their_unit_only(world: World) -> None:

@@ -113,6 +113,14 @@ class FakeSource:
     def settings(self, operator: Operator) -> rp.GamificationSettings:
         return rp.GamificationSettings(leaderboard_visible_to_members=self.visible_to_members)
 
+    def opted_out(self, operator: Operator, member_id: uuid.UUID) -> bool:
+        self.calls.append(("opted_out", member_id))
+        return False
+
+    def set_opted_out(self, operator: Operator, member_id: uuid.UUID, opted_out: bool) -> bool:
+        self.calls.append(("set_opted_out", (member_id, opted_out)))
+        return opted_out
+
 
 def flag(referrer: str = "<b>Bold</b> Bob", referee: str = "Sock Puppet") -> rp.FlagRow:
     return rp.FlagRow(uuid.uuid4(), rp.FlagKind.SAME_DEVICE, rp.FlagStatus.OPEN,

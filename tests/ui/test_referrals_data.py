@@ -234,3 +234,34 @@ def test_member_page_shows_points_and_badges(qtbot: QtBot, hub: OperationsHub, w
     qtbot.waitUntil(lambda: "10 on hold" in window.page.rewards_label.text(), timeout=10_000)
     assert window.page.activity is not None and window.page.activity.member.id == world.ids["Sam"]
 
+
+
+def test_my_referrals_opt_out_checkbox_saves_through_the_hub(
+        qtbot: QtBot, hub: OperationsHub, world: World) -> None:
+    """A member leaves the leaderboard other members see, and comes back, from My referrals."""
+    from invite_desk.ui.hub import REFERRALS, Changes
+
+    rp.save_settings(world.uow, world.admin, {"leaderboard_visible_to_members": True})
+    uma, rita = world.operator("Uma"), world.operator("Rita")
+    page = MyReferralsPage(hub, uma, source=ReferralSource(world.uow), clock=lambda: NOW)
+    qtbot.addWidget(page)
+    page.show()
+    qtbot.waitUntil(lambda: page.idle and page.opt_out.isEnabled(), timeout=10_000)
+    assert page.opt_out.isChecked()  # Uma opted out in the dataset
+    assert not page.opt_out.isHidden()
+    heard: list[Changes] = []
+    hub.changed.connect(heard.append)
+    page.opt_out.setChecked(False)  # what a click does
+    assert not page.opt_out.isEnabled()  # until saved
+    qtbot.waitUntil(lambda: page.idle and page.opt_out.isEnabled(), timeout=10_000)
+    assert rp.leaderboard_opt_out(world.uow, uma, uma.member_id) is False
+    assert heard and REFERRALS in heard[0].kinds and heard[0].origin is page
+    assert "listed on the leaderboard again" in page.banner.text()
+    board = rp.leaderboard(world.uow, rita, rp.Period(rp.PeriodKind.ALL_TIME), now=NOW)
+    assert "Uma" in {r.referrer_name.split()[0] for r in board.rows}
+    page.opt_out.setChecked(True)
+    qtbot.waitUntil(lambda: page.idle and page.opt_out.isEnabled(), timeout=10_000)
+    assert rp.leaderboard_opt_out(world.uow, uma, uma.member_id) is True
+    assert "no longer listed" in page.banner.text()
+    board = rp.leaderboard(world.uow, rita, rp.Period(rp.PeriodKind.ALL_TIME), now=NOW)
+    assert "Uma" not in {r.referrer_name.split()[0] for r in board.rows}

@@ -3,7 +3,7 @@ reward quality, and anti-gaming flags for admin review.
 
 Public entry points (each takes (uow, operator, ...) and re-reads the operator):
 
-- settings: `get_settings`, `save_settings`, `set_leaderboard_opt_out`
+- settings: `get_settings`, `save_settings`, `leaderboard_opt_out`, `set_leaderboard_opt_out`
 - reports: `leaderboard`, `trends`, `conversion`, `retention`
 - activity: `member_activity` (a USER may ask only for their own)
 - flags: `list_flags`, `decide_flag`
@@ -37,6 +37,7 @@ from invite_desk.services.referral_program.reports import (
 )
 from invite_desk.services.referral_program.settings import (
     get_settings,
+    leaderboard_opt_out,
     save_settings,
     set_leaderboard_opt_out,
 )
@@ -74,6 +75,6 @@ __all__ = [
     "Leaderboard", "LeaderboardRow", "LedgerEntry", "LedgerKind", "LedgerReason", "Period",
     "PeriodKind", "ReconcileResult", "RefereeRow", "ReferralActivity", "Retention",
     "RetentionFigure", "RetentionRow", "TrendBucket", "Trends", "conversion", "decide_flag",
-    "get_settings", "leaderboard", "list_flags", "member_activity", "reconcile", "retention",
+    "get_settings", "leaderboard", "leaderboard_opt_out", "list_flags", "member_activity", "reconcile", "retention",
     "save_settings", "set_leaderboard_opt_out", "trends",
 ]

@@ -239,3 +239,20 @@ def set_leaderboard_opt_out(uow: UnitOfWork, operator: Operator, member_id: uuid
                      before={"opted_out": not opted_out}, after={"opted_out": opted_out})
         uow.commit()
         return opted_out
+
+
+def leaderboard_opt_out(uow: UnitOfWork, operator: Operator, member_id: uuid.UUID) -> bool:
+    """Whether a member opted out of the public leaderboard: asked by themself, or by an
+    admin for a member in scope (the same rights as `set_leaderboard_opt_out`)."""
+    with uow:
+        session = uow.session
+        operator = refreshed(session, operator)
+        member = session.get(Member, member_id)
+        if member is None or member.organization_id != operator.organization_id:
+            raise NotFound("That member no longer exists.")
+        if member_id != operator.member_id:
+            if operator.role < Role.ADMIN_LOCAL:
+                require(operator, Action.CHANGE_SETTINGS)  # names the role needed
+            require(operator, Action.VIEW_MEMBER,
+                    target=Target(unit_id=member.unit_id, owner_ids=(member.id,)))
+        return session.get(LeaderboardOptOut, member_id) is not None

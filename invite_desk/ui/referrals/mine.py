@@ -16,7 +16,15 @@ from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QShowEvent
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QSizePolicy, QTableView, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QFrame,
+    QHBoxLayout,
+    QSizePolicy,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
 
 from invite_desk.services import referral_program as rp
 from invite_desk.services.operator import Operator
@@ -171,6 +179,13 @@ class MyReferralsPage(QWidget):
             parent=self)
         self.board_table = make_table(self.board_model, "Leaderboard")
         self.board_table.hide()
+        self.opt_out = QCheckBox("Leave me off the leaderboard other members see")
+        self.opt_out.setObjectName("leaderboard-opt-out")
+        self.opt_out.setToolTip("Your referrals, points and badges still count, and admins "
+                                "still see them; other members will not see your name in "
+                                "the leaderboard.")
+        self.opt_out.setEnabled(False)  # until the current choice has been read
+        self.opt_out.toggled.connect(self._opt_out_toggled)
 
         root = QVBoxLayout(self)
         root.setContentsMargins(20, 16, 20, 16)
@@ -190,6 +205,7 @@ class MyReferralsPage(QWidget):
         set_variant(heading, "heading")
         root.addWidget(heading)
         root.addWidget(self.board_label)
+        root.addWidget(self.opt_out)
         root.addWidget(self.board_table, 1)
 
     @property
@@ -258,6 +274,42 @@ class MyReferralsPage(QWidget):
                                                 None, now)
 
         self._ask("board", board, self._show_board)
+        self._ask("opt-out", lambda: source.opted_out(operator, operator.member_id),
+                  self._show_opt_out)
+
+    def _show_opt_out(self, opted_out: bool) -> None:
+        self.opt_out.blockSignals(True)
+        self.opt_out.setChecked(opted_out)
+        self.opt_out.blockSignals(False)
+        self.opt_out.setEnabled(True)
+
+    def _opt_out_toggled(self, checked: bool) -> None:
+        """Save the member's choice through the hub; the box stays disabled until it is
+        saved, and goes back to the saved value if saving failed."""
+        source, operator = self._source, self._operator
+        self.opt_out.setEnabled(False)
+        self._pending.add("save-opt-out")
+
+        def saved(value: bool) -> None:
+            self._pending.discard("save-opt-out")
+            self._show_opt_out(value)
+            self.reload()  # clears the banner: the message comes after
+            self.banner.show_message(
+                "You are no longer listed on the leaderboard other members see." if value
+                else "You are listed on the leaderboard again.", "info")
+
+        def failed(error: BaseException) -> None:
+            log.warning("my referrals: leaderboard opt-out: %s", error)
+            self._pending.discard("save-opt-out")
+            self._show_opt_out(not checked)
+            self.banner.show_message(str(error), "error")
+            if not self._pending:
+                self.refreshed.emit()
+
+        if not self.hub.mutate(self, lambda: source.set_opted_out(operator,
+                                                                   operator.member_id, checked),
+                               {REFERRALS}, saved, failed):
+            self._pending.discard("save-opt-out")
 
     def _show_activity(self, activity: rp.ReferralActivity) -> None:
         self.activity = activity

@@ -58,3 +58,9 @@ class ReferralSource:
 
     def settings(self, operator: Operator) -> rp.GamificationSettings:
         return rp.get_settings(self._uow, operator)
+
+    def opted_out(self, operator: Operator, member_id: uuid.UUID) -> bool:
+        return rp.leaderboard_opt_out(self._uow, operator, member_id)
+
+    def set_opted_out(self, operator: Operator, member_id: uuid.UUID, opted_out: bool) -> bool:
+        return rp.set_leaderboard_opt_out(self._uow, operator, member_id, opted_out)
