@@ -144,6 +144,8 @@ PAGES: tuple[PageSpec, ...] = (
 PAGE_ROLES: dict[str, tuple[Role, str]] = {
     "admin": (Role.HR_LOCAL, "Units and events"),
     "audit": (Role.ADMIN_TENANT, "The audit log"),
+    # Addresses of every unit: HR_TENANT and above, as VIEW_SUPPRESSION decides.
+    "suppression": (Role.HR_TENANT, "The suppression list"),
 }
 
 

@@ -71,15 +71,22 @@ def test_admin_sees_both_pages_and_history_opens_the_filtered_log(
     assert audit.visible_rows() and {r.entity_type for r in audit.visible_rows()} == {"settings"}
 
 
-@pytest.mark.parametrize(("role", "units_events", "audit_log"), [
-    (Role.USER, False, False), (Role.HR_LOCAL, True, False), (Role.ADMIN_LOCAL, True, False),
+@pytest.mark.parametrize(("role", "units_events", "audit_log", "suppression"), [
+    (Role.USER, False, False, False), (Role.HR_LOCAL, True, False, False),
+    (Role.ADMIN_LOCAL, True, False, True), (Role.HR_TENANT, True, False, True),
 ])
 def test_pages_mirror_the_role(qtbot: QtBot, context: AppContext, make_operator: MakeOperator,
                                make_unit: MakeUnit, windows: list[MainWindow], role: Role,
-                               units_events: bool, audit_log: bool) -> None:
-    window = _open(qtbot, context, make_operator(role, make_unit("North")), windows)
+                               units_events: bool, audit_log: bool, suppression: bool) -> None:
+    unit = None if role.is_tenant_wide else make_unit("North")
+    window = _open(qtbot, context, make_operator(role, unit), windows)
     assert window.is_page_enabled("admin") is units_events
     assert window.is_page_enabled("audit") is audit_log
+    # The suppression list holds addresses of every unit: the services refuse it below
+    # HR_TENANT, so the page is not offered (it said "permission denied" once opened).
+    assert window.is_page_enabled("suppression") is suppression
+    if not suppression:
+        assert "HR_TENANT" in tooltip_text(window.page_tooltip("suppression"))
     assert "ADMIN_TENANT" in tooltip_text(window.page_tooltip("audit"))
     assert not window.show_history("member", None, "x")  # refused, and said why
     assert "ADMIN_TENANT" in window.statusBar().currentMessage()
