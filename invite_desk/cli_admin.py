@@ -348,11 +348,8 @@ def _audit(context: AppContext, operator: Operator, args: argparse.Namespace,
         import csv
 
         writer = csv.writer(out)
-        writer.writerow(audit_log.CSV_HEADER[:7])
-        for row in page.rows:
-            writer.writerow([row.at.isoformat(timespec="seconds"), row.actor,
-                             row.actor_id or "", row.action, row.entity_type,
-                             row.entity_id or "", " ".join(row.changed_fields)])
+        writer.writerow(audit_log.CSV_HEADER)  # the same columns as the full export
+        writer.writerows(audit_log.csv_row(row) for row in page.rows)
         return 0
     for row in page.rows:
         changes = ", ".join(f"{k}: {row.before.get(k, '')!s} -> {row.after.get(k, '')!s}"

@@ -172,3 +172,28 @@ def test_send_all_also_delivers_queued_notification_emails(
     code, out, _ = run(sqlite_url, monkeypatch, capsys, "send", "--all")
     assert code == 0 and "notification emails" not in out  # nothing queued: no line
     assert smtp_server.count_for("approved@example.org") == 1
+
+
+def test_audit_csv_refused_prints_no_header_and_a_limited_csv_is_defused(
+        sqlite_url: str, uow: UnitOfWork, admin: Operator, make_operator: MakeOperator,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from invite_desk.services.models import Member
+
+    make_operator(Role.USER, email="uma@example.org", password=PASSWORD)
+    code, out, err = run(sqlite_url, monkeypatch, capsys, "audit", "--format", "csv",
+                         operator="uma@example.org", password=PASSWORD)
+    assert code == 2 and out == "" and "ADMIN_TENANT" in err  # not even the header
+    with uow:
+        member = uow.session.get(Member, admin.member_id)
+        assert member is not None
+        member.first_name, member.last_name = "=HYPERLINK(1)", "+x"
+        uow.commit()
+    units.create_unit(uow, admin, "North")  # an audit row by the admin, named like a formula
+    for extra in ((), ("--limit", "5")):
+        code, out, _ = run(sqlite_url, monkeypatch, capsys, "audit", "--format", "csv", *extra)
+        rows = list(csv.reader(io.StringIO(out)))
+        assert code == 0 and len(rows[0]) == 9 and rows[0][:4] == ["at", "actor", "actor_id",
+                                                                   "action"]
+        unit_row = next(r for r in rows if r[3] == "unit.create")
+        assert unit_row[1].startswith("'=HYPERLINK(1)")  # a spreadsheet shows it as text
+        assert len(unit_row) == 9

@@ -260,27 +260,33 @@ def _distinct(session: Session, column: Any, organization_id: uuid.UUID) -> list
     return values
 
 
+def csv_row(row: AuditRow) -> list[str]:
+    """One audit row as CSV cells; text typed by people is defused (no spreadsheet formula)."""
+    return [
+        row.at.isoformat(timespec="seconds"), _defuse(row.actor),
+        str(row.actor_id or ""), _defuse(row.action), _defuse(row.entity_type),
+        str(row.entity_id or ""), " ".join(row.changed_fields),
+        _defuse(json.dumps(row.before, ensure_ascii=False, sort_keys=True)),
+        _defuse(json.dumps(row.after, ensure_ascii=False, sort_keys=True)),
+    ]
+
+
 def export_audit_csv(uow: UnitOfWork, operator: Operator, query: AuditQuery,
                      out: TextIO, *, on_progress: Callable[[int], None] | None = None,
                      cancelled: Callable[[], bool] | None = None) -> int:
     """Write every matching row as CSV to `out`, page by page (never the whole log in
-    memory); returns the row count (ADMIN_TENANT)."""
+    memory); returns the row count (ADMIN_TENANT). Nothing is written when the operator may
+    not read the log (the first page is read before the header)."""
     writer = csv.writer(out)
-    writer.writerow(CSV_HEADER)
     written = 0
     cursor: AuditCursor | None = None
     while True:
         if cancelled is not None and cancelled():
             break
         page = fetch_audit_page(uow, operator, query, cursor, limit=2000)
-        for row in page.rows:
-            writer.writerow([
-                row.at.isoformat(timespec="seconds"), _defuse(row.actor),
-                str(row.actor_id or ""), _defuse(row.action), _defuse(row.entity_type),
-                str(row.entity_id or ""), " ".join(row.changed_fields),
-                _defuse(json.dumps(row.before, ensure_ascii=False, sort_keys=True)),
-                _defuse(json.dumps(row.after, ensure_ascii=False, sort_keys=True)),
-            ])
+        if cursor is None:
+            writer.writerow(CSV_HEADER)
+        writer.writerows(csv_row(row) for row in page.rows)
         written += len(page.rows)
         if on_progress is not None:
             on_progress(written)
