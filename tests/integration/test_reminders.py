@@ -282,14 +282,21 @@ def test_send_at_via_the_cli_says_when_it_will_run(
                      "--at", "2099-06-01T09:00+02:00"]) == 0
     out = capsys.readouterr().out
     assert "scheduled for 2099-06-01" in out and "not yet: batch" in out
+    assert "estimate:" not in out  # nothing will be sent by this run: no estimate of it
     assert smtp_server.messages == []
     with uow:
         scheduled = uow.session.scalars(select(Batch.scheduled_at)).one()
     assert scheduled == datetime(2099, 6, 1, 7, 0, tzinfo=UTC)
     # A plain re-run before its time sends nothing and says when it will run.
-    assert cli.main(["--db", sqlite_url, "send", "--operator", ADMIN_EMAIL]) == 0
-    assert "not yet: batch" in capsys.readouterr().out
-    assert smtp_server.messages == []
+    now_csv = tmp_path / "now.csv"
+    now_csv.write_text("email\nnow@example.org\n", encoding="utf-8")
+    assert cli.main(["--db", sqlite_url, "send", "--operator", ADMIN_EMAIL,
+                     "--csv", str(now_csv)]) == 0
+    out = capsys.readouterr().out
+    assert "estimate: 1 invitation: a few seconds" in out  # the scheduled one not counted
+    assert "not yet: batch" in out
+    assert smtp_server.count_for("now@example.org") == 1
+    assert smtp_server.count_for("later@example.org") == 0
 
 
 def test_a_bad_time_is_refused_by_the_parser(capsys: pytest.CaptureFixture[str]) -> None:

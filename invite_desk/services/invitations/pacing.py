@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, func, select
 
 from invite_desk.services.invitations.send_scope import SendScope
+from invite_desk.services.invitations.sending import scheduled_later_sql
 from invite_desk.services.mail_settings import MailSettings, get_mail_settings
 from invite_desk.services.models import Invitation, InvitationStatus, utcnow
 from invite_desk.services.smtp.presets import preset
@@ -88,7 +89,9 @@ def estimate_duration(count: int, settings: MailSettings, *, sent_last_24h: int 
     seconds = burst / wire
     if today > burst:
         seconds += (today - burst) / min(wire, per_minute / 60.0)
-    text = f"{count:,} invitation{'s' if count != 1 else ''}: about {_duration(seconds)}"
+    took = _duration(seconds)
+    text = (f"{count:,} invitation{'s' if count != 1 else ''}: "
+            f"{took if took.startswith('a ') else 'about ' + took}")
     if per_minute:
         text += f" at {per_minute} a minute"
     text += f" over {connections} connection{'s' if connections != 1 else ''}"
@@ -119,6 +122,8 @@ def scope_estimate(uow: UnitOfWork, scope: SendScope, *, connections: int | None
         conditions.append(Invitation.sender_id == scope.sender_id)
     if scope.unit_id is not None:
         conditions.append(Invitation.unit_id == scope.unit_id)
+    # Batches scheduled to start later are not sent by this run: not in its estimate.
+    conditions.append(~scheduled_later_sql(Invitation.batch_id, now or utcnow()))
     mail = get_mail_settings(uow, scope.organization_id)
     if connections:
         mail = replace(mail, connections=connections)
