@@ -194,11 +194,21 @@ def _reminders_send(context: AppContext, args: argparse.Namespace) -> int:
         print("SMTP is not configured: an admin sets it in Settings > Email.", file=sys.stderr)
         return 2
     from invite_desk.cli_send import SMTP_PASSWORD_ENV
+    from invite_desk.services import settings as settings_service
+    from invite_desk.services.smtp import oauth
 
-    password = os.environ.get(SMTP_PASSWORD_ENV) or context.credentials.get(mail.password_key())
-    report = reminders.send_reminders(context.uow, scope, SmtpTransport(mail.smtp_config(),
-                                                                        password),
-                                      actor_id=operator.member_id)
+    if settings_service.get_settings(context.uow,
+                                     operator.organization_id).reminder_days_before <= 0:
+        print("Reminders are off (Settings > Invitations: the reminder before a link expires "
+              "is 0 days); nothing was sent.")
+        return 0
+    # OAuth2 settings: the access token from the refresh token in the keyring, as for `send`.
+    tokens = oauth.for_settings(mail, context.credentials)
+    password = None if tokens is not None else (
+        os.environ.get(SMTP_PASSWORD_ENV) or context.credentials.get(mail.password_key()))
+    report = reminders.send_reminders(
+        context.uow, scope, SmtpTransport(mail.smtp_config(), password, access_token=tokens),
+        actor_id=operator.member_id)
     for email in report.sent_to:
         print(f"reminded: {email}")
     for email, reason in report.failures:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -22,7 +23,7 @@ from invite_desk.services.invitations.importing import InviteeInput
 from invite_desk.services.invitations.parallel import ParallelSender, smtp_lanes
 from invite_desk.services.invitations.preflight import run_preflight
 from invite_desk.services.invitations.queueing import queue_invitations
-from invite_desk.services.models import Invitation
+from invite_desk.services.models import Invitation, utcnow
 from invite_desk.services.operator import Operator
 from invite_desk.services.settings import update_settings
 from invite_desk.services.smtp import oauth
@@ -443,3 +444,21 @@ def test_notify_and_send_deliver_notifications_over_xoauth2(
     assert cli.main(["--db", sqlite_url, "send", "--all", "--operator", ADMIN_EMAIL]) == 0
     assert "notification emails: 1 sent" in capsys.readouterr().out
     assert server.count_for("second@example.org") == 1
+    # Reminders go out over XOAUTH2 too.
+    pre = run_preflight(uow, admin.organization_id, [InviteeInput(1, "guest@example.org")])
+    queue_invitations(uow, admin, pre.ready, source="csv")
+    server.xoauth2 = {USER: "at-3"}  # each run refreshes once
+    assert cli.main(["--db", sqlite_url, "send", "--all", "--operator", ADMIN_EMAIL]) == 0
+    update_settings(uow, admin, {"reminder_days_before": 2})
+    server.xoauth2 = {USER: "at-4"}
+    with uow:
+        row = uow.session.scalars(select(Invitation).where(
+            Invitation.email == "guest@example.org")).one()
+        row.sent_at = utcnow() - timedelta(days=12)
+        row.expires_at = utcnow() + timedelta(days=1)
+        uow.commit()
+    capsys.readouterr()
+    assert cli.main(["--db", sqlite_url, "reminders", "send", "--all", "--operator",
+                     ADMIN_EMAIL]) == 0, capsys.readouterr()
+    assert "1 reminder sent" in capsys.readouterr().out
+    assert server.count_for("guest@example.org") == 2  # the invitation, then its reminder

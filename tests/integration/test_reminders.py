@@ -216,10 +216,15 @@ def test_reminders_cli_sends_through_smtp_and_says_what_it_did(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
     make_operator: MakeOperator,
 ) -> None:
-    settings_service.update_settings(uow, admin, {"reminder_days_before": 2})
     _send_all(uow, admin, smtp_server, "cli@example.org")
     _set(uow, "cli@example.org", sent_at=utcnow() - 12 * DAY, expires_at=utcnow() + DAY)
     monkeypatch.setenv("INVITE_DESK_OPERATOR_PASSWORD", ADMIN_PASSWORD)
+    # Switched off (the default): said so, not "0 reminders sent".
+    assert cli.main(["--db", sqlite_url, "reminders", "send", "--operator", ADMIN_EMAIL,
+                     "--all"]) == 0
+    assert "Reminders are off" in capsys.readouterr().out
+    assert _reminders_to(smtp_server) == []
+    settings_service.update_settings(uow, admin, {"reminder_days_before": 2})
     code = cli.main(["--db", sqlite_url, "reminders", "send", "--operator", ADMIN_EMAIL,
                      "--all"])
     out = capsys.readouterr().out
