@@ -204,7 +204,12 @@ def _run_send(context: AppContext, args: argparse.Namespace, sent: list[int],
                 return 2
         if args.csv or args.list:
             path = args.csv or args.list
-            data = path.read_bytes()
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                print(f"error: cannot read {path}: {exc.strerror or exc}. Nothing was queued.",
+                      file=sys.stderr)
+                return 2
             if args.csv:
                 imported = parse_csv(data)
             else:  # as a CSV file is read: UTF-8 with or without BOM, else Windows-1252

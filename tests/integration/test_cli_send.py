@@ -199,3 +199,15 @@ def test_send_with_a_file_queues_nothing_when_it_cannot_send(
     assert send(sqlite_url, monkeypatch, ADMIN_EMAIL, ADMIN_PASSWORD, "--csv", str(csv),
                 "--no-send") == 0
     assert statuses(uow) == {"friend@example.org": "queued"}
+
+
+def test_a_missing_file_is_one_line_naming_it(
+    uow: UnitOfWork, admin: Operator, smtp_server: LoopbackSmtpServer, sqlite_url: str,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure(uow, admin, smtp_server)
+    missing = tmp_path / "no such.csv"
+    assert send(sqlite_url, monkeypatch, ADMIN_EMAIL, ADMIN_PASSWORD, "--csv", str(missing)) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: cannot read {missing}: No such file or directory. Nothing was queued.\n"
+    assert statuses(uow) == {}
