@@ -139,6 +139,10 @@ def _shoot_main(camera: _Camera, context: app.AppContext, operator: Operator,
                 camera.shoot(window, f"settings-{name}")
     else:
         camera.shoot(window, prefix)
+        window.show_page("referrals")  # a member's own: "My referrals"
+        page = window.pages.get("referrals")
+        _settle(camera.qapp, lambda p=page: getattr(p, "idle", True))
+        camera.shoot(window, f"{prefix}-referrals")
         window.show_page("settings")
         camera.shoot(window, f"{prefix}-settings")
     _discard(window)

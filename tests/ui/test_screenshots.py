@@ -18,7 +18,7 @@ EXPECTED = {
     "setup", "setup-errors", "sign-in",
     "main-compose", "main-invitations", "main-referrals", "main-members",
     "main-applications", "main-suppression",
-    "main-as-member", "main-as-member-settings",
+    "main-as-member", "main-as-member-referrals", "main-as-member-settings",
     "main-admin", "main-audit", "member-edit", "units", "events", "audit-log",
     "referrals-leaderboard", "referrals-trends", "gamification",
 }
