@@ -284,8 +284,10 @@ def _events_list(context: AppContext, operator: Operator, args: argparse.Namespa
         when = (f"{ev.starts_at_local:%Y-%m-%d %H:%M} {ev.time_zone}"
                 if ev.starts_at_local else "no date")
         state = " (archived)" if ev.archived else ""
+        places = ("no guests may be invited" if not ev.guests_allowed
+                  else f"{ev.capacity:,} places" if ev.capacity is not None else "no limit")
         out.write(f"{ev.name}{state}\t{when}\t{ev.location or '-'}\t{ev.guests} guests, "
-                  f"{ev.joined} joined\t{ev.id}\n")
+                  f"{ev.joined} joined ({places})\t{ev.id}\n")
     return 0
 
 

@@ -111,7 +111,11 @@ def test_events_create_list_archive(
     [event] = events.list_events(uow, admin)
     assert event.starts_at is not None and event.starts_at.hour == 17  # 19:30 CEST
     code, out, _ = run(sqlite_url, monkeypatch, capsys, "events", "list")
-    assert "Gala\t2030-07-01 19:30 Europe/Paris\tTown hall" in out
+    assert "Gala\t2030-07-01 19:30 Europe/Paris\tTown hall\t0 guests, 0 joined (80 places)" in out
+    assert run(sqlite_url, monkeypatch, capsys, "events", "create", "AGM", "--no-guests")[0] == 0
+    code, out, _ = run(sqlite_url, monkeypatch, capsys, "events", "list")
+    assert "AGM\tno date\t-\t0 guests, 0 joined (no guests may be invited)" in out
+    assert run(sqlite_url, monkeypatch, capsys, "events", "archive", "agm")[0] == 0
     code, _, err = run(sqlite_url, monkeypatch, capsys, "events", "create", "Bad",
                        "--tz", "Mars/Olympus")
     assert code == 2 and "time_zone" in err
