@@ -216,6 +216,11 @@ def test_preflight_refuses_guests_for_an_event_that_takes_none(
     pre = run_preflight(uow, admin.organization_id, _guest_rows("a@example.org"),
                         kind=InvitationKind.EVENT, event_id=open_day.id)
     assert [r.status for r in pre.rows] == [RowStatus.READY]
+    events.archive_event(uow, admin, open_day.id)  # an archived event takes no more guests
+    pre = run_preflight(uow, admin.organization_id, _guest_rows("a@example.org"),
+                        kind=InvitationKind.EVENT, event_id=open_day.id)
+    assert [r.status for r in pre.rows] == [RowStatus.NO_GUESTS]
+    assert "was archived" in pre.rows[0].reason
 
 
 def test_preflight_refuses_guests_beyond_the_capacity(

@@ -341,8 +341,10 @@ def _event_places(session: Session, organization_id: uuid.UUID, event_id: uuid.U
     event = session.get(Event, event_id)
     if event is None or event.organization_id != organization_id:
         return rows
-    if not event.guests_allowed:
-        why = (f"The event \"{event.name}\" does not allow guests to be invited; an admin can "
+    if not event.guests_allowed or event.archived:
+        why = (f"The event \"{event.name}\" was archived: it takes no more guests."
+               if event.archived else
+               f"The event \"{event.name}\" does not allow guests to be invited; an admin can "
                "change that in Events.")
         return [replace(r, status=RowStatus.NO_GUESTS, reason=why) if r.status in SENDABLE
                 else r for r in rows]
