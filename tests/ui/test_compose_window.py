@@ -294,6 +294,23 @@ def test_guest_invitations_name_the_event(
     assert "Summer Regatta" in window.preview_dialog.pane.subject
 
 
+def test_guest_rows_beyond_the_events_places_are_refused_with_the_reason(
+    make_window: MakeWindow, uow: UnitOfWork, admin: Operator
+) -> None:
+    with uow:
+        uow.session.add(Event(organization_id=admin.organization_id, name="Boat trip",
+                              location="Pier", capacity=2))
+        uow.commit()
+    window = make_window()
+    window.guest_radio.setChecked(True)
+    paste_and_check(window, "a@example.org\nb@example.org\nc@example.org")
+    assert shown_statuses(window) == [("a@example.org", "Ready"), ("b@example.org", "Ready"),
+                                      ("c@example.org", "Event full")]
+    assert window.proxy.index(2, Column.REASON).data().startswith(
+        'The event "Boat trip" is full: 2 places')
+    assert window.send_button.text() == "Send 2 invitations"
+
+
 # -------------------------------------------------------------------------------- sending
 def test_send_delivers_each_ready_address_once_and_shows_the_counts(
     make_window: MakeWindow, qtbot: Any, uow: UnitOfWork, admin: Operator,
