@@ -188,3 +188,23 @@ def test_the_audit_query_bench_runs_at_a_small_size(tmp_path, monkeypatch) -> No
 
     results = list(audit_query.run(size=3000))
     assert len(results) >= 10 and all(r["unit"] == "ms" and r["rows"] == 3000 for r in results)
+
+
+def test_rows_name_the_members_units_and_events_they_refer_to(
+        uow: UnitOfWork, admin: Operator, make_operator: MakeOperator,
+        make_unit: MakeUnit) -> None:
+    north, south = make_unit("North"), make_unit("South")
+    uma = make_operator(Role.USER, north, email="uma@example.org")
+    people.update_person(uow, admin, uma.member_id, unit_id=south)
+    page = audit_log.fetch_audit_page(uow, admin, AuditQuery(action="member.update"))
+    [row] = page.rows
+    assert row.name_of(row.entity_id) == uma.name
+    assert row.name_of(row.before["unit_id"]) == "North"
+    assert row.name_of(row.after["unit_id"]) == "South"
+    assert row.name_of("not-an-id") is None and row.name_of(None) is None
+    # The UI shows the names, not the ids (its helpers are plain functions).
+    from invite_desk.ui.admin.audit_model import object_text, value_text
+
+    assert object_text(row) == f"member {uma.name}"
+    assert value_text(row.after["unit_id"], row) == "South"
+    assert value_text("active", row) == "active"

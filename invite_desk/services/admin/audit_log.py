@@ -7,11 +7,12 @@ Pages are keyset-paged on (at, id) newest first, so page N costs what page 1 cos
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TextIO
 
@@ -19,7 +20,7 @@ from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from invite_desk.services.errors import NotFound, ValidationFailed
-from invite_desk.services.models import AuditLog, Event, Invitation, Member
+from invite_desk.services.models import AuditLog, Event, Invitation, Member, Unit
 from invite_desk.services.operator import Operator, refreshed
 from invite_desk.services.permissions import Action, Target, require
 from invite_desk.services.tracking.export import _defuse
@@ -56,6 +57,12 @@ class AuditRow:
     entity_id: uuid.UUID | None
     before: dict[str, Any]
     after: dict[str, Any]
+    # Names of the members, units and events the row refers to (its object, and `..._id`
+    # values before and after), by id as text: what a person reads instead of a UUID.
+    names: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def name_of(self, value: object) -> str | None:
+        return self.names.get(str(value)) if value is not None else None
 
     @property
     def changed_fields(self) -> tuple[str, ...]:
@@ -176,14 +183,51 @@ def _actor_names(session: Session, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
             for m in session.scalars(select(Member).where(Member.id.in_(ids)))}
 
 
+_NAMED = {"member": Member, "unit": Unit, "event": Event}
+
+
+def _referenced(entity_type: str, entity_id: uuid.UUID | None,
+                values: Iterable[dict[str, Any]]) -> set[uuid.UUID]:
+    ids: set[uuid.UUID] = set()
+    if entity_id is not None and entity_type in _NAMED:
+        ids.add(entity_id)
+    for value in values:
+        for key, item in value.items():
+            if key.endswith("_id") and isinstance(item, str):
+                with contextlib.suppress(ValueError):
+                    ids.add(uuid.UUID(item))
+    return ids
+
+
+def _object_names(session: Session, ids: set[uuid.UUID]) -> dict[str, str]:
+    """Display names of members, units and events by id (one query per table)."""
+    if not ids:
+        return {}
+    found = {str(member.id): member.display_name
+             for member in session.scalars(select(Member).where(Member.id.in_(ids)))}
+    for row_id, name in session.execute(select(Unit.id, Unit.name).where(Unit.id.in_(ids))):
+        found[str(row_id)] = name
+    for row_id, name in session.execute(select(Event.id, Event.name).where(Event.id.in_(ids))):
+        found[str(row_id)] = name
+    return found
+
+
 def _rows(session: Session, logs: list[AuditLog]) -> list[AuditRow]:
     names = _actor_names(session, {log.actor_id for log in logs if log.actor_id is not None})
+    parsed = [(log, _loads(log.before_json), _loads(log.after_json)) for log in logs]
+    wanted: set[uuid.UUID] = set()
+    for log, before, after in parsed:
+        wanted |= _referenced(log.entity_type, log.entity_id, (before, after))
+    objects = _object_names(session, wanted)
     return [AuditRow(
         id=log.id, at=log.at, actor_id=log.actor_id,
         actor=names.get(log.actor_id, "former member") if log.actor_id else "system",
         action=log.action, entity_type=log.entity_type, entity_id=log.entity_id,
-        before=_loads(log.before_json), after=_loads(log.after_json),
-    ) for log in logs]
+        before=before, after=after,
+        names={k: objects[k] for k in (
+            str(i) for i in _referenced(log.entity_type, log.entity_id, (before, after)))
+            if k in objects},
+    ) for log, before, after in parsed]
 
 
 def _loads(text: str) -> dict[str, Any]:

@@ -61,8 +61,9 @@ def short_id(value: object) -> str:
 
 
 def object_text(row: AuditRow) -> str:
+    """The object as a person reads it: "member Uma Ulm", else its kind and a short id."""
     kind = row.entity_type.replace("_", " ")
-    return f"{kind} {short_id(row.entity_id)}".strip()
+    return f"{kind} {row.name_of(row.entity_id) or short_id(row.entity_id)}".strip()
 
 
 def changes_text(row: AuditRow) -> str:
@@ -73,10 +74,14 @@ def changes_text(row: AuditRow) -> str:
     return shown + (f" and {len(fields) - 4} more" if len(fields) > 4 else "")
 
 
-def value_text(value: Any) -> str:
-    """A before/after value as a person reads it (plain text; never markup)."""
+def value_text(value: Any, row: AuditRow | None = None) -> str:
+    """A before/after value as a person reads it (plain text; never markup): the name of
+    the member, unit or event an id refers to when the row knows it."""
     if value is None:
         return "—"
+    name = row.name_of(value) if row is not None and isinstance(value, str) else None
+    if name is not None:
+        return name
     if isinstance(value, str):
         return value
     return json.dumps(value, ensure_ascii=False, sort_keys=True)

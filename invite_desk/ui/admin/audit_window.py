@@ -409,8 +409,8 @@ class AuditLogWindow(QWidget):
         bold.setBold(True)
         self.diff.setRowCount(len(keys))
         for number, key in enumerate(keys):
-            cells = (key, value_text(row.before.get(key)) if key in row.before else "",
-                     value_text(row.after.get(key)) if key in row.after else "")
+            cells = (key, value_text(row.before.get(key), row) if key in row.before else "",
+                     value_text(row.after.get(key), row) if key in row.after else "")
             for column, text in enumerate(cells):
                 item = QTableWidgetItem(text)  # QTableWidgetItem text is always plain
                 item.setToolTip(plain_tooltip(text))
