@@ -736,3 +736,11 @@ class GrowthDayStats(Base):
 
 Index("ix_invitation_org_updated", Invitation.organization_id, Invitation.updated_at,
       Invitation.inviter_id)
+
+
+# The referral reconciliation's watermark ranges and due vestings (migration 0009).
+Index("ix_member_org_updated", Member.organization_id, Member.updated_at)
+Index("ix_referral_org_updated", Referral.organization_id, Referral.updated_at)
+Index("ix_referral_flag_org_updated", ReferralFlag.organization_id, ReferralFlag.updated_at)
+Index("ix_referral_reward_org_state_vest", ReferralReward.organization_id, ReferralReward.state,
+      ReferralReward.vest_after)
