@@ -16,9 +16,9 @@ later insert fail, and that run is rolled back and its caller sees the other's r
 
 from __future__ import annotations
 
-import uuid
 import dataclasses
 import json
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
