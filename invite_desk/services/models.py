@@ -740,6 +740,7 @@ Index("ix_invitation_org_updated", Invitation.organization_id, Invitation.update
 
 # The referral reconciliation's watermark ranges and due vestings (migration 0009).
 Index("ix_member_org_updated", Member.organization_id, Member.updated_at)
+Index("ix_member_org_status_joined", Member.organization_id, Member.status, Member.joined_at)
 Index("ix_referral_org_updated", Referral.organization_id, Referral.updated_at)
 Index("ix_referral_flag_org_updated", ReferralFlag.organization_id, ReferralFlag.updated_at)
 Index("ix_referral_reward_org_state_vest", ReferralReward.organization_id, ReferralReward.state,

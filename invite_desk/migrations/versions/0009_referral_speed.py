@@ -1,7 +1,8 @@
 """referral speed: indexes that let the referral reconciliation look only at what changed
 
 - member, referral, referral_flag: (organization_id, updated_at), the reconciliation's
-  watermark ranges (rows changed since its last run).
+  watermark ranges (rows changed since its last run); member (organization_id, status,
+  joined_at): one month's active members, recounted when a member of it changed.
 - referral_reward: (organization_id, state, vest_after), the held rewards due to vest.
 - referral_running_stats: running totals per dimension, group and local month (leaderboard
   ranking, conversion counts and time-to-accept histograms, active members for the K-factor).
@@ -23,6 +24,7 @@ depends_on = None
 
 INDEXES = (
     ('ix_member_org_updated', 'member', ['organization_id', 'updated_at']),
+    ('ix_member_org_status_joined', 'member', ['organization_id', 'status', 'joined_at']),
     ('ix_referral_org_updated', 'referral', ['organization_id', 'updated_at']),
     ('ix_referral_flag_org_updated', 'referral_flag', ['organization_id', 'updated_at']),
     ('ix_referral_reward_org_state_vest', 'referral_reward',

@@ -218,10 +218,10 @@ def detect(session: Session, organization_id: uuid.UUID, settings: GamificationS
 
         for part in _parts(changed_referrals(session, organization_id, since)):
             findings += _referral_findings(session, organization_id, settings, now, part)
-        inviters = sorted(session.scalars(
-            select(Invitation.inviter_id).distinct()
+        inviters = sorted({i for i in session.scalars(
+            select(Invitation.inviter_id)
             .where(Invitation.organization_id == organization_id,
-                   Invitation.updated_at > since, Invitation.inviter_id.is_not(None))))
+                   Invitation.updated_at > since)) if i is not None})
         for part in _parts(inviters):
             findings += _inviter_findings(session, organization_id, settings, part)
     if not findings:

@@ -67,7 +67,7 @@ from invite_desk.services.uow import UnitOfWork
 CHUNK = 500
 # Up to this many acceptances in a conversion view, medians are exact (ranked in SQL);
 # beyond, interpolated within the running histogram's log-spaced bucket.
-EXACT_MEDIAN_LIMIT = 20_000
+EXACT_MEDIAN_LIMIT = 2_000
 
 HELD, VESTED, FAKE = "held", "vested", "fake"
 

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, case, delete, func, insert, literal, select
+from sqlalchemy import ColumnElement, and_, case, delete, func, insert, literal, select, update
 from sqlalchemy.orm import Session, aliased
 
 from invite_desk.services.models import (
@@ -300,24 +300,54 @@ def follow(session: Session, org: uuid.UUID, zone: ZoneInfo, referrers: Iterable
     inviters: dict[str, datetime | None] = dict.fromkeys(
         (group_key(r) for r in referrers), None)
     if since is not None:
-        changed = (Invitation.organization_id == org, Invitation.updated_at > since,
-                   Invitation.sent_at.is_not(None))
-        inviters.update(dict.fromkeys(
-            (group_key(i) for i in session.scalars(
-                select(Invitation.inviter_id).distinct().where(*changed))), None))
+        # The changed rows themselves, by the updated_at indexes (a GROUP BY here could
+        # be planned as a walk of a whole group index), grouped here: they are few.
+        changed = session.execute(
+            select(Invitation.inviter_id, Invitation.unit_id, Invitation.batch_id,
+                   Invitation.event_id, Invitation.sent_at)
+            .where(Invitation.organization_id == org, Invitation.updated_at > since)).all()
+        for row in changed:
+            if row.sent_at is not None:
+                inviters[group_key(row.inviter_id)] = None
         for dim in ("unit", "batch", "event"):
-            column = _column(dim)
-            groups = {group_key(key): first for key, first in session.execute(
-                select(column, func.min(Invitation.sent_at)).where(*changed)
-                .group_by(column))}
+            groups: dict[str, datetime | None] = {}
+            for row in changed:
+                if row.sent_at is None:
+                    continue
+                key = group_key(getattr(row, f"{dim}_id"))
+                first = groups.get(key)
+                groups[key] = row.sent_at if first is None else min(first, row.sent_at)
             if groups:
                 recompute(session, org, zone, dim, groups)
-        first_joined = session.scalar(select(func.min(Member.joined_at)).where(
-            Member.organization_id == org, Member.updated_at > since))
-        if first_joined is not None:
-            recompute(session, org, zone, "members", {"": first_joined})
+        joined = set(session.scalars(select(Member.joined_at).where(
+            Member.organization_id == org, Member.updated_at > since)))
+        if joined:
+            _follow_members(session, org, zone, {month_of(j, zone) for j in joined})
     if inviters:
         recompute(session, org, zone, "inviter", inviters)
+
+
+def _follow_members(session: Session, org: uuid.UUID, zone: ZoneInfo,
+                    months: set[datetime]) -> None:
+    """Active members by join month, for the months changed members joined in: each month
+    counted again (by the status / join index), the difference carried to later months.
+    (A member sign-in touches `updated_at` too: this must not recount every month.)"""
+    group = (R.organization_id == org, R.dim == "members", R.group_key == "")
+    for month in sorted(months):
+        count = int(session.scalar(select(func.count()).select_from(Member).where(
+            Member.organization_id == org, Member.status == MemberStatus.ACTIVE.value,
+            Member.joined_at >= month, Member.joined_at < next_month(month, zone))) or 0)
+        here = session.scalar(select(R.score).where(*group, R.month_start == month))
+        if here is None:  # before the first row or after the horizon: rewrite from there
+            recompute(session, org, zone, "members", {"": month})
+            continue
+        before = session.scalar(select(R.score).where(
+            *group, R.month_start == previous_month(month, zone))) or 0
+        delta = count - (int(here) - int(before))
+        if delta:
+            session.execute(update(R).where(*group, R.month_start >= month)
+                            .values(score=R.score + delta)
+                            .execution_options(synchronize_session=False))
 
 
 # -- reading a period --------------------------------------------------------------------------

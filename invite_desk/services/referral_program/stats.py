@@ -182,9 +182,10 @@ def refresh(session: Session, org: uuid.UUID, zone_name: str, wall: datetime,
                        datetime.fromisoformat(str(mark)) if follow_invitations else None)
     if follow_invitations:
         since = datetime.fromisoformat(str(mark))
-        dirty.update(session.scalars(
-            select(Invitation.inviter_id).distinct()
-            .where(Invitation.organization_id == org, Invitation.updated_at > since)))
+        dirty.update(i for i in session.scalars(
+            select(Invitation.inviter_id)
+            .where(Invitation.organization_id == org, Invitation.updated_at > since))
+            if i is not None)
         refresh_growth(session, org, zone, since)
         _put(session, org, mark_row, WATERMARK_KEY, (wall - MARGIN).isoformat())
     if dirty:
