@@ -471,8 +471,14 @@ def _group_key(by: ConversionBy) -> Any:
 
 def _labels(session: Session, by: ConversionBy, keys: list[uuid.UUID]) -> dict[uuid.UUID, str]:
     labels: dict[uuid.UUID, str] = {}
-    if by is ConversionBy.INVITER:
-        return {mid: person[0] for mid, person in _members(session, keys).items()}
+    if by is ConversionBy.INVITER:  # the name alone (no unit join): thousands of rows
+        for part in _chunks(keys):
+            for mid, first, last, email in session.execute(
+                select(Member.id, Member.first_name, Member.last_name, Member.email)
+                .where(Member.id.in_(part))
+            ):
+                labels[mid] = f"{first} {last}".strip() or email
+        return labels
     for part in _chunks(keys):
         if by is ConversionBy.UNIT:
             rows = session.execute(select(Unit.id, Unit.name).where(Unit.id.in_(part)))
