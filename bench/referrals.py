@@ -4,7 +4,7 @@ organization-wide, beside a baseline: the same figures by the obvious joins over
 tables (referral x member, member x referral for the channel, invitation with a window
 median), without the programme's summary table and covering indexes.
 
-    python -m bench referrals [--quick] [--postgres URL]
+    python -m bench referrals [--quick | --size N] [--postgres URL]
 
 The database is built once (bulk inserts, ledger and reward rows written as the
 reconciliation would) and cached under the bench cache dir; --postgres copies the same
@@ -354,8 +354,9 @@ def measure(uow: UnitOfWork, admin: Operator, size: int, backend: str,
     return rows
 
 
-def run(quick: bool = False, postgres: str | None = None) -> list[dict[str, Any]]:
-    size = QUICK_SIZE if quick else SIZE
+def run(quick: bool = False, postgres: str | None = None,
+        size: int | None = None) -> list[dict[str, Any]]:
+    size = size or (QUICK_SIZE if quick else SIZE)
     uow, admin, ready_s = _database(size)
     started = time.perf_counter()
     rp.reconcile(uow, admin, now=NOW)  # the first Refresh builds the summaries
@@ -379,8 +380,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--postgres", metavar="URL", help="also time an empty PostgreSQL "
                         "database (filled with the same shape)")
+    parser.add_argument("--size", type=int, help="referrals (default 1,000,000; --quick: "
+                        f"{QUICK_SIZE:,}); each size is cached on its own")
     args = parser.parse_args(argv)
-    for row in run(quick=args.quick, postgres=args.postgres):
+    for row in run(quick=args.quick, postgres=args.postgres, size=args.size):
         print(json.dumps(row), flush=True)
     return 0
 

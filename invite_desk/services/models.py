@@ -736,3 +736,56 @@ class GrowthDayStats(Base):
 
 Index("ix_invitation_org_updated", Invitation.organization_id, Invitation.updated_at,
       Invitation.inviter_id)
+
+
+# The referral reconciliation's watermark ranges and due vestings (migration 0009).
+Index("ix_member_org_updated", Member.organization_id, Member.updated_at)
+Index("ix_member_org_status_joined", Member.organization_id, Member.status, Member.joined_at)
+Index("ix_referral_org_updated", Referral.organization_id, Referral.updated_at)
+Index("ix_referral_flag_org_updated", ReferralFlag.organization_id, ReferralFlag.updated_at)
+Index("ix_referral_reward_org_state_vest", ReferralReward.organization_id, ReferralReward.state,
+      ReferralReward.vest_after)
+
+RUNNING_HISTOGRAM_BUCKETS = 16
+
+
+class ReferralRunningStats(Base):
+    """Running totals per organization, dimension and group, through the end of each local
+    month (every group has a row for every month from its first to the newest one, so a
+    period's figure is the row at its last month less the row before its first: two
+    indexed reads instead of summing every month). `dim`: "inviter" (also the leaderboard's
+    quality score of the referrer's completed referrals), "unit", "batch", "event", and
+    "members" (active members by join month, for the K-factor). `h0`..`h15`: accepted
+    invitations by time to accept, in the log-spaced buckets of referral_program/stats.py.
+    Kept by the reconciliation (services/referral_program/running.py)."""
+
+    __tablename__ = "referral_running_stats"
+    __table_args__ = (
+        Index("ix_referral_running_stats_group", "organization_id", "dim", "group_key",
+              "month_start"),
+    )
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"),
+                                                       primary_key=True)
+    dim: Mapped[str] = mapped_column(String(10), primary_key=True)
+    month_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    group_key: Mapped[str] = mapped_column(exact_string(36), primary_key=True)  # "" = none
+    score: Mapped[int] = mapped_column(Integer, default=0)
+    sent: Mapped[int] = mapped_column(Integer, default=0)
+    accepted: Mapped[int] = mapped_column(Integer, default=0)
+    h0: Mapped[int] = mapped_column(Integer, default=0)
+    h1: Mapped[int] = mapped_column(Integer, default=0)
+    h2: Mapped[int] = mapped_column(Integer, default=0)
+    h3: Mapped[int] = mapped_column(Integer, default=0)
+    h4: Mapped[int] = mapped_column(Integer, default=0)
+    h5: Mapped[int] = mapped_column(Integer, default=0)
+    h6: Mapped[int] = mapped_column(Integer, default=0)
+    h7: Mapped[int] = mapped_column(Integer, default=0)
+    h8: Mapped[int] = mapped_column(Integer, default=0)
+    h9: Mapped[int] = mapped_column(Integer, default=0)
+    h10: Mapped[int] = mapped_column(Integer, default=0)
+    h11: Mapped[int] = mapped_column(Integer, default=0)
+    h12: Mapped[int] = mapped_column(Integer, default=0)
+    h13: Mapped[int] = mapped_column(Integer, default=0)
+    h14: Mapped[int] = mapped_column(Integer, default=0)
+    h15: Mapped[int] = mapped_column(Integer, default=0)

@@ -13,7 +13,9 @@ When ledger rows are written: `reconcile` compares, per referral, what the facts
 referrer should hold (referral completed, referee an active member, no open or rejected flag,
 hold elapsed) with the referral's reward state, and appends only the missing award / vest /
 revoke rows. It is idempotent (a second run writes nothing) and safe to run concurrently (a
-unique key on (referral, kind, cycle) turns a duplicate into a no-op).
+unique key on (referral, kind, cycle) turns a duplicate into a no-op). After its first run it
+is incremental: a watermark (ledger.MARK_KEY) limits it to rows changed since the last run,
+by the updated_at indexes of migration 0009 (see ledger.reconcile_session).
 
 Who runs it: `member_activity` reconciles that member's referrals first (cheap: one
 referrer's rows), `decide_flag` reconciles the referrer in the same transaction, the

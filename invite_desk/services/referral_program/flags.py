@@ -9,10 +9,11 @@ key, so a flag once decided is not raised again for the same finding."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, and_, case, func, insert, select
+from sqlalchemy import ColumnElement, Select, and_, case, func, insert, select
 from sqlalchemy.orm import Session, aliased
 
 from invite_desk.services import audit
@@ -55,6 +56,7 @@ Referee = aliased(Member, name="referee")
 RefereeOrigin = aliased(MemberOrigin, name="referee_origin")
 OtherOrigin = aliased(MemberOrigin, name="other_origin")
 Other = aliased(Referral, name="other")
+CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -67,20 +69,43 @@ class _Finding:
 
 
 def _referral_findings(session: Session, organization_id: uuid.UUID,
-                       settings: GamificationSettings, now: datetime) -> list[_Finding]:
+                       settings: GamificationSettings, now: datetime,
+                       part: Sequence[uuid.UUID] | None = None) -> list[_Finding]:
+    """Findings about single referrals (`part`: only these referrals, for the address checks;
+    the device and never-active checks read small indexed sets and always run whole)."""
     found: list[_Finding] = []
     base = (Referral.organization_id == organization_id,
             Referral.status != ReferralStatus.DECLINED.value)
+    only = (Referral.id.in_(part),) if part is not None else ()
     ReferrerOrigin = aliased(MemberOrigin, name="referrer_origin")
     # Self-referral: the referee's address is the referrer's own, decorated (+tag, dots).
     for rid, referrer in session.execute(
         select(Referral.id, Referral.referrer_id)
         .join(RefereeOrigin, RefereeOrigin.member_id == Referral.referee_id)
         .join(ReferrerOrigin, ReferrerOrigin.member_id == Referral.referrer_id)
-        .where(*base, RefereeOrigin.email_key == ReferrerOrigin.email_key)
+        .where(*base, *only, RefereeOrigin.email_key == ReferrerOrigin.email_key)
     ):
         found.append(_Finding(FlagKind.SELF_REFERRAL, referrer, rid, f"self:{rid}",
                               "The referee's address is the referrer's own address."))
+    # Disposable address.
+    for rid, referrer in session.execute(
+        select(Referral.id, Referral.referrer_id)
+        .join(RefereeOrigin, RefereeOrigin.member_id == Referral.referee_id)
+        .where(*base, *only, RefereeOrigin.disposable.is_(True))
+    ):
+        found.append(_Finding(FlagKind.DISPOSABLE_DOMAIN, referrer, rid, f"disposable:{rid}",
+                              "The referee used a disposable (throw-away) email domain."))
+    return found
+
+
+def _whole_findings(session: Session, organization_id: uuid.UUID,
+                    settings: GamificationSettings, now: datetime) -> list[_Finding]:
+    """Device and never-active findings: small indexed sets (origins with hashes, referrals
+    not completed), read whole on every pass."""
+    found: list[_Finding] = []
+    base = (Referral.organization_id == organization_id,
+            Referral.status != ReferralStatus.DECLINED.value)
+    ReferrerOrigin = aliased(MemberOrigin, name="referrer_origin")
     # Same IP address and browser as the referrer, or as another of the referrer's referees.
     # Both read from the (few) origins that have hashes, by the device index: never a join
     # of a referrer's referrals with each other.
@@ -116,14 +141,6 @@ def _referral_findings(session: Session, organization_id: uuid.UUID,
         found.append(_Finding(FlagKind.SAME_DEVICE, referrer, rid, f"device-twin:{rid}",
                               f"The referee registered from the same IP address and browser as "
                               f"{twins} other referee(s) of the same referrer."))
-    # Disposable address.
-    for rid, referrer in session.execute(
-        select(Referral.id, Referral.referrer_id)
-        .join(RefereeOrigin, RefereeOrigin.member_id == Referral.referee_id)
-        .where(*base, RefereeOrigin.disposable.is_(True))
-    ):
-        found.append(_Finding(FlagKind.DISPOSABLE_DOMAIN, referrer, rid, f"disposable:{rid}",
-                              "The referee used a disposable (throw-away) email domain."))
     # Never active: still not an active member long after the referral.
     cutoff = now - timedelta(days=settings.never_active_days)
     for rid, referrer in session.execute(
@@ -139,10 +156,15 @@ def _referral_findings(session: Session, organization_id: uuid.UUID,
 
 
 def _inviter_findings(session: Session, organization_id: uuid.UUID,
-                      settings: GamificationSettings) -> list[_Finding]:
+                      settings: GamificationSettings,
+                      part: Sequence[uuid.UUID] | None = None) -> list[_Finding]:
+    """Findings about inviters' behaviour (`part`: only these inviters, all their
+    invitations, by the inviter index)."""
     found: list[_Finding] = []
     sent = Invitation.sent_at.is_not(None)
-    org = Invitation.organization_id == organization_id
+    org: ColumnElement[bool] = Invitation.organization_id == organization_id
+    if part is not None:
+        org = and_(org, Invitation.inviter_id.in_(part))
     domain = email_domain(session, Invitation.email_normalized).label("domain")
     for inviter, dom, count in session.execute(
         select(Invitation.inviter_id, domain, func.count())
@@ -178,15 +200,38 @@ def _inviter_findings(session: Session, organization_id: uuid.UUID,
     return found
 
 
+def _parts(ids: Sequence[uuid.UUID]) -> list[Sequence[uuid.UUID]]:
+    return [ids[start:start + CHUNK] for start in range(0, len(ids), CHUNK)]
+
+
 def detect(session: Session, organization_id: uuid.UUID, settings: GamificationSettings,
-           now: datetime) -> int:
-    """Raise a flag for every finding not flagged before; returns how many were raised."""
-    findings = (_referral_findings(session, organization_id, settings, now)
-                + _inviter_findings(session, organization_id, settings))
+           now: datetime, *, since: datetime | None = None) -> int:
+    """Raise a flag for every finding not flagged before; returns how many were raised.
+    With `since` (the reconciliation's watermark), the address checks read only referrals
+    that changed since, and the inviter checks only inviters whose invitations did."""
+    findings = _whole_findings(session, organization_id, settings, now)
+    if since is None:
+        findings += _referral_findings(session, organization_id, settings, now)
+        findings += _inviter_findings(session, organization_id, settings)
+    else:
+        from invite_desk.services.referral_program.ledger import changed_referrals
+
+        for part in _parts(changed_referrals(session, organization_id, since)):
+            findings += _referral_findings(session, organization_id, settings, now, part)
+        inviters = sorted({i for i in session.scalars(
+            select(Invitation.inviter_id)
+            .where(Invitation.organization_id == organization_id,
+                   Invitation.updated_at > since)) if i is not None})
+        for part in _parts(inviters):
+            findings += _inviter_findings(session, organization_id, settings, part)
     if not findings:
         return 0
-    known = set(session.scalars(select(ReferralFlag.dedupe_key).where(
-        ReferralFlag.organization_id == organization_id)))
+    keys = sorted({finding.key for finding in findings})
+    known: set[str] = set()
+    for start in range(0, len(keys), CHUNK):
+        known.update(session.scalars(select(ReferralFlag.dedupe_key).where(
+            ReferralFlag.organization_id == organization_id,
+            ReferralFlag.dedupe_key.in_(keys[start:start + CHUNK]))))
     rows = []
     for finding in findings:
         if finding.key in known:

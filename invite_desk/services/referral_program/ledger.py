@@ -16,9 +16,13 @@ later insert fail, and that run is rolled back and its caller sees the other's r
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, Exists, and_, exists, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -27,12 +31,14 @@ from sqlalchemy.orm import Session, aliased
 from invite_desk.services import audit
 from invite_desk.services.models import (
     Member,
+    MemberOrigin,
     MemberStatus,
     Referral,
     ReferralFlag,
     ReferralLedger,
     ReferralReward,
     ReferralStatus,
+    Setting,
     new_id,
     utcnow,
 )
@@ -52,6 +58,9 @@ from invite_desk.services.uow import UnitOfWork
 INACTIVE, HELD, VESTED, REVOKED, FAKE = "inactive", "held", "vested", "revoked", "fake"
 
 Referee = aliased(Member, name="referee")
+MARK_KEY = "referralProgram._reconcileWatermark"
+MARGIN = stats.MARGIN
+CHUNK = 500
 
 
 @dataclass
@@ -89,7 +98,8 @@ def _ledger_row(reward: ReferralReward | dict[str, object], *, kind: LedgerKind,
 
 
 def _track(session: Session, organization_id: uuid.UUID,
-           referrer_id: uuid.UUID | None, touched: set[uuid.UUID]) -> int:
+           referrer_id: uuid.UUID | None, touched: set[uuid.UUID],
+           part: Sequence[uuid.UUID] | None = None) -> int:
     """Give every completed referral its reward row (state `inactive` until awarded)."""
     stmt = (
         select(Referral.id, Referral.referrer_id, Referral.completed_at, Referral.referred_at)
@@ -99,6 +109,8 @@ def _track(session: Session, organization_id: uuid.UUID,
     )
     if referrer_id is not None:
         stmt = stmt.where(Referral.referrer_id == referrer_id)
+    if part is not None:
+        stmt = stmt.where(Referral.id.in_(part))
     rows = [
         {"referral_id": rid, "organization_id": organization_id, "referrer_id": referrer,
          "cycle": 0, "state": INACTIVE, "points": 0, "completed_at": completed or referred,
@@ -112,7 +124,8 @@ def _track(session: Session, organization_id: uuid.UUID,
 
 
 def _revoke(session: Session, organization_id: uuid.UUID, now: datetime,
-            referrer_id: uuid.UUID | None, touched: set[uuid.UUID]) -> int:
+            referrer_id: uuid.UUID | None, touched: set[uuid.UUID],
+            part: Sequence[uuid.UUID] | None = None) -> int:
     """Rewards whose referral no longer earns points: lapsed, rejected, or fake."""
     stmt = (
         select(ReferralReward, Referral.status, Referee.status, _rejected_flag())
@@ -132,6 +145,8 @@ def _revoke(session: Session, organization_id: uuid.UUID, now: datetime,
     )
     if referrer_id is not None:
         stmt = stmt.where(ReferralReward.referrer_id == referrer_id)
+    if part is not None:
+        stmt = stmt.where(ReferralReward.referral_id.in_(part))
     rows = []
     for reward, referral_status, member_status, fake in session.execute(stmt):
         touched.add(reward.referrer_id)
@@ -157,7 +172,8 @@ def _revoke(session: Session, organization_id: uuid.UUID, now: datetime,
 
 
 def _award(session: Session, organization_id: uuid.UUID, settings: GamificationSettings,
-           now: datetime, referrer_id: uuid.UUID | None, touched: set[uuid.UUID]) -> int:
+           now: datetime, referrer_id: uuid.UUID | None, touched: set[uuid.UUID],
+           part: Sequence[uuid.UUID] | None = None) -> int:
     """Completed referrals of active referees that earn nothing yet (first time, or back
     after a lapse)."""
     stmt = (
@@ -174,6 +190,8 @@ def _award(session: Session, organization_id: uuid.UUID, settings: GamificationS
     )
     if referrer_id is not None:
         stmt = stmt.where(ReferralReward.referrer_id == referrer_id)
+    if part is not None:
+        stmt = stmt.where(ReferralReward.referral_id.in_(part))
     hold = timedelta(days=settings.vesting_hold_days)
     points = settings.points_per_referral
     rows: list[dict[str, object]] = []
@@ -222,28 +240,88 @@ def _vest(session: Session, organization_id: uuid.UUID, now: datetime,
     return len(rows)
 
 
+def _parts(ids: Sequence[uuid.UUID]) -> Iterable[Sequence[uuid.UUID]]:
+    for start in range(0, len(ids), CHUNK):
+        yield ids[start:start + CHUNK]
+
+
+def _settings_key(settings: GamificationSettings) -> str:
+    return json.dumps(dataclasses.asdict(settings), sort_keys=True, default=str)
+
+
+def _mark(session: Session, organization_id: uuid.UUID) -> tuple[Setting | None, Any]:
+    row = session.scalar(select(Setting).where(Setting.organization_id == organization_id,
+                                               Setting.key == MARK_KEY))
+    return row, (json.loads(row.value_json) if row is not None else None)
+
+
+def changed_referrals(session: Session, organization_id: uuid.UUID,
+                      since: datetime) -> list[uuid.UUID]:
+    """Referrals whose facts may have changed since `since`: the referral itself, its referee
+    (status), a flag on it, or the origin of its referee or referrer (self-referral,
+    disposable address). Each is an indexed range of rows changed since the watermark."""
+    org = organization_id
+    members = select(Member.id).where(Member.organization_id == org, Member.updated_at > since)
+    origins = select(MemberOrigin.member_id).where(MemberOrigin.organization_id == org,
+                                                   MemberOrigin.recorded_at > since)
+    ids: set[uuid.UUID] = set(session.scalars(select(Referral.id).where(
+        Referral.organization_id == org, Referral.updated_at > since)))
+    ids.update(session.scalars(select(Referral.id).where(Referral.referee_id.in_(members))))
+    ids.update(session.scalars(select(Referral.id).where(Referral.referee_id.in_(origins))))
+    ids.update(session.scalars(select(Referral.id).where(Referral.referrer_id.in_(origins))))
+    ids.update(i for i in session.scalars(select(ReferralFlag.referral_id).where(
+        ReferralFlag.organization_id == org, ReferralFlag.updated_at > since)) if i is not None)
+    return sorted(ids)
+
+
 def reconcile_session(session: Session, organization_id: uuid.UUID, now: datetime, *,
                       referrer_id: uuid.UUID | None = None,
                       settings: GamificationSettings | None = None) -> ReconcileResult:
     """One pass in the caller's transaction (the caller commits). With `referrer_id`, only
-    that referrer's referrals (cheap; what one member's page needs) and no new flags."""
+    that referrer's referrals (cheap; what one member's page needs) and no new flags.
+
+    Organization-wide, a pass after the first looks only at what changed since the last one
+    (the watermark: the wall clock when it began, less a margin for clock skew), by the
+    `updated_at` / `recorded_at` indexes: referrals, their referees, flags and origins changed
+    since, inviters whose invitations changed since. What depends on the clock alone is
+    always checked, over small indexed sets: held rewards due to vest, pending referrals
+    that never became active. A change of settings (thresholds) makes the pass whole again."""
     settings = settings or load_settings(session, organization_id)
+    wall = utcnow()
     raised = 0
+    since: datetime | None = None
+    mark_row, mark = (None, None)
     if referrer_id is None:
-        origin.backfill(session, organization_id)
-        raised = flag_detection.detect(session, organization_id, settings, now)
+        mark_row, mark = _mark(session, organization_id)
+        if isinstance(mark, dict) and mark.get("settings") == _settings_key(settings):
+            since = datetime.fromisoformat(str(mark["at"]))
+        origin.backfill(session, organization_id, since=since)
+        raised = flag_detection.detect(session, organization_id, settings, now, since=since)
     touched: set[uuid.UUID] = set()
-    _track(session, organization_id, referrer_id, touched)
-    session.flush()
-    revoked = _revoke(session, organization_id, now, referrer_id, touched)
-    session.flush()
-    awarded = _award(session, organization_id, settings, now, referrer_id, touched)
-    session.flush()
+    parts: list[Sequence[uuid.UUID] | None] = [None]
+    if since is not None:
+        parts = list(_parts(changed_referrals(session, organization_id, since)))
+    revoked = awarded = 0
+    for part in parts:
+        _track(session, organization_id, referrer_id, touched, part)
+        session.flush()
+        revoked += _revoke(session, organization_id, now, referrer_id, touched, part)
+        session.flush()
+        awarded += _award(session, organization_id, settings, now, referrer_id, touched, part)
+        session.flush()
     vested = _vest(session, organization_id, now, referrer_id, touched)
     session.flush()
     # the leaderboard's monthly summary follows (see stats.py)
     stats.refresh(session, organization_id, settings.time_zone, utcnow(), touched,
                   follow_invitations=referrer_id is None)
+    if referrer_id is None:
+        value = json.dumps({"at": (wall - MARGIN).isoformat(),
+                            "settings": _settings_key(settings)})
+        if mark_row is None:
+            session.add(Setting(organization_id=organization_id, key=MARK_KEY,
+                                value_json=value))
+        else:
+            mark_row.value_json = value
     session.flush()
     return ReconcileResult(awarded=awarded, vested=vested, revoked=revoked, flags_raised=raised)
 

@@ -120,9 +120,11 @@ def channel_of(session: Session, member_id: uuid.UUID) -> Channel:
     return Channel.IMPORTED
 
 
-def backfill(session: Session, organization_id: uuid.UUID, chunk: int = 5000) -> int:
+def backfill(session: Session, organization_id: uuid.UUID, chunk: int = 5000, *,
+             since: datetime | None = None) -> int:
     """Give every member without an origin one (referral, event guest who joined, else
-    imported); returns how many. Steady state reads one anti-join and writes nothing."""
+    imported); returns how many. With `since`, only members changed since then (a member is
+    created with `updated_at` set, so a new one is among them)."""
     referred = exists().where(Referral.referee_id == Member.id)
     guest = exists().where(EventGuest.member_id == Member.id)
     missing = (
@@ -130,6 +132,8 @@ def backfill(session: Session, organization_id: uuid.UUID, chunk: int = 5000) ->
         .where(Member.organization_id == organization_id,
                ~exists().where(MemberOrigin.member_id == Member.id))
     )
+    if since is not None:
+        missing = missing.where(Member.updated_at > since)
     added = 0
     rows = session.execute(missing).all()
     for start in range(0, len(rows), chunk):

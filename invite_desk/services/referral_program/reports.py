@@ -38,7 +38,8 @@ from invite_desk.services.models import (
 )
 from invite_desk.services.operator import Operator, refreshed
 from invite_desk.services.permissions import ScopeLevel, scope_of
-from invite_desk.services.referral_program import stats
+from invite_desk.services.referral_program import running, stats
+from invite_desk.services.referral_program.running import ACTIVE_WEIGHT, INACTIVE_WEIGHT
 from invite_desk.services.referral_program.settings import load as load_settings
 from invite_desk.services.referral_program.sql import bucket_index, seconds_between
 from invite_desk.services.referral_program.types import (
@@ -63,9 +64,10 @@ from invite_desk.services.referral_program.types import (
 from invite_desk.services.roles import Role
 from invite_desk.services.uow import UnitOfWork
 
-ACTIVE_WEIGHT = 5  # a referee who is still an active member
-INACTIVE_WEIGHT = 1  # a completed referral whose referee is no longer active
 CHUNK = 500
+# Up to this many acceptances in a conversion view, medians are exact (ranked in SQL);
+# beyond, interpolated within the running histogram's log-spaced bucket.
+EXACT_MEDIAN_LIMIT = 2_000
 
 HELD, VESTED, FAKE = "held", "vested", "fake"
 
@@ -175,6 +177,12 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
 
         summarized = (stats.is_whole_months(start, end, settings.zone)
                       and stats.usable(session, org, settings.time_zone))
+        candidates = None
+        if (summarized and limit is not None and scope.unit_id is None and not scope.own_only
+                and running.built(session, org, settings.time_zone)):
+            candidates = _ranked_candidates(session, org, settings.zone, start, end,
+                                            limit + (0 if scope.sees_opted_out
+                                                     else len(opted_out)) + 1)
         if summarized:
             # Whole local months: sum the monthly summary (a few rows per referrer).
             S = ReferralMonthStats
@@ -186,7 +194,7 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
                        *scope.person(S.referrer_id))
                 .group_by(S.referrer_id)
             )
-            if limit is not None:
+            if limit is not None and candidates is None:
                 # Rank in SQL, as below (score, who got there first, id): only the rows
                 # shown (and the opted-out ones that may be hidden) come back.
                 hidden = len(opted_out) if not scope.sees_opted_out else 0
@@ -195,8 +203,11 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
                 summed = summed.order_by(
                     score_sql.desc(), case((func.max(S.reached).is_(None), 1), else_=0),
                     func.max(S.reached), S.referrer_id).limit(limit + hidden + 1)
-            for mid, completed, active, vested, held, reached, sent, accepted in session.execute(
-                summed
+            batches = ([summed] if candidates is None else
+                       [summed.where(S.referrer_id.in_(part))
+                        for part in _chunks(sorted(candidates))])
+            for mid, completed, active, vested, held, reached, sent, accepted in (
+                row for batch in batches for row in session.execute(batch)
             ):
                 row_for(mid).update(
                     completed=int(completed or 0), active=int(active or 0),
@@ -213,7 +224,8 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
                    *scope.person(Referral.referrer_id))
             .group_by(Referral.referrer_id)
         ):
-            row_for(mid)["pending_ref"] = int(pending)
+            if candidates is None or mid in candidates:
+                row_for(mid)["pending_ref"] = int(pending)
 
         ids = list(figures)
 
@@ -284,6 +296,26 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
         label = ("your own referrals" if scope.own_only else
                  chosen.name if chosen is not None else "whole organization")
         return Leaderboard(period, start, end, tuple(rows), label)
+
+
+def _ranked_candidates(session: Session, org: uuid.UUID, zone: ZoneInfo,
+                       start: datetime | None, end: datetime | None,
+                       wanted: int) -> set[uuid.UUID] | None:
+    """The referrers who can appear in the top `wanted` of a whole-months period: those
+    whose score, from the running totals (two rows per referrer), is at least the
+    `wanted`-th best; ties at that score are all kept, the figures and the tie-break are
+    then read for them alone. None when fewer referrers than that have a score (small
+    data: the plain sum is as cheap)."""
+    top = running.period_rows(
+        session, org, zone, "inviter", start, end, ("score",),
+        where=[lambda f: f["score"] > 0], order_by=[lambda f: f["score"].desc()],
+        limit=wanted)
+    if len(top) < wanted:
+        return None
+    threshold = int(top[-1][1])
+    return {uuid.UUID(key) for key, _ in running.period_rows(
+        session, org, zone, "inviter", start, end, ("score",),
+        where=[lambda f: f["score"] >= threshold])}
 
 
 def _raw_figures(session: Session, org: uuid.UUID, scope: _Scope, start: datetime | None,
@@ -439,8 +471,14 @@ def _group_key(by: ConversionBy) -> Any:
 
 def _labels(session: Session, by: ConversionBy, keys: list[uuid.UUID]) -> dict[uuid.UUID, str]:
     labels: dict[uuid.UUID, str] = {}
-    if by is ConversionBy.INVITER:
-        return {mid: person[0] for mid, person in _members(session, keys).items()}
+    if by is ConversionBy.INVITER:  # the name alone (no unit join): thousands of rows
+        for part in _chunks(keys):
+            for mid, first, last, email in session.execute(
+                select(Member.id, Member.first_name, Member.last_name, Member.email)
+                .where(Member.id.in_(part))
+            ):
+                labels[mid] = f"{first} {last}".strip() or email
+        return labels
     for part in _chunks(keys):
         if by is ConversionBy.UNIT:
             rows = session.execute(select(Unit.id, Unit.name).where(Unit.id.in_(part)))
@@ -474,14 +512,29 @@ def conversion(uow: UnitOfWork, operator: Operator, period: Period,
         key = _group_key(by).label("k")
         where = [Invitation.organization_id == org, Invitation.sent_at.is_not(None),
                  *_in_range(Invitation.sent_at, start, end), *scope.invitations()]
-        counts = {
+        fast = (scope.unit_id is None and not scope.own_only
+                and stats.is_whole_months(start, end, settings.zone)
+                and running.built(session, org, settings.time_zone))
+        counts: dict[Any, tuple[int, int]] = {}
+        histograms: dict[Any, list[int]] = {}
+        if fast:
+            # Organization-wide whole months: the running totals, two rows per group.
+            for k, sent, accepted, *hist in running.period_rows(
+                session, org, settings.zone, by.value, start, end,
+                ("sent", "accepted", *running.HIST), where=[lambda f: f["sent"] > 0]
+            ):
+                group = uuid.UUID(k) if k else None
+                counts[group] = (int(sent), int(accepted))
+                histograms[group] = [int(v) for v in hist]
+        else:
+            counts = {
             k: (int(sent), int(accepted or 0))
             for k, sent, accepted in session.execute(
                 select(key, func.count(),
                        func.sum(case((Invitation.status == InvitationStatus.ACCEPTED.value, 1),
                                      else_=0)))
                 .where(*where).group_by(key))
-        }
+            }
         duration = seconds_between(session, Invitation.sent_at, Invitation.accepted_at)
         ranked = (
             select(key, duration.label("d"),
@@ -491,11 +544,14 @@ def conversion(uow: UnitOfWork, operator: Operator, period: Period,
                    Invitation.accepted_at.is_not(None))
             .subquery()
         )
-        medians = dict(session.execute(
-            select(ranked.c.k, func.avg(ranked.c.d))
-            .where(ranked.c.rn >= func.floor((ranked.c.n + 1) / 2.0),
-                   ranked.c.rn <= func.floor((ranked.c.n + 2) / 2.0))
-            .group_by(ranked.c.k)).all())
+        if not fast or sum(a for _, a in counts.values()) <= EXACT_MEDIAN_LIMIT:
+            medians = dict(session.execute(
+                select(ranked.c.k, func.avg(ranked.c.d))
+                .where(ranked.c.rn >= func.floor((ranked.c.n + 1) / 2.0),
+                       ranked.c.rn <= func.floor((ranked.c.n + 2) / 2.0))
+                .group_by(ranked.c.k)).all())
+        else:
+            medians = {k: running.interpolated_median(h) for k, h in histograms.items()}
         labels = _labels(session, by, [k for k in counts if k is not None])
         rows = sorted(
             (ConversionRow(key=k, label=labels.get(k, NO_GROUP[by]) if k else NO_GROUP[by],
@@ -513,7 +569,11 @@ def conversion(uow: UnitOfWork, operator: Operator, period: Period,
             members_q = members_q.where(Member.id == operator.member_id)
         elif scope.unit_id is not None:
             members_q = members_q.where(Member.unit_id == scope.unit_id)
-        members = int(session.scalar(members_q) or 0)
+        if fast:  # active members who joined before the end: a running total
+            members = sum(int(n) for _, n in running.period_rows(
+                session, org, settings.zone, "members", None, end, ("score",)))
+        else:
+            members = int(session.scalar(members_q) or 0)
         per_member = _rate(total_sent, members)
         rate = _rate(total_accepted, total_sent)
         k_factor = per_member * rate if per_member is not None and rate is not None else None

@@ -32,6 +32,7 @@ from invite_desk.services.models import (
     ReferralReward,
     Setting,
 )
+from invite_desk.services.referral_program import running
 from invite_desk.services.referral_program.sql import bucket_index
 
 ZONE_KEY = "referralProgram._statsTimeZone"
@@ -168,15 +169,23 @@ def refresh(session: Session, org: uuid.UUID, zone_name: str, wall: datetime,
             return  # never built: the next full reconciliation builds it
         _rebuild(session, org, zone, None)
         refresh_growth(session, org, zone, None)
+        running.rebuild(session, org, zone, zone_name)
         _put(session, org, zone_row, ZONE_KEY, zone_name)
         _put(session, org, mark_row, WATERMARK_KEY, (wall - MARGIN).isoformat())
         return
     dirty = set(referrers)
+    since: datetime | None = None
+    if follow_invitations and not running.built(session, org, zone_name):
+        running.rebuild(session, org, zone, zone_name)  # a database from before 0009
+    else:
+        running.follow(session, org, zone, dirty,
+                       datetime.fromisoformat(str(mark)) if follow_invitations else None)
     if follow_invitations:
         since = datetime.fromisoformat(str(mark))
-        dirty.update(session.scalars(
-            select(Invitation.inviter_id).distinct()
-            .where(Invitation.organization_id == org, Invitation.updated_at > since)))
+        dirty.update(i for i in session.scalars(
+            select(Invitation.inviter_id)
+            .where(Invitation.organization_id == org, Invitation.updated_at > since))
+            if i is not None)
         refresh_growth(session, org, zone, since)
         _put(session, org, mark_row, WATERMARK_KEY, (wall - MARGIN).isoformat())
     if dirty:
