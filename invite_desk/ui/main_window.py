@@ -62,7 +62,7 @@ SettingsFactory = Callable[[UnitOfWork, Operator, QWidget | None], QWidget]
 
 PAGE_KEY_ROLE = Qt.ItemDataRole.UserRole + 1
 # Pages wider or taller than a small screen scroll inside the window instead of widening it.
-FRAMED_PAGES = frozenset({"compose", "invitations", "admin", "audit"})
+FRAMED_PAGES = frozenset({"compose", "invitations", "referrals", "admin", "audit", "suppression"})
 DEFAULT_SIZE = QSize(1200, 780)
 # How long quitting waits for the send thread and the background work to end.
 QUIT_WAIT_MS = 60_000
