@@ -16,6 +16,7 @@ conftest.py loads this module through `pytest_plugins`.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +26,7 @@ from typing import NoReturn
 import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.pool import NullPool
 
 from invite_desk.services import db
@@ -94,12 +95,27 @@ def fresh_server_database(backend: str) -> Iterator[URL]:
     try:
         yield base.set(database=name)
     finally:
-        with admin.connect() as connection:
-            if backend == "postgresql":
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            else:
-                connection.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+        _drop(admin, backend, name)
         admin.dispose()
+
+
+def _drop(admin: Engine, backend: str, name: str) -> None:
+    """Drop the test database. On PostgreSQL, `WITH (FORCE)` must terminate every session on
+    it, and an autovacuum worker (after a test that wrote a lot) is not the test user's to
+    terminate: wait for it to finish (seconds) instead of failing the test that just passed."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with admin.connect() as connection:
+                if backend == "postgresql":
+                    connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                else:
+                    connection.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+            return
+        except ProgrammingError as exc:
+            if "pg_signal_backend" not in str(exc.orig) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def _url_string(url: URL) -> str:

@@ -62,7 +62,8 @@ SettingsFactory = Callable[[UnitOfWork, Operator, QWidget | None], QWidget]
 
 PAGE_KEY_ROLE = Qt.ItemDataRole.UserRole + 1
 # Pages wider or taller than a small screen scroll inside the window instead of widening it.
-FRAMED_PAGES = frozenset({"compose", "invitations", "referrals", "admin", "audit", "suppression"})
+FRAMED_PAGES = frozenset({"compose", "invitations", "referrals", "members", "applications",
+                          "admin", "audit", "suppression"})
 DEFAULT_SIZE = QSize(1200, 780)
 # How long quitting waits for the send thread and the background work to end.
 QUIT_WAIT_MS = 60_000
@@ -517,8 +518,10 @@ class MainWindow(QMainWindow):
                 line.setFrameShape(QFrame.Shape.VLine)
                 line.setStyleSheet("color: #C9CED6;")
                 bar.addPermanentWidget(line)
-            label = (ElidedLabel(text, Qt.TextElideMode.ElideMiddle) if key == "database"
-                     else PlainLabel(text))
+            # Every part elides (full text in its tooltip): the status bar never makes the
+            # window wider than a small screen.
+            label = ElidedLabel(text, Qt.TextElideMode.ElideMiddle if key == "database"
+                                else Qt.TextElideMode.ElideRight)
             label.setObjectName(f"status_{key}")
             bar.addPermanentWidget(label)
             self.status_labels[key] = label
