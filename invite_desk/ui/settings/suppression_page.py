@@ -11,7 +11,7 @@ enforce the same rules). Every address, reason and piece of evidence is shown as
 from __future__ import annotations
 
 import uuid
-from typing import Any, Protocol
+from typing import Any
 
 from PySide6.QtCore import QItemSelection, Qt
 from PySide6.QtGui import QStandardItem, QStandardItemModel
@@ -33,6 +33,7 @@ from invite_desk.services.operator import Operator
 from invite_desk.services.permissions import Action, decide
 from invite_desk.services.suppression import SuppressionEntry
 from invite_desk.ui import widgets
+from invite_desk.ui.context import PageContext
 from invite_desk.ui.hub import INVITATIONS, SUPPRESSION, Changes, OperationsHub
 from invite_desk.ui.widgets import PlainLabel, plain_tooltip
 
@@ -40,19 +41,11 @@ COLUMNS = ("Address", "Why", "Since", "Evidence", "Added by", "Undone")
 ID_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
-class HasUnitOfWork(Protocol):
-    """What the page needs from the app: the unit of work, reached only inside the functions
-    it hands to the hub (AppContext has it)."""
-
-    @property
-    def uow(self) -> Any: ...
-
-
 class SuppressionPage(QWidget):
     """The suppression list with search, Add and Undo."""
 
     def __init__(self, hub: OperationsHub, operator: Operator, parent: QWidget | None = None,
-                 *, context: HasUnitOfWork) -> None:
+                 *, context: PageContext) -> None:
         super().__init__(parent)
         self.setObjectName("SuppressionPage")
         self.hub = hub
