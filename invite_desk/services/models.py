@@ -789,3 +789,132 @@ class ReferralRunningStats(Base):
     h13: Mapped[int] = mapped_column(Integer, default=0)
     h14: Mapped[int] = mapped_column(Integer, default=0)
     h15: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# -- offline replica and sync (issue 12, migration 0010; docs/architecture.md) --------------
+# Server side: sync_change (the change log the capture triggers append to), sync_clock
+# (MariaDB's commit clock), sync_applied (each pushed command's answer, exactly once).
+# Replica side: sync_state, local_change, sync_command, sync_applying. Every database has all
+# of them (a replica is a SQLite database at head); only the triggers differ.
+
+
+class SyncChange(Base):
+    """One changed row on the server: which table and id, not the values (a round reads the
+    current rows in the same snapshot). `xid`: PostgreSQL's writing transaction
+    (pg_current_xact_id); `clock`: MariaDB's commit clock, stamped just before COMMIT
+    (NULL until then); `conn_id`: the MariaDB connection that wrote it, for that stamping."""
+
+    __tablename__ = "sync_change"
+    __table_args__ = (
+        Index("ix_sync_change_xid_seq", "xid", "seq"),
+        Index("ix_sync_change_clock_seq", "clock", "seq"),
+        Index("ix_sync_change_conn_pending", "conn_id", "clock"),
+    )
+
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    xid: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    clock: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    conn_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    table_name: Mapped[str] = mapped_column(String(64))
+    row_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    op: Mapped[str] = mapped_column(String(1))  # I, U, D
+    organization_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SyncClock(Base):
+    """MariaDB's commit clock: one row (id 1), bumped last in every writing transaction."""
+
+    __tablename__ = "sync_clock"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    tick: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class SyncApplied(Base):
+    """The server's answer to one pushed command, written in the same transaction as its
+    effects (applied) or on its own (rejected): a command id seen again gets this answer."""
+
+    __tablename__ = "sync_applied"
+
+    command_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    replica_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    operator_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))  # applied | rejected
+    reason: Mapped[str] = mapped_column(Text, default="")
+    checkpoint: Mapped[str] = mapped_column(String(64), default="")  # the log position
+    applied_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SyncState(Base):
+    """A replica's own state (one row, id 1): which server and operator it mirrors, its pull
+    cursor (kept in the same transaction as the rows it applied) and the last round."""
+
+    __tablename__ = "sync_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    replica_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    remote_label: Mapped[str] = mapped_column(String(500))  # the URL without its password
+    operator_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    cursor: Mapped[str] = mapped_column(String(64), default="")
+    snapshot_done: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_pull_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_push_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+
+
+class LocalChange(Base):
+    """A row written on the replica (journal triggers), waiting to be pushed. `columns`: the
+    columns the write changed, comma-separated; `base_version`: the row's version before the
+    write (the server's version the edit was based on, for the first edit since a pull)."""
+
+    __tablename__ = "local_change"
+    __table_args__ = (Index("ix_local_change_command", "command_id", "seq"),
+                      Index("ix_local_change_row", "table_name", "row_id"))
+
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    table_name: Mapped[str] = mapped_column(String(64))
+    row_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    op: Mapped[str] = mapped_column(String(1))  # I, U, D
+    columns: Mapped[str] = mapped_column(Text, default="")
+    base_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    command_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+
+
+class SyncCommandState(StrEnum):
+    PENDING = "pending"  # not yet answered by the server
+    APPLIED = "applied"  # applied; its rows are protected until the cursor passes checkpoint
+    CONFIRMED = "confirmed"  # applied and pulled back: nothing left to do
+    REJECTED = "rejected"  # refused, with the reason; shown until the operator dismisses it
+
+
+class SyncCommand(Base):
+    """One offline edit, with the id the client gave it (the server applies it exactly once)."""
+
+    __tablename__ = "sync_command"
+    __table_args__ = (Index("ix_sync_command_state_seq", "state", "seq"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, unique=True)  # order of the local commits
+    kind: Mapped[str] = mapped_column(String(64))
+    operator_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    summary: Mapped[str] = mapped_column(Text, default="")  # what the operator did, in words
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    state: Mapped[str] = mapped_column(String(16), default=SyncCommandState.PENDING.value)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    checkpoint: Mapped[str] = mapped_column(String(64), default="")
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    dismissed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class SyncApplying(Base):
+    """Holds a row while a pull writes server rows into the replica, so the journal triggers
+    (WHEN NOT EXISTS (SELECT 1 FROM sync_applying)) do not record them as local edits."""
+
+    __tablename__ = "sync_applying"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
