@@ -298,6 +298,7 @@ def apply_on_server(remote: Engine, command: PendingCommand, replica_id: uuid.UU
             return stored
         outcome = _Outcome(APPLIED)
         try:
+            connection.begin()  # ours: the session below joins it and never ends it
             _apply(connection, command, outcome)
             connection.execute(insert(SYNC_APPLIED).values(
                 command_id=command.id, replica_id=replica_id, operator_id=command.operator_id,
@@ -419,7 +420,8 @@ def _server_operator(session: Session, command: PendingCommand) -> Operator:
 
 
 def _apply(connection: Connection, command: PendingCommand, outcome: _Outcome) -> None:
-    session = Session(bind=connection, autoflush=False)
+    session = Session(bind=connection, autoflush=False,
+                      join_transaction_mode="rollback_only")
     try:
         delivery = command.kind == journal.DELIVERY
         operator = None
@@ -474,6 +476,8 @@ def _server_row(context: _Context, table_name: str, row_id: uuid.UUID) -> dict[s
 def _apply_change(context: _Context, change: RowChange) -> None:
     if change.table in DERIVED:
         return
+    if change.op == "U" and not _data_columns(change):
+        return  # only the row's clock moved (a no-op write that takes a lock, as queueing's)
     local = context.command.values.get((change.table, change.row_id))
     server = _server_row(context, change.table, change.row_id)
     if change.op == "I":
