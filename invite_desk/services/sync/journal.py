@@ -46,10 +46,10 @@ from invite_desk.services.models import (
     utcnow,
 )
 
-LOCAL_CHANGE = LocalChange.__table__
-SYNC_COMMAND = SyncCommand.__table__
-SYNC_APPLYING = SyncApplying.__table__
-SYNC_STATE = SyncState.__table__
+LOCAL_CHANGE = Base.metadata.tables[LocalChange.__tablename__]
+SYNC_COMMAND = Base.metadata.tables[SyncCommand.__tablename__]
+SYNC_APPLYING = Base.metadata.tables[SyncApplying.__tablename__]
+SYNC_STATE = Base.metadata.tables[SyncState.__tablename__]
 
 _journaled: weakref.WeakSet[Engine] = weakref.WeakSet()  # engines whose commits are tagged
 TRIGGER_PREFIX = "sync_journal_"
