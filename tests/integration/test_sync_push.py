@@ -20,10 +20,11 @@ from invite_desk.services.models import (
     LocalChange,
     SyncCommandState,
 )
+from invite_desk.services.registration.joining import register_with_invitation
 from invite_desk.services.sync import capture, journal, pull, push
 from invite_desk.services.tracking.actions import extend_invitations, revoke_invitations
 from invite_desk.services.uow import UnitOfWork
-from tests.registration_fixtures import invite
+from tests.registration_fixtures import form, invite
 from tests.sync_push_support import (
     BACKEND_PARAMS,
     SyncWorld,
@@ -233,3 +234,20 @@ def test_dismissed_commands_are_no_longer_listed(world: SyncWorld) -> None:
     assert "Ada Admin" in listed[0].reason
     journal.dismiss(replica, listed[0].command_id)
     assert journal.rejected(replica) == []
+
+
+def test_the_referral_reconciliation_on_a_replica_records_nothing_to_push(
+        world: SyncWorld) -> None:
+    """Its ledger, reward states and watermarks are derived on whichever database it runs:
+    the server keeps its own; a replica's are never pushed (nor protected from the pull)."""
+    from invite_desk.services.referral_program import reconcile
+
+    sent = invite(world.server_uow, world.admin, "zoe@example.org")
+    joined = register_with_invitation(world.server_uow, sent.token, form("Zoë", "Martin"))
+    assert joined.member_id is not None
+    replica = world.replica(world.admin)
+    reconcile(UnitOfWork(replica), world.admin)
+    assert count(replica, "referral_ledger") >= 1  # it did award, locally
+    assert [c["summary"] for c in commands(replica)] == []
+    assert journal.pending_count(replica) == 0
+    assert count(world.server, "referral_ledger") == 0

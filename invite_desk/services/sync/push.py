@@ -87,10 +87,11 @@ AUDIT = Base.metadata.tables[AuditLog.__tablename__]
 APPLIED = "applied"
 REJECTED = "rejected"
 
-# Rows only ever added: inserted if absent, never updated from a replica.
-APPEND_ONLY = frozenset({"audit_log", "referral_ledger"})
+# Rows only ever added: inserted if absent, never updated from a replica. (The referral
+# ledger is append-only too, but derived: see DERIVED.)
+APPEND_ONLY = frozenset({"audit_log"})
 # Kept by the server's own referral reconciliation; a replica's copy never goes back.
-DERIVED = frozenset({"referral_reward"})
+DERIVED = journal.NOT_JOURNALED
 # Last writer wins (by arrival), the replaced value kept in the audit log.
 LAST_WRITER_WINS = frozenset({"setting", "organization"})
 # Invitation states a delivery fact no longer moves (accepted, revoked, or closed for good).
@@ -473,9 +474,12 @@ def _server_row(context: _Context, table_name: str, row_id: uuid.UUID) -> dict[s
 def _apply_change(context: _Context, change: RowChange) -> None:
     if change.table in DERIVED:
         return
+    local = context.command.values.get((change.table, change.row_id))
+    if change.table == "setting" and local is not None \
+            and journal.is_bookkeeping_key(str(local.get("key", ""))):
+        return  # a database's own bookkeeping (journaled before the journal knew better)
     if change.op == "U" and not _data_columns(change):
         return  # only the row's clock moved (a no-op write that takes a lock, as queueing's)
-    local = context.command.values.get((change.table, change.row_id))
     server = _server_row(context, change.table, change.row_id)
     if change.op == "I":
         if local is None:
@@ -541,8 +545,6 @@ def _insert(context: _Context, change: RowChange, local: Mapping[str, Any]) -> N
     if change.table == "invitation":
         _close_if_duplicate(context, values)
     if change.table == "setting" and _setting_taken(context, change, values):
-        return
-    if change.table == "referral_ledger" and _ledger_taken(context, values):
         return
     if change.table == "referral_flag" and _flag_taken(context, values):
         return
@@ -698,14 +700,6 @@ def _setting_taken(context: _Context, change: RowChange, values: dict[str, Any])
     context.outcome.versions.pop(("setting", server["id"]), None)
     context.outcome.drop_local.append(("setting", change.row_id))
     return True
-
-
-def _ledger_taken(context: _Context, values: Mapping[str, Any]) -> bool:
-    table = _table("referral_ledger")
-    return context.connection.execute(
-        select(table.c.id).where(table.c.referral_id == values["referral_id"],
-                                 table.c.kind == values["kind"],
-                                 table.c.cycle == values["cycle"])).first() is not None
 
 
 def _flag_taken(context: _Context, values: Mapping[str, Any]) -> bool:
