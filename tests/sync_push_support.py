@@ -105,7 +105,7 @@ def queue(uow: UnitOfWork, operator: Operator, *addresses: str, label: str = "")
     return queue_invitations(uow, operator, rows, source="paste", label=label)
 
 
-def rows_of(engine: Engine, table_name: str, **where: Any) -> list[dict[str, Any]]:
+def rows_of(engine: Engine, table_name: str, /, **where: Any) -> list[dict[str, Any]]:
     table = Base.metadata.tables[table_name]
     stmt = select(table)
     for column, value in where.items():
@@ -114,7 +114,7 @@ def rows_of(engine: Engine, table_name: str, **where: Any) -> list[dict[str, Any
         return [dict(r) for r in connection.execute(stmt).mappings()]
 
 
-def count(engine: Engine, table_name: str, **where: Any) -> int:
+def count(engine: Engine, table_name: str, /, **where: Any) -> int:
     table = Base.metadata.tables[table_name]
     stmt = select(func.count()).select_from(table)
     for column, value in where.items():

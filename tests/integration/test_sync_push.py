@@ -21,7 +21,7 @@ from invite_desk.services.models import (
     SyncCommandState,
 )
 from invite_desk.services.registration.joining import register_with_invitation
-from invite_desk.services.sync import capture, journal, pull, push
+from invite_desk.services.sync import capture, journal, pull, push, tables
 from invite_desk.services.tracking.actions import extend_invitations, revoke_invitations
 from invite_desk.services.uow import UnitOfWork
 from tests.registration_fixtures import form, invite
@@ -251,3 +251,16 @@ def test_the_referral_reconciliation_on_a_replica_records_nothing_to_push(
     assert [c["summary"] for c in commands(replica)] == []
     assert journal.pending_count(replica) == 0
     assert count(world.server, "referral_ledger") == 0
+
+
+def test_installing_the_journal_again_keeps_one_set_of_triggers(world: SyncWorld) -> None:
+    replica = world.replica(world.admin)
+    journal.install_journal(replica)
+    journal.install_journal(replica)
+    with replica.connect() as connection:
+        names = connection.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger'").scalars().all()
+    assert len(names) == len(set(names)) == 3 * len(
+        [t for t in tables.SYNCED_TABLES if t not in journal.NOT_JOURNALED])
+    queue(UnitOfWork(replica), world.admin, "zoe@example.org")
+    assert count(replica, "local_change", table_name="invitation") == 1

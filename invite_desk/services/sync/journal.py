@@ -157,8 +157,8 @@ def install_journal(replica_engine: Engine, table_names: Iterable[str] | None = 
     names = tuple(table_names) if table_names is not None else _synced_tables()
     with replica_engine.begin() as connection:
         existing = set(connection.exec_driver_sql(
-            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE ?",
-            (TRIGGER_PREFIX.replace("_", r"\_") + "%",)).scalars())
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND substr(name, 1, ?) = ?",
+            (len(TRIGGER_PREFIX), TRIGGER_PREFIX)).scalars())
         for trigger in existing:  # rebuilt: a migration may have added columns since
             connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {_q(trigger)}")
         for name in names:
