@@ -441,6 +441,11 @@ class _Context:
     written: Mapping[tuple[str, uuid.UUID], int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
+    # The server's rows of this command (locked), read in one query per table.
+    server_rows: dict[tuple[str, uuid.UUID], dict[str, Any] | None] = field(
+        default_factory=dict)
+    appends: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # inserted last
+
     def base_of(self, change: RowChange) -> int | None:
         return self.written.get((change.table, change.row_id), change.base_version)
 
@@ -475,10 +480,13 @@ def _apply(connection: Connection, command: PendingCommand, outcome: _Outcome,
         policy = settings_service.load(session, org_id) if org_id is not None else None
         context = _Context(connection, session, command, operator, policy, outcome, utcnow(),
                            written)
+        _prefetch(context)
         # Append-only rows last: the rules above read the audit log as it was before this
         # command (who changed a row last), not the command's own audit rows.
         for change in sorted(command.changes, key=lambda c: c.table in APPEND_ONLY):
             _apply_change(context, change)
+        for table_name, rows in context.appends.items():
+            connection.execute(insert(_table(table_name)), rows)
         session.flush()
         if context.notes:
             outcome.reason = " ".join(dict.fromkeys(context.notes))
@@ -496,7 +504,25 @@ def _organization_of(command: PendingCommand) -> uuid.UUID | None:
     return None
 
 
+def _prefetch(context: _Context) -> None:
+    by_table: dict[str, list[uuid.UUID]] = {}
+    for change in context.command.changes:
+        if change.table not in DERIVED:
+            by_table.setdefault(change.table, []).append(change.row_id)
+    for table_name, ids in by_table.items():
+        table = _table(table_name)
+        key = table.c[_key(table_name)]
+        stmt = select(table).where(key.in_(ids))
+        if table_name not in APPEND_ONLY:
+            stmt = stmt.with_for_update()
+        found = {row[key.name]: dict(row) for row in context.connection.execute(stmt).mappings()}
+        for row_id in ids:
+            context.server_rows[(table_name, row_id)] = found.get(row_id)
+
+
 def _server_row(context: _Context, table_name: str, row_id: uuid.UUID) -> dict[str, Any] | None:
+    if (table_name, row_id) in context.server_rows:
+        return context.server_rows[(table_name, row_id)]
     table = _table(table_name)
     key = table.c[_key(table_name)]
     row = context.connection.execute(select(table).where(key == row_id).with_for_update()
@@ -582,10 +608,14 @@ def _insert(context: _Context, change: RowChange, local: Mapping[str, Any]) -> N
     if change.table == "referral_flag" and _flag_taken(context, values):
         return
     if "version" in table.c:
+        if values.get("version") != 1:  # the replica rebases it on the server's
+            context.outcome.versions[(change.table, change.row_id)] = 1
         values["version"] = 1
-        context.outcome.versions[(change.table, change.row_id)] = 1
     if "updated_at" in table.c:
         values["updated_at"] = context.now  # the referral reconciliation reads from a watermark
+    if change.table in APPEND_ONLY:
+        context.appends.setdefault(change.table, []).append(values)
+        return
     context.connection.execute(insert(table).values(**values))
 
 
