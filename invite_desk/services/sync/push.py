@@ -87,6 +87,7 @@ AUDIT = Base.metadata.tables[AuditLog.__tablename__]
 APPLIED = "applied"
 REJECTED = "rejected"
 GROUP = 50  # commands per server transaction
+EXPIRE = "invitation.expire"  # tracking/expiry.py's sweep on a replica
 
 # Rows only ever added: inserted if absent, never updated from a replica. (The referral
 # ledger is append-only too, but derived: see DERIVED.)
@@ -445,6 +446,7 @@ class _Context:
     server_rows: dict[tuple[str, uuid.UUID], dict[str, Any] | None] = field(
         default_factory=dict)
     appends: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # inserted last
+    skipped: set[uuid.UUID] = field(default_factory=set)  # rows whose audit rows are moot
 
     def base_of(self, change: RowChange) -> int | None:
         return self.written.get((change.table, change.row_id), change.base_version)
@@ -567,6 +569,9 @@ def _apply_change(context: _Context, change: RowChange) -> None:
     if context.command.kind == journal.DELIVERY and change.table == "invitation":
         _apply_delivery(context, change, local, server)
         return
+    if context.command.kind == EXPIRE and change.table == "invitation":
+        _apply_expiry(context, change, local, server)
+        return
     if change.table == "invitation":
         _accepted_wins(context, change, server)
     if change.table in LAST_WRITER_WINS:
@@ -614,6 +619,8 @@ def _insert(context: _Context, change: RowChange, local: Mapping[str, Any]) -> N
     if "updated_at" in table.c:
         values["updated_at"] = context.now  # the referral reconciliation reads from a watermark
     if change.table in APPEND_ONLY:
+        if change.table == "audit_log" and values.get("entity_id") in context.skipped:
+            return  # it described a change the server did not take
         context.appends.setdefault(change.table, []).append(values)
         return
     context.connection.execute(insert(table).values(**values))
@@ -702,6 +709,19 @@ def _apply_delivery(context: _Context, change: RowChange, local: Mapping[str, An
             continue
         values[column] = local[column]
     _update(context, change, values, server)
+
+
+def _apply_expiry(context: _Context, change: RowChange, local: Mapping[str, Any],
+                  server: Mapping[str, Any]) -> None:
+    """The replica's expiry sweep is the sweep's condition, checked again on the server's
+    row: an invitation extended, accepted or revoked there meanwhile is left as it is (and
+    its `invitation.expired` audit row is not written). Never a rejection: bookkeeping."""
+    expires = server.get("expires_at")
+    if server.get("status") == InvitationStatus.SENT.value and expires is not None \
+            and expires <= context.now:
+        _update(context, change, {"status": InvitationStatus.EXPIRED.value}, server)
+    else:
+        context.skipped.add(change.row_id)
 
 
 def _last_writer_wins(context: _Context, change: RowChange, local: Mapping[str, Any],
@@ -820,8 +840,8 @@ def _authorize(context: _Context, change: RowChange, local: Mapping[str, Any] | 
     """Whether the operator, as the server knows them now, may make this change."""
     kind = context.command.kind
     operator = context.operator
-    if kind == journal.DELIVERY or operator is None:
-        return
+    if kind in (journal.DELIVERY, EXPIRE) or operator is None:
+        return  # facts (an email went out) and the sweep's bookkeeping (re-checked above)
     row = server if server is not None else (local or {})
     table = change.table
     policy = context.policy
