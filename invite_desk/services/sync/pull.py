@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +31,6 @@ from sqlalchemy import (
     cast,
     delete,
     func,
-    or_,
     select,
     text,
     type_coerce,
@@ -46,7 +45,6 @@ from invite_desk.services.models import (
     LocalChange,
     Member,
     MemberStatus,
-    SyncApplying,
     SyncCommand,
     SyncCommandState,
     SyncState,
@@ -54,7 +52,7 @@ from invite_desk.services.models import (
     utcnow,
 )
 from invite_desk.services.operator import Operator, operator_for
-from invite_desk.services.sync import capture
+from invite_desk.services.sync import capture, journal
 from invite_desk.services.sync.capture import Change, CursorExpired
 from invite_desk.services.sync.tables import (
     SYNCED_TABLES,
@@ -68,7 +66,6 @@ from invite_desk.services.sync.tables import (
 SYNC_STATE: Table = Base.metadata.tables[SyncState.__tablename__]
 LOCAL_CHANGE: Table = Base.metadata.tables[LocalChange.__tablename__]
 SYNC_COMMAND: Table = Base.metadata.tables[SyncCommand.__tablename__]
-SYNC_APPLYING: Table = Base.metadata.tables[SyncApplying.__tablename__]
 _CHUNK = 500  # ids per IN (...) on the server
 _INSERT_BATCH = 5000  # rows per executemany into the replica
 
@@ -119,7 +116,7 @@ def _replica_transaction(replica: Engine) -> Iterator[Connection]:
         connection.exec_driver_sql("PRAGMA cache_size=-65536")
         connection.commit()  # ends SQLAlchemy's autobegun transaction (no BEGIN was sent)
         try:
-            with connection.begin(), _applying(connection):
+            with connection.begin(), journal.applying(connection):
                 yield connection
         finally:
             if connection.in_transaction():
@@ -156,17 +153,10 @@ def _save_cursor(connection: Connection, cursor: str, *, snapshot: bool = False)
 
 
 def _confirm(connection: Connection, cursor: str) -> None:
-    _confirm_passed(connection, lambda checkpoint: capture.passed(cursor, checkpoint))
+    journal.confirm_passed(connection, lambda checkpoint: capture.passed(cursor, checkpoint))
 
 
-# The journal's side of a pull (the same rules as journal.py's helpers of these names).
-
-
-@contextmanager
-def _applying(connection: Connection) -> Iterator[None]:
-    connection.execute(SYNC_APPLYING.insert().prefix_with("OR IGNORE").values(id=1))
-    yield
-    connection.execute(delete(SYNC_APPLYING))
+# Which rows of the replica a pull must leave alone or bring again: journal.py's rules.
 
 
 def _rows_of(connection: Connection, condition: Any) -> dict[str, set[uuid.UUID]]:
@@ -181,19 +171,6 @@ def _rows_of(connection: Connection, condition: Any) -> dict[str, set[uuid.UUID]
     return found
 
 
-def _protected_rows(connection: Connection) -> dict[str, set[uuid.UUID]]:
-    """Rows changed locally and not yet confirmed: untagged, pending, or applied."""
-    return _rows_of(connection, or_(
-        LOCAL_CHANGE.c.command_id.is_(None),
-        SYNC_COMMAND.c.state.in_((SyncCommandState.PENDING.value,
-                                  SyncCommandState.APPLIED.value))))
-
-
-def _refetch_rows(connection: Connection) -> dict[str, set[uuid.UUID]]:
-    """Rows of rejected commands, to fetch again from the server."""
-    return _rows_of(connection, SYNC_COMMAND.c.state == SyncCommandState.REJECTED.value)
-
-
 def _confirmable_rows(connection: Connection, cursor: str) -> dict[str, set[uuid.UUID]]:
     """Rows of APPLIED commands whose checkpoint `cursor` has passed."""
     rows = connection.execute(select(SYNC_COMMAND.c.id, SYNC_COMMAND.c.checkpoint).where(
@@ -202,22 +179,6 @@ def _confirmable_rows(connection: Connection, cursor: str) -> dict[str, set[uuid
     if not done:
         return {}
     return _rows_of(connection, LOCAL_CHANGE.c.command_id.in_(done))
-
-
-def _forget_rejected_rows(connection: Connection) -> None:
-    rejected = select(SYNC_COMMAND.c.id).where(
-        SYNC_COMMAND.c.state == SyncCommandState.REJECTED.value)
-    connection.execute(delete(LOCAL_CHANGE).where(LOCAL_CHANGE.c.command_id.in_(rejected)))
-
-
-def _confirm_passed(connection: Connection, passed: Callable[[str], bool]) -> None:
-    rows = connection.execute(select(SYNC_COMMAND.c.id, SYNC_COMMAND.c.checkpoint).where(
-        SYNC_COMMAND.c.state == SyncCommandState.APPLIED.value)).all()
-    done = [command_id for command_id, checkpoint in rows if passed(checkpoint)]
-    if done:
-        connection.execute(update(SYNC_COMMAND).where(SYNC_COMMAND.c.id.in_(done))
-                           .values(state=SyncCommandState.CONFIRMED.value))
-        connection.execute(delete(LOCAL_CHANGE).where(LOCAL_CHANGE.c.command_id.in_(done)))
 
 
 # -- server side ----------------------------------------------------------------------------
@@ -388,7 +349,7 @@ def snapshot(remote: Engine, replica: Engine) -> PullReport:
         operator = _operator(server, state.operator_id)
         with _replica_transaction(replica) as local:
             _confirm(local, cursor)  # their rows are in this snapshot: no longer protected
-            protected = _protected_rows(local)
+            protected = journal.protected_rows(local)
             for name in reversed(SYNCED_TABLES):
                 tbl = table(name)
                 keep = protected.get(name, set())
@@ -412,7 +373,7 @@ def snapshot(remote: Engine, replica: Engine) -> PullReport:
                 applied += written
                 if written:
                     counts[name] = written
-            _forget_rejected_rows(local)
+            journal.forget_rejected_rows(local)
             _save_cursor(local, cursor, snapshot=True)
     return PullReport(applied=applied, deleted=deleted, tables=counts,
                       kinds=kinds_for(SYNCED_TABLES), cursor=cursor, snapshot=True, more=False)
@@ -454,7 +415,7 @@ def pull_round(remote: Engine, replica: Engine, *, limit: int = 5000) -> PullRep
     if not state.snapshot_done or not state.cursor:
         return snapshot(remote, replica)
     with replica.connect() as local:
-        refetch = _refetch_rows(local)
+        refetch = journal.refetch_rows(local)
     try:
         with _server_snapshot(remote) as server:
             changes, cursor = capture.read_changes(server, state.cursor, limit)
@@ -494,7 +455,7 @@ def pull_round(remote: Engine, replica: Engine, *, limit: int = 5000) -> PullRep
     applied = deleted = 0
     with _replica_transaction(replica) as local:
         _confirm(local, cursor)
-        protected = _protected_rows(local)
+        protected = journal.protected_rows(local)
         for name in reversed(SYNCED_TABLES):  # children first
             if name not in ids:
                 continue
@@ -519,7 +480,7 @@ def pull_round(remote: Engine, replica: Engine, *, limit: int = 5000) -> PullRep
                 applied += len(rows)
                 counts[name] = counts.get(name, 0) + len(rows)
         if refetch:
-            _forget_rejected_rows(local)
+            journal.forget_rejected_rows(local)
         _save_cursor(local, cursor)
     return PullReport(applied=applied, deleted=deleted, tables=counts,
                       kinds=kinds_for(counts), cursor=cursor, snapshot=False, more=more)
