@@ -102,6 +102,11 @@ def _parsed(url: str | URL) -> URL:
     return parsed
 
 
+def parsed_url(url: str | URL) -> URL:
+    """A database URL checked and with our drivers, or DatabaseUnavailable in one line."""
+    return _parsed(url)
+
+
 def sqlite_file(url: URL) -> Path | None:
     """The file a SQLite URL names (None: in memory, or not SQLite)."""
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):

@@ -62,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     from invite_desk.cli_deliverability import add_parsers as add_deliverability_parsers
 
     add_deliverability_parsers(sub)
+    from invite_desk.cli_sync import add_parser as add_sync_parser
+
+    add_sync_parser(sub)  # sync (issue 12): reaches the server itself, see main()
 
     portal = sub.add_parser("portal", help="serve the invitee registration pages")
     portal.add_argument("--db", metavar="URL", default=argparse.SUPPRESS)
@@ -88,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     from invite_desk import app
 
+    if getattr(args, "standalone", None) is not None:  # sync: opens what it needs itself
+        return int(args.standalone(args))
     try:
         if args.command == "screenshots":
             from invite_desk.ui.screenshots import run_screenshots
