@@ -89,20 +89,6 @@ def replica_path(remote_label: str, operator_email: str) -> Path:
     return local_config.data_dir() / "replicas" / f"{name}.sqlite3"
 
 
-def _install_journal(engine: Engine) -> None:
-    """journal.install_journal on a file that may already hold the triggers: they are dropped
-    first (its own clean-up matches names with LIKE '...\\_%' but no ESCAPE clause, which
-    SQLite reads literally, so a reopened replica failed on "trigger already exists")."""
-    prefix = journal.TRIGGER_PREFIX
-    with engine.begin() as connection:
-        names = connection.exec_driver_sql(
-            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND substr(name, 1, ?) = ?",
-            (len(prefix), prefix)).scalars().all()
-        for name in names:
-            connection.exec_driver_sql(f'DROP TRIGGER IF EXISTS "{name}"')
-    journal.install_journal(engine)
-
-
 def _with_timeouts(url: URL) -> URL:
     """The server URL with short connect timeouts and dead-peer detection, so a round against
     a server that went away fails in seconds instead of hanging a background thread."""
@@ -180,7 +166,7 @@ class Replica:
         made = not path.exists()
         try:
             db.upgrade_to_head(engine)
-            _install_journal(engine)
+            journal.install_journal(engine)
             if not replica._snapshot_done():
                 replica._first_fill(password, new_password)
         except BaseException:
