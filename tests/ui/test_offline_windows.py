@@ -21,7 +21,7 @@ import pytest
 from pytestqt.qtbot import QtBot
 from sqlalchemy import select
 
-from invite_desk import app
+from invite_desk import app, cli
 from invite_desk.services import mail_settings
 from invite_desk.services.credentials import MemoryCredentialStore, database_key
 from invite_desk.services.models import Invitation
@@ -32,6 +32,8 @@ from invite_desk.services.sync.replica import replica_path
 from invite_desk.ui.applications.model import StatusFilter
 from invite_desk.ui.compose.layout import InputMode
 from invite_desk.ui.main_window import MainWindow
+from invite_desk.ui.sign_in_dialog import SignInDialog
+from invite_desk.ui.tasks import SynchronousRunner
 from tests.registration_fixtures import form, invite, set_policy
 from tests.smtp_server import LoopbackSmtpServer
 from tests.sync_push_support import (
@@ -215,3 +217,54 @@ def _replica_invitation(context: app.AppContext, email: str) -> dict[str, Any]:
             Invitation.__table__.c.email == email)).mappings().first()
     assert row is not None
     return dict(row)
+
+
+def test_the_sign_in_dialog_opens_the_replica_and_works_while_the_server_is_away(
+        qtbot: QtBot, world: SyncWorld, proxy: TcpProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = proxied_url(world.server.url, proxy)
+
+    def dialog_for(launcher: app.ReplicaLauncher) -> SignInDialog:
+        dialog = SignInDialog(None, database_label=launcher.database_label,
+                              sign_in=launcher.sign_in, runner=SynchronousRunner())
+        qtbot.addWidget(dialog)
+        dialog.email_edit.setText(ADMIN_EMAIL)
+        dialog.password_edit.setText(PASSWORD)
+        return dialog
+
+    proxy.cut()  # never signed in on this computer, and the server is away
+    launcher = app.replica_launcher(url, credentials=MemoryCredentialStore())
+    dialog = dialog_for(launcher)
+    dialog.submit()
+    assert dialog.operator is None
+    assert "The first sign-in on this computer needs the server" in dialog.error_text
+
+    proxy.restore()
+    dialog.submit()
+    assert dialog.operator is not None and launcher.replica is not None
+    launcher.dispose()
+
+    proxy.cut()  # later: the desktop starts and signs in without the server
+    launcher = app.replica_launcher(url, credentials=MemoryCredentialStore())
+    try:
+        dialog = dialog_for(launcher)
+        dialog.password_edit.setText("not the password")
+        dialog.submit()
+        assert dialog.operator is None and dialog.error_text
+        dialog.password_edit.setText(PASSWORD)
+        dialog.submit()
+        assert dialog.operator is not None and dialog.operator.email == ADMIN_EMAIL
+        context = launcher.context()
+        assert context.replica is launcher.replica
+        assert context.database_label.endswith("(replica on this computer)")
+        assert PASSWORD not in context.database_label
+    finally:
+        launcher.dispose()
+
+    # `invite-desk --db URL` (a server) starts this replica mode, not the server directly.
+    started: list[app.ReplicaLauncher] = []
+    monkeypatch.setattr(app, "default_credentials", MemoryCredentialStore)
+    monkeypatch.setattr("invite_desk.ui.main.run_gui_replica",
+                        lambda launcher: started.append(launcher) or 0)
+    assert cli.main(["--db", url]) == 0  # with the server away: nothing was opened yet
+    assert len(started) == 1 and started[0].database_label == launcher.database_label
