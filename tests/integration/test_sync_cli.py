@@ -238,3 +238,24 @@ def _status_of(replica: Replica, invitation_id: object) -> str:
     with replica.engine.connect() as connection:
         return str(connection.execute(text("SELECT status FROM invitation WHERE id = :id"),
                                       {"id": str(invitation_id).replace("-", "")}).scalar())
+
+
+def test_a_dead_network_is_offline_within_seconds_not_minutes(
+        world: SyncWorld, proxy: TcpProxy) -> None:
+    url = proxied_url(world.server.url, proxy)
+    replica = Replica.open(url, ADMIN_EMAIL, MemoryCredentialStore(), password=PASSWORD)
+    try:
+        assert replica.round().online
+        with replica.remote().connect() as connection:  # connected: queries may take longer
+            raw = connection.connection.dbapi_connection
+            if hasattr(raw, "_read_timeout"):
+                assert raw._read_timeout == 60
+        proxy.hold()  # connections are accepted and never answered
+        started = time.monotonic()
+        report = replica.round()
+        assert not report.online and "Cannot reach the server" in report.error
+        assert time.monotonic() - started < 10
+        proxy.restore()
+        assert replica.round().online
+    finally:
+        replica.close()

@@ -16,10 +16,11 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Engine, Table, delete, insert, select, update
+from sqlalchemy import Engine, Table, delete, event, insert, select, update
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
@@ -98,9 +99,18 @@ def _with_timeouts(url: URL) -> URL:
                  "keepalives_idle": "10", "keepalives_interval": "3", "keepalives_count": "3",
                  "tcp_user_timeout": str(READ_TIMEOUT * 1000)}
     else:
-        extra = {"connect_timeout": str(CONNECT_TIMEOUT), "read_timeout": str(READ_TIMEOUT),
+        # PyMySQL's connect_timeout covers the TCP connect only: the greeting and the sign-in
+        # are reads, so reads start with the short timeout too (a dead network fails in
+        # seconds) and get the long one once connected (_longer_reads).
+        extra = {"connect_timeout": str(CONNECT_TIMEOUT), "read_timeout": str(CONNECT_TIMEOUT),
                  "write_timeout": str(READ_TIMEOUT)}
     return url.update_query_dict({k: v for k, v in extra.items() if k not in url.query})
+
+
+def _longer_reads(dbapi_connection: Any, _record: object) -> None:
+    """MariaDB: once connected, a query may take longer than a handshake."""
+    if hasattr(dbapi_connection, "_read_timeout"):
+        dbapi_connection._read_timeout = READ_TIMEOUT
 
 
 def one_line(error: BaseException) -> str:
@@ -257,6 +267,8 @@ class Replica:
         with self._state_lock:
             if self._remote is None:
                 self._remote = db.make_engine(self._remote_url)
+                if self._remote.dialect.name in ("mysql", "mariadb"):
+                    event.listen(self._remote, "connect", _longer_reads)
             return self._remote
 
     def remote_uow(self) -> UnitOfWork:
