@@ -268,3 +268,33 @@ def test_the_sign_in_dialog_opens_the_replica_and_works_while_the_server_is_away
                         lambda launcher: started.append(launcher) or 0)
     assert cli.main(["--db", url]) == 0  # with the server away: nothing was opened yet
     assert len(started) == 1 and started[0].database_label == launcher.database_label
+
+
+def test_an_open_page_shows_a_change_made_on_the_server_without_a_refresh(
+        qtbot: QtBot, world: SyncWorld, proxy: TcpProxy) -> None:
+    queue(world.server_uow, world.admin, "ana@example.org")
+    launcher = app.replica_launcher(proxied_url(world.server.url, proxy),
+                                    credentials=MemoryCredentialStore())
+    operator = launcher.sign_in(ADMIN_EMAIL, PASSWORD)
+    window = MainWindow(launcher.context(), operator, remember_geometry=False)
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        assert window.sync_status is not None
+        _wait(qtbot, lambda: window.sync_status.label.text().startswith("Online · synced "))
+        window.show_page("invitations")
+        invitations = window.pages["invitations"]
+        _wait(qtbot, lambda: _emails(invitations) == ["ana@example.org"])
+        heard: list[frozenset[str]] = []
+        window.hub.changed.connect(lambda changes: heard.append(changes.kinds))
+
+        queue(world.server_uow, world.admin, "bruno@example.org")  # someone else, elsewhere
+        _wait(qtbot, lambda: sorted(_emails(invitations))
+              == ["ana@example.org", "bruno@example.org"])
+        assert any("invitations" in kinds for kinds in heard)  # the round's broadcast
+    finally:
+        if window.sync is not None:
+            window.sync.stop()
+        window.finish_background_work()
+        window.close()
+        launcher.dispose()
