@@ -22,7 +22,7 @@ from pytestqt.qtbot import QtBot
 from sqlalchemy import select
 
 from invite_desk import app, cli
-from invite_desk.services import mail_settings
+from invite_desk.services import auth, mail_settings
 from invite_desk.services.credentials import MemoryCredentialStore, database_key
 from invite_desk.services.models import Invitation
 from invite_desk.services.operator import Operator
@@ -34,6 +34,7 @@ from invite_desk.ui.compose.layout import InputMode
 from invite_desk.ui.main_window import MainWindow
 from invite_desk.ui.sign_in_dialog import SignInDialog
 from invite_desk.ui.tasks import SynchronousRunner
+from tests.db_servers import fresh_server_database
 from tests.registration_fixtures import form, invite, set_policy
 from tests.smtp_server import LoopbackSmtpServer
 from tests.sync_push_support import (
@@ -298,3 +299,27 @@ def test_an_open_page_shows_a_change_made_on_the_server_without_a_refresh(
         window.finish_background_work()
         window.close()
         launcher.dispose()
+
+
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+def test_a_new_server_is_set_up_first_and_a_server_away_is_not_asked(backend: str) -> None:
+    with fresh_server_database(backend) as url:
+        proxy = proxy_for(url)
+        try:
+            launcher = app.replica_launcher(proxied_url(url, proxy),
+                                            credentials=MemoryCredentialStore())
+            proxy.cut()
+            assert launcher.server_setup_uow() is None  # away: straight to the sign-in
+            proxy.restore()
+            uow = launcher.server_setup_uow()  # an empty server: migrated, needs its setup
+            assert uow is not None
+            auth.setup_organization(
+                uow, organization_name="Harbour Rowing Club", description="",
+                admin_email=ADMIN_EMAIL, admin_first_name="Ada", admin_last_name="Admin",
+                password=PASSWORD, registration_base_url="https://join.example.org")
+            assert launcher.server_setup_uow() is None  # set up: the sign-in follows
+            operator = launcher.sign_in(ADMIN_EMAIL, PASSWORD)  # makes the replica
+            assert operator.email == ADMIN_EMAIL and launcher.replica is not None
+            launcher.dispose()
+        finally:
+            proxy.stop()

@@ -90,7 +90,7 @@ def replica_path(remote_label: str, operator_email: str) -> Path:
     return local_config.data_dir() / "replicas" / f"{name}.sqlite3"
 
 
-def _with_timeouts(url: URL) -> URL:
+def with_timeouts(url: URL) -> URL:
     """The server URL with short connect timeouts and dead-peer detection, so a round against
     a server that went away fails in seconds instead of hanging a background thread."""
     url = db.normalize_url(url)
@@ -171,7 +171,7 @@ class Replica:
         label = public_url.render_as_string(hide_password=True)
         path = replica_path(label, operator_email)
         engine = db.make_engine(f"sqlite:///{path}")
-        replica = cls(path=path, engine=engine, remote_url=_with_timeouts(connect_url),
+        replica = cls(path=path, engine=engine, remote_url=with_timeouts(connect_url),
                       remote_label=label, operator_email=auth.normalize_email(operator_email))
         made = not path.exists()
         try:
