@@ -19,15 +19,17 @@ from typing import Any
 
 import pytest
 from pytestqt.qtbot import QtBot
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from invite_desk import app, cli
 from invite_desk.services import auth, mail_settings
 from invite_desk.services.credentials import MemoryCredentialStore, database_key
-from invite_desk.services.models import Invitation
+from invite_desk.services.errors import AuthenticationFailed
+from invite_desk.services.models import Invitation, Member
 from invite_desk.services.operator import Operator
 from invite_desk.services.referral_program import Period, PeriodKind
 from invite_desk.services.registration.joining import register_with_invitation
+from invite_desk.services.roles import Role
 from invite_desk.services.sync.replica import replica_path
 from invite_desk.ui.applications.model import StatusFilter
 from invite_desk.ui.compose.layout import InputMode
@@ -323,3 +325,32 @@ def test_a_new_server_is_set_up_first_and_a_server_away_is_not_asked(backend: st
             launcher.dispose()
         finally:
             proxy.stop()
+
+
+def test_a_one_time_password_is_replaced_on_the_first_sign_in_that_makes_the_replica(
+        world: SyncWorld, proxy: TcpProxy) -> None:
+    hugo = world.member(Role.HR_TENANT, "hugo@example.org", "Hugo")
+    auth.set_password(world.server_uow, hugo.member_id, "one-time-Passw0rd")
+    with world.server.begin() as connection:
+        connection.execute(update(Member.__table__).where(Member.__table__.c.id == hugo.member_id)
+                           .values(must_change_password=True))
+    url = proxied_url(world.server.url, proxy)
+    launcher = app.replica_launcher(url, credentials=MemoryCredentialStore())
+    try:
+        with pytest.raises(auth.PasswordChangeRequired):
+            launcher.sign_in("hugo@example.org", "one-time-Passw0rd")
+        assert launcher.replica is None
+        operator = launcher.sign_in("hugo@example.org", "one-time-Passw0rd", "my own Passw0rd!")
+        assert operator.email == "hugo@example.org" and launcher.replica is not None
+    finally:
+        launcher.dispose()
+    proxy.cut()  # the new password works offline; the one-time one no longer does anywhere
+    launcher = app.replica_launcher(url, credentials=MemoryCredentialStore())
+    try:
+        with pytest.raises(AuthenticationFailed):
+            launcher.sign_in("hugo@example.org", "one-time-Passw0rd")
+        assert launcher.sign_in("hugo@example.org", "my own Passw0rd!").role is Role.HR_TENANT
+    finally:
+        launcher.dispose()
+    with pytest.raises(AuthenticationFailed):
+        auth.sign_in(world.server_uow, "hugo@example.org", "one-time-Passw0rd")
