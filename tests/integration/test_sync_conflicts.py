@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from invite_desk.services.models import (
     InvitationStatus,
     MemberStatus,
     SyncCommandState,
+    utcnow,
 )
 from invite_desk.services.registration.joining import register_with_invitation
 from invite_desk.services.roles import Role
@@ -27,6 +29,7 @@ from invite_desk.services.tracking.actions import (
     resend_invitations,
     revoke_invitations,
 )
+from invite_desk.services.tracking.expiry import expire_overdue
 from invite_desk.services.uow import UnitOfWork
 from tests.registration_fixtures import form, invite
 from tests.smtp_server import LoopbackSmtpServer
@@ -252,3 +255,26 @@ def test_a_link_mailed_offline_opens_on_the_portal_once_synced(
     joined = register_with_invitation(world.server_uow, token, form("Zoë", "Martin"))
     assert joined.member_id is not None
     assert count(world.server, "invitation", status=InvitationStatus.ACCEPTED.value) == 1
+
+
+def test_the_expiry_sweep_of_a_replica_is_checked_again_on_the_server(world: SyncWorld) -> None:
+    """An invitation extended on the server meanwhile stays live there; one that is overdue
+    on the server too is recorded expired, with its audit row."""
+    overdue = invite(world.server_uow, world.admin, "old@example.org",
+                     expires_at=utcnow() - timedelta(hours=1))
+    extended = invite(world.server_uow, world.admin, "zoe@example.org",
+                      expires_at=utcnow() - timedelta(hours=1))
+    replica = world.replica(world.admin)
+    assert expire_overdue(UnitOfWork(replica)) == 2
+    assert {c["kind"] for c in commands(replica)} == {"invitation.expire"}
+    extend_invitations(world.server_uow, world.admin, [extended.id], 7)
+
+    report = push.push_pending(world.server, replica)
+
+    assert (report.rejected, report.reasons) == (0, ())
+    assert rows_of(world.server, "invitation", id=overdue.id)[0]["status"] == "expired"
+    assert rows_of(world.server, "invitation", id=extended.id)[0]["status"] == "sent"
+    assert count(world.server, "audit_log", action="invitation.expired",
+                 entity_id=overdue.id) == 1
+    assert count(world.server, "audit_log", action="invitation.expired",
+                 entity_id=extended.id) == 0
