@@ -447,6 +447,12 @@ class _Context:
         default_factory=dict)
     appends: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # inserted last
     skipped: set[uuid.UUID] = field(default_factory=set)  # rows whose audit rows are moot
+    # Consecutive inserts into one table, written together (one executemany).
+    buffered: tuple[str, list[dict[str, Any]]] | None = None
+    # Per (kind, event): the command's addresses that are members, and the invitations they
+    # hold on the server (read once for all of its new invitations).
+    holds: dict[tuple[str, uuid.UUID | None], tuple[set[str], dict[str, list[Any]]]] = field(
+        default_factory=dict)
 
     def base_of(self, change: RowChange) -> int | None:
         return self.written.get((change.table, change.row_id), change.base_version)
@@ -486,7 +492,10 @@ def _apply(connection: Connection, command: PendingCommand, outcome: _Outcome,
         # Append-only rows last: the rules above read the audit log as it was before this
         # command (who changed a row last), not the command's own audit rows.
         for change in sorted(command.changes, key=lambda c: c.table in APPEND_ONLY):
+            if context.buffered and (change.op != "I" or change.table != context.buffered[0]):
+                _flush_inserts(context)
             _apply_change(context, change)
+        _flush_inserts(context)
         for table_name, rows in context.appends.items():
             connection.execute(insert(_table(table_name)), rows)
         session.flush()
@@ -631,7 +640,20 @@ def _insert(context: _Context, change: RowChange, local: Mapping[str, Any]) -> N
             return  # it described a change the server did not take
         context.appends.setdefault(change.table, []).append(values)
         return
-    context.connection.execute(insert(table).values(**values))
+    if context.buffered is None:
+        context.buffered = (change.table, [])
+    context.buffered[1].append(values)
+
+
+def _flush_inserts(context: _Context) -> None:
+    if context.buffered is not None:
+        table_name, rows = context.buffered
+        context.buffered = None
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for row in rows:
+            by_columns.setdefault(tuple(sorted(row)), []).append(row)
+        for same in by_columns.values():
+            context.connection.execute(insert(_table(table_name)), same)
 
 
 # -- rules -------------------------------------------------------------------------------------
@@ -802,6 +824,27 @@ def _flag_taken(context: _Context, values: Mapping[str, Any]) -> bool:
                                  table.c.dedupe_key == values["dedupe_key"])).first() is not None
 
 
+def _holds_of(context: _Context, org_id: uuid.UUID, kind: InvitationKind,
+              event_id: uuid.UUID | None) -> tuple[set[str], dict[str, list[Any]]]:
+    """For every new invitation of this kind (and event) in the command, at once: which
+    addresses are members, and which invitations they hold on the server."""
+    cache_key = (kind.value, event_id)
+    if cache_key not in context.holds:
+        keys = sorted({
+            str(row["email_normalized"]) for (table_name, _), row
+            in context.command.values.items()
+            if table_name == "invitation" and row is not None
+            and (row.get("kind") or InvitationKind.MEMBERSHIP.value) == kind.value
+            and row.get("event_id") == event_id})
+        session = context.session
+        members = existing_members(session, org_id, keys) \
+            if kind is InvitationKind.MEMBERSHIP else set()
+        holds = invitation_holds(session, org_id, keys, kind=kind, event_id=event_id,
+                                 now=context.now)
+        context.holds[cache_key] = (members, dict(holds))
+    return context.holds[cache_key]
+
+
 def _close_if_duplicate(context: _Context, values: dict[str, Any]) -> None:
     """An invitation made offline to an address that meanwhile holds one on the server (from
     another desktop), or became a member: inserted closed (revoked, with the reason) so that
@@ -813,12 +856,12 @@ def _close_if_duplicate(context: _Context, values: dict[str, Any]) -> None:
     org_id = values["organization_id"]
     key = values["email_normalized"]
     kind = InvitationKind(values.get("kind") or InvitationKind.MEMBERSHIP.value)
+    members, all_holds = _holds_of(context, org_id, kind, values.get("event_id"))
     reason = ""
-    if kind is InvitationKind.MEMBERSHIP and key in existing_members(session, org_id, [key]):
+    if kind is InvitationKind.MEMBERSHIP and key in members:
         reason = "the person is already a member"
     else:
-        holds = invitation_holds(session, org_id, [key], kind=kind,
-                                 event_id=values.get("event_id"), now=context.now).get(key)
+        holds = all_holds.get(key)
         if holds:
             needed = (context.policy.number_of_referrals_needed_for_signup or 0
                       if context.policy is not None else 0)
