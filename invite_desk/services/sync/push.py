@@ -332,13 +332,16 @@ def _apply_all(connection: Connection, commands: Sequence[PendingCommand],
                            .with_for_update())
     written: dict[tuple[str, uuid.UUID], int] = {}
     answers: dict[uuid.UUID, _Outcome] = {}
+    known: dict[object, Any] = {}  # the operator and policy, read again after a change of them
     for command in commands:
         outcome = _Outcome(APPLIED)
         savepoint = connection.begin_nested()
         try:
-            _apply(connection, command, outcome, written, organization_id)
+            _apply(connection, command, outcome, written, organization_id, known)
             savepoint.commit()
             written.update(outcome.versions)
+            if any(c.table in ("member", "setting", "unit") for c in command.changes):
+                known.clear()
         except (Rejection, DomainError) as exc:
             savepoint.rollback()
             reason = exc.reason if isinstance(exc, Rejection) else str(exc)
@@ -458,34 +461,64 @@ class _Context:
         return self.written.get((change.table, change.row_id), change.base_version)
 
 
-def _server_operator(session: Session, command: PendingCommand) -> Operator:
-    """The command's author as the server knows them now (role, unit, status)."""
-    member = session.get(Member, command.operator_id) if command.operator_id else None
+@dataclass(frozen=True)
+class _Author:
+    """A command's author as the server knows them now, or why the server refuses them."""
+
+    operator: Operator | None
+    refused: str
+    sign_in_revoked_at: datetime | None
+
+
+def _server_author(session: Session, operator_id: uuid.UUID | None) -> _Author:
+    member = session.get(Member, operator_id) if operator_id else None
     if member is None:
-        raise Rejection("Your account does not exist on the server; nothing was changed there.")
-    operator = replace(operator_for(session, member), signed_in_at=command.created_at)
+        return _Author(None, "Your account does not exist on the server; nothing was changed "
+                             "there.", None)
+    revoked = member.sign_in_revoked_at
     try:
-        return refreshed(session, operator)
+        # Whether they are still an active member, with their role and unit of now; a
+        # revoked sign-in is checked per command (commands made before it are refused).
+        operator = refreshed(session, replace(operator_for(session, member),
+                                              signed_in_at=utcnow()))
     except PermissionDenied as exc:
-        raise Rejection(str(exc).replace("You cannot do this", "The server refused this")) \
-            from None
+        return _Author(None, str(exc).replace("You cannot do this", "The server refused this"),
+                       revoked)
+    return _Author(operator, "", revoked)
+
+
+def _server_operator(author: _Author, command: PendingCommand) -> Operator:
+    """The command's author as the server knows them now (role, unit, status)."""
+    if author.operator is None:
+        raise Rejection(author.refused)
+    if author.sign_in_revoked_at is not None and command.created_at < author.sign_in_revoked_at:
+        raise Rejection("The server refused this: your sign-in was revoked by an administrator "
+                        "after you made this change; ask them for a new one.")
+    return author.operator
 
 
 def _apply(connection: Connection, command: PendingCommand, outcome: _Outcome,
-           written: Mapping[tuple[str, uuid.UUID], int], organization_id: uuid.UUID | None
-           ) -> None:
+           written: Mapping[tuple[str, uuid.UUID], int], organization_id: uuid.UUID | None,
+           known: dict[object, Any]) -> None:
     session = Session(bind=connection, autoflush=False,
                       join_transaction_mode="rollback_only")
     try:
+        author_key = ("author", command.operator_id)
+        if author_key not in known:
+            known[author_key] = _server_author(session, command.operator_id)
         operator: Operator | None = None
         try:
-            operator = _server_operator(session, command)
+            operator = _server_operator(known[author_key], command)
         except Rejection:
             if command.kind != journal.DELIVERY:
                 raise
-            # An email that went out went out, whoever the sender is now.
+            # A delivery goes in anyway: an email that went out went out.
         org_id = operator.organization_id if operator is not None else organization_id
-        policy = settings_service.load(session, org_id) if org_id is not None else None
+        policy_key = ("policy", org_id)
+        if policy_key not in known:
+            known[policy_key] = settings_service.load(session, org_id) \
+                if org_id is not None else None
+        policy: PolicySettings | None = known[policy_key]
         context = _Context(connection, session, command, operator, policy, outcome, utcnow(),
                            written)
         _prefetch(context)
