@@ -391,3 +391,28 @@ def test_a_sign_in_revoked_after_an_offline_change_rejects_it(world: SyncWorld) 
     assert report.rejected == 1
     assert "sign-in was revoked" in report.reasons[0]
     assert rows_of(world.server, "invitation", id=sent.id)[0]["status"] == "sent"
+
+
+def test_a_send_by_an_operator_who_left_meanwhile_is_still_recorded(
+        world: SyncWorld, smtp_server: LoopbackSmtpServer) -> None:
+    from invite_desk.services import mail_settings
+
+    mail_settings.update_mail_settings(world.server_uow, world.admin, {
+        "host": smtp_server.host, "port": smtp_server.port, "security": "none",
+        "from_address": "office@rowing.example", "from_name": "Harbour Rowing Club",
+        "rate_per_minute": 0})
+    hr = world.member(Role.HR_TENANT, "hana.hr@example.org", "Hana")
+    batch = queue(world.server_uow, hr, "zoe@example.org")
+    replica = world.replica(hr)
+    uow = UnitOfWork(replica)
+    settings = mail_settings.get_mail_settings(uow, world.admin.organization_id)
+    OutboxSender(uow, SmtpTransport(settings.smtp_config(timeout=5), None),
+                 organization_id=world.admin.organization_id, batch_id=batch.batch_id).run()
+    update_person(world.server_uow, world.admin, hr.member_id,
+                  status=MemberStatus.RESIGNED.value)
+
+    report = push.push_pending(world.server, replica)
+
+    assert report.rejected == 0
+    server = rows_of(world.server, "invitation", email_normalized="zoe@example.org")[0]
+    assert server["status"] == InvitationStatus.SENT and server["message_id"]
