@@ -100,8 +100,14 @@ class ReplicaLauncher:
         """A unit of work on the server when it answers and holds no organization yet (the
         desktop's first start on a new server shows the setup dialog there); else None."""
         from invite_desk.services import auth
-        from invite_desk.services.sync.replica import is_offline_error, with_timeouts
+        from invite_desk.services.sync.replica import (
+            is_offline_error,
+            replicas_of,
+            with_timeouts,
+        )
 
+        if replicas_of(self.database_label):  # this computer has signed in there before
+            return None
         connect_url, _ = resolve_database_url(self.remote_url, self.credentials)
         engine = db.make_engine(with_timeouts(db.normalize_url(connect_url)))
         try:

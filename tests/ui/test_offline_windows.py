@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -323,6 +324,10 @@ def test_a_new_server_is_set_up_first_and_a_server_away_is_not_asked(backend: st
             operator = launcher.sign_in(ADMIN_EMAIL, PASSWORD)  # makes the replica
             assert operator.email == ADMIN_EMAIL and launcher.replica is not None
             launcher.dispose()
+            proxy.hold()  # a dead network: a computer with a replica there does not wait
+            started = time.monotonic()
+            assert launcher.server_setup_uow() is None
+            assert time.monotonic() - started < 1
         finally:
             proxy.stop()
 

@@ -90,6 +90,13 @@ def replica_path(remote_label: str, operator_email: str) -> Path:
     return local_config.data_dir() / "replicas" / f"{name}.sqlite3"
 
 
+def replicas_of(remote_label: str) -> list[Path]:
+    """The replica files this computer holds for the server `remote_label` (any operator)."""
+    sample = replica_path(remote_label, "x@x")
+    prefix = sample.name[:-len("x@x.sqlite3")]
+    return sorted(p for p in sample.parent.glob("*.sqlite3") if p.name.startswith(prefix))
+
+
 def with_timeouts(url: URL) -> URL:
     """The server URL with short connect timeouts and dead-peer detection, so a round against
     a server that went away fails in seconds instead of hanging a background thread."""
