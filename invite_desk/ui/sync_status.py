@@ -30,6 +30,12 @@ from invite_desk.ui.widgets import PlainLabel, plain_tooltip, plural
 
 TICK_MS = 5_000  # how often "synced 12 s ago" is re-worded (no database read)
 LABEL_MAX_WIDTH = 420  # pixels
+STATE_STYLES = {  # fixed colours, readable on light and dark themes alike
+    "unknown": "",
+    "online": "color: #1E6B35;",
+    "offline": "color: #8A5300; font-weight: 600;",
+    "failed": "color: #A4262C; font-weight: 600;",
+}
 
 
 def _local(moment: datetime) -> datetime:
@@ -133,6 +139,11 @@ class SyncStatusWidget(QWidget):
         # A long refusal must not widen the window: elided here, whole in the tooltip.
         self.label.setText(self.label.fontMetrics().elidedText(
             words, Qt.TextElideMode.ElideRight, LABEL_MAX_WIDTH))
+        state = "unknown" if status is None or (not status.checked and status.online) else (
+            "failed" if status.online and status.error else
+            "online" if status.online else "offline")
+        self.label.setProperty("syncState", state)
+        self.label.setStyleSheet(STATE_STYLES[state])
         tip = ""
         if status is not None and status.error:
             tip = status.error
