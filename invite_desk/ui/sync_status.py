@@ -107,6 +107,7 @@ class SyncStatusWidget(QWidget):
         self.label = PlainLabel(status_text(None))
         self.label.setObjectName("sync_state")
         self.label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+        self.label.setMaximumWidth(LABEL_MAX_WIDTH + 24)
         layout.addWidget(self.label)
         self.rejected_button = QToolButton()
         self.rejected_button.setObjectName("sync_rejected")
@@ -136,14 +137,15 @@ class SyncStatusWidget(QWidget):
 
     def show_status(self, status: SyncStatus | None) -> None:
         words = status_text(status)
-        # A long refusal must not widen the window: elided here, whole in the tooltip.
-        self.label.setText(self.label.fontMetrics().elidedText(
-            words, Qt.TextElideMode.ElideRight, LABEL_MAX_WIDTH))
         state = "unknown" if status is None or (not status.checked and status.online) else (
             "failed" if status.online and status.error else
             "online" if status.online else "offline")
         self.label.setProperty("syncState", state)
         self.label.setStyleSheet(STATE_STYLES[state])
+        self.label.ensurePolished()  # the bold font of the style measures the text below
+        # A long refusal must not widen the window: elided here, whole in the tooltip.
+        self.label.setText(self.label.fontMetrics().elidedText(
+            words, Qt.TextElideMode.ElideRight, LABEL_MAX_WIDTH))
         tip = ""
         if status is not None and status.error:
             tip = status.error
