@@ -67,6 +67,18 @@ def is_remote(database_url: str | URL | None) -> bool:
     return _parsed(database_url).get_backend_name() in REMOTE_BACKENDS
 
 
+def remembered_remote() -> str | None:
+    """The server the desktop was last started on with --db (config.json, no password), if
+    it is a PostgreSQL/MariaDB server: a plain `invite-desk` opens its replica again."""
+    url = local_config.read_config().get("database_url")
+    if not isinstance(url, str):
+        return None
+    try:
+        return url if is_remote(url) else None
+    except DatabaseUnavailable:
+        return None
+
+
 @dataclass
 class ReplicaLauncher:
     """The desktop on a server, before anyone signed in: which replica to open depends on who

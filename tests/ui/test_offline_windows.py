@@ -272,6 +272,8 @@ def test_the_sign_in_dialog_opens_the_replica_and_works_while_the_server_is_away
                         lambda launcher: started.append(launcher) or 0)
     assert cli.main(["--db", url]) == 0  # with the server away: nothing was opened yet
     assert len(started) == 1 and started[0].database_label == launcher.database_label
+    assert cli.main([]) == 0  # later, without --db: the remembered server's replica again
+    assert len(started) == 2 and started[1].database_label == launcher.database_label
 
 
 def test_an_open_page_shows_a_change_made_on_the_server_without_a_refresh(
