@@ -16,6 +16,7 @@ from sqlalchemy import text
 
 from invite_desk import app, cli
 from invite_desk.cli_sync import OPERATOR_PASSWORD_ENV
+from invite_desk.services import auth
 from invite_desk.services.credentials import MemoryCredentialStore
 from invite_desk.services.errors import AuthenticationFailed
 from invite_desk.services.registration.joining import register_with_invitation
@@ -282,3 +283,26 @@ def test_replica_files_are_named_by_server_port_database_and_operator() -> None:
     path.write_bytes(b"")
     (path.parent / "db.example.org_6543-club2-ada@example.org.sqlite3").write_bytes(b"")
     assert replicas_of(label) == [path]
+
+
+def test_a_password_changed_elsewhere_works_once_the_server_confirms_it(
+        world: SyncWorld, proxy: TcpProxy, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    url = proxied_url(world.server.url, proxy)
+    assert _sync(url, capsys)[0] == 0  # the replica holds the old password's hash
+    auth.set_password(world.server_uow, world.admin.member_id, "a brand new Passw0rd")
+    proxy.cut()
+    monkeypatch.setenv(OPERATOR_PASSWORD_ENV, "a brand new Passw0rd")
+    code, _, err = _sync(url, capsys)  # offline: the replica cannot know the new one yet
+    assert code == 2 and AuthenticationFailed().message in err
+    proxy.restore()
+    code, _, err = _sync(url, capsys)  # the server confirms it; the round brings it here
+    assert code == 0, err
+    proxy.cut()
+    replica = Replica.open(url, ADMIN_EMAIL, MemoryCredentialStore())
+    try:  # and from now on it works offline, the old one no longer
+        assert replica.sign_in("a brand new Passw0rd").email == ADMIN_EMAIL
+        with pytest.raises(AuthenticationFailed):
+            replica.sign_in(PASSWORD)
+    finally:
+        replica.close()

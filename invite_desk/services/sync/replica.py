@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -245,15 +246,58 @@ class Replica:
         self._online = True
 
     def sign_in(self, password: str, new_password: str | None = None) -> Operator:
-        """Sign the replica's operator in against its own member row (works offline)."""
-        if new_password:
-            return auth.sign_in_with_new_password(self.uow, self.operator_email, password,
-                                                  new_password)
-        return auth.sign_in(self.uow, self.operator_email, password)
+        """Sign the replica's operator in against its own member row (works offline). A
+        password changed elsewhere since the last sync is checked on the server when it
+        answers, and a round then brings the new one here."""
+        def attempt() -> Operator:
+            if new_password:
+                return auth.sign_in_with_new_password(self.uow, self.operator_email, password,
+                                                      new_password)
+            return auth.sign_in(self.uow, self.operator_email, password)
+
+        try:
+            return attempt()
+        except AuthenticationFailed:
+            if new_password or not self._password_changed_on_server(password):
+                raise
+        return attempt()
 
     def check_password(self, password: str) -> Operator:
         """The replica's operator if `password` is theirs, without writing anything (a
-        headless round must not make a sign-in command of its own each time)."""
+        headless round must not make a sign-in command of its own each time); a password
+        changed elsewhere is checked on the server, as in sign_in."""
+        try:
+            return self._check_password(password)
+        except AuthenticationFailed:
+            if not self._password_changed_on_server(password):
+                raise
+        return self._check_password(password)
+
+    def _password_changed_on_server(self, password: str) -> bool:
+        """Whether `password` signs the operator in on the server (then a round has brought
+        their member row here); False when it does not, or the server does not answer."""
+        try:
+            auth.sign_in(UnitOfWork(self.remote()), self.operator_email, password)
+        except DomainError:
+            return False
+        except Exception as exc:
+            if not is_offline_error(exc):
+                raise
+            self._forget_connections()
+            return False
+        deadline = time.monotonic() + 10  # PostgreSQL: other databases may hold the xmin
+        while time.monotonic() < deadline:
+            report = self.round()
+            if not report.online:
+                return False
+            try:
+                self._check_password(password)
+                return True
+            except AuthenticationFailed:
+                time.sleep(0.2)
+        return False
+
+    def _check_password(self, password: str) -> Operator:
         with self.uow as uow:
             member = uow.session.scalar(select(Member).where(
                 Member.email_normalized == self.operator_email).limit(1))
