@@ -577,9 +577,17 @@ def _apply_change(context: _Context, change: RowChange) -> None:
     if change.table in LAST_WRITER_WINS:
         _last_writer_wins(context, change, local, server)
         return
-    if change.table != "batch" and context.command.kind != journal.DELIVERY:
+    if change.table != "batch" and not _own_sign_in(context, change, server):
         _check_base(context, change, server)
     _update(context, change, {c: local[c] for c in _data_columns(change)}, server)
+
+
+def _own_sign_in(context: _Context, change: RowChange, server: Mapping[str, Any]) -> bool:
+    """The operator's own sign-in facts (signing in, changing their password offline): the
+    last one wins, whatever else changed on their member row meanwhile."""
+    return (change.table == "member" and context.operator is not None
+            and server.get("id") == context.operator.member_id
+            and set(_data_columns(change)) <= OWN_SIGN_IN_COLUMNS)
 
 
 def _data_columns(change: RowChange) -> list[str]:
