@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import URL, make_url
@@ -22,6 +23,10 @@ from invite_desk.services.credentials import (
     without_password,
 )
 from invite_desk.services.uow import UnitOfWork
+
+if TYPE_CHECKING:
+    from invite_desk.services.operator import Operator
+    from invite_desk.services.sync.replica import Replica
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +46,125 @@ class AppContext:
     uow: UnitOfWork
     credentials: CredentialStore
     database_label: str  # the URL without its password, for the status bar and logs
+    # Replica mode (the desktop on a PostgreSQL/MariaDB server): engine and uow are the
+    # replica's, and this is the replica the sync controller runs rounds of.
+    replica: Replica | None = None
 
     def dispose(self) -> None:
+        if self.replica is not None:
+            self.replica.close()
         self.engine.dispose()
+
+
+REMOTE_BACKENDS = ("postgresql", "mysql", "mariadb")
+
+
+def is_remote(database_url: str | URL | None) -> bool:
+    """Whether `database_url` names a PostgreSQL or MariaDB server (replica mode for the
+    desktop), as opposed to a SQLite file or the default."""
+    if not database_url:
+        return False
+    return _parsed(database_url).get_backend_name() in REMOTE_BACKENDS
+
+
+def remembered_remote() -> str | None:
+    """The server the desktop was last started on with --db (config.json, no password), if
+    it is a PostgreSQL/MariaDB server: a plain `invite-desk` opens its replica again."""
+    url = local_config.read_config().get("database_url")
+    if not isinstance(url, str):
+        return None
+    try:
+        return url if is_remote(url) else None
+    except DatabaseUnavailable:
+        return None
+
+
+@dataclass
+class ReplicaLauncher:
+    """The desktop on a server, before anyone signed in: which replica to open depends on who
+    signs in. `sign_in` opens (the first time: makes) that operator's replica and signs them
+    in against it; `context()` is then the AppContext the windows work on."""
+
+    remote_url: URL  # as given; its password (if any) goes to the keyring on first use
+    database_label: str
+    credentials: CredentialStore
+    replica: Replica | None = None
+    _opened: dict[str, Replica] = field(default_factory=dict)
+    _setup_engine: Engine | None = None
+
+    def sign_in(self, email: str, password: str, new_password: str | None = None) -> Operator:
+        from invite_desk.services import auth
+        from invite_desk.services.sync.replica import Replica
+
+        key = auth.normalize_email(email)
+        replica = self._opened.get(key)
+        if replica is None:
+            replica = Replica.open(self.remote_url, email, self.credentials, password=password,
+                                   new_password=new_password)
+            self._opened[key] = replica
+            if replica.first_snapshot is not None and new_password:
+                password, new_password = new_password, None  # changed on the server already
+        operator = replica.sign_in(password, new_password)
+        self.replica = replica
+        return operator
+
+    def server_setup_uow(self) -> UnitOfWork | None:
+        """A unit of work on the server when it answers and holds no organization yet (the
+        desktop's first start on a new server shows the setup dialog there); else None."""
+        from invite_desk.services import auth
+        from invite_desk.services.sync.replica import (
+            is_offline_error,
+            replicas_of,
+            with_timeouts,
+        )
+
+        if replicas_of(self.database_label):  # this computer has signed in there before
+            return None
+        connect_url, _ = resolve_database_url(self.remote_url, self.credentials)
+        engine = db.make_engine(with_timeouts(db.normalize_url(connect_url)))
+        try:
+            db.upgrade_to_head(engine)
+            uow = UnitOfWork(engine)
+            if auth.needs_setup(uow):
+                self._setup_engine = engine
+                return uow
+        except Exception as exc:
+            if not is_offline_error(exc):
+                raise
+            log.info("the server does not answer: %s", _one_line(exc))
+        engine.dispose()
+        return None
+
+    def context(self) -> AppContext:
+        replica = self.replica
+        if replica is None:
+            raise RuntimeError("sign in first")
+        return AppContext(engine=replica.engine, uow=replica.uow, credentials=self.credentials,
+                          database_label=f"{self.database_label} (replica on this computer)",
+                          replica=replica)
+
+    def dispose(self) -> None:
+        if self._setup_engine is not None:
+            self._setup_engine.dispose()
+            self._setup_engine = None
+        for replica in self._opened.values():
+            replica.close()
+        self._opened.clear()
+        self.replica = None
+
+
+def replica_launcher(database_url: str | URL, *, credentials: CredentialStore | None = None,
+                     remember: bool = False) -> ReplicaLauncher:
+    """Replica mode for the desktop on the server `database_url`: nothing is opened yet (the
+    server may be away; a replica made before works without it). The remote password stays
+    in the keyring only (resolve_database_url moves a password given in the URL there)."""
+    store = credentials if credentials is not None else default_credentials()
+    parsed = _parsed(database_url)
+    _, public_url = resolve_database_url(parsed, store)
+    label = public_url.render_as_string(hide_password=True)
+    if remember:
+        local_config.write_config({"database_url": label})
+    return ReplicaLauncher(remote_url=public_url, database_label=label, credentials=store)
 
 
 class _KeyringOrMemory:
@@ -100,6 +221,11 @@ def _parsed(url: str | URL) -> URL:
         raise DatabaseUnavailable(
             f"The database URL cannot be read; write it like {URL_EXAMPLES}.") from None
     return parsed
+
+
+def parsed_url(url: str | URL) -> URL:
+    """A database URL checked and with our drivers, or DatabaseUnavailable in one line."""
+    return _parsed(url)
 
 
 def sqlite_file(url: URL) -> Path | None:

@@ -4,29 +4,37 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import delete, update
 
+from invite_desk.services import adhesion
 from invite_desk.services import settings as settings_service
 from invite_desk.services.admin.people import update_person
 from invite_desk.services.invitations.sending import OutboxSender
 from invite_desk.services.invitations.tokens import hash_token
 from invite_desk.services.models import (
+    Invitation,
     InvitationStatus,
+    Member,
     MemberStatus,
     SyncCommandState,
+    utcnow,
 )
 from invite_desk.services.registration.joining import register_with_invitation
 from invite_desk.services.roles import Role
 from invite_desk.services.smtp.transport import SmtpTransport
-from invite_desk.services.sync import journal, push
+from invite_desk.services.sync import journal, pull, push
 from invite_desk.services.tracking.actions import (
     extend_invitations,
     resend_invitations,
     revoke_invitations,
 )
+from invite_desk.services.tracking.expiry import expire_overdue
 from invite_desk.services.uow import UnitOfWork
 from tests.registration_fixtures import form, invite
 from tests.smtp_server import LoopbackSmtpServer
@@ -77,10 +85,15 @@ def test_an_acceptance_on_the_server_beats_an_offline_action_and_the_operator_is
     assert told[0].summary.endswith("zoe@example.org")
     assert [a["outcome"] for a in answers(world.server)] == ["rejected"]
     # The replica fetches the server's row again instead of keeping the refused change.
-    refetch = None
     with replica.connect() as connection:
-        refetch = journal.refetch_rows(connection)
-    assert sent.id in refetch["invitation"]
+        assert sent.id in journal.refetch_rows(connection)["invitation"]
+    pull.pull_round(world.server, replica)
+    local = rows_of(replica, "invitation", id=sent.id)[0]
+    assert local["status"] == InvitationStatus.ACCEPTED
+    assert local["version"] == after["version"]
+    with replica.connect() as connection:
+        assert journal.refetch_rows(connection) == {}
+    assert journal.rejected(replica)[0].reason == told[0].reason  # shown until dismissed
 
 
 def test_two_desktops_inviting_the_same_address_offline_leave_one_live_invitation(
@@ -252,3 +265,115 @@ def test_a_link_mailed_offline_opens_on_the_portal_once_synced(
     joined = register_with_invitation(world.server_uow, token, form("Zoë", "Martin"))
     assert joined.member_id is not None
     assert count(world.server, "invitation", status=InvitationStatus.ACCEPTED.value) == 1
+
+
+def test_the_expiry_sweep_of_a_replica_is_checked_again_on_the_server(world: SyncWorld) -> None:
+    """An invitation extended on the server meanwhile stays live there; one that is overdue
+    on the server too is recorded expired, with its audit row."""
+    overdue = invite(world.server_uow, world.admin, "old@example.org",
+                     expires_at=utcnow() - timedelta(hours=1))
+    extended = invite(world.server_uow, world.admin, "zoe@example.org",
+                      expires_at=utcnow() - timedelta(hours=1))
+    replica = world.replica(world.admin)
+    assert expire_overdue(UnitOfWork(replica)) == 2
+    assert {c["kind"] for c in commands(replica)} == {"invitation.expire"}
+    extend_invitations(world.server_uow, world.admin, [extended.id], 7)
+
+    report = push.push_pending(world.server, replica)
+
+    assert (report.rejected, report.reasons) == (0, ())
+    assert rows_of(world.server, "invitation", id=overdue.id)[0]["status"] == "expired"
+    assert rows_of(world.server, "invitation", id=extended.id)[0]["status"] == "sent"
+    assert count(world.server, "audit_log", action="invitation.expired",
+                 entity_id=overdue.id) == 1
+    assert count(world.server, "audit_log", action="invitation.expired",
+                 entity_id=extended.id) == 0
+
+
+def test_signing_in_offline_is_not_a_conflict_with_a_change_of_ones_member_row(
+        world: SyncWorld) -> None:
+    hr = world.member(Role.HR_TENANT, "hana.hr@example.org", "Hana")
+    replica = world.replica(hr)
+    moment = utcnow()
+    with replica.begin() as connection:  # what signing in on the replica writes
+        connection.execute(update(Member.__table__).where(Member.id == hr.member_id)
+                           .values(last_sign_in_at=moment, version=Member.version + 1))
+    update_person(world.server_uow, world.admin, hr.member_id, role=Role.HR_LOCAL)
+
+    report = push.push_pending(world.server, replica)
+
+    assert (report.applied, report.rejected) == (1, 0)
+    server = rows_of(world.server, "member", id=hr.member_id)[0]
+    assert server["last_sign_in_at"] == moment and server["role"] == "HR_LOCAL"
+
+
+def _applicant(world: SyncWorld, email: str) -> uuid.UUID:
+    """Someone invited by the admin registers on the portal while adhesion is required."""
+    settings_service.update_settings(world.server_uow, world.admin, {"adhesion_required": True})
+    sent = invite(world.server_uow, world.admin, email)
+    result = register_with_invitation(world.server_uow, sent.token,
+                                      form(email.split("@")[0].title()))
+    assert result.application_pending and result.member_id is not None
+    return result.member_id
+
+
+def test_an_application_approved_offline_is_approved_on_the_server(world: SyncWorld) -> None:
+    applicant = _applicant(world, "zoe@example.org")
+    hr = world.member(Role.HR_TENANT, "hana.hr@example.org", "Hana")
+    replica = world.replica(hr)
+    adhesion.approve(UnitOfWork(replica), hr, applicant)
+    assert [c["kind"] for c in commands(replica)] == ["application.decide"]
+
+    report = push.push_pending(world.server, replica)
+
+    assert (report.applied, report.rejected) == (1, 0)
+    member = rows_of(world.server, "member", id=applicant)[0]
+    assert (member["status"], member["adhesion_status"]) == ("active", "approved")
+    assert [r["status"] for r in rows_of(world.server, "referral", referee_id=applicant)] == [
+        "completed"]
+    assert count(world.server, "audit_log", action="adhesion.approved") == 1
+    assert count(world.server, "outgoing_mail", to_email="zoe@example.org") == 1
+
+
+def test_an_application_decided_on_the_server_meanwhile_wins(world: SyncWorld) -> None:
+    applicant = _applicant(world, "zoe@example.org")
+    hr = world.member(Role.HR_TENANT, "hana.hr@example.org", "Hana")
+    replica = world.replica(hr)
+    adhesion.approve(UnitOfWork(replica), hr, applicant)
+    adhesion.reject(world.server_uow, world.admin, applicant, "Not a rower.")
+
+    report = push.push_pending(world.server, replica)
+
+    assert report.rejected == 1
+    member = rows_of(world.server, "member", id=applicant)[0]
+    assert (member["status"], member["adhesion_status"]) == ("rejected", "rejected")
+    assert count(world.server, "audit_log", action="adhesion.approved") == 0
+    assert count(world.server, "outgoing_mail", to_email="zoe@example.org") == 1  # rejection
+    assert "changed on the server by Ada Admin" in journal.rejected(replica)[0].reason
+
+
+def test_with_invite_only_sponsors_two_offline_invitations_from_different_members_stay_live(
+        world: SyncWorld) -> None:
+    """The duplicate rule is the queueing rule: when invite-only needs two sponsors, a second
+    member's invitation to the same address is not a duplicate; the same member's (from a
+    second laptop) is."""
+    settings_service.update_settings(world.server_uow, world.admin,
+                                     {"number_of_referrals_needed_for_signup": 2})
+    hr = world.member(Role.HR_TENANT, "hana.hr@example.org", "Hana")
+    first, second = world.replica(world.admin), world.replica(hr)
+    queue(UnitOfWork(first), world.admin, "zoe@example.org")
+    queue(UnitOfWork(second), hr, "zoe@example.org")
+    assert push.push_pending(world.server, first).rejected == 0
+    assert push.push_pending(world.server, second).rejected == 0
+    zoe = rows_of(world.server, "invitation", email_normalized="zoe@example.org")
+    live = sorted(r["inviter_id"] for r in zoe if r["status"] == InvitationStatus.QUEUED)
+    assert live == sorted([world.admin.member_id, hr.member_id])
+    assert len(zoe) == 2 and journal.rejected(second) == []
+    laptop = world.replica(world.admin)  # as if copied before the invitations were made:
+    with laptop.begin() as connection, journal.applying(connection):
+        connection.execute(delete(Invitation.__table__))
+    queue(UnitOfWork(laptop), world.admin, "zoe@example.org")
+    assert push.push_pending(world.server, laptop).rejected == 0
+    zoe = rows_of(world.server, "invitation", email_normalized="zoe@example.org")
+    assert len([r for r in zoe if r["status"] == InvitationStatus.REVOKED]) == 1
+    assert journal.rejected(laptop)[0].applied
