@@ -271,9 +271,12 @@ class MainWindow(QMainWindow):
         self.was_signed_out = False
         # One owner for the app's background work, and one for sending, shared by every page.
         self.hub = OperationsHub(self)
+        replica = getattr(context, "replica", None)
         self.outbox = Outbox(context.engine, operator.organization_id, self.hub, self,
                              credentials=context.credentials,
-                             password_source=keyring_password(context.credentials))
+                             password_source=keyring_password(context.credentials),
+                             # replica mode: notification emails only on the server
+                             notify_target=getattr(replica, "notification_engine", None))
         self.hub.changed.connect(self._hub_changed)
         uow = context.uow
         self.policy: PolicySettings = settings.get_settings(uow, operator.organization_id)
@@ -320,7 +323,6 @@ class MainWindow(QMainWindow):
         # Replica mode (issue 12): rounds with the server, their status, Sync now.
         self.sync: SyncController | None = None
         self.sync_status: SyncStatusWidget | None = None
-        replica = getattr(context, "replica", None)
         if replica is not None:
             self._build_sync(replica)
         self._show_organization()
@@ -536,6 +538,7 @@ class MainWindow(QMainWindow):
 
     def _build_sync(self, replica: SyncSource) -> None:
         self.sync = SyncController(replica, self.hub, self)
+        self.sync.round_finished.connect(self.outbox.sync_round)  # queued emails, via the server
         self.sync_status = SyncStatusWidget(self.sync, self)
         line = QFrame()
         line.setFrameShape(QFrame.Shape.VLine)

@@ -18,6 +18,14 @@ are queued by the services; the outbox delivers them (`drain_notifications`) aft
 that may have queued one (members, applications), after each send, and every few minutes
 while idle. A drain never runs beside a send: a send stops it after its current message.
 `notifications_sent(NotificationRun)` reports each drain.
+
+In replica mode (issue 12) the notification queue is claimed and sent only on the SERVER:
+`notify_target` (the Replica's `notification_engine`) gives the server's engine while the last
+sync round reached it, and None while offline, when the drain waits. The claim is then atomic
+with every other drainer (`invite-desk notify`, the end of `invite-desk send`, other desktops),
+the drain's writes are not journaled (they are not made on the replica), and a row queued
+offline goes out after sync has pushed it: `sync_round` drains after a round that pushed
+something or that reached the server after a drain had to wait.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from invite_desk.services.invitations.sending import SendProgress, SendReport, T
 from invite_desk.services.mail_settings import get_mail_settings
 from invite_desk.services.smtp import oauth
 from invite_desk.services.smtp.transport import RetryPolicy, SmtpTransport
+from invite_desk.services.sync.replica import RoundReport
 from invite_desk.services.uow import UnitOfWork
 from invite_desk.ui.hub import APPLICATIONS, INVITATIONS, MEMBERS, Changes, OperationsHub
 from invite_desk.ui.notify_worker import NotifyJob, NotifyWorker
@@ -97,6 +106,8 @@ REQUESTER_NAMES = {"compose": "Compose", "invitations": "Invitations"}
 
 # (engine, organization id) -> the SMTP password (e.g. from the keyring); on the worker thread.
 PasswordSource = Callable[[Engine, uuid.UUID], str | None]
+# () -> the engine to drain notifications on, or None: wait (replica mode while offline).
+NotifyTarget = Callable[[], Engine | None]
 NOTIFY_IDLE_MS = 5 * 60_000  # drain the notification queue this often while idle
 
 
@@ -138,6 +149,7 @@ class Outbox(QObject):
         credentials: CredentialStore | None = None,
         password_source: PasswordSource | None = None,
         notify_idle_ms: int = NOTIFY_IDLE_MS,
+        notify_target: NotifyTarget | None = None,
     ) -> None:
         super().__init__(parent)
         self.setObjectName("Outbox")
@@ -155,6 +167,8 @@ class Outbox(QObject):
         self._last_password: str | None = None
         self._notify: NotifyJob | None = None
         self._notify_again = False
+        self._notify_target = notify_target
+        self.notify_waiting = False  # a drain was due while the server was away
         hub.changed.connect(self._hub_changed)
         self._notify_timer = QTimer(self)
         self._notify_timer.setInterval(max(notify_idle_ms, 1))
@@ -294,6 +308,13 @@ class Outbox(QObject):
             self._notify_again = True  # something new may have been queued meanwhile
             return True
         make, engine, org = self._make_transport, self._engine, self._organization_id
+        if self._notify_target is not None:  # replica mode: only ever on the server
+            server = self._notify_target()
+            if server is None:
+                self.notify_waiting = True  # offline: drained by the next round that answers
+                return False
+            engine = server
+        self.notify_waiting = False
         source, remembered = self._password_source, self._last_password
         if make is smtp_transport:  # OAuth2 settings: the refresh token is read from the keyring
             make = functools.partial(smtp_transport, credentials=self._credentials, shared={})
@@ -308,6 +329,14 @@ class Outbox(QObject):
         self._notify = NotifyJob(worker, self)
         self._notify.start()
         return True
+
+    def sync_round(self, report: RoundReport) -> None:
+        """After a sync round (replica mode): drain when it pushed commands (an approval made
+        offline brings its queued email to the server with it) or when the server answers
+        again after a drain had to wait."""
+        pushed = report.pushed is not None and report.pushed.applied > 0
+        if report.online and (pushed or self.notify_waiting):
+            self.drain_notifications()
 
     def _notified(self, run: object) -> None:
         self._end_notify()

@@ -334,6 +334,16 @@ class Replica:
         """A unit of work on the server itself (headless commands that act there)."""
         return UnitOfWork(self.remote())
 
+    def notification_engine(self) -> Engine | None:
+        """Where the notification emails are claimed and sent: the server, while the last
+        round reached it; None when it did not (or no round ran yet), and the queue waits.
+        Never the replica: its copy of a queued row is also on the server, where
+        `invite-desk notify`, `invite-desk send` and other desktops drain it. No connection is
+        made here (safe on the GUI thread)."""
+        with self._state_lock:
+            online = self._online
+        return self.remote() if online else None
+
     def _forget_connections(self) -> None:
         """Drop pooled server connections: after an outage they are dead."""
         with self._state_lock:
