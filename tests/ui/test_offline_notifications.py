@@ -20,6 +20,7 @@ import pytest
 from pytestqt.qtbot import QtBot
 from sqlalchemy import select
 
+from invite_desk import app
 from invite_desk.services import adhesion, mail_settings
 from invite_desk.services.admin.notifications import NotificationRun, send_pending_notifications
 from invite_desk.services.credentials import MemoryCredentialStore
@@ -29,7 +30,8 @@ from invite_desk.services.smtp.transport import SmtpTransport
 from invite_desk.services.sync import journal
 from invite_desk.services.sync.replica import Replica, RoundReport
 from invite_desk.services.uow import UnitOfWork
-from invite_desk.ui.hub import MEMBERS, OperationsHub
+from invite_desk.ui.hub import APPLICATIONS, MEMBERS, OperationsHub
+from invite_desk.ui.main_window import MainWindow
 from invite_desk.ui.outbox import Outbox
 from invite_desk.ui.tasks import SynchronousRunner
 from tests.registration_fixtures import enable_confirmation_email
@@ -211,3 +213,42 @@ def test_a_replica_drain_and_the_servers_notify_racing_send_each_email_once(
     assert journal.pending_count(replica.engine) == 0  # the drain made no command here
     with replica.engine.connect() as connection:
         assert connection.execute(select(OutgoingMail.id)).first() is not None
+
+
+def test_the_main_window_in_replica_mode_emails_an_offline_approval_once_after_the_server_returns(
+        qtbot: QtBot, world: SyncWorld, proxy: TcpProxy, smtp_server: LoopbackSmtpServer) -> None:
+    """The wiring: the window's Outbox drains on the server, and its sync rounds drain."""
+    enable_confirmation_email(world.server_uow, world.admin, smtp_server)
+    (zoe,) = _applicants(world, "zoe@example.org")
+    launcher = app.replica_launcher(proxied_url(world.server.url, proxy),
+                                    credentials=MemoryCredentialStore())
+    operator = launcher.sign_in(ADMIN_EMAIL, PASSWORD)  # once, online: the replica is made
+    context = launcher.context()
+    proxy.cut()
+    window = MainWindow(context, operator, remember_geometry=False)
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        sync = window.sync_status
+        assert sync is not None and window.sync is not None
+        _wait(qtbot, lambda: sync.label.text().startswith("Offline since "))
+        # An approval made offline (as the Applications page does it, through the hub).
+        window.hub.mutate(None, lambda: adhesion.approve(context.uow, operator, zoe),
+                          changes={MEMBERS, APPLICATIONS})
+        _wait(qtbot, lambda: _mail_status(context.engine, "zoe@example.org") == ["queued"])
+        _wait(qtbot, lambda: window.outbox.notify_waiting)
+        qtbot.wait(500)
+        assert smtp_server.messages == []  # not sent from the replica
+
+        proxy.restore()
+        window.sync.sync_now()  # (or the next round on its own)
+        _wait(qtbot, lambda: smtp_server.count_for("zoe@example.org") == 1)
+        _wait(qtbot, lambda: _mail_status(world.server, "zoe@example.org") == ["sent"])
+        _wait(qtbot, lambda: _mail_status(context.engine, "zoe@example.org") == ["sent"])
+        qtbot.wait(500)
+        assert len(smtp_server.messages) == 1
+    finally:
+        window.sync.stop()
+        window.finish_background_work()
+        window.close()
+        launcher.dispose()
