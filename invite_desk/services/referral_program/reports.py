@@ -623,10 +623,12 @@ def _calendar_counts(session: Session, org: uuid.UUID, calendar: str, column: in
     band: list[ColumnElement[bool]] = []
     start = offset
     if limit is not None:
+        if offset >= totals[0] or limit <= 0:
+            return {}, 0, *totals
         edges = [session.scalar(select(count).where(*where).order_by(count.desc())
                                 .offset(at).limit(1))
                  for at in (offset, min(offset + limit, totals[0]) - 1)]
-        if offset >= totals[0] or limit <= 0 or edges[0] is None or edges[1] is None:
+        if edges[0] is None or edges[1] is None:  # changed meanwhile: nothing to show
             return {}, 0, *totals
         high, low = int(edges[0]), int(edges[1])
         start = offset - int(session.scalar(
