@@ -935,6 +935,8 @@ class ReferralPeriodStats(Base):
     __table_args__ = (
         Index("ix_referral_period_stats_rank", "organization_id", "period", "score", "reached",
               "referrer_id"),
+        Index("ix_referral_period_stats_unit_rank", "organization_id", "period", "unit_id",
+              "score", "reached", "referrer_id"),
         # covering: a conversion page's counts are read from the index alone
         Index("ix_referral_period_stats_sent", "organization_id", "period", "sent", "accepted",
               "referrer_id"),
@@ -946,6 +948,8 @@ class ReferralPeriodStats(Base):
                                                        primary_key=True)
     referrer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("member.id"), primary_key=True)
     period: Mapped[str] = mapped_column(String(8), primary_key=True)
+    # the referrer's unit when the row was written (a unit's leaderboard pages by it)
+    unit_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     score: Mapped[int] = mapped_column(Integer, default=0)
     completed: Mapped[int] = mapped_column(Integer, default=0)
     active: Mapped[int] = mapped_column(Integer, default=0)

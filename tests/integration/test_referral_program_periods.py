@@ -25,6 +25,7 @@ from invite_desk.services import referral_program as rp
 from invite_desk.services.models import (
     InvitationStatus,
     LeaderboardOptOut,
+    Member,
     MemberStatus,
     ReferralPeriodStats,
 )
@@ -187,6 +188,16 @@ def test_pages_per_unit_and_with_opted_out_members_hidden(world: World) -> None:
             world.uow.session.add(LeaderboardOptOut(
                 organization_id=world.admin.organization_id, member_id=world.ids[f"Crowd{n}"]))
         world.uow.commit()
+    assert _check_pages(world, unit=world.north) > 0
+    assert _check_pages(world, unit=world.south) > 0
+    # referrers move to the other unit: the next reconciliation moves their period rows
+    with world.uow:
+        for name in ("Rita", "Crowd1", "Crowd2", "Crowd7"):
+            member = world.uow.session.get(Member, world.ids[name])
+            assert member is not None
+            member.unit_id = world.south if member.unit_id == world.north else world.north
+        world.uow.commit()
+    rp.reconcile(world.uow, world.admin, now=NOW)
     assert _check_pages(world, unit=world.north) > 0
     assert _check_pages(world, unit=world.south) > 0
     local = world.operator("Rita", Role.ADMIN_LOCAL)  # sees opted-out members of her unit

@@ -28,6 +28,8 @@ UTC_DATETIME = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "maria
 INDEXES = (
     ('ix_referral_period_stats_rank',
      ['organization_id', 'period', 'score', 'reached', 'referrer_id']),
+    ('ix_referral_period_stats_unit_rank',
+     ['organization_id', 'period', 'unit_id', 'score', 'reached', 'referrer_id']),
     # covering: a conversion page's counts are read from the index alone
     ('ix_referral_period_stats_sent',
      ['organization_id', 'period', 'sent', 'accepted', 'referrer_id']),
@@ -42,6 +44,7 @@ def upgrade() -> None:
         sa.Column('organization_id', sa.Uuid(), nullable=False),
         sa.Column('referrer_id', sa.Uuid(), nullable=False),
         sa.Column('period', sa.String(length=8), nullable=False),
+        sa.Column('unit_id', sa.Uuid(), nullable=True),
         *[sa.Column(name, sa.Integer(), nullable=False)
           for name in ('score', 'completed', 'active', 'vested_points', 'vested',
                        'held_points')],

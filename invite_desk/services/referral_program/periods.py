@@ -22,10 +22,10 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, delete, func, insert, literal, select
+from sqlalchemy import and_, case, delete, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 
-from invite_desk.services.models import ReferralMonthStats, ReferralPeriodStats, Setting
+from invite_desk.services.models import Member, ReferralMonthStats, ReferralPeriodStats, Setting
 from invite_desk.services.referral_program import running
 from invite_desk.services.referral_program.running import ACTIVE_WEIGHT, INACTIVE_WEIGHT
 
@@ -121,16 +121,18 @@ def _fill(session: Session, org: uuid.UUID, zone: ZoneInfo,
                           value=S.month_start, else_=literal(""))
         label = period.label("period")
         session.execute(insert(P).from_select(
-            ["organization_id", "referrer_id", "period", "score", "completed", "active",
-             "vested_points", "vested", "held_points", "reached", "sent", "accepted"],
-            select(S.organization_id, S.referrer_id, label,
+            ["organization_id", "referrer_id", "unit_id", "period", "score", "completed",
+             "active", "vested_points", "vested", "held_points", "reached", "sent",
+             "accepted"],
+            select(S.organization_id, S.referrer_id, Member.unit_id, label,
                    ACTIVE_WEIGHT * func.sum(S.active)
                    + INACTIVE_WEIGHT * (func.sum(S.completed) - func.sum(S.active)),
                    func.sum(S.completed), func.sum(S.active), func.sum(S.vested_points),
                    func.sum(S.vested), func.sum(S.held_points), func.max(S.reached),
                    func.sum(S.sent), func.sum(S.accepted))
+            .join(Member, Member.id == S.referrer_id)
             .where(*where)
-            .group_by(S.organization_id, S.referrer_id, period)))
+            .group_by(S.organization_id, S.referrer_id, Member.unit_id, period)))
 
 
 def rebuild(session: Session, org: uuid.UUID, zone: ZoneInfo, zone_name: str) -> None:
@@ -146,8 +148,21 @@ def rebuild(session: Session, org: uuid.UUID, zone: ZoneInfo, zone_name: str) ->
 
 
 def follow(session: Session, org: uuid.UUID, zone: ZoneInfo,
-           referrers: Iterable[uuid.UUID]) -> None:
-    """After the monthly rows of `referrers` were rewritten: theirs again."""
+           referrers: Iterable[uuid.UUID], since: datetime | None = None) -> None:
+    """After the monthly rows of `referrers` were rewritten: theirs again; with `since`,
+    also the unit of referrers who moved to another unit since then (members changed since
+    are few: read by the updated_at index)."""
     for part in _chunks(sorted(set(referrers))):
         _fill(session, org, zone, part)
+    if since is None:
+        return
+    moved = session.execute(
+        select(Member.id, Member.unit_id).join(P, and_(
+            P.organization_id == org, P.referrer_id == Member.id, P.period == ALL))
+        .where(Member.organization_id == org, Member.updated_at > since,
+               or_(P.unit_id.is_(None) != Member.unit_id.is_(None),
+                   P.unit_id != Member.unit_id))).all()
+    for member_id, unit_id in moved:
+        session.execute(update(P).where(P.organization_id == org, P.referrer_id == member_id)
+                        .values(unit_id=unit_id).execution_options(synchronize_session=False))
 

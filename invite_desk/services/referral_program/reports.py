@@ -105,6 +105,16 @@ class _Scope:
                 Member.unit_id == self.unit_id))]
         return []
 
+    def person_row(self, column: Any) -> list[ColumnElement[bool]]:
+        """As `person`, checked per row by the member's primary key: for reads that walk a
+        summary in rank order and stop after a page (a unit's member list can be 100,000
+        ids long)."""
+        if self.own_only:
+            return [column == self.operator.member_id]
+        if self.unit_id is not None:
+            return [exists().where(Member.id == column, Member.unit_id == self.unit_id)]
+        return []
+
     def invitations(self) -> list[ColumnElement[bool]]:
         if self.own_only:
             return [Invitation.inviter_id == self.operator.member_id]
@@ -188,6 +198,18 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
             return [*scope.person(column), *([~column.in_(hidden)] if hidden is not None
                                              else [])]
 
+        def shown_row(column: Any) -> list[ColumnElement[bool]]:
+            return [*scope.person_row(column), *([~column.in_(hidden)] if hidden is not None
+                                                 else [])]
+
+        def shown_period(column: Any) -> list[ColumnElement[bool]]:
+            """The period summary keeps each referrer's unit: a unit's page is an index
+            range of it."""
+            if scope.unit_id is None or scope.own_only:
+                return shown_row(column)
+            return [ReferralPeriodStats.unit_id == scope.unit_id,
+                    *([~column.in_(hidden)] if hidden is not None else [])]
+
         def row_for(mid: uuid.UUID) -> dict[str, Any]:
             return figures.setdefault(mid, {
                 "completed": 0, "active": 0, "points": 0, "held": 0, "reached": None,
@@ -199,8 +221,8 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
         if summarized and limit is not None and not scope.own_only:
             key = periods.key_for(start, end, settings.zone)
             if key is not None and periods.built(session, org, settings.time_zone):
-                page = _period_page(session, org, key, start, end, shown, row_for,
-                                    offset, limit)
+                page = _period_page(session, org, key, start, end, shown_period, shown_row,
+                                    row_for, offset, limit)
         candidates = None
         wanted = None if limit is None else offset + limit
         if page is not None:
@@ -248,7 +270,7 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
         pending_where = [Referral.organization_id == org, Referral.completed_at.is_(None),
                          Referral.status == ReferralStatus.PENDING.value,
                          *_in_range(Referral.referred_at, start, end),
-                         *scope.person(Referral.referrer_id)]
+                         *scope.person_row(Referral.referrer_id)]
         pending_parts = ([pending_where] if page is None else
                          [[*pending_where, Referral.referrer_id.in_(part)]
                           for part in _chunks(page[0])])
@@ -340,8 +362,8 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
 
 
 def _period_page(session: Session, org: uuid.UUID, key: str, start: datetime | None,
-                 end: datetime | None, shown: Any, row_for: Any, offset: int, limit: int
-                 ) -> tuple[list[uuid.UUID], int] | None:
+                 end: datetime | None, shown: Any, shown_row: Any, row_for: Any, offset: int,
+                 limit: int) -> tuple[list[uuid.UUID], int] | None:
     """One page of a calendar period's ranking, read in rank order from the period summary
     (score, who got there first, id), and the number of referrers on the whole board. None
     when the page reaches past the referrers with a score: those without one (and those
@@ -365,7 +387,7 @@ def _period_page(session: Session, org: uuid.UUID, key: str, start: datetime | N
         select(func.count(func.distinct(Referral.referrer_id))).where(
             Referral.organization_id == org, Referral.completed_at.is_(None),
             Referral.status == ReferralStatus.PENDING.value,
-            *_in_range(Referral.referred_at, start, end), *shown(Referral.referrer_id),
+            *_in_range(Referral.referred_at, start, end), *shown_row(Referral.referrer_id),
             ~exists().where(P.organization_id == org, P.period == key,
                             P.referrer_id == Referral.referrer_id))) or 0)
     return [row[0] for row in rows], listed + pending_only

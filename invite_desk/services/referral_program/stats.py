@@ -195,8 +195,8 @@ def refresh(session: Session, org: uuid.UUID, zone_name: str, wall: datetime,
     if not periods.built(session, org, zone_name):
         if follow_invitations:
             periods.rebuild(session, org, zone, zone_name)
-    elif dirty:
-        periods.follow(session, org, zone, dirty)
+    else:
+        periods.follow(session, org, zone, dirty, since)
 
 
 # -- growth per local day (trends) -------------------------------------------------------------
