@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -47,7 +48,11 @@ from tests.integration.test_referral_program_speed import _random_changes
 CALENDAR = (Period(PeriodKind.ALL_TIME), Period(PeriodKind.THIS_YEAR),
             Period(PeriodKind.THIS_QUARTER), Period(PeriodKind.THIS_MONTH),
             Period.custom(date(2026, 4, 1), date(2026, 6, 30)),  # a quarter, typed
-            Period.custom(date(2026, 5, 1), date(2026, 5, 31)))  # a month, typed
+            Period.custom(date(2026, 5, 1), date(2026, 5, 31)),  # a month, typed
+            # whole months that are not one calendar period: sums over the periods
+            # covering them (threshold algorithm)
+            Period.custom(date(2026, 2, 1), date(2026, 4, 30)),
+            Period.custom(date(2025, 11, 1), date(2026, 6, 30)))
 PAGES = ((0, 1), (0, 2), (1, 2), (2, 3), (0, 100), (3, 1), (4, 2), (50, 5))
 
 
@@ -152,7 +157,17 @@ def _crowd(world: World, count: int, rng: random.Random) -> None:
 
 @pytest.mark.parametrize("seed", [3, 5])
 def test_pages_of_calendar_periods_equal_the_raw_views_after_random_changes(
-        world: World, seed: int) -> None:
+        world: World, seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    ranked: list[str] = []  # columns the threshold algorithm answered for
+    original = periods.top_by_sum
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        found = original(*args, **kwargs)
+        if found is not None:
+            ranked.append(args[3])
+        return found
+
+    monkeypatch.setattr(periods, "top_by_sum", counting)
     rng = random.Random(seed)
     serial = [0]
     _crowd(world, 24, rng)
@@ -170,6 +185,7 @@ def test_pages_of_calendar_periods_equal_the_raw_views_after_random_changes(
         assert kept == rebuilt
         fast += _check_pages(world)
     assert fast > 0  # the pages really came from the period summary
+    assert {"score", "sent", "accepted"} <= set(ranked)  # and from sums of several
 
 
 def _stored_in(world: World) -> dict[tuple[object, ...], tuple[object, ...]]:
@@ -259,6 +275,36 @@ def test_which_periods_are_calendar_periods(zone: str, start: date, end: date,
     bounds = Period.custom(start, end).bounds(ZoneInfo(zone), NOW)
     assert periods.key_for(*bounds, ZoneInfo(zone)) == key
     assert periods.key_for(None, None, ZoneInfo(zone)) == "all"
+
+
+@pytest.mark.parametrize(("start", "end", "keys"), [
+    (date(2025, 11, 1), date(2026, 10, 31),
+     ["2025-11", "2025-12", "2026-Q1", "2026-Q2", "2026-Q3", "2026-10"]),
+    (date(2024, 12, 1), date(2026, 2, 28), ["2024-12", "2025", "2026-01", "2026-02"]),
+    (date(2026, 2, 1), date(2026, 4, 30), ["2026-02", "2026-03", "2026-04"]),
+    (date(2026, 1, 1), date(2026, 12, 31), ["2026"]),
+    (date(2026, 1, 2), date(2026, 12, 31), None),
+])
+def test_whole_months_are_covered_by_calendar_periods(start: date, end: date,
+                                                      keys: list[str] | None) -> None:
+    zone = ZoneInfo("Europe/Paris")
+    assert periods.pieces(*Period.custom(start, end).bounds(zone, NOW), zone) == keys
+    assert periods.pieces(None, None, zone) == ["all"]
+
+
+def test_the_threshold_ranking_gives_up_on_deep_pages_and_the_general_path_answers(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    _crowd(world, 30, random.Random(4))
+    rp.reconcile(world.uow, world.admin, now=NOW)
+    months = Period.custom(date(2026, 2, 1), date(2026, 5, 31))
+    whole = rp.leaderboard(world.uow, world.admin, months, now=NOW)
+    monkeypatch.setattr(periods, "MAX_SEEN", 3)
+    monkeypatch.setattr(periods, "MAX_WANTED", 12)
+    for offset, limit in ((0, 2), (5, 10), (20, 5)):
+        page = rp.leaderboard(world.uow, world.admin, months, limit=limit, offset=offset,
+                              now=NOW)
+        assert page.rows == whole.rows[offset:offset + limit]
+        assert page.total == len(whole.rows)
 
 
 def test_a_time_zone_change_rebuilds_the_periods_in_local_months(world: World) -> None:

@@ -166,3 +166,95 @@ def follow(session: Session, org: uuid.UUID, zone: ZoneInfo,
         session.execute(update(P).where(P.organization_id == org, P.referrer_id == member_id)
                         .values(unit_id=unit_id).execution_options(synchronize_session=False))
 
+
+
+# -- periods of whole months that are not one calendar period --------------------------------
+
+MAX_WANTED = 500  # deeper pages of sums: the caller sums everyone (cheaper than this)
+MAX_SEEN = 3_000  # referrers summed before a ranking gives up
+SUMMED = ("score", "completed", "active", "vested_points", "vested", "held_points", "sent",
+          "accepted")
+
+
+def pieces(start: datetime | None, end: datetime | None, zone: ZoneInfo) -> list[str] | None:
+    """Calendar periods that exactly cover the whole local months [start, end): whole years,
+    then quarters, then months (twelve months from November: 2 months, 3 quarters, 1 month).
+    None when the bounds are not local month starts."""
+    if start is None and end is None:
+        return [ALL]
+    if start is None or end is None:
+        return None
+    first, after = _local_month_start(start, zone), _local_month_start(end, zone)
+    if first is None or after is None:
+        return None
+    index, stop = first[0] * 12 + first[1] - 1, after[0] * 12 + after[1] - 1
+    keys: list[str] = []
+    while index < stop:
+        year, month = index // 12, index % 12 + 1
+        if month == 1 and index + 12 <= stop:
+            keys.append(year_key(year))
+            index += 12
+        elif month % 3 == 1 and index + 3 <= stop:
+            keys.append(quarter_key(year, month))
+            index += 3
+        else:
+            keys.append(month_key(year, month))
+            index += 1
+    return keys
+
+
+def summed(session: Session, org: uuid.UUID, keys: Sequence[str],
+           referrers: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
+    """The figures of `referrers` summed over the periods `keys` (their primary keys)."""
+    found: dict[uuid.UUID, dict[str, Any]] = {}
+    for part in _chunks(referrers):
+        for mid, reached, *values in session.execute(
+            select(P.referrer_id, func.max(P.reached), *[func.sum(getattr(P, c))
+                                                          for c in SUMMED])
+            .where(P.organization_id == org, P.period.in_(keys), P.referrer_id.in_(part))
+            .group_by(P.referrer_id)
+        ):
+            found[mid] = {"reached": reached,
+                          **{c: int(v or 0) for c, v in zip(SUMMED, values, strict=True)}}
+    return found
+
+
+def top_by_sum(session: Session, org: uuid.UUID, keys: Sequence[str], column: str,
+               wanted: int, conditions: Sequence[Any] = ()
+               ) -> dict[uuid.UUID, dict[str, Any]] | None:
+    """Every referrer whose `column` summed over `keys` is at least the `wanted`-th largest
+    such sum (ties included), with all their summed figures: the threshold algorithm over
+    each key's index in descending order, which stops once the `wanted`-th best sum found so
+    far beats what a referrer not yet seen could still reach (the sum of the last values
+    read). `conditions` (on P) restrict the referrers. None when fewer than `wanted`
+    referrers have a positive sum, for a page deeper than MAX_WANTED, or past MAX_SEEN
+    referrers (the caller then sums everyone)."""
+    if wanted > MAX_WANTED:
+        return None
+    value = getattr(P, column)
+    batch = max(64, wanted)
+    offsets = dict.fromkeys(keys, 0)
+    bounds: dict[str, int] = {}
+    seen: dict[uuid.UUID, dict[str, Any]] = {}
+    while True:
+        fresh: dict[uuid.UUID, None] = {}
+        for key in keys:
+            if bounds.get(key) == 0:
+                continue  # read to its end
+            rows = session.execute(
+                select(P.referrer_id, value)
+                .where(P.organization_id == org, P.period == key, value > 0, *conditions)
+                .order_by(value.desc()).offset(offsets[key]).limit(batch)).all()
+            offsets[key] += len(rows)
+            bounds[key] = int(rows[-1][1]) if len(rows) == batch else 0
+            fresh.update((row[0], None) for row in rows if row[0] not in seen)
+        seen.update(summed(session, org, keys, list(fresh)))
+        best = sorted((figures[column] for figures in seen.values()), reverse=True)
+        unseen_at_most = sum(bounds.values())
+        if len(best) >= wanted and best[wanted - 1] > unseen_at_most:
+            return seen
+        if unseen_at_most == 0:
+            return seen if len(best) >= wanted else None
+        if len(seen) > MAX_SEEN:
+            return None
+        batch *= 2

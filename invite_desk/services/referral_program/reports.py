@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -219,9 +219,9 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
                       and stats.usable(session, org, settings.time_zone))
         page: tuple[list[uuid.UUID], int] | None = None
         if summarized and limit is not None and not scope.own_only:
-            key = periods.key_for(start, end, settings.zone)
-            if key is not None and periods.built(session, org, settings.time_zone):
-                page = _period_page(session, org, key, start, end, shown_period, shown_row,
+            keys = periods.pieces(start, end, settings.zone)
+            if keys and periods.built(session, org, settings.time_zone):
+                page = _period_page(session, org, keys, start, end, shown_period, shown_row,
                                     row_for, offset, limit)
         candidates = None
         wanted = None if limit is None else offset + limit
@@ -361,36 +361,60 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
         return Leaderboard(period, start, end, tuple(rows), label, total=total, offset=offset)
 
 
-def _period_page(session: Session, org: uuid.UUID, key: str, start: datetime | None,
+def _period_page(session: Session, org: uuid.UUID, keys: list[str], start: datetime | None,
                  end: datetime | None, shown: Any, shown_row: Any, row_for: Any, offset: int,
                  limit: int) -> tuple[list[uuid.UUID], int] | None:
-    """One page of a calendar period's ranking, read in rank order from the period summary
-    (score, who got there first, id), and the number of referrers on the whole board. None
-    when the page reaches past the referrers with a score: those without one (and those
-    with only pending referrals, who have no row) are ranked by the general path."""
+    """One page of the ranking (score, who got there first, id) from the period summary, and
+    the number of referrers on the whole board. One calendar period: read in rank order
+    from its index; whole months that are not one (`keys`: the calendar periods covering
+    them): the top of the summed scores by the threshold algorithm. None when the page
+    reaches past the referrers with a score (those without one, and those with only
+    pending referrals, who have no row, are ranked by the general path)."""
     P = ReferralPeriodStats
-    where = [P.organization_id == org, P.period == key, *shown(P.referrer_id)]
-    rows = session.execute(
-        select(P.referrer_id, P.completed, P.active, P.vested_points, P.held_points,
-               P.reached, P.sent, P.accepted)
-        .where(*where, P.score > 0)
-        .order_by(P.score.desc(), P.reached, P.referrer_id)
-        .offset(offset).limit(limit)).all()
-    if len(rows) < limit:
-        return None
-    for mid, completed, active, vested, held, reached, sent, accepted in rows:
-        row_for(mid).update(completed=int(completed), active=int(active), points=int(vested),
-                            held=int(held), reached=reached, sent=int(sent),
-                            accepted=int(accepted))
-    listed = int(session.scalar(select(func.count()).select_from(P).where(*where)) or 0)
+    where = [P.organization_id == org, *shown(P.referrer_id)]
+    if len(keys) == 1:
+        where.append(P.period == keys[0])
+        rows = session.execute(
+            select(P.referrer_id, P.completed, P.active, P.vested_points, P.held_points,
+                   P.reached, P.sent, P.accepted)
+            .where(*where, P.score > 0)
+            .order_by(P.score.desc(), P.reached, P.referrer_id)
+            .offset(offset).limit(limit)).all()
+        if len(rows) < limit:
+            return None
+        for mid, completed, active, vested, held, reached, sent, accepted in rows:
+            row_for(mid).update(completed=int(completed), active=int(active),
+                                points=int(vested), held=int(held), reached=reached,
+                                sent=int(sent), accepted=int(accepted))
+        order = [row[0] for row in rows]
+        listed = int(session.scalar(select(func.count()).select_from(P).where(*where)) or 0)
+    else:
+        found = periods.top_by_sum(session, org, keys, "score", offset + limit,
+                                   where[1:])
+        if found is None:
+            return None
+        far = datetime.max.replace(tzinfo=UTC)
+        order = sorted(found, key=lambda mid: (-found[mid]["score"],
+                                               found[mid]["reached"] or far,
+                                               str(mid)))[offset:offset + limit]
+        if len(order) < limit:
+            return None
+        for mid in order:
+            f = found[mid]
+            row_for(mid).update(completed=f["completed"], active=f["active"],
+                                points=f["vested_points"], held=f["held_points"],
+                                reached=f["reached"], sent=f["sent"], accepted=f["accepted"])
+        where.append(P.period.in_(keys))
+        listed = int(session.scalar(select(func.count(func.distinct(P.referrer_id)))
+                                    .where(*where)) or 0)
     pending_only = int(session.scalar(
         select(func.count(func.distinct(Referral.referrer_id))).where(
             Referral.organization_id == org, Referral.completed_at.is_(None),
             Referral.status == ReferralStatus.PENDING.value,
             *_in_range(Referral.referred_at, start, end), *shown_row(Referral.referrer_id),
-            ~exists().where(P.organization_id == org, P.period == key,
+            ~exists().where(P.organization_id == org, P.period.in_(keys),
                             P.referrer_id == Referral.referrer_id))) or 0)
-    return [row[0] for row in rows], listed + pending_only
+    return order, listed + pending_only
 
 
 def _summarized_total(session: Session, org: uuid.UUID, start: datetime | None,
@@ -699,15 +723,32 @@ def conversion(uow: UnitOfWork, operator: Operator, period: Period,
         fast = (scope.unit_id is None and not scope.own_only
                 and stats.is_whole_months(start, end, settings.zone)
                 and running.built(session, org, settings.time_zone))
-        calendar = (periods.key_for(start, end, settings.zone)
+        calendar = (periods.pieces(start, end, settings.zone)
                     if fast and by is ConversionBy.INVITER
                     and periods.built(session, org, settings.time_zone) else None)
         counts: dict[Any, tuple[int, int]] = {}
         column = 0 if order is ConversionOrder.SENT else 1
         page_offset, total_rows = offset, -1
-        if calendar is not None:
+        top = None
+        if calendar and len(calendar) > 1 and limit is not None:
+            # whole months that are not one calendar period: the top of the sums
+            top = periods.top_by_sum(session, org, calendar, order.value, offset + limit,
+                                     [ReferralPeriodStats.sent > 0])
+        if calendar and len(calendar) == 1:
             counts, page_offset, total_rows, total_sent, total_accepted = _calendar_counts(
-                session, org, calendar, column, offset, limit)
+                session, org, calendar[0], column, offset, limit)
+        elif top is not None and calendar:
+            counts = {k: (f["sent"], f["accepted"]) for k, f in top.items()}
+            total_rows = int(session.scalar(
+                select(func.count(func.distinct(ReferralPeriodStats.referrer_id))).where(
+                    ReferralPeriodStats.organization_id == org,
+                    ReferralPeriodStats.period.in_(calendar),
+                    ReferralPeriodStats.sent > 0)) or 0)
+            # every invitation is in one unit group (or none): the totals of 2 rows a unit
+            units = running.period_rows(session, org, settings.zone, "unit", start, end,
+                                        ("sent", "accepted"))
+            total_sent = sum(int(sent) for _, sent, _ in units)
+            total_accepted = sum(int(accepted) for _, _, accepted in units)
         elif fast:
             # Organization-wide whole months: the running totals, two rows per group.
             for k, sent, accepted in running.period_rows(
