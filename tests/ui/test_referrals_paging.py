@@ -45,7 +45,8 @@ def test_leaderboard_and_conversion_are_read_and_shown_one_page_at_a_time(
     box, label, previous, following = page.pagers["leaderboard"]
     assert not box.isHidden() and label.text() == "Ranks 1–100 of 250"
     assert not previous.isEnabled() and following.isEnabled()
-    assert page.leaderboard_summary.text().startswith("250 referrers; ranks 1–100 shown")
+    assert page.leaderboard_summary.text().startswith(
+        "250 referrers; ranks 1–100 below. Ranked by quality score")
 
     following.click()
     settle(qtbot, page)

@@ -676,8 +676,8 @@ class ReferralsPage(QWidget):
                      "in grey.")
         if board.total > len(board.rows):  # one page of a longer board: say which
             shown = f"{board.offset + 1:,}–{board.offset + len(board.rows):,}"
-            text = (f"{board.total:,} referrers; ranks {shown} shown (" +
-                    text.split(" · ", 1)[-1].replace(". Ranked", " among them). Ranked", 1))
+            text = f"{board.total:,} referrers; ranks {shown} below." + text[
+                text.index(" Ranked"):]
         self.leaderboard_summary.setText(text)
         self.leaderboard_chart.set_data(self.leaderboard_chart_data())
 
