@@ -372,11 +372,11 @@ def measure(uow: UnitOfWork, admin: Operator, size: int, backend: str,
     more: dict[str, tuple[Callable[[], object], str]] = {
         "leaderboard_rolling_year": (
             lambda: rp.leaderboard(uow, admin, ROLLING, limit=PAGE, now=NOW),
-            "top 100 of twelve months that are not a calendar year (running totals)"),
+            "top 100 of twelve months that are not a calendar year (sums of the calendar periods covering them)"),
         "conversion_rolling_year": (
             lambda: rp.conversion(uow, admin, ROLLING, rp.ConversionBy.INVITER, now=NOW,
                                   limit=PAGE),
-            "first page of twelve months that are not a calendar year (running totals)"),
+            "first page of twelve months that are not a calendar year (sums of calendar periods)"),
         "leaderboard_deep_page": (
             lambda: rp.leaderboard(uow, admin, PERIOD, limit=PAGE, offset=10_000, now=NOW),
             "ranks 10,001-10,100 of the calendar year"),
