@@ -174,7 +174,8 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
     `limit` / `offset`: one page of the ranking (ranks offset+1 .. offset+limit);
     `Leaderboard.total` is the number of referrers on the whole board either way. A calendar
     month, quarter, year or all time, organization-wide or for one unit, reads its page in
-    rank order from the per-period summary (periods.py): a few rows whatever the size."""
+    rank order from the per-period summary (periods.py): a few rows whatever the size;
+    other whole months sum the calendar periods covering them (threshold algorithm)."""
     moment = now or utcnow()
     offset = max(0, offset)
     with uow:
