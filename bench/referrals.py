@@ -1,8 +1,14 @@
 """Referral reports at scale: 1,000,000 referrals over three years (SQLite, cached), and the
-time to compute the leaderboard, the monthly trend and the conversion table for one year,
+time to compute the leaderboard (top 100), the monthly trend and the conversion table (its
+first page of 100 inviters, with the whole view's totals) for one calendar year,
 organization-wide, beside a baseline: the same figures by the obvious joins over the raw
 tables (referral x member, member x referral for the channel, invitation with a window
-median), without the programme's summary table and covering indexes.
+median), without the programme's summary tables and covering indexes.
+
+Further lines: the same views over twelve months that are not a calendar year (summed from
+the monthly running totals), a leaderboard page deep in the ranking, a unit's and a quarter's
+leaderboard, the whole conversion table read page by page (the CSV export), and the
+reconciliation with nothing to change.
 
     python -m bench referrals [--quick | --size N] [--postgres URL]
 
@@ -43,9 +49,13 @@ QUICK_SIZE = 20_000
 REFERRERS = 20_000
 CHUNK = 20_000
 RUNS = 5
-# "now" for the bench: the year measured is the 12 months before it.
+# "now" for the bench: the data covers the three years before it.
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
-PERIOD = rp.Period.custom(date(2025, 11, 1), date(2026, 10, 31))
+PERIOD = rp.Period.custom(date(2025, 1, 1), date(2025, 12, 31))  # a calendar year
+ROLLING = rp.Period.custom(date(2025, 11, 1), date(2026, 10, 31))  # twelve months
+QUARTER = rp.Period.custom(date(2026, 4, 1), date(2026, 6, 30))
+PAGE = 100
+EXPORT_PAGE = 2_000
 
 
 class _Sql:
@@ -319,6 +329,17 @@ def _timed(action: Callable[[], object], runs: int = RUNS) -> tuple[float, list[
     return statistics.median(times), times
 
 
+def _export_conversion(uow: UnitOfWork, admin: Operator, period: rp.Period) -> int:
+    """The whole conversion table by inviter, page by page (what the CSV export reads)."""
+    rows = 0
+    while True:
+        page = rp.conversion(uow, admin, period, rp.ConversionBy.INVITER, now=NOW,
+                             limit=EXPORT_PAGE, offset=rows)
+        rows += len(page.rows)
+        if not page.rows or rows >= page.total_rows:
+            return rows
+
+
 def measure(uow: UnitOfWork, admin: Operator, size: int, backend: str,
             ready_s: float) -> list[dict[str, Any]]:
     settings = rp.get_settings(uow, admin)
@@ -327,14 +348,16 @@ def measure(uow: UnitOfWork, admin: Operator, size: int, backend: str,
     org = admin.organization_id
     views: dict[str, tuple[Callable[[], object], Callable[[], object], dict[str, Any]]] = {
         "leaderboard": (
-            lambda: rp.leaderboard(uow, admin, PERIOD, limit=100, now=NOW),
-            lambda: _baseline_leaderboard(uow, org, start, end), {"limit": 100}),
+            lambda: rp.leaderboard(uow, admin, PERIOD, limit=PAGE, now=NOW),
+            lambda: _baseline_leaderboard(uow, org, start, end), {"limit": PAGE}),
         "trend": (
             lambda: rp.trends(uow, admin, PERIOD, rp.Granularity.MONTH, now=NOW),
             lambda: _baseline_trend(uow, org, start, end), {"granularity": "month"}),
         "conversion": (
-            lambda: rp.conversion(uow, admin, PERIOD, rp.ConversionBy.INVITER, now=NOW),
-            lambda: _baseline_conversion(uow, org, start, end), {"by": "inviter"}),
+            lambda: rp.conversion(uow, admin, PERIOD, rp.ConversionBy.INVITER, now=NOW,
+                                  limit=PAGE),
+            lambda: _baseline_conversion(uow, org, start, end),
+            {"by": "inviter", "limit": PAGE}),
     }
     rows = []
     for name, (view, baseline, extra) in views.items():
@@ -345,13 +368,54 @@ def measure(uow: UnitOfWork, admin: Operator, size: int, backend: str,
                            min=round(min(times), 1), max=round(max(times), 1),
                            baseline_name="obvious joins over the raw tables",
                            database_ready_s=round(ready_s, 1), **extra))
-    full, _ = _timed(lambda: rp.leaderboard(uow, admin, PERIOD, now=NOW), runs=3)
+    unit = _first_unit(uow, org)
+    more: dict[str, tuple[Callable[[], object], str]] = {
+        "leaderboard_rolling_year": (
+            lambda: rp.leaderboard(uow, admin, ROLLING, limit=PAGE, now=NOW),
+            "top 100 of twelve months that are not a calendar year (sums of the calendar periods covering them)"),
+        "conversion_rolling_year": (
+            lambda: rp.conversion(uow, admin, ROLLING, rp.ConversionBy.INVITER, now=NOW,
+                                  limit=PAGE),
+            "first page of twelve months that are not a calendar year (sums of calendar periods)"),
+        "leaderboard_deep_page": (
+            lambda: rp.leaderboard(uow, admin, PERIOD, limit=PAGE, offset=10_000, now=NOW),
+            "ranks 10,001-10,100 of the calendar year"),
+        "leaderboard_unit": (
+            lambda: rp.leaderboard(uow, admin, PERIOD, unit, limit=PAGE, now=NOW),
+            "top 100 of one unit (of 8) for the calendar year"),
+        "leaderboard_quarter": (
+            lambda: rp.leaderboard(uow, admin, QUARTER, limit=PAGE, now=NOW),
+            "top 100 of a calendar quarter"),
+        "conversion_by_accepted": (
+            lambda: rp.conversion(uow, admin, PERIOD, rp.ConversionBy.INVITER, now=NOW,
+                                  limit=PAGE, offset=1_000,
+                                  order=rp.ConversionOrder.ACCEPTED),
+            "rows 1,001-1,100 by invitations accepted, calendar year"),
+    }
+    for name, (view, note) in more.items():
+        value, times = _timed(view, runs=3)
+        rows.append(result(name, value, "ms", None, target="< 100 ms", backend=backend,
+                           referrals=size, min=round(min(times), 1), max=round(max(times), 1),
+                           note=note))
+    exported, _ = _timed(lambda: _export_conversion(uow, admin, PERIOD), runs=1)
+    rows.append(result("conversion_export_all_rows", exported, "ms", None, backend=backend,
+                       referrals=size, page=EXPORT_PAGE,
+                       note="every inviter of the calendar year, page by page (CSV export)"))
+    full, _ = _timed(lambda: rp.leaderboard(uow, admin, PERIOD, now=NOW), runs=1)
     rows.append(result("leaderboard_all_rows", full, "ms", None, backend=backend,
-                       referrals=size, note="every referrer of the year, not only the top 100"))
+                       referrals=size, note="every referrer of the year in one call, not paged"))
     steady, _ = _timed(lambda: rp.reconcile(uow, admin, now=NOW), runs=1)
     rows.append(result("reconcile_steady_state", steady, "ms", None, backend=backend,
                        referrals=size, note="nothing to change: what a Refresh costs"))
     return rows
+
+
+def _first_unit(uow: UnitOfWork, org: uuid.UUID) -> uuid.UUID:
+    with uow:
+        unit = uow.session.scalar(select(Unit.id).where(Unit.organization_id == org)
+                                  .order_by(Unit.name).limit(1))
+    assert unit is not None
+    return unit
 
 
 def run(quick: bool = False, postgres: str | None = None,

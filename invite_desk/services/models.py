@@ -918,3 +918,44 @@ class SyncApplying(Base):
     __tablename__ = "sync_applying"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+
+
+# -- referral programme speed (issue 10, migration 0011) -------------------------------------
+
+
+class ReferralPeriodStats(Base):
+    """Per referrer and calendar period of the organization (local time): `period` is "all",
+    a year "2026", a quarter "2026-Q1" or a month "2026-01". The leaderboard's figures of that
+    period (summed from referral_month_stats) and its quality `score`, so that a leaderboard
+    or conversion page of a month, quarter, year or all time is read in rank order from an
+    index instead of aggregating every referrer. Kept by the reconciliation
+    (services/referral_program/periods.py)."""
+
+    __tablename__ = "referral_period_stats"
+    __table_args__ = (
+        Index("ix_referral_period_stats_rank", "organization_id", "period", "score", "reached",
+              "referrer_id"),
+        Index("ix_referral_period_stats_unit_rank", "organization_id", "period", "unit_id",
+              "score", "reached", "referrer_id"),
+        # covering: a conversion page's counts are read from the index alone
+        Index("ix_referral_period_stats_sent", "organization_id", "period", "sent", "accepted",
+              "referrer_id"),
+        Index("ix_referral_period_stats_accepted", "organization_id", "period", "accepted",
+              "sent", "referrer_id"),
+    )
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"),
+                                                       primary_key=True)
+    referrer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("member.id"), primary_key=True)
+    period: Mapped[str] = mapped_column(String(8), primary_key=True)
+    # the referrer's unit when the row was written (a unit's leaderboard pages by it)
+    unit_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    score: Mapped[int] = mapped_column(Integer, default=0)
+    completed: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[int] = mapped_column(Integer, default=0)
+    vested_points: Mapped[int] = mapped_column(Integer, default=0)
+    vested: Mapped[int] = mapped_column(Integer, default=0)
+    held_points: Mapped[int] = mapped_column(Integer, default=0)
+    reached: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    sent: Mapped[int] = mapped_column(Integer, default=0)
+    accepted: Mapped[int] = mapped_column(Integer, default=0)

@@ -38,6 +38,8 @@ class FakeSource:
     """Records every call (period, unit, ...) and answers with the figures below."""
 
     calls: list[tuple[str, Any]] = field(default_factory=list)
+    pages: list[tuple[str, int | None, int]] = field(default_factory=list)  # view, limit, offset
+    board_size: int = 0  # > 0: that many leaderboard and conversion rows, generated
     flags_open: list[rp.FlagRow] = field(default_factory=list)
     decided: list[tuple[uuid.UUID, rp.FlagStatus]] = field(default_factory=list)
     visible_to_members: bool = True
@@ -50,8 +52,10 @@ class FakeSource:
         return [NORTH, SOUTH]
 
     def leaderboard(self, operator: Operator, period: rp.Period, unit_id: uuid.UUID | None,
-                    now: datetime | None = None) -> rp.Leaderboard:
+                    now: datetime | None = None, *, limit: int | None = None,
+                    offset: int = 0) -> rp.Leaderboard:
         self.calls.append(("leaderboard", (period, unit_id)))
+        self.pages.append(("leaderboard", limit, offset))
         rows = (
             board_row(1, "Ada Lovelace", completed=6, active=5, pending=1),
             board_row(2, "<b>Bold</b> Bob", completed=20, active=1, pending=3, flags=1),
@@ -61,7 +65,12 @@ class FakeSource:
             rows = (rows[2],)
         elif period.kind is rp.PeriodKind.THIS_MONTH:
             rows = (rows[0],)
-        return rp.Leaderboard(period, None, None, rows, "test")
+        if self.board_size:  # a big organization: rows to page through
+            rows = tuple(board_row(n, f"Referrer {n:05d}", completed=self.board_size - n + 1,
+                                   active=0) for n in range(1, self.board_size + 1))
+        end = None if limit is None else offset + limit
+        return rp.Leaderboard(period, None, None, rows[offset:end], "test", total=len(rows),
+                              offset=offset)
 
     def trends(self, operator: Operator, period: rp.Period, granularity: rp.Granularity,
                unit_id: uuid.UUID | None, now: datetime | None = None) -> rp.Trends:
@@ -80,11 +89,22 @@ class FakeSource:
         return rp.Trends(period, granularity, tuple(buckets))
 
     def conversion(self, operator: Operator, period: rp.Period, by: rp.ConversionBy,
-                   unit_id: uuid.UUID | None, now: datetime | None = None) -> rp.Conversion:
+                   unit_id: uuid.UUID | None, now: datetime | None = None, *,
+                   limit: int | None = None, offset: int = 0,
+                   order: rp.ConversionOrder = rp.ConversionOrder.SENT) -> rp.Conversion:
         self.calls.append(("conversion", (period, by, unit_id)))
+        self.pages.append(("conversion", limit, offset))
         rows = (rp.ConversionRow(uuid.UUID(int=1), f"{by.value} one", 10, 4, 0.4, 3 * 86_400),
                 rp.ConversionRow(uuid.UUID(int=2), "=HYPERLINK(\"x\")", 5, 0, 0.0, None))
-        return rp.Conversion(period, by, rows, 15, 4, 20, 0.75, 4 / 15, 0.2)
+        if self.board_size:
+            rows = tuple(rp.ConversionRow(uuid.UUID(int=n), f"Inviter {n:05d}",
+                                          self.board_size - n + 1, 1, None, None)
+                         for n in range(1, self.board_size + 1))
+        if order is rp.ConversionOrder.ACCEPTED:
+            rows = tuple(sorted(rows, key=lambda r: (-r.accepted, r.label.casefold())))
+        end = None if limit is None else offset + limit
+        return rp.Conversion(period, by, rows[offset:end], 15, 4, 20, 0.75, 4 / 15, 0.2,
+                             total_rows=len(rows), offset=offset, order=order)
 
     def retention(self, operator: Operator, unit_id: uuid.UUID | None,
                   now: datetime | None = None) -> rp.Retention:

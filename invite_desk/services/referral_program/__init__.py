@@ -48,6 +48,7 @@ from invite_desk.services.referral_program.types import (
     Channel,
     Conversion,
     ConversionBy,
+    ConversionOrder,
     ConversionRow,
     FlagKind,
     FlagRow,
@@ -73,7 +74,7 @@ from invite_desk.services.referral_program.types import (
 
 __all__ = [
     "ACTIVE_WEIGHT", "INACTIVE_WEIGHT", "Badge", "Channel", "Conversion", "ConversionBy",
-    "ConversionRow", "FlagKind", "FlagRow", "FlagStatus", "GamificationSettings", "Granularity",
+    "ConversionOrder", "ConversionRow", "FlagKind", "FlagRow", "FlagStatus", "GamificationSettings", "Granularity",
     "Leaderboard", "LeaderboardRow", "LedgerEntry", "LedgerKind", "LedgerReason", "Period",
     "PeriodKind", "ReconcileResult", "RefereeRow", "ReferralActivity", "Retention",
     "RetentionFigure", "RetentionRow", "TrendBucket", "Trends", "conversion", "decide_flag",

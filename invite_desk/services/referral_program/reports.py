@@ -9,12 +9,13 @@ leaderboard without those who opted out)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
-from datetime import date, datetime, time, timedelta
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, case, exists, func, or_, select, union
 from sqlalchemy.orm import Session
 
 from invite_desk.services.errors import PermissionDenied
@@ -31,6 +32,7 @@ from invite_desk.services.models import (
     Referral,
     ReferralFlag,
     ReferralMonthStats,
+    ReferralPeriodStats,
     ReferralReward,
     ReferralStatus,
     Unit,
@@ -38,7 +40,7 @@ from invite_desk.services.models import (
 )
 from invite_desk.services.operator import Operator, refreshed
 from invite_desk.services.permissions import ScopeLevel, scope_of
-from invite_desk.services.referral_program import running, stats
+from invite_desk.services.referral_program import periods, running, stats
 from invite_desk.services.referral_program.running import ACTIVE_WEIGHT, INACTIVE_WEIGHT
 from invite_desk.services.referral_program.settings import load as load_settings
 from invite_desk.services.referral_program.sql import bucket_index, seconds_between
@@ -47,6 +49,7 @@ from invite_desk.services.referral_program.types import (
     Channel,
     Conversion,
     ConversionBy,
+    ConversionOrder,
     ConversionRow,
     FlagStatus,
     GamificationSettings,
@@ -102,6 +105,16 @@ class _Scope:
                 Member.unit_id == self.unit_id))]
         return []
 
+    def person_row(self, column: Any) -> list[ColumnElement[bool]]:
+        """As `person`, checked per row by the member's primary key: for reads that walk a
+        summary in rank order and stop after a page (a unit's member list can be 100,000
+        ids long)."""
+        if self.own_only:
+            return [column == self.operator.member_id]
+        if self.unit_id is not None:
+            return [exists().where(Member.id == column, Member.unit_id == self.unit_id)]
+        return []
+
     def invitations(self) -> list[ColumnElement[bool]]:
         if self.own_only:
             return [Invitation.inviter_id == self.operator.member_id]
@@ -154,10 +167,17 @@ def _rate(part: int, whole: int) -> float | None:
 
 def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
                 unit_id: uuid.UUID | None = None, *, limit: int | None = None,
-                now: datetime | None = None) -> Leaderboard:
+                offset: int = 0, now: datetime | None = None) -> Leaderboard:
     """Referrers ranked by score, ties to who reached it first. USER: only themself unless the
-    leaderboard is visible to members (then opted-out members are hidden from them)."""
+    leaderboard is visible to members (then opted-out members are hidden from them).
+
+    `limit` / `offset`: one page of the ranking (ranks offset+1 .. offset+limit);
+    `Leaderboard.total` is the number of referrers on the whole board either way. A calendar
+    month, quarter, year or all time, organization-wide or for one unit, reads its page in
+    rank order from the per-period summary (periods.py): a few rows whatever the size;
+    other whole months sum the calendar periods covering them (threshold algorithm)."""
     moment = now or utcnow()
+    offset = max(0, offset)
     with uow:
         session = uow.session
         operator = refreshed(session, operator)
@@ -169,6 +189,27 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
         figures: dict[uuid.UUID, dict[str, Any]] = {}
         opted_out = set(session.scalars(select(LeaderboardOptOut.member_id).where(
             LeaderboardOptOut.organization_id == org)))
+        # Opted-out members are hidden from those who may not see them (but not from
+        # themselves): a condition on a member-id column, so SQL pages count right.
+        hidden = (None if scope.sees_opted_out else select(LeaderboardOptOut.member_id).where(
+            LeaderboardOptOut.organization_id == org,
+            LeaderboardOptOut.member_id != operator.member_id))
+
+        def shown(column: Any) -> list[ColumnElement[bool]]:
+            return [*scope.person(column), *([~column.in_(hidden)] if hidden is not None
+                                             else [])]
+
+        def shown_row(column: Any) -> list[ColumnElement[bool]]:
+            return [*scope.person_row(column), *([~column.in_(hidden)] if hidden is not None
+                                                 else [])]
+
+        def shown_period(column: Any) -> list[ColumnElement[bool]]:
+            """The period summary keeps each referrer's unit: a unit's page is an index
+            range of it."""
+            if scope.unit_id is None or scope.own_only:
+                return shown_row(column)
+            return [ReferralPeriodStats.unit_id == scope.unit_id,
+                    *([~column.in_(hidden)] if hidden is not None else [])]
 
         def row_for(mid: uuid.UUID) -> dict[str, Any]:
             return figures.setdefault(mid, {
@@ -177,13 +218,24 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
 
         summarized = (stats.is_whole_months(start, end, settings.zone)
                       and stats.usable(session, org, settings.time_zone))
+        page: tuple[list[uuid.UUID], int] | None = None
+        if summarized and limit is not None and not scope.own_only:
+            keys = periods.pieces(start, end, settings.zone)
+            if keys and periods.built(session, org, settings.time_zone):
+                page = _period_page(session, org, keys, start, end, shown_period, shown_row,
+                                    row_for, offset, limit)
         candidates = None
-        if (summarized and limit is not None and scope.unit_id is None and not scope.own_only
-                and running.built(session, org, settings.time_zone)):
+        wanted = None if limit is None else offset + limit
+        if page is not None:
+            candidates = set(page[0])
+        elif (summarized and wanted is not None and scope.unit_id is None
+              and not scope.own_only and running.built(session, org, settings.time_zone)):
             candidates = _ranked_candidates(session, org, settings.zone, start, end,
-                                            limit + (0 if scope.sees_opted_out
-                                                     else len(opted_out)) + 1)
-        if summarized:
+                                            wanted + (0 if scope.sees_opted_out
+                                                      else len(opted_out)) + 1)
+        if page is not None:
+            pass  # the page's figures are read
+        elif summarized:
             # Whole local months: sum the monthly summary (a few rows per referrer).
             S = ReferralMonthStats
             summed = (
@@ -194,15 +246,15 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
                        *scope.person(S.referrer_id))
                 .group_by(S.referrer_id)
             )
-            if limit is not None and candidates is None:
+            if wanted is not None and candidates is None:
                 # Rank in SQL, as below (score, who got there first, id): only the rows
                 # shown (and the opted-out ones that may be hidden) come back.
-                hidden = len(opted_out) if not scope.sees_opted_out else 0
+                hidden_count = len(opted_out) if not scope.sees_opted_out else 0
                 score_sql = (ACTIVE_WEIGHT * func.sum(S.active)
                              + INACTIVE_WEIGHT * (func.sum(S.completed) - func.sum(S.active)))
                 summed = summed.order_by(
                     score_sql.desc(), case((func.max(S.reached).is_(None), 1), else_=0),
-                    func.max(S.reached), S.referrer_id).limit(limit + hidden + 1)
+                    func.max(S.reached), S.referrer_id).limit(wanted + hidden_count + 1)
             batches = ([summed] if candidates is None else
                        [summed.where(S.referrer_id.in_(part))
                         for part in _chunks(sorted(candidates))])
@@ -216,29 +268,41 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
         else:
             _raw_figures(session, org, scope, start, end, row_for, moment)
 
-        for mid, pending in session.execute(
-            select(Referral.referrer_id, func.count())
-            .where(Referral.organization_id == org, Referral.completed_at.is_(None),
-                   Referral.status == ReferralStatus.PENDING.value,
-                   *_in_range(Referral.referred_at, start, end),
-                   *scope.person(Referral.referrer_id))
-            .group_by(Referral.referrer_id)
-        ):
-            if candidates is None or mid in candidates:
-                row_for(mid)["pending_ref"] = int(pending)
-
-        ids = list(figures)
+        pending_where = [Referral.organization_id == org, Referral.completed_at.is_(None),
+                         Referral.status == ReferralStatus.PENDING.value,
+                         *_in_range(Referral.referred_at, start, end),
+                         *scope.person_row(Referral.referrer_id)]
+        pending_parts = ([pending_where] if page is None else
+                         [[*pending_where, Referral.referrer_id.in_(part)]
+                          for part in _chunks(page[0])])
+        for where in pending_parts:
+            for mid, pending in session.execute(
+                select(Referral.referrer_id, func.count()).where(*where)
+                .group_by(Referral.referrer_id)
+            ):
+                if candidates is None or mid in candidates:
+                    row_for(mid)["pending_ref"] = int(pending)
 
         def score(f: dict[str, Any]) -> int:
             return int(ACTIVE_WEIGHT * f["active"] + INACTIVE_WEIGHT * (f["completed"] - f["active"]))
 
-        far = datetime.max.replace(tzinfo=moment.tzinfo)
-        order = sorted(
-            (mid for mid in ids
-             if scope.sees_opted_out or mid not in opted_out or mid == operator.member_id),
-            key=lambda mid: (-score(figures[mid]), figures[mid]["reached"] or far, str(mid)))
-        if limit is not None:
-            order = order[:limit]
+        if page is not None:
+            order, total = page
+        else:
+            far = datetime.max.replace(tzinfo=moment.tzinfo)
+            order = sorted(
+                (mid for mid in figures
+                 if scope.sees_opted_out or mid not in opted_out or mid == operator.member_id),
+                key=lambda mid: (-score(figures[mid]), figures[mid]["reached"] or far,
+                                 str(mid)))
+            if candidates is None and (wanted is None or not summarized):
+                total = len(order)  # every referrer's figures were read
+            else:
+                total = _summarized_total(session, org, start, end, shown, pending_where)
+            if limit is not None:
+                order = order[offset:offset + limit]
+            elif offset:
+                order = order[offset:]
         people = _members(session, order)
         if summarized:
             # Still-open invitations of the period: read by the status index (there are only
@@ -278,7 +342,7 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
                 ).group_by(ReferralReward.referrer_id)
             vested_all.update((mid, int(n or 0)) for mid, n in session.execute(counted))
         rows = []
-        for rank, mid in enumerate(order, start=1):
+        for rank, mid in enumerate(order, start=offset + 1):
             f = figures[mid]
             name, email, unit = people.get(mid, ("", "", ""))
             rows.append(LeaderboardRow(
@@ -295,7 +359,78 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
         chosen = session.get(Unit, scope.unit_id) if scope.unit_id is not None else None
         label = ("your own referrals" if scope.own_only else
                  chosen.name if chosen is not None else "whole organization")
-        return Leaderboard(period, start, end, tuple(rows), label)
+        return Leaderboard(period, start, end, tuple(rows), label, total=total, offset=offset)
+
+
+def _period_page(session: Session, org: uuid.UUID, keys: list[str], start: datetime | None,
+                 end: datetime | None, shown: Any, shown_row: Any, row_for: Any, offset: int,
+                 limit: int) -> tuple[list[uuid.UUID], int] | None:
+    """One page of the ranking (score, who got there first, id) from the period summary, and
+    the number of referrers on the whole board. One calendar period: read in rank order
+    from its index; whole months that are not one (`keys`: the calendar periods covering
+    them): the top of the summed scores by the threshold algorithm. None when the page
+    reaches past the referrers with a score (those without one, and those with only
+    pending referrals, who have no row, are ranked by the general path)."""
+    P = ReferralPeriodStats
+    where = [P.organization_id == org, *shown(P.referrer_id)]
+    if len(keys) == 1:
+        where.append(P.period == keys[0])
+        rows = session.execute(
+            select(P.referrer_id, P.completed, P.active, P.vested_points, P.held_points,
+                   P.reached, P.sent, P.accepted)
+            .where(*where, P.score > 0)
+            .order_by(P.score.desc(), P.reached, P.referrer_id)
+            .offset(offset).limit(limit)).all()
+        if len(rows) < limit:
+            return None
+        for mid, completed, active, vested, held, reached, sent, accepted in rows:
+            row_for(mid).update(completed=int(completed), active=int(active),
+                                points=int(vested), held=int(held), reached=reached,
+                                sent=int(sent), accepted=int(accepted))
+        order = [row[0] for row in rows]
+        listed = int(session.scalar(select(func.count()).select_from(P).where(*where)) or 0)
+    else:
+        found = periods.top_by_sum(session, org, keys, "score", offset + limit,
+                                   where[1:])
+        if found is None:
+            return None
+        far = datetime.max.replace(tzinfo=UTC)
+        order = sorted(found, key=lambda mid: (-found[mid]["score"],
+                                               found[mid]["reached"] or far,
+                                               str(mid)))[offset:offset + limit]
+        if len(order) < limit:
+            return None
+        for mid in order:
+            f = found[mid]
+            row_for(mid).update(completed=f["completed"], active=f["active"],
+                                points=f["vested_points"], held=f["held_points"],
+                                reached=f["reached"], sent=f["sent"], accepted=f["accepted"])
+        where.append(P.period.in_(keys))
+        listed = int(session.scalar(select(func.count(func.distinct(P.referrer_id)))
+                                    .where(*where)) or 0)
+    pending_only = int(session.scalar(
+        select(func.count(func.distinct(Referral.referrer_id))).where(
+            Referral.organization_id == org, Referral.completed_at.is_(None),
+            Referral.status == ReferralStatus.PENDING.value,
+            *_in_range(Referral.referred_at, start, end), *shown_row(Referral.referrer_id),
+            ~exists().where(P.organization_id == org, P.period.in_(keys),
+                            P.referrer_id == Referral.referrer_id))) or 0)
+    return order, listed + pending_only
+
+
+def _summarized_total(session: Session, org: uuid.UUID, start: datetime | None,
+                      end: datetime | None, shown: Any,
+                      pending_where: Sequence[ColumnElement[bool]]) -> int:
+    """Referrers on the whole board of a whole-months period: those with a monthly row in
+    it, and those with only pending referrals."""
+    S = ReferralMonthStats
+    ids = union(
+        select(S.referrer_id.label("id")).where(
+            S.organization_id == org, *_in_range(S.month_start, start, end),
+            *shown(S.referrer_id)),
+        select(Referral.referrer_id.label("id")).where(*pending_where,
+                                                       *shown(Referral.referrer_id)))
+    return int(session.scalar(select(func.count()).select_from(ids.subquery())) or 0)
 
 
 def _ranked_candidates(session: Session, org: uuid.UUID, zone: ZoneInfo,
@@ -496,12 +631,86 @@ NO_GROUP = {ConversionBy.INVITER: "(unknown)", ConversionBy.UNIT: "No unit",
             ConversionBy.BATCH: "No batch", ConversionBy.EVENT: "No event"}
 
 
+def _ordered_page(counts: dict[Any, tuple[int, int]], column: int, offset: int,
+                  limit: int | None, labelled: Callable[[list[Any]], dict[Any, str]]
+                  ) -> list[tuple[Any, str]]:
+    """(key, label) of rows offset .. offset+limit in the order (-count, label, key), where
+    count is `column` of `counts`. Only the rows whose count is within the page's range are
+    labelled (the ties at its edges decide by label), not every group."""
+    def ranked(keys: list[Any]) -> list[tuple[Any, str]]:
+        labels = labelled(keys)
+        return sorted(((k, labels[k]) for k in keys),
+                      key=lambda kl: (-counts[kl[0]][column], kl[1].casefold(),
+                                      str(kl[0]) if kl[0] is not None else ""))
+
+    if limit is None:
+        return ranked(list(counts))[offset:]
+    values = sorted((v[column] for v in counts.values()), reverse=True)
+    if offset >= len(values) or limit <= 0:
+        return []
+    high, low = values[offset], values[min(offset + limit, len(values)) - 1]
+    above = bisect_left([-v for v in values], -high)  # rows with a larger count
+    band = ranked([k for k, v in counts.items() if low <= v[column] <= high])
+    return band[offset - above:offset - above + limit]
+
+
+def _calendar_counts(session: Session, org: uuid.UUID, calendar: str, column: int,
+                     offset: int, limit: int | None
+                     ) -> tuple[dict[Any, tuple[int, int]], int, int, int, int]:
+    """From the period summary's covering index: (sent, accepted) of the inviters whose
+    count (`column`) lies within the page's range, where that range starts in their order,
+    and the whole view's row count and totals. Without a limit, every inviter."""
+    P = ReferralPeriodStats
+    where = [P.organization_id == org, P.period == calendar, P.sent > 0]
+    rows, sent, accepted = session.execute(
+        select(func.count(), func.coalesce(func.sum(P.sent), 0),
+               func.coalesce(func.sum(P.accepted), 0)).where(*where)).one()
+    totals = int(rows), int(sent), int(accepted)
+    count = (P.sent, P.accepted)[column]
+    band: list[ColumnElement[bool]] = []
+    start = offset
+    if limit is not None:
+        if offset >= totals[0] or limit <= 0:
+            return {}, 0, *totals
+        edges = [session.scalar(select(count).where(*where).order_by(count.desc())
+                                .offset(at).limit(1))
+                 for at in (offset, min(offset + limit, totals[0]) - 1)]
+        if edges[0] is None or edges[1] is None:  # changed meanwhile: nothing to show
+            return {}, 0, *totals
+        high, low = int(edges[0]), int(edges[1])
+        start = offset - int(session.scalar(
+            select(func.count()).select_from(P).where(*where, count > high)) or 0)
+        band = [count >= low, count <= high]
+    found = {k: (int(s), int(a)) for k, s, a in session.execute(
+        select(P.referrer_id, P.sent, P.accepted).where(*where, *band))}
+    return found, start, *totals
+
+
+def _median(value: float | None) -> float | None:
+    return float(value) if value is not None else None
+
+
+def _in_groups(column: Any, keys: Sequence[Any]) -> ColumnElement[bool]:
+    condition: ColumnElement[bool] = column.in_([k for k in keys if k is not None])
+    if any(k is None for k in keys):
+        condition = condition | column.is_(None)
+    return condition
+
+
 def conversion(uow: UnitOfWork, operator: Operator, period: Period,
                by: ConversionBy = ConversionBy.INVITER, unit_id: uuid.UUID | None = None,
-               *, now: datetime | None = None) -> Conversion:
+               *, now: datetime | None = None, limit: int | None = None, offset: int = 0,
+               order: ConversionOrder = ConversionOrder.SENT) -> Conversion:
     """Invitations sent vs accepted and median time to accept per group, plus the K-factor
-    (invitations per active member x acceptance rate)."""
+    (invitations per active member x acceptance rate).
+
+    Rows are ordered by invitations sent (or accepted), most first, then by label;
+    `limit` / `offset` give one page of them (`Conversion.total_rows`: how many there are;
+    the totals and the K-factor are the whole view's). By inviter, organization-wide, over a
+    calendar month, quarter, year or all time, the counts come from the period summary and
+    only the page's groups are labelled and get a median."""
     moment = now or utcnow()
+    offset = max(0, offset)
     with uow:
         session = uow.session
         operator = refreshed(session, operator)
@@ -515,53 +724,93 @@ def conversion(uow: UnitOfWork, operator: Operator, period: Period,
         fast = (scope.unit_id is None and not scope.own_only
                 and stats.is_whole_months(start, end, settings.zone)
                 and running.built(session, org, settings.time_zone))
+        calendar = (periods.pieces(start, end, settings.zone)
+                    if fast and by is ConversionBy.INVITER
+                    and periods.built(session, org, settings.time_zone) else None)
         counts: dict[Any, tuple[int, int]] = {}
-        histograms: dict[Any, list[int]] = {}
-        if fast:
+        column = 0 if order is ConversionOrder.SENT else 1
+        page_offset, total_rows = offset, -1
+        top = None
+        if calendar and len(calendar) > 1 and limit is not None:
+            # whole months that are not one calendar period: the top of the sums
+            top = periods.top_by_sum(session, org, calendar, order.value, offset + limit,
+                                     [ReferralPeriodStats.sent > 0])
+        if calendar and len(calendar) == 1:
+            counts, page_offset, total_rows, total_sent, total_accepted = _calendar_counts(
+                session, org, calendar[0], column, offset, limit)
+        elif top is not None and calendar:
+            counts = {k: (f["sent"], f["accepted"]) for k, f in top.items()}
+            total_rows = int(session.scalar(
+                select(func.count(func.distinct(ReferralPeriodStats.referrer_id))).where(
+                    ReferralPeriodStats.organization_id == org,
+                    ReferralPeriodStats.period.in_(calendar),
+                    ReferralPeriodStats.sent > 0)) or 0)
+            # every invitation is in one unit group (or none): the totals of 2 rows a unit
+            units = running.period_rows(session, org, settings.zone, "unit", start, end,
+                                        ("sent", "accepted"))
+            total_sent = sum(int(sent) for _, sent, _ in units)
+            total_accepted = sum(int(accepted) for _, _, accepted in units)
+        elif fast:
             # Organization-wide whole months: the running totals, two rows per group.
-            for k, sent, accepted, *hist in running.period_rows(
-                session, org, settings.zone, by.value, start, end,
-                ("sent", "accepted", *running.HIST), where=[lambda f: f["sent"] > 0]
+            for k, sent, accepted in running.period_rows(
+                session, org, settings.zone, by.value, start, end, ("sent", "accepted"),
+                where=[lambda f: f["sent"] > 0]
             ):
-                group = uuid.UUID(k) if k else None
-                counts[group] = (int(sent), int(accepted))
-                histograms[group] = [int(v) for v in hist]
+                counts[uuid.UUID(k) if k else None] = (int(sent), int(accepted))
         else:
             counts = {
-            k: (int(sent), int(accepted or 0))
-            for k, sent, accepted in session.execute(
-                select(key, func.count(),
-                       func.sum(case((Invitation.status == InvitationStatus.ACCEPTED.value, 1),
-                                     else_=0)))
-                .where(*where).group_by(key))
+                k: (int(sent), int(accepted or 0))
+                for k, sent, accepted in session.execute(
+                    select(key, func.count(),
+                           func.sum(case((Invitation.status == InvitationStatus.ACCEPTED.value,
+                                          1), else_=0)))
+                    .where(*where).group_by(key))
             }
-        duration = seconds_between(session, Invitation.sent_at, Invitation.accepted_at)
-        ranked = (
-            select(key, duration.label("d"),
-                   func.row_number().over(partition_by=key, order_by=duration).label("rn"),
-                   func.count().over(partition_by=key).label("n"))
-            .where(*where, Invitation.status == InvitationStatus.ACCEPTED.value,
-                   Invitation.accepted_at.is_not(None))
-            .subquery()
-        )
-        if not fast or sum(a for _, a in counts.values()) <= EXACT_MEDIAN_LIMIT:
-            medians = dict(session.execute(
-                select(ranked.c.k, func.avg(ranked.c.d))
-                .where(ranked.c.rn >= func.floor((ranked.c.n + 1) / 2.0),
-                       ranked.c.rn <= func.floor((ranked.c.n + 2) / 2.0))
-                .group_by(ranked.c.k)).all())
-        else:
-            medians = {k: running.interpolated_median(h) for k, h in histograms.items()}
-        labels = _labels(session, by, [k for k in counts if k is not None])
-        rows = sorted(
-            (ConversionRow(key=k, label=labels.get(k, NO_GROUP[by]) if k else NO_GROUP[by],
-                           sent=sent, accepted=accepted, rate=_rate(accepted, sent),
-                           median_seconds_to_accept=(float(medians[k]) if medians.get(k)
-                                                     is not None else None))
-             for k, (sent, accepted) in counts.items()),
-            key=lambda r: (-r.sent, r.label.casefold()))
-        total_sent = sum(r.sent for r in rows)
-        total_accepted = sum(r.accepted for r in rows)
+        if total_rows < 0:
+            total_rows = len(counts)
+            total_sent = sum(sent for sent, _ in counts.values())
+            total_accepted = sum(accepted for _, accepted in counts.values())
+
+        def labelled(keys: list[Any]) -> dict[Any, str]:
+            found = _labels(session, by, [k for k in keys if k is not None])
+            return {k: found.get(k, NO_GROUP[by]) if k is not None else NO_GROUP[by]
+                    for k in keys}
+
+        page = _ordered_page(counts, column, page_offset, limit, labelled)
+        keys = [k for k, _ in page]
+        medians: dict[Any, float | None] = {}
+        if keys and (not fast or total_accepted <= EXACT_MEDIAN_LIMIT):
+            duration = seconds_between(session, Invitation.sent_at, Invitation.accepted_at)
+            for part in ([keys] if limit is None else _chunks(keys)):
+                ranked = (
+                    select(key, duration.label("d"),
+                           func.row_number().over(partition_by=key, order_by=duration)
+                           .label("rn"),
+                           func.count().over(partition_by=key).label("n"))
+                    .where(*where, Invitation.status == InvitationStatus.ACCEPTED.value,
+                           Invitation.accepted_at.is_not(None),
+                           *([] if limit is None else [_in_groups(_group_key(by), part)]))
+                    .subquery()
+                )
+                medians.update(session.execute(
+                    select(ranked.c.k, func.avg(ranked.c.d))
+                    .where(ranked.c.rn >= func.floor((ranked.c.n + 1) / 2.0),
+                           ranked.c.rn <= func.floor((ranked.c.n + 2) / 2.0))
+                    .group_by(ranked.c.k)).all())
+        elif keys:
+            # Beyond the exact limit: interpolated within the running histogram's bucket.
+            for part in _chunks(keys):
+                for k, *hist in running.period_rows(
+                    session, org, settings.zone, by.value, start, end, running.HIST,
+                    groups=[running.group_key(k) for k in part]
+                ):
+                    medians[uuid.UUID(k) if k else None] = running.interpolated_median(
+                        [int(v) for v in hist])
+        rows = tuple(
+            ConversionRow(key=k, label=label, sent=counts[k][0], accepted=counts[k][1],
+                          rate=_rate(counts[k][1], counts[k][0]),
+                          median_seconds_to_accept=_median(medians.get(k)))
+            for k, label in page)
         members_q = select(func.count()).select_from(Member).where(
             Member.organization_id == org, Member.status == MemberStatus.ACTIVE.value,
             *([Member.joined_at < end] if end is not None else []))
@@ -577,8 +826,9 @@ def conversion(uow: UnitOfWork, operator: Operator, period: Period,
         per_member = _rate(total_sent, members)
         rate = _rate(total_accepted, total_sent)
         k_factor = per_member * rate if per_member is not None and rate is not None else None
-        return Conversion(period, by, tuple(rows), total_sent, total_accepted, members,
-                          per_member, rate, k_factor)
+        return Conversion(period, by, rows, total_sent, total_accepted, members,
+                          per_member, rate, k_factor, total_rows=total_rows, offset=offset,
+                          order=order)
 
 
 # -- retention ---------------------------------------------------------------------------------

@@ -355,10 +355,11 @@ def _follow_members(session: Session, org: uuid.UUID, zone: ZoneInfo,
 def period_rows(session: Session, org: uuid.UUID, zone: ZoneInfo, dim: str,
                 start: datetime | None, end: datetime | None,
                 columns: Sequence[str] = COLS, *, where: Sequence[Any] = (),
-                order_by: Sequence[Any] = (), limit: int | None = None
-                ) -> list[tuple[Any, ...]]:
+                order_by: Sequence[Any] = (), limit: int | None = None,
+                groups: Sequence[str] | None = None) -> list[tuple[Any, ...]]:
     """(group_key, *figures of the period) for the groups with a row at the period's last
-    month; the period is whole local months (start / end None: open)."""
+    month (or those of them in `groups`); the period is whole local months (start / end
+    None: open)."""
     horizon = _horizon(session, org, dim)
     if horizon is None:
         return []
@@ -376,6 +377,8 @@ def period_rows(session: Session, org: uuid.UUID, zone: ZoneInfo, dim: str,
             before.organization_id == at.organization_id, before.dim == at.dim,
             before.group_key == at.group_key,
             before.month_start == previous_month(_utc(start), zone)))
+    if groups is not None:
+        stmt = stmt.where(at.group_key.in_(groups))
     stmt = stmt.where(*[condition(figures) for condition in where])
     stmt = stmt.order_by(*[key(figures) for key in order_by])
     if limit is not None:

@@ -32,7 +32,7 @@ from invite_desk.services.models import (
     ReferralReward,
     Setting,
 )
-from invite_desk.services.referral_program import running
+from invite_desk.services.referral_program import periods, running
 from invite_desk.services.referral_program.sql import bucket_index
 
 ZONE_KEY = "referralProgram._statsTimeZone"
@@ -168,6 +168,7 @@ def refresh(session: Session, org: uuid.UUID, zone_name: str, wall: datetime,
         if not follow_invitations:
             return  # never built: the next full reconciliation builds it
         _rebuild(session, org, zone, None)
+        periods.rebuild(session, org, zone, zone_name)
         refresh_growth(session, org, zone, None)
         running.rebuild(session, org, zone, zone_name)
         _put(session, org, zone_row, ZONE_KEY, zone_name)
@@ -190,6 +191,12 @@ def refresh(session: Session, org: uuid.UUID, zone_name: str, wall: datetime,
         _put(session, org, mark_row, WATERMARK_KEY, (wall - MARGIN).isoformat())
     if dirty:
         _rebuild(session, org, zone, sorted(dirty))
+    # the calendar periods follow the monthly rows (a database from before 0011: all of them)
+    if not periods.built(session, org, zone_name):
+        if follow_invitations:
+            periods.rebuild(session, org, zone, zone_name)
+    else:
+        periods.follow(session, org, zone, dirty, since)
 
 
 # -- growth per local day (trends) -------------------------------------------------------------

@@ -127,6 +127,13 @@ class ConversionBy(StrEnum):
     EVENT = "event"
 
 
+class ConversionOrder(StrEnum):
+    """How the conversion table's rows are ordered (most first, then by label)."""
+
+    SENT = "sent"
+    ACCEPTED = "accepted"
+
+
 class FlagKind(StrEnum):
     SELF_REFERRAL = "self_referral"
     SAME_DEVICE = "same_device"  # same IP + browser as another referee or as the referrer
@@ -230,6 +237,8 @@ class Leaderboard:
     end: datetime | None
     rows: tuple[LeaderboardRow, ...]
     scope_label: str
+    total: int = 0  # referrers on the whole board (rows may be one page of it)
+    offset: int = 0  # ranks before the first row
 
 
 @dataclass(frozen=True)
@@ -272,6 +281,9 @@ class Conversion:
     invitations_per_member: float | None
     acceptance_rate: float | None
     k_factor: float | None  # invitations per member x acceptance rate
+    total_rows: int = 0  # groups in the whole view (rows may be one page of them)
+    offset: int = 0  # rows before the first one
+    order: ConversionOrder = ConversionOrder.SENT
 
 
 @dataclass(frozen=True)

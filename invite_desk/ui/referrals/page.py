@@ -83,6 +83,8 @@ Clock = Callable[[], datetime]
 
 ROW_HEIGHT = 26
 CHART_TOP = 12  # referrers / groups shown in a category chart (the table has them all)
+PAGE_SIZE = 100  # leaderboard ranks / conversion rows read and shown at a time
+EXPORT_PAGE = 2_000  # rows read per step when a whole table is exported to CSV
 CHANNEL_COLOURS = {rp.Channel.REFERRAL: "#0072B2", rp.Channel.PUBLIC: "#E69F00",
                    rp.Channel.EVENT_GUEST: "#009E73", rp.Channel.IMPORTED: "#8A919E"}
 PERIOD_KINDS = (rp.PeriodKind.THIS_MONTH, rp.PeriodKind.THIS_QUARTER, rp.PeriodKind.THIS_YEAR,
@@ -142,6 +144,7 @@ class ReferralsPage(QWidget):
     `refreshed` is emitted when every report of the last reload has answered."""
 
     refreshed = Signal()
+    exported = Signal(object)  # the Path a background export (a whole paged table) wrote
 
     def __init__(self, hub: OperationsHub, operator: Operator, parent: QWidget | None = None,
                  *, source: ReferralSource, clock: Clock | None = None) -> None:
@@ -163,6 +166,10 @@ class ReferralsPage(QWidget):
         self.retention: rp.Retention | None = None
         self.flags: list[rp.FlagRow] = []
         self.errors: dict[str, str] = {}  # view -> why it could not be read
+        # The leaderboard and the conversion table are read one page at a time (an
+        # organization can have tens of thousands of referrers).
+        self.page_size = PAGE_SIZE
+        self.offsets = {"leaderboard": 0, "conversion": 0}
         self._build()
         self._connect()
         self._load_units()
@@ -173,6 +180,7 @@ class ReferralsPage(QWidget):
 
     # ==================================================================== construction
     def _build(self) -> None:
+        self.pagers: dict[str, tuple[QWidget, PlainLabel, QPushButton, QPushButton]] = {}
         title = PlainLabel("Referrals")
         set_variant(title, "title")
         level = scope_of(self._operator).level
@@ -268,6 +276,26 @@ class ReferralsPage(QWidget):
         root.addWidget(self.banner)
         root.addWidget(self.tabs, 1)
 
+    def _pager(self, view: str) -> QWidget:
+        """Previous / Next and where the shown rows are in the whole table."""
+        box = QWidget()
+        box.setObjectName(f"{view}-pager")
+        layout = QHBoxLayout(box)
+        layout.setContentsMargins(0, 0, 0, 0)
+        previous, following = QPushButton("‹ Previous"), QPushButton("Next ›")
+        previous.setAccessibleName(f"Previous {view} page")
+        following.setAccessibleName(f"Next {view} page")
+        label = PlainLabel("")
+        set_variant(label, "muted")
+        layout.addWidget(label, 1)
+        layout.addWidget(previous)
+        layout.addWidget(following)
+        previous.clicked.connect(lambda: self.turn_page(view, -1))
+        following.clicked.connect(lambda: self.turn_page(view, 1))
+        self.pagers[view] = (box, label, previous, following)
+        box.setVisible(False)  # until there is more than one page
+        return box
+
     def _summary(self) -> PlainLabel:
         label = PlainLabel("")
         label.setWordWrap(True)
@@ -280,7 +308,7 @@ class ReferralsPage(QWidget):
         self.leaderboard_summary = self._summary()
         self.leaderboard_chart = ChartView(empty_text="No referrals in this period.")
         return self._tab(self.leaderboard_summary, self.leaderboard_table,
-                         self.leaderboard_chart)
+                         self.leaderboard_chart, below=self._pager("leaderboard"))
 
     def _build_trends(self) -> QWidget:
         self.granularity_combo = QComboBox()
@@ -304,6 +332,15 @@ class ReferralsPage(QWidget):
         self.by_combo.setAccessibleName("Conversion by")
         for by in rp.ConversionBy:
             self.by_combo.addItem(f"By {by.value}", by.value)
+        self.order_combo = QComboBox()
+        self.order_combo.setAccessibleName("Conversion order")
+        self.order_combo.addItem("Most sent first", rp.ConversionOrder.SENT.value)
+        self.order_combo.addItem("Most accepted first", rp.ConversionOrder.ACCEPTED.value)
+        choices = QWidget()
+        line = QHBoxLayout(choices)
+        line.setContentsMargins(0, 0, 0, 0)
+        line.addWidget(self.by_combo)
+        line.addWidget(self.order_combo)
         self.conversion_model: RowsModel[rp.ConversionRow] = RowsModel(
             conversion_columns(rp.ConversionBy.INVITER), parent=self)
         self.conversion_table = make_table(self.conversion_model, "Conversion", stretch=0,
@@ -320,7 +357,7 @@ class ReferralsPage(QWidget):
         layout.addWidget(self.k_factor_label)
         layout.addWidget(self.conversion_chart, 1)
         return self._tab(self.conversion_summary, self.conversion_table, box,
-                         extra=self.by_combo)
+                         extra=choices, below=self._pager("conversion"))
 
     def _build_quality(self) -> QWidget:
         self.retention_model: RowsModel[RetentionLine] = RowsModel(
@@ -357,7 +394,7 @@ class ReferralsPage(QWidget):
         return box
 
     def _tab(self, summary: QWidget, table: QTableView, chart: QWidget,
-             extra: QWidget | None = None) -> QWidget:
+             extra: QWidget | None = None, below: QWidget | None = None) -> QWidget:
         box = QWidget()
         layout = QVBoxLayout(box)
         layout.setContentsMargins(0, 8, 0, 0)
@@ -369,7 +406,16 @@ class ReferralsPage(QWidget):
         layout.addLayout(line)
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(chart)
-        splitter.addWidget(table)
+        if below is None:
+            splitter.addWidget(table)
+        else:
+            bottom = QWidget()
+            column = QVBoxLayout(bottom)
+            column.setContentsMargins(0, 0, 0, 0)
+            column.setSpacing(4)
+            column.addWidget(table, 1)
+            column.addWidget(below)
+            splitter.addWidget(bottom)
         splitter.setChildrenCollapsible(False)
         splitter.setStretchFactor(0, 1)
         splitter.setStretchFactor(1, 1)
@@ -379,11 +425,12 @@ class ReferralsPage(QWidget):
 
     def _connect(self) -> None:
         self.period_combo.currentIndexChanged.connect(self._period_changed)
-        self.start_edit.dateChanged.connect(lambda _d: self.reload())
-        self.end_edit.dateChanged.connect(lambda _d: self.reload())
-        self.scope_combo.currentIndexChanged.connect(lambda _i: self.reload())
+        self.start_edit.dateChanged.connect(lambda _d: self._first_pages())
+        self.end_edit.dateChanged.connect(lambda _d: self._first_pages())
+        self.scope_combo.currentIndexChanged.connect(lambda _i: self._first_pages())
         self.granularity_combo.currentIndexChanged.connect(lambda _i: self._load_trends())
-        self.by_combo.currentIndexChanged.connect(lambda _i: self._load_conversion())
+        self.by_combo.currentIndexChanged.connect(lambda _i: self._first_conversion_page())
+        self.order_combo.currentIndexChanged.connect(lambda _i: self._first_conversion_page())
         self.reload_button.clicked.connect(self.refresh)
         self.csv_action.triggered.connect(self._ask_csv)
         self.pdf_action.triggered.connect(self._ask_pdf)
@@ -409,6 +456,10 @@ class ReferralsPage(QWidget):
     def unit_id(self) -> uuid.UUID | None:
         data = self.scope_combo.currentData()
         return uuid.UUID(data) if data else None
+
+    @property
+    def conversion_order(self) -> rp.ConversionOrder:
+        return rp.ConversionOrder(self.order_combo.currentData())
 
     @property
     def granularity(self) -> rp.Granularity:
@@ -442,7 +493,41 @@ class ReferralsPage(QWidget):
         custom = self.period_combo.currentData() == rp.PeriodKind.CUSTOM.value
         for widget in (self.start_edit, self.dash_label, self.end_edit):
             widget.setVisible(custom)
+        self._first_pages()
+
+    def _first_pages(self) -> None:
+        """Another period or scope: the paged tables start again from their first page."""
+        self.offsets = dict.fromkeys(self.offsets, 0)
         self.reload()
+
+    def _first_conversion_page(self) -> None:
+        self.offsets["conversion"] = 0
+        self._load_conversion()
+
+    def turn_page(self, view: str, step: int) -> None:
+        """The next (step 1) or previous (-1) page of the leaderboard or conversion table."""
+        total = self._total(view)
+        offset = max(0, self.offsets[view] + step * self.page_size)
+        if offset >= total and step > 0:
+            return
+        self.offsets[view] = offset
+        if view == "leaderboard":
+            self._load_leaderboard()
+        else:
+            self._load_conversion()
+
+    def _total(self, view: str) -> int:
+        if view == "leaderboard":
+            return self.leaderboard.total if self.leaderboard is not None else 0
+        return self.conversion.total_rows if self.conversion is not None else 0
+
+    def _show_pager(self, view: str, offset: int, shown: int, total: int, what: str) -> None:
+        box, label, previous, following = self.pagers[view]
+        box.setVisible(total > self.page_size or offset > 0)
+        label.setText(f"{what} {offset + 1:,}–{offset + shown:,} of {total:,}" if shown
+                      else f"None of {total:,}")
+        previous.setEnabled(offset > 0)
+        following.setEnabled(offset + shown < total)
 
     def _load_units(self) -> None:
         if scope_of(self._operator).level is not ScopeLevel.ORGANIZATION:
@@ -535,7 +620,9 @@ class ReferralsPage(QWidget):
     def _load_leaderboard(self) -> None:
         source, operator, period, unit, now = (self._source, self._operator, self.period,
                                                self.unit_id, self._now())
-        self._ask("leaderboard", lambda: source.leaderboard(operator, period, unit, now),
+        limit, offset = self.page_size, self.offsets["leaderboard"]
+        self._ask("leaderboard", lambda: source.leaderboard(operator, period, unit, now,
+                                                            limit=limit, offset=offset),
                   self._show_leaderboard)
 
     def _load_trends(self) -> None:
@@ -548,8 +635,11 @@ class ReferralsPage(QWidget):
     def _load_conversion(self) -> None:
         source, operator, period, unit, now = (self._source, self._operator, self.period,
                                                self.unit_id, self._now())
-        by = self.by
-        self._ask("conversion", lambda: source.conversion(operator, period, by, unit, now),
+        by, order = self.by, self.conversion_order
+        limit, offset = self.page_size, self.offsets["conversion"]
+        self._ask("conversion", lambda: source.conversion(operator, period, by, unit, now,
+                                                          limit=limit, offset=offset,
+                                                          order=order),
                   self._show_conversion)
 
     def _load_retention(self) -> None:
@@ -565,8 +655,14 @@ class ReferralsPage(QWidget):
 
     # ==================================================================== showing
     def _show_leaderboard(self, board: rp.Leaderboard) -> None:
+        if not board.rows and board.offset > 0 and board.total:  # the board got shorter
+            self.offsets["leaderboard"] = (board.total - 1) // self.page_size * self.page_size
+            self.leaderboard = board
+            self._load_leaderboard()
+            return
         self.leaderboard = board
         self.leaderboard_model.set_rows(board.rows)
+        self._show_pager("leaderboard", board.offset, len(board.rows), board.total, "Ranks")
         completed = sum(r.completed for r in board.rows)
         active = sum(r.active for r in board.rows)
         hidden = sum(1 for r in board.rows if r.opted_out)
@@ -578,6 +674,10 @@ class ReferralsPage(QWidget):
         if hidden:
             text += (f" {hidden:,} opted out of the public leaderboard: shown to admins only, "
                      "in grey.")
+        if board.total > len(board.rows):  # one page of a longer board: say which
+            shown = f"{board.offset + 1:,}–{board.offset + len(board.rows):,}"
+            text = f"{board.total:,} referrers; ranks {shown} below." + text[
+                text.index(" Ranked"):]
         self.leaderboard_summary.setText(text)
         self.leaderboard_chart.set_data(self.leaderboard_chart_data())
 
@@ -632,7 +732,15 @@ class ReferralsPage(QWidget):
         return members, invitations
 
     def _show_conversion(self, conversion: rp.Conversion) -> None:
+        if not conversion.rows and conversion.offset > 0 and conversion.total_rows:
+            self.offsets["conversion"] = ((conversion.total_rows - 1) // self.page_size
+                                          * self.page_size)
+            self.conversion = conversion
+            self._load_conversion()
+            return
         self.conversion = conversion
+        self._show_pager("conversion", conversion.offset, len(conversion.rows),
+                         conversion.total_rows, "Rows")
         columns = conversion_columns(conversion.by)
         self.conversion_model.columns = columns
         self.conversion_model.set_rows(conversion.rows)
@@ -827,8 +935,60 @@ class ReferralsPage(QWidget):
         view = self.current_view()
         path = self.ask_save_path("Export table", self._suggested(view, "csv"),
                                   "CSV files (*.csv)")
-        if path is not None:
+        if path is None:
+            return
+        if view in self.offsets and self._total(view) > len(self._view_table(view).rows):
+            self.export_all_csv(path, view)  # every page, not only the one shown
+        else:
             self._exported(lambda: self.export_csv(path))
+
+    def export_all_csv(self, path: Path | str, view: str) -> None:
+        """The whole leaderboard or conversion table as CSV, read page by page in the
+        background (progress in the status line); `exported` is emitted with the path."""
+        model = self._view_table(view)
+        columns = list(model.columns)
+        rows: list[Any] = []
+        source, operator, period, unit, now = (self._source, self._operator, self.period,
+                                               self.unit_id, self._now())
+        by, order = self.by, self.conversion_order
+        self.csv_action.setEnabled(False)
+
+        def next_page() -> None:
+            offset = len(rows)
+
+            def work() -> tuple[tuple[Any, ...], int]:
+                if view == "leaderboard":
+                    board = source.leaderboard(operator, period, unit, now,
+                                               limit=EXPORT_PAGE, offset=offset)
+                    return board.rows, board.total
+                table = source.conversion(operator, period, by, unit, now, limit=EXPORT_PAGE,
+                                          offset=offset, order=order)
+                return table.rows, table.total_rows
+
+            if not self.hub.query(self, work, got, failed, key=f"export-{view}"):
+                self.csv_action.setEnabled(True)
+
+        def got(answer: tuple[tuple[Any, ...], int]) -> None:
+            part, total = answer
+            rows.extend(part)
+            if part and len(rows) < total:
+                self.status_label.setText(f"Exporting… {len(rows):,} of {total:,} rows")
+                next_page()
+                return
+            self.csv_action.setEnabled(True)
+            whole: RowsModel[Any] = RowsModel(columns, parent=self)
+            whole.set_rows(rows)
+            self.status_label.setText(f"Exported {len(rows):,} rows")
+            self._exported(lambda: write_csv(path, whole.headers(), whole.csv_rows()))
+            whole.deleteLater()
+            self.exported.emit(Path(path))
+
+        def failed(error: BaseException) -> None:
+            self.csv_action.setEnabled(True)
+            widgets.warn(self, "Export failed", f"The table could not be read: {error}")
+
+        self.status_label.setText("Exporting…")
+        next_page()
 
     def _ask_chart(self, chart: ChartView, fmt: str) -> None:
         path = self.ask_save_path("Export chart", self._suggested(self.current_view(), fmt),

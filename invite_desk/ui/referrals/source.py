@@ -29,16 +29,21 @@ class ReferralSource:
         return rp.reconcile(self._uow, operator, now)
 
     def leaderboard(self, operator: Operator, period: rp.Period, unit_id: uuid.UUID | None,
-                    now: datetime | None = None) -> rp.Leaderboard:
-        return rp.leaderboard(self._uow, operator, period, unit_id, now=now)
+                    now: datetime | None = None, *, limit: int | None = None,
+                    offset: int = 0) -> rp.Leaderboard:
+        return rp.leaderboard(self._uow, operator, period, unit_id, now=now, limit=limit,
+                              offset=offset)
 
     def trends(self, operator: Operator, period: rp.Period, granularity: rp.Granularity,
                unit_id: uuid.UUID | None, now: datetime | None = None) -> rp.Trends:
         return rp.trends(self._uow, operator, period, granularity, unit_id, now=now)
 
     def conversion(self, operator: Operator, period: rp.Period, by: rp.ConversionBy,
-                   unit_id: uuid.UUID | None, now: datetime | None = None) -> rp.Conversion:
-        return rp.conversion(self._uow, operator, period, by, unit_id, now=now)
+                   unit_id: uuid.UUID | None, now: datetime | None = None, *,
+                   limit: int | None = None, offset: int = 0,
+                   order: rp.ConversionOrder = rp.ConversionOrder.SENT) -> rp.Conversion:
+        return rp.conversion(self._uow, operator, period, by, unit_id, now=now, limit=limit,
+                             offset=offset, order=order)
 
     def retention(self, operator: Operator, unit_id: uuid.UUID | None,
                   now: datetime | None = None) -> rp.Retention:
