@@ -1,0 +1,548 @@
+"""Convergence of the offline replicas (issue 12), on real PostgreSQL and MariaDB servers.
+
+One server database, two desktop replicas (an ADMIN_TENANT and an HR_TENANT, so both see the
+whole organization), each reaching the server through its own TCP proxy, and the registration
+portal on the server directly. A seeded random sequence of operations runs against them:
+invitations queued, sent (loopback SMTP, links taken from the received emails), resent and
+revoked on either desktop, registrations through the portal by following those links,
+applications approved, settings changed on a desktop and on the server, sync rounds
+interleaved, the network cut in the middle of rounds and the server gone for a while.
+
+At the end, after rounds until nothing moves: every replica and the server hold the same
+rows for every synced table in the replica's scope (by id, version and every column);
+every command was answered (applied, or rejected with a reason) and an applied one's rows
+are on the server; no address holds two live invitations.
+
+    INVITE_DESK_SYNC_SEED=1234 pytest tests/integration/test_sync_convergence.py   # replay
+    INVITE_DESK_SYNC_STEPS=600 ...                                                  # longer
+
+The seed is printed in every failure message.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import threading
+import time
+import traceback
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, Table, select
+from sqlalchemy.engine import make_url
+
+from invite_desk.services import adhesion, auth, db, mail_settings, organization, settings
+from invite_desk.services.credentials import MemoryCredentialStore
+from invite_desk.services.errors import DomainError
+from invite_desk.services.invitations.importing import parse_pasted
+from invite_desk.services.invitations.preflight import run_preflight
+from invite_desk.services.invitations.queueing import queue_invitations
+from invite_desk.services.invitations.sending import OutboxSender
+from invite_desk.services.models import (
+    OPEN_INVITATION_STATES,
+    AdhesionStatus,
+    Base,
+    Invitation,
+    InvitationStatus,
+    LocalChange,
+    Member,
+    MemberStatus,
+    SyncApplied,
+    SyncCommand,
+    SyncCommandState,
+)
+from invite_desk.services.operator import Operator
+from invite_desk.services.roles import Role
+from invite_desk.services.smtp.transport import SmtpTransport
+from invite_desk.services.sync import journal
+from invite_desk.services.sync.replica import Replica
+from invite_desk.services.sync.tables import SYNCED_TABLES, redacted_columns, scope_condition
+from invite_desk.services.tracking.actions import resend_invitations, revoke_invitations
+from invite_desk.services.uow import UnitOfWork
+from tests.portal_client import HttpClient, csrf_from, portal_app, running_portal
+from tests.smtp_server import LoopbackSmtpServer
+from tests.tcp_proxy import Proxy
+
+pytestmark = pytest.mark.slow
+
+SEED_ENV = "INVITE_DESK_SYNC_SEED"
+STEPS_ENV = "INVITE_DESK_SYNC_STEPS"
+DEFAULT_STEPS = 260
+ADMIN_EMAIL = "ada.admin@example.org"
+HR_EMAIL = "hugo.hr@example.org"
+PASSWORD = "correct horse battery"
+MEMBER_PASSWORD = "a long enough password 1"
+_LINK = re.compile(r"https?://[^\s/]+/join/[A-Za-z0-9_-]+")
+
+
+# -- the cast ------------------------------------------------------------------------------
+
+@dataclass
+class Desk:
+    """One desktop: its replica, its operator and the proxy its server connections go through."""
+
+    name: str
+    operator: Operator
+    replica: Replica
+    proxy: Proxy
+    rounds: int = 0
+    failed_rounds: int = 0
+
+    @property
+    def uow(self) -> UnitOfWork:
+        return self.replica.uow
+
+
+@dataclass
+class Tally:
+    """What the sequence did, for the failure message and the final checks."""
+
+    ops: Counter[str] = field(default_factory=Counter)
+    refused: Counter[str] = field(default_factory=Counter)  # a DomainError, as a person sees
+    # invitation id -> (desk, the command that inserted it on that desk)
+    inserted: dict[uuid.UUID, tuple[str, uuid.UUID]] = field(default_factory=dict)
+    registered: list[str] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        self.log.append(text)
+
+
+class Scenario:
+    def __init__(self, seed: int, server: UnitOfWork, admin: Operator, desks: list[Desk],
+                 smtp: LoopbackSmtpServer, portal_url: str) -> None:
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.server = server
+        self.admin = admin
+        self.desks = desks
+        self.smtp = smtp
+        self.portal_url = portal_url
+        self.tally = Tally()
+        self.addresses: list[str] = []  # every address ever invited, in order
+        self.down_steps = 0  # > 0: the server is unreachable for that many more steps
+        self._next_address = 0
+
+    def fail(self, message: str) -> str:
+        tail = "\n  ".join(self.tally.log[-25:])
+        return (f"{message}\n[seed {self.seed}: replay with {SEED_ENV}={self.seed}]\n"
+                f"operations: {dict(self.tally.ops)}\nlast steps:\n  {tail}")
+
+    # -- the network ---------------------------------------------------------------------
+
+    def server_down(self, steps: int) -> None:
+        self.down_steps = steps
+        for desk in self.desks:
+            desk.proxy.refuse(True)
+        self.tally.note(f"server down for {steps} steps")
+
+    def server_up(self) -> None:
+        self.down_steps = 0
+        for desk in self.desks:
+            desk.proxy.refuse(False)
+        self.tally.note("server back")
+
+    def round(self, desk: Desk, *, cut_after: float | None = None) -> None:
+        """One sync round; with `cut_after`, every connection of this desk drops that many
+        seconds into it (wherever the round is then: pushing, pulling, committing)."""
+        timer = None
+        if cut_after is not None:
+            timer = threading.Timer(cut_after, desk.proxy.cut)
+            timer.start()
+        try:
+            report = desk.replica.round()
+        finally:
+            if timer is not None:
+                timer.cancel()
+        desk.rounds += 1
+        if not report.online or report.error:
+            desk.failed_rounds += 1
+        pulled = report.pulled.applied if report.pulled else 0
+        pushed = (report.pushed.applied, report.pushed.rejected) if report.pushed else (0, 0)
+        self.tally.note(f"{desk.name}: round online={report.online} pulled={pulled} "
+                        f"pushed={pushed} error={report.error[:80]!r}"
+                        + (f" (cut at {cut_after * 1000:.0f} ms)" if cut_after else ""))
+
+    # -- operations on a desktop ---------------------------------------------------------
+
+    def _fresh_address(self) -> str:
+        self._next_address += 1
+        return f"person{self._next_address}.{self.seed % 1000}@conv.example"
+
+    def invite(self, desk: Desk) -> None:
+        """Queue 1-3 invitations; sometimes an address the other desk invited (maybe offline
+        too: the duplicate the server must close), sometimes one this replica already has."""
+        chosen: list[str] = []
+        for _ in range(self.rng.randint(1, 3)):
+            if self.addresses and self.rng.random() < 0.25:
+                chosen.append(self.rng.choice(self.addresses[-12:]))
+            else:
+                chosen.append(self._fresh_address())
+        pre = run_preflight(desk.uow, desk.operator.organization_id,
+                            parse_pasted("\n".join(dict.fromkeys(chosen))).rows)
+        if not pre.ready:
+            self.tally.note(f"{desk.name}: invite {chosen}: nothing ready")
+            return
+        queued = queue_invitations(desk.uow, desk.operator, pre.ready, source="paste")
+        emails = [row.email for row in pre.ready]
+        self.addresses.extend(e for e in emails if e not in self.addresses)
+        with desk.uow:
+            ids = list(desk.uow.session.scalars(
+                select(Invitation.id).where(Invitation.batch_id == queued.batch_id)))
+            for row_id, command_id in desk.uow.session.execute(
+                    select(LocalChange.row_id, LocalChange.command_id).where(
+                        LocalChange.table_name == "invitation", LocalChange.op == "I",
+                        LocalChange.row_id.in_(ids))):
+                assert command_id is not None, self.fail(
+                    f"{desk.name}: invitation {row_id} inserted without a command")
+                self.tally.inserted[row_id] = (desk.name, command_id)
+        self.tally.note(f"{desk.name}: queued {emails}")
+
+    def send(self, desk: Desk) -> None:
+        """The desk's outbox sends what it has queued, through SMTP, server reachable or not."""
+        mail = mail_settings.get_mail_settings(desk.uow, desk.operator.organization_id)
+        transport = SmtpTransport(mail.smtp_config(timeout=5), None)
+        report = OutboxSender(desk.uow, transport,
+                              organization_id=desk.operator.organization_id).run()
+        self.tally.note(f"{desk.name}: sent {report.sent}")
+
+    def _pick(self, desk: Desk, statuses: set[str]) -> list[uuid.UUID]:
+        with desk.uow:
+            ids = list(desk.uow.session.scalars(
+                select(Invitation.id).where(Invitation.status.in_(statuses))
+                .order_by(Invitation.id)))
+        if not ids:
+            return []
+        return self.rng.sample(ids, min(len(ids), self.rng.randint(1, 2)))
+
+    def resend(self, desk: Desk) -> None:
+        ids = self._pick(desk, {"sent", "expired", "failed"})
+        if ids:
+            result = resend_invitations(desk.uow, desk.operator, ids)
+            self.tally.note(f"{desk.name}: resend {len(result.done)} of {len(ids)}")
+
+    def revoke(self, desk: Desk) -> None:
+        ids = self._pick(desk, {"queued", "sent", "draft"})
+        if ids:
+            result = revoke_invitations(desk.uow, desk.operator, ids)
+            self.tally.note(f"{desk.name}: revoke {len(result.done)} of {len(ids)}")
+
+    def approve(self, desk: Desk) -> None:
+        waiting = adhesion.list_applications(desk.uow, desk.operator)
+        open_ones = [a for a in waiting if a.status in (AdhesionStatus.NEW,
+                                                         AdhesionStatus.PENDING)]
+        if open_ones:
+            chosen = self.rng.choice(open_ones)
+            adhesion.approve(desk.uow, desk.operator, chosen.member_id)
+            self.tally.note(f"{desk.name}: approved {chosen.member_id}")
+
+    def change_settings(self, uow: UnitOfWork, operator: Operator, where: str) -> None:
+        change: dict[str, Any] = self.rng.choice([
+            {"invitation_expiry_days": self.rng.randint(5, 60)},
+            {"reminder_days_before": self.rng.randint(0, 4)},
+            {"soft_bounces_to_suppress": self.rng.randint(1, 9)},
+        ])
+        settings.update_settings(uow, operator, change)
+        self.tally.note(f"{where}: settings {change}")
+
+    # -- the portal ----------------------------------------------------------------------
+
+    def _links(self) -> dict[str, str]:
+        """The newest link each address received (a resend kills the older one)."""
+        newest: dict[str, str] = {}
+        for received in self.smtp.messages:
+            body = received.message.get_body(("plain",))
+            found = _LINK.search(body.get_content()) if body is not None else None
+            if found:
+                for rcpt in received.rcpt_tos:
+                    newest[rcpt.lower()] = found.group(0)
+        return newest
+
+    def register(self) -> None:
+        """Someone follows the newest link they received; the portal, on the server, must let
+        them register exactly when the server holds that invitation as sent and live."""
+        links = self._links()
+        if not links:
+            return
+        email = self.rng.choice(sorted(links))
+        link = links[email]
+        browser = HttpClient()
+        page = browser.get(link)
+        if page.status != 200 or "csrf_token" not in page.text:
+            self.tally.note(f"portal: {email}: link answered {page.status}")
+            return
+        fields = {"csrf_token": csrf_from(page.text), "first_name": "Reg",
+                  "last_name": f"Istrant {len(self.tally.registered)}",
+                  "password": MEMBER_PASSWORD, "password_confirmation": MEMBER_PASSWORD}
+        done = browser.post(link, fields)
+        assert done.status in (200, 409, 410), self.fail(
+            f"portal: registering {email} answered {done.status}: {done.text[:300]}")
+        if done.status == 200 and done.url.endswith("/welcome"):
+            self.tally.registered.append(email)
+        self.tally.note(f"portal: {email} registered -> {done.status}")
+
+    # -- the sequence --------------------------------------------------------------------
+
+    def step(self) -> None:
+        if self.down_steps > 0:
+            self.down_steps -= 1
+            if self.down_steps == 0:
+                self.server_up()
+        desk = self.rng.choice(self.desks)
+        roll = self.rng.random()
+        name = ("invite" if roll < 0.22 else "send" if roll < 0.34 else
+                "resend" if roll < 0.40 else "revoke" if roll < 0.46 else
+                "approve" if roll < 0.52 else "settings" if roll < 0.57 else
+                "register" if roll < 0.69 else "round" if roll < 0.90 else
+                "cut" if roll < 0.97 else "outage")
+        self.tally.ops[name] += 1
+        try:
+            if name == "invite":
+                self.invite(desk)
+            elif name == "send":
+                self.send(desk)
+            elif name == "resend":
+                self.resend(desk)
+            elif name == "revoke":
+                self.revoke(desk)
+            elif name == "approve":
+                self.approve(desk)
+            elif name == "settings":
+                if desk.operator.role is Role.ADMIN_TENANT and self.rng.random() < 0.7:
+                    self.change_settings(desk.uow, desk.operator, desk.name)
+                else:  # an admin online on the server, racing the offline edit
+                    self.change_settings(self.server, self.admin, "server")
+            elif name == "register":
+                self.register()
+            elif name == "round":
+                self.round(desk)
+            elif name == "cut":
+                self.round(desk, cut_after=self.rng.uniform(0.0, 0.08))
+            elif name == "outage" and self.down_steps == 0:
+                self.server_down(self.rng.randint(3, 25))
+        except DomainError as error:  # what a person would be told; the sequence goes on
+            self.tally.refused[name] += 1
+            self.tally.note(f"{desk.name}: {name} refused: {error}")
+
+    def converge(self, max_passes: int = 40) -> int:
+        """Network back, then rounds on every desk until one whole pass moves nothing."""
+        self.server_up()
+        for passes in range(1, max_passes + 1):
+            moved = False
+            for desk in self.desks:
+                report = desk.replica.round()
+                assert report.online and not report.error, self.fail(
+                    f"{desk.name}: a round with the server reachable failed: {report.error}")
+                pulled = report.pulled
+                pushed = report.pushed
+                if (pulled is not None and (pulled.applied or pulled.deleted or pulled.more)) \
+                        or (pushed is not None and (pushed.applied or pushed.rejected
+                                                    or pushed.more)):
+                    moved = True
+                if journal.pending_count(desk.replica.engine):
+                    moved = True
+            if not moved:
+                return passes
+        raise AssertionError(self.fail(f"still moving after {max_passes} passes"))
+
+
+# -- comparing ---------------------------------------------------------------------------
+
+def _rows(engine: Engine, table: Table, where: Any = None) -> dict[Any, dict[str, Any]]:
+    query = select(table)
+    if where is not None:
+        query = query.where(where)
+    with engine.connect() as connection:
+        return {row["id"]: dict(row) for row in connection.execute(query).mappings()}
+
+
+def _differences(scenario: Scenario, server: Engine, desk: Desk) -> list[str]:
+    problems: list[str] = []
+    for name in SYNCED_TABLES:
+        table = Base.metadata.tables[name]
+        hidden = redacted_columns(name)
+        theirs = _rows(server, table, scope_condition(table, desk.operator))
+        ours = _rows(desk.replica.engine, table)
+        missing = theirs.keys() - ours.keys()
+        extra = ours.keys() - theirs.keys()
+        if missing:
+            problems.append(f"{name}: {len(missing)} server rows missing on {desk.name}, "
+                            f"e.g. {theirs[next(iter(missing))]}")
+        if extra:
+            problems.append(f"{name}: {len(extra)} rows on {desk.name} the server does not "
+                            f"have in its scope, e.g. {ours[next(iter(extra))]}")
+        for row_id in theirs.keys() & ours.keys():
+            own = name == "member" and row_id == desk.operator.member_id
+            columns = [c.name for c in table.columns if own or c.name not in hidden]
+            differ = {c: (theirs[row_id][c], ours[row_id][c]) for c in columns
+                      if theirs[row_id][c] != ours[row_id][c]}
+            if differ:
+                problems.append(f"{name} {row_id} differs on {desk.name} (server, replica): "
+                                f"{differ}")
+                if len(problems) > 20:
+                    return problems
+    return problems
+
+
+def _check(scenario: Scenario, server: Engine) -> dict[str, int]:
+    # Every replica holds exactly the server's rows in its scope, column for column.
+    for desk in scenario.desks:
+        problems = _differences(scenario, server, desk)
+        assert not problems, scenario.fail("replica and server differ:\n  "
+                                           + "\n  ".join(problems[:20]))
+    # Every command was answered, the same way on both sides; none is still waiting.
+    with server.connect() as connection:
+        answers = {row.command_id: row for row in connection.execute(select(SyncApplied))}
+    outcomes: Counter[str] = Counter()
+    for desk in scenario.desks:
+        with desk.replica.engine.connect() as connection:
+            commands = list(connection.execute(select(SyncCommand)))
+        for command in commands:
+            outcomes[command.state] += 1
+            assert command.state in (SyncCommandState.CONFIRMED.value,
+                                     SyncCommandState.REJECTED.value), scenario.fail(
+                f"{desk.name}: command {command.kind} {command.id} is still {command.state}")
+            answer = answers.get(command.id)
+            assert answer is not None, scenario.fail(
+                f"{desk.name}: command {command.kind} {command.id} has no answer on the server")
+            expected = "applied" if command.state == SyncCommandState.CONFIRMED.value else "rejected"
+            assert answer.outcome == expected, scenario.fail(
+                f"{desk.name}: command {command.id}: replica says {command.state}, "
+                f"server says {answer.outcome}")
+            if expected == "rejected":
+                assert command.reason.strip() and answer.reason.strip(), scenario.fail(
+                    f"{desk.name}: command {command.kind} {command.id} rejected without a reason")
+    # Nothing lost: an invitation queued on a desk is on the server exactly when the command
+    # that inserted it was applied.
+    with server.connect() as connection:
+        on_server = set(connection.execute(select(Invitation.id)).scalars())
+        invitations = list(connection.execute(
+            select(Invitation.email_normalized, Invitation.kind, Invitation.event_id,
+                   Invitation.status, Invitation.accepted_via)))
+        members = list(connection.execute(select(Member.email_normalized, Member.status)))
+    for invitation_id, (desk_name, command_id) in scenario.tally.inserted.items():
+        answer = answers.get(command_id)
+        applied = answer is not None and answer.outcome == "applied"
+        assert (invitation_id in on_server) == applied, scenario.fail(
+            f"invitation {invitation_id} queued on {desk_name}: command "
+            f"{'applied' if applied else 'rejected'} but the row is "
+            f"{'missing from' if applied else 'present on'} the server")
+    # Nothing duplicated: one live invitation per address and kind, one member per address.
+    live = Counter((e, k, ev) for e, k, ev, status, _ in invitations
+                   if status in {s.value for s in OPEN_INVITATION_STATES}
+                   | {InvitationStatus.UNCERTAIN.value})
+    doubled = [key for key, count in live.items() if count > 1]
+    assert not doubled, scenario.fail(f"addresses with two live invitations: {doubled}")
+    by_link = Counter(e for e, _, _, status, via in invitations
+                      if status == InvitationStatus.ACCEPTED.value and via == "link")
+    assert not [e for e, n in by_link.items() if n > 1], scenario.fail(
+        "an address accepted two invitations through their links")
+    emails = Counter(e for e, _ in members)
+    assert not [e for e, n in emails.items() if n > 1], scenario.fail("a member twice")
+    # Everyone who registered through the portal is a member (approved or still applying).
+    registered = {e for e, status in members
+                  if status in (MemberStatus.ACTIVE.value, MemberStatus.APPLICANT.value)}
+    lost = [e for e in scenario.tally.registered if auth.normalize_email(e) not in registered]
+    assert not lost, scenario.fail(f"registered through the portal but not members: {lost}")
+    return dict(outcomes)
+
+
+# -- the test ------------------------------------------------------------------------------
+
+def _seed() -> int:
+    raw = os.environ.get(SEED_ENV, "").strip()
+    return int(raw) if raw else random.SystemRandom().randrange(1, 1_000_000)
+
+
+@contextmanager
+def _desks(server_url: str, operators: list[tuple[str, Operator]]) -> Iterator[list[Desk]]:
+    url = make_url(server_url)
+    desks: list[Desk] = []
+    try:
+        for name, operator in operators:
+            proxy = Proxy(url.host or "127.0.0.1", url.port or 0)
+            port = proxy.start()
+            remote = url.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
+            credentials = MemoryCredentialStore()
+            replica = Replica.open(remote, operator.email, credentials)
+            desks.append(Desk(name, operator, replica, proxy))
+        yield desks
+    finally:
+        for desk in desks:
+            desk.replica.engine.dispose()
+            desk.proxy.stop()
+
+
+def test_two_replicas_and_the_portal_converge_through_network_faults(
+    server_db_url: str, smtp_server: LoopbackSmtpServer,
+) -> None:
+    seed = _seed()
+    steps = int(os.environ.get(STEPS_ENV, DEFAULT_STEPS))
+    engine = db.make_engine(server_db_url)
+    try:
+        db.upgrade_to_head(engine)
+        server = UnitOfWork(engine)
+        admin = auth.setup_organization(
+            server, organization_name="Harbour Rowing Club", admin_email=ADMIN_EMAIL,
+            admin_first_name="Ada", admin_last_name="Admin", password=PASSWORD,
+            registration_base_url="https://join.example.org")
+        hr = _hr_operator(server, admin)
+        app = portal_app(engine, server)
+        with running_portal(app) as portal_url:
+            organization.update_organization(server, admin, {"registration_base_url": portal_url})
+            mail_settings.update_mail_settings(server, admin, {
+                "host": smtp_server.host, "port": smtp_server.port, "security": "none",
+                "from_address": "invitations@rowing.example", "from_name": "Harbour Rowing Club",
+                "rate_per_minute": 0})
+            settings.update_settings(server, admin, {
+                "adhesion_required": True, "daily_limit_per_inviter": 0,
+                "notify_application_decision": False, "notify_invitee_joined": False})
+            with _desks(server_db_url, [("ada", admin), ("hugo", hr)]) as desks:
+                scenario = Scenario(seed, server, admin, desks, smtp_server, portal_url)
+                started = time.monotonic()
+                for desk in desks:
+                    scenario.round(desk)
+                try:
+                    for _ in range(steps):
+                        scenario.step()
+                    passes = scenario.converge()
+                except AssertionError:
+                    raise
+                except Exception as error:
+                    raise AssertionError(scenario.fail(
+                        f"{type(error).__name__}: {error}\n{traceback.format_exc()}")) from error
+                outcomes = _check(scenario, engine)
+                elapsed = time.monotonic() - started
+                print(f"seed {seed}: {steps} steps {dict(scenario.tally.ops)}, refused "
+                      f"{dict(scenario.tally.refused)}, commands {outcomes}, "
+                      f"{len(scenario.tally.registered)} registered, converged in {passes} "
+                      f"passes, {elapsed:.1f} s; rounds "
+                      f"{[(d.name, d.rounds, d.failed_rounds) for d in desks]}")
+                # The sequence must have exercised what it claims to.
+                assert scenario.tally.inserted and smtp_server.messages, scenario.fail(
+                    "nothing was queued or sent")
+                assert sum(d.failed_rounds for d in desks) > 0, scenario.fail(
+                    "no round ever met a network fault")
+    finally:
+        engine.dispose()
+
+
+def _hr_operator(server: UnitOfWork, admin: Operator) -> Operator:
+    with server:
+        member = Member(
+            organization_id=admin.organization_id, email=HR_EMAIL,
+            email_normalized=auth.normalize_email(HR_EMAIL), first_name="Hugo",
+            last_name="Hr", role=Role.HR_TENANT.name, status=MemberStatus.ACTIVE.value,
+            password_hash=auth.hash_password(PASSWORD))
+        server.session.add(member)
+        server.session.flush()
+        operator = auth.operator_for(server.session, member)
+        server.commit()
+    return operator
