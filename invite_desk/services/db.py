@@ -73,7 +73,17 @@ def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
     engine = create_engine(parsed, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        _install_sync_hooks(engine)
     return engine
+
+
+def _install_sync_hooks(engine: Engine) -> None:
+    """MariaDB/MySQL: every writer stamps its changes with the sync commit clock (issue 12)."""
+    if engine.dialect.name in ("mysql", "mariadb"):
+        from invite_desk.services.sync.capture import install_commit_clock
+
+        install_commit_clock(engine)
 
 
 def _alembic_config(engine: Engine) -> Config:

@@ -110,9 +110,19 @@ def upgrade() -> None:
         sa.Column('id', sa.Integer(), autoincrement=False, nullable=False),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_sync_applying')),
     )
+    bind = op.get_bind()
+    if bind.dialect.name in ('postgresql', 'mysql', 'mariadb'):
+        from invite_desk.services.sync.capture import install_capture
+
+        install_capture(bind)
 
 
 def downgrade() -> None:
+    bind = op.get_bind()
+    if bind.dialect.name in ('postgresql', 'mysql', 'mariadb'):
+        from invite_desk.services.sync.capture import remove_capture
+
+        remove_capture(bind)
     op.drop_table('sync_applying')
     op.drop_index('ix_sync_command_state_seq', table_name='sync_command')
     op.drop_table('sync_command')
