@@ -28,6 +28,7 @@ from invite_desk.services.models import AdhesionStatus, Member, MemberStatus, Un
 from invite_desk.services.operator import Operator, refreshed
 from invite_desk.services.permissions import Action, ScopeLevel, Target, require, scope_of
 from invite_desk.services.roles import Role
+from invite_desk.services.sync import journal
 from invite_desk.services.uow import UnitOfWork
 
 REASON_MAX = 2000
@@ -259,7 +260,9 @@ def _decide(
             notifications.notify_application_decision(
                 session, member, approved=to is AdhesionStatus.APPROVED, reason=reason,
                 unit_name=unit.name if unit is not None else "")
-        uow.commit()
+        with journal.command("application.decide", f"{_ACTION_NAMES[to].replace('_', ' ')} "
+                             f"the application of {member.display_name}".capitalize()):
+            uow.commit()
     return get_application(uow, operator, member_id)
 
 

@@ -20,6 +20,7 @@ from invite_desk.services.logo import inspect_logo
 from invite_desk.services.models import Organization, Unit
 from invite_desk.services.operator import Operator, refreshed
 from invite_desk.services.permissions import Action, require
+from invite_desk.services.sync import journal
 from invite_desk.services.uow import UnitOfWork
 
 HEX_COLOUR = re.compile(r"^#[0-9A-Fa-f]{6}$")
@@ -154,5 +155,7 @@ def update_organization(
                 before=before,
                 after=after,
             )
-            uow.commit()
+            with journal.command("settings.save",
+                                 "Change the organization's " + ", ".join(sorted(after))):
+                uow.commit()
         return _info(org)

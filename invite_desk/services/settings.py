@@ -27,6 +27,7 @@ from invite_desk.services.settings_schema import (
     coerce,
     to_stored,
 )
+from invite_desk.services.sync import journal
 from invite_desk.services.uow import UnitOfWork
 
 # Versioned upgrades of stored settings: version N's function rewrites rows stored at N-1.
@@ -128,7 +129,8 @@ def update_settings(
             after=after,
         )
         updated = replace(current, **clean)
-        uow.commit()
+        with journal.command("settings.save", "Change the settings " + ", ".join(sorted(after))):
+            uow.commit()
         return updated
 
 

@@ -49,6 +49,7 @@ from invite_desk.services.operator import Operator, refreshed
 from invite_desk.services.permissions import Action, Target, decide, require
 from invite_desk.services.roles import Role
 from invite_desk.services.settings import load as load_settings
+from invite_desk.services.sync import journal
 from invite_desk.services.uow import UnitOfWork
 
 
@@ -417,7 +418,8 @@ def update_person(uow: UnitOfWork, operator: Operator, member_id: uuid.UUID, *,
         if before is not None:
             _audit_change(session, operator, member, before)
             _recheck_admins(session, operator.organization_id, member.display_name)
-            uow.commit()
+            with journal.command("member.edit", f"Change {member.display_name}'s membership"):
+                uow.commit()
         return _view(session, member)
 
 
@@ -451,7 +453,9 @@ def bulk_update(uow: UnitOfWork, operator: Operator, member_ids: Sequence[uuid.U
             outcomes.append(RowOutcome(member_id, member.email, before is not None, ""))
         if any(o.applied for o in outcomes):
             _recheck_admins(session, operator.organization_id, "The selection")
-            uow.commit()
+            changed = sum(1 for o in outcomes if o.applied)
+            with journal.command("member.edit", f"Change {changed} members"):
+                uow.commit()
     return BulkOutcome(tuple(outcomes))
 
 

@@ -46,6 +46,7 @@ from invite_desk.services.models import (
 from invite_desk.services.operator import Operator, refreshed
 from invite_desk.services.permissions import Action, Target, require
 from invite_desk.services.settings_schema import PolicySettings
+from invite_desk.services.sync import journal
 from invite_desk.services.uow import UnitOfWork
 
 QUEUE_CHUNK = 2_000  # rows per transaction: tens of milliseconds of write lock on SQLite
@@ -215,7 +216,8 @@ def queue_invitations(
             session.add(batch)
         session.flush()
         batch_id = batch.id
-        uow.commit()
+        with journal.command("invitation.queue", _summary(label, len(ready))):
+            uow.commit()
 
     queued = 0
     skipped: list[PreflightRow] = []
@@ -246,7 +248,8 @@ def queue_invitations(
                                                  event_id, moment)):
                         uow.rollback()
                         continue
-                    uow.commit()
+                    with journal.command("invitation.queue", _summary(label, len(go))):
+                        uow.commit()
                     break
             else:
                 raise DomainError("Another run kept queueing the same addresses at the same "
@@ -262,6 +265,12 @@ def queue_invitations(
     total = _finish(uow, operator, batch_id, queued=queued, skipped=len(skipped), source=source,
                     credited=credited, kind=kind, label=label, resumed=resumed, stopped=False)
     return QueuedBatch(batch_id, queued, tuple(skipped), total, resumed)
+
+
+def _summary(label: str, count: int) -> str:
+    """What a queueing commit did, in words, for a command made offline (sync/journal.py)."""
+    what = f"Queue {count:,} invitation{'' if count == 1 else 's'}"
+    return f"{what} ({label})" if label else what
 
 
 def _recheck(session: Session, checked: _Checked, chunk: Sequence[PreflightRow],
@@ -401,7 +410,8 @@ def _finish(uow: UnitOfWork, operator: Operator, batch_id: uuid.UUID, *, queued:
         audit.record(session, organization_id=operator.organization_id,
                      actor_id=operator.member_id, action="batch.queued", entity_type="batch",
                      entity_id=batch_id, after=after)
-        uow.commit()
+        with journal.command("invitation.queue", _summary(label, queued)):
+            uow.commit()
         return total
 
 

@@ -71,6 +71,7 @@ from invite_desk.services.smtp.transport import (
     TemporaryFailure,
     Uncertain,
 )
+from invite_desk.services.sync import journal
 from invite_desk.services.uow import UnitOfWork
 
 UNCERTAIN_REASON = (
@@ -574,6 +575,10 @@ class OutboxSender:
         Raises SettingsIncomplete before sending anything while the registration address is
         empty.
         """
+        with journal.command(journal.DELIVERY, "Send invitations (what the outbox sent)"):
+            return self._run()
+
+    def _run(self) -> SendReport:
         uow = self.uow
         org, mail, expiry_days = self._setup()
         self._started = time.monotonic()

@@ -49,6 +49,7 @@ from invite_desk.services.operator import Operator, refreshed
 from invite_desk.services.organization import get_organization
 from invite_desk.services.permissions import Action, Target, require
 from invite_desk.services.settings_schema import PolicySettings
+from invite_desk.services.sync import journal
 from invite_desk.services.tracking.status import effective_status
 from invite_desk.services.uow import UnitOfWork
 
@@ -223,6 +224,13 @@ def _split(rows: list[Invitation], action: RowAction,
     return eligible, skipped
 
 
+def _summary(verb: str, rows: Sequence[tuple[Invitation, InvitationStatus]]) -> str:
+    """What an action did, in words, for a command made offline (sync/journal.py)."""
+    if len(rows) == 1:
+        return f"{verb} the invitation to {rows[0][0].email}"
+    return f"{verb} {len(rows):,} invitations"
+
+
 def _record(session: Session, operator: Operator, row: Invitation, action: str,
             before: Mapping[str, object], after: Mapping[str, object]) -> None:
     audit.record(session, organization_id=row.organization_id, actor_id=operator.member_id,
@@ -289,7 +297,8 @@ def resend_invitations(uow: UnitOfWork, operator: Operator, ids: Sequence[uuid.U
                      actor_id=operator.member_id, action="batch.queued", entity_type="batch",
                      entity_id=batch.id, after={"queued": count, "source": "resend",
                                                 "skipped": len(skipped)})
-        uow.commit()
+        with journal.command("invitation.resend", _summary("Resend", eligible)):
+            uow.commit()
         return ActionResult(RowAction.RESEND, tuple(r.id for r, _ in eligible), tuple(skipped),
                             batch_id=batch.id)
 
@@ -318,7 +327,8 @@ def revoke_invitations(uow: UnitOfWork, operator: Operator, ids: Sequence[uuid.U
             _record(session, operator, row, "invitation.revoked", before,
                     {"status": S.REVOKED.value})
             previous.append((row, stored, restorable))
-        uow.commit()
+        with journal.command("invitation.revoke", _summary("Revoke", eligible)):
+            uow.commit()
         revoked = tuple(Revoked(row.id, row.email, stored, row.version, restorable)
                         for row, stored, restorable in previous)
         return ActionResult(RowAction.REVOKE, tuple(r.id for r, _ in eligible), tuple(skipped),
@@ -353,7 +363,10 @@ def extend_invitations(uow: UnitOfWork, operator: Operator, ids: Sequence[uuid.U
             _record(session, operator, row, "invitation.extended", before,
                     {"status": row.status, "expires_at": row.expires_at, "days": days})
             done.append(row.id)
-        uow.commit()
+        with journal.command("invitation.extend", _summary(
+                f"Extend by {days} day{'' if days == 1 else 's'}",
+                [(r, s) for r, s in eligible if r.id in done])):
+            uow.commit()
         return ActionResult(RowAction.EXTEND, tuple(done), tuple(skipped))
 
 

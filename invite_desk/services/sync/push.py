@@ -1,0 +1,839 @@
+"""Push: the replica's pending commands, applied on the organization's server exactly once.
+
+For each pending command, in the order they were made, the desktop opens a transaction on
+the server, and there: takes the organization's row lock (so two desktops' commands apply one
+after the other), re-reads the operator as the server knows them now, runs the table appliers
+on the command's rows (only the columns changed locally, with the current local values),
+under the conflict rules below, and inserts the `sync_applied` answer with the transaction's
+log position (its checkpoint) in the same transaction. A rejection rolls the effects back and
+stores `rejected` with the reason on its own. The command id is the primary key of
+`sync_applied`: a command seen again (the connection dropped after the server committed) gets
+its stored answer and is not applied twice.
+
+Conflict rules (docs/architecture.md, "Conflicts"):
+- rows with a state: the command's base version must be the server's version, else the
+  server wins and the command is rejected, naming who changed the row and when;
+- invitations: the server's `accepted` wins over an offline revoke, resend or extend;
+- an offline invitation to an address that meanwhile holds an invitation on the server (or is
+  a member) is inserted closed as a duplicate (revoked, with the reason), and the operator is
+  told;
+- delivery facts (the outbox's sends) are never rejected; they change the status only from a
+  state that is still open;
+- settings and the organization's branding: last writer wins by arrival; the value replaced is
+  recorded in the audit log (`sync.conflict`) and the operator is told;
+- append-only rows (audit log, referral ledger, anti-gaming flags): inserted if absent;
+- rights: the operator's current role, status and scope on the server (services/permissions).
+
+Only the replica's answer bookkeeping is written on the replica: the command's state, the
+versions of its rows rebased on the server's (so the operator's next offline edit of the same
+row is based on the version the server has), and nothing else: a rejected command's rows are
+fetched again from the server by the next pull (journal.refetch_rows).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from invite_desk.services import audit
+from invite_desk.services import settings as settings_service
+from invite_desk.services.errors import DomainError, PermissionDenied
+from invite_desk.services.invitations.preflight import (
+    SENDABLE,
+    existing_members,
+    hold_verdict,
+    invitation_holds,
+)
+from invite_desk.services.models import (
+    AuditLog,
+    Base,
+    InvitationKind,
+    InvitationStatus,
+    LocalChange,
+    Member,
+    SyncApplied,
+    SyncCommand,
+    SyncCommandState,
+    SyncState,
+    utcnow,
+)
+from invite_desk.services.operator import Operator, operator_for, refreshed
+from invite_desk.services.permissions import Action, Target, require
+from invite_desk.services.settings_schema import PolicySettings
+from invite_desk.services.sync import journal
+
+LOCAL_CHANGE = LocalChange.__table__
+SYNC_COMMAND = SyncCommand.__table__
+SYNC_STATE = SyncState.__table__
+SYNC_APPLIED = SyncApplied.__table__
+MEMBER = Member.__table__
+AUDIT = AuditLog.__table__
+
+APPLIED = "applied"
+REJECTED = "rejected"
+
+# Rows only ever added: inserted if absent, never updated from a replica.
+APPEND_ONLY = frozenset({"audit_log", "referral_ledger"})
+# Kept by the server's own referral reconciliation; a replica's copy never goes back.
+DERIVED = frozenset({"referral_reward"})
+# Last writer wins (by arrival), the replaced value kept in the audit log.
+LAST_WRITER_WINS = frozenset({"setting", "organization"})
+# Invitation states a delivery fact no longer moves (accepted, revoked, or closed for good).
+CLOSED_FOR_DELIVERY = frozenset({InvitationStatus.ACCEPTED.value, InvitationStatus.REVOKED.value,
+                                 InvitationStatus.BOUNCED.value,
+                                 InvitationStatus.SUPPRESSED.value})
+DELIVERY_STATUS_COLUMNS = frozenset({"status", "sending_owner", "next_attempt_at"})
+# Never copied from a replica's row: the server keeps its own key, version and clock.
+BOOKKEEPING = frozenset({"version", "updated_at", "created_at"})
+# What a member may change on their own row (signing in offline).
+OWN_SIGN_IN_COLUMNS = frozenset({"last_sign_in_at", "password_hash", "must_change_password"})
+
+VERBS = {
+    "invitation.revoke": "revoke",
+    "invitation.resend": "resend",
+    "invitation.extend": "extension",
+    "invitation.queue": "invitation",
+    "application.decide": "decision",
+    "settings.save": "settings change",
+    "member.edit": "change",
+    "delivery": "delivery update",
+}
+
+
+@dataclass(frozen=True)
+class PushReport:
+    applied: int
+    rejected: int
+    reasons: tuple[str, ...]
+    more: bool
+
+
+class Rejection(Exception):
+    """The server refuses the command; `reason` is shown to the operator."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class RowChange:
+    """A command's net effect on one row."""
+
+    table: str
+    row_id: uuid.UUID
+    op: str  # I, U, D
+    columns: frozenset[str]
+    base_version: int | None
+    first_seq: int
+    last_seq: int
+
+
+@dataclass(frozen=True)
+class PendingCommand:
+    id: uuid.UUID
+    seq: int
+    kind: str
+    operator_id: uuid.UUID | None
+    summary: str
+    created_at: datetime
+    changes: tuple[RowChange, ...]
+    values: Mapping[tuple[str, uuid.UUID], Mapping[str, Any] | None]  # current local rows
+
+
+@dataclass
+class _Outcome:
+    outcome: str
+    reason: str = ""
+    checkpoint: str = ""
+    versions: dict[tuple[str, uuid.UUID], int] = field(default_factory=dict)
+    drop_local: list[tuple[str, uuid.UUID]] = field(default_factory=list)
+
+
+def _tables() -> Any:
+    from invite_desk.services.sync import tables
+
+    return tables
+
+
+def _capture() -> Any:
+    from invite_desk.services.sync import capture
+
+    return capture
+
+
+def _table(name: str) -> Table:
+    return Base.metadata.tables[name]
+
+
+def _key(table_name: str) -> str:
+    return str(_tables().key_column(table_name))
+
+
+# -- reading the replica -----------------------------------------------------------------------
+
+def net_changes(entries: Sequence[tuple[int, str, uuid.UUID, str, str, int | None]]
+                ) -> list[RowChange]:
+    """Fold a command's journal entries (seq, table, row id, op, columns, base version), in
+    seq order, into one change per row: an insert later updated is an insert, a row inserted
+    and deleted is nothing, the columns are the union, the base version the first one's."""
+    rows: dict[tuple[str, uuid.UUID], list[tuple[int, str, str, int | None]]] = {}
+    for seq, table_name, row_id, op, columns, base in entries:
+        rows.setdefault((table_name, row_id), []).append((seq, op, columns, base))
+    out: list[RowChange] = []
+    for (table_name, row_id), items in rows.items():
+        ops = [op for _, op, _, _ in items]
+        first, last = ops[0], ops[-1]
+        if first == "I" and last == "D":
+            continue
+        net = "I" if first == "I" else ("D" if last == "D" else "U")
+        names: set[str] = set()
+        for _, _, columns, _ in items:
+            names.update(filter(None, columns.split(",")))
+        out.append(RowChange(table_name, row_id, net, frozenset(names), items[0][3],
+                             items[0][0], items[-1][0]))
+    out.sort(key=lambda change: change.first_seq)
+    return out
+
+
+def _load_command(connection: Connection, row: Mapping[str, Any]) -> PendingCommand:
+    entries = connection.execute(
+        select(LOCAL_CHANGE.c.seq, LOCAL_CHANGE.c.table_name, LOCAL_CHANGE.c.row_id,
+               LOCAL_CHANGE.c.op, LOCAL_CHANGE.c.columns, LOCAL_CHANGE.c.base_version)
+        .where(LOCAL_CHANGE.c.command_id == row["id"]).order_by(LOCAL_CHANGE.c.seq)).all()
+    changes = net_changes([tuple(e) for e in entries])  # type: ignore[misc]
+    values: dict[tuple[str, uuid.UUID], Mapping[str, Any] | None] = {}
+    by_table: dict[str, set[uuid.UUID]] = {}
+    for change in changes:
+        by_table.setdefault(change.table, set()).add(change.row_id)
+    for table_name, ids in by_table.items():
+        table = _table(table_name)
+        key = table.c[_key(table_name)]
+        found = {r[key.name]: dict(r) for r in connection.execute(
+            select(table).where(key.in_(list(ids)))).mappings()}
+        for row_id in ids:
+            values[(table_name, row_id)] = found.get(row_id)
+    return PendingCommand(row["id"], row["seq"], row["kind"], row["operator_id"],
+                          row["summary"], row["created_at"], tuple(changes), values)
+
+
+def pending_commands(replica: Engine, limit: int) -> list[PendingCommand]:
+    """The oldest `limit` pending commands, with their rows as the replica has them now."""
+    with replica.connect() as connection:
+        rows = connection.execute(
+            select(SYNC_COMMAND).where(SYNC_COMMAND.c.state == SyncCommandState.PENDING.value)
+            .order_by(SYNC_COMMAND.c.seq).limit(limit)).mappings().all()
+        return [_load_command(connection, row) for row in rows]
+
+
+# -- the push ----------------------------------------------------------------------------------
+
+def push_pending(remote: Engine, replica: Engine, *, limit: int = 200) -> PushReport:
+    """Send the replica's pending commands to the server, oldest first, at most `limit`.
+
+    A command the server refuses is marked rejected with the reason (shown to the operator
+    until dismissed). An error that is not the server's answer (the connection dropped, the
+    server went away) propagates; the command stays pending and the next round retries it,
+    and the server's stored answer makes a retry of a command it already applied harmless."""
+    with replica.begin() as connection:  # writes no unit of work made (Core) become commands
+        journal.tag_pending(connection)
+        replica_id = connection.execute(
+            select(SYNC_STATE.c.replica_id).where(SYNC_STATE.c.id == 1)).scalar()
+    if replica_id is None:
+        raise DomainError("This database is not a replica (it has no sync state).")
+    commands = pending_commands(replica, limit + 1)
+    more = len(commands) > limit
+    applied = rejected = 0
+    reasons: list[str] = []
+    for command in commands[:limit]:
+        outcome = apply_on_server(remote, command, replica_id)
+        record_answer(replica, command, outcome)
+        if outcome.outcome == APPLIED:
+            applied += 1
+        else:
+            rejected += 1
+        if outcome.reason:
+            reasons.append(f"{command.summary}: {outcome.reason}")
+    if commands:
+        with replica.begin() as connection:
+            connection.execute(update(SYNC_STATE).where(SYNC_STATE.c.id == 1)
+                               .values(last_push_at=utcnow()))
+    return PushReport(applied, rejected, tuple(reasons), more)
+
+
+def _stored_answer(connection: Connection, command_id: uuid.UUID) -> _Outcome | None:
+    row = connection.execute(
+        select(SYNC_APPLIED.c.outcome, SYNC_APPLIED.c.reason, SYNC_APPLIED.c.checkpoint)
+        .where(SYNC_APPLIED.c.command_id == command_id)).first()
+    if row is None:
+        return None
+    checkpoint = row.checkpoint
+    if row.outcome == APPLIED and not checkpoint:
+        checkpoint = _capture().current_position(connection)
+    return _Outcome(row.outcome, row.reason, checkpoint)
+
+
+def apply_on_server(remote: Engine, command: PendingCommand, replica_id: uuid.UUID) -> _Outcome:
+    """The server's answer to `command`: applied (with its checkpoint) or rejected (why)."""
+    with remote.connect() as connection:
+        stored = _stored_answer(connection, command.id)
+        connection.rollback()  # MariaDB: the apply below must not read from this snapshot
+        if stored is not None:
+            return stored
+        outcome = _Outcome(APPLIED)
+        try:
+            connection.begin()  # ours: the session below joins it and never ends it
+            _apply(connection, command, outcome)
+            connection.execute(insert(SYNC_APPLIED).values(
+                command_id=command.id, replica_id=replica_id, operator_id=command.operator_id,
+                kind=command.kind, outcome=APPLIED, reason=outcome.reason, checkpoint="",
+                applied_at=utcnow()))
+            checkpoint = _capture().transaction_checkpoint(connection)
+            if checkpoint:
+                connection.execute(update(SYNC_APPLIED)
+                                   .where(SYNC_APPLIED.c.command_id == command.id)
+                                   .values(checkpoint=checkpoint))
+            connection.commit()
+            outcome.checkpoint = checkpoint or _capture().current_position(connection)
+            connection.rollback()
+            return outcome
+        except (Rejection, PermissionDenied, DomainError) as exc:
+            connection.rollback()
+            reason = exc.reason if isinstance(exc, Rejection) else str(exc)
+        except IntegrityError:
+            connection.rollback()
+            stored = _stored_answer(connection, command.id)  # another push of it won
+            connection.rollback()
+            if stored is not None:
+                return stored
+            reason = (f"The server could not take your {_verb(command.kind)}: it refers to "
+                      "something the server no longer has, or repeats something it already "
+                      "has. The server's version is shown again.")
+        try:
+            connection.execute(insert(SYNC_APPLIED).values(
+                command_id=command.id, replica_id=replica_id, operator_id=command.operator_id,
+                kind=command.kind, outcome=REJECTED, reason=reason, checkpoint="",
+                applied_at=utcnow()))
+            connection.commit()
+        except IntegrityError:
+            connection.rollback()
+            stored = _stored_answer(connection, command.id)
+            connection.rollback()
+            if stored is not None:
+                return stored
+            raise
+        return _Outcome(REJECTED, reason)
+
+
+def record_answer(replica: Engine, command: PendingCommand, outcome: _Outcome) -> None:
+    """Write the server's answer on the replica, and rebase the command's rows' versions."""
+    state = (SyncCommandState.APPLIED if outcome.outcome == APPLIED
+             else SyncCommandState.REJECTED).value
+    with replica.begin() as connection, journal.applying(connection):
+        connection.execute(update(SYNC_COMMAND).where(SYNC_COMMAND.c.id == command.id).values(
+            state=state, reason=outcome.reason, checkpoint=outcome.checkpoint,
+            answered_at=utcnow()))
+        if outcome.outcome != APPLIED:
+            return
+        for (table_name, row_id), server_version in outcome.versions.items():
+            _rebase(connection, command, table_name, row_id, server_version)
+        for table_name, row_id in outcome.drop_local:
+            table = _table(table_name)
+            connection.execute(delete(table).where(table.c[_key(table_name)] == row_id))
+
+
+def _rebase(connection: Connection, command: PendingCommand, table_name: str,
+            row_id: uuid.UUID, server_version: int) -> None:
+    """Shift the local row's version (and the base versions of later edits of it) so that the
+    version this command produced locally is the one the server gave it."""
+    table = _table(table_name)
+    if "version" not in table.c:
+        return
+    key = table.c[_key(table_name)]
+    last_seq = max(c.last_seq for c in command.changes
+                   if c.table == table_name and c.row_id == row_id)
+    later = (LOCAL_CHANGE.c.table_name == table_name) & (LOCAL_CHANGE.c.row_id == row_id) \
+        & (LOCAL_CHANGE.c.seq > last_seq)
+    after = connection.execute(select(LOCAL_CHANGE.c.base_version).where(later)
+                               .order_by(LOCAL_CHANGE.c.seq).limit(1)).first()
+    if after is not None and after.base_version is not None:
+        local_after = int(after.base_version)
+    else:
+        current = connection.execute(select(table.c.version).where(key == row_id)).scalar()
+        if current is None:
+            return
+        local_after = int(current)
+    offset = server_version - local_after
+    if not offset:
+        return
+    connection.execute(update(table).where(key == row_id)
+                       .values(version=table.c.version + offset))
+    connection.execute(update(LOCAL_CHANGE).where(later, LOCAL_CHANGE.c.base_version.is_not(None))
+                       .values(base_version=LOCAL_CHANGE.c.base_version + offset))
+
+
+# -- the server side ---------------------------------------------------------------------------
+
+def _verb(kind: str) -> str:
+    return VERBS.get(kind, "change")
+
+
+@dataclass
+class _Context:
+    connection: Connection
+    session: Session
+    command: PendingCommand
+    operator: Operator
+    policy: PolicySettings
+    outcome: _Outcome
+    now: datetime
+    notes: list[str] = field(default_factory=list)
+
+
+def _server_operator(session: Session, command: PendingCommand) -> Operator:
+    """The command's author as the server knows them now (role, unit, status)."""
+    member = session.get(Member, command.operator_id) if command.operator_id else None
+    if member is None:
+        raise Rejection("Your account does not exist on the server; nothing was changed there.")
+    operator = replace(operator_for(session, member), signed_in_at=command.created_at)
+    try:
+        return refreshed(session, operator)
+    except PermissionDenied as exc:
+        raise Rejection(str(exc).replace("You cannot do this", "The server refused this")) \
+            from None
+
+
+def _apply(connection: Connection, command: PendingCommand, outcome: _Outcome) -> None:
+    session = Session(bind=connection, autoflush=False,
+                      join_transaction_mode="rollback_only")
+    try:
+        delivery = command.kind == journal.DELIVERY
+        operator = None
+        if command.operator_id is not None:
+            member = session.get(Member, command.operator_id)
+            organization_id = member.organization_id if member is not None else None
+        else:
+            organization_id = None
+        if organization_id is None:
+            organization_id = _organization_of(command)
+        if organization_id is not None:
+            # One command at a time per organization, and (MariaDB) read after the lock.
+            org = _table("organization")
+            connection.execute(select(org.c.id).where(org.c.id == organization_id)
+                               .with_for_update())
+        if delivery:
+            try:
+                operator = _server_operator(session, command)
+            except Rejection:
+                operator = None  # an email that went out went out
+        else:
+            operator = _server_operator(session, command)
+        org_id = operator.organization_id if operator is not None else organization_id
+        policy = settings_service.load(session, org_id) if org_id is not None else None
+        context = _Context(connection, session, command, operator,  # type: ignore[arg-type]
+                           policy,  # type: ignore[arg-type]
+                           outcome, utcnow())
+        for change in command.changes:
+            _apply_change(context, change)
+        session.flush()
+        if context.notes:
+            outcome.reason = " ".join(dict.fromkeys(context.notes))
+    finally:
+        session.close()
+
+
+def _organization_of(command: PendingCommand) -> uuid.UUID | None:
+    for values in command.values.values():
+        if values is not None and values.get("organization_id") is not None:
+            return values["organization_id"]  # type: ignore[no-any-return]
+    return None
+
+
+def _server_row(context: _Context, table_name: str, row_id: uuid.UUID) -> dict[str, Any] | None:
+    table = _table(table_name)
+    key = table.c[_key(table_name)]
+    row = context.connection.execute(select(table).where(key == row_id).with_for_update()
+                                     ).mappings().first()
+    return dict(row) if row is not None else None
+
+
+def _apply_change(context: _Context, change: RowChange) -> None:
+    if change.table in DERIVED:
+        return
+    if change.op == "U" and not _data_columns(change):
+        return  # only the row's clock moved (a no-op write that takes a lock, as queueing's)
+    local = context.command.values.get((change.table, change.row_id))
+    server = _server_row(context, change.table, change.row_id)
+    if change.op == "I":
+        if local is None:
+            return
+        if server is not None:
+            return  # insert if absent (append-only, or a row the server already has)
+        _authorize(context, change, local, None)
+        _insert(context, change, local)
+        return
+    if change.table in APPEND_ONLY:
+        return  # never updated nor deleted from a replica
+    if server is None:
+        if change.op == "D":
+            return
+        raise Rejection(f"{_describe(context, change.table, local or {})} no longer exists on "
+                        f"the server, so your {_verb(context.command.kind)} was not applied.")
+    _authorize(context, change, local, server)
+    if change.op == "D":
+        _check_base(context, change, server)
+        table = _table(change.table)
+        context.connection.execute(delete(table).where(
+            table.c[_key(change.table)] == change.row_id))
+        return
+    if local is None:
+        return
+    if context.command.kind == journal.DELIVERY and change.table == "invitation":
+        _apply_delivery(context, change, local, server)
+        return
+    if change.table == "invitation":
+        _accepted_wins(context, change, server)
+    if change.table in LAST_WRITER_WINS:
+        _last_writer_wins(context, change, local, server)
+        return
+    if change.table != "batch" and context.command.kind != journal.DELIVERY:
+        _check_base(context, change, server)
+    _update(context, change, {c: local[c] for c in _data_columns(change)}, server)
+
+
+def _data_columns(change: RowChange) -> list[str]:
+    table = _table(change.table)
+    key = _key(change.table)
+    return [c for c in change.columns if c in table.c and c != key and c not in BOOKKEEPING]
+
+
+def _update(context: _Context, change: RowChange, values: dict[str, Any],
+            server: Mapping[str, Any]) -> None:
+    table = _table(change.table)
+    if "version" in table.c:
+        version = int(server["version"]) + 1
+        values = {**values, "version": version}
+        context.outcome.versions[(change.table, change.row_id)] = version
+    if "updated_at" in table.c:
+        values["updated_at"] = context.now
+    if not values:
+        return
+    context.connection.execute(update(table).where(table.c[_key(change.table)] == change.row_id)
+                               .values(**values))
+
+
+def _insert(context: _Context, change: RowChange, local: Mapping[str, Any]) -> None:
+    table = _table(change.table)
+    values = {c.name: local[c.name] for c in table.columns if c.name in local}
+    if change.table == "invitation":
+        _close_if_duplicate(context, values)
+    if change.table == "setting" and _setting_taken(context, change, values):
+        return
+    if change.table == "referral_ledger" and _ledger_taken(context, values):
+        return
+    if change.table == "referral_flag" and _flag_taken(context, values):
+        return
+    if "version" in table.c:
+        values["version"] = 1
+        context.outcome.versions[(change.table, change.row_id)] = 1
+    if "updated_at" in table.c:
+        values["updated_at"] = context.now  # the referral reconciliation reads from a watermark
+    context.connection.execute(insert(table).values(**values))
+
+
+# -- rules -------------------------------------------------------------------------------------
+
+def _who_and_when(context: _Context, table_name: str, server: Mapping[str, Any]
+                  ) -> tuple[str, datetime | None]:
+    """Who last changed the server's row, and when (its newest audit row, else updated_at)."""
+    conditions = [AUDIT.c.entity_id == server.get(_key(table_name))]
+    if table_name == "setting":
+        conditions = [AUDIT.c.organization_id == server["organization_id"],
+                      AUDIT.c.entity_type.in_(("settings", "setting"))]
+    row = context.connection.execute(
+        select(AUDIT.c.actor_id, AUDIT.c.at).where(*conditions)
+        .order_by(AUDIT.c.at.desc()).limit(1)).first()
+    at = server.get("updated_at")
+    name = "Someone"
+    if row is not None:
+        at = row.at if table_name != "setting" or at is None else max(row.at, at)
+        if row.actor_id is not None:
+            member = context.session.get(Member, row.actor_id)
+            if member is not None:
+                name = member.display_name
+        elif table_name == "invitation":
+            name = "The registration portal or the outbox"
+    return name, at
+
+
+def _day(moment: datetime | None) -> str:
+    return f"{moment:%d %b %Y %H:%M} UTC" if moment is not None else "recently"
+
+
+def _describe(context: _Context, table_name: str, row: Mapping[str, Any]) -> str:
+    if table_name == "invitation":
+        return f"The invitation to {row.get('email', 'this address')}"
+    if table_name == "member":
+        name = f"{row.get('first_name', '')} {row.get('last_name', '')}".strip()
+        return f"{name or row.get('email', 'This member')}'s membership record"
+    if table_name == "setting":
+        return f"The setting {row.get('key', '')}"
+    return f"This {table_name.replace('_', ' ')}"
+
+
+def _check_base(context: _Context, change: RowChange, server: Mapping[str, Any]) -> None:
+    """Rows with a state: the edit must be based on the server's version, else it wins."""
+    if change.base_version is None or "version" not in server:
+        return
+    if int(server["version"]) == change.base_version:
+        return
+    who, when = _who_and_when(context, change.table, server)
+    raise Rejection(
+        f"{_describe(context, change.table, server)} was changed on the server by {who} on "
+        f"{_day(when)}, after the version your {_verb(context.command.kind)} was based on; "
+        "the server's version was kept. Look at it again and redo your change if it still "
+        "applies.")
+
+
+def _accepted_wins(context: _Context, change: RowChange, server: Mapping[str, Any]) -> None:
+    if server.get("status") != InvitationStatus.ACCEPTED.value:
+        return
+    who = server.get("name") or server.get("email") or "The invitee"
+    if server.get("accepted_member_id") is not None:
+        member = context.session.get(Member, server["accepted_member_id"])
+        if member is not None:
+            who = member.display_name
+    when = server.get("accepted_at")
+    raise Rejection(
+        f"{who} accepted on {_day(when)} before your {_verb(context.command.kind)} reached the "
+        f"server; the invitation to {server.get('email')} stays accepted.")
+
+
+def _apply_delivery(context: _Context, change: RowChange, local: Mapping[str, Any],
+                    server: Mapping[str, Any]) -> None:
+    """An email that went out went out: its facts are kept whatever the server's row did
+    meanwhile; the status moves only while the server's invitation is still open."""
+    open_on_server = server.get("status") not in CLOSED_FOR_DELIVERY
+    values: dict[str, Any] = {}
+    for column in _data_columns(change):
+        if column in DELIVERY_STATUS_COLUMNS and not open_on_server:
+            continue
+        if column in ("token_hash", "expires_at") and not open_on_server \
+                and local.get("token_hash") is None:
+            continue
+        values[column] = local[column]
+    _update(context, change, values, server)
+
+
+def _last_writer_wins(context: _Context, change: RowChange, local: Mapping[str, Any],
+                      server: Mapping[str, Any]) -> None:
+    """Settings: the later arrival wins; a value it replaces that the operator never saw is
+    kept in the audit log (`sync.conflict`) and the operator is told."""
+    columns = _data_columns(change)
+    values = {c: local[c] for c in columns}
+    if change.base_version is not None and int(server["version"]) != change.base_version:
+        lost = {c: server[c] for c in columns if server[c] != local[c]}
+        if lost:
+            who, when = _who_and_when(context, change.table, server)
+            label = server.get("key") or change.table
+            _conflict_audit(context, change.table, server, lost, values, who, when)
+            shown = ", ".join(f"{c}={_short(v)}" for c, v in lost.items()
+                              if change.table != "setting" or c == "value_json")
+            context.notes.append(
+                f"Your change to {label} replaced {shown}, set by {who} on {_day(when)} while "
+                "you were offline (the last change to reach the server wins; the replaced "
+                "value is in the audit log as sync.conflict).")
+    _update(context, change, values, server)
+
+
+def _short(value: Any) -> str:
+    text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
+def _conflict_audit(context: _Context, table_name: str, server: Mapping[str, Any],
+                    lost: Mapping[str, Any], won: Mapping[str, Any], who: str,
+                    when: datetime | None) -> None:
+    operator = context.operator
+    before: dict[str, Any] = {"replaced_by_sync": True, "set_by": who, "set_at": when}
+    after: dict[str, Any] = {"command": str(context.command.id)}
+    if table_name == "setting":
+        before[str(server["key"])] = server["value_json"]
+        after[str(server["key"])] = won.get("value_json")
+    else:
+        before.update({c: v for c, v in lost.items() if not isinstance(v, bytes)})
+        after.update({c: v for c, v in won.items() if not isinstance(v, bytes) and c in lost})
+    audit.record(context.session, organization_id=server.get("organization_id") or server["id"],
+                 actor_id=operator.member_id if operator is not None else None,
+                 action="sync.conflict", entity_type=table_name,
+                 entity_id=server[_key(table_name)], before=before, after=after)
+
+
+def _setting_taken(context: _Context, change: RowChange, values: dict[str, Any]) -> bool:
+    """Two desktops saved the same setting for the first time: the later one updates the
+    server's row (last writer wins) and the replica takes the server's row instead of its
+    own."""
+    table = _table("setting")
+    server = context.connection.execute(
+        select(table).where(table.c.organization_id == values["organization_id"],
+                            table.c.key == values["key"]).with_for_update()).mappings().first()
+    if server is None:
+        return False
+    stand_in = RowChange("setting", server["id"], "U", frozenset({"value_json"}), -1,
+                         change.first_seq, change.last_seq)
+    _last_writer_wins(context, stand_in, values, dict(server))
+    context.outcome.versions.pop(("setting", server["id"]), None)
+    context.outcome.drop_local.append(("setting", change.row_id))
+    return True
+
+
+def _ledger_taken(context: _Context, values: Mapping[str, Any]) -> bool:
+    table = _table("referral_ledger")
+    return context.connection.execute(
+        select(table.c.id).where(table.c.referral_id == values["referral_id"],
+                                 table.c.kind == values["kind"],
+                                 table.c.cycle == values["cycle"])).first() is not None
+
+
+def _flag_taken(context: _Context, values: Mapping[str, Any]) -> bool:
+    table = _table("referral_flag")
+    return context.connection.execute(
+        select(table.c.id).where(table.c.organization_id == values["organization_id"],
+                                 table.c.dedupe_key == values["dedupe_key"])).first() is not None
+
+
+def _close_if_duplicate(context: _Context, values: dict[str, Any]) -> None:
+    """An invitation made offline to an address that meanwhile holds one on the server (from
+    another desktop), or became a member: inserted closed (revoked, with the reason) so that
+    one invitation stays live, and the operator is told. The same verdict as queueing online."""
+    status = values.get("status")
+    if status in (InvitationStatus.REVOKED.value, InvitationStatus.ACCEPTED.value):
+        return
+    session = context.session
+    org_id = values["organization_id"]
+    key = values["email_normalized"]
+    kind = InvitationKind(values.get("kind") or InvitationKind.MEMBERSHIP.value)
+    reason = ""
+    if kind is InvitationKind.MEMBERSHIP and key in existing_members(session, org_id, [key]):
+        reason = "the person is already a member"
+    else:
+        holds = invitation_holds(session, org_id, [key], kind=kind,
+                                 event_id=values.get("event_id"), now=context.now).get(key)
+        if holds:
+            needed = (context.policy.number_of_referrals_needed_for_signup or 0
+                      if context.policy is not None else 0)
+            verdict, _ = hold_verdict(holds, inviter_id=values.get("inviter_id"), needed=needed,
+                                      kind=kind)
+            if verdict not in SENDABLE:
+                reason = "another invitation to this address reached the server first"
+    if not reason:
+        return
+    text = (f"Closed as a duplicate when it reached the server: {reason}; that one is the "
+            "valid one.")
+    values.update(status=InvitationStatus.REVOKED.value, revoked_at=context.now,
+                  next_attempt_at=None, last_error=text)
+    context.notes.append(f"Your invitation to {values.get('email')} was closed as a duplicate: "
+                         f"{reason}, and that one is the valid one.")
+    audit.record(session, organization_id=org_id,
+                 actor_id=context.operator.member_id if context.operator else None,
+                 action="invitation.closed_duplicate", entity_type="invitation",
+                 entity_id=values["id"], before={"status": status},
+                 after={"status": InvitationStatus.REVOKED.value, "reason": text})
+
+
+# -- rights ------------------------------------------------------------------------------------
+
+def _authorize(context: _Context, change: RowChange, local: Mapping[str, Any] | None,
+               server: Mapping[str, Any] | None) -> None:
+    """Whether the operator, as the server knows them now, may make this change."""
+    kind = context.command.kind
+    operator = context.operator
+    if kind == journal.DELIVERY or operator is None:
+        return
+    row = server if server is not None else (local or {})
+    table = change.table
+    policy = context.policy
+    if table in ("audit_log", "referral_ledger", "referral_reward", "outgoing_mail",
+                 "member_origin") or (table == "referral_flag" and change.op == "I"):
+        return  # written alongside a change that is itself checked
+    if table == "invitation":
+        target = Target(unit_id=row.get("unit_id"),
+                        owner_ids=tuple(i for i in (row.get("inviter_id"), row.get("sender_id"))
+                                        if i is not None))
+        if change.op == "I" or kind in ("invitation.resend", "invitation.extend",
+                                        "invitation.queue"):
+            require(operator, Action.SEND_INVITATIONS, settings=policy)
+            inviter = row.get("inviter_id")
+            if change.op == "I" and inviter is not None and inviter != operator.member_id:
+                inviter_unit = context.session.get(Member, inviter)
+                require(operator, Action.SEND_ON_BEHALF, settings=policy,
+                        target=Target(unit_id=inviter_unit.unit_id if inviter_unit else None))
+        if change.op != "I":
+            require(operator, Action.MANAGE_INVITATION, target=target)
+        return
+    if table == "batch":
+        if change.op == "I":
+            require(operator, Action.SEND_INVITATIONS, settings=policy)
+        else:
+            owners = tuple(i for i in (row.get("created_by_id"), row.get("inviter_id")) if i)
+            require(operator, Action.MANAGE_INVITATION, target=Target(owner_ids=owners))
+        return
+    if table in ("setting", "organization"):
+        require(operator, Action.CHANGE_SETTINGS)
+        return
+    if table == "member":
+        if kind == "application.decide":
+            require(operator, Action.APPROVE_APPLICATION, target=Target(unit_id=row.get("unit_id")))
+            return
+        if row.get("id") == operator.member_id and change.op == "U" \
+                and set(_data_columns(change)) <= OWN_SIGN_IN_COLUMNS:
+            return
+        require(operator, Action.MANAGE_PEOPLE, target=Target(unit_id=row.get("unit_id")))
+        return
+    if table == "referral" and kind == "application.decide":
+        return
+    if table == "unit":
+        require(operator, Action.MANAGE_UNITS)
+        return
+    if table == "event":
+        require(operator, Action.MANAGE_EVENTS, target=Target(unit_id=row.get("unit_id")))
+        return
+    if table == "suppression":
+        require(operator, Action.MANAGE_SUPPRESSION)
+        return
+    if table == "leaderboard_opt_out" and row.get("member_id") == operator.member_id:
+        return
+    require(operator, Action.MANAGE_PEOPLE, target=Target(unit_id=_unit_of(context, row)))
+
+
+def _unit_of(context: _Context, row: Mapping[str, Any]) -> uuid.UUID | None:
+    for column in ("member_id", "referee_id", "referrer_id"):
+        if row.get(column) is not None:
+            member = context.session.get(Member, row[column])
+            if member is not None:
+                return member.unit_id
+    unit = row.get("unit_id")
+    return unit if isinstance(unit, uuid.UUID) else None
+
+
+def answered(replica: Engine) -> dict[str, int]:
+    """How many commands are in each state (for status lines and tests)."""
+    with replica.connect() as connection:
+        return {state: count for state, count in connection.execute(
+            select(SYNC_COMMAND.c.state, func.count()).group_by(SYNC_COMMAND.c.state))}

@@ -1,0 +1,152 @@
+"""A server database and desktop replicas of it, for the push and conflict tests.
+
+A replica here is what `Replica.open` makes (a SQLite file at head, its sync state, the
+journal, then a snapshot of the server's rows), built from the parts directly so these tests
+need nothing but the journal and push (and the pull, where they say so)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, func, insert, select
+
+from invite_desk.services import auth, db
+from invite_desk.services.invitations.preflight import PreflightRow, RowStatus
+from invite_desk.services.invitations.queueing import QueuedBatch, queue_invitations
+from invite_desk.services.models import (
+    Base,
+    Member,
+    MemberStatus,
+    SyncApplied,
+    SyncCommand,
+    SyncState,
+)
+from invite_desk.services.operator import Operator
+from invite_desk.services.roles import Role
+from invite_desk.services.sync import journal, tables
+from invite_desk.services.uow import UnitOfWork
+from tests.db_servers import fresh_server_database
+
+ADMIN_EMAIL = "ada.admin@example.org"
+PASSWORD = "correct horse battery"
+
+
+@dataclass
+class SyncWorld:
+    """One organization on a server database, and the replicas made of it."""
+
+    server: Engine
+    server_uow: UnitOfWork
+    admin: Operator
+    tmp: Path
+    replicas: list[Engine] = field(default_factory=list)
+
+    def member(self, role: Role, email: str, first: str = "", unit_id: uuid.UUID | None = None
+               ) -> Operator:
+        """A member with `role`, created on the server."""
+        with self.server_uow as uow:
+            member = Member(organization_id=self.admin.organization_id, email=email,
+                            email_normalized=auth.normalize_email(email),
+                            first_name=first or role.name.title(), last_name="Tester",
+                            role=role.name, unit_id=unit_id, status=MemberStatus.ACTIVE.value)
+            uow.session.add(member)
+            uow.session.flush()
+            operator = auth.operator_for(uow.session, member)
+            uow.commit()
+            return operator
+
+    def replica(self, operator: Operator) -> Engine:
+        """A new replica of the server for `operator`: schema at head, sync state, journal,
+        then the snapshot of what the operator may see."""
+        path = self.tmp / f"replica-{len(self.replicas)}.sqlite3"
+        engine = db.make_engine(f"sqlite:///{path}")
+        self.replicas.append(engine)
+        db.upgrade_to_head(engine)
+        with engine.begin() as connection:
+            connection.execute(insert(SyncState.__table__).values(
+                id=1, replica_id=uuid.uuid4(), remote_label="test server",
+                operator_id=operator.member_id, cursor="", snapshot_done=False,
+                last_error=""))
+        journal.install_journal(engine)
+        copy_rows(self.server, engine)
+        return engine
+
+
+def copy_rows(server: Engine, replica: Engine) -> None:
+    """Every synced row of the server into the replica, with the journal off (as the pull's
+    snapshot writes them; the tests here see the whole organization)."""
+    with server.connect() as source, replica.begin() as target, journal.applying(target):
+        target.exec_driver_sql("PRAGMA defer_foreign_keys = ON")
+        for name in tables.SYNCED_TABLES:
+            table = Base.metadata.tables[name]
+            rows = [dict(r) for r in source.execute(select(table)).mappings()]
+            if rows:
+                target.execute(insert(table), rows)
+
+
+@contextmanager
+def sync_world(backend: str, tmp: Path) -> Iterator[SyncWorld]:
+    with fresh_server_database(backend) as url:
+        server = db.make_engine(url)
+        try:
+            db.upgrade_to_head(server)
+            server_uow = UnitOfWork(server)
+            admin = auth.setup_organization(
+                server_uow, organization_name="Harbour Rowing Club",
+                description="A rowing club.", admin_email=ADMIN_EMAIL, admin_first_name="Ada",
+                admin_last_name="Admin", password=PASSWORD,
+                registration_base_url="https://join.example.org")
+            world = SyncWorld(server, server_uow, admin, tmp)
+            try:
+                yield world
+            finally:
+                for engine in world.replicas:
+                    engine.dispose()
+        finally:
+            server.dispose()
+
+
+def queue(uow: UnitOfWork, operator: Operator, *addresses: str, label: str = "") -> QueuedBatch:
+    rows = [PreflightRow(i + 1, a, "", "", RowStatus.READY) for i, a in enumerate(addresses)]
+    return queue_invitations(uow, operator, rows, source="paste", label=label)
+
+
+def rows_of(engine: Engine, table_name: str, **where: Any) -> list[dict[str, Any]]:
+    table = Base.metadata.tables[table_name]
+    stmt = select(table)
+    for column, value in where.items():
+        stmt = stmt.where(table.c[column] == value)
+    with engine.connect() as connection:
+        return [dict(r) for r in connection.execute(stmt).mappings()]
+
+
+def count(engine: Engine, table_name: str, **where: Any) -> int:
+    table = Base.metadata.tables[table_name]
+    stmt = select(func.count()).select_from(table)
+    for column, value in where.items():
+        stmt = stmt.where(table.c[column] == value)
+    with engine.connect() as connection:
+        return int(connection.execute(stmt).scalar() or 0)
+
+
+def commands(engine: Engine) -> list[dict[str, Any]]:
+    with engine.connect() as connection:
+        return [dict(r) for r in connection.execute(
+            select(SyncCommand.__table__).order_by(SyncCommand.seq)).mappings()]
+
+
+def answers(server: Engine) -> list[dict[str, Any]]:
+    with server.connect() as connection:
+        return [dict(r) for r in connection.execute(select(SyncApplied.__table__)).mappings()]
+
+
+BACKEND_PARAMS = [
+    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+    pytest.param("mariadb", id="mariadb", marks=pytest.mark.mariadb),
+]
