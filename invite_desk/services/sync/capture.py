@@ -167,13 +167,15 @@ def _stamp_commit(connection: Connection) -> None:
 
 
 def _forget_token(connection: Connection) -> None:
-    cursor = connection.connection.cursor()
-    try:
-        cursor.execute("SET @sync_token = NULL")
-    except Exception:  # noqa: BLE001 - a dead connection: its variable is gone with it
-        pass
-    finally:
-        with contextlib.suppress(Exception):
+    """After a rollback the token belongs to nothing: the next transaction takes a new one.
+    A connection that was lost (invalidated) took its variable with it."""
+    if connection.invalidated or connection.closed:
+        return
+    with contextlib.suppress(Exception):
+        cursor = connection.connection.cursor()
+        try:
+            cursor.execute("SET @sync_token = NULL")
+        finally:
             cursor.close()
 
 

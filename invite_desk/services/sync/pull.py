@@ -1,0 +1,441 @@
+"""Pull: bring the server's rows into a replica (docs/architecture.md, "Pull").
+
+`snapshot()` copies every in-scope row of every synced table in one REPEATABLE READ read;
+`pull_round()` reads the change log after the replica's cursor, fetches the current in-scope
+rows of the changed ids in the same server snapshot, and writes them and the new cursor in
+ONE local transaction (a fault anywhere resumes from the last committed cursor). Pulled rows
+are written with the journal off (journal.applying), never over a row with local changes not
+yet confirmed, and with the replica's foreign-key checks off: a scoped replica may hold an
+invitation whose event or batch is outside its operator's scope, and a pull may bring a row
+before the row it references (member.referred_by_id, or the next batch's parents).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, delete, or_, select, update
+from sqlalchemy.orm import Session
+
+from invite_desk.services.errors import PermissionDenied
+from invite_desk.services.models import (
+    Base,
+    LocalChange,
+    Member,
+    MemberStatus,
+    SyncApplying,
+    SyncCommand,
+    SyncCommandState,
+    SyncState,
+    utcnow,
+)
+from invite_desk.services.operator import Operator, operator_for
+from invite_desk.services.sync import capture
+from invite_desk.services.sync.capture import Change, CursorExpired
+from invite_desk.services.sync.tables import (
+    SYNCED_TABLES,
+    key_column,
+    kinds_for,
+    redacted_columns,
+    scope_condition,
+    table,
+)
+
+SYNC_STATE: Table = Base.metadata.tables[SyncState.__tablename__]
+LOCAL_CHANGE: Table = Base.metadata.tables[LocalChange.__tablename__]
+SYNC_COMMAND: Table = Base.metadata.tables[SyncCommand.__tablename__]
+SYNC_APPLYING: Table = Base.metadata.tables[SyncApplying.__tablename__]
+_CHUNK = 500  # ids per IN (...) on the server
+_INSERT_BATCH = 5000  # rows per executemany into the replica
+
+
+@dataclass(frozen=True)
+class PullReport:
+    applied: int = 0  # rows written into the replica
+    deleted: int = 0  # rows removed from it (deleted on the server, or out of scope)
+    tables: dict[str, int] = field(default_factory=dict)  # rows written or removed, per table
+    kinds: frozenset[str] = frozenset()  # the hub kinds those tables feed
+    cursor: str = ""
+    snapshot: bool = False  # this was a full snapshot
+    more: bool = False  # another batch is waiting on the server
+
+
+class ReplicaNotReady(RuntimeError):
+    """The replica has no sync_state row (Replica.open creates it)."""
+
+
+# -- replica side ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _State:
+    operator_id: uuid.UUID
+    cursor: str
+    snapshot_done: bool
+
+
+def _state(replica: Engine) -> _State:
+    with replica.connect() as connection:
+        row = connection.execute(select(SYNC_STATE.c.operator_id, SYNC_STATE.c.cursor,
+                                        SYNC_STATE.c.snapshot_done)
+                                 .where(SYNC_STATE.c.id == 1)).first()
+    if row is None or row.operator_id is None:
+        raise ReplicaNotReady("This database is not a replica yet: open it with Replica.open.")
+    return _State(row.operator_id, row.cursor or "", bool(row.snapshot_done))
+
+
+@contextmanager
+def _replica_transaction(replica: Engine) -> Iterator[Connection]:
+    """One local transaction with foreign-key checks off and the journal quiet."""
+    with replica.connect() as connection:
+        # PRAGMA foreign_keys is ignored inside a transaction: set it before BEGIN, and put it
+        # back before the connection returns to the pool.
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        connection.commit()  # ends SQLAlchemy's autobegun transaction (no BEGIN was sent)
+        try:
+            with connection.begin(), _applying(connection):
+                yield connection
+        finally:
+            if connection.in_transaction():
+                connection.rollback()
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+            connection.commit()
+
+
+def _write_rows(connection: Connection, tbl: Table, rows: Sequence[dict[str, Any]]) -> None:
+    # INSERT OR REPLACE: a row already there is replaced, and so is a local row holding a
+    # unique value the server's row now has (that row changed on the server too; its own
+    # change is further on in the log and brings it back).
+    stmt = tbl.insert().prefix_with("OR REPLACE")
+    for start in range(0, len(rows), _INSERT_BATCH):
+        connection.execute(stmt, list(rows[start:start + _INSERT_BATCH]))
+
+
+def _delete_rows(connection: Connection, tbl: Table, ids: Iterable[uuid.UUID]) -> int:
+    key = tbl.c[key_column(tbl.name)]
+    ids = list(ids)
+    deleted = 0
+    for start in range(0, len(ids), _CHUNK):
+        deleted += connection.execute(delete(tbl).where(key.in_(ids[start:start + _CHUNK]))
+                                      ).rowcount
+    return deleted
+
+
+def _save_cursor(connection: Connection, cursor: str, *, snapshot: bool = False) -> None:
+    values: dict[str, Any] = {"cursor": cursor, "last_pull_at": utcnow(), "last_error": ""}
+    if snapshot:
+        values["snapshot_done"] = True
+    connection.execute(update(SYNC_STATE).where(SYNC_STATE.c.id == 1).values(**values))
+
+
+def _confirm(connection: Connection, cursor: str) -> None:
+    _confirm_passed(connection, lambda checkpoint: capture.passed(cursor, checkpoint))
+
+
+# The journal's side of a pull (the same rules as journal.py's helpers of these names).
+
+
+@contextmanager
+def _applying(connection: Connection) -> Iterator[None]:
+    connection.execute(SYNC_APPLYING.insert().prefix_with("OR IGNORE").values(id=1))
+    yield
+    connection.execute(delete(SYNC_APPLYING))
+
+
+def _rows_of(connection: Connection, condition: Any) -> dict[str, set[uuid.UUID]]:
+    rows = connection.execute(
+        select(LOCAL_CHANGE.c.table_name, LOCAL_CHANGE.c.row_id)
+        .select_from(LOCAL_CHANGE.outerjoin(SYNC_COMMAND,
+                                            SYNC_COMMAND.c.id == LOCAL_CHANGE.c.command_id))
+        .where(condition)).all()
+    found: dict[str, set[uuid.UUID]] = {}
+    for table_name, row_id in rows:
+        found.setdefault(table_name, set()).add(row_id)
+    return found
+
+
+def _protected_rows(connection: Connection) -> dict[str, set[uuid.UUID]]:
+    """Rows changed locally and not yet confirmed: untagged, pending, or applied."""
+    return _rows_of(connection, or_(
+        LOCAL_CHANGE.c.command_id.is_(None),
+        SYNC_COMMAND.c.state.in_((SyncCommandState.PENDING.value,
+                                  SyncCommandState.APPLIED.value))))
+
+
+def _refetch_rows(connection: Connection) -> dict[str, set[uuid.UUID]]:
+    """Rows of rejected commands, to fetch again from the server."""
+    return _rows_of(connection, SYNC_COMMAND.c.state == SyncCommandState.REJECTED.value)
+
+
+def _confirmable_rows(connection: Connection, cursor: str) -> dict[str, set[uuid.UUID]]:
+    """Rows of APPLIED commands whose checkpoint `cursor` has passed."""
+    rows = connection.execute(select(SYNC_COMMAND.c.id, SYNC_COMMAND.c.checkpoint).where(
+        SYNC_COMMAND.c.state == SyncCommandState.APPLIED.value)).all()
+    done = [command_id for command_id, checkpoint in rows if capture.passed(cursor, checkpoint)]
+    if not done:
+        return {}
+    return _rows_of(connection, LOCAL_CHANGE.c.command_id.in_(done))
+
+
+def _forget_rejected_rows(connection: Connection) -> None:
+    rejected = select(SYNC_COMMAND.c.id).where(
+        SYNC_COMMAND.c.state == SyncCommandState.REJECTED.value)
+    connection.execute(delete(LOCAL_CHANGE).where(LOCAL_CHANGE.c.command_id.in_(rejected)))
+
+
+def _confirm_passed(connection: Connection, passed: Callable[[str], bool]) -> None:
+    rows = connection.execute(select(SYNC_COMMAND.c.id, SYNC_COMMAND.c.checkpoint).where(
+        SYNC_COMMAND.c.state == SyncCommandState.APPLIED.value)).all()
+    done = [command_id for command_id, checkpoint in rows if passed(checkpoint)]
+    if done:
+        connection.execute(update(SYNC_COMMAND).where(SYNC_COMMAND.c.id.in_(done))
+                           .values(state=SyncCommandState.CONFIRMED.value))
+        connection.execute(delete(LOCAL_CHANGE).where(LOCAL_CHANGE.c.command_id.in_(done)))
+
+
+# -- server side ----------------------------------------------------------------------------
+
+
+@contextmanager
+def _server_snapshot(remote: Engine) -> Iterator[Connection]:
+    """A read-only REPEATABLE READ transaction on the server: one consistent snapshot."""
+    with remote.connect() as connection:
+        connection = connection.execution_options(isolation_level="REPEATABLE READ")
+        with connection.begin() as tx:
+            yield connection
+            tx.rollback()  # nothing was written: end it cheaply
+
+
+def _operator(connection: Connection, member_id: uuid.UUID) -> Operator:
+    """The replica's operator as the server knows them now (role and unit define the scope)."""
+    with Session(bind=connection) as session:
+        member = session.get(Member, member_id)
+        if member is None or member.status != MemberStatus.ACTIVE.value:
+            raise PermissionDenied(
+                "sync this replica", "USER",
+                detail="Your account is no longer active on the server; sign in again.")
+        return operator_for(session, member)
+
+
+def _redact(tbl: Table, rows: list[dict[str, Any]], operator: Operator) -> None:
+    secret = redacted_columns(tbl.name)
+    if not secret:
+        return
+    key = key_column(tbl.name)
+    for row in rows:
+        if tbl.name == "member" and row[key] == operator.member_id:
+            continue  # one's own password hash: signing in offline
+        for name in secret:
+            if row.get(name) is None:
+                continue
+            row[name] = None if tbl.c[name].nullable else f"redacted:{row[key].hex}"
+
+
+def _fetch(connection: Connection, tbl: Table, operator: Operator,
+           ids: Sequence[uuid.UUID] | None) -> list[dict[str, Any]]:
+    """The in-scope rows of `tbl` (those with these ids, or all), redacted."""
+    scope = scope_condition(tbl, operator)
+    if ids is None:
+        result = connection.execution_options(yield_per=_INSERT_BATCH).execute(
+            select(tbl).where(scope))
+        rows = [dict(row) for row in result.mappings()]
+    else:
+        key = tbl.c[key_column(tbl.name)]
+        rows = []
+        for start in range(0, len(ids), _CHUNK):
+            part = ids[start:start + _CHUNK]
+            rows += [dict(row) for row in connection.execute(
+                select(tbl).where(key.in_(part), scope)).mappings()]
+    _redact(tbl, rows, operator)
+    return rows
+
+
+def _references(rows_by_table: dict[str, list[dict[str, Any]]]) -> dict[str, set[uuid.UUID]]:
+    """The synced rows the fetched rows reference (inviter, unit, event, batch, ...)."""
+    wanted: dict[str, set[uuid.UUID]] = {}
+    for name, rows in rows_by_table.items():
+        if not rows:
+            continue
+        for fk in table(name).foreign_keys:
+            target = fk.column.table.name
+            if target not in SYNCED_TABLES or fk.column.name != key_column(target):
+                continue
+            column = fk.parent.name
+            for row in rows:
+                value = row.get(column)
+                if value is not None:
+                    wanted.setdefault(target, set()).add(value)
+    return wanted
+
+
+def _missing_locally(connection: Connection, wanted: dict[str, set[uuid.UUID]]
+                     ) -> dict[str, list[uuid.UUID]]:
+    missing: dict[str, list[uuid.UUID]] = {}
+    for name, ids in wanted.items():
+        tbl = table(name)
+        key = tbl.c[key_column(name)]
+        ids_list = list(ids)
+        present: set[uuid.UUID] = set()
+        for start in range(0, len(ids_list), _CHUNK):
+            present |= set(connection.execute(
+                select(key).where(key.in_(ids_list[start:start + _CHUNK]))).scalars())
+        absent = [i for i in ids_list if i not in present]
+        if absent:
+            missing[name] = absent
+    return missing
+
+
+# -- snapshot -------------------------------------------------------------------------------
+
+
+def snapshot(remote: Engine, replica: Engine) -> PullReport:
+    """Copy every in-scope row of every synced table into the replica, replacing what it held
+    (except rows with local changes not yet confirmed), and set the cursor to the snapshot's
+    log position."""
+    state = _state(replica)
+    with _server_snapshot(remote) as server:
+        cursor = capture.snapshot_position(server)
+        operator = _operator(server, state.operator_id)
+        rows_by_table = {name: _fetch(server, table(name), operator, None)
+                         for name in SYNCED_TABLES}
+    counts: dict[str, int] = {}
+    applied = deleted = 0
+    with _replica_transaction(replica) as local:
+        _confirm(local, cursor)  # their rows are in this snapshot: no longer protected
+        protected = _protected_rows(local)
+        for name in reversed(SYNCED_TABLES):
+            tbl = table(name)
+            keep = protected.get(name, set())
+            key = tbl.c[key_column(name)]
+            stmt = delete(tbl)
+            if keep:
+                stmt = stmt.where(key.not_in(list(keep)))
+            gone = local.execute(stmt).rowcount
+            deleted += gone
+        for name in SYNCED_TABLES:
+            keep = protected.get(name, set())
+            key_name = key_column(name)
+            rows = [r for r in rows_by_table[name] if r[key_name] not in keep]
+            _write_rows(local, table(name), rows)
+            applied += len(rows)
+            if rows:
+                counts[name] = len(rows)
+        _forget_rejected_rows(local)
+        _save_cursor(local, cursor, snapshot=True)
+    return PullReport(applied=applied, deleted=deleted, tables=counts,
+                      kinds=kinds_for(SYNCED_TABLES), cursor=cursor, snapshot=True, more=False)
+
+
+# -- incremental round ----------------------------------------------------------------------
+
+
+def _scope_changed(replica: Engine, operator: Operator) -> bool:
+    """Whether the operator's role or unit differs from the replica's copy of their member
+    row (then the replica's rows were chosen by another scope: take a fresh snapshot)."""
+    member = table("member")
+    with replica.connect() as connection:
+        row = connection.execute(select(member.c.role, member.c.unit_id)
+                                 .where(member.c.id == operator.member_id)).first()
+    return row is None or row.role != operator.role.name or row.unit_id != operator.unit_id
+
+
+def _group(changes: Iterable[Change]) -> dict[str, list[uuid.UUID]]:
+    ids: dict[str, dict[uuid.UUID, None]] = {}
+    for change in changes:
+        if change.table_name in SYNCED_TABLES:
+            ids.setdefault(change.table_name, {})[change.row_id] = None
+    return {name: list(found) for name, found in ids.items()}
+
+
+def _has_applied_commands(replica: Engine) -> bool:
+    with replica.connect() as connection:
+        return connection.execute(select(SYNC_COMMAND.c.id).where(
+            SYNC_COMMAND.c.state == SyncCommandState.APPLIED.value).limit(1)
+        ).first() is not None
+
+
+def pull_round(remote: Engine, replica: Engine, *, limit: int = 5000) -> PullReport:
+    """One incremental batch: the log after the cursor (up to `limit` entries), the current
+    rows of those ids, and the cursor, applied in one local transaction. A replica without a
+    snapshot, or whose cursor the server no longer knows, takes a snapshot instead."""
+    state = _state(replica)
+    if not state.snapshot_done or not state.cursor:
+        return snapshot(remote, replica)
+    with replica.connect() as local:
+        refetch = _refetch_rows(local)
+    try:
+        with _server_snapshot(remote) as server:
+            changes, cursor = capture.read_changes(server, state.cursor, limit)
+            ids = _group(changes)
+            with replica.connect() as local:
+                # Rows of commands the cursor now passes: this snapshot holds their change.
+                confirmed = _confirmable_rows(local, cursor)
+            for name, extra in [*refetch.items(), *confirmed.items()]:
+                merged = dict.fromkeys(ids.get(name, []))
+                merged.update(dict.fromkeys(extra))
+                ids[name] = list(merged)
+            rows_by_table: dict[str, list[dict[str, Any]]] = {}
+            if ids:
+                operator = _operator(server, state.operator_id)
+                if operator.member_id in ids.get("member", []) \
+                        and _scope_changed(replica, operator):
+                    raise _Rescope
+                for name in SYNCED_TABLES:
+                    if name in ids:
+                        rows_by_table[name] = _fetch(server, table(name), operator, ids[name])
+                with replica.connect() as local:
+                    missing = _missing_locally(local, _references(rows_by_table))
+                for name, absent in missing.items():
+                    known = {r[key_column(name)] for r in rows_by_table.get(name, [])}
+                    absent = [i for i in absent if i not in known]
+                    if absent:
+                        rows_by_table.setdefault(name, []).extend(
+                            _fetch(server, table(name), operator, absent))
+    except (CursorExpired, _Rescope):
+        return snapshot(remote, replica)
+    more = len(changes) >= limit
+    if not ids and not _has_applied_commands(replica):
+        # Idle: nothing to write (the cursor's `done` bound may have moved on PostgreSQL;
+        # keeping the old one only means reading that empty range again).
+        return PullReport(cursor=state.cursor, more=more)
+    counts: dict[str, int] = {}
+    applied = deleted = 0
+    with _replica_transaction(replica) as local:
+        _confirm(local, cursor)
+        protected = _protected_rows(local)
+        for name in reversed(SYNCED_TABLES):  # children first
+            if name not in ids:
+                continue
+            keep = protected.get(name, set())
+            key_name = key_column(name)
+            returned = {r[key_name] for r in rows_by_table.get(name, [])}
+            gone = [i for i in ids[name] if i not in returned and i not in keep]
+            if gone:
+                removed = _delete_rows(local, table(name), gone)
+                deleted += removed
+                if removed:
+                    counts[name] = counts.get(name, 0) + removed
+        for name in SYNCED_TABLES:
+            rows = rows_by_table.get(name)
+            if not rows:
+                continue
+            keep = protected.get(name, set())
+            key_name = key_column(name)
+            rows = [r for r in rows if r[key_name] not in keep]
+            if rows:
+                _write_rows(local, table(name), rows)
+                applied += len(rows)
+                counts[name] = counts.get(name, 0) + len(rows)
+        if refetch:
+            _forget_rejected_rows(local)
+        _save_cursor(local, cursor)
+    return PullReport(applied=applied, deleted=deleted, tables=counts,
+                      kinds=kinds_for(counts), cursor=cursor, snapshot=False, more=more)
+
+
+class _Rescope(Exception):
+    """The operator's role or unit changed on the server: their replica needs a new scope."""
