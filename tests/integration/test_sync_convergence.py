@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, Table, select
+from sqlalchemy import Engine, Table, func, select, text
 from sqlalchemy.engine import make_url
 
 from invite_desk.services import adhesion, auth, db, mail_settings, organization, settings
@@ -57,6 +57,7 @@ from invite_desk.services.models import (
     SyncApplied,
     SyncCommand,
     SyncCommandState,
+    SyncState,
 )
 from invite_desk.services.operator import Operator
 from invite_desk.services.roles import Role
@@ -133,7 +134,37 @@ class Scenario:
     def fail(self, message: str) -> str:
         tail = "\n  ".join(self.tally.log[-25:])
         return (f"{message}\n[seed {self.seed}: replay with {SEED_ENV}={self.seed}]\n"
-                f"operations: {dict(self.tally.ops)}\nlast steps:\n  {tail}")
+                f"operations: {dict(self.tally.ops)}\n{self._states()}\n"
+                f"last steps:\n  {tail}")
+
+    def _states(self) -> str:
+        """Each replica's cursor and commands by state (what a stuck replica looks like)."""
+        lines = []
+        for desk in self.desks:
+            try:
+                with desk.replica.engine.connect() as connection:
+                    cursor = connection.execute(select(SyncState.cursor)).scalar()
+                    states = dict(connection.execute(
+                        select(SyncCommand.state, func.count()).group_by(SyncCommand.state)
+                    ).all())
+                    journaled = connection.execute(
+                        select(func.count()).select_from(LocalChange)).scalar()
+                lines.append(f"{desk.name}: cursor {cursor!r}, commands {states}, "
+                             f"{journaled} journal entries")
+            except Exception as error:  # a broken replica must not hide the first failure
+                lines.append(f"{desk.name}: cannot read its state ({error})")
+        if self.server.backend == "postgresql":  # who holds the xmin back
+            try:
+                with self.server.engine.connect() as connection:
+                    for row in connection.execute(text(
+                            "SELECT pid, state, backend_xid::text, backend_xmin::text, "
+                            "client_port, now() - xact_start, left(query, 120) "
+                            "FROM pg_stat_activity WHERE datname = current_database() "
+                            "AND pid <> pg_backend_pid()")):
+                        lines.append(f"server session {tuple(row)}")
+            except Exception as error:
+                lines.append(f"server: cannot list sessions ({error})")
+        return "\n".join(lines)
 
     # -- the network ---------------------------------------------------------------------
 
@@ -356,11 +387,14 @@ class Scenario:
 # -- comparing ---------------------------------------------------------------------------
 
 def _rows(engine: Engine, table: Table, where: Any = None) -> dict[Any, dict[str, Any]]:
+    """Every row of `table` (within `where`), by primary key."""
+    keys = [c.name for c in table.primary_key.columns]
     query = select(table)
     if where is not None:
         query = query.where(where)
     with engine.connect() as connection:
-        return {row["id"]: dict(row) for row in connection.execute(query).mappings()}
+        return {tuple(row[k] for k in keys): dict(row)
+                for row in connection.execute(query).mappings()}
 
 
 def _differences(scenario: Scenario, server: Engine, desk: Desk) -> list[str]:
@@ -379,7 +413,7 @@ def _differences(scenario: Scenario, server: Engine, desk: Desk) -> list[str]:
             problems.append(f"{name}: {len(extra)} rows on {desk.name} the server does not "
                             f"have in its scope, e.g. {ours[next(iter(extra))]}")
         for row_id in theirs.keys() & ours.keys():
-            own = name == "member" and row_id == desk.operator.member_id
+            own = name == "member" and row_id == (desk.operator.member_id,)
             columns = [c.name for c in table.columns if own or c.name not in hidden]
             differ = {c: (theirs[row_id][c], ours[row_id][c]) for c in columns
                       if theirs[row_id][c] != ours[row_id][c]}
@@ -471,12 +505,12 @@ def _desks(server_url: str, operators: list[tuple[str, Operator]]) -> Iterator[l
             port = proxy.start()
             remote = url.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
             credentials = MemoryCredentialStore()
-            replica = Replica.open(remote, operator.email, credentials)
+            replica = Replica.open(remote, operator.email, credentials, password=PASSWORD)
             desks.append(Desk(name, operator, replica, proxy))
         yield desks
     finally:
         for desk in desks:
-            desk.replica.engine.dispose()
+            desk.replica.close()
             desk.proxy.stop()
 
 
