@@ -54,10 +54,12 @@ from invite_desk.services.models import (
     LocalChange,
     Member,
     MemberStatus,
+    RetiredLink,
     SyncApplied,
     SyncCommand,
     SyncCommandState,
     SyncState,
+    utcnow,
 )
 from invite_desk.services.operator import Operator
 from invite_desk.services.roles import Role
@@ -70,8 +72,6 @@ from invite_desk.services.uow import UnitOfWork
 from tests.portal_client import HttpClient, csrf_from, portal_app, running_portal
 from tests.smtp_server import LoopbackSmtpServer
 from tests.tcp_proxy import Proxy
-
-pytestmark = pytest.mark.slow
 
 SEED_ENV = "INVITE_DESK_SYNC_SEED"
 STEPS_ENV = "INVITE_DESK_SYNC_STEPS"
@@ -149,13 +149,21 @@ class Scenario:
                     ).all())
                     journaled = connection.execute(
                         select(func.count()).select_from(LocalChange)).scalar()
+                    waiting = connection.execute(
+                        select(SyncCommand.kind, SyncCommand.state, SyncCommand.checkpoint,
+                               SyncCommand.reason)
+                        .where(SyncCommand.state.in_(("applied", "pending")))
+                        .order_by(SyncCommand.seq).limit(4)).all()
                 lines.append(f"{desk.name}: cursor {cursor!r}, commands {states}, "
-                             f"{journaled} journal entries")
+                             f"{journaled} journal entries; first unconfirmed: "
+                             f"{[tuple(w) for w in waiting]}")
             except Exception as error:  # a broken replica must not hide the first failure
                 lines.append(f"{desk.name}: cannot read its state ({error})")
         if self.server.backend == "postgresql":  # who holds the xmin back
             try:
                 with self.server.engine.connect() as connection:
+                    lines.append("server snapshot now: " + str(connection.execute(text(
+                        "SELECT pg_current_snapshot()::text")).scalar()))
                     for row in connection.execute(text(
                             "SELECT pid, state, backend_xid::text, backend_xmin::text, "
                             "client_port, now() - xact_start, left(query, 120) "
@@ -514,6 +522,7 @@ def _desks(server_url: str, operators: list[tuple[str, Operator]]) -> Iterator[l
             desk.proxy.stop()
 
 
+@pytest.mark.slow
 def test_two_replicas_and_the_portal_converge_through_network_faults(
     server_db_url: str, smtp_server: LoopbackSmtpServer,
 ) -> None:
@@ -580,3 +589,30 @@ def _hr_operator(server: UnitOfWork, admin: Operator) -> Operator:
         operator = auth.operator_for(server.session, member)
         server.commit()
     return operator
+
+
+def test_a_link_retired_again_after_a_rejected_resend_came_back_from_the_server(
+    uow: UnitOfWork, admin: Operator,
+) -> None:
+    """Found by the sequence above: a resend on a replica retires the link's hash locally;
+    the server rejects it and the pull brings its row, and that hash, back; resending it
+    again must not fail on the retired-link table's key."""
+    pre = run_preflight(uow, admin.organization_id, parse_pasted("zoe@example.org").rows)
+    queue_invitations(uow, admin, pre.ready, source="paste")
+    with uow:
+        invitation_id = uow.session.scalars(select(Invitation.id)).one()
+    old_hash = "ab" * 32
+
+    def as_sent() -> None:  # what a pull writes: the server's row, as it is there
+        with uow.engine.begin() as connection:
+            connection.execute(Invitation.__table__.update().values(
+                status="sent", token_hash=old_hash, sent_at=utcnow()))
+
+    as_sent()
+    assert resend_invitations(uow, admin, [invitation_id]).done == (invitation_id,)
+    as_sent()
+    assert resend_invitations(uow, admin, [invitation_id]).done == (invitation_id,)
+    with uow:
+        retired = uow.session.scalars(select(RetiredLink)).all()
+        assert [(r.token_hash, r.invitation_id, r.reason) for r in retired] == [
+            (old_hash, invitation_id, "superseded")]
