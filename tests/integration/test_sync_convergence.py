@@ -165,10 +165,11 @@ class Scenario:
                     lines.append("server snapshot now: " + str(connection.execute(text(
                         "SELECT pg_current_snapshot()::text")).scalar()))
                     for row in connection.execute(text(
-                            "SELECT pid, state, backend_xid::text, backend_xmin::text, "
-                            "client_port, now() - xact_start, left(query, 120) "
-                            "FROM pg_stat_activity WHERE datname = current_database() "
-                            "AND pid <> pg_backend_pid()")):
+                            "SELECT datname, pid, state, backend_xid::text, "
+                            "backend_xmin::text, client_port, now() - xact_start, "
+                            "left(query, 80) FROM pg_stat_activity WHERE pid <> "
+                            "pg_backend_pid() AND (datname = current_database() OR "
+                            "backend_xid IS NOT NULL)")):
                         lines.append(f"server session {tuple(row)}")
             except Exception as error:
                 lines.append(f"server: cannot list sessions ({error})")
@@ -370,26 +371,44 @@ class Scenario:
             self.tally.refused[name] += 1
             self.tally.note(f"{desk.name}: {name} refused: {error}")
 
-    def converge(self, max_passes: int = 40) -> int:
-        """Network back, then rounds on every desk until one whole pass moves nothing."""
+    def converge(self, patience: float = 60.0) -> int:
+        """Network back, then rounds on every desk until one whole pass moves nothing and no
+        command waits for an answer or for its confirmation. On PostgreSQL a confirmation
+        waits for the server's xmin to pass the command's transaction, and the xmin is the
+        whole cluster's: a long transaction in another database holds it back (so a pass
+        without movement is not enough while a command is still unconfirmed)."""
         self.server_up()
-        for passes in range(1, max_passes + 1):
+        deadline = time.monotonic() + patience
+        passes = 0
+        while True:
+            passes += 1
             moved = False
             for desk in self.desks:
                 report = desk.replica.round()
                 assert report.online and not report.error, self.fail(
                     f"{desk.name}: a round with the server reachable failed: {report.error}")
-                pulled = report.pulled
-                pushed = report.pushed
+                pulled, pushed = report.pulled, report.pushed
                 if (pulled is not None and (pulled.applied or pulled.deleted or pulled.more)) \
                         or (pushed is not None and (pushed.applied or pushed.rejected
                                                     or pushed.more)):
                     moved = True
-                if journal.pending_count(desk.replica.engine):
+                if _unsettled(desk):
                     moved = True
             if not moved:
                 return passes
-        raise AssertionError(self.fail(f"still moving after {max_passes} passes"))
+            if time.monotonic() > deadline:
+                raise AssertionError(self.fail(
+                    f"not settled after {passes} passes ({patience:.0f} s)"))
+            time.sleep(min(0.05 * passes, 0.5))
+
+
+def _unsettled(desk: Desk) -> int:
+    """Commands of this desk still pending or applied-not-confirmed."""
+    with desk.replica.engine.connect() as connection:
+        return int(connection.execute(select(func.count()).select_from(SyncCommand).where(
+            SyncCommand.state.in_((SyncCommandState.PENDING.value,
+                                   SyncCommandState.APPLIED.value)))).scalar() or 0) \
+            + journal.pending_count(desk.replica.engine)
 
 
 # -- comparing ---------------------------------------------------------------------------
