@@ -32,6 +32,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -45,6 +46,7 @@ from invite_desk.services.invitations.importing import parse_pasted
 from invite_desk.services.invitations.preflight import run_preflight
 from invite_desk.services.invitations.queueing import queue_invitations
 from invite_desk.services.invitations.sending import OutboxSender
+from invite_desk.services.invitations.tokens import hash_token
 from invite_desk.services.models import (
     OPEN_INVITATION_STATES,
     AdhesionStatus,
@@ -75,7 +77,7 @@ from tests.tcp_proxy import Proxy
 
 SEED_ENV = "INVITE_DESK_SYNC_SEED"
 STEPS_ENV = "INVITE_DESK_SYNC_STEPS"
-DEFAULT_STEPS = 260
+DEFAULT_STEPS = 240
 ADMIN_EMAIL = "ada.admin@example.org"
 HR_EMAIL = "hugo.hr@example.org"
 PASSWORD = "correct horse battery"
@@ -110,6 +112,7 @@ class Tally:
     # invitation id -> (desk, the command that inserted it on that desk)
     inserted: dict[uuid.UUID, tuple[str, uuid.UUID]] = field(default_factory=dict)
     registered: list[str] = field(default_factory=list)
+    portal: Counter[str] = field(default_factory=Counter)  # what the server held -> answer
     log: list[str] = field(default_factory=list)
 
     def note(self, text: str) -> None:
@@ -305,26 +308,53 @@ class Scenario:
                     newest[rcpt.lower()] = found.group(0)
         return newest
 
+    def _server_view(self, token: str, email: str) -> str:
+        """What the server holds for this link: "live" (a sent, unexpired invitation whose
+        address is not a member yet), "unknown" (no invitation has this hash) or "other"."""
+        with self.server.engine.connect() as connection:
+            row = connection.execute(select(Invitation.status, Invitation.expires_at).where(
+                Invitation.token_hash == hash_token(token))).first()
+            member = connection.execute(select(Member.id).where(
+                Member.email_normalized == auth.normalize_email(email))).first()
+        if row is None:
+            return "unknown"
+        live = (row.status == InvitationStatus.SENT.value and row.expires_at is not None
+                and row.expires_at > utcnow() + timedelta(minutes=1))
+        return "live" if live and member is None else "other"
+
     def register(self) -> None:
-        """Someone follows the newest link they received; the portal, on the server, must let
-        them register exactly when the server holds that invitation as sent and live."""
+        """Someone follows the newest link they received. The portal, on the server, must show
+        the form and register them when the server holds that link as sent and live (a link
+        mailed offline works once its desktop synced), and never for a link it does not know."""
         links = self._links()
         if not links:
             return
         email = self.rng.choice(sorted(links))
         link = links[email]
+        expected = self._server_view(link.rsplit("/", 1)[1], email)
         browser = HttpClient()
         page = browser.get(link)
-        if page.status != 200 or "csrf_token" not in page.text:
-            self.tally.note(f"portal: {email}: link answered {page.status}")
+        form = page.status == 200 and "csrf_token" in page.text
+        self.tally.portal[f"{expected}->{page.status}{'+form' if form else ''}"] += 1
+        if expected == "live":
+            assert form, self.fail(f"portal: the live link of {email} answered {page.status}")
+        if expected == "unknown":
+            assert not form, self.fail(f"portal: a link the server does not know opened the "
+                                       f"registration form for {email}")
+        if not form:
+            self.tally.note(f"portal: {email}: link answered {page.status} ({expected})")
             return
         fields = {"csrf_token": csrf_from(page.text), "first_name": "Reg",
                   "last_name": f"Istrant {len(self.tally.registered)}",
                   "password": MEMBER_PASSWORD, "password_confirmation": MEMBER_PASSWORD}
         done = browser.post(link, fields)
+        welcomed = done.status == 200 and done.url.endswith("/welcome")
+        if expected == "live":
+            assert welcomed, self.fail(f"portal: registering {email} through a live link "
+                                       f"answered {done.status}: {done.text[:300]}")
         assert done.status in (200, 409, 410), self.fail(
             f"portal: registering {email} answered {done.status}: {done.text[:300]}")
-        if done.status == 200 and done.url.endswith("/welcome"):
+        if welcomed:
             self.tally.registered.append(email)
         self.tally.note(f"portal: {email} registered -> {done.status}")
 
@@ -584,7 +614,8 @@ def test_two_replicas_and_the_portal_converge_through_network_faults(
                 elapsed = time.monotonic() - started
                 print(f"seed {seed}: {steps} steps {dict(scenario.tally.ops)}, refused "
                       f"{dict(scenario.tally.refused)}, commands {outcomes}, "
-                      f"{len(scenario.tally.registered)} registered, converged in {passes} "
+                      f"{len(scenario.tally.registered)} registered, portal "
+                      f"{dict(scenario.tally.portal)}, converged in {passes} "
                       f"passes, {elapsed:.1f} s; rounds "
                       f"{[(d.name, d.rounds, d.failed_rounds) for d in desks]}")
                 # The sequence must have exercised what it claims to.
