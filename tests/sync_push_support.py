@@ -1,8 +1,8 @@
 """A server database and desktop replicas of it, for the push and conflict tests.
 
 A replica here is what `Replica.open` makes (a SQLite file at head, its sync state, the
-journal, then a snapshot of the server's rows), built from the parts directly so these tests
-need nothing but the journal and push (and the pull, where they say so)."""
+journal, then the pull's snapshot of what the operator may see), built from the parts
+directly."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from invite_desk.services.models import (
 )
 from invite_desk.services.operator import Operator
 from invite_desk.services.roles import Role
-from invite_desk.services.sync import journal, tables
+from invite_desk.services.sync import journal, pull
 from invite_desk.services.uow import UnitOfWork
 from tests.db_servers import fresh_server_database
 
@@ -74,20 +74,8 @@ class SyncWorld:
                 operator_id=operator.member_id, cursor="", snapshot_done=False,
                 last_error=""))
         journal.install_journal(engine)
-        copy_rows(self.server, engine)
+        pull.snapshot(self.server, engine)
         return engine
-
-
-def copy_rows(server: Engine, replica: Engine) -> None:
-    """Every synced row of the server into the replica, with the journal off (as the pull's
-    snapshot writes them; the tests here see the whole organization)."""
-    with server.connect() as source, replica.begin() as target, journal.applying(target):
-        target.exec_driver_sql("PRAGMA defer_foreign_keys = ON")
-        for name in tables.SYNCED_TABLES:
-            table = Base.metadata.tables[name]
-            rows = [dict(r) for r in source.execute(select(table)).mappings()]
-            if rows:
-                target.execute(insert(table), rows)
 
 
 @contextmanager
@@ -117,7 +105,7 @@ def queue(uow: UnitOfWork, operator: Operator, *addresses: str, label: str = "")
     return queue_invitations(uow, operator, rows, source="paste", label=label)
 
 
-def rows_of(engine: Engine, table_name: str, **where: Any) -> list[dict[str, Any]]:
+def rows_of(engine: Engine, table_name: str, /, **where: Any) -> list[dict[str, Any]]:
     table = Base.metadata.tables[table_name]
     stmt = select(table)
     for column, value in where.items():
@@ -126,7 +114,7 @@ def rows_of(engine: Engine, table_name: str, **where: Any) -> list[dict[str, Any
         return [dict(r) for r in connection.execute(stmt).mappings()]
 
 
-def count(engine: Engine, table_name: str, **where: Any) -> int:
+def count(engine: Engine, table_name: str, /, **where: Any) -> int:
     table = Base.metadata.tables[table_name]
     stmt = select(func.count()).select_from(table)
     for column, value in where.items():

@@ -48,6 +48,24 @@ def _read(engine: Engine, cursor: str, limit: int = 10_000) -> tuple[list[Change
             return capture.read_changes(connection, cursor, limit)
 
 
+def _catch_up(engine: Engine, cursor: str, limit: int = 10_000) -> tuple[list[Change], str]:
+    """Read until every transaction committed before the call is read (on PostgreSQL a
+    transaction open anywhere on the server, even in another database, holds readers back
+    until it ends)."""
+    with engine.connect() as connection:
+        now = capture.current_position(connection)
+    changes: list[Change] = []
+    deadline = time.monotonic() + 30
+    while True:
+        batch, cursor = _read(engine, cursor, limit)
+        changes += batch
+        if capture.passed(cursor, now):
+            return changes, cursor
+        assert time.monotonic() < deadline, "the reader never caught up"
+        if not batch:
+            time.sleep(0.05)
+
+
 def _add_unit(connection: Connection, org: uuid.UUID, name: str) -> uuid.UUID:
     unit_id = uuid.uuid4()
     now = datetime.now(UTC)
@@ -60,7 +78,7 @@ def _add_unit(connection: Connection, org: uuid.UUID, name: str) -> uuid.UUID:
 def test_every_synced_table_is_captured_insert_update_delete(server: Engine) -> None:
     cursor = _start(server)
     org = _org(server)
-    changes, cursor = _read(server, cursor)
+    changes, cursor = _catch_up(server, cursor)
     tables = {c.table_name for c in changes}
     assert {"organization", "member", "audit_log"} <= tables
     assert all(c.op == "I" for c in changes)
@@ -71,10 +89,10 @@ def test_every_synced_table_is_captured_insert_update_delete(server: Engine) -> 
     with server.begin() as connection:
         connection.execute(text("UPDATE unit SET name = 'South' WHERE name = 'South'"))
         connection.execute(text("DELETE FROM unit WHERE name = 'South'"))
-    changes, cursor = _read(server, cursor)
+    changes, cursor = _catch_up(server, cursor)
     assert [(c.table_name, c.row_id, c.op) for c in changes] == [
         ("unit", unit, "I"), ("unit", unit, "U"), ("unit", unit, "D")]
-    assert _read(server, cursor) == ([], cursor)  # an idle read moves nothing
+    assert _read(server, cursor)[0] == []  # nothing more
     # Every synced table has its triggers, and installing again is harmless.
     with server.begin() as connection:
         capture.install_capture(connection)
@@ -98,7 +116,7 @@ def test_rolled_back_writes_leave_nothing(server: Engine) -> None:
             tx.rollback()
         with connection.begin():  # the same connection commits something else
             unit = _add_unit(connection, org, "Real")
-    changes, _ = _read(server, cursor)
+    changes, _ = _catch_up(server, cursor)
     assert [(c.row_id, c.op) for c in changes] == [(unit, "I")]
 
 
@@ -117,7 +135,7 @@ def test_a_change_committed_out_of_order_reaches_the_reader(server: Engine) -> N
         # PostgreSQL holds B back until A ends (A is below its xmin); MariaDB reads B now.
         assert first not in read_ids
         tx_a.commit()
-    changes, cursor = _read(server, cursor)
+    changes, cursor = _catch_up(server, cursor)
     read_ids += [c.row_id for c in changes]
     assert sorted(map(str, read_ids)) == sorted(map(str, [first, second]))
     assert _read(server, cursor)[0] == []
@@ -135,12 +153,8 @@ def test_checkpoints_pass_once_the_reader_has_read_the_transaction(server: Engin
                 checkpoint = capture.current_position(writer)
     assert checkpoint
     assert not capture.passed(cursor, checkpoint)
-    _, cursor = _read(server, cursor)
+    _, cursor = _catch_up(server, cursor)  # passes `now`, taken after the commit
     assert capture.passed(cursor, checkpoint)
-    with server.connect() as connection:
-        now = capture.current_position(connection)
-    _, cursor = _read(server, cursor)
-    assert capture.passed(cursor, now)
     assert not capture.passed("", checkpoint)
 
 
@@ -154,15 +168,16 @@ def test_a_batch_cut_by_the_limit_resumes_where_it_stopped(server: Engine) -> No
         with server.connect() as connection:
             checkpoint = capture.current_position(connection)
     seen: list[uuid.UUID] = []
-    for _ in range(10):
+    deadline = time.monotonic() + 30
+    while not capture.passed(cursor, checkpoint):
         changes, cursor = _read(server, cursor, limit=3)
-        if not changes:
-            break
-        if len(seen) + len(changes) < len(ids):
+        if changes and len(seen) + len(changes) < len(ids):
             assert not capture.passed(cursor, checkpoint)  # the transaction is half read
-        seen += [c.row_id for c in changes]
+        seen += [c.row_id for c in changes if c.table_name == "unit"]
+        assert time.monotonic() < deadline
+        if not changes:
+            time.sleep(0.05)
     assert seen == ids
-    assert capture.passed(cursor, checkpoint)
 
 
 def test_pruning_drops_old_entries_and_expires_cursors_behind_it(server: Engine) -> None:
@@ -170,7 +185,7 @@ def test_pruning_drops_old_entries_and_expires_cursors_behind_it(server: Engine)
     old = _start(server)
     with server.begin() as connection:
         _add_unit(connection, org, "Old")
-    _, current = _read(server, old)
+    _, current = _catch_up(server, old)
     with server.begin() as connection:
         assert capture.prune(connection, datetime.now(UTC) + timedelta(seconds=1)) > 0
         assert connection.execute(text("SELECT count(*) FROM sync_change")).scalar() == 0
@@ -179,7 +194,7 @@ def test_pruning_drops_old_entries_and_expires_cursors_behind_it(server: Engine)
         _read(server, old)
     with server.begin() as connection:
         unit = _add_unit(connection, org, "New")
-    changes, _ = _read(server, current)
+    changes, _ = _catch_up(server, current)
     assert [c.row_id for c in changes] == [unit]
 
 
@@ -216,11 +231,8 @@ def test_concurrent_writers_lose_nothing(server: Engine) -> None:
         read += [c.row_id for c in changes if c.table_name == "unit"]
     for thread in threads:
         thread.join()
-    for _ in range(1000):
-        changes, cursor = _read(server, cursor, limit=500)
-        if not changes:
-            break
-        read += [c.row_id for c in changes if c.table_name == "unit"]
+    changes, cursor = _catch_up(server, cursor, limit=500)
+    read += [c.row_id for c in changes if c.table_name == "unit"]
     assert not errors
     assert len(written) > 100
     assert len(read) == len(set(read))  # none twice

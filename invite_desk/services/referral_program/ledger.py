@@ -53,6 +53,7 @@ from invite_desk.services.referral_program.types import (
     LedgerReason,
     ReconcileResult,
 )
+from invite_desk.services.sync import journal
 from invite_desk.services.uow import UnitOfWork
 
 INACTIVE, HELD, VESTED, REVOKED, FAKE = "inactive", "held", "vested", "revoked", "fake"
@@ -341,7 +342,10 @@ def run(uow: UnitOfWork, organization_id: uuid.UUID, now: datetime, *,
                                     "revoked": result.revoked,
                                     "flags_raised": result.flags_raised,
                                     "referrer": referrer_id})
-            uow.commit()  # the summaries' watermark moves even when no points changed
+            # The summaries' watermark moves even when no points changed. On a replica this
+            # is derived state of its own: nothing to push (the server reconciles too).
+            with journal.command(journal.LOCAL_ONLY):
+                uow.commit()
             return result
     except IntegrityError:
         return ReconcileResult()  # another run wrote the same rows first

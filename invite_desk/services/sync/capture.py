@@ -286,11 +286,15 @@ def read_changes(connection: Connection, cursor: str, limit: int) -> tuple[list[
                                     last[1] if last else seq)
         last = rows[-1]
         return changes, _cursor(kind, max(done, int(last[0])), last[0], last[1])
+    # After a whole transaction (seq at the top) only later markers; inside one, the rest of
+    # its entries too. Two shapes, so each is one index range on (clock, seq).
+    whole = seq >= _BIG
     rows = connection.execute(text(
         "SELECT m.clock, c.seq, c.table_name, c.row_id, c.op FROM sync_change m "
         "JOIN sync_change c ON c.conn_id = m.conn_id AND c.clock IS NULL "
-        "WHERE m.clock > :clock OR (m.clock = :clock AND c.seq > :seq) "
-        "ORDER BY m.clock, c.seq LIMIT :limit"),
+        + ("WHERE m.clock > :clock " if whole
+           else "WHERE m.clock >= :clock AND (m.clock > :clock OR c.seq > :seq) ")
+        + "ORDER BY m.clock, c.seq LIMIT :limit"),
         {"clock": at, "seq": seq, "limit": limit}).all()
     changes = [Change(r[2], _uuid(r[3]), r[4]) for r in rows]
     if not rows:

@@ -46,16 +46,19 @@ from invite_desk.services.models import (
     utcnow,
 )
 
-LOCAL_CHANGE = LocalChange.__table__
-SYNC_COMMAND = SyncCommand.__table__
-SYNC_APPLYING = SyncApplying.__table__
-SYNC_STATE = SyncState.__table__
+LOCAL_CHANGE = Base.metadata.tables[LocalChange.__tablename__]
+SYNC_COMMAND = Base.metadata.tables[SyncCommand.__tablename__]
+SYNC_APPLYING = Base.metadata.tables[SyncApplying.__tablename__]
+SYNC_STATE = Base.metadata.tables[SyncState.__tablename__]
 
 _journaled: weakref.WeakSet[Engine] = weakref.WeakSet()  # engines whose commits are tagged
 TRIGGER_PREFIX = "sync_journal_"
 
 EDIT = "edit"
 DELIVERY = "delivery"
+# A commit whose writes are this database's own derived state (the referral reconciliation):
+# its journal entries are dropped, not pushed; the server derives its own.
+LOCAL_ONLY = "local"
 
 # What the outbox writes while sending (sending.py, sweeps): a command touching only these
 # invitation columns (plus audit rows and batch bookkeeping) is a delivery fact.
@@ -65,6 +68,17 @@ DELIVERY_COLUMNS = frozenset({
     "updated_at",
 })
 BATCH_DELIVERY_COLUMNS = frozenset({"status", "version", "updated_at"})
+
+# Derived rows the referral reconciliation keeps on whichever database it runs on (the
+# server's is the authority; a replica's copy is a preview until the pull brings the
+# server's): never journaled, never pushed.
+NOT_JOURNALED = frozenset({"referral_reward", "referral_ledger"})
+# Setting keys with a "._" segment are a database's own bookkeeping (the reconciliation's
+# watermarks and time zones), not the organization's settings: never journaled.
+
+
+def is_bookkeeping_key(key: str) -> bool:
+    return "._" in key
 
 _current: ContextVar[tuple[str, str] | None] = ContextVar("sync_command", default=None)
 
@@ -112,6 +126,10 @@ def trigger_ddl(table: Table, key: str = "id") -> list[str]:
     columns = [c.name for c in table.columns]
     literal = name.replace("'", "''")
     quiet = "NOT EXISTS (SELECT 1 FROM sync_applying)"
+    new_quiet = old_quiet = quiet
+    if name == "setting":  # instr: LIKE would take "_" for any character
+        new_quiet = f"{quiet} AND instr(NEW.key, '._') = 0"
+        old_quiet = f"{quiet} AND instr(OLD.key, '._') = 0"
     changed = " OR ".join(f"OLD.{_q(c)} IS NOT NEW.{_q(c)}" for c in columns)
     listing = " || ".join(
         f"CASE WHEN OLD.{_q(c)} IS NOT NEW.{_q(c)} THEN ',{c}' ELSE '' END" for c in columns)
@@ -119,13 +137,13 @@ def trigger_ddl(table: Table, key: str = "id") -> list[str]:
                    "command_id)")
     return [
         f"CREATE TRIGGER {_q(TRIGGER_PREFIX + name + '_i')} AFTER INSERT ON {_q(name)} "
-        f"WHEN {quiet} BEGIN {insert_into} VALUES ('{literal}', NEW.{_q(key)}, 'I', "
+        f"WHEN {new_quiet} BEGIN {insert_into} VALUES ('{literal}', NEW.{_q(key)}, 'I', "
         f"'{','.join(columns)}', NULL, NULL); END",
         f"CREATE TRIGGER {_q(TRIGGER_PREFIX + name + '_u')} AFTER UPDATE ON {_q(name)} "
-        f"WHEN {quiet} AND ({changed}) BEGIN {insert_into} VALUES ('{literal}', NEW.{_q(key)}, "
+        f"WHEN {new_quiet} AND ({changed}) BEGIN {insert_into} VALUES ('{literal}', NEW.{_q(key)}, "
         f"'U', substr({listing}, 2), {version}, NULL); END",
         f"CREATE TRIGGER {_q(TRIGGER_PREFIX + name + '_d')} AFTER DELETE ON {_q(name)} "
-        f"WHEN {quiet} BEGIN {insert_into} VALUES ('{literal}', OLD.{_q(key)}, 'D', "
+        f"WHEN {old_quiet} BEGIN {insert_into} VALUES ('{literal}', OLD.{_q(key)}, 'D', "
         f"'', {version}, NULL); END",
     ]
 
@@ -139,11 +157,13 @@ def install_journal(replica_engine: Engine, table_names: Iterable[str] | None = 
     names = tuple(table_names) if table_names is not None else _synced_tables()
     with replica_engine.begin() as connection:
         existing = set(connection.exec_driver_sql(
-            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE ?",
-            (TRIGGER_PREFIX.replace("_", r"\_") + "%",)).scalars())
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND substr(name, 1, ?) = ?",
+            (len(TRIGGER_PREFIX), TRIGGER_PREFIX)).scalars())
         for trigger in existing:  # rebuilt: a migration may have added columns since
             connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {_q(trigger)}")
         for name in names:
+            if name in NOT_JOURNALED:
+                continue
             for statement in trigger_ddl(Base.metadata.tables[name], _key_column(name)):
                 connection.exec_driver_sql(statement)
     if replica_engine not in _journaled:
@@ -195,6 +215,9 @@ def tag_pending(connection: Connection, operator_id: uuid.UUID | None = None, *,
     if not untagged:
         return None
     named = current_command()
+    if kind is None and named is not None and named[0] == LOCAL_ONLY:
+        connection.execute(delete(LOCAL_CHANGE).where(LOCAL_CHANGE.c.command_id.is_(None)))
+        return None
     if kind is None:
         kind = named[0] if named is not None else classify(
             (t, o, c) for t, o, c in untagged)

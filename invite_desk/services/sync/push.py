@@ -78,20 +78,20 @@ from invite_desk.services.permissions import Action, Target, require
 from invite_desk.services.settings_schema import PolicySettings
 from invite_desk.services.sync import journal
 
-LOCAL_CHANGE = LocalChange.__table__
-SYNC_COMMAND = SyncCommand.__table__
-SYNC_STATE = SyncState.__table__
-SYNC_APPLIED = SyncApplied.__table__
-MEMBER = Member.__table__
-AUDIT = AuditLog.__table__
+LOCAL_CHANGE = Base.metadata.tables[LocalChange.__tablename__]
+SYNC_COMMAND = Base.metadata.tables[SyncCommand.__tablename__]
+SYNC_STATE = Base.metadata.tables[SyncState.__tablename__]
+SYNC_APPLIED = Base.metadata.tables[SyncApplied.__tablename__]
+AUDIT = Base.metadata.tables[AuditLog.__tablename__]
 
 APPLIED = "applied"
 REJECTED = "rejected"
 
-# Rows only ever added: inserted if absent, never updated from a replica.
-APPEND_ONLY = frozenset({"audit_log", "referral_ledger"})
+# Rows only ever added: inserted if absent, never updated from a replica. (The referral
+# ledger is append-only too, but derived: see DERIVED.)
+APPEND_ONLY = frozenset({"audit_log"})
 # Kept by the server's own referral reconciliation; a replica's copy never goes back.
-DERIVED = frozenset({"referral_reward"})
+DERIVED = journal.NOT_JOURNALED
 # Last writer wins (by arrival), the replaced value kept in the audit log.
 LAST_WRITER_WINS = frozenset({"setting", "organization"})
 # Invitation states a delivery fact no longer moves (accepted, revoked, or closed for good).
@@ -217,7 +217,7 @@ def _load_command(connection: Connection, row: Mapping[str, Any]) -> PendingComm
         select(LOCAL_CHANGE.c.seq, LOCAL_CHANGE.c.table_name, LOCAL_CHANGE.c.row_id,
                LOCAL_CHANGE.c.op, LOCAL_CHANGE.c.columns, LOCAL_CHANGE.c.base_version)
         .where(LOCAL_CHANGE.c.command_id == row["id"]).order_by(LOCAL_CHANGE.c.seq)).all()
-    changes = net_changes([tuple(e) for e in entries])  # type: ignore[misc]
+    changes = net_changes([(e[0], e[1], e[2], e[3], e[4], e[5]) for e in entries])
     values: dict[tuple[str, uuid.UUID], Mapping[str, Any] | None] = {}
     by_table: dict[str, set[uuid.UUID]] = {}
     for change in changes:
@@ -239,7 +239,7 @@ def pending_commands(replica: Engine, limit: int) -> list[PendingCommand]:
         rows = connection.execute(
             select(SYNC_COMMAND).where(SYNC_COMMAND.c.state == SyncCommandState.PENDING.value)
             .order_by(SYNC_COMMAND.c.seq).limit(limit)).mappings().all()
-        return [_load_command(connection, row) for row in rows]
+        return [_load_command(connection, dict(row)) for row in rows]
 
 
 # -- the push ----------------------------------------------------------------------------------
@@ -399,8 +399,8 @@ class _Context:
     connection: Connection
     session: Session
     command: PendingCommand
-    operator: Operator
-    policy: PolicySettings
+    operator: Operator | None  # None: a delivery fact from an operator the server refuses
+    policy: PolicySettings | None
     outcome: _Outcome
     now: datetime
     notes: list[str] = field(default_factory=list)
@@ -424,19 +424,14 @@ def _apply(connection: Connection, command: PendingCommand, outcome: _Outcome) -
                       join_transaction_mode="rollback_only")
     try:
         delivery = command.kind == journal.DELIVERY
-        operator = None
-        if command.operator_id is not None:
-            member = session.get(Member, command.operator_id)
-            organization_id = member.organization_id if member is not None else None
-        else:
-            organization_id = None
-        if organization_id is None:
-            organization_id = _organization_of(command)
+        organization_id = _organization_of(command)
         if organization_id is not None:
-            # One command at a time per organization, and (MariaDB) read after the lock.
+            # One command at a time per organization; and the first statement, so that
+            # MariaDB's snapshot is taken after the lock (reads see the previous command).
             org = _table("organization")
             connection.execute(select(org.c.id).where(org.c.id == organization_id)
                                .with_for_update())
+        operator: Operator | None = None
         if delivery:
             try:
                 operator = _server_operator(session, command)
@@ -446,10 +441,10 @@ def _apply(connection: Connection, command: PendingCommand, outcome: _Outcome) -
             operator = _server_operator(session, command)
         org_id = operator.organization_id if operator is not None else organization_id
         policy = settings_service.load(session, org_id) if org_id is not None else None
-        context = _Context(connection, session, command, operator,  # type: ignore[arg-type]
-                           policy,  # type: ignore[arg-type]
-                           outcome, utcnow())
-        for change in command.changes:
+        context = _Context(connection, session, command, operator, policy, outcome, utcnow())
+        # Append-only rows last: the rules above read the audit log as it was before this
+        # command (who changed a row last), not the command's own audit rows.
+        for change in sorted(command.changes, key=lambda c: c.table in APPEND_ONLY):
             _apply_change(context, change)
         session.flush()
         if context.notes:
@@ -459,8 +454,11 @@ def _apply(connection: Connection, command: PendingCommand, outcome: _Outcome) -
 
 
 def _organization_of(command: PendingCommand) -> uuid.UUID | None:
-    for values in command.values.values():
-        if values is not None and values.get("organization_id") is not None:
+    """The organization the command's rows belong to (as the replica has them)."""
+    for (table_name, row_id), values in command.values.items():
+        if table_name == "organization":
+            return row_id
+        if values is not None and isinstance(values.get("organization_id"), uuid.UUID):
             return values["organization_id"]  # type: ignore[no-any-return]
     return None
 
@@ -476,9 +474,12 @@ def _server_row(context: _Context, table_name: str, row_id: uuid.UUID) -> dict[s
 def _apply_change(context: _Context, change: RowChange) -> None:
     if change.table in DERIVED:
         return
+    local = context.command.values.get((change.table, change.row_id))
+    if change.table == "setting" and local is not None \
+            and journal.is_bookkeeping_key(str(local.get("key", ""))):
+        return  # a database's own bookkeeping (journaled before the journal knew better)
     if change.op == "U" and not _data_columns(change):
         return  # only the row's clock moved (a no-op write that takes a lock, as queueing's)
-    local = context.command.values.get((change.table, change.row_id))
     server = _server_row(context, change.table, change.row_id)
     if change.op == "I":
         if local is None:
@@ -544,8 +545,6 @@ def _insert(context: _Context, change: RowChange, local: Mapping[str, Any]) -> N
     if change.table == "invitation":
         _close_if_duplicate(context, values)
     if change.table == "setting" and _setting_taken(context, change, values):
-        return
-    if change.table == "referral_ledger" and _ledger_taken(context, values):
         return
     if change.table == "referral_flag" and _flag_taken(context, values):
         return
@@ -701,14 +700,6 @@ def _setting_taken(context: _Context, change: RowChange, values: dict[str, Any])
     context.outcome.versions.pop(("setting", server["id"]), None)
     context.outcome.drop_local.append(("setting", change.row_id))
     return True
-
-
-def _ledger_taken(context: _Context, values: Mapping[str, Any]) -> bool:
-    table = _table("referral_ledger")
-    return context.connection.execute(
-        select(table.c.id).where(table.c.referral_id == values["referral_id"],
-                                 table.c.kind == values["kind"],
-                                 table.c.cycle == values["cycle"])).first() is not None
 
 
 def _flag_taken(context: _Context, values: Mapping[str, Any]) -> bool:

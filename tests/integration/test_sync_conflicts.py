@@ -1,0 +1,254 @@
+"""The conflict rules of pushed commands, each on real PostgreSQL and MariaDB
+(docs/architecture.md, "Conflicts"): what the server keeps, and what the operator is told."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from invite_desk.services import settings as settings_service
+from invite_desk.services.admin.people import update_person
+from invite_desk.services.invitations.sending import OutboxSender
+from invite_desk.services.invitations.tokens import hash_token
+from invite_desk.services.models import (
+    InvitationStatus,
+    MemberStatus,
+    SyncCommandState,
+)
+from invite_desk.services.registration.joining import register_with_invitation
+from invite_desk.services.roles import Role
+from invite_desk.services.smtp.transport import SmtpTransport
+from invite_desk.services.sync import journal, push
+from invite_desk.services.tracking.actions import (
+    extend_invitations,
+    resend_invitations,
+    revoke_invitations,
+)
+from invite_desk.services.uow import UnitOfWork
+from tests.registration_fixtures import form, invite
+from tests.smtp_server import LoopbackSmtpServer
+from tests.sync_push_support import (
+    BACKEND_PARAMS,
+    SyncWorld,
+    answers,
+    commands,
+    count,
+    queue,
+    rows_of,
+    sync_world,
+)
+
+
+@pytest.fixture(params=BACKEND_PARAMS)
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SyncWorld]:
+    with sync_world(request.param, tmp_path) as made:
+        yield made
+
+
+@pytest.mark.parametrize("action", ["revoke", "resend", "extend"])
+def test_an_acceptance_on_the_server_beats_an_offline_action_and_the_operator_is_told(
+        world: SyncWorld, action: str) -> None:
+    sent = invite(world.server_uow, world.admin, "zoe@example.org", name="Zoë Martin")
+    replica = world.replica(world.admin)
+    uow = UnitOfWork(replica)
+    if action == "revoke":
+        revoke_invitations(uow, world.admin, [sent.id])
+    elif action == "resend":
+        resend_invitations(uow, world.admin, [sent.id])
+    else:
+        extend_invitations(uow, world.admin, [sent.id], 5)
+    joined = register_with_invitation(world.server_uow, sent.token, form("Zoë", "Martin"))
+    assert joined.member_id is not None
+    before = rows_of(world.server, "invitation", id=sent.id)[0]
+
+    report = push.push_pending(world.server, replica)
+
+    assert report.rejected == 1
+    after = rows_of(world.server, "invitation", id=sent.id)[0]
+    assert after == before  # nothing of the offline action reached the server
+    assert after["status"] == InvitationStatus.ACCEPTED
+    told = journal.rejected(replica)
+    assert len(told) == 1 and not told[0].applied
+    assert "Zoë Martin accepted on" in told[0].reason
+    assert "stays accepted" in told[0].reason
+    assert told[0].summary.endswith("zoe@example.org")
+    assert [a["outcome"] for a in answers(world.server)] == ["rejected"]
+    # The replica fetches the server's row again instead of keeping the refused change.
+    refetch = None
+    with replica.connect() as connection:
+        refetch = journal.refetch_rows(connection)
+    assert sent.id in refetch["invitation"]
+
+
+def test_two_desktops_inviting_the_same_address_offline_leave_one_live_invitation(
+        world: SyncWorld) -> None:
+    hr = world.member(Role.HR_TENANT, "hana.hr@example.org", "Hana")
+    first = world.replica(world.admin)
+    second = world.replica(hr)
+    queue(UnitOfWork(first), world.admin, "Zoe@Example.org", "yann@example.org")
+    queue(UnitOfWork(second), hr, "zoe@example.org", "xavier@example.org")
+
+    assert push.push_pending(world.server, first).rejected == 0
+    report = push.push_pending(world.server, second)
+
+    assert report.rejected == 0  # applied, with its duplicate closed
+    zoe = rows_of(world.server, "invitation", email_normalized="zoe@example.org")
+    assert len(zoe) == 2
+    live = [r for r in zoe if r["status"] == InvitationStatus.QUEUED]
+    closed = [r for r in zoe if r["status"] == InvitationStatus.REVOKED]
+    assert len(live) == 1 and len(closed) == 1
+    assert live[0]["sender_id"] == world.admin.member_id
+    assert closed[0]["sender_id"] == hr.member_id
+    assert "duplicate" in closed[0]["last_error"]
+    assert count(world.server, "invitation", status=InvitationStatus.QUEUED.value) == 3
+    assert count(world.server, "audit_log", action="invitation.closed_duplicate") == 1
+    told = journal.rejected(second)
+    assert len(told) == 1 and told[0].applied
+    assert "zoe@example.org was closed as a duplicate" in told[0].reason
+    assert journal.rejected(first) == []
+
+
+def test_settings_last_writer_wins_and_the_replaced_value_is_in_the_audit(
+        world: SyncWorld) -> None:
+    other_admin = world.member(Role.ADMIN_TENANT, "omar.admin@example.org", "Omar")
+    mine = world.replica(world.admin)
+    theirs = world.replica(other_admin)
+    settings_service.update_settings(UnitOfWork(theirs), other_admin,
+                                     {"invitation_expiry_days": 10})
+    settings_service.update_settings(UnitOfWork(mine), world.admin,
+                                     {"invitation_expiry_days": 21})
+    assert commands(mine)[0]["kind"] == "settings.save"
+
+    first = push.push_pending(world.server, theirs)
+    assert (first.applied, first.reasons) == (1, ())
+    second = push.push_pending(world.server, mine)
+
+    assert (second.applied, second.rejected) == (1, 0)
+    with world.server_uow as uow:
+        policy = settings_service.load(uow.session, world.admin.organization_id)
+    assert policy.invitation_expiry_days == 21  # the later arrival
+    conflicts = rows_of(world.server, "audit_log", action="sync.conflict")
+    assert len(conflicts) == 1
+    before, after = json.loads(conflicts[0]["before_json"]), json.loads(conflicts[0]["after_json"])
+    key = "userInvitations.invitationExpiryDays"
+    assert before[key] == "10"
+    assert before["set_by"] == "Omar Tester"
+    assert after[key] == "21"
+    assert conflicts[0]["actor_id"] == world.admin.member_id
+    assert conflicts[0]["entity_type"] == "setting"
+    told = journal.rejected(mine)
+    assert len(told) == 1 and told[0].applied
+    assert "Omar Tester" in told[0].reason and "10" in told[0].reason
+
+
+def test_a_role_lowered_while_offline_rejects_the_command(world: SyncWorld) -> None:
+    hr = world.member(Role.HR_TENANT, "hana.hr@example.org", "Hana")
+    sent = invite(world.server_uow, world.admin, "zoe@example.org")
+    replica = world.replica(hr)
+    revoke_invitations(UnitOfWork(replica), hr, [sent.id])
+    update_person(world.server_uow, world.admin, hr.member_id, role=Role.USER)
+    before = rows_of(world.server, "invitation", id=sent.id)[0]
+
+    report = push.push_pending(world.server, replica)
+
+    assert report.rejected == 1
+    assert rows_of(world.server, "invitation", id=sent.id)[0] == before
+    told = journal.rejected(replica)
+    assert "You cannot resend, revoke or extend this invitation" in told[0].reason
+    assert commands(replica)[0]["state"] == SyncCommandState.REJECTED
+
+
+def test_an_operator_who_left_meanwhile_is_rejected(world: SyncWorld) -> None:
+    hr = world.member(Role.HR_TENANT, "hana.hr@example.org", "Hana")
+    replica = world.replica(hr)
+    queue(UnitOfWork(replica), hr, "zoe@example.org")
+    update_person(world.server_uow, world.admin, hr.member_id,
+                  status=MemberStatus.RESIGNED.value)
+
+    report = push.push_pending(world.server, replica)
+
+    assert report.applied == 0 and report.rejected == len(commands(replica))
+    assert count(world.server, "invitation") == 0
+    assert "no longer active" in report.reasons[0]
+
+
+def test_a_row_changed_on_the_server_meanwhile_wins_and_names_who_changed_it(
+        world: SyncWorld) -> None:
+    sent = invite(world.server_uow, world.admin, "zoe@example.org")
+    hr = world.member(Role.HR_TENANT, "hana.hr@example.org", "Hana")
+    replica = world.replica(hr)
+    revoke_invitations(UnitOfWork(replica), hr, [sent.id])
+    extend_invitations(world.server_uow, world.admin, [sent.id], 3)
+    before = rows_of(world.server, "invitation", id=sent.id)[0]
+
+    report = push.push_pending(world.server, replica)
+
+    assert report.rejected == 1
+    assert rows_of(world.server, "invitation", id=sent.id)[0] == before
+    reason = journal.rejected(replica)[0].reason
+    assert "The invitation to zoe@example.org was changed on the server by Ada Admin" in reason
+    assert "the server's version was kept" in reason
+
+
+def test_delivery_facts_are_never_rejected(world: SyncWorld, smtp_server: LoopbackSmtpServer
+                                           ) -> None:
+    """An invitation sent from the replica while the server revoked it: the send's facts
+    (sent time, message id, token hash) reach the server; its status stays revoked."""
+    from invite_desk.services import mail_settings
+
+    mail_settings.update_mail_settings(world.server_uow, world.admin, {
+        "host": smtp_server.host, "port": smtp_server.port, "security": "none",
+        "from_address": "office@rowing.example", "from_name": "Harbour Rowing Club",
+        "rate_per_minute": 0})
+    batch = queue(world.server_uow, world.admin, "zoe@example.org")
+    replica = world.replica(world.admin)
+    uow = UnitOfWork(replica)
+    settings = mail_settings.get_mail_settings(uow, world.admin.organization_id)
+    OutboxSender(uow, SmtpTransport(settings.smtp_config(timeout=5), None),
+                 organization_id=world.admin.organization_id, batch_id=batch.batch_id).run()
+    assert len(smtp_server.messages) == 1
+    sent_local = rows_of(replica, "invitation", email_normalized="zoe@example.org")[0]
+    assert sent_local["status"] == InvitationStatus.SENT
+    assert {c["kind"] for c in commands(replica)} == {"delivery"}
+    revoke_invitations(world.server_uow, world.admin, [sent_local["id"]])
+
+    report = push.push_pending(world.server, replica)
+
+    assert report.rejected == 0
+    server = rows_of(world.server, "invitation", id=sent_local["id"])[0]
+    assert server["status"] == InvitationStatus.REVOKED
+    assert server["sent_at"] == sent_local["sent_at"]
+    assert server["message_id"] == sent_local["message_id"]
+    assert server["token_hash"] == sent_local["token_hash"]
+    body = smtp_server.messages[0].message.get_body(("plain",))
+    assert body is not None
+    token = str(body.get_content()).split("/join/")[1].split()[0]
+    assert hash_token(token) == server["token_hash"]
+
+
+def test_a_link_mailed_offline_opens_on_the_portal_once_synced(
+        world: SyncWorld, smtp_server: LoopbackSmtpServer) -> None:
+    from invite_desk.services import mail_settings
+
+    mail_settings.update_mail_settings(world.server_uow, world.admin, {
+        "host": smtp_server.host, "port": smtp_server.port, "security": "none",
+        "from_address": "office@rowing.example", "from_name": "Harbour Rowing Club",
+        "rate_per_minute": 0})
+    replica = world.replica(world.admin)
+    uow = UnitOfWork(replica)
+    batch = queue(uow, world.admin, "zoe@example.org")
+    settings = mail_settings.get_mail_settings(uow, world.admin.organization_id)
+    OutboxSender(uow, SmtpTransport(settings.smtp_config(timeout=5), None),
+                 organization_id=world.admin.organization_id, batch_id=batch.batch_id).run()
+    body = smtp_server.messages[0].message.get_body(("plain",))
+    assert body is not None
+    token = str(body.get_content()).split("/join/")[1].split()[0]
+
+    assert push.push_pending(world.server, replica).rejected == 0
+
+    joined = register_with_invitation(world.server_uow, token, form("Zoë", "Martin"))
+    assert joined.member_id is not None
+    assert count(world.server, "invitation", status=InvitationStatus.ACCEPTED.value) == 1
