@@ -77,38 +77,52 @@ def test_offline_queue_reaches_the_server_once_when_the_answer_is_lost(
     replica = world.replica(world.admin)
     queue(UnitOfWork(replica), world.admin, "zoe@example.org", "yann@example.org")
     made = commands(replica)
-    real_record = push.record_answer
-    calls = {"n": 0}
+    assert len(made) == 3  # the batch, its rows, opening it for sending
+    real_record = push.record_answers
 
     def drop_connection(*args: Any, **kwargs: Any) -> None:
-        calls["n"] += 1
-        if calls["n"] == 2:  # the server committed the second command; its answer is lost
-            raise ConnectionResetError("connection dropped after the server committed")
-        real_record(*args, **kwargs)
+        raise ConnectionResetError("connection dropped after the server committed")
 
-    monkeypatch.setattr(push, "record_answer", drop_connection)
+    monkeypatch.setattr(push, "record_answers", drop_connection)
     with pytest.raises(ConnectionResetError):
         push.push_pending(world.server, replica)
-    assert count(world.server, "invitation") == 2  # the second command did commit
-    assert len(answers(world.server)) == 2
-    states = [c["state"] for c in commands(replica)]
-    assert states[0] == SyncCommandState.APPLIED and states[1] == SyncCommandState.PENDING
+    assert count(world.server, "invitation") == 2  # the server did commit
+    assert len(answers(world.server)) == 3
+    assert {c["state"] for c in commands(replica)} == {SyncCommandState.PENDING}
 
-    monkeypatch.setattr(push, "record_answer", real_record)
+    monkeypatch.setattr(push, "record_answers", real_record)
     report = push.push_pending(world.server, replica)
-    assert report.rejected == 0 and not report.more
-    assert report.applied == len(made) - 1
+    assert (report.applied, report.rejected, report.more) == (3, 0, False)
     assert count(world.server, "invitation") == 2  # not applied twice
     assert count(world.server, "audit_log", action="invitation.queued") == 2
-    assert len(answers(world.server)) == len(made)
+    assert count(world.server, "batch") == 1
+    assert len(answers(world.server)) == 3
     assert {c["state"] for c in commands(replica)} == {SyncCommandState.APPLIED}
     assert all(c["checkpoint"] for c in commands(replica))
     server_rows = {r["id"]: r for r in rows_of(world.server, "invitation")}
     for row in rows_of(replica, "invitation"):
         assert server_rows[row["id"]]["email"] == row["email"]
         assert server_rows[row["id"]]["status"] == InvitationStatus.QUEUED
-        assert server_rows[row["id"]]["version"] == row["version"]
     assert push.push_pending(world.server, replica).applied == 0
+
+
+def test_many_commands_go_in_transactions_of_a_group_each(world: SyncWorld) -> None:
+    sent = [invite(world.server_uow, world.admin, f"p{i}@example.org") for i in range(3)]
+    replica = world.replica(world.admin)
+    uow = UnitOfWork(replica)
+    for _ in range(push.GROUP // 2 + 1):  # a chain of edits of the same rows
+        extend_invitations(uow, world.admin, [s.id for s in sent], 1)
+    revoke_invitations(uow, world.admin, [sent[0].id])
+    waiting = journal.pending_count(replica)
+    assert waiting == push.GROUP // 2 + 2
+    first = push.push_pending(world.server, replica, limit=push.GROUP + 5)
+    assert (first.applied, first.rejected) == (waiting, 0)
+    for s in sent:
+        server = rows_of(world.server, "invitation", id=s.id)[0]
+        local = rows_of(replica, "invitation", id=s.id)[0]
+        assert server["expires_at"] == local["expires_at"]
+        assert server["version"] == local["version"]
+    assert rows_of(world.server, "invitation", id=sent[0].id)[0]["status"] == "revoked"
 
 
 def test_a_fault_mid_apply_applies_nothing_and_keeps_the_command(

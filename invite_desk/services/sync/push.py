@@ -86,6 +86,7 @@ AUDIT = Base.metadata.tables[AuditLog.__tablename__]
 
 APPLIED = "applied"
 REJECTED = "rejected"
+GROUP = 50  # commands per server transaction
 
 # Rows only ever added: inserted if absent, never updated from a replica. (The referral
 # ledger is append-only too, but derived: see DERIVED.)
@@ -261,15 +262,18 @@ def push_pending(remote: Engine, replica: Engine, *, limit: int = 200) -> PushRe
     more = len(commands) > limit
     applied = rejected = 0
     reasons: list[str] = []
-    for command in commands[:limit]:
-        outcome = apply_on_server(remote, command, replica_id)
-        record_answer(replica, command, outcome)
-        if outcome.outcome == APPLIED:
-            applied += 1
-        else:
-            rejected += 1
-        if outcome.reason:
-            reasons.append(f"{command.summary}: {outcome.reason}")
+    commands = commands[:limit]
+    for start in range(0, len(commands), GROUP):
+        group = commands[start:start + GROUP]
+        outcomes = apply_on_server(remote, group, replica_id)
+        record_answers(replica, group, outcomes)
+        for command, outcome in zip(group, outcomes, strict=True):
+            if outcome.outcome == APPLIED:
+                applied += 1
+            else:
+                rejected += 1
+            if outcome.reason:
+                reasons.append(f"{command.summary}: {outcome.reason}")
     if commands:
         with replica.begin() as connection:
             connection.execute(update(SYNC_STATE).where(SYNC_STATE.c.id == 1)
@@ -277,85 +281,114 @@ def push_pending(remote: Engine, replica: Engine, *, limit: int = 200) -> PushRe
     return PushReport(applied, rejected, tuple(reasons), more)
 
 
-def _stored_answer(connection: Connection, command_id: uuid.UUID) -> _Outcome | None:
-    row = connection.execute(
-        select(SYNC_APPLIED.c.outcome, SYNC_APPLIED.c.reason, SYNC_APPLIED.c.checkpoint)
-        .where(SYNC_APPLIED.c.command_id == command_id)).first()
-    if row is None:
-        return None
-    checkpoint = row.checkpoint
-    if row.outcome == APPLIED and not checkpoint:
-        checkpoint = _capture().current_position(connection)
-    return _Outcome(row.outcome, row.reason, checkpoint)
+def _stored_answers(connection: Connection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, _Outcome]:
+    rows = connection.execute(
+        select(SYNC_APPLIED.c.command_id, SYNC_APPLIED.c.outcome, SYNC_APPLIED.c.reason,
+               SYNC_APPLIED.c.checkpoint).where(SYNC_APPLIED.c.command_id.in_(list(ids)))).all()
+    found: dict[uuid.UUID, _Outcome] = {}
+    now = ""
+    for command_id, outcome, reason, checkpoint in rows:
+        if outcome == APPLIED and not checkpoint:
+            now = now or _capture().current_position(connection)
+            checkpoint = now
+        found[command_id] = _Outcome(outcome, reason, checkpoint)
+    return found
 
 
-def apply_on_server(remote: Engine, command: PendingCommand, replica_id: uuid.UUID) -> _Outcome:
-    """The server's answer to `command`: applied (with its checkpoint) or rejected (why)."""
+def apply_on_server(remote: Engine, commands: Sequence[PendingCommand],
+                    replica_id: uuid.UUID) -> list[_Outcome]:
+    """The server's answers to consecutive `commands`: each applied (with the checkpoint of
+    the transaction) or rejected (why). One server transaction for all of them, each command
+    in a savepoint of its own (a rejected one rolls back alone); the answers are stored in
+    the same transaction. A command answered before (its answer was lost on the way back)
+    gets that answer again and is not applied twice."""
+    ids = [command.id for command in commands]
     with remote.connect() as connection:
-        stored = _stored_answer(connection, command.id)
+        answers = _stored_answers(connection, ids)
         connection.rollback()  # MariaDB: the apply below must not read from this snapshot
-        if stored is not None:
-            return stored
+        todo = [command for command in commands if command.id not in answers]
+        if todo:
+            try:
+                answers.update(_apply_all(connection, todo, replica_id))
+            except IntegrityError:  # another push of the same commands stored them first
+                connection.rollback()
+                answers = _stored_answers(connection, ids)
+                connection.rollback()
+                if len(answers) < len(ids):
+                    raise
+    return [answers[command_id] for command_id in ids]
+
+
+def _apply_all(connection: Connection, commands: Sequence[PendingCommand],
+               replica_id: uuid.UUID) -> dict[uuid.UUID, _Outcome]:
+    connection.begin()  # ours: the sessions below join it and never end it
+    organization_id = next((o for o in map(_organization_of, commands) if o is not None), None)
+    if organization_id is not None:
+        # One push at a time per organization; and the first statement, so that MariaDB's
+        # snapshot is taken after the lock (reads see the previous push's commands).
+        org = _table("organization")
+        connection.execute(select(org.c.id).where(org.c.id == organization_id)
+                           .with_for_update())
+    written: dict[tuple[str, uuid.UUID], int] = {}
+    answers: dict[uuid.UUID, _Outcome] = {}
+    for command in commands:
         outcome = _Outcome(APPLIED)
+        savepoint = connection.begin_nested()
         try:
-            connection.begin()  # ours: the session below joins it and never ends it
-            _apply(connection, command, outcome)
-            connection.execute(insert(SYNC_APPLIED).values(
-                command_id=command.id, replica_id=replica_id, operator_id=command.operator_id,
-                kind=command.kind, outcome=APPLIED, reason=outcome.reason, checkpoint="",
-                applied_at=utcnow()))
-            checkpoint = _capture().transaction_checkpoint(connection)
-            if checkpoint:
-                connection.execute(update(SYNC_APPLIED)
-                                   .where(SYNC_APPLIED.c.command_id == command.id)
-                                   .values(checkpoint=checkpoint))
-            connection.commit()
-            outcome.checkpoint = checkpoint or _capture().current_position(connection)
-            connection.rollback()
-            return outcome
-        except (Rejection, PermissionDenied, DomainError) as exc:
-            connection.rollback()
+            _apply(connection, command, outcome, written, organization_id)
+            savepoint.commit()
+            written.update(outcome.versions)
+        except (Rejection, DomainError) as exc:
+            savepoint.rollback()
             reason = exc.reason if isinstance(exc, Rejection) else str(exc)
+            outcome = _Outcome(REJECTED, reason)
         except IntegrityError:
-            connection.rollback()
-            stored = _stored_answer(connection, command.id)  # another push of it won
-            connection.rollback()
-            if stored is not None:
-                return stored
-            reason = (f"The server could not take your {_verb(command.kind)}: it refers to "
-                      "something the server no longer has, or repeats something it already "
-                      "has. The server's version is shown again.")
-        try:
-            connection.execute(insert(SYNC_APPLIED).values(
-                command_id=command.id, replica_id=replica_id, operator_id=command.operator_id,
-                kind=command.kind, outcome=REJECTED, reason=reason, checkpoint="",
-                applied_at=utcnow()))
-            connection.commit()
-        except IntegrityError:
-            connection.rollback()
-            stored = _stored_answer(connection, command.id)
-            connection.rollback()
-            if stored is not None:
-                return stored
-            raise
-        return _Outcome(REJECTED, reason)
+            savepoint.rollback()
+            outcome = _Outcome(REJECTED, (
+                f"The server could not take your {_verb(command.kind)}: it refers to "
+                "something the server no longer has, or repeats something it already has. "
+                "The server's version is shown again."))
+        answers[command.id] = outcome
+    checkpoint = _capture().transaction_checkpoint(connection)
+    now = utcnow()
+    connection.execute(insert(SYNC_APPLIED), [
+        {"command_id": command.id, "replica_id": replica_id,
+         "operator_id": command.operator_id, "kind": command.kind,
+         "outcome": answers[command.id].outcome, "reason": answers[command.id].reason,
+         "checkpoint": checkpoint if answers[command.id].outcome == APPLIED else "",
+         "applied_at": now} for command in commands])
+    connection.commit()
+    if not checkpoint:
+        checkpoint = _capture().current_position(connection)
+        connection.rollback()
+    for outcome in answers.values():
+        if outcome.outcome == APPLIED:
+            outcome.checkpoint = checkpoint
+    return answers
 
 
-def record_answer(replica: Engine, command: PendingCommand, outcome: _Outcome) -> None:
-    """Write the server's answer on the replica, and rebase the command's rows' versions."""
+def record_answers(replica: Engine, commands: Sequence[PendingCommand],
+                   outcomes: Sequence[_Outcome]) -> None:
+    """Write the server's answers on the replica, in one local transaction, in order; and
+    rebase each applied command's rows' versions on the server's."""
+    with replica.begin() as connection, journal.applying(connection):
+        for command, outcome in zip(commands, outcomes, strict=True):
+            _record(connection, command, outcome)
+
+
+def _record(connection: Connection, command: PendingCommand, outcome: _Outcome) -> None:
     state = (SyncCommandState.APPLIED if outcome.outcome == APPLIED
              else SyncCommandState.REJECTED).value
-    with replica.begin() as connection, journal.applying(connection):
-        connection.execute(update(SYNC_COMMAND).where(SYNC_COMMAND.c.id == command.id).values(
-            state=state, reason=outcome.reason, checkpoint=outcome.checkpoint,
-            answered_at=utcnow()))
-        if outcome.outcome != APPLIED:
-            return
-        for (table_name, row_id), server_version in outcome.versions.items():
-            _rebase(connection, command, table_name, row_id, server_version)
-        for table_name, row_id in outcome.drop_local:
-            table = _table(table_name)
-            connection.execute(delete(table).where(table.c[_key(table_name)] == row_id))
+    connection.execute(update(SYNC_COMMAND).where(SYNC_COMMAND.c.id == command.id).values(
+        state=state, reason=outcome.reason, checkpoint=outcome.checkpoint,
+        answered_at=utcnow()))
+    if outcome.outcome != APPLIED:
+        return
+    for (table_name, row_id), server_version in outcome.versions.items():
+        _rebase(connection, command, table_name, row_id, server_version)
+    for table_name, row_id in outcome.drop_local:
+        table = _table(table_name)
+        connection.execute(delete(table).where(table.c[_key(table_name)] == row_id))
 
 
 def _rebase(connection: Connection, command: PendingCommand, table_name: str,
@@ -403,7 +436,13 @@ class _Context:
     policy: PolicySettings | None
     outcome: _Outcome
     now: datetime
+    # The server versions earlier commands of this push gave rows: a later command's edit
+    # of such a row is based on that version (the replica rebases it when it records them).
+    written: Mapping[tuple[str, uuid.UUID], int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+    def base_of(self, change: RowChange) -> int | None:
+        return self.written.get((change.table, change.row_id), change.base_version)
 
 
 def _server_operator(session: Session, command: PendingCommand) -> Operator:
@@ -419,29 +458,23 @@ def _server_operator(session: Session, command: PendingCommand) -> Operator:
             from None
 
 
-def _apply(connection: Connection, command: PendingCommand, outcome: _Outcome) -> None:
+def _apply(connection: Connection, command: PendingCommand, outcome: _Outcome,
+           written: Mapping[tuple[str, uuid.UUID], int], organization_id: uuid.UUID | None
+           ) -> None:
     session = Session(bind=connection, autoflush=False,
                       join_transaction_mode="rollback_only")
     try:
-        delivery = command.kind == journal.DELIVERY
-        organization_id = _organization_of(command)
-        if organization_id is not None:
-            # One command at a time per organization; and the first statement, so that
-            # MariaDB's snapshot is taken after the lock (reads see the previous command).
-            org = _table("organization")
-            connection.execute(select(org.c.id).where(org.c.id == organization_id)
-                               .with_for_update())
         operator: Operator | None = None
-        if delivery:
-            try:
-                operator = _server_operator(session, command)
-            except Rejection:
-                operator = None  # an email that went out went out
-        else:
+        try:
             operator = _server_operator(session, command)
+        except Rejection:
+            if command.kind != journal.DELIVERY:
+                raise
+            # An email that went out went out, whoever the sender is now.
         org_id = operator.organization_id if operator is not None else organization_id
         policy = settings_service.load(session, org_id) if org_id is not None else None
-        context = _Context(connection, session, command, operator, policy, outcome, utcnow())
+        context = _Context(connection, session, command, operator, policy, outcome, utcnow(),
+                           written)
         # Append-only rows last: the rules above read the audit log as it was before this
         # command (who changed a row last), not the command's own audit rows.
         for change in sorted(command.changes, key=lambda c: c.table in APPEND_ONLY):
@@ -598,9 +631,10 @@ def _describe(context: _Context, table_name: str, row: Mapping[str, Any]) -> str
 
 def _check_base(context: _Context, change: RowChange, server: Mapping[str, Any]) -> None:
     """Rows with a state: the edit must be based on the server's version, else it wins."""
-    if change.base_version is None or "version" not in server:
+    base = context.base_of(change)
+    if base is None or "version" not in server:
         return
-    if int(server["version"]) == change.base_version:
+    if int(server["version"]) == base:
         return
     who, when = _who_and_when(context, change.table, server)
     raise Rejection(
@@ -646,7 +680,8 @@ def _last_writer_wins(context: _Context, change: RowChange, local: Mapping[str, 
     kept in the audit log (`sync.conflict`) and the operator is told."""
     columns = _data_columns(change)
     values = {c: local[c] for c in columns}
-    if change.base_version is not None and int(server["version"]) != change.base_version:
+    base = context.base_of(change)
+    if base is not None and int(server["version"]) != base:
         lost = {c: server[c] for c in columns if server[c] != local[c]}
         if lost:
             who, when = _who_and_when(context, change.table, server)
