@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import URL, make_url
@@ -22,6 +23,10 @@ from invite_desk.services.credentials import (
     without_password,
 )
 from invite_desk.services.uow import UnitOfWork
+
+if TYPE_CHECKING:
+    from invite_desk.services.operator import Operator
+    from invite_desk.services.sync.replica import Replica
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +46,82 @@ class AppContext:
     uow: UnitOfWork
     credentials: CredentialStore
     database_label: str  # the URL without its password, for the status bar and logs
+    # Replica mode (the desktop on a PostgreSQL/MariaDB server): engine and uow are the
+    # replica's, and this is the replica the sync controller runs rounds of.
+    replica: Replica | None = None
 
     def dispose(self) -> None:
+        if self.replica is not None:
+            self.replica.close()
         self.engine.dispose()
+
+
+REMOTE_BACKENDS = ("postgresql", "mysql", "mariadb")
+
+
+def is_remote(database_url: str | URL | None) -> bool:
+    """Whether `database_url` names a PostgreSQL or MariaDB server (replica mode for the
+    desktop), as opposed to a SQLite file or the default."""
+    if not database_url:
+        return False
+    return _parsed(database_url).get_backend_name() in REMOTE_BACKENDS
+
+
+@dataclass
+class ReplicaLauncher:
+    """The desktop on a server, before anyone signed in: which replica to open depends on who
+    signs in. `sign_in` opens (the first time: makes) that operator's replica and signs them
+    in against it; `context()` is then the AppContext the windows work on."""
+
+    remote_url: URL  # as given; its password (if any) goes to the keyring on first use
+    database_label: str
+    credentials: CredentialStore
+    replica: Replica | None = None
+    _opened: dict[str, Replica] = field(default_factory=dict)
+
+    def sign_in(self, email: str, password: str, new_password: str | None = None) -> Operator:
+        from invite_desk.services import auth
+        from invite_desk.services.sync.replica import Replica
+
+        key = auth.normalize_email(email)
+        replica = self._opened.get(key)
+        if replica is None:
+            replica = Replica.open(self.remote_url, email, self.credentials, password=password,
+                                   new_password=new_password)
+            self._opened[key] = replica
+            if replica.first_snapshot is not None and new_password:
+                password, new_password = new_password, None  # changed on the server already
+        operator = replica.sign_in(password, new_password)
+        self.replica = replica
+        return operator
+
+    def context(self) -> AppContext:
+        replica = self.replica
+        if replica is None:
+            raise RuntimeError("sign in first")
+        return AppContext(engine=replica.engine, uow=replica.uow, credentials=self.credentials,
+                          database_label=f"{self.database_label} (replica on this computer)",
+                          replica=replica)
+
+    def dispose(self) -> None:
+        for replica in self._opened.values():
+            replica.close()
+        self._opened.clear()
+        self.replica = None
+
+
+def replica_launcher(database_url: str | URL, *, credentials: CredentialStore | None = None,
+                     remember: bool = False) -> ReplicaLauncher:
+    """Replica mode for the desktop on the server `database_url`: nothing is opened yet (the
+    server may be away; a replica made before works without it). The remote password stays
+    in the keyring only (resolve_database_url moves a password given in the URL there)."""
+    store = credentials if credentials is not None else default_credentials()
+    parsed = _parsed(database_url)
+    _, public_url = resolve_database_url(parsed, store)
+    label = public_url.render_as_string(hide_password=True)
+    if remember:
+        local_config.write_config({"database_url": label})
+    return ReplicaLauncher(remote_url=public_url, database_label=label, credentials=store)
 
 
 class _KeyringOrMemory:
@@ -100,6 +178,11 @@ def _parsed(url: str | URL) -> URL:
         raise DatabaseUnavailable(
             f"The database URL cannot be read; write it like {URL_EXAMPLES}.") from None
     return parsed
+
+
+def parsed_url(url: str | URL) -> URL:
+    """A database URL checked and with our drivers, or DatabaseUnavailable in one line."""
+    return _parsed(url)
 
 
 def sqlite_file(url: URL) -> Path | None:

@@ -62,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     from invite_desk.cli_deliverability import add_parsers as add_deliverability_parsers
 
     add_deliverability_parsers(sub)
+    from invite_desk.cli_sync import add_parser as add_sync_parser
+
+    add_sync_parser(sub)  # sync (issue 12): reaches the server itself, see main()
 
     portal = sub.add_parser("portal", help="serve the invitee registration pages")
     portal.add_argument("--db", metavar="URL", default=argparse.SUPPRESS)
@@ -88,11 +91,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     from invite_desk import app
 
+    if getattr(args, "standalone", None) is not None:  # sync: opens what it needs itself
+        return int(args.standalone(args))
     try:
         if args.command == "screenshots":
             from invite_desk.ui.screenshots import run_screenshots
 
             return run_screenshots(args.db, args.directory)
+        if args.command is None and app.is_remote(args.db):  # the desktop on a server: replica
+            from invite_desk.ui.main import run_gui_replica
+
+            return run_gui_replica(app.replica_launcher(args.db, remember=True))
         # `demo` fills the database it names, so it creates a missing SQLite file by design.
         context = app.build(args.db, remember=args.db is not None and args.command is None,
                             create=args.create or args.command == "demo")

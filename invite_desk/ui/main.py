@@ -24,7 +24,7 @@ from invite_desk.ui.setup_dialog import SetupDialog
 from invite_desk.ui.sign_in_dialog import SignInDialog
 
 if TYPE_CHECKING:
-    from invite_desk.app import AppContext
+    from invite_desk.app import AppContext, ReplicaLauncher
 
 APP_NAME = "Invite Desk"
 ORGANIZATION_NAME = "Invite Desk"
@@ -66,10 +66,18 @@ def create_application(argv: list[str] | None = None) -> QApplication:
     return app
 
 
-def ask_for_operator(context: AppContext, email: str = "") -> Operator | None:
-    """First run: the setup dialog; afterwards the sign-in dialog. None when the person quits."""
+def ask_for_operator(context: AppContext | None, email: str = "", *,
+                     launcher: ReplicaLauncher | None = None) -> Operator | None:
+    """First run: the setup dialog; afterwards the sign-in dialog. None when the person quits.
+    In replica mode (`launcher`) the sign-in opens that operator's replica (the server's
+    organization exists already: there is no setup)."""
     dialog: SetupDialog | SignInDialog
-    if auth.needs_setup(context.uow):
+    if launcher is not None:
+        dialog = SignInDialog(None, database_label=launcher.database_label, email=email,
+                              sign_in=launcher.sign_in)
+    elif context is None:
+        raise ValueError("a context or a replica launcher")
+    elif auth.needs_setup(context.uow):
         dialog = SetupDialog(context.uow)
     else:
         dialog = SignInDialog(context.uow, database_label=context.database_label, email=email)
@@ -79,18 +87,29 @@ def ask_for_operator(context: AppContext, email: str = "") -> Operator | None:
     return operator if accepted else None
 
 
-def run_gui(context: AppContext) -> int:
-    """Run the desktop app on `context` and return the exit code."""
+def run_gui_replica(launcher: ReplicaLauncher) -> int:
+    """Run the desktop app in replica mode: on this computer's replica of the server, kept in
+    step by the sync controller (works while the server is away)."""
+    try:
+        return run_gui(None, launcher=launcher)
+    finally:
+        launcher.dispose()
+
+
+def run_gui(context: AppContext | None, *, launcher: ReplicaLauncher | None = None) -> int:
+    """Run the desktop app on `context` (or in replica mode) and return the exit code."""
     previous_handler = install_qt_message_filter()
     app = create_application()
     app.setQuitOnLastWindowClosed(False)  # quitting is explicit: dialogs come and go
     email = ""
     try:
         while True:
-            operator = ask_for_operator(context, email)
+            operator = ask_for_operator(context, email, launcher=launcher)
             if operator is None:
                 return 0
-            window = MainWindow(context, operator)
+            window_context = launcher.context() if launcher is not None else context
+            assert window_context is not None
+            window = MainWindow(window_context, operator)
             window.closed.connect(app.quit)
             window.show()
             code = app.exec()

@@ -53,6 +53,8 @@ from invite_desk.ui.hub import (
 )
 from invite_desk.ui.outbox import REQUESTER_NAMES, Outbox, keyring_password
 from invite_desk.ui.placeholder import PlaceholderPage
+from invite_desk.ui.sync_controller import SyncController, SyncSource
+from invite_desk.ui.sync_status import SyncStatusWidget
 from invite_desk.ui.widgets import PlainLabel, escaped, plain_tooltip, rich_label, tooltip_text
 
 if TYPE_CHECKING:
@@ -315,6 +317,12 @@ class MainWindow(QMainWindow):
 
         self._build_menus()
         self._build_status_bar()
+        # Replica mode (issue 12): rounds with the server, their status, Sync now.
+        self.sync: SyncController | None = None
+        self.sync_status: SyncStatusWidget | None = None
+        replica = getattr(context, "replica", None)
+        if replica is not None:
+            self._build_sync(replica)
         self._show_organization()
         self._apply_permissions()
         self.nav_view.selectionModel().currentRowChanged.connect(self._on_nav_changed)
@@ -475,7 +483,7 @@ class MainWindow(QMainWindow):
 
     def _build_menus(self) -> None:
         bar = self.menuBar()
-        file_menu = bar.addMenu("&File")
+        file_menu = self.file_menu = bar.addMenu("&File")
         self.sign_out_action = QAction(theme.icon("sign-out"), "Sign &out", self)
         self.sign_out_action.triggered.connect(self.sign_out)
         file_menu.addAction(self.sign_out_action)
@@ -525,6 +533,22 @@ class MainWindow(QMainWindow):
             label.setObjectName(f"status_{key}")
             bar.addPermanentWidget(label)
             self.status_labels[key] = label
+
+    def _build_sync(self, replica: SyncSource) -> None:
+        self.sync = SyncController(replica, self.hub, self)
+        self.sync_status = SyncStatusWidget(self.sync, self)
+        line = QFrame()
+        line.setFrameShape(QFrame.Shape.VLine)
+        line.setStyleSheet("color: #C9CED6;")
+        bar = self.statusBar()
+        bar.insertPermanentWidget(0, line)
+        bar.insertPermanentWidget(0, self.sync_status)
+        self.sync_action = QAction("S&ync now", self)
+        self.sync_action.setShortcut(QKeySequence("Ctrl+Shift+Y"))
+        self.sync_action.setToolTip("Send the changes made here and fetch the server's now")
+        self.sync_action.triggered.connect(self.sync.sync_now)
+        self.file_menu.insertAction(self.sign_out_action, self.sync_action)
+        self.sync.start()
 
     # -- state ----------------------------------------------------------------------------
 
@@ -716,6 +740,8 @@ class MainWindow(QMainWindow):
     def finish_background_work(self, wait_ms: int = QUIT_WAIT_MS) -> bool:
         """Stop the send after its current message and wait for the send thread and the
         background work to end; True when nothing is left running."""
+        if self.sync is not None:
+            self.sync.stop()
         stopped = self.outbox.stop(wait_ms)
         finished = self.hub.shutdown(wait_ms)
         return stopped and finished

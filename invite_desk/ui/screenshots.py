@@ -7,8 +7,11 @@ import os
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import shiboken6
@@ -21,6 +24,8 @@ from invite_desk.services.credentials import MemoryCredentialStore
 from invite_desk.services.errors import DomainError
 from invite_desk.services.operator import Operator
 from invite_desk.services.roles import Role
+from invite_desk.services.sync.journal import RejectedCommand
+from invite_desk.services.sync.replica import RoundReport, SyncStatus
 from invite_desk.ui.main import create_application, install_qt_message_filter
 from invite_desk.ui.main_window import DEFAULT_SIZE, MainWindow, SettingsFactory
 from invite_desk.ui.setup_dialog import SetupDialog
@@ -335,6 +340,61 @@ def _suppress_for_demo(context: app.AppContext, admin: Operator) -> None:
                                 "Moved abroad; asked us by phone to stop writing.")
 
 
+class _ShowcaseReplica:
+    """A replica that has been offline since a quarter of an hour ago, with three changes
+    waiting and two the server refused: what the sync status and its dialog look like."""
+
+    def __init__(self, created: datetime) -> None:
+        self.since = created
+        self.commands = [
+            RejectedCommand(uuid.uuid4(), "invitation.revoke", "Revoke 1 invitation",
+                            "Ana Lima accepted on 12 March before your revoke reached the "
+                            "server; the invitation stays accepted.", created, created),
+            RejectedCommand(uuid.uuid4(), "member.edit", "Change Bea Baker's role",
+                            "Bea Baker's row was changed by Ada Admin on 12 March after you "
+                            "read it; the server's version stays. Make the change again.",
+                            created, created),
+        ]
+
+    def round(self) -> RoundReport:
+        return RoundReport(None, None, online=False,
+                           error="Cannot reach the server: connection refused")
+
+    def status(self) -> SyncStatus:
+        return SyncStatus(online=False, last_sync=self.since, waiting=3,
+                          rejected=len(self.commands), offline_since=self.since,
+                          error="Cannot reach the server: connection refused")
+
+    def rejected(self) -> list[RejectedCommand]:
+        return list(self.commands)
+
+    def dismiss(self, command_id: uuid.UUID) -> None:
+        pass
+
+
+def _shoot_sync(camera: _Camera, context: app.AppContext, admin: Operator) -> None:
+    """Replica mode's status bar (offline, changes waiting, rejected) and its dialog."""
+    showcase = _ShowcaseReplica(datetime.now(UTC) - timedelta(minutes=15))
+    replica_context = replace(context, replica=showcase,  # type: ignore[arg-type]
+                              database_label=f"{context.database_label} (replica)")
+    window = MainWindow(replica_context, admin, remember_geometry=False)
+    window.resize(DEFAULT_SIZE)
+    window.show_page("invitations")
+    status = window.sync_status
+    assert status is not None
+    _settle(camera.qapp, lambda: status.rejected_button.isVisible())
+    camera.shoot(window, "sync-status")
+    status.show_rejected()
+    dialog = status.dialog
+    assert dialog is not None
+    _settle(camera.qapp, lambda: len(dialog.commands) == 2)
+    camera.shoot(dialog, "sync-rejected")
+    dialog.close()
+    if window.sync is not None:
+        window.sync.stop()
+    _discard(window)
+
+
 def run_screenshots(db_url: str | None, directory: Path) -> int:
     """Render the windows to `directory`; returns the exit code."""
     _prefer_offscreen()
@@ -390,6 +450,7 @@ def run_screenshots(db_url: str | None, directory: Path) -> int:
         if factory is not None:
             _shoot_gamification(camera, context, admin)
         _shoot_referrals(camera, context, admin)
+        _shoot_sync(camera, context, admin)
         for name in ("referrals-leaderboard.png", "referrals-trends.png"):
             (readme.directory / name).write_bytes((directory / name).read_bytes())
             print(readme.directory / name, flush=True)

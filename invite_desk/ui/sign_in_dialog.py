@@ -27,6 +27,9 @@ from invite_desk.ui.widgets import PlainLabel
 MISSING_CREDENTIALS = "Enter your email and password."
 
 
+SignInFunction = Callable[[str, str, "str | None"], Operator]
+
+
 def _sign_in_store() -> QSettings:
     """The last email that signed in, per database, beside config.json. Never the password."""
     path = local_config.config_path().with_name("sign-in.ini")
@@ -56,15 +59,19 @@ class SignInDialog(QDialog):
 
     def __init__(
         self,
-        uow: UnitOfWork,
+        uow: UnitOfWork | None,
         *,
         database_label: str = "",
         email: str = "",
         runner: TaskRunner | None = None,
         parent: QWidget | None = None,
+        sign_in: SignInFunction | None = None,
     ) -> None:
         super().__init__(parent)
         self._uow = uow
+        # Replica mode: (email, password, new password or None) -> Operator, run in the
+        # background like auth.sign_in (app.ReplicaLauncher.sign_in).
+        self._sign_in = sign_in
         self._runner = runner
         self._database_label = database_label
         email = email or remembered_email(database_label)
@@ -187,14 +194,22 @@ class SignInDialog(QDialog):
             self._show_error(MISSING_CREDENTIALS)
             (self.email_edit if not email else self.password_edit).setFocus()
             return
-        uow = self._uow
-        work: Callable[[], Operator] = lambda: auth.sign_in(uow, email, password)  # noqa: E731
+        uow, sign_in = self._uow, self._sign_in
+        new: str | None = None
         if not self.new_password_box.isHidden():
             new = self.new_password_edit.text()
             if new != self.confirm_password_edit.text():
                 self._show_error("The two new passwords differ; type the same one twice.")
                 return
+        work: Callable[[], Operator]
+        if sign_in is not None:
+            work = lambda: sign_in(email, password, new)  # noqa: E731
+        elif uow is None:
+            raise ValueError("a unit of work or a sign-in function")
+        elif new is not None:
             work = lambda: auth.sign_in_with_new_password(uow, email, password, new)  # noqa: E731
+        else:
+            work = lambda: auth.sign_in(uow, email, password)  # noqa: E731
         self.sign_in_button.setText("Signing in…")
         (
             BackgroundTask(work, widget=self._body)

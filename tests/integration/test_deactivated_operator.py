@@ -43,6 +43,7 @@ from invite_desk.services.invitations.preflight import run_preflight
 from invite_desk.services.models import AdhesionStatus, AuditLog, Member, MemberStatus
 from invite_desk.services.operator import Operator
 from invite_desk.services.roles import Role
+from invite_desk.services.sync import replica as sync_replica
 from invite_desk.services.tracking import actions, choices, export, history, read
 from invite_desk.services.tracking.query import InvitationQuery
 from invite_desk.services.uow import UnitOfWork
@@ -200,6 +201,7 @@ ENTRY_POINTS: dict[str, Call] = {
         u, o, mailbox.ImapSettings("127.0.0.1", 9, "none", "bounces"), "pw"),
     "scheduling.schedule_batch": lambda u, o, w: scheduling.schedule_batch(
         u, o, uuid.uuid4(), NOW),
+    "sync.replica.prune_change_log": lambda u, o, w: sync_replica.prune_change_log(u, o, 30),
 }
 
 

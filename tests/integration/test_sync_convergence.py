@@ -73,7 +73,7 @@ from invite_desk.services.tracking.actions import resend_invitations, revoke_inv
 from invite_desk.services.uow import UnitOfWork
 from tests.portal_client import HttpClient, csrf_from, portal_app, running_portal
 from tests.smtp_server import LoopbackSmtpServer
-from tests.tcp_proxy import Proxy
+from tests.tcp_proxy import TcpProxy, proxied_url
 
 SEED_ENV = "INVITE_DESK_SYNC_SEED"
 STEPS_ENV = "INVITE_DESK_SYNC_STEPS"
@@ -94,7 +94,7 @@ class Desk:
     name: str
     operator: Operator
     replica: Replica
-    proxy: Proxy
+    proxy: TcpProxy
     rounds: int = 0
     failed_rounds: int = 0
 
@@ -183,13 +183,13 @@ class Scenario:
     def server_down(self, steps: int) -> None:
         self.down_steps = steps
         for desk in self.desks:
-            desk.proxy.refuse(True)
+            desk.proxy.cut()  # open connections reset, new ones refused
         self.tally.note(f"server down for {steps} steps")
 
     def server_up(self) -> None:
         self.down_steps = 0
         for desk in self.desks:
-            desk.proxy.refuse(False)
+            desk.proxy.restore()
         self.tally.note("server back")
 
     def round(self, desk: Desk, *, cut_after: float | None = None) -> None:
@@ -197,7 +197,7 @@ class Scenario:
         seconds into it (wherever the round is then: pushing, pulling, committing)."""
         timer = None
         if cut_after is not None:
-            timer = threading.Timer(cut_after, desk.proxy.cut)
+            timer = threading.Timer(cut_after, _drop_connections, (desk.proxy,))
             timer.start()
         try:
             report = desk.replica.round()
@@ -393,8 +393,9 @@ class Scenario:
                 self.register()
             elif name == "round":
                 self.round(desk)
-            elif name == "cut":
-                self.round(desk, cut_after=self.rng.uniform(0.0, 0.08))
+            elif name == "cut":  # (while the server is down, the round just fails)
+                cut_after = self.rng.uniform(0.0, 0.08)
+                self.round(desk, cut_after=None if self.down_steps else cut_after)
             elif name == "outage" and self.down_steps == 0:
                 self.server_down(self.rng.randint(3, 25))
         except DomainError as error:  # what a person would be told; the sequence goes on
@@ -430,6 +431,12 @@ class Scenario:
                 raise AssertionError(self.fail(
                     f"not settled after {passes} passes ({patience:.0f} s)"))
             time.sleep(min(0.05 * passes, 0.5))
+
+
+def _drop_connections(proxy: TcpProxy) -> None:
+    """Every open connection drops; the next connect goes through again (a flaky link)."""
+    proxy.cut()
+    proxy.restore()
 
 
 def _unsettled(desk: Desk) -> int:
@@ -558,9 +565,8 @@ def _desks(server_url: str, operators: list[tuple[str, Operator]]) -> Iterator[l
     desks: list[Desk] = []
     try:
         for name, operator in operators:
-            proxy = Proxy(url.host or "127.0.0.1", url.port or 0)
-            port = proxy.start()
-            remote = url.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
+            proxy = TcpProxy(url.host or "127.0.0.1", url.port or 0).start()
+            remote = proxied_url(url, proxy)
             credentials = MemoryCredentialStore()
             replica = Replica.open(remote, operator.email, credentials, password=PASSWORD)
             desks.append(Desk(name, operator, replica, proxy))

@@ -20,7 +20,7 @@ EXPECTED = {
     "main-applications", "main-suppression",
     "main-as-member", "main-as-member-referrals", "main-as-member-settings",
     "main-admin", "main-audit", "member-edit", "units", "events", "audit-log",
-    "referrals-leaderboard", "referrals-trends", "gamification",
+    "referrals-leaderboard", "referrals-trends", "gamification", "sync-status", "sync-rejected",
 }
 
 

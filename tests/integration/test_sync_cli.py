@@ -1,0 +1,181 @@
+"""`invite-desk sync` on real PostgreSQL and MariaDB servers: one round prints what it pulled
+and pushed, a second prints nothing new, and a server that cannot be reached is one line and
+exit status 2 (through tests/tcp_proxy.py, which takes the server away)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from invite_desk import app, cli
+from invite_desk.cli_sync import OPERATOR_PASSWORD_ENV
+from invite_desk.services.credentials import MemoryCredentialStore
+from invite_desk.services.errors import AuthenticationFailed
+from invite_desk.services.sync.replica import Replica, replica_path
+from tests.sync_push_support import (
+    ADMIN_EMAIL,
+    BACKEND_PARAMS,
+    PASSWORD,
+    SyncWorld,
+    count,
+    queue,
+    sync_world,
+)
+from tests.tcp_proxy import TcpProxy, proxied_url, proxy_for
+
+
+@pytest.fixture(autouse=True)
+def _no_real_keyring(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(app, "default_credentials", MemoryCredentialStore)
+    monkeypatch.setenv(OPERATOR_PASSWORD_ENV, PASSWORD)
+
+
+@pytest.fixture(params=BACKEND_PARAMS)
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SyncWorld]:
+    with sync_world(request.param, tmp_path) as made:
+        yield made
+
+
+@pytest.fixture
+def proxy(world: SyncWorld) -> Iterator[TcpProxy]:
+    started = proxy_for(world.server.url)
+    yield started
+    started.stop()
+
+
+def _sync(url: str, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str, str]:
+    code = cli.main(["sync", "--db", url, "--operator", ADMIN_EMAIL, *extra])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _sync_until(url: str, capsys: pytest.CaptureFixture[str], wanted: str, *extra: str
+                ) -> tuple[int, str, str]:
+    """Rounds until one prints `wanted`. On PostgreSQL a pull reads only transactions below
+    the cluster's xmin: another database's open transaction on the same server (parallel
+    tests) holds a change back for a moment, it never loses it."""
+    deadline = time.monotonic() + 20
+    while True:
+        code, out, err = _sync(url, capsys, *extra)
+        if wanted in out or time.monotonic() > deadline:
+            return code, out, err
+        time.sleep(0.2)
+
+
+def test_a_round_prints_what_it_pulled_and_pushed_and_a_second_round_nothing_new(
+        world: SyncWorld, proxy: TcpProxy, capsys: pytest.CaptureFixture[str]) -> None:
+    url = proxied_url(world.server.url, proxy)
+    queue(world.server_uow, world.admin, "ana@example.org", "ben@example.org")
+
+    code, out, err = _sync(url, capsys)
+    assert code == 0, err
+    assert out.startswith("snapshot: ")
+    assert "  invitation: 2\n" in out and "  member: 1\n" in out
+
+    # The sign-in's own change (last_sign_in_at) comes once, then nothing is new.
+    code, out, _ = _sync_until(url, capsys, "Up to date with ")
+    code, out, _ = _sync(url, capsys)
+    assert code == 0
+    assert out.startswith("Up to date with ") and "pushed" not in out and "pulled" not in out
+    assert "invite_desk_test" in out and PASSWORD not in out
+
+    queue(world.server_uow, world.admin, "cleo@example.org")  # a change on the server
+    code, out, _ = _sync_until(url, capsys, "invitation: 1")
+    assert code == 0
+    assert out.startswith("pulled: ") and "  invitation: 1\n" in out and "pushed" not in out
+
+    replica = Replica.open(url, ADMIN_EMAIL, MemoryCredentialStore())  # offline-capable open
+    try:
+        operator = replica.check_password(PASSWORD)
+        queue(replica.uow, operator, "dana@example.org")  # a change made on this computer
+    finally:
+        replica.close()
+    code, out, _ = _sync(url, capsys, "--format", "json")
+    answer = json.loads(out)
+    assert code == 0 and answer["ok"] is True
+    # queueing commits the batch and its rows in steps: each commit is one command
+    assert answer["pushed"]["applied"] >= 1 and answer["pushed"]["rejected"] == 0
+    assert answer["waiting"] == 0
+    assert count(world.server, "invitation", email="dana@example.org") == 1
+
+    for _ in range(3):  # the push's own change comes back once, then nothing is new
+        code, out, _ = _sync(url, capsys, "--format", "json")
+        answer = json.loads(out)
+        if answer["pulled"]["tables"] == {} and answer["pushed"]["applied"] == 0:
+            break
+    assert answer == {"ok": True, "server": answer["server"], "waiting": 0, "more": False,
+                      "pushed": {"applied": 0, "rejected": 0, "reasons": []},
+                      "pulled": {"applied": 0, "deleted": 0, "tables": {}, "snapshot": False}}
+
+
+def test_a_server_that_cannot_be_reached_is_one_line_and_exit_2(
+        world: SyncWorld, proxy: TcpProxy, capsys: pytest.CaptureFixture[str]) -> None:
+    url = proxied_url(world.server.url, proxy)
+    proxy.cut()
+    code, out, err = _sync(url, capsys)  # first time: the replica cannot be made
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert "Cannot reach the server" in err and "needs the server" in err
+    assert PASSWORD not in err
+
+    proxy.restore()
+    assert _sync(url, capsys)[0] == 0
+    replica = Replica.open(url, ADMIN_EMAIL, MemoryCredentialStore())
+    try:
+        queue(replica.uow, replica.check_password(PASSWORD), "eve@example.org")
+    finally:
+        replica.close()
+    proxy.cut()
+    code, out, err = _sync(url, capsys, "--format", "json")
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and "Cannot reach the server" in err
+    waiting = json.loads(out)["waiting"]
+    assert waiting >= 1 and f"({waiting} changes waiting to be pushed)" in err.replace(
+        "1 change waiting", "1 changes waiting")
+    proxy.restore()
+    code, out, _ = _sync(url, capsys)
+    assert code == 0 and "pushed: " in out and " applied, 0 rejected" in out
+    assert count(world.server, "invitation", email="eve@example.org") == 1
+
+
+def test_a_wrong_password_or_no_server_url_is_refused(
+        world: SyncWorld, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    url = world.server.url.render_as_string(hide_password=False)
+    monkeypatch.setenv(OPERATOR_PASSWORD_ENV, "not the password")
+    code, out, err = _sync(url, capsys)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert AuthenticationFailed().message in err
+    path = replica_path(world.server.url.render_as_string(hide_password=True), ADMIN_EMAIL)
+    assert path.parent.name == "replicas" and not path.exists()  # nothing copied
+    code = cli.main(["sync", "--operator", ADMIN_EMAIL])
+    assert code == 2
+    assert "--db" in capsys.readouterr().err
+
+
+def test_prune_deletes_change_log_entries_older_than_the_days_given(
+        world: SyncWorld, proxy: TcpProxy, capsys: pytest.CaptureFixture[str]) -> None:
+    url = proxied_url(world.server.url, proxy)
+    assert _sync(url, capsys)[0] == 0
+    old = count(world.server, "sync_change")
+    with world.server.begin() as connection:  # everything so far happened 40 days ago
+        connection.execute(text("UPDATE sync_change SET changed_at = :at"),
+                           {"at": datetime.now(UTC).replace(tzinfo=None) - timedelta(days=40)})
+    queue(world.server_uow, world.admin, "fred@example.org")
+    recent = count(world.server, "sync_change") - old
+    code, out, _ = _sync(url, capsys, "--prune")  # default: 30 days
+    assert code == 0
+    assert out.startswith(f"pruned: {old} change-log entries\n")
+    # what is left: the recent entries, and the prune's own audit row
+    assert count(world.server, "sync_change") >= recent
+    assert count(world.server, "sync_change") < recent + 3
+    assert count(world.server, "audit_log", action="sync.prune") == 1
+    if "invitation: 1" not in out:  # the replica still follows (in this round or a next)
+        code, out, _ = _sync_until(url, capsys, "invitation: 1")
+    assert code == 0 and "invitation: 1" in out

@@ -1,0 +1,217 @@
+"""The desktop in replica mode while the organization's server is away (issue 12).
+
+A real PostgreSQL/MariaDB server behind the TCP proxy (tests/tcp_proxy.py): the operator
+signs in once while it answers (the replica is made), then the proxy cuts every connection.
+The main window still opens on the replica: Invitations, Members, Applications and Referrals
+list and filter; the composer checks, queues and sends a batch through SMTP; the status bar
+says offline with the changes waiting. When the server is back, a round pushes the batch
+and the server holds it, sent, with the token hash of the link that was mailed. Neither the
+database password nor the SMTP password is in any file the app wrote.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pytestqt.qtbot import QtBot
+from sqlalchemy import select
+
+from invite_desk import app
+from invite_desk.services import mail_settings
+from invite_desk.services.credentials import MemoryCredentialStore, database_key
+from invite_desk.services.models import Invitation
+from invite_desk.services.operator import Operator
+from invite_desk.services.referral_program import Period, PeriodKind
+from invite_desk.services.registration.joining import register_with_invitation
+from invite_desk.services.sync.replica import replica_path
+from invite_desk.ui.applications.model import StatusFilter
+from invite_desk.ui.compose.layout import InputMode
+from invite_desk.ui.main_window import MainWindow
+from tests.registration_fixtures import form, invite, set_policy
+from tests.smtp_server import LoopbackSmtpServer
+from tests.sync_push_support import (
+    ADMIN_EMAIL,
+    BACKEND_PARAMS,
+    PASSWORD,
+    SyncWorld,
+    queue,
+    sync_world,
+)
+from tests.tcp_proxy import TcpProxy, proxied_url, proxy_for
+
+SMTP_PASSWORD = "smtp-S3cret-never-in-a-file"
+WAIT_MS = 20_000
+
+
+@pytest.fixture(params=BACKEND_PARAMS)
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SyncWorld]:
+    with sync_world(request.param, tmp_path) as made:
+        yield made
+
+
+@pytest.fixture
+def proxy(world: SyncWorld) -> Iterator[TcpProxy]:
+    started = proxy_for(world.server.url)
+    yield started
+    started.stop()
+
+
+def _seed(world: SyncWorld, smtp: LoopbackSmtpServer) -> None:
+    """Two members Ada referred, two applications waiting, two invitations queued, SMTP."""
+    uow, admin = world.server_uow, world.admin
+    for email, first, last in (("rita@example.org", "Rita", "Rower"),
+                               ("sven@example.org", "Sven", "Sculler")):
+        sent = invite(uow, admin, email)
+        register_with_invitation(uow, sent.token, form(first, last))
+    set_policy(uow, admin, adhesion_required=True)
+    for email, first, last in (("zoe@example.org", "Zoë", "Martin"),
+                               ("pat@example.org", "Pat", "Pending")):
+        sent = invite(uow, admin, email)
+        assert register_with_invitation(uow, sent.token, form(first, last)).application_pending
+    queue(uow, admin, "ana@example.org", "ben@example.org", label="Spring")
+    mail_settings.update_mail_settings(uow, admin, {
+        "host": smtp.host, "port": smtp.port, "security": "none", "username": "mailer",
+        "from_address": "invitations@rowing.example", "from_name": "Harbour Rowing Club",
+        "rate_per_minute": 0})
+
+
+def _wait(qtbot: QtBot, condition: Callable[[], Any], timeout: int = WAIT_MS) -> None:
+    qtbot.waitUntil(lambda: bool(condition()), timeout=timeout)
+
+
+def test_the_pages_work_offline_and_a_batch_sent_offline_reaches_the_server(
+        qtbot: QtBot, world: SyncWorld, proxy: TcpProxy, make_smtp_server: Any) -> None:
+    smtp: LoopbackSmtpServer = make_smtp_server(auth=("mailer", SMTP_PASSWORD))
+    _seed(world, smtp)
+    url = proxied_url(world.server.url, proxy)
+    credentials = MemoryCredentialStore()
+    launcher = app.replica_launcher(url, credentials=credentials, remember=True)
+    assert credentials.get(database_key(world.server.url.set(port=proxy.port))) \
+        == world.server.url.password  # the password went to the keyring (memory here)
+    operator: Operator = launcher.sign_in(ADMIN_EMAIL, PASSWORD)  # once, online
+    context = launcher.context()
+    mail = mail_settings.get_mail_settings(context.uow, operator.organization_id)
+    credentials.set(mail.password_key(), SMTP_PASSWORD)  # as the password prompt would
+
+    proxy.cut()  # the server goes away
+    window = MainWindow(context, operator, remember_geometry=False)
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        sync = window.sync_status
+        assert sync is not None and window.sync is not None
+        _wait(qtbot, lambda: sync.label.text().startswith("Offline since "))
+        assert "Cannot reach the server" in sync.label.toolTip()
+
+        # Invitations: listed and searched from the replica.
+        window.show_page("invitations")
+        invitations = window.pages["invitations"]
+        _wait(qtbot, lambda: invitations.model.rowCount() >= 2)
+        invitations.set_search("ana@")
+        _wait(qtbot, lambda: _emails(invitations) == ["ana@example.org"])
+
+        # Members: who Ada referred, searched.
+        window.show_page("members")
+        members = window.pages["members"]
+        _wait(qtbot, lambda: members.model.rowCount() >= 3)
+        members.set_search("rower")
+        _wait(qtbot, lambda: _names(members) == ["Rita Rower"])
+
+        # Applications: the two waiting, then the "All" filter.
+        window.show_page("applications")
+        applications = window.pages["applications"]
+        _wait(qtbot, lambda: sorted(r.name for r in applications.visible_rows())
+              == ["Pat Pending", "Zoë Martin"])
+        applications.filter_buttons[StatusFilter.ALL].click()
+        _wait(qtbot, lambda: len(applications.visible_rows()) >= 2)
+
+        # Referrals: Ada leads the board, in any period.
+        window.show_page("referrals")
+        referrals = window.pages["referrals"]
+        _wait(qtbot, lambda: referrals.leaderboard_model.rowCount() >= 1)
+        referrals.set_period(Period(PeriodKind.ALL_TIME))
+        _wait(qtbot, lambda: referrals.leaderboard_model.rowCount() >= 1)
+
+        # Compose: check, queue and send a batch while the server is away.
+        window.show_page("compose")
+        compose = window.pages["compose"]
+        _wait(qtbot, lambda: compose.check_button.isEnabled() or True)
+        compose.set_input_mode(InputMode.PASTE)
+        compose.paste_edit.setPlainText("cleo@example.org\ndan@example.org")
+        _wait(qtbot, compose.check_button.isEnabled)
+        compose.check_button.click()
+        _wait(qtbot, lambda: compose.send_button.text() == "Send 2 invitations")
+        with qtbot.waitSignal(compose.sending_finished, timeout=WAIT_MS) as finished:
+            compose.send_button.click()
+        assert finished.args[0].sent == 2
+        assert smtp.recipient_counts() == {"cleo@example.org": 1, "dan@example.org": 1}
+        _wait(qtbot, lambda: "changes waiting" in sync.label.text()
+              or "change waiting" in sync.label.text())
+        assert sync.label.text().startswith("Offline since ")
+        assert _server_invitation(world, "cleo@example.org") is None  # not there yet
+
+        # The server is back: a round pushes the batch; the server has it, sent.
+        proxy.restore()
+        window.sync.sync_now()
+        _wait(qtbot, lambda: (_server_invitation(world, "dan@example.org") or {})
+              .get("status") == "sent")
+        _wait(qtbot, lambda: sync.label.text().startswith("Online · synced "))
+        for email in ("cleo@example.org", "dan@example.org"):
+            on_server = _server_invitation(world, email)
+            assert on_server is not None and on_server["status"] == "sent"
+            assert on_server["token_hash"] == _replica_invitation(context, email)["token_hash"]
+        _wait(qtbot, lambda: "waiting" not in sync.label.text())
+    finally:
+        window.sync.stop()
+        window.finish_background_work()
+        window.close()
+
+    # Secrets: only in the credential store (the keyring), never in a file the app wrote.
+    path = replica_path(launcher.database_label, ADMIN_EMAIL)
+    launcher.dispose()
+    assert path.exists()
+    db_password = str(world.server.url.password)
+    folders = [Path(os.environ["INVITE_DESK_DATA_DIR"]), Path(os.environ["INVITE_DESK_CONFIG_DIR"])]
+    files = [p for folder in folders if folder.exists() for p in folder.rglob("*") if p.is_file()]
+    assert path in files and any(p.name == "config.json" for p in files)
+    # (the test server's password is also the start of the test database's name: a password
+    # is what is not followed by more of a name)
+    leak = re.compile(re.escape(db_password.encode()) + rb"(?![A-Za-z0-9_])")
+    for file in files:
+        content = file.read_bytes()
+        assert not leak.search(content), file
+        assert SMTP_PASSWORD.encode() not in content, file
+    remembered = (Path(os.environ["INVITE_DESK_CONFIG_DIR"]) / "config.json").read_text()
+    assert str(world.server.url.database) in remembered  # the server, without its password
+
+
+def _emails(page: Any) -> list[str]:
+    model = page.model
+    rows = [model.row_at(r) for r in range(model.rowCount())]
+    return [r.email for r in rows if r is not None]
+
+
+def _names(page: Any) -> list[str]:
+    model = page.model
+    rows = [model.row_at(r) for r in range(model.rowCount())]
+    return [r.name for r in rows if r is not None]
+
+
+def _server_invitation(world: SyncWorld, email: str) -> dict[str, Any] | None:
+    with world.server.connect() as connection:
+        row = connection.execute(select(Invitation.__table__).where(
+            Invitation.__table__.c.email == email)).mappings().first()
+    return dict(row) if row is not None else None
+
+
+def _replica_invitation(context: app.AppContext, email: str) -> dict[str, Any]:
+    with context.engine.connect() as connection:
+        row = connection.execute(select(Invitation.__table__).where(
+            Invitation.__table__.c.email == email)).mappings().first()
+    assert row is not None
+    return dict(row)
