@@ -30,6 +30,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ IDLE_RUNS = 30
 WINDOW_RUNS = 20
 QUICK_WINDOW_RUNS = 5
 ADMIN_EMAIL = "bench@example.org"  # bench.common.fresh_database's admin
+ADMIN_PASSWORD = "bench-password-1"
 
 
 # -- a throwaway PostgreSQL -----------------------------------------------------------------
@@ -171,14 +173,20 @@ def _p95(values: list[float]) -> float:
 
 
 def _new_invitation(server: UnitOfWork, admin: Operator, n: int) -> tuple[uuid.UUID, float]:
-    """An invitation committed on the server as another desktop would: (id, commit time)."""
+    """An invitation committed on the server as another desktop would, sent just now (so the
+    Invitations window's default view, Pending by newest sent, shows it first): (id, commit
+    time)."""
+    from invite_desk.services.invitations.tokens import hash_token, new_token
     from invite_desk.services.models import Invitation, InvitationStatus, utcnow
+    now = utcnow()
     with server:
         row = Invitation(organization_id=admin.organization_id,
                          email=f"latecomer{n}@bench.example",
                          email_normalized=f"latecomer{n}@bench.example", name=f"Latecomer {n}",
                          inviter_id=admin.member_id, sender_id=admin.member_id,
-                         status=InvitationStatus.QUEUED.value, queued_at=utcnow())
+                         status=InvitationStatus.SENT.value, queued_at=now, sent_at=now,
+                         expires_at=now + timedelta(days=14),
+                         token_hash=hash_token(new_token()[0]))
         server.session.add(row)
         server.session.flush()
         row_id = row.id
@@ -186,46 +194,65 @@ def _new_invitation(server: UnitOfWork, admin: Operator, n: int) -> tuple[uuid.U
     return row_id, time.perf_counter()
 
 
-def _commit_to_replica(server: UnitOfWork, admin: Operator, replica: Any,
-                       runs: int) -> list[float]:
-    """Fallback without the desktop: a round a second (the controller's cadence), and the
-    time until the row is in the replica file."""
-    from invite_desk.services.models import Invitation
+def _commit_to_window(server: UnitOfWork, admin: Operator, replica: Any,
+                      runs: int) -> list[float]:
+    """The real thing: the desktop's main window on the replica (offscreen), its sync
+    controller running on the hub as in the app (a round a second while online), the
+    Invitations page open; from a commit on the server until that page's model holds the
+    row. Commits fall anywhere within the controller's second."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtWidgets import QApplication
+
+    from invite_desk.app import AppContext
+    from invite_desk.ui.main_window import MainWindow
+
+    qapp = QApplication.instance() or QApplication([])
+    context = AppContext(engine=replica.engine, uow=replica.uow,
+                         credentials=MemoryCredentialStore(),
+                         database_label=replica.remote_label, replica=replica)
+    operator = replica.check_password(ADMIN_PASSWORD)
+    window = MainWindow(context, operator, remember_geometry=False)
+    window.show()
+    window.show_page("invitations")
+    page = window.pages["invitations"]
+
+    def wait_until(done: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+        deadline = time.perf_counter() + timeout
+        while not done():
+            if time.perf_counter() > deadline:
+                raise RuntimeError(f"the window did not show {what} within {timeout:.0f} s")
+            qapp.processEvents()
+            time.sleep(0.002)
+
+    def shows(row_id: uuid.UUID) -> bool:
+        return any(row.id == row_id for _, row in page.model.loaded_rows())
+
     times: list[float] = []
-    next_round = time.perf_counter()
-    for n in range(runs):
-        time.sleep((n % 7) * 0.13)  # commits fall anywhere in the second
-        row_id, committed = _new_invitation(server, admin, n)
-        while True:
-            now = time.perf_counter()
-            if now < next_round:
-                time.sleep(next_round - now)
-            replica.round()
-            next_round = time.perf_counter() + 1.0
-            with replica.engine.connect() as connection:
-                if connection.execute(select(Invitation.id).where(
-                        Invitation.id == row_id)).first():
-                    times.append(time.perf_counter() - committed)
-                    break
+    try:
+        wait_until(lambda: page.model.has_opened and page.model.total > 0, "the invitations")
+        for n in range(runs):
+            pause = time.perf_counter() + (n * 0.37) % 1.0
+            wait_until(lambda until=pause: time.perf_counter() >= until,  # type: ignore[misc]
+                       "the pause")  # the GUI keeps running meanwhile
+            row_id, committed = _new_invitation(server, admin, n)
+            wait_until(lambda wanted=row_id: shows(wanted),  # type: ignore[misc]
+                       f"invitation {n}")
+            times.append(time.perf_counter() - committed)
+    finally:
+        if window.sync is not None:
+            window.sync.stop()
+        window.hide()
+        window.deleteLater()
+        qapp.processEvents()
     return times
 
 
-def _commit_to_window(server: UnitOfWork, admin: Operator, replica: Any,
-                      runs: int) -> tuple[list[float], str] | None:
-    """The real thing: an offscreen main window on the replica, its sync controller running,
-    polling the Invitations page's model for the row committed on the server. None when the
-    desktop's sync controller is not available."""
-    try:
-        from bench.sync_window import measure_commit_to_window
-    except ImportError:
-        return None
-    return measure_commit_to_window(server, admin, replica, runs, _new_invitation)
-
-
-def run(quick: bool = False, url: str | None = None) -> list[dict[str, Any]]:
-    size = QUICK_SIZE if quick else SIZE
+def run(quick: bool = False, url: str | None = None, *, size: int | None = None,
+        window_runs: int | None = None) -> list[dict[str, Any]]:
+    size = size or (QUICK_SIZE if quick else SIZE)
+    runs = window_runs or (QUICK_WINDOW_RUNS if quick else WINDOW_RUNS)
     with (_given(url) if url else throwaway_postgres()) as server_url:
-        return _measure(server_url, size, QUICK_WINDOW_RUNS if quick else WINDOW_RUNS)
+        return _measure(server_url, size, runs)
 
 
 @contextmanager
@@ -248,7 +275,8 @@ def _measure(server_url: str, size: int, window_runs: int) -> list[dict[str, Any
         try:
             credentials = MemoryCredentialStore()
             started = time.perf_counter()
-            replica = Replica.open(server_url, ADMIN_EMAIL, credentials)
+            replica = Replica.open(server_url, ADMIN_EMAIL, credentials,
+                                   password=ADMIN_PASSWORD)
             _round_until_quiet(replica)
             initial = time.perf_counter() - started
             copied = _invitations(replica.engine)
@@ -266,13 +294,9 @@ def _measure(server_url: str, size: int, window_runs: int) -> list[dict[str, Any
                                min=round(min(idle) * 1000, 1), max=round(max(idle) * 1000, 1),
                                **common))
 
-            window = _commit_to_window(server, admin, replica, window_runs)
-            if window is not None:
-                times, what = window
-            else:
-                times = _commit_to_replica(server, admin, replica, window_runs)
-                what = ("commit on the server -> row in the replica file, a round a second "
-                        "(no desktop: the sync controller is not available)")
+            times = _commit_to_window(server, admin, replica, window_runs)
+            what = ("commit on the server -> the open Invitations window's model holds the "
+                    "row (offscreen main window on the replica, its sync controller running)")
             rows.append(result("commit_to_window", _p95(times), "s", None, target="p95 < 2 s",
                                measured=what, runs=len(times),
                                median=round(statistics.median(times), 3),
@@ -309,8 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_SIZE:,} invitations")
     parser.add_argument("--url", metavar="URL", help="an empty PostgreSQL database to use "
                         "instead of a throwaway server")
+    parser.add_argument("--size", type=int, help=f"invitations (default {SIZE:,})")
     args = parser.parse_args(argv)
-    for row in run(quick=args.quick, url=args.url):
+    for row in run(quick=args.quick, url=args.url, size=args.size):
         print(json.dumps(row), flush=True)
     return 0
 
