@@ -8,7 +8,8 @@ revoked on either desktop, registrations through the portal by following those l
 applications approved, settings changed on a desktop and on the server, sync rounds
 interleaved, the network cut in the middle of rounds and the server gone for a while.
 
-At the end, after rounds until nothing moves: every replica and the server hold the same
+At the end, after rounds until every command is answered and confirmed (and a whole pass
+moves nothing): every replica and the server hold the same
 rows for every synced table in the replica's scope (by id, version and every column);
 every command was answered (applied, or rejected with a reason) and an applied one's rows
 are on the server; no address holds two live invitations.
@@ -16,7 +17,8 @@ are on the server; no address holds two live invitations.
     INVITE_DESK_SYNC_SEED=1234 pytest tests/integration/test_sync_convergence.py   # replay
     INVITE_DESK_SYNC_STEPS=600 ...                                                  # longer
 
-The seed is printed in every failure message.
+The seed is printed in every failure message. A replay repeats the operations and the
+moments chosen for the cuts; where in a round a cut lands still depends on timing.
 """
 
 from __future__ import annotations
@@ -552,6 +554,17 @@ def _check(scenario: Scenario, server: Engine) -> dict[str, int]:
     return dict(outcomes)
 
 
+def _reasons(scenario: Scenario) -> Counter[str]:
+    """Why commands were rejected or noted, by their first words (for the summary line)."""
+    found: Counter[str] = Counter()
+    for desk in scenario.desks:
+        with desk.replica.engine.connect() as connection:
+            for reason in connection.execute(select(SyncCommand.reason).where(
+                    SyncCommand.reason != "")).scalars():
+                found[" ".join(reason.split()[:6])] += 1
+    return found
+
+
 # -- the test ------------------------------------------------------------------------------
 
 def _seed() -> int:
@@ -624,7 +637,8 @@ def test_two_replicas_and_the_portal_converge_through_network_faults(
                       f"{len(scenario.tally.registered)} registered, portal "
                       f"{dict(scenario.tally.portal)}, converged in {passes} "
                       f"passes, {elapsed:.1f} s; rounds "
-                      f"{[(d.name, d.rounds, d.failed_rounds) for d in desks]}")
+                      f"{[(d.name, d.rounds, d.failed_rounds) for d in desks]}; reasons "
+                      f"{dict(_reasons(scenario))}")
                 # The sequence must have exercised what it claims to.
                 assert scenario.tally.inserted and smtp_server.messages, scenario.fail(
                     "nothing was queued or sent")
