@@ -113,6 +113,8 @@ class Tally:
     refused: Counter[str] = field(default_factory=Counter)  # a DomainError, as a person sees
     # invitation id -> (desk, the command that inserted it on that desk)
     inserted: dict[uuid.UUID, tuple[str, uuid.UUID]] = field(default_factory=dict)
+    # (desk, command, effect, row): what an applied command must have left on the server
+    effects: list[tuple[str, uuid.UUID, str, uuid.UUID]] = field(default_factory=list)
     registered: list[str] = field(default_factory=list)
     portal: Counter[str] = field(default_factory=Counter)  # what the server held -> answer
     log: list[str] = field(default_factory=list)
@@ -273,10 +275,26 @@ class Scenario:
             result = resend_invitations(desk.uow, desk.operator, ids)
             self.tally.note(f"{desk.name}: resend {len(result.done)} of {len(ids)}")
 
+    def _expect(self, desk: Desk, effect: str, table_name: str, row_id: uuid.UUID) -> None:
+        """Remember what the command just made for this row must have done on the server
+        if the server applies it (an applied command whose effect is missing is lost too,
+        and row-for-row equality alone would not see it: the pull brings the loss back)."""
+        with desk.uow:
+            command_id = desk.uow.session.scalars(
+                select(LocalChange.command_id).where(
+                    LocalChange.table_name == table_name, LocalChange.row_id == row_id,
+                    LocalChange.command_id.is_not(None))
+                .order_by(LocalChange.seq.desc()).limit(1)).first()
+        assert command_id is not None, self.fail(
+            f"{desk.name}: {effect} of {table_name} {row_id} recorded no command")
+        self.tally.effects.append((desk.name, command_id, effect, row_id))
+
     def revoke(self, desk: Desk) -> None:
         ids = self._pick(desk, {"queued", "sent", "draft"})
         if ids:
             result = revoke_invitations(desk.uow, desk.operator, ids)
+            for invitation_id in result.done:
+                self._expect(desk, "revoked", "invitation", invitation_id)
             self.tally.note(f"{desk.name}: revoke {len(result.done)} of {len(ids)}")
 
     def approve(self, desk: Desk) -> None:
@@ -286,6 +304,7 @@ class Scenario:
         if open_ones:
             chosen = self.rng.choice(open_ones)
             adhesion.approve(desk.uow, desk.operator, chosen.member_id)
+            self._expect(desk, "approved", "member", chosen.member_id)
             self.tally.note(f"{desk.name}: approved {chosen.member_id}")
 
     def change_settings(self, uow: UnitOfWork, operator: Operator, where: str) -> None:
@@ -534,6 +553,22 @@ def _check(scenario: Scenario, server: Engine) -> dict[str, int]:
             f"invitation {invitation_id} queued on {desk_name}: command "
             f"{'applied' if applied else 'rejected'} but the row is "
             f"{'missing from' if applied else 'present on'} the server")
+    # Nothing lost either in what applied commands did: a revoke left the invitation revoked
+    # (nothing reopens a revoked invitation), an approval left the member approved.
+    with server.connect() as connection:
+        revoked = dict(connection.execute(select(Invitation.id, Invitation.status)).all())
+        approved = dict(connection.execute(select(Member.id, Member.adhesion_status)).all())
+    for desk_name, command_id, effect, row_id in scenario.tally.effects:
+        answer = answers.get(command_id)
+        if answer is None or answer.outcome != "applied":
+            continue
+        outcomes[f"{effect} checked"] += 1
+        now = revoked.get(row_id) if effect == "revoked" else approved.get(row_id)
+        wanted = (InvitationStatus.REVOKED.value if effect == "revoked"
+                  else AdhesionStatus.APPROVED.value)
+        assert now == wanted, scenario.fail(
+            f"{desk_name}: command {command_id} ({effect}) was applied, but the server's row "
+            f"{row_id} is {now}")
     # Nothing duplicated: one live invitation per address and kind, one member per address.
     live = Counter((e, k, ev) for e, k, ev, status, _ in invitations
                    if status in {s.value for s in OPEN_INVITATION_STATES}
