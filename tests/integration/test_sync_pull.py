@@ -535,3 +535,63 @@ def test_unit_and_no_op_updates(server: Engine) -> None:
     for name in SYNCED_TABLES:
         assert key_column(name) in Base.metadata.tables[name].c
     assert Unit.__tablename__ in SYNCED_TABLES
+
+
+@pytest.mark.slow
+def test_a_replica_pulling_while_several_writers_commit_ends_equal(
+        server: Engine, tmp_path: Path, replicas: list[Engine]) -> None:
+    """Writers insert, update and delete invitations for a few seconds (transactions held
+    open a little, so they commit out of order) while the replica pulls in a loop, in small
+    batches: once caught up, the replica equals the server."""
+    import random
+    import threading
+
+    org = _org(server)
+    replica = _replica(tmp_path, org.admin)
+    replicas.append(replica)
+    pull.snapshot(server, replica)
+    stop = time.monotonic() + 3.0
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        rng = random.Random(n)
+        mine: list[uuid.UUID] = []
+        try:
+            while time.monotonic() < stop:
+                now = datetime.now(UTC)
+                with server.begin() as connection:
+                    row_id = new_id()
+                    connection.execute(insert(INVITATION).values(
+                        id=row_id, organization_id=org.admin.organization_id,
+                        email=f"w{n}-{len(mine)}@example.net",
+                        email_normalized=f"w{n}-{len(mine)}@example.net", name="", kind="membership",
+                        inviter_id=org.admin.member_id, sender_id=org.admin.member_id,
+                        unit_id=rng.choice([org.north, org.south]), status="queued",
+                        attempts=0, last_error="", personal_message="", bounce_detail="",
+                        soft_bounces=0, version=1, created_at=now, updated_at=now))
+                    mine.append(row_id)
+                    if len(mine) > 3:
+                        connection.execute(update(INVITATION).where(
+                            INVITATION.c.id == rng.choice(mine)).values(
+                                name=f"renamed {rng.random()}", version=INVITATION.c.version + 1))
+                    if len(mine) > 6 and rng.random() < 0.3:
+                        gone = mine.pop(rng.randrange(len(mine)))
+                        connection.execute(delete(INVITATION).where(INVITATION.c.id == gone))
+                    time.sleep(rng.random() * 0.01)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    rounds = 0
+    while any(t.is_alive() for t in threads):
+        pull.pull_round(server, replica, limit=20)
+        rounds += 1
+    for thread in threads:
+        thread.join()
+    assert not errors
+    _pull_all(server, replica, limit=20)
+    _assert_mirrors(server, replica, org.admin)
+    assert rounds > 5
+    assert len(_local_ids(replica, "invitation")) > 20

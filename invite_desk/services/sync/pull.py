@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +31,6 @@ from sqlalchemy import (
     cast,
     delete,
     func,
-    or_,
     select,
     text,
     type_coerce,
@@ -46,7 +45,6 @@ from invite_desk.services.models import (
     LocalChange,
     Member,
     MemberStatus,
-    SyncApplying,
     SyncCommand,
     SyncCommandState,
     SyncState,
@@ -54,7 +52,7 @@ from invite_desk.services.models import (
     utcnow,
 )
 from invite_desk.services.operator import Operator, operator_for
-from invite_desk.services.sync import capture
+from invite_desk.services.sync import capture, journal
 from invite_desk.services.sync.capture import Change, CursorExpired
 from invite_desk.services.sync.tables import (
     SYNCED_TABLES,
@@ -68,7 +66,6 @@ from invite_desk.services.sync.tables import (
 SYNC_STATE: Table = Base.metadata.tables[SyncState.__tablename__]
 LOCAL_CHANGE: Table = Base.metadata.tables[LocalChange.__tablename__]
 SYNC_COMMAND: Table = Base.metadata.tables[SyncCommand.__tablename__]
-SYNC_APPLYING: Table = Base.metadata.tables[SyncApplying.__tablename__]
 _CHUNK = 500  # ids per IN (...) on the server
 _INSERT_BATCH = 5000  # rows per executemany into the replica
 
@@ -119,7 +116,7 @@ def _replica_transaction(replica: Engine) -> Iterator[Connection]:
         connection.exec_driver_sql("PRAGMA cache_size=-65536")
         connection.commit()  # ends SQLAlchemy's autobegun transaction (no BEGIN was sent)
         try:
-            with connection.begin(), _applying(connection):
+            with connection.begin(), journal.applying(connection):
                 yield connection
         finally:
             if connection.in_transaction():
@@ -129,22 +126,21 @@ def _replica_transaction(replica: Engine) -> Iterator[Connection]:
             connection.commit()
 
 
-def _write_rows(connection: Connection, tbl: Table, rows: Sequence[dict[str, Any]]) -> None:
-    # INSERT OR REPLACE: a row already there is replaced, and so is a local row holding a
-    # unique value the server's row now has (that row changed on the server too; its own
-    # change is further on in the log and brings it back).
-    stmt = tbl.insert().prefix_with("OR REPLACE")
+def _write_rows(connection: Connection, shape: _Shape, rows: Sequence[tuple[Any, ...]]) -> None:
+    """INSERT OR REPLACE rows in their stored form: a row already there is replaced, and so is
+    a local row holding a unique value the server's row now has (that row changed on the
+    server too; its own change is further on in the log and brings it back)."""
     for start in range(0, len(rows), _INSERT_BATCH):
-        connection.execute(stmt, list(rows[start:start + _INSERT_BATCH]))
+        connection.exec_driver_sql(shape.insert_sql, list(rows[start:start + _INSERT_BATCH]))
 
 
-def _delete_rows(connection: Connection, tbl: Table, ids: Iterable[uuid.UUID]) -> int:
-    key = tbl.c[key_column(tbl.name)]
-    ids = list(ids)
+def _delete_rows(connection: Connection, name: str, keys: Sequence[str]) -> int:
     deleted = 0
-    for start in range(0, len(ids), _CHUNK):
-        deleted += connection.execute(delete(tbl).where(key.in_(ids[start:start + _CHUNK]))
-                                      ).rowcount
+    for start in range(0, len(keys), _CHUNK):
+        part = tuple(keys[start:start + _CHUNK])
+        marks = ", ".join("?" for _ in part)
+        deleted += connection.exec_driver_sql(
+            f'DELETE FROM "{name}" WHERE "{key_column(name)}" IN ({marks})', part).rowcount
     return deleted
 
 
@@ -156,17 +152,10 @@ def _save_cursor(connection: Connection, cursor: str, *, snapshot: bool = False)
 
 
 def _confirm(connection: Connection, cursor: str) -> None:
-    _confirm_passed(connection, lambda checkpoint: capture.passed(cursor, checkpoint))
+    journal.confirm_passed(connection, lambda checkpoint: capture.passed(cursor, checkpoint))
 
 
-# The journal's side of a pull (the same rules as journal.py's helpers of these names).
-
-
-@contextmanager
-def _applying(connection: Connection) -> Iterator[None]:
-    connection.execute(SYNC_APPLYING.insert().prefix_with("OR IGNORE").values(id=1))
-    yield
-    connection.execute(delete(SYNC_APPLYING))
+# Which rows of the replica a pull must leave alone or bring again: journal.py's rules.
 
 
 def _rows_of(connection: Connection, condition: Any) -> dict[str, set[uuid.UUID]]:
@@ -181,19 +170,6 @@ def _rows_of(connection: Connection, condition: Any) -> dict[str, set[uuid.UUID]
     return found
 
 
-def _protected_rows(connection: Connection) -> dict[str, set[uuid.UUID]]:
-    """Rows changed locally and not yet confirmed: untagged, pending, or applied."""
-    return _rows_of(connection, or_(
-        LOCAL_CHANGE.c.command_id.is_(None),
-        SYNC_COMMAND.c.state.in_((SyncCommandState.PENDING.value,
-                                  SyncCommandState.APPLIED.value))))
-
-
-def _refetch_rows(connection: Connection) -> dict[str, set[uuid.UUID]]:
-    """Rows of rejected commands, to fetch again from the server."""
-    return _rows_of(connection, SYNC_COMMAND.c.state == SyncCommandState.REJECTED.value)
-
-
 def _confirmable_rows(connection: Connection, cursor: str) -> dict[str, set[uuid.UUID]]:
     """Rows of APPLIED commands whose checkpoint `cursor` has passed."""
     rows = connection.execute(select(SYNC_COMMAND.c.id, SYNC_COMMAND.c.checkpoint).where(
@@ -202,22 +178,6 @@ def _confirmable_rows(connection: Connection, cursor: str) -> dict[str, set[uuid
     if not done:
         return {}
     return _rows_of(connection, LOCAL_CHANGE.c.command_id.in_(done))
-
-
-def _forget_rejected_rows(connection: Connection) -> None:
-    rejected = select(SYNC_COMMAND.c.id).where(
-        SYNC_COMMAND.c.state == SyncCommandState.REJECTED.value)
-    connection.execute(delete(LOCAL_CHANGE).where(LOCAL_CHANGE.c.command_id.in_(rejected)))
-
-
-def _confirm_passed(connection: Connection, passed: Callable[[str], bool]) -> None:
-    rows = connection.execute(select(SYNC_COMMAND.c.id, SYNC_COMMAND.c.checkpoint).where(
-        SYNC_COMMAND.c.state == SyncCommandState.APPLIED.value)).all()
-    done = [command_id for command_id, checkpoint in rows if passed(checkpoint)]
-    if done:
-        connection.execute(update(SYNC_COMMAND).where(SYNC_COMMAND.c.id.in_(done))
-                           .values(state=SyncCommandState.CONFIRMED.value))
-        connection.execute(delete(LOCAL_CHANGE).where(LOCAL_CHANGE.c.command_id.in_(done)))
 
 
 # -- server side ----------------------------------------------------------------------------
@@ -244,81 +204,10 @@ def _operator(connection: Connection, member_id: uuid.UUID) -> Operator:
         return operator_for(session, member)
 
 
-def _redact(tbl: Table, rows: list[dict[str, Any]], operator: Operator) -> None:
-    secret = redacted_columns(tbl.name)
-    if not secret:
-        return
-    key = key_column(tbl.name)
-    for row in rows:
-        if tbl.name == "member" and row[key] == operator.member_id:
-            continue  # one's own password hash: signing in offline
-        for name in secret:
-            if row.get(name) is None:
-                continue
-            row[name] = None if tbl.c[name].nullable else f"redacted:{row[key].hex}"
-
-
-def _fetch(connection: Connection, tbl: Table, operator: Operator,
-           ids: Sequence[uuid.UUID] | None) -> list[dict[str, Any]]:
-    """The in-scope rows of `tbl` (those with these ids, or all), redacted."""
-    scope = scope_condition(tbl, operator)
-    if ids is None:
-        result = connection.execution_options(yield_per=_INSERT_BATCH).execute(
-            select(tbl).where(scope))
-        rows = [dict(row) for row in result.mappings()]
-    else:
-        key = tbl.c[key_column(tbl.name)]
-        rows = []
-        for start in range(0, len(ids), _CHUNK):
-            part = ids[start:start + _CHUNK]
-            rows += [dict(row) for row in connection.execute(
-                select(tbl).where(key.in_(part), scope)).mappings()]
-    _redact(tbl, rows, operator)
-    return rows
-
-
-def _references(rows_by_table: dict[str, list[dict[str, Any]]]) -> dict[str, set[uuid.UUID]]:
-    """The synced rows the fetched rows reference (inviter, unit, event, batch, ...)."""
-    wanted: dict[str, set[uuid.UUID]] = {}
-    for name, rows in rows_by_table.items():
-        if not rows:
-            continue
-        for fk in table(name).foreign_keys:
-            target = fk.column.table.name
-            if target not in SYNCED_TABLES or fk.column.name != key_column(target):
-                continue
-            column = fk.parent.name
-            for row in rows:
-                value = row.get(column)
-                if value is not None:
-                    wanted.setdefault(target, set()).add(value)
-    return wanted
-
-
-def _missing_locally(connection: Connection, wanted: dict[str, set[uuid.UUID]]
-                     ) -> dict[str, list[uuid.UUID]]:
-    missing: dict[str, list[uuid.UUID]] = {}
-    for name, ids in wanted.items():
-        tbl = table(name)
-        key = tbl.c[key_column(name)]
-        ids_list = list(ids)
-        present: set[uuid.UUID] = set()
-        for start in range(0, len(ids_list), _CHUNK):
-            present |= set(connection.execute(
-                select(key).where(key.in_(ids_list[start:start + _CHUNK]))).scalars())
-        absent = [i for i in ids_list if i not in present]
-        if absent:
-            missing[name] = absent
-    return missing
-
-
-# -- snapshot -------------------------------------------------------------------------------
-
-
 def _stored_form(column: Any, server_dialect: str) -> Any:
     """The server expression giving `column` in the form SQLAlchemy stores it in SQLite: a
     UUID as 32 hex digits, a UTC datetime as 'YYYY-MM-DD HH:MM:SS.ffffff', a boolean as 0/1.
-    The snapshot moves 100,000s of rows; converting each value in Python (the driver's
+    A snapshot moves 100,000s of rows; converting each value in Python (the driver's
     parsing, then SQLAlchemy's processing, twice) was most of its time."""
     kind = column.type
     pg = server_dialect == "postgresql"
@@ -335,43 +224,103 @@ def _stored_form(column: Any, server_dialect: str) -> Any:
     return type_coerce(expr, NullType()).label(column.name)
 
 
-def _copy_table(server: Connection, local: Connection, tbl: Table, operator: Operator,
-                keep: set[uuid.UUID]) -> int:
-    """Stream every in-scope row of `tbl` from the server into the replica, already in the
-    stored form; returns the rows written."""
-    names = [c.name for c in tbl.columns]
-    exprs = [_stored_form(c, server.dialect.name) for c in tbl.columns]
-    # PyMySQL parses every value in Python; one JSON array per row (parsed in C) is several
-    # times faster. Not for binary columns (the organization's logo), which JSON cannot hold.
-    as_json = server.dialect.name != "postgresql" and not any(
-        isinstance(c.type, LargeBinary) for c in tbl.columns)
-    raw = (select(type_coerce(func.json_array(*exprs), NullType())) if as_json
-           else select(*exprs)).where(scope_condition(tbl, operator))
-    key_at = names.index(key_column(tbl.name))
-    keep_hex = {k.hex for k in keep}
-    secret = [(names.index(n), tbl.c[n].nullable) for n in redacted_columns(tbl.name)]
-    own = operator.member_id.hex if tbl.name == "member" else None
-    quoted = ", ".join('"' + n + '"' for n in names)
-    marks = ", ".join("?" for _ in names)
-    sql = f'INSERT OR REPLACE INTO "{tbl.name}" ({quoted}) VALUES ({marks})'
-    written = 0
-    result = server.execution_options(yield_per=_INSERT_BATCH).execute(raw)
-    for part in result.partitions():
-        batch: list[tuple[Any, ...]] = []
-        for row in ([json.loads(r[0]) for r in part] if as_json else part):
-            key = row[key_at]
-            if key in keep_hex:
-                continue
-            if secret and key != own:
+class _Shape:
+    """How one table's rows travel: the server SELECT of their stored form, where the key
+    and the secrets sit in a row, the replica's INSERT, and the references to follow."""
+
+    def __init__(self, tbl: Table, server_dialect: str, operator: Operator) -> None:
+        self.table = tbl
+        self.name = tbl.name
+        names = [c.name for c in tbl.columns]
+        self.exprs = [_stored_form(c, server_dialect) for c in tbl.columns]
+        # PyMySQL parses every value in Python; one JSON array per row (parsed in C) is
+        # several times faster. Not for binary columns (the organization's logo).
+        self.as_json = server_dialect != "postgresql" and not any(
+            isinstance(c.type, LargeBinary) for c in tbl.columns)
+        self.scope = scope_condition(tbl, operator)
+        self.key = tbl.c[key_column(tbl.name)]
+        self.key_at = names.index(key_column(tbl.name))
+        self.secret = [(names.index(n), tbl.c[n].nullable) for n in redacted_columns(tbl.name)]
+        self.own = operator.member_id.hex if tbl.name == "member" else None
+        quoted = ", ".join('"' + n + '"' for n in names)
+        marks = ", ".join("?" for _ in names)
+        self.insert_sql = f'INSERT OR REPLACE INTO "{tbl.name}" ({quoted}) VALUES ({marks})'
+        self.references = [
+            (names.index(fk.parent.name), fk.column.table.name) for fk in tbl.foreign_keys
+            if fk.column.table.name in SYNCED_TABLES
+            and fk.column.name == key_column(fk.column.table.name)]
+
+    def select(self, *where: Any) -> Any:
+        columns = (type_coerce(func.json_array(*self.exprs), NullType()),) if self.as_json \
+            else self.exprs
+        return select(*columns).where(self.scope, *where)
+
+    def rows(self, raw: Iterable[Any]) -> list[tuple[Any, ...]]:
+        """Driver rows -> stored tuples, secrets redacted (one's own member row kept)."""
+        out: list[tuple[Any, ...]] = []
+        for row in ([json.loads(r[0]) for r in raw] if self.as_json else raw):
+            key = row[self.key_at]
+            if self.secret and key != self.own:
                 values = list(row)
-                for at, nullable in secret:
+                for at, nullable in self.secret:
                     if values[at] is not None:
                         values[at] = None if nullable else f"redacted:{key}"
-                batch.append(tuple(values))
+                out.append(tuple(values))
             else:
-                batch.append(tuple(row))
+                out.append(tuple(row))
+        return out
+
+
+def _fetch(server: Connection, shape: _Shape, ids: Sequence[uuid.UUID]) -> list[tuple[Any, ...]]:
+    """The in-scope rows of `shape`'s table with these ids, stored form."""
+    rows: list[tuple[Any, ...]] = []
+    for start in range(0, len(ids), _CHUNK):
+        part = ids[start:start + _CHUNK]
+        rows += shape.rows(server.execute(shape.select(shape.key.in_(part))))
+    return rows
+
+
+def _references(shapes: dict[str, _Shape], rows_by_table: dict[str, list[tuple[Any, ...]]]
+                ) -> dict[str, set[str]]:
+    """The synced rows (keys, stored form) the fetched rows reference: inviter, unit, ..."""
+    wanted: dict[str, set[str]] = {}
+    for name, rows in rows_by_table.items():
+        for at, target in shapes[name].references:
+            for row in rows:
+                if row[at] is not None:
+                    wanted.setdefault(target, set()).add(row[at])
+    return wanted
+
+
+def _missing_locally(connection: Connection, wanted: dict[str, set[str]]
+                     ) -> dict[str, list[uuid.UUID]]:
+    missing: dict[str, list[uuid.UUID]] = {}
+    for name, keys in wanted.items():
+        listed = sorted(keys)
+        present: set[str] = set()
+        for start in range(0, len(listed), _CHUNK):
+            part = tuple(listed[start:start + _CHUNK])
+            marks = ", ".join("?" for _ in part)
+            present |= {r[0] for r in connection.exec_driver_sql(
+                f'SELECT "{key_column(name)}" FROM "{name}" WHERE "{key_column(name)}" '
+                f"IN ({marks})", part)}
+        absent = [uuid.UUID(k) for k in listed if k not in present]
+        if absent:
+            missing[name] = absent
+    return missing
+
+
+def _copy_table(server: Connection, local: Connection, shape: _Shape,
+                keep: set[uuid.UUID]) -> int:
+    """Stream every in-scope row of the table from the server into the replica; returns the
+    rows written."""
+    keep_hex = {k.hex for k in keep}
+    written = 0
+    result = server.execution_options(yield_per=_INSERT_BATCH).execute(shape.select())
+    for part in result.partitions():
+        batch = [r for r in shape.rows(part) if r[shape.key_at] not in keep_hex]
         if batch:
-            local.exec_driver_sql(sql, batch)
+            _write_rows(local, shape, batch)
             written += len(batch)
     return written
 
@@ -388,7 +337,7 @@ def snapshot(remote: Engine, replica: Engine) -> PullReport:
         operator = _operator(server, state.operator_id)
         with _replica_transaction(replica) as local:
             _confirm(local, cursor)  # their rows are in this snapshot: no longer protected
-            protected = _protected_rows(local)
+            protected = journal.protected_rows(local)
             for name in reversed(SYNCED_TABLES):
                 tbl = table(name)
                 keep = protected.get(name, set())
@@ -405,14 +354,15 @@ def snapshot(remote: Engine, replica: Engine) -> PullReport:
                     {"t": name}).all()
                 for index_name, _ in indexes:
                     local.exec_driver_sql(f'DROP INDEX "{index_name}"')
-                written = _copy_table(server, local, table(name), operator,
+                written = _copy_table(server, local,
+                                      _Shape(table(name), server.dialect.name, operator),
                                       protected.get(name, set()))
                 for _, index_sql in indexes:
                     local.exec_driver_sql(index_sql)
                 applied += written
                 if written:
                     counts[name] = written
-            _forget_rejected_rows(local)
+            journal.forget_rejected_rows(local)
             _save_cursor(local, cursor, snapshot=True)
     return PullReport(applied=applied, deleted=deleted, tables=counts,
                       kinds=kinds_for(SYNCED_TABLES), cursor=cursor, snapshot=True, more=False)
@@ -454,7 +404,7 @@ def pull_round(remote: Engine, replica: Engine, *, limit: int = 5000) -> PullRep
     if not state.snapshot_done or not state.cursor:
         return snapshot(remote, replica)
     with replica.connect() as local:
-        refetch = _refetch_rows(local)
+        refetch = journal.refetch_rows(local)
     try:
         with _server_snapshot(remote) as server:
             changes, cursor = capture.read_changes(server, state.cursor, limit)
@@ -466,23 +416,26 @@ def pull_round(remote: Engine, replica: Engine, *, limit: int = 5000) -> PullRep
                 merged = dict.fromkeys(ids.get(name, []))
                 merged.update(dict.fromkeys(extra))
                 ids[name] = list(merged)
-            rows_by_table: dict[str, list[dict[str, Any]]] = {}
+            rows_by_table: dict[str, list[tuple[Any, ...]]] = {}
+            shapes: dict[str, _Shape] = {}
             if ids:
                 operator = _operator(server, state.operator_id)
                 if operator.member_id in ids.get("member", []) \
                         and _scope_changed(replica, operator):
                     raise _Rescope
+                shapes = {name: _Shape(table(name), server.dialect.name, operator)
+                          for name in SYNCED_TABLES}
                 for name in SYNCED_TABLES:
                     if name in ids:
-                        rows_by_table[name] = _fetch(server, table(name), operator, ids[name])
+                        rows_by_table[name] = _fetch(server, shapes[name], ids[name])
                 with replica.connect() as local:
-                    missing = _missing_locally(local, _references(rows_by_table))
+                    missing = _missing_locally(local, _references(shapes, rows_by_table))
                 for name, absent in missing.items():
-                    known = {r[key_column(name)] for r in rows_by_table.get(name, [])}
-                    absent = [i for i in absent if i not in known]
+                    shape = shapes[name]
+                    known = {r[shape.key_at] for r in rows_by_table.get(name, [])}
+                    absent = [i for i in absent if i.hex not in known]
                     if absent:
-                        rows_by_table.setdefault(name, []).extend(
-                            _fetch(server, table(name), operator, absent))
+                        rows_by_table.setdefault(name, []).extend(_fetch(server, shape, absent))
     except (CursorExpired, _Rescope):
         return snapshot(remote, replica)
     more = len(changes) >= limit
@@ -494,16 +447,16 @@ def pull_round(remote: Engine, replica: Engine, *, limit: int = 5000) -> PullRep
     applied = deleted = 0
     with _replica_transaction(replica) as local:
         _confirm(local, cursor)
-        protected = _protected_rows(local)
+        protected = journal.protected_rows(local)
         for name in reversed(SYNCED_TABLES):  # children first
             if name not in ids:
                 continue
-            keep = protected.get(name, set())
-            key_name = key_column(name)
-            returned = {r[key_name] for r in rows_by_table.get(name, [])}
-            gone = [i for i in ids[name] if i not in returned and i not in keep]
+            keep = {k.hex for k in protected.get(name, set())}
+            at = shapes[name].key_at
+            returned = {r[at] for r in rows_by_table.get(name, [])}
+            gone = [k for k in (i.hex for i in ids[name]) if k not in returned and k not in keep]
             if gone:
-                removed = _delete_rows(local, table(name), gone)
+                removed = _delete_rows(local, name, gone)
                 deleted += removed
                 if removed:
                     counts[name] = counts.get(name, 0) + removed
@@ -511,15 +464,15 @@ def pull_round(remote: Engine, replica: Engine, *, limit: int = 5000) -> PullRep
             rows = rows_by_table.get(name)
             if not rows:
                 continue
-            keep = protected.get(name, set())
-            key_name = key_column(name)
-            rows = [r for r in rows if r[key_name] not in keep]
+            keep = {k.hex for k in protected.get(name, set())}
+            at = shapes[name].key_at
+            rows = [r for r in rows if r[at] not in keep]
             if rows:
-                _write_rows(local, table(name), rows)
+                _write_rows(local, shapes[name], rows)
                 applied += len(rows)
                 counts[name] = counts.get(name, 0) + len(rows)
         if refetch:
-            _forget_rejected_rows(local)
+            journal.forget_rejected_rows(local)
         _save_cursor(local, cursor)
     return PullReport(applied=applied, deleted=deleted, tables=counts,
                       kinds=kinds_for(counts), cursor=cursor, snapshot=False, more=more)
