@@ -78,6 +78,7 @@ class ReplicaLauncher:
     credentials: CredentialStore
     replica: Replica | None = None
     _opened: dict[str, Replica] = field(default_factory=dict)
+    _setup_engine: Engine | None = None
 
     def sign_in(self, email: str, password: str, new_password: str | None = None) -> Operator:
         from invite_desk.services import auth
@@ -95,6 +96,27 @@ class ReplicaLauncher:
         self.replica = replica
         return operator
 
+    def server_setup_uow(self) -> UnitOfWork | None:
+        """A unit of work on the server when it answers and holds no organization yet (the
+        desktop's first start on a new server shows the setup dialog there); else None."""
+        from invite_desk.services import auth
+        from invite_desk.services.sync.replica import is_offline_error, with_timeouts
+
+        connect_url, _ = resolve_database_url(self.remote_url, self.credentials)
+        engine = db.make_engine(with_timeouts(db.normalize_url(connect_url)))
+        try:
+            db.upgrade_to_head(engine)
+            uow = UnitOfWork(engine)
+            if auth.needs_setup(uow):
+                self._setup_engine = engine
+                return uow
+        except Exception as exc:
+            if not is_offline_error(exc):
+                raise
+            log.info("the server does not answer: %s", _one_line(exc))
+        engine.dispose()
+        return None
+
     def context(self) -> AppContext:
         replica = self.replica
         if replica is None:
@@ -104,6 +126,9 @@ class ReplicaLauncher:
                           replica=replica)
 
     def dispose(self) -> None:
+        if self._setup_engine is not None:
+            self._setup_engine.dispose()
+            self._setup_engine = None
         for replica in self._opened.values():
             replica.close()
         self._opened.clear()

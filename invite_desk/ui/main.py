@@ -73,6 +73,15 @@ def ask_for_operator(context: AppContext | None, email: str = "", *,
     organization exists already: there is no setup)."""
     dialog: SetupDialog | SignInDialog
     if launcher is not None:
+        setup_uow = None if email else launcher.server_setup_uow()
+        if setup_uow is not None:  # a new server: create the organization there first
+            setup = SetupDialog(setup_uow)
+            accepted = setup.exec() == QDialog.DialogCode.Accepted
+            made = setup.operator
+            setup.deleteLater()
+            if not accepted or made is None:
+                return None
+            email = made.email  # then sign in: that makes this computer's replica
         dialog = SignInDialog(None, database_label=launcher.database_label, email=email,
                               sign_in=launcher.sign_in)
     elif context is None:

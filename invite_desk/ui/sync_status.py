@@ -29,6 +29,7 @@ from invite_desk.ui.sync_controller import SyncController
 from invite_desk.ui.widgets import PlainLabel, plain_tooltip, plural
 
 TICK_MS = 5_000  # how often "synced 12 s ago" is re-worded (no database read)
+LABEL_MAX_WIDTH = 420  # pixels
 
 
 def _local(moment: datetime) -> datetime:
@@ -63,7 +64,7 @@ def status_text(status: SyncStatus | None, now: datetime | None = None) -> str:
     if status is None or not status.checked and status.online:
         head = "Connecting to the server…"
     elif status.online and status.error:
-        head = "Sync failed"
+        head = f"Sync failed: {status.error}"  # the server answered, and refused (elided)
     elif status.online:
         head = "Online · synced " + (ago(status.last_sync, now) if status.last_sync else "now")
     elif status.offline_since is not None:
@@ -128,7 +129,10 @@ class SyncStatusWidget(QWidget):
         self._ticker.start()
 
     def show_status(self, status: SyncStatus | None) -> None:
-        self.label.setText(status_text(status))
+        words = status_text(status)
+        # A long refusal must not widen the window: elided here, whole in the tooltip.
+        self.label.setText(self.label.fontMetrics().elidedText(
+            words, Qt.TextElideMode.ElideRight, LABEL_MAX_WIDTH))
         tip = ""
         if status is not None and status.error:
             tip = status.error
@@ -136,9 +140,9 @@ class SyncStatusWidget(QWidget):
             when = f"Last synced {_local(status.last_sync):%d %b %Y %H:%M:%S}"
             tip = f"{tip}\n{when}" if tip else when
         self.label.setToolTip(plain_tooltip(tip) if tip else "")
-        words = rejected_text(status)
-        self.rejected_button.setText(words)
-        self.rejected_button.setVisible(bool(words))
+        refused = rejected_text(status)
+        self.rejected_button.setText(refused)
+        self.rejected_button.setVisible(bool(refused))
 
     def _running(self, running: bool) -> None:
         self.sync_button.setEnabled(not running)

@@ -17,7 +17,10 @@ from invite_desk import app, cli
 from invite_desk.cli_sync import OPERATOR_PASSWORD_ENV
 from invite_desk.services.credentials import MemoryCredentialStore
 from invite_desk.services.errors import AuthenticationFailed
-from invite_desk.services.sync.replica import Replica, replica_path
+from invite_desk.services.registration.joining import register_with_invitation
+from invite_desk.services.sync.replica import Replica, ReplicaUnavailable, replica_path
+from invite_desk.services.tracking.actions import revoke_invitations
+from tests.registration_fixtures import form, invite
 from tests.sync_push_support import (
     ADMIN_EMAIL,
     BACKEND_PARAMS,
@@ -179,3 +182,80 @@ def test_prune_deletes_change_log_entries_older_than_the_days_given(
     if "invitation: 1" not in out:  # the replica still follows (in this round or a next)
         code, out, _ = _sync_until(url, capsys, "invitation: 1")
     assert code == 0 and "invitation: 1" in out
+
+
+def test_later_opens_sign_in_offline_and_a_refused_change_is_shown_until_dismissed(
+        world: SyncWorld, proxy: TcpProxy) -> None:
+    url = proxied_url(world.server.url, proxy)
+    sent = invite(world.server_uow, world.admin, "zoe@example.org", name="Zoë Martin")
+    proxy.cut()
+    with pytest.raises(ReplicaUnavailable, match="first sign-in on this computer needs"):
+        Replica.open(url, ADMIN_EMAIL, MemoryCredentialStore(), password=PASSWORD)
+    proxy.restore()
+    first = Replica.open(url, ADMIN_EMAIL, MemoryCredentialStore(), password=PASSWORD)
+    assert first.first_snapshot is not None and first.first_snapshot.tables["invitation"] == 1
+    first.close()
+
+    proxy.cut()  # from now on the server is away: the desktop still opens and signs in
+    replica = Replica.open(url, ADMIN_EMAIL, MemoryCredentialStore())
+    try:
+        assert replica.first_snapshot is None
+        with pytest.raises(AuthenticationFailed):
+            replica.sign_in("not the password")
+        operator = replica.sign_in(PASSWORD)
+        assert operator.email == ADMIN_EMAIL
+        revoke_invitations(replica.uow, operator, [sent.id])  # offline
+        report = replica.round()
+        assert not report.online and report.error.startswith("Cannot reach the server")
+        status = replica.status()
+        assert not status.online and status.waiting >= 1 and status.rejected == 0
+        assert status.offline_since is not None and status.offline_since == status.last_sync
+        assert "Cannot reach the server" in status.error
+
+        # Meanwhile Zoë accepts on the portal: the server's acceptance wins.
+        register_with_invitation(world.server_uow, sent.token, form("Zoë", "Martin"))
+        proxy.restore()
+        report = replica.round()
+        assert report.online and report.error == ""
+        assert report.pushed is not None and report.pushed.rejected == 1
+        assert "stays accepted" in report.pushed.reasons[-1]
+        status = replica.status()
+        assert status.online and status.rejected == 1 and status.error == ""
+        told = replica.rejected()
+        assert len(told) == 1 and "Zoë Martin accepted on" in told[0].reason
+        deadline = time.monotonic() + 20  # the server's accepted row comes back
+        while _status_of(replica, sent.id) != "accepted" and time.monotonic() < deadline:
+            replica.round()
+            time.sleep(0.2)
+        assert _status_of(replica, sent.id) == "accepted"
+        replica.dismiss(told[0].command_id)
+        assert replica.status().rejected == 0 and replica.rejected() == []
+    finally:
+        replica.close()
+
+
+def _status_of(replica: Replica, invitation_id: object) -> str:
+    with replica.engine.connect() as connection:
+        return str(connection.execute(text("SELECT status FROM invitation WHERE id = :id"),
+                                      {"id": str(invitation_id).replace("-", "")}).scalar())
+
+
+def test_a_dead_network_is_offline_within_seconds_not_minutes(
+        world: SyncWorld, proxy: TcpProxy) -> None:
+    url = proxied_url(world.server.url, proxy)
+    replica = Replica.open(url, ADMIN_EMAIL, MemoryCredentialStore(), password=PASSWORD)
+    try:
+        assert replica.round().online
+        with replica.remote().connect() as connection:  # connected: queries may take longer
+            raw = connection.connection.dbapi_connection
+            if hasattr(raw, "_read_timeout"):
+                assert raw._read_timeout == 60
+        proxy.hold()  # connections are accepted and never answered
+        started = time.monotonic()
+        report = replica.round()
+        assert not report.online and "Cannot reach the server" in report.error
+        assert time.monotonic() - started < 10
+        proxy.restore()
+        assert replica.round().online
+    finally:
+        replica.close()

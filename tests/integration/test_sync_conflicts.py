@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
 from invite_desk.services import settings as settings_service
 from invite_desk.services.admin.people import update_person
@@ -15,18 +17,21 @@ from invite_desk.services.invitations.sending import OutboxSender
 from invite_desk.services.invitations.tokens import hash_token
 from invite_desk.services.models import (
     InvitationStatus,
+    Member,
     MemberStatus,
     SyncCommandState,
+    utcnow,
 )
 from invite_desk.services.registration.joining import register_with_invitation
 from invite_desk.services.roles import Role
 from invite_desk.services.smtp.transport import SmtpTransport
-from invite_desk.services.sync import journal, push
+from invite_desk.services.sync import journal, pull, push
 from invite_desk.services.tracking.actions import (
     extend_invitations,
     resend_invitations,
     revoke_invitations,
 )
+from invite_desk.services.tracking.expiry import expire_overdue
 from invite_desk.services.uow import UnitOfWork
 from tests.registration_fixtures import form, invite
 from tests.smtp_server import LoopbackSmtpServer
@@ -77,10 +82,15 @@ def test_an_acceptance_on_the_server_beats_an_offline_action_and_the_operator_is
     assert told[0].summary.endswith("zoe@example.org")
     assert [a["outcome"] for a in answers(world.server)] == ["rejected"]
     # The replica fetches the server's row again instead of keeping the refused change.
-    refetch = None
     with replica.connect() as connection:
-        refetch = journal.refetch_rows(connection)
-    assert sent.id in refetch["invitation"]
+        assert sent.id in journal.refetch_rows(connection)["invitation"]
+    pull.pull_round(world.server, replica)
+    local = rows_of(replica, "invitation", id=sent.id)[0]
+    assert local["status"] == InvitationStatus.ACCEPTED
+    assert local["version"] == after["version"]
+    with replica.connect() as connection:
+        assert journal.refetch_rows(connection) == {}
+    assert journal.rejected(replica)[0].reason == told[0].reason  # shown until dismissed
 
 
 def test_two_desktops_inviting_the_same_address_offline_leave_one_live_invitation(
@@ -252,3 +262,43 @@ def test_a_link_mailed_offline_opens_on_the_portal_once_synced(
     joined = register_with_invitation(world.server_uow, token, form("Zoë", "Martin"))
     assert joined.member_id is not None
     assert count(world.server, "invitation", status=InvitationStatus.ACCEPTED.value) == 1
+
+
+def test_the_expiry_sweep_of_a_replica_is_checked_again_on_the_server(world: SyncWorld) -> None:
+    """An invitation extended on the server meanwhile stays live there; one that is overdue
+    on the server too is recorded expired, with its audit row."""
+    overdue = invite(world.server_uow, world.admin, "old@example.org",
+                     expires_at=utcnow() - timedelta(hours=1))
+    extended = invite(world.server_uow, world.admin, "zoe@example.org",
+                      expires_at=utcnow() - timedelta(hours=1))
+    replica = world.replica(world.admin)
+    assert expire_overdue(UnitOfWork(replica)) == 2
+    assert {c["kind"] for c in commands(replica)} == {"invitation.expire"}
+    extend_invitations(world.server_uow, world.admin, [extended.id], 7)
+
+    report = push.push_pending(world.server, replica)
+
+    assert (report.rejected, report.reasons) == (0, ())
+    assert rows_of(world.server, "invitation", id=overdue.id)[0]["status"] == "expired"
+    assert rows_of(world.server, "invitation", id=extended.id)[0]["status"] == "sent"
+    assert count(world.server, "audit_log", action="invitation.expired",
+                 entity_id=overdue.id) == 1
+    assert count(world.server, "audit_log", action="invitation.expired",
+                 entity_id=extended.id) == 0
+
+
+def test_signing_in_offline_is_not_a_conflict_with_a_change_of_ones_member_row(
+        world: SyncWorld) -> None:
+    hr = world.member(Role.HR_TENANT, "hana.hr@example.org", "Hana")
+    replica = world.replica(hr)
+    moment = utcnow()
+    with replica.begin() as connection:  # what signing in on the replica writes
+        connection.execute(update(Member.__table__).where(Member.id == hr.member_id)
+                           .values(last_sign_in_at=moment, version=Member.version + 1))
+    update_person(world.server_uow, world.admin, hr.member_id, role=Role.HR_LOCAL)
+
+    report = push.push_pending(world.server, replica)
+
+    assert (report.applied, report.rejected) == (1, 0)
+    server = rows_of(world.server, "member", id=hr.member_id)[0]
+    assert server["last_sign_in_at"] == moment and server["role"] == "HR_LOCAL"

@@ -19,19 +19,24 @@ from typing import Any
 
 import pytest
 from pytestqt.qtbot import QtBot
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from invite_desk import app
-from invite_desk.services import mail_settings
+from invite_desk import app, cli
+from invite_desk.services import auth, mail_settings
 from invite_desk.services.credentials import MemoryCredentialStore, database_key
-from invite_desk.services.models import Invitation
+from invite_desk.services.errors import AuthenticationFailed
+from invite_desk.services.models import Invitation, Member
 from invite_desk.services.operator import Operator
 from invite_desk.services.referral_program import Period, PeriodKind
 from invite_desk.services.registration.joining import register_with_invitation
+from invite_desk.services.roles import Role
 from invite_desk.services.sync.replica import replica_path
 from invite_desk.ui.applications.model import StatusFilter
 from invite_desk.ui.compose.layout import InputMode
 from invite_desk.ui.main_window import MainWindow
+from invite_desk.ui.sign_in_dialog import SignInDialog
+from invite_desk.ui.tasks import SynchronousRunner
+from tests.db_servers import fresh_server_database
 from tests.registration_fixtures import form, invite, set_policy
 from tests.smtp_server import LoopbackSmtpServer
 from tests.sync_push_support import (
@@ -215,3 +220,137 @@ def _replica_invitation(context: app.AppContext, email: str) -> dict[str, Any]:
             Invitation.__table__.c.email == email)).mappings().first()
     assert row is not None
     return dict(row)
+
+
+def test_the_sign_in_dialog_opens_the_replica_and_works_while_the_server_is_away(
+        qtbot: QtBot, world: SyncWorld, proxy: TcpProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = proxied_url(world.server.url, proxy)
+
+    def dialog_for(launcher: app.ReplicaLauncher) -> SignInDialog:
+        dialog = SignInDialog(None, database_label=launcher.database_label,
+                              sign_in=launcher.sign_in, runner=SynchronousRunner())
+        qtbot.addWidget(dialog)
+        dialog.email_edit.setText(ADMIN_EMAIL)
+        dialog.password_edit.setText(PASSWORD)
+        return dialog
+
+    proxy.cut()  # never signed in on this computer, and the server is away
+    launcher = app.replica_launcher(url, credentials=MemoryCredentialStore())
+    dialog = dialog_for(launcher)
+    dialog.submit()
+    assert dialog.operator is None
+    assert "The first sign-in on this computer needs the server" in dialog.error_text
+
+    proxy.restore()
+    dialog.submit()
+    assert dialog.operator is not None and launcher.replica is not None
+    launcher.dispose()
+
+    proxy.cut()  # later: the desktop starts and signs in without the server
+    launcher = app.replica_launcher(url, credentials=MemoryCredentialStore())
+    try:
+        dialog = dialog_for(launcher)
+        dialog.password_edit.setText("not the password")
+        dialog.submit()
+        assert dialog.operator is None and dialog.error_text
+        dialog.password_edit.setText(PASSWORD)
+        dialog.submit()
+        assert dialog.operator is not None and dialog.operator.email == ADMIN_EMAIL
+        context = launcher.context()
+        assert context.replica is launcher.replica
+        assert context.database_label.endswith("(replica on this computer)")
+        assert PASSWORD not in context.database_label
+    finally:
+        launcher.dispose()
+
+    # `invite-desk --db URL` (a server) starts this replica mode, not the server directly.
+    started: list[app.ReplicaLauncher] = []
+    monkeypatch.setattr(app, "default_credentials", MemoryCredentialStore)
+    monkeypatch.setattr("invite_desk.ui.main.run_gui_replica",
+                        lambda launcher: started.append(launcher) or 0)
+    assert cli.main(["--db", url]) == 0  # with the server away: nothing was opened yet
+    assert len(started) == 1 and started[0].database_label == launcher.database_label
+
+
+def test_an_open_page_shows_a_change_made_on_the_server_without_a_refresh(
+        qtbot: QtBot, world: SyncWorld, proxy: TcpProxy) -> None:
+    queue(world.server_uow, world.admin, "ana@example.org")
+    launcher = app.replica_launcher(proxied_url(world.server.url, proxy),
+                                    credentials=MemoryCredentialStore())
+    operator = launcher.sign_in(ADMIN_EMAIL, PASSWORD)
+    window = MainWindow(launcher.context(), operator, remember_geometry=False)
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        assert window.sync_status is not None
+        _wait(qtbot, lambda: window.sync_status.label.text().startswith("Online · synced "))
+        window.show_page("invitations")
+        invitations = window.pages["invitations"]
+        _wait(qtbot, lambda: _emails(invitations) == ["ana@example.org"])
+        heard: list[frozenset[str]] = []
+        window.hub.changed.connect(lambda changes: heard.append(changes.kinds))
+
+        queue(world.server_uow, world.admin, "bruno@example.org")  # someone else, elsewhere
+        _wait(qtbot, lambda: sorted(_emails(invitations))
+              == ["ana@example.org", "bruno@example.org"])
+        assert any("invitations" in kinds for kinds in heard)  # the round's broadcast
+    finally:
+        if window.sync is not None:
+            window.sync.stop()
+        window.finish_background_work()
+        window.close()
+        launcher.dispose()
+
+
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+def test_a_new_server_is_set_up_first_and_a_server_away_is_not_asked(backend: str) -> None:
+    with fresh_server_database(backend) as url:
+        proxy = proxy_for(url)
+        try:
+            launcher = app.replica_launcher(proxied_url(url, proxy),
+                                            credentials=MemoryCredentialStore())
+            proxy.cut()
+            assert launcher.server_setup_uow() is None  # away: straight to the sign-in
+            proxy.restore()
+            uow = launcher.server_setup_uow()  # an empty server: migrated, needs its setup
+            assert uow is not None
+            auth.setup_organization(
+                uow, organization_name="Harbour Rowing Club", description="",
+                admin_email=ADMIN_EMAIL, admin_first_name="Ada", admin_last_name="Admin",
+                password=PASSWORD, registration_base_url="https://join.example.org")
+            assert launcher.server_setup_uow() is None  # set up: the sign-in follows
+            operator = launcher.sign_in(ADMIN_EMAIL, PASSWORD)  # makes the replica
+            assert operator.email == ADMIN_EMAIL and launcher.replica is not None
+            launcher.dispose()
+        finally:
+            proxy.stop()
+
+
+def test_a_one_time_password_is_replaced_on_the_first_sign_in_that_makes_the_replica(
+        world: SyncWorld, proxy: TcpProxy) -> None:
+    hugo = world.member(Role.HR_TENANT, "hugo@example.org", "Hugo")
+    auth.set_password(world.server_uow, hugo.member_id, "one-time-Passw0rd")
+    with world.server.begin() as connection:
+        connection.execute(update(Member.__table__).where(Member.__table__.c.id == hugo.member_id)
+                           .values(must_change_password=True))
+    url = proxied_url(world.server.url, proxy)
+    launcher = app.replica_launcher(url, credentials=MemoryCredentialStore())
+    try:
+        with pytest.raises(auth.PasswordChangeRequired):
+            launcher.sign_in("hugo@example.org", "one-time-Passw0rd")
+        assert launcher.replica is None
+        operator = launcher.sign_in("hugo@example.org", "one-time-Passw0rd", "my own Passw0rd!")
+        assert operator.email == "hugo@example.org" and launcher.replica is not None
+    finally:
+        launcher.dispose()
+    proxy.cut()  # the new password works offline; the one-time one no longer does anywhere
+    launcher = app.replica_launcher(url, credentials=MemoryCredentialStore())
+    try:
+        with pytest.raises(AuthenticationFailed):
+            launcher.sign_in("hugo@example.org", "one-time-Passw0rd")
+        assert launcher.sign_in("hugo@example.org", "my own Passw0rd!").role is Role.HR_TENANT
+    finally:
+        launcher.dispose()
+    with pytest.raises(AuthenticationFailed):
+        auth.sign_in(world.server_uow, "hugo@example.org", "one-time-Passw0rd")

@@ -54,7 +54,8 @@ def test_the_words_for_online_offline_waiting_and_rejected() -> None:
     assert status_text(replace(offline, offline_since=days_ago), NOW).startswith(
         f"Offline since {days_ago.astimezone():%d %b %H:%M}")
     assert status_text(replace(offline, offline_since=None), NOW).startswith("Offline · ")
-    assert status_text(replace(ONLINE, error="You cannot sync"), NOW) == "Sync failed"
+    assert status_text(replace(ONLINE, error="Your account is no longer active"), NOW) \
+        == "Sync failed: Your account is no longer active"
     assert rejected_text(ONLINE) == ""
     assert rejected_text(replace(ONLINE, rejected=2)) == "2 rejected"
     assert rejected_text(replace(ONLINE, rejected=1, notes=1)) == "1 rejected · 1 note"
@@ -195,6 +196,17 @@ def test_rejected_commands_are_listed_with_their_reasons_as_plain_text_and_dismi
     qtbot.waitUntil(lambda: not dialog.commands)
     assert widget.rejected_button.isHidden()
     assert "Nothing to review" in dialog.intro.text()
+
+
+def test_a_long_refusal_is_elided_in_the_bar_and_whole_in_the_tooltip(
+        widget: SyncStatusWidget) -> None:
+    reason = "Your account is no longer active on the server; sign in again. " * 6
+    widget.show_status(SyncStatus(online=True, last_sync=NOW, waiting=0, rejected=0,
+                                  error=reason))
+    assert widget.label.text().startswith("Sync failed: Your account")
+    assert widget.label.text().endswith("…")
+    assert widget.label.sizeHint().width() <= 430
+    assert reason.strip() in widget.label.toolTip()
 
 
 def test_sync_now_while_a_round_runs_runs_one_more_after_it(

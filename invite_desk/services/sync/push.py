@@ -87,6 +87,7 @@ AUDIT = Base.metadata.tables[AuditLog.__tablename__]
 APPLIED = "applied"
 REJECTED = "rejected"
 GROUP = 50  # commands per server transaction
+EXPIRE = "invitation.expire"  # tracking/expiry.py's sweep on a replica
 
 # Rows only ever added: inserted if absent, never updated from a replica. (The referral
 # ledger is append-only too, but derived: see DERIVED.)
@@ -441,6 +442,12 @@ class _Context:
     written: Mapping[tuple[str, uuid.UUID], int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
+    # The server's rows of this command (locked), read in one query per table.
+    server_rows: dict[tuple[str, uuid.UUID], dict[str, Any] | None] = field(
+        default_factory=dict)
+    appends: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # inserted last
+    skipped: set[uuid.UUID] = field(default_factory=set)  # rows whose audit rows are moot
+
     def base_of(self, change: RowChange) -> int | None:
         return self.written.get((change.table, change.row_id), change.base_version)
 
@@ -475,10 +482,13 @@ def _apply(connection: Connection, command: PendingCommand, outcome: _Outcome,
         policy = settings_service.load(session, org_id) if org_id is not None else None
         context = _Context(connection, session, command, operator, policy, outcome, utcnow(),
                            written)
+        _prefetch(context)
         # Append-only rows last: the rules above read the audit log as it was before this
         # command (who changed a row last), not the command's own audit rows.
         for change in sorted(command.changes, key=lambda c: c.table in APPEND_ONLY):
             _apply_change(context, change)
+        for table_name, rows in context.appends.items():
+            connection.execute(insert(_table(table_name)), rows)
         session.flush()
         if context.notes:
             outcome.reason = " ".join(dict.fromkeys(context.notes))
@@ -496,7 +506,25 @@ def _organization_of(command: PendingCommand) -> uuid.UUID | None:
     return None
 
 
+def _prefetch(context: _Context) -> None:
+    by_table: dict[str, list[uuid.UUID]] = {}
+    for change in context.command.changes:
+        if change.table not in DERIVED:
+            by_table.setdefault(change.table, []).append(change.row_id)
+    for table_name, ids in by_table.items():
+        table = _table(table_name)
+        key = table.c[_key(table_name)]
+        stmt = select(table).where(key.in_(ids))
+        if table_name not in APPEND_ONLY:
+            stmt = stmt.with_for_update()
+        found = {row[key.name]: dict(row) for row in context.connection.execute(stmt).mappings()}
+        for row_id in ids:
+            context.server_rows[(table_name, row_id)] = found.get(row_id)
+
+
 def _server_row(context: _Context, table_name: str, row_id: uuid.UUID) -> dict[str, Any] | None:
+    if (table_name, row_id) in context.server_rows:
+        return context.server_rows[(table_name, row_id)]
     table = _table(table_name)
     key = table.c[_key(table_name)]
     row = context.connection.execute(select(table).where(key == row_id).with_for_update()
@@ -541,14 +569,25 @@ def _apply_change(context: _Context, change: RowChange) -> None:
     if context.command.kind == journal.DELIVERY and change.table == "invitation":
         _apply_delivery(context, change, local, server)
         return
+    if context.command.kind == EXPIRE and change.table == "invitation":
+        _apply_expiry(context, change, local, server)
+        return
     if change.table == "invitation":
         _accepted_wins(context, change, server)
     if change.table in LAST_WRITER_WINS:
         _last_writer_wins(context, change, local, server)
         return
-    if change.table != "batch" and context.command.kind != journal.DELIVERY:
+    if change.table != "batch" and not _own_sign_in(context, change, server):
         _check_base(context, change, server)
     _update(context, change, {c: local[c] for c in _data_columns(change)}, server)
+
+
+def _own_sign_in(context: _Context, change: RowChange, server: Mapping[str, Any]) -> bool:
+    """The operator's own sign-in facts (signing in, changing their password offline): the
+    last one wins, whatever else changed on their member row meanwhile."""
+    return (change.table == "member" and context.operator is not None
+            and server.get("id") == context.operator.member_id
+            and set(_data_columns(change)) <= OWN_SIGN_IN_COLUMNS)
 
 
 def _data_columns(change: RowChange) -> list[str]:
@@ -582,10 +621,16 @@ def _insert(context: _Context, change: RowChange, local: Mapping[str, Any]) -> N
     if change.table == "referral_flag" and _flag_taken(context, values):
         return
     if "version" in table.c:
+        if values.get("version") != 1:  # the replica rebases it on the server's
+            context.outcome.versions[(change.table, change.row_id)] = 1
         values["version"] = 1
-        context.outcome.versions[(change.table, change.row_id)] = 1
     if "updated_at" in table.c:
         values["updated_at"] = context.now  # the referral reconciliation reads from a watermark
+    if change.table in APPEND_ONLY:
+        if change.table == "audit_log" and values.get("entity_id") in context.skipped:
+            return  # it described a change the server did not take
+        context.appends.setdefault(change.table, []).append(values)
+        return
     context.connection.execute(insert(table).values(**values))
 
 
@@ -672,6 +717,19 @@ def _apply_delivery(context: _Context, change: RowChange, local: Mapping[str, An
             continue
         values[column] = local[column]
     _update(context, change, values, server)
+
+
+def _apply_expiry(context: _Context, change: RowChange, local: Mapping[str, Any],
+                  server: Mapping[str, Any]) -> None:
+    """The replica's expiry sweep is the sweep's condition, checked again on the server's
+    row: an invitation extended, accepted or revoked there meanwhile is left as it is (and
+    its `invitation.expired` audit row is not written). Never a rejection: bookkeeping."""
+    expires = server.get("expires_at")
+    if server.get("status") == InvitationStatus.SENT.value and expires is not None \
+            and expires <= context.now:
+        _update(context, change, {"status": InvitationStatus.EXPIRED.value}, server)
+    else:
+        context.skipped.add(change.row_id)
 
 
 def _last_writer_wins(context: _Context, change: RowChange, local: Mapping[str, Any],
@@ -790,8 +848,8 @@ def _authorize(context: _Context, change: RowChange, local: Mapping[str, Any] | 
     """Whether the operator, as the server knows them now, may make this change."""
     kind = context.command.kind
     operator = context.operator
-    if kind == journal.DELIVERY or operator is None:
-        return
+    if kind in (journal.DELIVERY, EXPIRE) or operator is None:
+        return  # facts (an email went out) and the sweep's bookkeeping (re-checked above)
     row = server if server is not None else (local or {})
     table = change.table
     policy = context.policy

@@ -16,10 +16,11 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Engine, Table, delete, insert, select, update
+from sqlalchemy import Engine, Table, delete, event, insert, select, update
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
@@ -89,21 +90,7 @@ def replica_path(remote_label: str, operator_email: str) -> Path:
     return local_config.data_dir() / "replicas" / f"{name}.sqlite3"
 
 
-def _install_journal(engine: Engine) -> None:
-    """journal.install_journal on a file that may already hold the triggers: they are dropped
-    first (its own clean-up matches names with LIKE '...\\_%' but no ESCAPE clause, which
-    SQLite reads literally, so a reopened replica failed on "trigger already exists")."""
-    prefix = journal.TRIGGER_PREFIX
-    with engine.begin() as connection:
-        names = connection.exec_driver_sql(
-            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND substr(name, 1, ?) = ?",
-            (len(prefix), prefix)).scalars().all()
-        for name in names:
-            connection.exec_driver_sql(f'DROP TRIGGER IF EXISTS "{name}"')
-    journal.install_journal(engine)
-
-
-def _with_timeouts(url: URL) -> URL:
+def with_timeouts(url: URL) -> URL:
     """The server URL with short connect timeouts and dead-peer detection, so a round against
     a server that went away fails in seconds instead of hanging a background thread."""
     url = db.normalize_url(url)
@@ -112,9 +99,18 @@ def _with_timeouts(url: URL) -> URL:
                  "keepalives_idle": "10", "keepalives_interval": "3", "keepalives_count": "3",
                  "tcp_user_timeout": str(READ_TIMEOUT * 1000)}
     else:
-        extra = {"connect_timeout": str(CONNECT_TIMEOUT), "read_timeout": str(READ_TIMEOUT),
+        # PyMySQL's connect_timeout covers the TCP connect only: the greeting and the sign-in
+        # are reads, so reads start with the short timeout too (a dead network fails in
+        # seconds) and get the long one once connected (_longer_reads).
+        extra = {"connect_timeout": str(CONNECT_TIMEOUT), "read_timeout": str(CONNECT_TIMEOUT),
                  "write_timeout": str(READ_TIMEOUT)}
     return url.update_query_dict({k: v for k, v in extra.items() if k not in url.query})
+
+
+def _longer_reads(dbapi_connection: Any, _record: object) -> None:
+    """MariaDB: once connected, a query may take longer than a handshake."""
+    if hasattr(dbapi_connection, "_read_timeout"):
+        dbapi_connection._read_timeout = READ_TIMEOUT
 
 
 def one_line(error: BaseException) -> str:
@@ -175,12 +171,12 @@ class Replica:
         label = public_url.render_as_string(hide_password=True)
         path = replica_path(label, operator_email)
         engine = db.make_engine(f"sqlite:///{path}")
-        replica = cls(path=path, engine=engine, remote_url=_with_timeouts(connect_url),
+        replica = cls(path=path, engine=engine, remote_url=with_timeouts(connect_url),
                       remote_label=label, operator_email=auth.normalize_email(operator_email))
         made = not path.exists()
         try:
             db.upgrade_to_head(engine)
-            _install_journal(engine)
+            journal.install_journal(engine)
             if not replica._snapshot_done():
                 replica._first_fill(password, new_password)
         except BaseException:
@@ -271,6 +267,8 @@ class Replica:
         with self._state_lock:
             if self._remote is None:
                 self._remote = db.make_engine(self._remote_url)
+                if self._remote.dialect.name in ("mysql", "mariadb"):
+                    event.listen(self._remote, "connect", _longer_reads)
             return self._remote
 
     def remote_uow(self) -> UnitOfWork:

@@ -22,10 +22,15 @@ from invite_desk.services.models import (
     new_id,
     utcnow,
 )
+from invite_desk.services.sync import journal
 from invite_desk.services.tracking.status import overdue_sql
 from invite_desk.services.uow import UnitOfWork
 
 CHUNK = 1000
+
+
+# On a replica, the sweep's commits are commands the server re-checks (sync/push.py).
+EXPIRE_COMMAND = "invitation.expire"
 
 
 def expire_overdue(uow: UnitOfWork, now: datetime | None = None, *,
@@ -88,7 +93,8 @@ def _expire_organization(uow: UnitOfWork, organization_id: uuid.UUID, moment: da
                     }
                     for invitation_id, expires_at in changed
                 ])
-            uow.commit()
+            with journal.command(EXPIRE_COMMAND, f"Record {len(changed)} expired invitations"):
+                uow.commit()
             total += len(changed)
         if len(ids) < chunk:
             return total
