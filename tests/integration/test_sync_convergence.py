@@ -79,7 +79,7 @@ from tests.tcp_proxy import TcpProxy, proxied_url
 
 SEED_ENV = "INVITE_DESK_SYNC_SEED"
 STEPS_ENV = "INVITE_DESK_SYNC_STEPS"
-DEFAULT_STEPS = 240
+DEFAULT_STEPS = 200
 ADMIN_EMAIL = "ada.admin@example.org"
 HR_EMAIL = "hugo.hr@example.org"
 PASSWORD = "correct horse battery"
