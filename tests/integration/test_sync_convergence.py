@@ -1,10 +1,10 @@
 """Convergence of the offline replicas (issue 12), on real PostgreSQL and MariaDB servers.
 
-One server database, two desktop replicas (an ADMIN_TENANT and an HR_TENANT, so both see the
-whole organization), each reaching the server through its own TCP proxy, and the registration
-portal on the server directly. A seeded random sequence of operations runs against them:
-invitations queued, sent (loopback SMTP, links taken from the received emails), resent and
-revoked on either desktop, registrations through the portal by following those links,
+One server database, three desktop replicas (an ADMIN_TENANT and an HR_TENANT who see the
+whole organization, an HR_LOCAL who sees one chapter), each reaching the server through its
+own TCP proxy, and the registration portal on the server directly. A seeded random sequence
+of operations runs against them: invitations queued, sent (loopback SMTP, links taken from
+the received emails), resent and revoked on any desktop, registrations through the portal by following those links,
 applications approved, settings changed on a desktop and on the server, sync rounds
 interleaved, the network cut in the middle of rounds and the server gone for a while.
 
@@ -52,6 +52,7 @@ from invite_desk.services.invitations.tokens import hash_token
 from invite_desk.services.models import (
     OPEN_INVITATION_STATES,
     AdhesionStatus,
+    AuditLog,
     Base,
     Invitation,
     InvitationStatus,
@@ -63,6 +64,7 @@ from invite_desk.services.models import (
     SyncCommand,
     SyncCommandState,
     SyncState,
+    Unit,
     utcnow,
 )
 from invite_desk.services.operator import Operator
@@ -82,6 +84,7 @@ STEPS_ENV = "INVITE_DESK_SYNC_STEPS"
 DEFAULT_STEPS = 200
 ADMIN_EMAIL = "ada.admin@example.org"
 HR_EMAIL = "hugo.hr@example.org"
+LOCAL_EMAIL = "lena.local@example.org"
 PASSWORD = "correct horse battery"
 MEMBER_PASSWORD = "a long enough password 1"
 _LINK = re.compile(r"https?://[^\s/]+/join/[A-Za-z0-9_-]+")
@@ -115,6 +118,7 @@ class Tally:
     inserted: dict[uuid.UUID, tuple[str, uuid.UUID]] = field(default_factory=dict)
     # (desk, command, effect, row): what an applied command must have left on the server
     effects: list[tuple[str, uuid.UUID, str, uuid.UUID]] = field(default_factory=list)
+    touched: dict[str, set[tuple[uuid.UUID, uuid.UUID]]] = field(default_factory=dict)
     registered: list[str] = field(default_factory=list)
     portal: Counter[str] = field(default_factory=Counter)  # what the server held -> answer
     log: list[str] = field(default_factory=list)
@@ -199,6 +203,7 @@ class Scenario:
     def round(self, desk: Desk, *, cut_after: float | None = None) -> None:
         """One sync round; with `cut_after`, every connection of this desk drops that many
         seconds into it (wherever the round is then: pushing, pulling, committing)."""
+        self._remember_journal(desk)
         timer = None
         if cut_after is not None:
             timer = threading.Timer(cut_after, _drop_connections, (desk.proxy,))
@@ -218,6 +223,14 @@ class Scenario:
                         + (f" (cut at {cut_after * 1000:.0f} ms)" if cut_after else ""))
 
     # -- operations on a desktop ---------------------------------------------------------
+
+    def _remember_journal(self, desk: Desk) -> None:
+        """(command, row) pairs of this desk's journal, for the history in a failure."""
+        with desk.replica.engine.connect() as connection:
+            pairs = connection.execute(select(LocalChange.command_id, LocalChange.row_id)
+                                       .where(LocalChange.command_id.is_not(None))).all()
+        self.tally.touched.setdefault(desk.name, set()).update(
+            (command_id, row_id) for command_id, row_id in pairs)
 
     def _fresh_address(self) -> str:
         self._next_address += 1
@@ -436,6 +449,7 @@ class Scenario:
             passes += 1
             moved = False
             for desk in self.desks:
+                self._remember_journal(desk)
                 report = desk.replica.round()
                 assert report.online and not report.error, self.fail(
                     f"{desk.name}: a round with the server reachable failed: {report.error}")
@@ -568,7 +582,8 @@ def _check(scenario: Scenario, server: Engine) -> dict[str, int]:
                   else AdhesionStatus.APPROVED.value)
         assert now == wanted, scenario.fail(
             f"{desk_name}: command {command_id} ({effect}) was applied, but the server's row "
-            f"{row_id} is {now}")
+            f"{row_id} is {now}; its history there:\n  " + "\n  ".join(
+                _history(server, scenario, row_id)))
     # Nothing duplicated: one live invitation per address and kind, one member per address.
     live = Counter((e, k, ev) for e, k, ev, status, _ in invitations
                    if status in {s.value for s in OPEN_INVITATION_STATES}
@@ -589,14 +604,32 @@ def _check(scenario: Scenario, server: Engine) -> dict[str, int]:
     return dict(outcomes)
 
 
+def _history(server: Engine, scenario: Scenario, row_id: uuid.UUID) -> list[str]:
+    """The server's audit trail of one row, and which desk's commands touched it."""
+    names = {d.operator.member_id: d.name for d in scenario.desks}
+    with server.connect() as connection:
+        lines = [f"{at:%H:%M:%S.%f} {names.get(actor, actor)} {action} {before} -> {after}"
+                 for at, actor, action, before, after in connection.execute(
+                     select(AuditLog.at, AuditLog.actor_id, AuditLog.action,
+                            AuditLog.before_json, AuditLog.after_json)
+                     .where(AuditLog.entity_id == row_id).order_by(AuditLog.at))]
+        for command_id, kind, outcome, at in connection.execute(
+                select(SyncApplied.command_id, SyncApplied.kind, SyncApplied.outcome,
+                       SyncApplied.applied_at).order_by(SyncApplied.applied_at)):
+            for desk, touched in scenario.tally.touched.items():
+                if (command_id, row_id) in touched:
+                    lines.append(f"{at:%H:%M:%S.%f} {desk} command {kind} {outcome}")
+    return lines
+
+
 def _reasons(scenario: Scenario) -> Counter[str]:
     """Why commands were rejected or noted, by their first words (for the summary line)."""
     found: Counter[str] = Counter()
     for desk in scenario.desks:
         with desk.replica.engine.connect() as connection:
-            for reason in connection.execute(select(SyncCommand.reason).where(
-                    SyncCommand.reason != "")).scalars():
-                found[" ".join(reason.split()[:6])] += 1
+            for kind, reason in connection.execute(select(
+                    SyncCommand.kind, SyncCommand.reason).where(SyncCommand.reason != "")):
+                found[f"{desk.name} {kind}: {' '.join(reason.split()[:6])}"] += 1
     return found
 
 
@@ -639,7 +672,9 @@ def test_two_replicas_and_the_portal_converge_through_network_faults(
             server, organization_name="Harbour Rowing Club", admin_email=ADMIN_EMAIL,
             admin_first_name="Ada", admin_last_name="Admin", password=PASSWORD,
             registration_base_url="https://join.example.org")
-        hr = _hr_operator(server, admin)
+        hr = _operator(server, admin, HR_EMAIL, "Hugo", Role.HR_TENANT)
+        # A third desk sees only its chapter: its replica is compared in its own scope.
+        local = _operator(server, admin, LOCAL_EMAIL, "Lena", Role.HR_LOCAL, unit="North")
         # Every invitee is 127.0.0.1 here: the per-client limits would count them as one.
         app = portal_app(engine, server, bad_token_limit=100_000, registration_limit=100_000)
         with running_portal(app) as portal_url:
@@ -651,7 +686,8 @@ def test_two_replicas_and_the_portal_converge_through_network_faults(
             settings.update_settings(server, admin, {
                 "adhesion_required": True, "daily_limit_per_inviter": 0,
                 "notify_application_decision": False, "notify_invitee_joined": False})
-            with _desks(server_db_url, [("ada", admin), ("hugo", hr)]) as desks:
+            with _desks(server_db_url, [("ada", admin), ("hugo", hr), ("lena", local)]
+                        ) as desks:
                 scenario = Scenario(seed, server, admin, desks, smtp_server, portal_url)
                 started = time.monotonic()
                 for desk in desks:
@@ -683,13 +719,21 @@ def test_two_replicas_and_the_portal_converge_through_network_faults(
         engine.dispose()
 
 
-def _hr_operator(server: UnitOfWork, admin: Operator) -> Operator:
+def _operator(server: UnitOfWork, admin: Operator, email: str, first: str, role: Role,
+              unit: str | None = None) -> Operator:
+    """A member with `role` (in a new unit named `unit`) and a password, on the server."""
     with server:
+        unit_id = None
+        if unit is not None:
+            made = Unit(organization_id=admin.organization_id, name=unit)
+            server.session.add(made)
+            server.session.flush()
+            unit_id = made.id
         member = Member(
-            organization_id=admin.organization_id, email=HR_EMAIL,
-            email_normalized=auth.normalize_email(HR_EMAIL), first_name="Hugo",
-            last_name="Hr", role=Role.HR_TENANT.name, status=MemberStatus.ACTIVE.value,
-            password_hash=auth.hash_password(PASSWORD))
+            organization_id=admin.organization_id, email=email,
+            email_normalized=auth.normalize_email(email), first_name=first,
+            last_name="Tester", role=role.name, unit_id=unit_id,
+            status=MemberStatus.ACTIVE.value, password_hash=auth.hash_password(PASSWORD))
         server.session.add(member)
         server.session.flush()
         operator = auth.operator_for(server.session, member)
