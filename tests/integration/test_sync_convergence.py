@@ -766,3 +766,59 @@ def test_a_link_retired_again_after_a_rejected_resend_came_back_from_the_server(
         retired = uow.session.scalars(select(RetiredLink)).all()
         assert [(r.token_hash, r.invitation_id, r.reason) for r in retired] == [
             (old_hash, invitation_id, "superseded")]
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "push (sync-push): after a delivery command is applied over a row someone else changed, "
+    "_rebase shifts the next commands' base versions to the server's version, so a resend "
+    "based on the pre-revoke row passes the version check and reopens the invitation"))
+def test_a_resend_queued_behind_a_delivery_does_not_undo_a_revoke_from_another_desk(
+    server_db_url: str, smtp_server: LoopbackSmtpServer,
+) -> None:
+    """Seen in the sequence above (seed 72, three desks), made deterministic: Ada revokes a
+    queued invitation and syncs; Hugo, not yet synced, sends it from his outbox (a delivery,
+    which the server never rejects) and then resends it. The revoke happened between Hugo's
+    base version and his resend, so the resend must be rejected and the invitation stay
+    revoked, even though the delivery before it was applied (and the replica's versions
+    rebased to the server's)."""
+    engine = db.make_engine(server_db_url)
+    try:
+        db.upgrade_to_head(engine)
+        server = UnitOfWork(engine)
+        admin = auth.setup_organization(
+            server, organization_name="Harbour Rowing Club", admin_email=ADMIN_EMAIL,
+            admin_first_name="Ada", admin_last_name="Admin", password=PASSWORD,
+            registration_base_url="https://join.example.org")
+        hr = _operator(server, admin, HR_EMAIL, "Hugo", Role.HR_TENANT)
+        mail_settings.update_mail_settings(server, admin, {
+            "host": smtp_server.host, "port": smtp_server.port, "security": "none",
+            "from_address": "invitations@rowing.example", "from_name": "Harbour Rowing Club",
+            "rate_per_minute": 0})
+        pre = run_preflight(server, admin.organization_id, parse_pasted("zoe@example.org").rows)
+        queue_invitations(server, admin, pre.ready, source="paste")
+        with server:
+            invitation_id = server.session.scalars(select(Invitation.id)).one()
+        with _desks(server_db_url, [("ada", admin), ("hugo", hr)]) as (ada, hugo):
+            revoke_invitations(ada.uow, ada.operator, [invitation_id])
+            report = ada.replica.round()
+            assert report.pushed is not None and report.pushed.applied >= 1, report
+            mail = mail_settings.get_mail_settings(hugo.uow, admin.organization_id)
+            sent = OutboxSender(hugo.uow, SmtpTransport(mail.smtp_config(timeout=5), None),
+                                organization_id=admin.organization_id).run()
+            assert sent.sent == 1
+            resent = resend_invitations(hugo.uow, hugo.operator, [invitation_id])
+            assert resent.done == (invitation_id,)
+            for _ in range(3):
+                hugo.replica.round()
+            with engine.connect() as connection:
+                status = connection.execute(select(Invitation.status).where(
+                    Invitation.id == invitation_id)).scalar()
+                answers = dict(connection.execute(
+                    select(SyncApplied.kind, SyncApplied.outcome)
+                    .where(SyncApplied.kind == "invitation.resend")).all())
+            assert status == InvitationStatus.REVOKED.value, (
+                f"Ada's revoke was undone by Hugo's resend (commands: {answers})")
+            assert answers == {"invitation.resend": "rejected"}
+    finally:
+        engine.dispose()
