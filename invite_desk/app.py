@@ -67,6 +67,18 @@ def is_remote(database_url: str | URL | None) -> bool:
     return _parsed(database_url).get_backend_name() in REMOTE_BACKENDS
 
 
+def remembered_remote() -> str | None:
+    """The server the desktop was last started on with --db (config.json, no password), if
+    it is a PostgreSQL/MariaDB server: a plain `invite-desk` opens its replica again."""
+    url = local_config.read_config().get("database_url")
+    if not isinstance(url, str):
+        return None
+    try:
+        return url if is_remote(url) else None
+    except DatabaseUnavailable:
+        return None
+
+
 @dataclass
 class ReplicaLauncher:
     """The desktop on a server, before anyone signed in: which replica to open depends on who
@@ -100,8 +112,14 @@ class ReplicaLauncher:
         """A unit of work on the server when it answers and holds no organization yet (the
         desktop's first start on a new server shows the setup dialog there); else None."""
         from invite_desk.services import auth
-        from invite_desk.services.sync.replica import is_offline_error, with_timeouts
+        from invite_desk.services.sync.replica import (
+            is_offline_error,
+            replicas_of,
+            with_timeouts,
+        )
 
+        if replicas_of(self.database_label):  # this computer has signed in there before
+            return None
         connect_url, _ = resolve_database_url(self.remote_url, self.credentials)
         engine = db.make_engine(with_timeouts(db.normalize_url(connect_url)))
         try:

@@ -98,10 +98,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from invite_desk.ui.screenshots import run_screenshots
 
             return run_screenshots(args.db, args.directory)
-        if args.command is None and app.is_remote(args.db):  # the desktop on a server: replica
+        remote = args.db or (app.remembered_remote() if args.command is None else None)
+        if args.command is None and app.is_remote(remote):  # the desktop on a server: replica
             from invite_desk.ui.main import run_gui_replica
 
-            return run_gui_replica(app.replica_launcher(args.db, remember=True))
+            assert remote is not None
+            return run_gui_replica(app.replica_launcher(remote, remember=True))
         # `demo` fills the database it names, so it creates a missing SQLite file by design.
         context = app.build(args.db, remember=args.db is not None and args.command is None,
                             create=args.create or args.command == "demo")

@@ -30,6 +30,12 @@ from invite_desk.ui.widgets import PlainLabel, plain_tooltip, plural
 
 TICK_MS = 5_000  # how often "synced 12 s ago" is re-worded (no database read)
 LABEL_MAX_WIDTH = 420  # pixels
+STATE_STYLES = {  # fixed colours, readable on light and dark themes alike
+    "unknown": "",
+    "online": "color: #1E6B35;",
+    "offline": "color: #8A5300; font-weight: 600;",
+    "failed": "color: #A4262C; font-weight: 600;",
+}
 
 
 def _local(moment: datetime) -> datetime:
@@ -101,6 +107,7 @@ class SyncStatusWidget(QWidget):
         self.label = PlainLabel(status_text(None))
         self.label.setObjectName("sync_state")
         self.label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+        self.label.setMaximumWidth(LABEL_MAX_WIDTH + 24)
         layout.addWidget(self.label)
         self.rejected_button = QToolButton()
         self.rejected_button.setObjectName("sync_rejected")
@@ -130,6 +137,12 @@ class SyncStatusWidget(QWidget):
 
     def show_status(self, status: SyncStatus | None) -> None:
         words = status_text(status)
+        state = "unknown" if status is None or (not status.checked and status.online) else (
+            "failed" if status.online and status.error else
+            "online" if status.online else "offline")
+        self.label.setProperty("syncState", state)
+        self.label.setStyleSheet(STATE_STYLES[state])
+        self.label.ensurePolished()  # the bold font of the style measures the text below
         # A long refusal must not widen the window: elided here, whole in the tooltip.
         self.label.setText(self.label.fontMetrics().elidedText(
             words, Qt.TextElideMode.ElideRight, LABEL_MAX_WIDTH))

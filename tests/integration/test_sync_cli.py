@@ -5,6 +5,7 @@ exit status 2 (through tests/tcp_proxy.py, which takes the server away)."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,10 +16,16 @@ from sqlalchemy import text
 
 from invite_desk import app, cli
 from invite_desk.cli_sync import OPERATOR_PASSWORD_ENV
+from invite_desk.services import auth
 from invite_desk.services.credentials import MemoryCredentialStore
 from invite_desk.services.errors import AuthenticationFailed
 from invite_desk.services.registration.joining import register_with_invitation
-from invite_desk.services.sync.replica import Replica, ReplicaUnavailable, replica_path
+from invite_desk.services.sync.replica import (
+    Replica,
+    ReplicaUnavailable,
+    replica_path,
+    replicas_of,
+)
 from invite_desk.services.tracking.actions import revoke_invitations
 from tests.registration_fixtures import form, invite
 from tests.sync_push_support import (
@@ -257,5 +264,45 @@ def test_a_dead_network_is_offline_within_seconds_not_minutes(
         assert time.monotonic() - started < 10
         proxy.restore()
         assert replica.round().online
+    finally:
+        replica.close()
+
+
+def test_replica_files_are_named_by_server_port_database_and_operator() -> None:
+    data = Path(os.environ["INVITE_DESK_DATA_DIR"])
+    label = "postgresql+psycopg://invite@db.example.org:6543/club"
+    path = replica_path(label, "Ada.Admin@Example.org")
+    assert path == data / "replicas" / "db.example.org_6543-club-ada.admin@example.org.sqlite3"
+    assert replica_path("mariadb+pymysql://invite@db.example.org/club?charset=utf8mb4",
+                        "ada@example.org").name == "db.example.org-club-ada@example.org.sqlite3"
+    assert replica_path(label, "ada@example.org") != replica_path(
+        label.replace(":6543", ":6544"), "ada@example.org")
+    assert replica_path("postgresql://u@h/../../etc", "a/b@x.org").parent == data / "replicas"
+    assert replicas_of(label) == []
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"")
+    (path.parent / "db.example.org_6543-club2-ada@example.org.sqlite3").write_bytes(b"")
+    assert replicas_of(label) == [path]
+
+
+def test_a_password_changed_elsewhere_works_once_the_server_confirms_it(
+        world: SyncWorld, proxy: TcpProxy, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    url = proxied_url(world.server.url, proxy)
+    assert _sync(url, capsys)[0] == 0  # the replica holds the old password's hash
+    auth.set_password(world.server_uow, world.admin.member_id, "a brand new Passw0rd")
+    proxy.cut()
+    monkeypatch.setenv(OPERATOR_PASSWORD_ENV, "a brand new Passw0rd")
+    code, _, err = _sync(url, capsys)  # offline: the replica cannot know the new one yet
+    assert code == 2 and AuthenticationFailed().message in err
+    proxy.restore()
+    code, _, err = _sync(url, capsys)  # the server confirms it; the round brings it here
+    assert code == 0, err
+    proxy.cut()
+    replica = Replica.open(url, ADMIN_EMAIL, MemoryCredentialStore())
+    try:  # and from now on it works offline, the old one no longer
+        assert replica.sign_in("a brand new Passw0rd").email == ADMIN_EMAIL
+        with pytest.raises(AuthenticationFailed):
+            replica.sign_in(PASSWORD)
     finally:
         replica.close()

@@ -4,18 +4,21 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
+from invite_desk.services import adhesion
 from invite_desk.services import settings as settings_service
 from invite_desk.services.admin.people import update_person
 from invite_desk.services.invitations.sending import OutboxSender
 from invite_desk.services.invitations.tokens import hash_token
 from invite_desk.services.models import (
+    Invitation,
     InvitationStatus,
     Member,
     MemberStatus,
@@ -302,3 +305,75 @@ def test_signing_in_offline_is_not_a_conflict_with_a_change_of_ones_member_row(
     assert (report.applied, report.rejected) == (1, 0)
     server = rows_of(world.server, "member", id=hr.member_id)[0]
     assert server["last_sign_in_at"] == moment and server["role"] == "HR_LOCAL"
+
+
+def _applicant(world: SyncWorld, email: str) -> uuid.UUID:
+    """Someone invited by the admin registers on the portal while adhesion is required."""
+    settings_service.update_settings(world.server_uow, world.admin, {"adhesion_required": True})
+    sent = invite(world.server_uow, world.admin, email)
+    result = register_with_invitation(world.server_uow, sent.token,
+                                      form(email.split("@")[0].title()))
+    assert result.application_pending and result.member_id is not None
+    return result.member_id
+
+
+def test_an_application_approved_offline_is_approved_on_the_server(world: SyncWorld) -> None:
+    applicant = _applicant(world, "zoe@example.org")
+    hr = world.member(Role.HR_TENANT, "hana.hr@example.org", "Hana")
+    replica = world.replica(hr)
+    adhesion.approve(UnitOfWork(replica), hr, applicant)
+    assert [c["kind"] for c in commands(replica)] == ["application.decide"]
+
+    report = push.push_pending(world.server, replica)
+
+    assert (report.applied, report.rejected) == (1, 0)
+    member = rows_of(world.server, "member", id=applicant)[0]
+    assert (member["status"], member["adhesion_status"]) == ("active", "approved")
+    assert [r["status"] for r in rows_of(world.server, "referral", referee_id=applicant)] == [
+        "completed"]
+    assert count(world.server, "audit_log", action="adhesion.approved") == 1
+    assert count(world.server, "outgoing_mail", to_email="zoe@example.org") == 1
+
+
+def test_an_application_decided_on_the_server_meanwhile_wins(world: SyncWorld) -> None:
+    applicant = _applicant(world, "zoe@example.org")
+    hr = world.member(Role.HR_TENANT, "hana.hr@example.org", "Hana")
+    replica = world.replica(hr)
+    adhesion.approve(UnitOfWork(replica), hr, applicant)
+    adhesion.reject(world.server_uow, world.admin, applicant, "Not a rower.")
+
+    report = push.push_pending(world.server, replica)
+
+    assert report.rejected == 1
+    member = rows_of(world.server, "member", id=applicant)[0]
+    assert (member["status"], member["adhesion_status"]) == ("rejected", "rejected")
+    assert count(world.server, "audit_log", action="adhesion.approved") == 0
+    assert count(world.server, "outgoing_mail", to_email="zoe@example.org") == 1  # rejection
+    assert "changed on the server by Ada Admin" in journal.rejected(replica)[0].reason
+
+
+def test_with_invite_only_sponsors_two_offline_invitations_from_different_members_stay_live(
+        world: SyncWorld) -> None:
+    """The duplicate rule is the queueing rule: when invite-only needs two sponsors, a second
+    member's invitation to the same address is not a duplicate; the same member's (from a
+    second laptop) is."""
+    settings_service.update_settings(world.server_uow, world.admin,
+                                     {"number_of_referrals_needed_for_signup": 2})
+    hr = world.member(Role.HR_TENANT, "hana.hr@example.org", "Hana")
+    first, second = world.replica(world.admin), world.replica(hr)
+    queue(UnitOfWork(first), world.admin, "zoe@example.org")
+    queue(UnitOfWork(second), hr, "zoe@example.org")
+    assert push.push_pending(world.server, first).rejected == 0
+    assert push.push_pending(world.server, second).rejected == 0
+    zoe = rows_of(world.server, "invitation", email_normalized="zoe@example.org")
+    live = sorted(r["inviter_id"] for r in zoe if r["status"] == InvitationStatus.QUEUED)
+    assert live == sorted([world.admin.member_id, hr.member_id])
+    assert len(zoe) == 2 and journal.rejected(second) == []
+    laptop = world.replica(world.admin)  # as if copied before the invitations were made:
+    with laptop.begin() as connection, journal.applying(connection):
+        connection.execute(delete(Invitation.__table__))
+    queue(UnitOfWork(laptop), world.admin, "zoe@example.org")
+    assert push.push_pending(world.server, laptop).rejected == 0
+    zoe = rows_of(world.server, "invitation", email_normalized="zoe@example.org")
+    assert len([r for r in zoe if r["status"] == InvitationStatus.REVOKED]) == 1
+    assert journal.rejected(laptop)[0].applied

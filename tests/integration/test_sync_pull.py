@@ -19,9 +19,11 @@ from sqlalchemy.exc import DBAPIError
 from invite_desk.services import auth, db
 from invite_desk.services.models import (
     Base,
+    Event,
     Invitation,
     InvitationStatus,
     Member,
+    Referral,
     Setting,
     Suppression,
     SyncCommandState,
@@ -289,6 +291,23 @@ def _until_raises(server: Engine, replica: Engine) -> None:
 def test_a_local_role_gets_its_unit_and_a_user_only_their_own(
         server: Engine, tmp_path: Path, replicas: list[Engine]) -> None:
     org = _org(server)
+    nora = org.seeder.member("Nora", "North", unit_id=org.north)
+    uow = UnitOfWork(server)
+    with uow:
+        referrals = {
+            "by_user": Referral(organization_id=org.admin.organization_id,
+                                referrer_id=org.user.member_id, referee_id=nora.member_id),
+            "by_local": Referral(organization_id=org.admin.organization_id,
+                                 referrer_id=org.local.member_id,
+                                 referee_id=org.south_admin.member_id),
+            "by_admin": Referral(organization_id=org.admin.organization_id,
+                                 referrer_id=org.admin.member_id,
+                                 referee_id=org.south_admin.member_id),
+        }
+        uow.session.add_all(referrals.values())
+        uow.session.add(Event(organization_id=org.admin.organization_id, name="South picnic",
+                              unit_id=org.south))
+        uow.commit()
     local = _replica(tmp_path, org.local, "local")
     user = _replica(tmp_path, org.user, "user")
     replicas += [local, user]
@@ -310,6 +329,15 @@ def test_a_local_role_gets_its_unit_and_a_user_only_their_own(
     assert own  # their own hash travels
     assert _local_ids(user, "suppression")  # the outbox needs the whole list
     assert not _local_ids(user, "batch")
+    assert _local_ids(user, "referral") == {referrals["by_user"].id}
+    # The local role: its unit's referrers (itself), not the admin's referral.
+    assert _local_ids(local, "referral") == {referrals["by_local"].id}
+    with local.connect() as connection:
+        events = set(connection.execute(select(Event.name)).scalars())
+        audit_actors = set(connection.execute(
+            select(Base.metadata.tables["audit_log"].c.actor_id)).scalars())
+    assert events == {"Regatta"}  # no unit: everyone's; South picnic is another unit's
+    assert audit_actors <= {org.local.member_id, None}
 
     # An invitation moving into and out of the unit follows on the next round.
     with server.begin() as connection:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -271,6 +272,8 @@ def test_the_sign_in_dialog_opens_the_replica_and_works_while_the_server_is_away
                         lambda launcher: started.append(launcher) or 0)
     assert cli.main(["--db", url]) == 0  # with the server away: nothing was opened yet
     assert len(started) == 1 and started[0].database_label == launcher.database_label
+    assert cli.main([]) == 0  # later, without --db: the remembered server's replica again
+    assert len(started) == 2 and started[1].database_label == launcher.database_label
 
 
 def test_an_open_page_shows_a_change_made_on_the_server_without_a_refresh(
@@ -323,6 +326,10 @@ def test_a_new_server_is_set_up_first_and_a_server_away_is_not_asked(backend: st
             operator = launcher.sign_in(ADMIN_EMAIL, PASSWORD)  # makes the replica
             assert operator.email == ADMIN_EMAIL and launcher.replica is not None
             launcher.dispose()
+            proxy.hold()  # a dead network: a computer with a replica there does not wait
+            started = time.monotonic()
+            assert launcher.server_setup_uow() is None
+            assert time.monotonic() - started < 1
         finally:
             proxy.stop()
 

@@ -128,8 +128,10 @@ def test_online_then_offline_with_changes_waiting_then_online_again(
     assert 55_000 < controller.next_round_in_ms <= 63_000  # every "second" while online
     assert widget.rejected_button.isHidden()
 
+    assert widget.label.property("syncState") == "online"
     scripted.online, scripted.waiting = False, 3
     controller.sync_now()
+    assert widget.label.property("syncState") == "offline"
     assert widget.label.text() == \
         f"Offline since {_local_clock(scripted.last_sync)} · 3 changes waiting"
     assert "Cannot reach" in widget.label.toolTip()

@@ -254,53 +254,63 @@ def current_position(connection: Connection) -> str:
     return f"my:{_my_tick(connection)}"
 
 
-def _check_not_pruned(connection: Connection, kind: str, done: int) -> None:
-    pruned = connection.execute(text("SELECT tick FROM sync_clock WHERE id = :id"),
-                                {"id": _PRUNED_ROW}).scalar()
+def _check_not_pruned(kind: str, done: int, pruned: Any) -> None:
     if pruned is None:
         return
-    # PostgreSQL: everything below `done` was read; pruning removed every xid <= pruned.
-    behind = done <= pruned if kind == "pg" else done < pruned
+    # PostgreSQL: everything below `done` was read, and pruning removed every xid <= pruned;
+    # MariaDB: every clock <= done was read, and pruning removed every clock <= pruned.
+    behind = done <= int(pruned) if kind == "pg" else done < int(pruned)
     if behind:
         raise CursorExpired("the server's change log no longer holds this replica's changes")
 
 
 def read_changes(connection: Connection, cursor: str, limit: int) -> tuple[list[Change], str]:
     """Up to `limit` log entries after `cursor`, in commit order, and the cursor after them.
-    Call it inside the REPEATABLE READ transaction that also reads the rows."""
+    Call it inside the REPEATABLE READ transaction that also reads the rows. One statement
+    (an idle round's only one): the pruning horizon, (PostgreSQL) the snapshot's xmin, and
+    the entries."""
     kind, numbers = _parse(cursor)
     if kind != _dialect(connection):
         raise CursorExpired("this replica's cursor is from another kind of server")
     done, at, seq = numbers[0], numbers[1], numbers[2]
-    _check_not_pruned(connection, kind, done)
     if kind == "pg":
-        xmin = _pg_xmin(connection)
         rows = connection.execute(text(
-            "SELECT xid, seq, table_name, row_id, op FROM sync_change "
-            "WHERE xid < :xmin AND (xid, seq) > (:xid, :seq) ORDER BY xid, seq LIMIT :limit"),
-            {"xmin": xmin, "xid": at, "seq": seq, "limit": limit}).all()
-        changes = [Change(r[2], _uuid(r[3]), r[4]) for r in rows]
-        if len(rows) < limit:  # everything below xmin is read
-            last = rows[-1] if rows else None
+            "WITH s AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin, "
+            "(SELECT tick FROM sync_clock WHERE id = :pruned_row) AS pruned) "
+            "SELECT s.xmin, s.pruned, c.xid, c.seq, c.table_name, c.row_id, c.op FROM s "
+            "LEFT JOIN LATERAL (SELECT xid, seq, table_name, row_id, op FROM sync_change "
+            "WHERE xid < s.xmin AND (xid, seq) > (:xid, :seq) ORDER BY xid, seq LIMIT :limit) c "
+            "ON true ORDER BY c.xid, c.seq"),
+            {"pruned_row": _PRUNED_ROW, "xid": at, "seq": seq, "limit": limit}).all()
+        xmin = int(rows[0][0])
+        _check_not_pruned(kind, done, rows[0][1])
+        entries = [r[2:] for r in rows if r[2] is not None]
+        changes = [Change(r[2], _uuid(r[3]), r[4]) for r in entries]
+        if len(entries) < limit:  # everything below xmin is read
+            last = entries[-1] if entries else None
             return changes, _cursor(kind, max(done, xmin), last[0] if last else at,
                                     last[1] if last else seq)
-        last = rows[-1]
+        last = entries[-1]
         return changes, _cursor(kind, max(done, int(last[0])), last[0], last[1])
     # After a whole transaction (seq at the top) only later markers; inside one, the rest of
     # its entries too. Two shapes, so each is one index range on (clock, seq).
     whole = seq >= _BIG
     rows = connection.execute(text(
-        "SELECT m.clock, c.seq, c.table_name, c.row_id, c.op FROM sync_change m "
+        "SELECT p.tick, x.clock, x.seq, x.table_name, x.row_id, x.op FROM "
+        "(SELECT max(tick) AS tick FROM sync_clock WHERE id = :pruned_row) p LEFT JOIN "
+        "(SELECT m.clock, c.seq, c.table_name, c.row_id, c.op FROM sync_change m "
         "JOIN sync_change c ON c.conn_id = m.conn_id AND c.clock IS NULL "
         + ("WHERE m.clock > :clock " if whole
            else "WHERE m.clock >= :clock AND (m.clock > :clock OR c.seq > :seq) ")
-        + "ORDER BY m.clock, c.seq LIMIT :limit"),
-        {"clock": at, "seq": seq, "limit": limit}).all()
-    changes = [Change(r[2], _uuid(r[3]), r[4]) for r in rows]
-    if not rows:
+        + "ORDER BY m.clock, c.seq LIMIT :limit) x ON 1 = 1 ORDER BY x.clock, x.seq"),
+        {"pruned_row": _PRUNED_ROW, "clock": at, "seq": seq, "limit": limit}).all()
+    _check_not_pruned(kind, done, rows[0][0] if rows else None)
+    entries = [r[1:] for r in rows if r[1] is not None]
+    changes = [Change(r[2], _uuid(r[3]), r[4]) for r in entries]
+    if not entries:
         return changes, cursor
-    last = rows[-1]
-    if len(rows) < limit:
+    last = entries[-1]
+    if len(entries) < limit:
         return changes, _cursor(kind, max(done, int(last[0])), last[0], _BIG)
     return changes, _cursor(kind, max(done, int(last[0]) - 1), last[0], last[1])
 

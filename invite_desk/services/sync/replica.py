@@ -90,6 +90,13 @@ def replica_path(remote_label: str, operator_email: str) -> Path:
     return local_config.data_dir() / "replicas" / f"{name}.sqlite3"
 
 
+def replicas_of(remote_label: str) -> list[Path]:
+    """The replica files this computer holds for the server `remote_label` (any operator)."""
+    sample = replica_path(remote_label, "x@x")
+    prefix = sample.name[:-len("x@x.sqlite3")]
+    return sorted(p for p in sample.parent.glob("*.sqlite3") if p.name.startswith(prefix))
+
+
 def with_timeouts(url: URL) -> URL:
     """The server URL with short connect timeouts and dead-peer detection, so a round against
     a server that went away fails in seconds instead of hanging a background thread."""
@@ -238,15 +245,67 @@ class Replica:
         self._online = True
 
     def sign_in(self, password: str, new_password: str | None = None) -> Operator:
-        """Sign the replica's operator in against its own member row (works offline)."""
-        if new_password:
-            return auth.sign_in_with_new_password(self.uow, self.operator_email, password,
-                                                  new_password)
-        return auth.sign_in(self.uow, self.operator_email, password)
+        """Sign the replica's operator in against its own member row (works offline). A
+        password changed elsewhere since the last sync is checked on the server when it
+        answers, and a round then brings the new one here."""
+        def attempt() -> Operator:
+            if new_password:
+                return auth.sign_in_with_new_password(self.uow, self.operator_email, password,
+                                                      new_password)
+            return auth.sign_in(self.uow, self.operator_email, password)
+
+        try:
+            return attempt()
+        except AuthenticationFailed:
+            if new_password or not self._password_changed_on_server(password):
+                raise
+        return attempt()
 
     def check_password(self, password: str) -> Operator:
         """The replica's operator if `password` is theirs, without writing anything (a
-        headless round must not make a sign-in command of its own each time)."""
+        headless round must not make a sign-in command of its own each time); a password
+        changed elsewhere is checked on the server, as in sign_in."""
+        try:
+            return self._check_password(password)
+        except AuthenticationFailed:
+            if not self._password_changed_on_server(password):
+                raise
+        return self._check_password(password)
+
+    def _password_changed_on_server(self, password: str) -> bool:
+        """Whether `password` signs the operator in on the server (then a round has brought
+        their member row here); False when it does not, or the server does not answer."""
+        try:
+            auth.sign_in(UnitOfWork(self.remote()), self.operator_email, password)
+        except DomainError:
+            return False
+        except Exception as exc:
+            if not is_offline_error(exc):
+                raise
+            self._forget_connections()
+            return False
+        # The server's hash is copied now rather than waiting for a round to bring the row
+        # (on PostgreSQL another database's open transaction can hold the pull back): the
+        # copy is not journaled, and the row's next pull carries the same values.
+        member = Base.metadata.tables[Member.__tablename__]
+        wanted = (member.c.password_hash, member.c.must_change_password, member.c.status)
+        try:
+            with self.remote().connect() as server:
+                row = server.execute(select(member.c.id, *wanted).where(
+                    member.c.email_normalized == self.operator_email)).first()
+        except Exception as exc:
+            if not is_offline_error(exc):
+                raise
+            return False
+        if row is None:
+            return False
+        with self.engine.begin() as connection, journal.applying(connection):
+            connection.execute(update(member).where(member.c.id == row.id).values(
+                password_hash=row.password_hash, must_change_password=row.must_change_password,
+                status=row.status))
+        return True
+
+    def _check_password(self, password: str) -> Operator:
         with self.uow as uow:
             member = uow.session.scalar(select(Member).where(
                 Member.email_normalized == self.operator_email).limit(1))
