@@ -14,7 +14,7 @@ from sqlalchemy import delete, update
 
 from invite_desk.services import adhesion
 from invite_desk.services import settings as settings_service
-from invite_desk.services.admin.people import update_person
+from invite_desk.services.admin.people import revoke_sign_in, update_person
 from invite_desk.services.invitations.sending import OutboxSender
 from invite_desk.services.invitations.tokens import hash_token
 from invite_desk.services.models import (
@@ -377,3 +377,17 @@ def test_with_invite_only_sponsors_two_offline_invitations_from_different_member
     zoe = rows_of(world.server, "invitation", email_normalized="zoe@example.org")
     assert len([r for r in zoe if r["status"] == InvitationStatus.REVOKED]) == 1
     assert journal.rejected(laptop)[0].applied
+
+
+def test_a_sign_in_revoked_after_an_offline_change_rejects_it(world: SyncWorld) -> None:
+    hr = world.member(Role.HR_TENANT, "hana.hr@example.org", "Hana")
+    sent = invite(world.server_uow, world.admin, "zoe@example.org")
+    replica = world.replica(hr)
+    revoke_invitations(UnitOfWork(replica), hr, [sent.id])
+    revoke_sign_in(world.server_uow, world.admin, hr.member_id)
+
+    report = push.push_pending(world.server, replica)
+
+    assert report.rejected == 1
+    assert "sign-in was revoked" in report.reasons[0]
+    assert rows_of(world.server, "invitation", id=sent.id)[0]["status"] == "sent"

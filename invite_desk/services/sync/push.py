@@ -332,13 +332,16 @@ def _apply_all(connection: Connection, commands: Sequence[PendingCommand],
                            .with_for_update())
     written: dict[tuple[str, uuid.UUID], int] = {}
     answers: dict[uuid.UUID, _Outcome] = {}
+    known: dict[object, Any] = {}  # the operator and policy, read again after a change of them
     for command in commands:
         outcome = _Outcome(APPLIED)
         savepoint = connection.begin_nested()
         try:
-            _apply(connection, command, outcome, written, organization_id)
+            _apply(connection, command, outcome, written, organization_id, known)
             savepoint.commit()
             written.update(outcome.versions)
+            if any(c.table in ("member", "setting", "unit") for c in command.changes):
+                known.clear()
         except (Rejection, DomainError) as exc:
             savepoint.rollback()
             reason = exc.reason if isinstance(exc, Rejection) else str(exc)
@@ -447,46 +450,85 @@ class _Context:
         default_factory=dict)
     appends: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # inserted last
     skipped: set[uuid.UUID] = field(default_factory=set)  # rows whose audit rows are moot
+    # Consecutive inserts into one table, written together (one executemany).
+    buffered: tuple[str, list[dict[str, Any]]] | None = None
+    # Per (kind, event): the command's addresses that are members, and the invitations they
+    # hold on the server (read once for all of its new invitations).
+    holds: dict[tuple[str, uuid.UUID | None], tuple[set[str], dict[str, list[Any]]]] = field(
+        default_factory=dict)
 
     def base_of(self, change: RowChange) -> int | None:
         return self.written.get((change.table, change.row_id), change.base_version)
 
 
-def _server_operator(session: Session, command: PendingCommand) -> Operator:
-    """The command's author as the server knows them now (role, unit, status)."""
-    member = session.get(Member, command.operator_id) if command.operator_id else None
+@dataclass(frozen=True)
+class _Author:
+    """A command's author as the server knows them now, or why the server refuses them."""
+
+    operator: Operator | None
+    refused: str
+    sign_in_revoked_at: datetime | None
+
+
+def _server_author(session: Session, operator_id: uuid.UUID | None) -> _Author:
+    member = session.get(Member, operator_id) if operator_id else None
     if member is None:
-        raise Rejection("Your account does not exist on the server; nothing was changed there.")
-    operator = replace(operator_for(session, member), signed_in_at=command.created_at)
+        return _Author(None, "Your account does not exist on the server; nothing was changed "
+                             "there.", None)
+    revoked = member.sign_in_revoked_at
     try:
-        return refreshed(session, operator)
+        # Whether they are still an active member, with their role and unit of now; a
+        # revoked sign-in is checked per command (commands made before it are refused).
+        operator = refreshed(session, replace(operator_for(session, member),
+                                              signed_in_at=utcnow()))
     except PermissionDenied as exc:
-        raise Rejection(str(exc).replace("You cannot do this", "The server refused this")) \
-            from None
+        return _Author(None, str(exc).replace("You cannot do this", "The server refused this"),
+                       revoked)
+    return _Author(operator, "", revoked)
+
+
+def _server_operator(author: _Author, command: PendingCommand) -> Operator:
+    """The command's author as the server knows them now (role, unit, status)."""
+    if author.operator is None:
+        raise Rejection(author.refused)
+    if author.sign_in_revoked_at is not None and command.created_at < author.sign_in_revoked_at:
+        raise Rejection("The server refused this: your sign-in was revoked by an administrator "
+                        "after you made this change; ask them for a new one.")
+    return author.operator
 
 
 def _apply(connection: Connection, command: PendingCommand, outcome: _Outcome,
-           written: Mapping[tuple[str, uuid.UUID], int], organization_id: uuid.UUID | None
-           ) -> None:
+           written: Mapping[tuple[str, uuid.UUID], int], organization_id: uuid.UUID | None,
+           known: dict[object, Any]) -> None:
     session = Session(bind=connection, autoflush=False,
                       join_transaction_mode="rollback_only")
     try:
+        author_key = ("author", command.operator_id)
+        if author_key not in known:
+            known[author_key] = _server_author(session, command.operator_id)
         operator: Operator | None = None
         try:
-            operator = _server_operator(session, command)
+            operator = _server_operator(known[author_key], command)
         except Rejection:
             if command.kind != journal.DELIVERY:
                 raise
-            # An email that went out went out, whoever the sender is now.
+            # A delivery goes in anyway: an email that went out went out.
         org_id = operator.organization_id if operator is not None else organization_id
-        policy = settings_service.load(session, org_id) if org_id is not None else None
+        policy_key = ("policy", org_id)
+        if policy_key not in known:
+            known[policy_key] = settings_service.load(session, org_id) \
+                if org_id is not None else None
+        policy: PolicySettings | None = known[policy_key]
         context = _Context(connection, session, command, operator, policy, outcome, utcnow(),
                            written)
         _prefetch(context)
         # Append-only rows last: the rules above read the audit log as it was before this
         # command (who changed a row last), not the command's own audit rows.
         for change in sorted(command.changes, key=lambda c: c.table in APPEND_ONLY):
+            if context.buffered and (change.op != "I" or change.table != context.buffered[0]):
+                _flush_inserts(context)
             _apply_change(context, change)
+        _flush_inserts(context)
         for table_name, rows in context.appends.items():
             connection.execute(insert(_table(table_name)), rows)
         session.flush()
@@ -631,7 +673,20 @@ def _insert(context: _Context, change: RowChange, local: Mapping[str, Any]) -> N
             return  # it described a change the server did not take
         context.appends.setdefault(change.table, []).append(values)
         return
-    context.connection.execute(insert(table).values(**values))
+    if context.buffered is None:
+        context.buffered = (change.table, [])
+    context.buffered[1].append(values)
+
+
+def _flush_inserts(context: _Context) -> None:
+    if context.buffered is not None:
+        table_name, rows = context.buffered
+        context.buffered = None
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for row in rows:
+            by_columns.setdefault(tuple(sorted(row)), []).append(row)
+        for same in by_columns.values():
+            context.connection.execute(insert(_table(table_name)), same)
 
 
 # -- rules -------------------------------------------------------------------------------------
@@ -802,6 +857,27 @@ def _flag_taken(context: _Context, values: Mapping[str, Any]) -> bool:
                                  table.c.dedupe_key == values["dedupe_key"])).first() is not None
 
 
+def _holds_of(context: _Context, org_id: uuid.UUID, kind: InvitationKind,
+              event_id: uuid.UUID | None) -> tuple[set[str], dict[str, list[Any]]]:
+    """For every new invitation of this kind (and event) in the command, at once: which
+    addresses are members, and which invitations they hold on the server."""
+    cache_key = (kind.value, event_id)
+    if cache_key not in context.holds:
+        keys = sorted({
+            str(row["email_normalized"]) for (table_name, _), row
+            in context.command.values.items()
+            if table_name == "invitation" and row is not None
+            and (row.get("kind") or InvitationKind.MEMBERSHIP.value) == kind.value
+            and row.get("event_id") == event_id})
+        session = context.session
+        members = existing_members(session, org_id, keys) \
+            if kind is InvitationKind.MEMBERSHIP else set()
+        holds = invitation_holds(session, org_id, keys, kind=kind, event_id=event_id,
+                                 now=context.now)
+        context.holds[cache_key] = (members, dict(holds))
+    return context.holds[cache_key]
+
+
 def _close_if_duplicate(context: _Context, values: dict[str, Any]) -> None:
     """An invitation made offline to an address that meanwhile holds one on the server (from
     another desktop), or became a member: inserted closed (revoked, with the reason) so that
@@ -813,12 +889,12 @@ def _close_if_duplicate(context: _Context, values: dict[str, Any]) -> None:
     org_id = values["organization_id"]
     key = values["email_normalized"]
     kind = InvitationKind(values.get("kind") or InvitationKind.MEMBERSHIP.value)
+    members, all_holds = _holds_of(context, org_id, kind, values.get("event_id"))
     reason = ""
-    if kind is InvitationKind.MEMBERSHIP and key in existing_members(session, org_id, [key]):
+    if kind is InvitationKind.MEMBERSHIP and key in members:
         reason = "the person is already a member"
     else:
-        holds = invitation_holds(session, org_id, [key], kind=kind,
-                                 event_id=values.get("event_id"), now=context.now).get(key)
+        holds = all_holds.get(key)
         if holds:
             needed = (context.policy.number_of_referrals_needed_for_signup or 0
                       if context.policy is not None else 0)
