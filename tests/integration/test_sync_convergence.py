@@ -81,7 +81,7 @@ from tests.tcp_proxy import TcpProxy, proxied_url
 
 SEED_ENV = "INVITE_DESK_SYNC_SEED"
 STEPS_ENV = "INVITE_DESK_SYNC_STEPS"
-DEFAULT_STEPS = 200
+DEFAULT_STEPS = 250
 ADMIN_EMAIL = "ada.admin@example.org"
 HR_EMAIL = "hugo.hr@example.org"
 LOCAL_EMAIL = "lena.local@example.org"
@@ -659,7 +659,7 @@ def _desks(server_url: str, operators: list[tuple[str, Operator]]) -> Iterator[l
 
 
 @pytest.mark.slow
-def test_two_replicas_and_the_portal_converge_through_network_faults(
+def test_three_replicas_and_the_portal_converge_through_network_faults(
     server_db_url: str, smtp_server: LoopbackSmtpServer,
 ) -> None:
     seed = _seed()
