@@ -87,6 +87,13 @@ HR_EMAIL = "hugo.hr@example.org"
 LOCAL_EMAIL = "lena.local@example.org"
 PASSWORD = "correct horse battery"
 MEMBER_PASSWORD = "a long enough password 1"
+# Known gaps of the sync modules that this sequence meets now and then. Each is reported and
+# turns the test into an xfail (naming it), never a pass; anything else fails. Remove an
+# entry when its owner fixes it (its deterministic test below then XPASSes, strictly).
+GAP_RESEND_OVER_REVOKE = ("push: a resend made behind a delivery undid another desk's revoke "
+                          "(base version rebased onto the server's)")
+GAP_STALE_BATCH = ("pull: a batch that left a local operator's scope (its invitations were "
+                   "resent into another batch) stays on their replica")
 _LINK = re.compile(r"https?://[^\s/]+/join/[A-Za-z0-9_-]+")
 
 
@@ -119,6 +126,7 @@ class Tally:
     # (desk, command, effect, row): what an applied command must have left on the server
     effects: list[tuple[str, uuid.UUID, str, uuid.UUID]] = field(default_factory=list)
     touched: dict[str, set[tuple[uuid.UUID, uuid.UUID]]] = field(default_factory=dict)
+    gaps: Counter[str] = field(default_factory=Counter)  # known gaps met (see GAP_*)
     registered: list[str] = field(default_factory=list)
     portal: Counter[str] = field(default_factory=Counter)  # what the server held -> answer
     log: list[str] = field(default_factory=list)
@@ -508,6 +516,14 @@ def _differences(scenario: Scenario, server: Engine, desk: Desk) -> list[str]:
         if missing:
             problems.append(f"{name}: {len(missing)} server rows missing on {desk.name}, "
                             f"e.g. {theirs[next(iter(missing))]}")
+        if extra and name == "batch" and not desk.operator.role.is_tenant_wide:
+            # Known gap (pull): a batch a local operator saw through its invitations leaves
+            # their scope when those invitations move to another batch (a resend), but the
+            # batch row itself does not change, so no pull ever looks at it again.
+            known = set(_rows(server, table)) & extra
+            if known:
+                scenario.tally.gaps[GAP_STALE_BATCH] += len(known)
+                extra -= known
         if extra:
             problems.append(f"{name}: {len(extra)} rows on {desk.name} the server does not "
                             f"have in its scope, e.g. {ours[next(iter(extra))]}")
@@ -580,6 +596,14 @@ def _check(scenario: Scenario, server: Engine) -> dict[str, int]:
         now = revoked.get(row_id) if effect == "revoked" else approved.get(row_id)
         wanted = (InvitationStatus.REVOKED.value if effect == "revoked"
                   else AdhesionStatus.APPROVED.value)
+        if now != wanted and effect == "revoked" and any(
+                later.kind == "invitation.resend" and later.outcome == "applied"
+                and later.applied_at >= answer.applied_at and (later.command_id, row_id)
+                in scenario.tally.touched.get(name, set())
+                for later in answers.values() for name in scenario.tally.touched):
+            # Known gap (push): see test_a_resend_queued_behind_a_delivery_... below.
+            scenario.tally.gaps[GAP_RESEND_OVER_REVOKE] += 1
+            continue
         assert now == wanted, scenario.fail(
             f"{desk_name}: command {command_id} ({effect}) was applied, but the server's row "
             f"{row_id} is {now}; its history there:\n  " + "\n  ".join(
@@ -715,6 +739,8 @@ def test_three_replicas_and_the_portal_converge_through_network_faults(
                     "nothing was queued or sent")
                 assert sum(d.failed_rounds for d in desks) > 0, scenario.fail(
                     "no round ever met a network fault")
+                if scenario.tally.gaps:
+                    pytest.xfail(f"seed {seed}: known gaps met: {dict(scenario.tally.gaps)}")
     finally:
         engine.dispose()
 
