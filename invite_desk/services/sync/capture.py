@@ -319,10 +319,49 @@ def _uuid(value: Any) -> uuid.UUID:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
+def adopt_foreign_writes(engine: Engine) -> int:
+    """MariaDB: give a commit tick to log entries committed without the commit hook (a tool
+    that does not go through db.make_engine: the mysql client, a script). A reader sees an
+    entry only with its transaction's marker, and a hooked transaction commits both at once,
+    so a *visible* entry whose token has no marker was committed without the hook. They move
+    to a fresh token, which this transaction's own commit stamps (the foreign session keeps
+    its old token, never marked, so its later writes are found the same way). READ
+    COMMITTED: the UPDATE locks only those rows, no ranges a writer could be waiting on.
+    Scans the unmarked entries: run it now and then (prune runs it), not every round.
+    Returns the entries adopted; 0 on PostgreSQL (its capture needs no hook)."""
+    if engine.dialect.name not in ("mysql", "mariadb"):
+        return 0
+    install_commit_clock(engine)
+    with engine.connect() as connection:
+        connection = connection.execution_options(isolation_level="READ COMMITTED")
+        with connection.begin():
+            orphans = list(connection.execute(text(
+                "SELECT DISTINCT c.conn_id FROM sync_change c WHERE c.clock IS NULL "
+                "AND c.conn_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM sync_change m "
+                "WHERE m.conn_id = c.conn_id AND m.clock IS NOT NULL)")).scalars())
+            if not orphans:
+                return 0
+            token = int(connection.execute(text(
+                "SELECT UUID_SHORT() & 9223372036854775807")).scalar_one())
+            adopted = 0
+            for start in range(0, len(orphans), 500):
+                adopted += connection.execute(
+                    text("UPDATE sync_change SET conn_id = :token "
+                         "WHERE clock IS NULL AND conn_id IN :orphans")
+                    .bindparams(bindparam("orphans", expanding=True)),
+                    {"token": token, "orphans": orphans[start:start + 500]}).rowcount
+            connection.execute(text("SET @sync_token = :token"), {"token": token})
+        return int(adopted)
+
+
 def prune(connection: Connection, older_than: datetime) -> int:
     """Delete log entries written before `older_than` (naive or aware UTC); remember how far
-    pruning reached, so a replica behind it starts over. Returns the entries deleted."""
+    pruning reached, so a replica behind it starts over. Returns the entries deleted. On
+    MariaDB it first adopts entries committed without the commit hook (in a transaction of
+    its own), so that pruning does not leave them unread behind its horizon."""
     kind = _dialect(connection)
+    if kind == "my":
+        adopt_foreign_writes(connection.engine)
     moment = older_than.replace(tzinfo=None) if older_than.tzinfo is None \
         else older_than.astimezone(UTC).replace(tzinfo=None)
     if kind == "pg":
