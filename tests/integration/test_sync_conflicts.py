@@ -391,3 +391,54 @@ def test_a_sign_in_revoked_after_an_offline_change_rejects_it(world: SyncWorld) 
     assert report.rejected == 1
     assert "sign-in was revoked" in report.reasons[0]
     assert rows_of(world.server, "invitation", id=sent.id)[0]["status"] == "sent"
+
+
+def test_a_send_by_an_operator_who_left_meanwhile_is_still_recorded(
+        world: SyncWorld, smtp_server: LoopbackSmtpServer) -> None:
+    from invite_desk.services import mail_settings
+
+    mail_settings.update_mail_settings(world.server_uow, world.admin, {
+        "host": smtp_server.host, "port": smtp_server.port, "security": "none",
+        "from_address": "office@rowing.example", "from_name": "Harbour Rowing Club",
+        "rate_per_minute": 0})
+    hr = world.member(Role.HR_TENANT, "hana.hr@example.org", "Hana")
+    batch = queue(world.server_uow, hr, "zoe@example.org")
+    replica = world.replica(hr)
+    uow = UnitOfWork(replica)
+    settings = mail_settings.get_mail_settings(uow, world.admin.organization_id)
+    OutboxSender(uow, SmtpTransport(settings.smtp_config(timeout=5), None),
+                 organization_id=world.admin.organization_id, batch_id=batch.batch_id).run()
+    update_person(world.server_uow, world.admin, hr.member_id,
+                  status=MemberStatus.RESIGNED.value)
+
+    report = push.push_pending(world.server, replica)
+
+    assert report.rejected == 0
+    server = rows_of(world.server, "invitation", email_normalized="zoe@example.org")[0]
+    assert server["status"] == InvitationStatus.SENT and server["message_id"]
+
+
+@pytest.mark.parametrize("pushes", [1, 2])
+def test_a_delivery_over_a_changed_row_does_not_hide_that_change_from_a_later_revoke(
+        world: SyncWorld, pushes: int) -> None:
+    """Found by the convergence test: a delivery fact goes in over someone else's change of
+    the row; the operator's next offline edit of that row must still be rejected for it,
+    not take the delivery's version as its base."""
+    sent = invite(world.server_uow, world.admin, "zoe@example.org")
+    hr = world.member(Role.HR_TENANT, "hana.hr@example.org", "Hana")
+    replica = world.replica(hr)
+    with replica.begin() as connection:  # what the outbox writes (a delivery fact)
+        connection.execute(update(Invitation.__table__).where(Invitation.id == sent.id)
+                           .values(last_error="4.2.1 try later", version=Invitation.version + 1))
+    revoke_invitations(UnitOfWork(replica), hr, [sent.id])
+    assert [c["kind"] for c in commands(replica)] == ["delivery", "invitation.revoke"]
+    extend_invitations(world.server_uow, world.admin, [sent.id], 3)
+
+    if pushes == 1:  # both in one server transaction
+        assert push.push_pending(world.server, replica).rejected == 1
+    else:  # the delivery first, the revoke in the next push
+        assert push.push_pending(world.server, replica, limit=1).applied == 1
+        assert push.push_pending(world.server, replica).rejected == 1
+    server = rows_of(world.server, "invitation", id=sent.id)[0]
+    assert server["status"] == "sent" and server["last_error"] == "4.2.1 try later"
+    assert "changed on the server by Ada Admin" in journal.rejected(replica)[0].reason

@@ -5,6 +5,7 @@ ids")."""
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -278,3 +279,25 @@ def test_installing_the_journal_again_keeps_one_set_of_triggers(world: SyncWorld
         [t for t in tables.SYNCED_TABLES if t not in journal.NOT_JOURNALED])
     queue(UnitOfWork(replica), world.admin, "zoe@example.org")
     assert count(replica, "local_change", table_name="invitation") == 1
+
+
+def test_a_commands_journal_entries_fold_into_one_change_per_row() -> None:
+    a, b, c, d = (uuid.uuid4() for _ in range(4))
+    entries = [
+        (1, "invitation", a, "I", "id,email,status", None),
+        (2, "invitation", a, "U", "status,version", 1),  # inserted then changed: an insert
+        (3, "invitation", b, "I", "id,email", None),
+        (4, "invitation", b, "D", "", 1),  # inserted then deleted: nothing
+        (5, "member", c, "U", "role,version", 3),
+        (6, "member", c, "U", "unit_id,version", 4),  # two edits: one, based on the first
+        (7, "setting", d, "U", "value_json", 2),
+        (8, "setting", d, "D", "", 3),  # changed then deleted: a delete
+    ]
+    folded = {(f.table, f.row_id): f for f in push.net_changes(entries)}
+    assert set(folded) == {("invitation", a), ("member", c), ("setting", d)}
+    assert folded[("invitation", a)].op == "I"
+    assert folded[("invitation", a)].columns == {"id", "email", "status", "version"}
+    assert (folded[("member", c)].op, folded[("member", c)].base_version) == ("U", 3)
+    assert folded[("member", c)].columns == {"role", "unit_id", "version"}
+    assert folded[("setting", d)].op == "D"
+    assert [f.row_id for f in push.net_changes(entries)] == [a, c, d]  # in journal order

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import uuid
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -298,13 +298,13 @@ def forget_rejected_rows(connection: Connection) -> int:
         delete(LOCAL_CHANGE).where(LOCAL_CHANGE.c.command_id.in_(rejected_ids))).rowcount
 
 
-def confirm_passed(connection: Connection, passed: object) -> int:
+def confirm_passed(connection: Connection, passed: Callable[[str], bool]) -> int:
     """Mark APPLIED commands whose checkpoint `passed(checkpoint)` says the cursor passed as
     CONFIRMED and drop their journal entries; returns how many."""
     rows = connection.execute(
         select(SYNC_COMMAND.c.id, SYNC_COMMAND.c.checkpoint)
         .where(SYNC_COMMAND.c.state == SyncCommandState.APPLIED.value)).all()
-    done = [cid for cid, checkpoint in rows if callable(passed) and passed(checkpoint)]
+    done = [cid for cid, checkpoint in rows if passed(checkpoint)]
     if done:
         connection.execute(update(SYNC_COMMAND).where(SYNC_COMMAND.c.id.in_(done))
                            .values(state=SyncCommandState.CONFIRMED.value))

@@ -644,7 +644,14 @@ def _update(context: _Context, change: RowChange, values: dict[str, Any],
     if "version" in table.c:
         version = int(server["version"]) + 1
         values = {**values, "version": version}
-        context.outcome.versions[(change.table, change.row_id)] = version
+        # The replica's later edits of the row build on this version only when this write
+        # was based on the server's (or the row is last-writer-wins). A write that went in
+        # over someone else's change (a delivery fact, one's own sign-in) must leave the
+        # next edit based on the older version, so that the default rule still sees that
+        # someone else changed the row.
+        if context.base_of(change) == int(server["version"]) \
+                or change.table in LAST_WRITER_WINS:
+            context.outcome.versions[(change.table, change.row_id)] = version
     if "updated_at" in table.c:
         values["updated_at"] = context.now
     if not values:
