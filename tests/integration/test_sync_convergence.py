@@ -90,8 +90,6 @@ MEMBER_PASSWORD = "a long enough password 1"
 # Known gaps of the sync modules that this sequence meets now and then. Each is reported and
 # turns the test into an xfail (naming it), never a pass; anything else fails. Remove an
 # entry when its owner fixes it (its deterministic test below then XPASSes, strictly).
-GAP_RESEND_OVER_REVOKE = ("push: a resend made behind a delivery undid another desk's revoke "
-                          "(base version rebased onto the server's)")
 GAP_STALE_BATCH = ("pull: a batch that left a local operator's scope (its invitations were "
                    "resent into another batch) stays on their replica")
 _LINK = re.compile(r"https?://[^\s/]+/join/[A-Za-z0-9_-]+")
@@ -596,14 +594,6 @@ def _check(scenario: Scenario, server: Engine) -> dict[str, int]:
         now = revoked.get(row_id) if effect == "revoked" else approved.get(row_id)
         wanted = (InvitationStatus.REVOKED.value if effect == "revoked"
                   else AdhesionStatus.APPROVED.value)
-        if now != wanted and effect == "revoked" and any(
-                later.kind == "invitation.resend" and later.outcome == "applied"
-                and later.applied_at >= answer.applied_at and (later.command_id, row_id)
-                in scenario.tally.touched.get(name, set())
-                for later in answers.values() for name in scenario.tally.touched):
-            # Known gap (push): see test_a_resend_queued_behind_a_delivery_... below.
-            scenario.tally.gaps[GAP_RESEND_OVER_REVOKE] += 1
-            continue
         assert now == wanted, scenario.fail(
             f"{desk_name}: command {command_id} ({effect}) was applied, but the server's row "
             f"{row_id} is {now}; its history there:\n  " + "\n  ".join(
@@ -795,10 +785,6 @@ def test_a_link_retired_again_after_a_rejected_resend_came_back_from_the_server(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "push (sync-push): after a delivery command is applied over a row someone else changed, "
-    "_rebase shifts the next commands' base versions to the server's version, so a resend "
-    "based on the pre-revoke row passes the version check and reopens the invitation"))
 def test_a_resend_queued_behind_a_delivery_does_not_undo_a_revoke_from_another_desk(
     server_db_url: str, smtp_server: LoopbackSmtpServer,
 ) -> None:
