@@ -14,6 +14,7 @@ BENCHMARKS = {
     "referrals": "bench.referrals",
     "relay": "bench.relay",
     "audit": "bench.audit",
+    "sync": "bench.sync",
 }
 
 
@@ -24,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     parser.add_argument("--postgres", metavar="URL",
                         help="also time on this (empty) PostgreSQL database, where supported")
+    parser.add_argument("--url", metavar="URL",
+                        help="sync: the (empty) server database to use instead of a throwaway "
+                             "PostgreSQL")
     args = parser.parse_args(argv)
     unknown = [name for name in args.names if name not in BENCHMARKS]
     if unknown:
@@ -35,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"name": name, "error": f"not available: {exc}"}), flush=True)
             continue
         options = {"postgres": args.postgres} if args.postgres and name == "referrals" else {}
+        if name == "sync" and (args.url or args.postgres):
+            options = {"url": args.url or args.postgres}
         for result in module.run(quick=args.quick, **options):
             print(json.dumps(result), flush=True)
     return 0

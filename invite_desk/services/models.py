@@ -519,6 +519,13 @@ def _remember_retired_links(session: OrmSession, _context: Any, _instances: Any)
             continue
         reason = "revoked" if obj.status == InvitationStatus.REVOKED.value else "superseded"
         for value in old:
+            # A hash can be retired twice on an offline replica: a resend there whose command
+            # the server rejected brings the server's row, and its old hash, back.
+            with session.no_autoflush:
+                known = session.get(RetiredLink, value)
+            if known is not None:
+                known.invitation_id, known.reason, known.retired_at = obj.id, reason, utcnow()
+                continue
             session.add(RetiredLink(token_hash=value, invitation_id=obj.id, reason=reason,
                                     retired_at=utcnow()))
 

@@ -1,0 +1,358 @@
+"""The offline replica (issue 12) against a PostgreSQL server holding 100,000 invitations:
+
+- `initial`: a new replica for an organization admin, from nothing to a full copy (create
+  the replica file at head, sign in on the server, snapshot every in-scope row, one more
+  round); target < 10 s. `open_s`: Replica.open alone; `schema_s`: the empty file at head. Baseline: the same tables read
+  with a plain SELECT * and written with executemany into a bare SQLite file of the same
+  schema, without the sync machinery (no scope, no journal, no cursor).
+- `idle`: a round (push, then pull) when nothing changed anywhere; median of 30; target
+  < 100 ms. Baseline: one `SELECT 1` round trip to the same server.
+- `commit_to_window`: from a commit on the server (another desktop, online) to the open
+  Invitations window of the replica's desktop showing the new row, the app's own sync
+  controller running (a round a second while online); p95 of 20; target < 2 s.
+
+    python -m bench sync [--quick] [--url postgresql://...]
+
+Without --url it starts a throwaway PostgreSQL (initdb + pg_ctl in a temporary folder on a
+free loopback port, stopped and removed afterwards); with --url that database must be empty.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, insert, select, text
+from sqlalchemy.pool import NullPool
+
+from bench.common import free_port, fresh_database, result
+from invite_desk.services.credentials import MemoryCredentialStore
+from invite_desk.services.models import Base
+from invite_desk.services.operator import Operator
+from invite_desk.services.uow import UnitOfWork
+
+SIZE = 100_000
+QUICK_SIZE = 10_000
+IDLE_RUNS = 30
+WINDOW_RUNS = 20
+QUICK_WINDOW_RUNS = 5
+ADMIN_EMAIL = "bench@example.org"  # bench.common.fresh_database's admin
+ADMIN_PASSWORD = "bench-password-1"
+
+
+# -- a throwaway PostgreSQL -----------------------------------------------------------------
+
+def _pg_bin() -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                   key=lambda p: [int(x) for x in p.parent.parent.name.split(".") if x.isdigit()])
+    if found:
+        return found[-1].parent
+    initdb = shutil.which("initdb")
+    if initdb is None:
+        raise RuntimeError("PostgreSQL's initdb is not installed (Debian: postgresql)")
+    return Path(initdb).parent
+
+
+def _as_postgres(command: list[str]) -> list[str]:
+    """initdb and postgres refuse to run as root: run them as the postgres account then."""
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *command]
+    return command
+
+
+@contextmanager
+def throwaway_postgres() -> Iterator[str]:
+    """A private PostgreSQL server on 127.0.0.1 for the length of the block; yields the URL of
+    an empty database on it."""
+    pg_bin = _pg_bin()
+    folder = Path(tempfile.mkdtemp(prefix="invite-desk-bench-pg-"))
+    data = folder / "data"
+    port = free_port()
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres")
+        folder.chmod(0o755)
+    subprocess.run(_as_postgres([str(pg_bin / "initdb"), "-D", str(data), "-U", "postgres",
+                                 "--encoding=UTF8", "--locale=C.UTF-8", "--auth=trust"]),
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    options = (f"-c listen_addresses=127.0.0.1 -c port={port} "
+               f"-c unix_socket_directories={data} -c fsync=off -c synchronous_commit=off "
+               "-c full_page_writes=off")
+    subprocess.run(_as_postgres([str(pg_bin / "pg_ctl"), "-D", str(data), "-l",
+                                 str(folder / "server.log"), "-o", options, "-w", "-t", "60",
+                                 "start"]),
+                   check=True, stdout=subprocess.DEVNULL)
+    try:
+        admin = create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres",
+                              isolation_level="AUTOCOMMIT", poolclass=NullPool)
+        with admin.connect() as connection:
+            connection.execute(text("CREATE DATABASE bench"))
+        admin.dispose()
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/bench"
+    finally:
+        subprocess.run(_as_postgres([str(pg_bin / "pg_ctl"), "-D", str(data), "-m",
+                                     "immediate", "-w", "stop"]),
+                       check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# -- the data -------------------------------------------------------------------------------
+
+def _load(uow: UnitOfWork, admin: Operator, size: int) -> None:
+    """`size` invitations, generated by the server itself (INSERT ... SELECT over a series):
+    through the capture triggers like any other write."""
+    org, me = admin.organization_id, admin.member_id
+    with uow.engine.begin() as connection:
+        connection.execute(text(f"""
+            INSERT INTO invitation (id, version, created_at, updated_at, organization_id,
+                email, email_normalized, name, kind, inviter_id, sender_id, personal_message,
+                status, queued_at, sent_at, expires_at, attempts, last_error, bounce_detail,
+                soft_bounces)
+            SELECT gen_random_uuid(), 1, now() - i * interval '1 minute',
+                now() - i * interval '1 minute', '{org}'::uuid,
+                'invitee' || i || '@bench.example', 'invitee' || i || '@bench.example',
+                'Invitee ' || i, 'membership', '{me}'::uuid, '{me}'::uuid,
+                'See you at the club!',
+                (ARRAY['sent','sent','sent','accepted','expired','revoked','queued'])[1 + i % 7],
+                now() - i * interval '1 minute', now() - i * interval '1 minute',
+                now() + interval '14 days' - i * interval '1 minute', 1, '', '', 0
+            FROM generate_series(1, {size}) AS i"""))
+
+
+def _invitations(engine: Any) -> int:
+    from invite_desk.services.models import Invitation
+    with engine.connect() as connection:
+        return int(connection.execute(select(text("count(*)")).select_from(
+            Invitation.__table__)).scalar_one())
+
+
+# -- the measures ---------------------------------------------------------------------------
+
+def _baseline_copy(server_url: str, folder: Path) -> float:
+    """SELECT * of every synced table, executemany into a bare SQLite file: seconds."""
+    from invite_desk.services.sync.tables import SYNCED_TABLES
+    target = create_engine(f"sqlite:///{folder / 'baseline.sqlite3'}")
+    tables = [Base.metadata.tables[name] for name in SYNCED_TABLES]
+    Base.metadata.create_all(target, tables=tables)
+    source = create_engine(server_url, poolclass=NullPool)
+    started = time.perf_counter()
+    with source.connect() as reading, target.begin() as writing:
+        for table in tables:
+            result_ = reading.execution_options(yield_per=5000).execute(select(table))
+            for part in result_.mappings().partitions():
+                writing.execute(insert(table), [dict(row) for row in part])
+    elapsed = time.perf_counter() - started
+    source.dispose()
+    target.dispose()
+    return elapsed
+
+
+def _schema_time(folder: str) -> float:
+    """Seconds to create an empty SQLite file at head (part of every new replica)."""
+    from invite_desk.services import db
+    engine = db.make_engine(f"sqlite:///{Path(folder) / 'schema.sqlite3'}")
+    started = time.perf_counter()
+    db.upgrade_to_head(engine)
+    elapsed = time.perf_counter() - started
+    engine.dispose()
+    return elapsed
+
+
+def _round_until_quiet(replica: Any) -> Any:
+    while True:
+        report = replica.round()
+        if report.error:
+            raise RuntimeError(f"sync round failed: {report.error}")
+        if report.pulled is None or not report.pulled.more:
+            return report
+
+
+def _p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def _new_invitation(server: UnitOfWork, admin: Operator, n: int) -> tuple[uuid.UUID, float]:
+    """An invitation committed on the server as another desktop would, sent just now (so the
+    Invitations window's default view, Pending by newest sent, shows it first): (id, commit
+    time)."""
+    from invite_desk.services.invitations.tokens import hash_token, new_token
+    from invite_desk.services.models import Invitation, InvitationStatus, utcnow
+    now = utcnow()
+    with server:
+        row = Invitation(organization_id=admin.organization_id,
+                         email=f"latecomer{n}@bench.example",
+                         email_normalized=f"latecomer{n}@bench.example", name=f"Latecomer {n}",
+                         inviter_id=admin.member_id, sender_id=admin.member_id,
+                         status=InvitationStatus.SENT.value, queued_at=now, sent_at=now,
+                         expires_at=now + timedelta(days=14),
+                         token_hash=hash_token(new_token()[0]))
+        server.session.add(row)
+        server.session.flush()
+        row_id = row.id
+        server.commit()
+    return row_id, time.perf_counter()
+
+
+def _commit_to_window(server: UnitOfWork, admin: Operator, replica: Any,
+                      runs: int) -> list[float]:
+    """The real thing: the desktop's main window on the replica (offscreen), its sync
+    controller running on the hub as in the app (a round a second while online), the
+    Invitations page open; from a commit on the server until that page's model holds the
+    row. Commits fall anywhere within the controller's second."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtWidgets import QApplication
+
+    from invite_desk.app import AppContext
+    from invite_desk.ui.main_window import MainWindow
+
+    qapp = QApplication.instance() or QApplication([])
+    context = AppContext(engine=replica.engine, uow=replica.uow,
+                         credentials=MemoryCredentialStore(),
+                         database_label=replica.remote_label, replica=replica)
+    operator = replica.check_password(ADMIN_PASSWORD)
+    window = MainWindow(context, operator, remember_geometry=False)
+    window.show()
+    window.show_page("invitations")
+    page = window.pages["invitations"]
+
+    def wait_until(done: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+        deadline = time.perf_counter() + timeout
+        while not done():
+            if time.perf_counter() > deadline:
+                raise RuntimeError(f"the window did not show {what} within {timeout:.0f} s")
+            qapp.processEvents()
+            time.sleep(0.002)
+
+    def shows(row_id: uuid.UUID) -> bool:
+        return any(row.id == row_id for _, row in page.model.loaded_rows())
+
+    times: list[float] = []
+    try:
+        wait_until(lambda: page.model.has_opened and page.model.total > 0, "the invitations")
+        for n in range(runs):
+            pause = time.perf_counter() + (n * 0.37) % 1.0
+            wait_until(lambda until=pause: time.perf_counter() >= until,  # type: ignore[misc]
+                       "the pause")  # the GUI keeps running meanwhile
+            row_id, committed = _new_invitation(server, admin, n)
+            wait_until(lambda wanted=row_id: shows(wanted),  # type: ignore[misc]
+                       f"invitation {n}")
+            times.append(time.perf_counter() - committed)
+    finally:
+        if window.sync is not None:
+            window.sync.stop()
+        window.hide()
+        window.deleteLater()
+        qapp.processEvents()
+    return times
+
+
+def run(quick: bool = False, url: str | None = None, *, size: int | None = None,
+        window_runs: int | None = None) -> list[dict[str, Any]]:
+    size = size or (QUICK_SIZE if quick else SIZE)
+    runs = window_runs or (QUICK_WINDOW_RUNS if quick else WINDOW_RUNS)
+    with (_given(url) if url else throwaway_postgres()) as server_url:
+        return _measure(server_url, size, runs)
+
+
+@contextmanager
+def _given(url: str) -> Iterator[str]:
+    yield url
+
+
+def _measure(server_url: str, size: int, window_runs: int) -> list[dict[str, Any]]:
+    from invite_desk.services.sync.replica import Replica
+
+    rows: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    server, admin = fresh_database(server_url)
+    _load(server, admin, size)
+    ready_s = time.perf_counter() - started
+    common = {"backend": server.backend, "invitations": _invitations(server.engine)}
+    with tempfile.TemporaryDirectory(prefix="invite-desk-bench-sync-") as folder:
+        previous = os.environ.get("INVITE_DESK_DATA_DIR")
+        os.environ["INVITE_DESK_DATA_DIR"] = str(Path(folder) / "data")
+        try:
+            credentials = MemoryCredentialStore()
+            started = time.perf_counter()
+            replica = Replica.open(server_url, ADMIN_EMAIL, credentials,
+                                   password=ADMIN_PASSWORD)
+            opened = time.perf_counter() - started
+            _round_until_quiet(replica)
+            initial = time.perf_counter() - started
+            copied = _invitations(replica.engine)
+            baseline = _baseline_copy(server_url, Path(folder))
+            rows.append(result("initial", initial, "s", baseline, target="< 10 s",
+                               baseline_name="SELECT * + executemany into bare SQLite",
+                               replica_invitations=copied, database_ready_s=round(ready_s, 1),
+                               open_s=round(opened, 2), schema_s=round(_schema_time(folder), 2),
+                               **common))
+
+            idle = _timed_runs(replica.round, IDLE_RUNS)
+            ping = _timed_runs(_pinger(server), IDLE_RUNS)
+            rows.append(result("idle", statistics.median(idle) * 1000, "ms",
+                               statistics.median(ping) * 1000, target="< 100 ms",
+                               baseline_name="SELECT 1 round trip", runs=IDLE_RUNS,
+                               min=round(min(idle) * 1000, 1), max=round(max(idle) * 1000, 1),
+                               **common))
+
+            times = _commit_to_window(server, admin, replica, window_runs)
+            what = ("commit on the server -> the open Invitations window's model holds the "
+                    "row (offscreen main window on the replica, its sync controller running)")
+            rows.append(result("commit_to_window", _p95(times), "s", None, target="p95 < 2 s",
+                               measured=what, runs=len(times),
+                               median=round(statistics.median(times), 3),
+                               max=round(max(times), 3), **common))
+            replica.engine.dispose()
+        finally:
+            if previous is None:
+                os.environ.pop("INVITE_DESK_DATA_DIR", None)
+            else:
+                os.environ["INVITE_DESK_DATA_DIR"] = previous
+    server.engine.dispose()
+    return rows
+
+
+def _pinger(server: UnitOfWork) -> Callable[[], None]:
+    def ping() -> None:
+        with server.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    return ping
+
+
+def _timed_runs(fn: Callable[[], object], runs: int) -> list[float]:
+    fn()  # warm
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.sync")
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK_SIZE:,} invitations")
+    parser.add_argument("--url", metavar="URL", help="an empty PostgreSQL database to use "
+                        "instead of a throwaway server")
+    parser.add_argument("--size", type=int, help=f"invitations (default {SIZE:,})")
+    args = parser.parse_args(argv)
+    for row in run(quick=args.quick, url=args.url, size=args.size):
+        print(json.dumps(row), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
