@@ -442,3 +442,33 @@ def test_a_delivery_over_a_changed_row_does_not_hide_that_change_from_a_later_re
     server = rows_of(world.server, "invitation", id=sent.id)[0]
     assert server["status"] == "sent" and server["last_error"] == "4.2.1 try later"
     assert "changed on the server by Ada Admin" in journal.rejected(replica)[0].reason
+
+
+def test_a_replica_marking_a_send_uncertain_never_undoes_a_sent_on_the_server(
+        world: SyncWorld) -> None:
+    """A replica's recovery of a send it believes interrupted (`uncertain`) arrives after the
+    desktop that really sent it recorded `sent`: the server keeps `sent` and its facts."""
+    batch = queue(world.server_uow, world.admin, "zoe@example.org")
+    row_id = rows_of(world.server, "invitation", batch_id=batch.batch_id)[0]["id"]
+    with world.server.begin() as connection:
+        connection.execute(update(Invitation).where(Invitation.id == row_id).values(
+            status=InvitationStatus.SENDING.value, sending_owner="other-desk:1"))
+    replica = world.replica(world.admin)
+    sent_at = utcnow()
+    with world.server.begin() as connection:
+        connection.execute(update(Invitation).where(Invitation.id == row_id).values(
+            status=InvitationStatus.SENT.value, sending_owner=None, sent_at=sent_at,
+            message_id="<sent@other-desk>", version=Invitation.version + 1))
+    with replica.begin() as connection:  # what recover_interrupted writes
+        connection.execute(update(Invitation).where(Invitation.id == row_id).values(
+            status=InvitationStatus.UNCERTAIN.value, sending_owner=None,
+            version=Invitation.version + 1))
+    assert {c["kind"] for c in commands(replica)} == {"delivery"}
+
+    report = push.push_pending(world.server, replica)
+
+    assert report.rejected == 0
+    server = rows_of(world.server, "invitation", id=row_id)[0]
+    assert server["status"] == InvitationStatus.SENT
+    assert server["message_id"] == "<sent@other-desk>"
+    assert server["sent_at"] is not None

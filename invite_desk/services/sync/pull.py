@@ -292,6 +292,37 @@ def _references(shapes: dict[str, _Shape], rows_by_table: dict[str, list[tuple[A
     return wanted
 
 
+# Parents a replica may hold only because of a child row (a batch or a member that a local
+# role sees through the invitations it sees): when such a child changes, the parent it
+# pointed to before is looked at again, and leaves the replica if nothing in scope holds it.
+# (The parent's own row did not change, so no log entry would ever name it.)
+_SCOPED_BY_CHILDREN = frozenset({"batch", "member"})
+
+
+def _former_parents(connection: Connection, shapes: dict[str, _Shape],
+                    ids: dict[str, list[uuid.UUID]]) -> dict[str, set[uuid.UUID]]:
+    """The scope-dependent parents the replica's copies of the changed rows point to now."""
+    found: dict[str, set[uuid.UUID]] = {}
+    for name, keys in ids.items():
+        shape = shapes[name]
+        refs = [(shape.table.columns[at].name, target) for at, target in shape.references
+                if target in _SCOPED_BY_CHILDREN]
+        if not refs or not keys:
+            continue
+        key = key_column(name)
+        listed = [k.hex for k in keys]
+        for start in range(0, len(listed), _CHUNK):
+            part = tuple(listed[start:start + _CHUNK])
+            marks = ", ".join("?" for _ in part)
+            quoted = ", ".join(f'"{column}"' for column, _ in refs)
+            for row in connection.exec_driver_sql(
+                    f'SELECT {quoted} FROM "{name}" WHERE "{key}" IN ({marks})', part):
+                for (_, target), value in zip(refs, row, strict=True):
+                    if value is not None:
+                        found.setdefault(target, set()).add(uuid.UUID(str(value)))
+    return found
+
+
 def _missing_locally(connection: Connection, wanted: dict[str, set[str]]
                      ) -> dict[str, list[uuid.UUID]]:
     missing: dict[str, list[uuid.UUID]] = {}
@@ -425,6 +456,12 @@ def pull_round(remote: Engine, replica: Engine, *, limit: int = 5000) -> PullRep
                     raise _Rescope
                 shapes = {name: _Shape(table(name), server.dialect.name, operator)
                           for name in SYNCED_TABLES}
+                with replica.connect() as local:
+                    former = _former_parents(local, shapes, ids)
+                for name, extra in former.items():
+                    merged = dict.fromkeys(ids.get(name, []))
+                    merged.update(dict.fromkeys(extra))
+                    ids[name] = list(merged)
                 for name in SYNCED_TABLES:
                     if name in ids:
                         rows_by_table[name] = _fetch(server, shapes[name], ids[name])

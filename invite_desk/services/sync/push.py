@@ -101,6 +101,13 @@ CLOSED_FOR_DELIVERY = frozenset({InvitationStatus.ACCEPTED.value, InvitationStat
                                  InvitationStatus.BOUNCED.value,
                                  InvitationStatus.SUPPRESSED.value})
 DELIVERY_STATUS_COLUMNS = frozenset({"status", "sending_owner", "next_attempt_at"})
+# How far a send has come. A delivery fact never moves the server's status backwards: a
+# replica that marks a row `uncertain` (its recovery of a send it believes interrupted) must
+# not undo the `sent` that the desktop which really sent it already recorded.
+DELIVERY_PROGRESS = {InvitationStatus.DRAFT.value: 0, InvitationStatus.QUEUED.value: 1,
+                     InvitationStatus.SENDING.value: 2, InvitationStatus.UNCERTAIN.value: 3,
+                     InvitationStatus.FAILED.value: 3, InvitationStatus.SENT.value: 4,
+                     InvitationStatus.EXPIRED.value: 5}
 # Never copied from a replica's row: the server keeps its own key, version and clock.
 BOOKKEEPING = frozenset({"version", "updated_at", "created_at"})
 # What a member may change on their own row (signing in offline).
@@ -770,6 +777,13 @@ def _apply_delivery(context: _Context, change: RowChange, local: Mapping[str, An
     """An email that went out went out: its facts are kept whatever the server's row did
     meanwhile; the status moves only while the server's invitation is still open."""
     open_on_server = server.get("status") not in CLOSED_FOR_DELIVERY
+    here, there = DELIVERY_PROGRESS.get(str(local.get("status"))), \
+        DELIVERY_PROGRESS.get(str(server.get("status")))
+    # (A status outside the send's progress, e.g. a later command's revoke carried along with
+    # the row's current values, is left to the rules below.)
+    if open_on_server and here is not None and there is not None and here < there:
+        context.skipped.add(change.row_id)  # the server's send got further: keep its row
+        return
     values: dict[str, Any] = {}
     for column in _data_columns(change):
         if column in DELIVERY_STATUS_COLUMNS and not open_on_server:
