@@ -516,6 +516,7 @@ class MainWindow(QMainWindow):
         bar = self.statusBar()
         bar.setSizeGripEnabled(False)
         self.status_labels: dict[str, QLabel] = {}
+        self._status_lines: dict[str, QFrame] = {}
         entries = (
             ("operator", f"Signed in as {self.operator.name}"),
             ("role", role_text(self.operator.role)),
@@ -528,6 +529,7 @@ class MainWindow(QMainWindow):
                 line.setFrameShape(QFrame.Shape.VLine)
                 line.setStyleSheet("color: #C9CED6;")
                 bar.addPermanentWidget(line)
+                self._status_lines[key] = line
             # Every part elides (full text in its tooltip): the status bar never makes the
             # window wider than a small screen.
             label = ElidedLabel(text, Qt.TextElideMode.ElideMiddle if key == "database"
@@ -546,6 +548,13 @@ class MainWindow(QMainWindow):
         bar = self.statusBar()
         bar.insertPermanentWidget(0, line)
         bar.insertPermanentWidget(0, self.sync_status)
+        # Room for the sync state: who is signed in, their role and unit are in the header
+        # already, so their status bar parts (elided to a few letters otherwise) go.
+        for key in ("operator", "role", "unit"):
+            self.status_labels[key].hide()
+            if key in self._status_lines:
+                self._status_lines[key].hide()
+        self._status_lines["database"].hide()
         self.sync_action = QAction("S&ync now", self)
         self.sync_action.setShortcut(QKeySequence("Ctrl+Shift+Y"))
         self.sync_action.setToolTip("Send the changes made here and fetch the server's now")
