@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,10 +40,31 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'invite-desk.sqlite3'}"
 
 
-@pytest.fixture
-def engine(sqlite_url: str) -> Iterator[Engine]:
-    eng = db.make_engine(sqlite_url)
+@pytest.fixture(scope="session")
+def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file upgraded to head once per session (per xdist worker: tmp_path_factory is
+    the worker's own), which `engine` copies instead of running every migration per test."""
+    path = tmp_path_factory.mktemp("template") / "migrated.sqlite3"
+    eng = db.make_engine(f"sqlite:///{path}")
     db.upgrade_to_head(eng)
+    eng.dispose()
+    return path
+
+
+def copy_sqlite(source: Path, target: Path) -> None:
+    """A consistent copy of a SQLite file (WAL included) through SQLite's backup API."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.closing(sqlite3.connect(source)) as src, \
+            contextlib.closing(sqlite3.connect(target)) as dst:
+        src.backup(dst)
+
+
+@pytest.fixture
+def engine(sqlite_url: str, migrated_sqlite_template: Path) -> Iterator[Engine]:
+    """A SQLite file at head: a copy of the migrated template (what upgrade_to_head makes)."""
+    copy_sqlite(migrated_sqlite_template, Path(sqlite_url.removeprefix("sqlite:///")))
+    eng = db.make_engine(sqlite_url)
+    db.upgrade_to_head(eng)  # a no-op at head; kept so a stale template can never be used
     yield eng
     eng.dispose()
 
