@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Engine
 
 from invite_desk.services import auth, db
@@ -22,6 +23,12 @@ from invite_desk.services.uow import UnitOfWork
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 pytest_plugins = ["tests.smtp_fixtures", "tests.db_servers", "tests.imap_fixtures"]
+
+# Property tests check what a function returns, not how fast: Hypothesis' default 200 ms
+# deadline per example only turned a busy CI machine (pytest-xdist workers on every core)
+# into "DeadlineExceeded"/"Flaky" failures. Speed has its own tests and benchmarks.
+hypothesis_settings.register_profile("invite-desk", deadline=None)
+hypothesis_settings.load_profile("invite-desk")
 
 ADMIN_EMAIL = "ada.admin@example.org"
 ADMIN_PASSWORD = "correct horse battery"
