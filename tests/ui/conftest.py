@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QCoreApplication, QEvent
 from PySide6.QtGui import QHideEvent, QShowEvent
 
 from invite_desk.ui.tasks import in_background_work
@@ -26,17 +24,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _HERE in Path(item.path).resolve().parents:
             item.add_marker(pytest.mark.qt_log_ignore(HEADLESS_NOISE))
-
-
-@pytest.fixture(autouse=True)
-def _collect_dead_widgets() -> Iterator[None]:
-    """After each test, free the windows it left unreachable. Python's collector frees them
-    only now and then, so thousands of dead widgets piled up in a worker, and every
-    stylesheet or palette change (app start, theme, accent colour) restyled them all: the
-    run_gui test took 20-60 s after a few dozen others instead of 5 s."""
-    yield
-    gc.collect()
-    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
 
 
 class Confirmations:
