@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Engine
 
 from invite_desk.services import auth, db
@@ -21,8 +24,22 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 pytest_plugins = ["tests.smtp_fixtures", "tests.db_servers", "tests.imap_fixtures"]
 
+# Property tests check what a function returns, not how fast: Hypothesis' default 200 ms
+# deadline per example only turned a busy CI machine (pytest-xdist workers on every core)
+# into "DeadlineExceeded"/"Flaky" failures. Speed has its own tests and benchmarks.
+hypothesis_settings.register_profile("invite-desk", deadline=None)
+hypothesis_settings.load_profile("invite-desk")
+
 ADMIN_EMAIL = "ada.admin@example.org"
 ADMIN_PASSWORD = "correct horse battery"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, hand out the long-running (`slow`) tests first: started last, one
+    of them would keep a worker busy for a minute after the other ran out of work. The order
+    is the same in every worker (xdist requires it): a stable sort of the collected order."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture(autouse=True)
@@ -38,10 +55,31 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'invite-desk.sqlite3'}"
 
 
-@pytest.fixture
-def engine(sqlite_url: str) -> Iterator[Engine]:
-    eng = db.make_engine(sqlite_url)
+@pytest.fixture(scope="session")
+def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file upgraded to head once per session (per xdist worker: tmp_path_factory is
+    the worker's own), which `engine` copies instead of running every migration per test."""
+    path = tmp_path_factory.mktemp("template") / "migrated.sqlite3"
+    eng = db.make_engine(f"sqlite:///{path}")
     db.upgrade_to_head(eng)
+    eng.dispose()
+    return path
+
+
+def copy_sqlite(source: Path, target: Path) -> None:
+    """A consistent copy of a SQLite file (WAL included) through SQLite's backup API."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.closing(sqlite3.connect(source)) as src, \
+            contextlib.closing(sqlite3.connect(target)) as dst:
+        src.backup(dst)
+
+
+@pytest.fixture
+def engine(sqlite_url: str, migrated_sqlite_template: Path) -> Iterator[Engine]:
+    """A SQLite file at head: a copy of the migrated template (what upgrade_to_head makes)."""
+    copy_sqlite(migrated_sqlite_template, Path(sqlite_url.removeprefix("sqlite:///")))
+    eng = db.make_engine(sqlite_url)
+    db.upgrade_to_head(eng)  # a no-op at head; kept so a stale template can never be used
     yield eng
     eng.dispose()
 

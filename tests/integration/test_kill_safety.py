@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from invite_desk.services import mail_settings
@@ -25,6 +26,8 @@ from tests.smtp_server import LoopbackSmtpServer
 
 BATCH = 1000
 KILLS = 6
+
+pytestmark = pytest.mark.slow  # a batch sent by a dozen processes: ~1 min under load
 
 
 def _send_command(sqlite_url: str) -> list[str]:

@@ -23,6 +23,8 @@ from tests.smtp_server import LoopbackSmtpServer
 
 BATCH = 400
 
+pytestmark = pytest.mark.slow  # every test runs the CLI twice on a batch: 20-35 s under load
+
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 @pytest.mark.parametrize("source", ["--csv", "--list"])

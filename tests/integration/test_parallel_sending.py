@@ -213,24 +213,33 @@ def test_pause_holds_every_lane_until_resume(
         if p.sent >= 5 and not paused_at:
             control.pause()
             paused_at.append(p.sent)
-            threading.Timer(0.8, control.resume).start()
 
     holder: list[int] = []
     thread = threading.Thread(target=lambda: holder.append(ParallelSender(
         uow, smtp_lanes(mail, None, timeout=5), organization_id=admin.organization_id,
         control=control, on_progress=progress).run().sent))
     thread.start()
-    deadline = time.monotonic() + 20
-    while not paused_at and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.2)  # the lanes finish the message each had in flight
-    during = len(smtp_server.messages)
-    # At most what each lane had in flight, plus outcomes not reported yet (a lane reports
-    # an outcome with its next claim, or before it waits).
-    assert during <= paused_at[0] + 2 * 3
-    time.sleep(0.1)
-    assert len(smtp_server.messages) == during
-    thread.join(30)
+    try:
+        deadline = time.monotonic() + 20
+        while not paused_at and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert paused_at, "the batch never reached 5 sent"
+        # The lanes finish the message each had in flight: wait until nothing arrives for
+        # 0.3 s (however busy the machine; the test resumes, not a timer racing the lanes).
+        during, quiet_since = len(smtp_server.messages), time.monotonic()
+        while time.monotonic() - quiet_since < 0.3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+            if len(smtp_server.messages) != during:
+                during, quiet_since = len(smtp_server.messages), time.monotonic()
+        # At most what each lane had in flight, plus outcomes not reported yet (a lane
+        # reports an outcome with its next claim, or before it waits).
+        assert during <= paused_at[0] + 2 * 3
+        time.sleep(0.5)
+        assert len(smtp_server.messages) == during  # paused: every lane holds
+        assert control.paused
+    finally:
+        control.resume()
+        thread.join(30)
     assert holder == [30]
 
 

@@ -264,13 +264,18 @@ def test_database_errors_hold_no_parameter_values(any_db_url: str) -> None:
 # ------------------------------------------------------------------ item 9: a busy database
 
 
-def _hold_write_lock(path: str, seconds: float, started: threading.Event) -> None:
+def _hold_write_lock(path: str, seconds: float, started: threading.Event,
+                     release: threading.Event | None = None) -> None:
+    """Hold SQLite's write lock for `seconds`, or until `release` is set (if given)."""
     connection = sqlite3.connect(path, timeout=1, isolation_level=None)
     try:
         connection.execute("BEGIN IMMEDIATE")
         connection.execute("UPDATE organization SET description = description")
         started.set()
-        time.sleep(seconds)
+        if release is None:
+            time.sleep(seconds)
+        else:
+            release.wait(seconds)
         connection.execute("COMMIT")
     finally:
         connection.close()
@@ -304,16 +309,19 @@ def test_a_database_locked_past_the_retry_budget_keeps_the_form(
     enable_confirmation_email(uow, admin, smtp_server)
     client = portal_app(engine, uow, busy_budget=1.0).test_client()
     csrf = csrf_from(page(client.get("/register")))
-    started = threading.Event()
+    started, release = threading.Event(), threading.Event()
     holder = threading.Thread(target=_hold_write_lock,
-                              args=(sqlite_url.removeprefix("sqlite:///"), 14.0, started))
+                              args=(sqlite_url.removeprefix("sqlite:///"), 14.0, started,
+                                    release))
     holder.start()
     assert started.wait(5)
     try:
         posted = client.post("/register", data={
             "csrf_token": csrf, "email": "patient@example.org", "first_name": "Pat",
             "last_name": "Ience", "password": PASSWORD, "password_confirmation": PASSWORD})
+        assert holder.is_alive()  # the answer came while the database was still locked
     finally:
+        release.set()  # the lock has done its part: no need to sit out the rest of 14 s
         holder.join()
     body = page(posted)
     assert posted.status_code == 503, body

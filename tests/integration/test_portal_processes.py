@@ -110,6 +110,7 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
+@pytest.mark.slow
 def test_two_portal_processes_on_one_server_database_count_and_sign_as_one(
     server_db_url: str, tmp_path: Path
 ) -> None:
