@@ -231,15 +231,16 @@ def queue_invitations(
                     sqlite = session.get_bind().dialect.name == "sqlite"
                     if not sqlite:  # first: MariaDB reads from its first snapshot
                         _serialize(session, operator.organization_id)
+                    # SQLite reads without a lock and has no fair queue for writers: taking
+                    # its write lock before reading starves the portal. The insert takes it;
+                    # if another connection committed since *before* the reads (each read
+                    # is its own snapshot here), look again.
+                    version = _data_version(session) if sqlite else 0
                     checked = _check(session, operator, credited, kind, event_id)
                     go, gone = _recheck(session, checked, chunk, credited, kind, event_id,
                                         moment)
                     _check_limit(uow, checked, credited, moment, len(go),
                                  queued_before=queued)
-                    # SQLite reads without a lock and has no fair queue for writers: taking
-                    # its write lock before reading starves the portal. The insert takes it;
-                    # if another connection committed since the reads, look again.
-                    version = _data_version(session) if sqlite else 0
                     _insert(session, checked, go, batch_id=batch_id, credited=credited,
                             kind=kind, event_id=event_id, personal_message=personal_message,
                             moment=moment)
