@@ -22,7 +22,8 @@ from invite_desk.services.uow import UnitOfWork
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-pytest_plugins = ["tests.smtp_fixtures", "tests.db_servers", "tests.imap_fixtures"]
+pytest_plugins = ["tests.smtp_fixtures", "tests.db_servers", "tests.imap_fixtures",
+                  "tests.sync_push_support"]
 
 # Property tests check what a function returns, not how fast: Hypothesis' default 200 ms
 # deadline per example only turned a busy CI machine (pytest-xdist workers on every core)

@@ -32,6 +32,7 @@ from invite_desk.services.roles import Role
 from invite_desk.services.sync import journal, pull
 from invite_desk.services.uow import UnitOfWork
 from tests.db_servers import fresh_server_database
+from tests.tcp_proxy import TcpProxy, proxy_for
 
 ADMIN_EMAIL = "ada.admin@example.org"
 PASSWORD = "correct horse battery"
@@ -138,3 +139,21 @@ BACKEND_PARAMS = [
     pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
     pytest.param("mariadb", id="mariadb", marks=pytest.mark.mariadb),
 ]
+
+
+# The fixtures every sync test file uses (registered in tests/conftest.py's pytest_plugins).
+
+
+@pytest.fixture(params=BACKEND_PARAMS)
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SyncWorld]:
+    """One organization on a throwaway PostgreSQL or MariaDB database."""
+    with sync_world(request.param, tmp_path) as made:
+        yield made
+
+
+@pytest.fixture
+def proxy(world: SyncWorld) -> Iterator[TcpProxy]:
+    """A TCP proxy in front of `world`'s server, to cut and restore the network."""
+    started = proxy_for(world.server.url)
+    yield started
+    started.stop()

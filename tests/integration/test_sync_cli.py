@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,33 +29,18 @@ from invite_desk.services.tracking.actions import revoke_invitations
 from tests.registration_fixtures import form, invite
 from tests.sync_push_support import (
     ADMIN_EMAIL,
-    BACKEND_PARAMS,
     PASSWORD,
     SyncWorld,
     count,
     queue,
-    sync_world,
 )
-from tests.tcp_proxy import TcpProxy, proxied_url, proxy_for
+from tests.tcp_proxy import TcpProxy, proxied_url
 
 
 @pytest.fixture(autouse=True)
 def _no_real_keyring(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(app, "default_credentials", MemoryCredentialStore)
     monkeypatch.setenv(OPERATOR_PASSWORD_ENV, PASSWORD)
-
-
-@pytest.fixture(params=BACKEND_PARAMS)
-def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SyncWorld]:
-    with sync_world(request.param, tmp_path) as made:
-        yield made
-
-
-@pytest.fixture
-def proxy(world: SyncWorld) -> Iterator[TcpProxy]:
-    started = proxy_for(world.server.url)
-    yield started
-    started.stop()
 
 
 def _sync(url: str, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str, str]:

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, update
@@ -39,21 +37,13 @@ from invite_desk.services.uow import UnitOfWork
 from tests.registration_fixtures import form, invite
 from tests.smtp_server import LoopbackSmtpServer
 from tests.sync_push_support import (
-    BACKEND_PARAMS,
     SyncWorld,
     answers,
     commands,
     count,
     queue,
     rows_of,
-    sync_world,
 )
-
-
-@pytest.fixture(params=BACKEND_PARAMS)
-def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SyncWorld]:
-    with sync_world(request.param, tmp_path) as made:
-        yield made
 
 
 @pytest.mark.parametrize("action", ["revoke", "resend", "extend"])

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,21 +26,13 @@ from invite_desk.services.tracking.actions import extend_invitations, revoke_inv
 from invite_desk.services.uow import UnitOfWork
 from tests.registration_fixtures import form, invite
 from tests.sync_push_support import (
-    BACKEND_PARAMS,
     SyncWorld,
     answers,
     commands,
     count,
     queue,
     rows_of,
-    sync_world,
 )
-
-
-@pytest.fixture(params=BACKEND_PARAMS)
-def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SyncWorld]:
-    with sync_world(request.param, tmp_path) as made:
-        yield made
 
 
 def test_journal_names_each_commit_and_skips_pulled_rows(world: SyncWorld) -> None:

@@ -13,7 +13,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,28 +37,13 @@ from tests.registration_fixtures import enable_confirmation_email
 from tests.smtp_server import LoopbackSmtpServer
 from tests.sync_push_support import (
     ADMIN_EMAIL,
-    BACKEND_PARAMS,
     PASSWORD,
     SyncWorld,
     rows_of,
-    sync_world,
 )
-from tests.tcp_proxy import TcpProxy, proxied_url, proxy_for
+from tests.tcp_proxy import TcpProxy, proxied_url
 
 WAIT_MS = 20_000
-
-
-@pytest.fixture(params=BACKEND_PARAMS)
-def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SyncWorld]:
-    with sync_world(request.param, tmp_path) as made:
-        yield made
-
-
-@pytest.fixture
-def proxy(world: SyncWorld) -> Iterator[TcpProxy]:
-    started = proxy_for(world.server.url)
-    yield started
-    started.stop()
 
 
 @pytest.fixture

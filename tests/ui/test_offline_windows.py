@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,25 +46,11 @@ from tests.sync_push_support import (
     PASSWORD,
     SyncWorld,
     queue,
-    sync_world,
 )
 from tests.tcp_proxy import TcpProxy, proxied_url, proxy_for
 
 SMTP_PASSWORD = "smtp-S3cret-never-in-a-file"
 WAIT_MS = 20_000
-
-
-@pytest.fixture(params=BACKEND_PARAMS)
-def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SyncWorld]:
-    with sync_world(request.param, tmp_path) as made:
-        yield made
-
-
-@pytest.fixture
-def proxy(world: SyncWorld) -> Iterator[TcpProxy]:
-    started = proxy_for(world.server.url)
-    yield started
-    started.stop()
 
 
 def _seed(world: SyncWorld, smtp: LoopbackSmtpServer) -> None:
