@@ -36,6 +36,9 @@ class TcpProxy:
     def __init__(self, target_host: str, target_port: int, *, port: int = 0) -> None:
         self.target = (target_host, target_port)
         self._lock = threading.Lock()
+        # cut/hold/restore/stop may come from a timer thread as well as the test's own:
+        # one at a time, so a listener is never closed while another call is opening it.
+        self._life = threading.RLock()
         self._pairs: list[tuple[socket.socket, socket.socket]] = []
         self._held: list[socket.socket] = []
         self._mode = "forward"  # forward | cut | hold
@@ -48,13 +51,15 @@ class TcpProxy:
     # -- life cycle ------------------------------------------------------------------------
 
     def start(self) -> Self:
-        self._open_listener()
+        with self._life:
+            self._open_listener()
         return self
 
     def stop(self) -> None:
-        self._stopped.set()
-        self._close_listener()
-        self._drop_all()
+        with self._life:
+            self._stopped.set()
+            self._close_listener()
+            self._drop_all()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -75,28 +80,31 @@ class TcpProxy:
 
     def cut(self) -> None:
         """Reset every open connection and refuse new ones (the server went away)."""
-        with self._lock:
-            self._mode = "cut"
-        self._close_listener()
-        self._drop_all()
+        with self._life:
+            with self._lock:
+                self._mode = "cut"
+            self._close_listener()
+            self._drop_all()
 
     def hold(self) -> None:
         """Reset every open connection; accept new ones but never answer (a dead network)."""
-        with self._lock:
-            self._mode = "hold"
-        self._drop_all()
-        if self._listener is None:
-            self._open_listener()
+        with self._life:
+            with self._lock:
+                self._mode = "hold"
+            self._drop_all()
+            if self._listener is None:
+                self._open_listener()
 
     def restore(self) -> None:
         """Forward new connections again (on the same port)."""
-        with self._lock:
-            self._mode = "forward"
-            held, self._held = self._held, []
-        for sock in held:
-            _close(sock)
-        if self._listener is None:
-            self._open_listener()
+        with self._life:
+            with self._lock:
+                self._mode = "forward"
+                held, self._held = self._held, []
+            for sock in held:
+                _close(sock)
+            if self._listener is None:
+                self._open_listener()
 
     # -- internals -------------------------------------------------------------------------
 

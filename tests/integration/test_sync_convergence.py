@@ -217,6 +217,7 @@ class Scenario:
         finally:
             if timer is not None:
                 timer.cancel()
+                timer.join()  # a cut already under way finishes before the next step
         desk.rounds += 1
         if not report.online or report.error:
             desk.failed_rounds += 1
