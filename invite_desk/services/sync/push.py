@@ -313,22 +313,102 @@ def apply_on_server(remote: Engine, commands: Sequence[PendingCommand],
     ids = [command.id for command in commands]
     with remote.connect() as connection:
         answers = _stored_answers(connection, ids)
+        written = _replay_versions(connection, commands, answers)
         connection.rollback()  # MariaDB: the apply below must not read from this snapshot
         todo = [command for command in commands if command.id not in answers]
         if todo:
             try:
-                answers.update(_apply_all(connection, todo, replica_id))
+                answers.update(_apply_all(connection, todo, replica_id, written))
             except IntegrityError:  # another push of the same commands stored them first
                 connection.rollback()
                 answers = _stored_answers(connection, ids)
+                _replay_versions(connection, commands, answers)
                 connection.rollback()
                 if len(answers) < len(ids):
                     raise
     return [answers[command_id] for command_id in ids]
 
 
+def _replay_versions(connection: Connection, commands: Sequence[PendingCommand],
+                     answers: Mapping[uuid.UUID, _Outcome]) -> dict[tuple[str, uuid.UUID], int]:
+    """Give each stored `applied` answer the versions its first answer carried (lost with
+    the connection), so that the replica rebases its rows as it would have then, and a
+    later command of this push builds on them. Returns those versions (the `written` of
+    the commands that follow).
+
+    The server does not keep them: they follow from the command and the server's rules.
+    An insert made the row version 1. An update checked against its base (the default
+    rule) was applied only when its base was the server's version, so it made base + 1.
+    An unchecked update (a delivery fact, the expiry sweep, a batch, one's own sign-in)
+    rebased only when its base was the server's: rebased here when the server's row is at
+    base + 1 now. A last-writer-wins row takes the server's version when the server still
+    holds the command's values (else someone wrote after it, and the next save must still
+    tell the operator). A setting whose row the server does not have by this id was saved
+    onto the server's own row: the local one is dropped, as the first answer did."""
+    written: dict[tuple[str, uuid.UUID], int] = {}
+    replayed = [command for command in commands
+                if command.id in answers and answers[command.id].outcome == APPLIED]
+    if not replayed:
+        return written
+    by_table: dict[str, set[uuid.UUID]] = {}
+    for command in replayed:
+        for change in command.changes:
+            if change.table not in DERIVED and "version" in _table(change.table).c:
+                by_table.setdefault(change.table, set()).add(change.row_id)
+    server: dict[tuple[str, uuid.UUID], dict[str, Any]] = {}
+    for table_name, ids in by_table.items():
+        table = _table(table_name)
+        key = table.c[_key(table_name)]
+        for row in connection.execute(select(table).where(key.in_(list(ids)))).mappings():
+            server[(table_name, row[key.name])] = dict(row)
+    for command in replayed:
+        outcome = answers[command.id]
+        for change in command.changes:
+            version = _replayed_version(command, change, server, written, outcome)
+            if version is not None:
+                outcome.versions[(change.table, change.row_id)] = version
+        written.update(outcome.versions)
+    return written
+
+
+def _replayed_version(command: PendingCommand, change: RowChange,
+                      server: Mapping[tuple[str, uuid.UUID], Mapping[str, Any]],
+                      written: Mapping[tuple[str, uuid.UUID], int],
+                      outcome: _Outcome) -> int | None:
+    """The version the server gave this row when it applied `command` (see
+    _replay_versions), or None when its first answer did not rebase the row."""
+    row_key = (change.table, change.row_id)
+    local = command.values.get(row_key)
+    if change.table in DERIVED or "version" not in _table(change.table).c or local is None:
+        return None
+    if change.table == "setting" and journal.is_bookkeeping_key(str(local.get("key", ""))):
+        return None
+    there = server.get(row_key)
+    if change.op == "I":
+        if change.table == "setting" and there is None:
+            outcome.drop_local.append(row_key)  # saved onto the server's row of that key
+            return None
+        return 1 if local.get("version") != 1 else None
+    if change.op != "U" or there is None or not _data_columns(change):
+        return None
+    if change.table in LAST_WRITER_WINS:
+        same = all(there[c] == local[c] for c in _data_columns(change))
+        return int(there["version"]) if same else None
+    base = written.get(row_key, change.base_version)
+    if base is None:
+        return None
+    checked = change.table != "batch" and command.kind not in (journal.DELIVERY, EXPIRE) \
+        and not (change.table == "member" and change.row_id == command.operator_id
+                 and set(_data_columns(change)) <= OWN_SIGN_IN_COLUMNS)
+    if checked or int(there["version"]) == base + 1:
+        return base + 1
+    return None
+
+
 def _apply_all(connection: Connection, commands: Sequence[PendingCommand],
-               replica_id: uuid.UUID) -> dict[uuid.UUID, _Outcome]:
+               replica_id: uuid.UUID,
+               replayed: Mapping[tuple[str, uuid.UUID], int] | None = None,
+               ) -> dict[uuid.UUID, _Outcome]:
     connection.begin()  # ours: the sessions below join it and never end it
     organization_id = next((o for o in map(_organization_of, commands) if o is not None), None)
     if organization_id is not None:
@@ -337,7 +417,7 @@ def _apply_all(connection: Connection, commands: Sequence[PendingCommand],
         org = _table("organization")
         connection.execute(select(org.c.id).where(org.c.id == organization_id)
                            .with_for_update())
-    written: dict[tuple[str, uuid.UUID], int] = {}
+    written: dict[tuple[str, uuid.UUID], int] = dict(replayed or {})
     answers: dict[uuid.UUID, _Outcome] = {}
     known: dict[object, Any] = {}  # the operator and policy, read again after a change of them
     for command in commands:
