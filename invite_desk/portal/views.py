@@ -45,6 +45,7 @@ from invite_desk.services.registration.public import (
     PublicView,
     public_registration,
 )
+from invite_desk.services.registration.replaced import RequestState, request_current_link
 from invite_desk.services.suppression import (
     UnsubscribeState,
     check_unsubscribe,
@@ -65,6 +66,7 @@ LINK_STATUS_CODES = {
     LinkState.NOT_READY: 503,
     LinkState.REVOKED: 410,
     LinkState.SUPERSEDED: 410,
+    LinkState.REPLACED: 410,
     LinkState.INVALID: 404,
 }
 
@@ -196,8 +198,10 @@ def _join_form(view: JoinView, token: str, *, values: dict[str, str] | None = No
     return page, code
 
 
-def _link_page(view: JoinView) -> Page:
-    page = render_template("link_state.html", branding=view.branding, view=view)
+def _link_page(view: JoinView, token: str = "") -> Page:
+    action = url_for("portal.current_link", token=token) if view.can_request_link else ""
+    page = render_template("link_state.html", branding=view.branding, view=view,
+                           request_action=action)
     code = LINK_STATUS_CODES[view.state]
     if view.state is LinkState.NOT_READY:
         return page, code, {"Retry-After": "60"}
@@ -221,13 +225,13 @@ def join(token: str) -> Page:
         except SystemBusy as exc:
             view = open_link(state.uow, token, organization_id=org_id)
             if view.state is not LinkState.VALID:
-                return _link_page(view)
+                return _link_page(view, token)
             return _join_form(view, token, values=dict(request.form), code=503,
                               notice=exc.message)
         except ValidationFailed as exc:
             view = open_link(state.uow, token, organization_id=org_id)
             if view.state is not LinkState.VALID:
-                return _link_page(view)
+                return _link_page(view, token)
             return _join_form(view, token, values=dict(request.form), errors=exc.errors,
                               code=422)
         if result.registered:
@@ -245,7 +249,50 @@ def join(token: str) -> Page:
         state.bad_tokens.hit(client)
     if view.state is LinkState.VALID:
         return _join_form(view, token)
-    return _link_page(view)
+    return _link_page(view, token)
+
+
+@bp.post("/join/<token>/current-link")
+def current_link(token: str) -> Page:
+    """"Email me the current link", from the page of a link closed as a duplicate: queues
+    the live invitation's email to the address on file (registration/replaced.py). Counted
+    against the client's registration limit; a link that is not such a link counts as a
+    bad token when it is unknown, and shows its own page."""
+    state = _state()
+    client = _client()
+    if state.bad_tokens.blocked(client):
+        return _too_many(state.branding(), state.bad_tokens.retry_after(client))
+    if not csrf_ok():
+        return _csrf_failed(state.branding())
+    hits = state.registrations.hit(client)
+    if hits is not None and hits > state.registrations.limit:
+        return _too_many(state.branding(), state.registrations.retry_after(client))
+    result = request_current_link(state.uow, token, state.organization_id,
+                                  busy_budget=state.busy_budget)
+    view = result.view
+    if result.state is RequestState.UNAVAILABLE:
+        if view.state.is_bad_token:
+            state.bad_tokens.hit(client)
+        if view.state is LinkState.VALID:  # a live link: its own form, not an email
+            return redirect(url_for("portal.join", token=token), code=303)
+        return _link_page(view, token)
+    if result.state is RequestState.ALREADY_REQUESTED:
+        minutes = max(1, (result.retry_after + 59) // 60)
+        return _message(
+            view.branding, "The current link was already requested",
+            [f"The current invitation was emailed again to {view.email} less than an hour "
+             "ago; it is on its way. Check your inbox and your spam folder, and use the link "
+             "in the most recent email.",
+             f"If it has not arrived, you can ask again in {minutes} "
+             f"minute{'s' if minutes != 1 else ''}."],
+            429, headers={"Retry-After": str(result.retry_after)})
+    return _message(
+        view.branding, "Your current invitation is on its way",
+        [f"We are emailing the current invitation again to {view.email}, the address this "
+         "link was sent to. It should arrive within a few minutes; check your spam folder "
+         "too.",
+         "Use the link in that email: it replaces the links in the earlier ones."],
+        202)
 
 
 @bp.get("/welcome")

@@ -2,8 +2,10 @@
 
 - an applicant, when their application is approved or rejected (with HR's reason, if any);
 - an inviter, when their invitee joins;
-- a new operator, with their link to set a desktop password.
-Each kind can be switched off in Settings (`notifications.*`). Rows in `outgoing_mail` go
+- a new operator, with their link to set a desktop password;
+- an invitee who opened a link closed as a duplicate and asked for the current one: the live
+  invitation's own email with a fresh link (invitations/current_link.py; always on).
+Each kind but the last can be switched off in Settings (`notifications.*`). Rows in `outgoing_mail` go
 queued -> sending -> sent / failed / uncertain, like invitations: a row is committed as
 `sending` before its SMTP transaction, so a crash or a re-run never sends it twice (a row
 left in `sending` by a run that died becomes `uncertain`, never resent automatically).
@@ -38,8 +40,9 @@ from invite_desk.services.email.templates import (
     _quote_lines,
     _readable_text_on,
 )
+from invite_desk.services.invitations import current_link
 from invite_desk.services.invitations.tokens import new_token
-from invite_desk.services.mail_settings import load_mail_settings
+from invite_desk.services.mail_settings import MailSettings, load_mail_settings
 from invite_desk.services.models import (
     Event,
     Invitation,
@@ -71,6 +74,7 @@ class NotificationKind(StrEnum):
     APPLICATION_REJECTED = "application_rejected"
     INVITEE_JOINED = "invitee_joined"
     OPERATOR_SIGN_IN = "operator_sign_in"
+    INVITATION_LINK = "invitation_link"  # asked for by the invitee: no switch
 
 
 class MailState(StrEnum):
@@ -115,7 +119,7 @@ class Transport(Protocol):
 
 
 def is_enabled(policy: PolicySettings, kind: NotificationKind) -> bool:
-    return bool(getattr(policy, SWITCHES[kind]))
+    return kind not in SWITCHES or bool(getattr(policy, SWITCHES[kind]))
 
 
 def enqueue(
@@ -309,6 +313,8 @@ def _claim(uow: UnitOfWork, now: datetime,
             uow.commit()
             return False
         assert org is not None
+        if kind is NotificationKind.INVITATION_LINK:
+            return _claim_invitation_link(uow, row, context, org, mail, now)
         try:
             rendered = render_notification(kind, org, row.to_email, row.to_name, context)
             message, message_id = build_raw_message(
@@ -332,10 +338,44 @@ def _claim(uow: UnitOfWork, now: datetime,
         return row_id, message, to_email
 
 
+def _claim_invitation_link(uow: UnitOfWork, row: OutgoingMail, context: dict[str, Any],
+                           org: Organization, mail: MailSettings, now: datetime
+                           ) -> tuple[uuid.UUID, bytes, str] | bool:
+    """The live invitation's own email with a fresh link, claimed with the new link's hash."""
+    session = uow.session
+    prepared = current_link.prepare(session, row.organization_id, row.to_email, context, org,
+                                    mail, now)
+    if isinstance(prepared, current_link.NotSent):
+        _settle_row(session, row.id,
+                    MailState.SKIPPED if prepared.skipped else MailState.FAILED, now,
+                    prepared.reason)
+        uow.commit()
+        return False
+    session.execute(
+        update(OutgoingMail).where(OutgoingMail.id == row.id)
+        .values(message_id=prepared.message_id, attempts=OutgoingMail.attempts + 1,
+                context_json=json.dumps(prepared.context, sort_keys=True))
+        .execution_options(synchronize_session=False)
+    )
+    row_id, to_email = row.id, row.to_email
+    uow.commit()
+    return row_id, prepared.message, to_email
+
+
+def _release_link(session: Session, row_id: uuid.UUID) -> None:
+    """An invitation link email that did not go out gives the invitee's old link back."""
+    found = session.execute(select(OutgoingMail.kind, OutgoingMail.context_json)
+                            .where(OutgoingMail.id == row_id)).first()
+    if found is not None and found.kind == NotificationKind.INVITATION_LINK.value:
+        current_link.release(session, json.loads(found.context_json or "{}"))
+
+
 def _settle_row(session: Session, row_id: uuid.UUID, state: MailState, now: datetime,
                 error: str = "", **values: Any) -> None:
     if state is MailState.SENT:
         values["sent_at"] = now
+    elif state in (MailState.QUEUED, MailState.FAILED):
+        _release_link(session, row_id)
     session.execute(
         update(OutgoingMail).where(OutgoingMail.id == row_id)
         .values(status=state.value, last_error=error[:2000], updated_at=now,
@@ -401,6 +441,7 @@ def send_pending_notifications(uow: UnitOfWork, transport: Transport, *,
         except (SmtpConnectError, SmtpAuthError):
             # Nothing reached the server: the row waits for the next run, as it was.
             with uow:
+                _release_link(uow.session, row_id)
                 uow.session.execute(
                     update(OutgoingMail).where(OutgoingMail.id == row_id)
                     .values(status=MailState.QUEUED.value, attempts=OutgoingMail.attempts - 1,

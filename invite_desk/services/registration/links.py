@@ -10,6 +10,9 @@ States, and what each page may say:
 - REVOKED / SUPERSEDED: the link worked once and was withdrawn, or replaced by a newer one
   (`retired_link` keeps the hashes of such links): the holder of the link knows it existed,
   so the page says which, and whom to ask (the inviter, the organization's address).
+- REPLACED: closed as a duplicate by a sync push (two desktops invited the address offline):
+  another invitation to the same address is the valid one (`registration/replaced.py`); the
+  page says so, and what became of that one, never its link or anything about other addresses.
 - INVALID: unknown, failed or never sent. One page for all of them that reveals
   nothing (whether the link ever existed, or why it stopped working); these count towards the
   bad-token limit.
@@ -65,6 +68,7 @@ class LinkState(StrEnum):
     NOT_READY = "not_ready"
     REVOKED = "revoked"  # withdrawn by the organization
     SUPERSEDED = "superseded"  # a newer link was sent (resend, fresh link)
+    REPLACED = "replaced"  # closed as a duplicate: another invitation to the address is valid
     INVALID = "invalid"
 
     @property
@@ -100,6 +104,10 @@ class JoinView:
     invitations_held: int = 0  # distinct members whose live invitations this address holds
     expires_at: datetime | None = None
     contact: str = ""  # the organization's email address, on the REVOKED page
+    # REPLACED: what became of the invitation that is valid (registration/replaced.py's
+    # Current), and whether its link may be emailed again from this page.
+    current: str = ""
+    can_request_link: bool = False
 
     @property
     def invitations_missing(self) -> int:
@@ -262,6 +270,11 @@ def open_link(
             branding = branding_of(session, organization_id) if organization_id else None
             return JoinView(LinkState.INVALID, branding)
         if invitation.status == InvitationStatus.REVOKED.value:
+            from invite_desk.services.registration.replaced import replaced_view
+
+            replaced = replaced_view(session, invitation, moment)
+            if replaced is not None:
+                return replaced
             # Revoke keeps the hash (so it can be undone): the holder of the link knows it existed.
             return _revoked_view(session, invitation)
         branding = branding_of(session, invitation.organization_id)
