@@ -4,7 +4,9 @@ audit row), for the portal and service tests of registration/replaced.py."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+import threading
+
+from sqlalchemy import Engine, func, select
 
 from invite_desk.services import audit
 from invite_desk.services.admin.notifications import NotificationKind
@@ -17,6 +19,7 @@ from invite_desk.services.models import (
     utcnow,
 )
 from invite_desk.services.operator import Operator
+from invite_desk.services.registration.replaced import RequestState, request_current_link
 from invite_desk.services.uow import UnitOfWork
 from tests.registration_fixtures import Sent, invite
 
@@ -60,3 +63,22 @@ def requests_audited(uow: UnitOfWork) -> int:
         return int(uow.session.scalar(
             select(func.count()).select_from(AuditLog)
             .where(AuditLog.action == "invitation.current_link_requested")) or 0)
+
+
+def ask_at_once(engine: Engine, operator: Operator, token: str, times: int = 4
+                ) -> list[RequestState]:
+    """`times` visitors press "Email me the current link" for `token` at the same moment."""
+    start = threading.Barrier(times)
+    states: list[RequestState] = []
+
+    def ask() -> None:
+        start.wait()
+        states.append(request_current_link(UnitOfWork(engine), token,
+                                           operator.organization_id).state)
+
+    threads = [threading.Thread(target=ask) for _ in range(times)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return sorted(states)

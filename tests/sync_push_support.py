@@ -101,6 +101,23 @@ def sync_world(backend: str, tmp: Path) -> Iterator[SyncWorld]:
             server.dispose()
 
 
+def push_losing_the_answer(world: SyncWorld, replica: Engine,
+                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """One push that the server commits and whose answer never reaches the replica (the
+    connection dropped after the server's commit): its commands stay pending there."""
+    from invite_desk.services.sync import push
+
+    real = push.record_answers
+
+    def cut(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionResetError("connection dropped after the server committed")
+
+    monkeypatch.setattr(push, "record_answers", cut)
+    with pytest.raises(ConnectionResetError):
+        push.push_pending(world.server, replica)
+    monkeypatch.setattr(push, "record_answers", real)
+
+
 def queue(uow: UnitOfWork, operator: Operator, *addresses: str, label: str = "") -> QueuedBatch:
     rows = [PreflightRow(i + 1, a, "", "", RowStatus.READY) for i, a in enumerate(addresses)]
     return queue_invitations(uow, operator, rows, source="paste", label=label)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from datetime import timedelta
 
 import pytest
@@ -41,7 +40,12 @@ from tests.registration_fixtures import (
     mail_text,
     make_event,
 )
-from tests.replaced_link_fixtures import close_as_duplicate, link_emails, requests_audited
+from tests.replaced_link_fixtures import (
+    ask_at_once,
+    close_as_duplicate,
+    link_emails,
+    requests_audited,
+)
 from tests.smtp_server import LoopbackSmtpServer
 
 ADDRESS = "zoe.martin@example.org"
@@ -179,20 +183,8 @@ def test_two_requests_at_once_queue_one_email(engine: Engine, admin: Operator) -
     uow = UnitOfWork(engine)
     invite(uow, admin, ADDRESS)
     closed = close_as_duplicate(uow, admin, ADDRESS)
-    start = threading.Barrier(4)
-    states: list[RequestState] = []
-
-    def ask() -> None:
-        start.wait()
-        states.append(request_current_link(UnitOfWork(engine), closed.token,
-                                           admin.organization_id).state)
-
-    threads = [threading.Thread(target=ask) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert sorted(states) == sorted([RequestState.QUEUED] + [RequestState.ALREADY_REQUESTED] * 3)
+    states = ask_at_once(engine, admin, closed.token)
+    assert states == sorted([RequestState.QUEUED] + [RequestState.ALREADY_REQUESTED] * 3)
     assert len(link_emails(uow)) == 1 and requests_audited(uow) == 1
 
 

@@ -30,6 +30,7 @@ from tests.sync_push_support import (
     answers,
     commands,
     count,
+    push_losing_the_answer,
     queue,
     rows_of,
 )
@@ -70,19 +71,11 @@ def test_offline_queue_reaches_the_server_once_when_the_answer_is_lost(
     queue(UnitOfWork(replica), world.admin, "zoe@example.org", "yann@example.org")
     made = commands(replica)
     assert len(made) == 3  # the batch, its rows, opening it for sending
-    real_record = push.record_answers
-
-    def drop_connection(*args: Any, **kwargs: Any) -> None:
-        raise ConnectionResetError("connection dropped after the server committed")
-
-    monkeypatch.setattr(push, "record_answers", drop_connection)
-    with pytest.raises(ConnectionResetError):
-        push.push_pending(world.server, replica)
+    push_losing_the_answer(world, replica, monkeypatch)
     assert count(world.server, "invitation") == 2  # the server did commit
     assert len(answers(world.server)) == 3
     assert {c["state"] for c in commands(replica)} == {SyncCommandState.PENDING}
 
-    monkeypatch.setattr(push, "record_answers", real_record)
     report = push.push_pending(world.server, replica)
     assert (report.applied, report.rejected, report.more) == (3, 0, False)
     assert count(world.server, "invitation") == 2  # not applied twice

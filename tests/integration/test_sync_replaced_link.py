@@ -6,20 +6,19 @@ which the server's notification sender mails with a fresh link that registers.""
 from __future__ import annotations
 
 import re
-import threading
 
 from invite_desk.services import mail_settings, organization
 from invite_desk.services.admin.notifications import send_pending_notifications
 from invite_desk.services.invitations.sending import OutboxSender
 from invite_desk.services.models import InvitationStatus
 from invite_desk.services.operator import Operator
-from invite_desk.services.registration.replaced import RequestState, request_current_link
+from invite_desk.services.registration.replaced import RequestState
 from invite_desk.services.roles import Role
 from invite_desk.services.smtp.transport import SmtpTransport
 from invite_desk.services.sync import push
 from invite_desk.services.uow import UnitOfWork
 from tests.portal_client import HttpClient, csrf_from, portal_app, running_portal
-from tests.replaced_link_fixtures import link_emails, requests_audited
+from tests.replaced_link_fixtures import ask_at_once, link_emails, requests_audited
 from tests.smtp_server import LoopbackSmtpServer
 from tests.sync_push_support import SyncWorld, queue, rows_of
 
@@ -102,18 +101,6 @@ def test_requests_at_once_on_a_server_queue_one_email(world: SyncWorld) -> None:
 
     invite(world.server_uow, world.admin, ADDRESS)
     closed = close_as_duplicate(world.server_uow, world.admin, ADDRESS)
-    start = threading.Barrier(4)
-    states: list[RequestState] = []
-
-    def ask() -> None:
-        start.wait()
-        states.append(request_current_link(UnitOfWork(world.server), closed.token,
-                                           world.admin.organization_id).state)
-
-    threads = [threading.Thread(target=ask) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert sorted(states) == sorted([RequestState.QUEUED] + [RequestState.ALREADY_REQUESTED] * 3)
+    states = ask_at_once(world.server, world.admin, closed.token)
+    assert states == sorted([RequestState.QUEUED] + [RequestState.ALREADY_REQUESTED] * 3)
     assert len(link_emails(world.server_uow)) == 1 and requests_audited(world.server_uow) == 1

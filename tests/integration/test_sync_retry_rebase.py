@@ -6,8 +6,6 @@ MariaDB; the cut is a fault hook between the server's commit and the replica's b
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from sqlalchemy import Engine
 
@@ -16,22 +14,13 @@ from invite_desk.services.admin.units import rename_unit
 from invite_desk.services.models import SyncCommandState, Unit
 from invite_desk.services.sync import journal, push
 from invite_desk.services.uow import UnitOfWork
-from tests.sync_push_support import SyncWorld, commands, count, rows_of
-
-
-def _push_losing_the_answer(world: SyncWorld, replica: Engine,
-                            monkeypatch: pytest.MonkeyPatch) -> None:
-    """One push the server commits and whose answer never reaches the replica."""
-    real = push.record_answers
-
-    def cut(*args: Any, **kwargs: Any) -> None:
-        raise ConnectionResetError("connection cut after the server committed")
-
-    monkeypatch.setattr(push, "record_answers", cut)
-    with pytest.raises(ConnectionResetError):
-        push.push_pending(world.server, replica)
-    monkeypatch.setattr(push, "record_answers", real)
-    assert {c["state"] for c in commands(replica)} == {SyncCommandState.PENDING}
+from tests.sync_push_support import (
+    SyncWorld,
+    commands,
+    count,
+    push_losing_the_answer,
+    rows_of,
+)
 
 
 def _new_unit_named_twice(replica: Engine, world: SyncWorld) -> Unit:
@@ -55,7 +44,8 @@ def test_a_retried_answer_rebases_so_the_next_offline_edit_applies(
     replica = world.replica(world.admin)
     unit = _new_unit_named_twice(replica, world)
     assert rows_of(replica, "unit", id=unit.id)[0]["version"] == 2
-    _push_losing_the_answer(world, replica, monkeypatch)
+    push_losing_the_answer(world, replica, monkeypatch)
+    assert {c["state"] for c in commands(replica)} == {SyncCommandState.PENDING}
     assert rows_of(world.server, "unit", id=unit.id)[0]["version"] == 1
 
     uow = UnitOfWork(replica)
@@ -87,7 +77,8 @@ def test_a_retried_settings_answer_leaves_no_phantom_conflict(
                                      {"invitation_expiry_days": 10})
     uow = UnitOfWork(replica)
     settings_service.update_settings(uow, world.admin, {"invitation_expiry_days": 20})
-    _push_losing_the_answer(world, replica, monkeypatch)
+    push_losing_the_answer(world, replica, monkeypatch)
+    assert {c["state"] for c in commands(replica)} == {SyncCommandState.PENDING}
     retry = push.push_pending(world.server, replica)
     assert retry.applied == 1 and "sync.conflict" in retry.reasons[0]  # the stored note
 
@@ -106,7 +97,8 @@ def test_a_retried_answer_does_not_hide_a_change_made_after_it(
     after the lost push still rejects the replica's next offline rename."""
     replica = world.replica(world.admin)
     unit = _new_unit_named_twice(replica, world)
-    _push_losing_the_answer(world, replica, monkeypatch)
+    push_losing_the_answer(world, replica, monkeypatch)
+    assert {c["state"] for c in commands(replica)} == {SyncCommandState.PENDING}
     rename_unit(world.server_uow, world.admin, unit.id, "Northern")  # on the server, after
     assert push.push_pending(world.server, replica).applied == 1
     rename_unit(UnitOfWork(replica), world.admin, unit.id, "North Shore")

@@ -299,6 +299,19 @@ def _references(shapes: dict[str, _Shape], rows_by_table: dict[str, list[tuple[A
 _SCOPED_BY_CHILDREN = frozenset({"batch", "member"})
 
 
+def _local_rows(connection: Connection, name: str, columns: Sequence[str],
+                keys: Sequence[str]) -> Iterator[Any]:
+    """The replica's `columns` of the rows of `name` whose key is one of `keys` (stored
+    form), in chunks of _CHUNK bound parameters."""
+    key = key_column(name)
+    quoted = ", ".join(f'"{column}"' for column in columns)
+    for start in range(0, len(keys), _CHUNK):
+        part = tuple(keys[start:start + _CHUNK])
+        marks = ", ".join("?" for _ in part)
+        yield from connection.exec_driver_sql(
+            f'SELECT {quoted} FROM "{name}" WHERE "{key}" IN ({marks})', part)
+
+
 def _former_parents(connection: Connection, shapes: dict[str, _Shape],
                     ids: dict[str, list[uuid.UUID]]) -> dict[str, set[uuid.UUID]]:
     """The scope-dependent parents the replica's copies of the changed rows point to now."""
@@ -309,17 +322,11 @@ def _former_parents(connection: Connection, shapes: dict[str, _Shape],
                 if target in _SCOPED_BY_CHILDREN]
         if not refs or not keys:
             continue
-        key = key_column(name)
-        listed = [k.hex for k in keys]
-        for start in range(0, len(listed), _CHUNK):
-            part = tuple(listed[start:start + _CHUNK])
-            marks = ", ".join("?" for _ in part)
-            quoted = ", ".join(f'"{column}"' for column, _ in refs)
-            for row in connection.exec_driver_sql(
-                    f'SELECT {quoted} FROM "{name}" WHERE "{key}" IN ({marks})', part):
-                for (_, target), value in zip(refs, row, strict=True):
-                    if value is not None:
-                        found.setdefault(target, set()).add(uuid.UUID(str(value)))
+        for row in _local_rows(connection, name, [column for column, _ in refs],
+                               [k.hex for k in keys]):
+            for (_, target), value in zip(refs, row, strict=True):
+                if value is not None:
+                    found.setdefault(target, set()).add(uuid.UUID(str(value)))
     return found
 
 
@@ -328,13 +335,7 @@ def _missing_locally(connection: Connection, wanted: dict[str, set[str]]
     missing: dict[str, list[uuid.UUID]] = {}
     for name, keys in wanted.items():
         listed = sorted(keys)
-        present: set[str] = set()
-        for start in range(0, len(listed), _CHUNK):
-            part = tuple(listed[start:start + _CHUNK])
-            marks = ", ".join("?" for _ in part)
-            present |= {r[0] for r in connection.exec_driver_sql(
-                f'SELECT "{key_column(name)}" FROM "{name}" WHERE "{key_column(name)}" '
-                f"IN ({marks})", part)}
+        present = {row[0] for row in _local_rows(connection, name, [key_column(name)], listed)}
         absent = [uuid.UUID(k) for k in listed if k not in present]
         if absent:
             missing[name] = absent
