@@ -30,7 +30,9 @@ from sqlalchemy import (
     Uuid,
     cast,
     delete,
+    exists,
     func,
+    or_,
     select,
     text,
     type_coerce,
@@ -52,6 +54,7 @@ from invite_desk.services.models import (
     utcnow,
 )
 from invite_desk.services.operator import Operator, operator_for
+from invite_desk.services.permissions import ScopeLevel, scope_of
 from invite_desk.services.sync import capture, journal
 from invite_desk.services.sync.capture import Change, CursorExpired
 from invite_desk.services.sync.tables import (
@@ -330,6 +333,41 @@ def _former_parents(connection: Connection, shapes: dict[str, _Shape],
     return found
 
 
+# The invitation columns whose rows keep a scope-dependent parent in a local operator's
+# replica (tables.scope_condition: the people named on visible invitations, the batches
+# holding them).
+_NAMED_BY_INVITATIONS = {"member": ("inviter_id", "sender_id", "accepted_member_id"),
+                         "batch": ("batch_id",)}
+
+
+def _unnamed_parents(connection: Connection, operator: Operator) -> dict[str, set[uuid.UUID]]:
+    """The scope-dependent parents no invitation on the replica names any more, except those
+    the operator holds by a rule of their own (themselves, their unit's members, their own
+    batches). The server's scope decides whether each stays: a parent whose last child was
+    changed *on the replica* (a resend into a new batch) was never named by the pulled row,
+    as the replica's copy already pointed elsewhere, so _former_parents cannot find it."""
+    scope = scope_of(operator)
+    if scope.level is ScopeLevel.ORGANIZATION:
+        return {}
+    inv = table("invitation")
+    found: dict[str, set[uuid.UUID]] = {}
+    for name, columns in _NAMED_BY_INVITATIONS.items():
+        parent = table(name)
+        named = [exists().where(inv.c[column] == parent.c.id) for column in columns]
+        # IS (not =): a NULL unit or creator must not make the whole condition NULL.
+        if name == "member":
+            own = [parent.c.id.is_not_distinct_from(operator.member_id)]
+            if scope.level is ScopeLevel.UNIT and scope.unit_id is not None:
+                own.append(parent.c.unit_id.is_not_distinct_from(scope.unit_id))
+        else:
+            own = [parent.c.created_by_id.is_not_distinct_from(operator.member_id),
+                   parent.c.inviter_id.is_not_distinct_from(operator.member_id)]
+        ids = set(connection.scalars(select(parent.c.id).where(~or_(*named, *own))))
+        if ids:
+            found[name] = ids
+    return found
+
+
 def _missing_locally(connection: Connection, wanted: dict[str, set[str]]
                      ) -> dict[str, list[uuid.UUID]]:
     missing: dict[str, list[uuid.UUID]] = {}
@@ -459,6 +497,9 @@ def pull_round(remote: Engine, replica: Engine, *, limit: int = 5000) -> PullRep
                           for name in SYNCED_TABLES}
                 with replica.connect() as local:
                     former = _former_parents(local, shapes, ids)
+                    if "invitation" in ids:
+                        for name, extra in _unnamed_parents(local, operator).items():
+                            former.setdefault(name, set()).update(extra)
                 for name, extra in former.items():
                     merged = dict.fromkeys(ids.get(name, []))
                     merged.update(dict.fromkeys(extra))
