@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from flask import Flask
@@ -14,6 +15,7 @@ from sqlalchemy import Engine
 
 from invite_desk.services import mail_settings
 from invite_desk.services.admin.notifications import send_pending_notifications
+from invite_desk.services.models import utcnow
 from invite_desk.services.operator import Operator
 from invite_desk.services.smtp.transport import SmtpTransport
 from invite_desk.services.uow import UnitOfWork
@@ -113,6 +115,25 @@ def test_forged_live_and_withdrawn_tokens_send_nothing(
     assert to_live.status == 303 and to_live.headers["Location"].endswith(f"/join/{live.token}")
     gone = browser.post(f"{portal}/join/{withdrawn.token}/current-link", {"csrf_token": csrf})
     assert gone.status == 410 and "This invitation was withdrawn" in _text(gone.text)
+    expired = invite(uow, admin, "xavier@example.org", expires_at=utcnow() - timedelta(days=1))
+    late = browser.post(f"{portal}/join/{expired.token}/current-link", {"csrf_token": csrf})
+    assert late.status == 410 and "This invitation has expired" in _text(late.text)
+    assert link_emails(uow) == [] and requests_audited(uow) == 0
+
+
+def test_no_button_once_the_other_invitation_expired(
+        portal: str, uow: UnitOfWork, admin: Operator) -> None:
+    invite(uow, admin, ADDRESS, expires_at=utcnow() - timedelta(minutes=1))
+    closed = close_as_duplicate(uow, admin, ADDRESS)
+    browser = HttpClient()
+    page = browser.get(f"{portal}/join/{closed.token}")
+    assert page.status == 410 and "Email me the current link" not in page.text
+    assert "no longer valid either" in _text(page.text)
+    invite(uow, admin, "yann@example.org")  # a page with the form, for a session token
+    csrf = csrf_from(browser.get(
+        f"{portal}/join/{close_as_duplicate(uow, admin, 'yann@example.org').token}").text)
+    asked = browser.post(f"{portal}/join/{closed.token}/current-link", {"csrf_token": csrf})
+    assert asked.status == 410 and "no longer valid either" in _text(asked.text)
     assert link_emails(uow) == [] and requests_audited(uow) == 0
 
 
