@@ -42,7 +42,10 @@ def test_first_and_last_name_columns() -> None:
     [
         (b"name,message\nAnn,hi\n", 'No email column: the header row has name, message'),
         (b"", "empty"),
-        (b"\xff\xfee\x00m\x00", "UTF-16"),
+        (b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00", "Excel workbook"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\x00\x00", "Excel workbook"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary"),
+        (b"\xff\xfee\x00m\x00\x00\xd8", "UTF-16"),  # a surrogate half at the end
         (b"just,some,words\nno,addresses,here\n", "No email column"),
     ],
 )
@@ -339,3 +342,49 @@ def test_full_width_and_arabic_separators_split_addresses(text: str) -> None:
     assert all(not r.problem for r in rows), rows
     assert all(r.email.count("@") == 1 and r.email[-1].isalnum() for r in rows)
     assert len(rows) == text.count("@")
+
+
+EXCEL_ROWS = [("Email", "Name", "Message"),
+              ("zoe@example.org", "Zoë Martin", "Hi,\r\nsee you"),
+              ("li@example.org", "\u674e\u5a1c", ""),
+              ("sam@example.org", "Sam \"Sammy\" O'Neil", "")]
+
+
+def _excel_unicode_text() -> str:
+    """What Excel's "Unicode Text (*.txt)" writes: tabs, CRLF, quoted cells with line breaks."""
+    def cell(text: str) -> str:
+        return '"' + text.replace('"', '""') + '"' if any(c in text for c in '"\t\r\n') else text
+    return "".join("\t".join(cell(c) for c in row) + "\r\n" for row in EXCEL_ROWS)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-16-le-bom",
+                                      "utf-16-be-bom"])
+def test_utf16_files_as_excel_saves_unicode_text_are_read(encoding: str) -> None:
+    text = _excel_unicode_text()
+    if encoding.endswith("-bom"):
+        data = "\ufeff".encode(encoding[:-4]) + text.encode(encoding[:-4])
+    else:
+        data = text.encode(encoding)  # "utf-16": Python writes a BOM, little-endian here
+    result = parse_csv(data)
+    assert [(r.row, r.email, r.name, r.message) for r in result.rows] == [
+        (2, "zoe@example.org", "Zoë Martin", "Hi,\nsee you"),
+        (4, "li@example.org", "\u674e\u5a1c", ""),
+        (5, "sam@example.org", "Sam \"Sammy\" O'Neil", ""),
+    ]
+    assert not any("Latin-1" in n for n in result.notes)
+
+
+def test_a_pasted_list_saved_as_utf16_is_read_too() -> None:
+    from invite_desk.services.invitations.importing import decode_csv
+
+    text, _ = decode_csv("ann@example.org\r\nZoë <zoe@example.org>\r\n".encode("utf-16"))
+    assert [(r.email, r.name) for r in parse_pasted(text).rows] == [
+        ("ann@example.org", ""), ("zoe@example.org", "Zoë")]
+
+
+def test_a_cell_longer_than_the_csv_modules_limit_is_one_bad_row_not_a_refused_file() -> None:
+    long_address = "x" * 200_000 + "@example.org"
+    data = f"email,name\nann@example.org,Ann\n{long_address},Long\nbo@example.org,Bo\n".encode()
+    result = parse_csv(data)
+    assert [(r.row, r.email[:5]) for r in result.rows] == [
+        (2, "ann@e"), (3, "xxxxx"), (4, "bo@ex")]

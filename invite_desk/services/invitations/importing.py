@@ -304,11 +304,44 @@ def parse_pasted(text: str) -> ImportResult:
     return ImportResult(tuple(rows))
 
 
+_WORKBOOK_MAGIC = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")  # .xlsx/.ods (zip), .xls
+
+
+def _utf16_byte_order(data: bytes) -> str | None:
+    """The codec of a UTF-16 file: by its byte order mark (Excel's "Unicode Text" has one), else
+    by where the NUL bytes fall (every other byte is NUL in mostly-ASCII text); None if neither."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"  # the codec reads the mark and drops it
+    sample = data[:4096]
+    even, odd = sample[0::2].count(0), sample[1::2].count(0)
+    half = len(sample) // 2
+    if half and odd >= half * 0.3 and even == 0:
+        return "utf-16-le"
+    if half and even >= half * 0.3 and odd == 0:
+        return "utf-16-be"
+    return None
+
+
 def decode_csv(data: bytes) -> tuple[str, list[str]]:
-    """UTF-8 (with or without BOM), else Latin-1; the note says which was used."""
+    """UTF-8 (with or without BOM), UTF-16 (Excel's "Unicode Text"), else Windows-1252 /
+    Latin-1; the note says when the file was not read as UTF-8 or UTF-16."""
+    if data.startswith(_WORKBOOK_MAGIC):
+        raise ImportFailed(
+            "This is an Excel workbook, not a CSV file. In Excel choose File > Save As > "
+            "CSV UTF-8 (Comma delimited), then import that file."
+        )
+    codec = _utf16_byte_order(data)
+    if codec is not None:
+        try:
+            return data.decode(codec).removeprefix("\ufeff"), []
+        except UnicodeDecodeError as exc:
+            raise ImportFailed(
+                f"This UTF-16 file is damaged near byte {exc.start}: it cannot be read as text. "
+                "Save it again as CSV UTF-8 and import it again."
+            ) from None
     if b"\x00" in data[:4096]:
         raise ImportFailed(
-            "This file looks binary or UTF-16 encoded (it contains NUL bytes). "
+            "This file looks binary (it contains NUL bytes), not like a CSV or text file. "
             "Save it as CSV UTF-8 and import it again."
         )
     try:
@@ -434,6 +467,9 @@ def parse_csv(data: bytes) -> ImportResult:
     if not text.strip():
         raise ImportFailed("The file is empty.")
     dialect = _sniff(text[:8192])
+    # The csv module refuses a cell over 128 KiB and would refuse the whole file; no cell is
+    # longer than the file, so a long one becomes one row that validation calls invalid.
+    csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
     reader = csv.reader(io.StringIO(text, newline=""), dialect)
     table: list[tuple[int, list[str]]] = []
     start = 1
