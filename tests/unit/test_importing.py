@@ -266,8 +266,8 @@ def test_an_old_style_name_in_parentheses_is_the_name() -> None:
         ("Name,Given Name,Family Name,E-mail 1 - Type,E-mail 1 - Value", "Ann Lee,Ann,Lee,* Home,{}"),  # Gmail
         ("First Name,Last Name,Display Name,Nickname,Primary Email", "Ann,Lee,Ann Lee,,{}"),  # Thunderbird
         ("Emails,Names", "{},Ann Lee"),
-        ("E-Mail-Adresse;Name", "{};Ann Lee"),
-        ("Correo electrónico\tNombre", "{}\tAnn Lee"),
+        ("Mailadresse;Name", "{};Ann Lee"),  # headers no list knows: found by their cells
+        ("Dirección de correo\tNombre", "{}\tAnn Lee"),
     ],
 )
 def test_an_address_column_with_another_header_is_found_and_named(header: str, cell: str) -> None:
@@ -388,3 +388,36 @@ def test_a_cell_longer_than_the_csv_modules_limit_is_one_bad_row_not_a_refused_f
     result = parse_csv(data)
     assert [(r.row, r.email[:5]) for r in result.rows] == [
         (2, "ann@e"), (3, "xxxxx"), (4, "bo@ex")]
+
+
+@pytest.mark.parametrize(
+    ("header", "row", "name"),
+    [
+        # German Outlook / Excel: Vorname, Nachname; older exports "Vorname;Name" (Name = surname)
+        ("E-Mail-Adresse;Vorname;Nachname", "jan@example.de;Jan;Müller", "Jan Müller"),
+        ("Vorname;Name;E-Mail", "Jan;Müller;jan@example.de", "Jan Müller"),
+        # French: Prénom, Nom (Nom = surname)
+        ("Prénom;Nom;Courriel", "Anne;Dupont;anne@example.fr", "Anne Dupont"),
+        # Spanish, Italian, Portuguese: the "name" column is the given name beside a surname
+        ("Nombre,Apellidos,Correo electrónico", "Ana,García López,ana@example.es",
+         "Ana García López"),
+        ("Nome,Cognome,Email", "Luca,Rossi,luca@example.it", "Luca Rossi"),
+        ("Nome,Sobrenome,E-mail", "João,Silva,joao@example.br", "João Silva"),
+        # Dutch
+        ("Voornaam,Achternaam,E-mailadres", "Eva,de Vries,eva@example.nl", "Eva de Vries"),
+        # A full-name column alone still is the whole name
+        ("Nombre,Correo", "Ana García,ana@example.es", "Ana García"),
+        ("Naam,E-mail", "Eva de Vries,eva@example.nl", "Eva de Vries"),
+    ],
+)
+def test_header_rows_in_other_languages_keep_the_whole_name(header: str, row: str,
+                                                            name: str) -> None:
+    result = parse_csv(f"{header}\r\n{row}\r\n".encode())
+    assert [(r.row, r.name, r.problem) for r in result.rows] == [(2, name, "")]
+    assert "@" in result.rows[0].email
+
+
+@pytest.mark.parametrize("header", ["Nachricht", "Mensaje", "Messaggio", "Bericht", "Mensagem"])
+def test_a_message_column_in_another_language_is_the_personal_message(header: str) -> None:
+    result = parse_csv(f"Email;{header}\nann@example.org;Willkommen, Ann!\n".encode())
+    assert result.rows[0].message == "Willkommen, Ann!"

@@ -11,11 +11,22 @@ from dataclasses import dataclass
 
 from invite_desk.services.errors import DomainError
 
-EMAIL_HEADERS = {"email", "e-mail", "mail", "email address", "e-mail address", "courriel", "adresse"}
-NAME_HEADERS = {"name", "full name", "fullname", "nom", "invitee", "display name"}
-FIRST_HEADERS = {"first name", "firstname", "given name", "prénom", "prenom"}
-LAST_HEADERS = {"last name", "lastname", "surname", "family name", "nom de famille"}
-MESSAGE_HEADERS = {"message", "personal message", "note"}
+# Header names as office software writes them, in the languages members' offices use.
+EMAIL_HEADERS = {"email", "e-mail", "mail", "email address", "e-mail address", "courriel",
+                 "adresse", "adresse e-mail", "adresse électronique", "e-mail-adresse",
+                 "e-mailadresse", "e-mailadres", "emailadres", "correo", "correo electrónico",
+                 "correo electronico", "indirizzo email", "indirizzo e-mail",
+                 "endereço de e-mail", "endereço de email", "e-post", "e-postadress"}
+NAME_HEADERS = {"name", "full name", "fullname", "nom", "invitee", "display name",
+                "nom complet", "nombre", "nombre completo", "nome", "nome completo", "naam",
+                "volledige naam", "vollständiger name", "namn", "navn"}
+FIRST_HEADERS = {"first name", "firstname", "given name", "prénom", "prenom", "vorname",
+                 "voornaam", "primer nombre", "primo nome", "förnamn", "fornavn"}
+LAST_HEADERS = {"last name", "lastname", "surname", "family name", "nom de famille", "nachname",
+                "familienname", "achternaam", "apellido", "apellidos", "cognome", "sobrenome",
+                "apelido", "efternamn", "etternavn"}
+MESSAGE_HEADERS = {"message", "personal message", "note", "nachricht", "mensaje", "messaggio",
+                   "bericht", "mensagem", "meddelande", "melding"}
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 # Invisible characters that copy-paste and Windows editors leave around addresses (a byte
@@ -497,6 +508,10 @@ def parse_csv(data: bytes) -> ImportResult:
                                ("message", MESSAGE_HEADERS)):
                 if cell in names and key not in columns:
                     columns[key] = index
+        if "name" in columns and ("first" in columns) != ("last" in columns):
+            # "Vorname;Name", "Prénom;Nom": beside a given name, "name" is the surname;
+            # "Nombre;Apellidos", "Nome;Cognome": beside a surname, it is the given name.
+            columns["last" if "first" in columns else "first"] = columns.pop("name")
         body = table[1:]
         if "email" not in columns:
             guessed = _address_column(first, body)
