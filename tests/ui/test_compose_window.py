@@ -231,10 +231,17 @@ def test_a_csv_without_an_email_column_is_refused_clearly(
     assert "No email column" in window.csv_error.text and "name, phone" in window.csv_error.text
     assert window.preflight is None and not window.send_button.isEnabled()
 
-    binary = tmp_path / "utf16.csv"
-    binary.write_bytes("email\nzoe@example.org\n".encode("utf-16"))
-    window.import_csv(binary)
-    assert "UTF-16" in window.csv_error.text
+    workbook = tmp_path / "members.xlsx"
+    workbook.write_bytes(b"PK\x03\x04\x14\x00\x06\x00" + bytes(64))
+    window.import_csv(workbook)
+    assert "Excel workbook" in window.csv_error.text and "CSV UTF-8" in window.csv_error.text
+
+    unicode_text = tmp_path / "utf16.txt"  # Excel's "Unicode Text": read like any CSV
+    unicode_text.write_bytes("email\tname\nzoe@example.org\tZoë\n".encode("utf-16"))
+    window.import_csv(unicode_text)
+    assert window.csv_error.text == ""
+    assert window.preflight is not None
+    assert [(r.email, r.name) for r in window.preflight.rows] == [("zoe@example.org", "Zoë")]
 
 
 # -------------------------------------------------------------------------------- preview

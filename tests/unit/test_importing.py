@@ -421,3 +421,54 @@ def test_header_rows_in_other_languages_keep_the_whole_name(header: str, row: st
 def test_a_message_column_in_another_language_is_the_personal_message(header: str) -> None:
     result = parse_csv(f"Email;{header}\nann@example.org;Willkommen, Ann!\n".encode())
     assert result.rows[0].message == "Willkommen, Ann!"
+
+
+# -- rows copied from a spreadsheet, and quotes as word processors type them --------------------
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        # First | Last | Email, and Email | First | Last, copied from Excel (cells end in tabs)
+        ("Ann\tLee\tann@x.org", [("ann@x.org", "Ann Lee", False)]),
+        ("Ann\tLee\tann@x.org\t", [("ann@x.org", "Ann Lee", False)]),
+        ("Lee, Ann\tann@x.org", [("ann@x.org", "Lee, Ann", False)]),
+        ("ann@x.org\tAnn\tLee", [("ann@x.org", "Ann Lee", False)]),
+        ("\tAnn Lee\t\tann@x.org", [("ann@x.org", "Ann Lee", False)]),
+        # Cells on both sides of the address: the name is not clear, so every part is shown
+        ("Ann\tann@x.org\tLee", [("Ann", "", True), ("ann@x.org", "", False), ("Lee", "", True)]),
+        # Two addresses in the row: each is an invitee of its own, as before
+        ("ann@x.org\tbo@y.org", [("ann@x.org", "", False), ("bo@y.org", "", False)]),
+    ],
+)
+def test_a_row_pasted_from_a_spreadsheet_is_one_invitee_with_the_name_cells(
+        line: str, expected: list[tuple[str, str, bool]]) -> None:
+    assert _read(line) == expected
+
+
+@pytest.mark.parametrize(
+    ("line", "name"),
+    [
+        ("\u201cAnn Lee\u201d <ann@x.org>", "Ann Lee"),   # Word, Outlook: “ ”
+        ("\u201eAnn Lee\u201c <ann@x.org>", "Ann Lee"),   # German: „ “
+        ("\u00abAnn Lee\u00bb <ann@x.org>", "Ann Lee"),   # French: « »
+        ("\u2018Ann Lee\u2019 <ann@x.org>", "Ann Lee"),   # ‘ ’
+        ("\u201cLee, Ann\u201d <ann@x.org>; bo@y.org", "Lee, Ann"),
+    ],
+)
+def test_curly_quotes_around_a_name_are_quotes_not_part_of_it(line: str, name: str) -> None:
+    rows = parse_pasted(line).rows
+    assert (rows[0].email, rows[0].name, rows[0].problem) == ("ann@x.org", name, "")
+    assert all(not r.problem for r in rows)
+
+
+@pytest.mark.parametrize("text", ['"ann@x.org"', "'ann@x.org'", "\u201cann@x.org\u201d",
+                                  '"ann@x.org";"bo@y.org"'])
+def test_a_quoted_address_is_the_address(text: str) -> None:
+    rows = parse_pasted(text).rows
+    assert [(r.email, r.name, r.problem) for r in rows][0] == ("ann@x.org", "", "")
+    assert all(not r.problem and "@" in r.email and '"' not in r.email for r in rows)
+
+
+def test_a_quoted_address_in_a_csv_cell_is_the_address() -> None:
+    result = parse_csv(b'email,name\n"""ann@x.org""",Ann\n')
+    assert [(r.email, r.name, r.problem) for r in result.rows] == [("ann@x.org", "Ann", "")]

@@ -145,9 +145,16 @@ def _split_outside(text: str, separators: str) -> list[str]:
     return parts
 
 
+# “ ” „ ‟ « »: typed for " by word processors and keyboards; never inside an address.
+_DOUBLE_QUOTES = dict.fromkeys(map(ord, "\u201c\u201d\u201e\u201f\u00ab\u00bb"), '"')
+_SINGLE_QUOTES = ("\u2018", "\u201a", "\u2039")  # ‘…’, ‚…‘, ‹…›
+
+
 def _unquote_name(text: str) -> str:
     text = text.strip()
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+    if len(text) >= 2 and text[0] in _SINGLE_QUOTES and text[-1] in "\u2018\u2019\u203a":
+        text = text[1:-1]
+    elif len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
         text = re.sub(r"\\(.)", r"\1", text[1:-1])
     elif len(text) >= 2 and text[0] == "(" and text[-1] == ")" and "(" not in text[1:]:
         text = text[1:-1]  # `jane@x.org (Jane Doe)`, the old way of writing a name
@@ -158,6 +165,8 @@ def _pieces(entry: str) -> list[_Piece]:
     """The invitees of one entry (the text between separators): `Name <a>`, `a`, `a Name`,
     `Name a`, or addresses separated by spaces."""
     text = entry.strip()
+    if len(text) > 2 and text[0] == text[-1] and text[0] in "\"'" and _PLAIN.fullmatch(text[1:-1]):
+        return [_Piece(text, text[1:-1])]  # "ann@x.org", as spreadsheets quote a cell
     pieces: list[_Piece] = []
     position = 0
     while position < len(text):
@@ -223,8 +232,9 @@ def _merge_names(pieces: list[_Piece]) -> list[_Piece]:
 def split_addresses(text: str) -> list[_Piece]:
     """Every invitee in a line or a cell, in order: commas, semicolons, tabs and spaces
     separate them, outside "quoted names" and <addresses>. `Doe, Jane <jane@x.org>` (how
-    Outlook copies "Last, First") keeps the comma in the name."""
-    text = _visible(text)
+    Outlook copies "Last, First") keeps the comma in the name. Curly and angle double quotes
+    (what Word and Outlook type for ") are quotes too."""
+    text = _visible(text).translate(_DOUBLE_QUOTES)
     plain = text.strip()
     if _PLAIN.fullmatch(plain):
         return [_Piece(plain, plain)]
@@ -253,8 +263,26 @@ def _no_address(text: str) -> str:
             "in quotes: \"Doe, Jane\" <jane@example.org>.")
 
 
+def _spreadsheet_row(number: int, text: str) -> InviteeInput | None:
+    """A row copied from a spreadsheet (cells separated by tabs) with one address cell first
+    or last: one invitee, named by the other cells (First | Last | Email, Email | Name)."""
+    cells = [c.strip() for c in text.split("\t") if c.strip()]
+    holding = [i for i, c in enumerate(cells) if "@" in c]
+    if len(cells) < 2 or len(holding) != 1 or holding[0] not in (0, len(cells) - 1):
+        return None
+    pieces = split_addresses(cells[holding[0]])
+    if len(pieces) != 1 or not _is_bare(pieces[0]):
+        return None
+    name = " ".join(c for i, c in enumerate(cells) if i != holding[0])
+    return InviteeInput(number, pieces[0].email, clean_name(name))
+
+
 def _invitees(number: int, text: str) -> list[InviteeInput]:
     """The rows of one pasted line; anything unclear becomes a row with a problem."""
+    if "\t" in text:
+        row = _spreadsheet_row(number, text)
+        if row is not None:
+            return [row]
     pieces = split_addresses(text)
     if len(pieces) >= 2:
         # The `email, Name` / `email<TAB>Name` formats (the name may hold commas), and
