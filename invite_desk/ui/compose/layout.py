@@ -303,7 +303,8 @@ class ComposeLayout(SendingPage):
         layout.addWidget(self.csv_error)
         help_text = PlainLabel(
             "Columns: email, name (or first and last name), message. The header row is "
-            "optional; UTF-8 (with or without BOM) or Latin-1; comma, semicolon or tab."
+            "optional; UTF-8, UTF-16 (Excel's Unicode Text) or Latin-1; comma, semicolon or "
+            "tab."
         )
         help_text.setWordWrap(True)
         set_variant(help_text, "small")
