@@ -472,3 +472,21 @@ def test_a_quoted_address_is_the_address(text: str) -> None:
 def test_a_quoted_address_in_a_csv_cell_is_the_address() -> None:
     result = parse_csv(b'email,name\n"""ann@x.org""",Ann\n')
     assert [(r.email, r.name, r.problem) for r in result.rows] == [("ann@x.org", "Ann", "")]
+
+
+# -- a first row that is an invitee, not column titles ------------------------------------------
+
+@pytest.mark.parametrize("first", ["Ann,ann.example.org", "Ann,ann(at)example.org",
+                                   "Ann,ann@example", "Ann,ann at example.org"])
+def test_a_headerless_file_whose_first_address_is_mistyped_keeps_that_row(first: str) -> None:
+    """Without an @ the first row looked like column titles and the person vanished."""
+    result = parse_csv(f"{first}\nBo,bo@example.org\nCy,cy@example.org\n".encode())
+    assert [r.row for r in result.rows] == [1, 2, 3]
+    assert result.rows[0].name == "Ann" and result.rows[0].email == first.split(",")[1]
+    assert [r.email for r in result.rows[1:]] == ["bo@example.org", "cy@example.org"]
+
+
+def test_unknown_column_titles_are_named_as_the_header_row() -> None:
+    result = parse_csv(b"Member,Contact\nAnn,ann@example.org\n")
+    assert [(r.row, r.email, r.name) for r in result.rows] == [(2, "ann@example.org", "")]
+    assert any("Row 1" in n and "Member, Contact" in n for n in result.notes), result.notes

@@ -463,6 +463,10 @@ def _check_closed_quotes(text: str, dialect: type[csv.Dialect] | csv.Dialect,
         ) from None
 
 
+# A word ending in a domain (example.org, ann(at)example.org): never a column title.
+_DOMAIN_WORD = re.compile(r"(?:^|\s)[^\s@]*[A-Za-z0-9]\.[A-Za-z]{2,24}\s*$")
+
+
 def _holds_addresses(body: list[tuple[int, list[str]]], index: int) -> bool:
     return any(index < len(r) and _LOOKS_LIKE_ADDRESS.search(r[index]) for _, r in body)
 
@@ -527,8 +531,12 @@ def parse_csv(data: bytes) -> ImportResult:
     columns: dict[str, int] = {}
     known = EMAIL_HEADERS | NAME_HEADERS | MESSAGE_HEADERS | FIRST_HEADERS | LAST_HEADERS
     # A first row without any address is a header row, even with names we do not know
-    # ("Primary Email", "E-mail 1 - Value", "Emails").
-    has_header = any(c in known for c in first) or not any("@" in c for c in table[0][1])
+    # ("Primary Email", "E-mail 1 - Value", "Emails"), unless it holds a domain
+    # ("ann.example.org", "ann at example.org"): an invitee whose address lost its @, who
+    # must be shown with the reason rather than taken for column titles.
+    named = any(c in known for c in first)
+    mistyped = not named and any(_DOMAIN_WORD.search(c) for c in table[0][1])
+    has_header = named or (not mistyped and not any("@" in c for c in table[0][1]))
     if has_header:
         for index, cell in enumerate(first):
             for key, names in (("email", EMAIL_HEADERS), ("name", NAME_HEADERS),
@@ -558,6 +566,9 @@ def parse_csv(data: bytes) -> ImportResult:
             notes.append(f"Only the column \"{table[0][1][columns['email']].strip()}\" was "
                          f"read as addresses; {listed} also hold addresses and were not read "
                          "(one invitation per person).")
+        if not named:
+            titles = ", ".join(c.strip() for c in table[0][1] if c.strip())
+            notes.append(f"Row 1 ({titles}) was read as column titles, not as an invitee.")
     else:
         notes.append("No header row found: columns read as email, name, message.")
         body = table
@@ -575,7 +586,8 @@ def parse_csv(data: bytes) -> ImportResult:
         else:
             # Without a header, each row's address is the cell that has one: `Name, email`
             # and `email, Name` rows may be mixed in one file.
-            at = next((i for i, c in enumerate(row) if "@" in c), 0)
+            at = next((i for i, c in enumerate(row) if "@" in c),
+                      next((i for i, c in enumerate(row) if _DOMAIN_WORD.search(c)), 0))
             rest = [c for i, c in enumerate(row) if i != at]
             email, name, message = row[at], rest[0] if rest else "", rest[1] if len(rest) > 1 else ""
         rows.extend(_csv_invitees(line, email, name, clean_message(message)))
