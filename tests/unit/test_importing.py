@@ -490,3 +490,11 @@ def test_unknown_column_titles_are_named_as_the_header_row() -> None:
     result = parse_csv(b"Member,Contact\nAnn,ann@example.org\n")
     assert [(r.row, r.email, r.name) for r in result.rows] == [(2, "ann@example.org", "")]
     assert any("Row 1" in n and "Member, Contact" in n for n in result.notes), result.notes
+
+
+@pytest.mark.parametrize("line", ["# ann@x.org", "#1 ann@x.org", "#ann@x.org",
+                                  "# old: Ann <ann@x.org>"])
+def test_an_address_on_a_line_starting_with_hash_is_shown_not_dropped(line: str) -> None:
+    rows = parse_pasted(f"# invitees for the spring ride\n{line}\nbo@y.org\n").rows
+    assert [(r.row, r.email) for r in rows] == [(2, "ann@x.org"), (3, "bo@y.org")]
+    assert "#" in rows[0].problem and not rows[1].problem

@@ -337,7 +337,16 @@ def parse_pasted(text: str) -> ImportResult:
     rows: list[InviteeInput] = []
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = _visible(line).strip()
-        if not stripped or (stripped.startswith("#") and "@" not in stripped.split()[0]):
+        if not stripped:
+            continue
+        if stripped.startswith("#"):
+            # A comment. An address on it (`# ann@x.org`, `#1 ann@x.org`) is neither invited
+            # nor dropped unseen: it is a row that says why.
+            rows.extend(
+                InviteeInput(number, p.email, p.name, problem=(
+                    f"This line starts with #, as a comment does, so {p.email} was not read "
+                    "as an invitee; remove the # to invite them."))
+                for p in split_addresses(stripped.lstrip("#")) if "@" in p.email)
             continue
         rows.extend(_invitees(number, stripped))
     return ImportResult(tuple(rows))
