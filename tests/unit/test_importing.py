@@ -498,3 +498,12 @@ def test_an_address_on_a_line_starting_with_hash_is_shown_not_dropped(line: str)
     rows = parse_pasted(f"# invitees for the spring ride\n{line}\nbo@y.org\n").rows
     assert [(r.row, r.email) for r in rows] == [(2, "ann@x.org"), (3, "bo@y.org")]
     assert "#" in rows[0].problem and not rows[1].problem
+
+
+@pytest.mark.parametrize("sep", [";", ",", "\t", "|"])
+def test_excels_sep_line_chooses_the_delimiter_and_is_not_a_row(sep: str) -> None:
+    body = f"sep={sep}\r\nE-mail{sep}Name\r\nann@x.org{sep}Ann Lee\r\nbo@y.org{sep}Bo\r\n"
+    result = parse_csv(("\ufeff" + body).encode())
+    assert [(r.row, r.email, r.name, r.problem) for r in result.rows] == [
+        (3, "ann@x.org", "Ann Lee", ""), (4, "bo@y.org", "Bo", "")]
+    assert result.notes == ()

@@ -408,6 +408,7 @@ def decode_csv(data: bytes) -> tuple[str, list[str]]:
         ]
 
 
+_SEP_LINE = re.compile(r"sep=(?P<sep>[^\r\n\"])[ \t]*(?:\r\n|\r|\n)", re.IGNORECASE)
 _DELIMITERS = "\t;,|"  # on a tie, the one least likely inside a name
 
 
@@ -518,7 +519,18 @@ def parse_csv(data: bytes) -> ImportResult:
     text, notes = decode_csv(data)
     if not text.strip():
         raise ImportFailed("The file is empty.")
-    dialect = _sniff(text[:8192])
+    directive = _SEP_LINE.match(text)
+    dialect: type[csv.Dialect] | csv.Dialect
+    if directive is not None:
+        sep = directive["sep"]
+        # `sep=;` (Excel writes it, and reads it, to name the delimiter): not a row. Its line
+        # stays, empty, so rows keep the numbers an editor shows.
+        class Named(csv.excel):
+            delimiter = sep
+        dialect = Named
+        text = "\n" + text[directive.end():]
+    else:
+        dialect = _sniff(text[:8192])
     # The csv module refuses a cell over 128 KiB and would refuse the whole file; no cell is
     # longer than the file, so a long one becomes one row that validation calls invalid.
     csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
