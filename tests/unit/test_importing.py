@@ -507,3 +507,16 @@ def test_excels_sep_line_chooses_the_delimiter_and_is_not_a_row(sep: str) -> Non
     assert [(r.row, r.email, r.name, r.problem) for r in result.rows] == [
         (3, "ann@x.org", "Ann Lee", ""), (4, "bo@y.org", "Bo", "")]
     assert result.notes == ()
+
+
+@pytest.mark.parametrize("header", ["First name\tLast name\tEmail", "Email\tName",
+                                    "E-Mail;Vorname;Nachname", "email, name"])
+def test_column_titles_pasted_with_the_rows_are_not_invitees(header: str) -> None:
+    rows = parse_pasted(f"{header}\nAnn\tLee\tann@x.org\n").rows
+    assert [(r.row, r.email, r.name, r.problem) for r in rows] == [(2, "ann@x.org", "Ann Lee", "")]
+
+
+def test_a_titles_line_after_the_first_row_is_still_shown() -> None:
+    rows = parse_pasted("ann@x.org\nEmail\tName\n").rows
+    assert [(r.row, bool(r.problem) or "@" not in r.email) for r in rows][0] == (1, False)
+    assert len(rows) >= 2  # not dropped unseen

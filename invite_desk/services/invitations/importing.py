@@ -330,15 +330,27 @@ def email_cell(number: int, cell: str, name: str, message: str) -> list[InviteeI
     return [InviteeInput(number, cell.strip(), name, message)]
 
 
+def _column_titles(line: str) -> bool:
+    """A first pasted line that only names columns, one of them the address column."""
+    cells = [_norm_header(c) for c in re.split(f"[{_SEPARATORS}]", line) if c.strip()]
+    known = EMAIL_HEADERS | NAME_HEADERS | FIRST_HEADERS | LAST_HEADERS | MESSAGE_HEADERS
+    return any(c in EMAIL_HEADERS for c in cells) and all(c in known for c in cells)
+
+
 def parse_pasted(text: str) -> ImportResult:
     """Every invitee on every line: `email`, `Name <email>`, `email, Name`, `email<TAB>Name`,
     or several addresses separated by commas, semicolons, tabs or spaces (as mail programs
     copy them). Text that cannot be read as invitees becomes a row with a problem."""
     rows: list[InviteeInput] = []
+    first = True
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = _visible(line).strip()
         if not stripped:
             continue
+        if first and _column_titles(stripped):
+            first = False
+            continue  # "First name<TAB>Last name<TAB>Email" copied with the rows below it
+        first = False
         if stripped.startswith("#"):
             # A comment. An address on it (`# ann@x.org`, `#1 ann@x.org`) is neither invited
             # nor dropped unseen: it is a row that says why.
