@@ -492,8 +492,8 @@ def test_unknown_column_titles_are_named_as_the_header_row() -> None:
     assert any("Row 1" in n and "Member, Contact" in n for n in result.notes), result.notes
 
 
-@pytest.mark.parametrize("line", ["# ann@x.org", "#1 ann@x.org", "#ann@x.org",
-                                  "# old: Ann <ann@x.org>"])
+@pytest.mark.parametrize("line", ["# ann@x.org", "#1 ann@x.org", "# old: Ann <ann@x.org>",
+                                  "#\tann@x.org"])
 def test_an_address_on_a_line_starting_with_hash_is_shown_not_dropped(line: str) -> None:
     rows = parse_pasted(f"# invitees for the spring ride\n{line}\nbo@y.org\n").rows
     assert [(r.row, r.email) for r in rows] == [(2, "ann@x.org"), (3, "bo@y.org")]
@@ -520,3 +520,15 @@ def test_a_titles_line_after_the_first_row_is_still_shown() -> None:
     rows = parse_pasted("ann@x.org\nEmail\tName\n").rows
     assert [(r.row, bool(r.problem) or "@" not in r.email) for r in rows][0] == (1, False)
     assert len(rows) >= 2  # not dropped unseen
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("Ren\u00e9 \u201cRen\u201d Roy <rene@x.org>", [("rene@x.org", "Ren\u00e9 \u201cRen\u201d Roy")]),
+    ("O\u2019Brien, Ann <ann@x.org>, bo@y.org", [("ann@x.org", "O\u2019Brien, Ann"),
+                                                 ("bo@y.org", "")]),
+    ("Dell\u2018Acqua <d@x.org>, bo@y.org", [("d@x.org", "Dell\u2018Acqua"), ("bo@y.org", "")]),
+])
+def test_curly_quotes_inside_a_name_stay_as_typed(line: str, expected: list[tuple[str, str]]) -> None:
+    rows = parse_pasted(line).rows
+    assert [(r.email, r.name) for r in rows] == expected
+    assert not any(r.problem for r in rows)

@@ -124,12 +124,18 @@ def _split_outside(text: str, separators: str) -> list[str]:
     """Split on any of `separators` outside "quoted names" and <angle addresses>."""
     parts: list[str] = []
     current: list[str] = []
-    quoted = angle = escaped = False
+    quoted = angle = escaped = curly = False
     for char in text:
         if escaped:
             escaped = False
         elif quoted and char == "\\":
             escaped = True
+        elif curly and char in "\u201d\u201c\u00bb" and not quoted and not angle:
+            curly = False
+        elif char in "\u201c\u201e\u00ab" and not quoted and not angle:
+            curly = True  # double ones only: ‘ and ’ are apostrophes too (O’Brien)
+        elif curly:
+            pass  # a separator inside “Lee, Ann” is part of the name
         elif char == '"' and not angle:
             quoted = not quoted
         elif char == "<" and not quoted:
@@ -145,15 +151,25 @@ def _split_outside(text: str, separators: str) -> list[str]:
     return parts
 
 
-# “ ” „ ‟ « »: typed for " by word processors and keyboards; never inside an address.
-_DOUBLE_QUOTES = dict.fromkeys(map(ord, "\u201c\u201d\u201e\u201f\u00ab\u00bb"), '"')
-_SINGLE_QUOTES = ("\u2018", "\u201a", "\u2039")  # ‘…’, ‚…‘, ‹…›
+# Quotes as word processors and keyboards type them: “…”, „…“, «…», ‘…’, ‚…‘, ‹…›.
+_CURLY_OPENING = "\u201c\u201e\u00ab\u2018\u201a\u2039"
+_CURLY_CLOSING = "\u201d\u201c\u00bb\u2019\u2018\u203a"
+
+
+def _curly_wrapped(text: str) -> str | None:
+    """The text inside one pair of curly quotes around all of it, else None."""
+    if len(text) >= 2 and text[0] in _CURLY_OPENING and text[-1] in _CURLY_CLOSING:
+        inner = text[1:-1]
+        if not any(c in _CURLY_OPENING or c in _CURLY_CLOSING for c in inner):
+            return inner
+    return None
 
 
 def _unquote_name(text: str) -> str:
     text = text.strip()
-    if len(text) >= 2 and text[0] in _SINGLE_QUOTES and text[-1] in "\u2018\u2019\u203a":
-        text = text[1:-1]
+    curly = _curly_wrapped(text)
+    if curly is not None:
+        text = curly
     elif len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
         text = re.sub(r"\\(.)", r"\1", text[1:-1])
     elif len(text) >= 2 and text[0] == "(" and text[-1] == ")" and "(" not in text[1:]:
@@ -165,8 +181,10 @@ def _pieces(entry: str) -> list[_Piece]:
     """The invitees of one entry (the text between separators): `Name <a>`, `a`, `a Name`,
     `Name a`, or addresses separated by spaces."""
     text = entry.strip()
-    if len(text) > 2 and text[0] == text[-1] and text[0] in "\"'" and _PLAIN.fullmatch(text[1:-1]):
-        return [_Piece(text, text[1:-1])]  # "ann@x.org", as spreadsheets quote a cell
+    inner = (text[1:-1] if len(text) > 2 and text[0] == text[-1] and text[0] in "\"'"
+             else _curly_wrapped(text))
+    if inner is not None and _PLAIN.fullmatch(inner):
+        return [_Piece(text, inner)]  # "ann@x.org", as spreadsheets quote a cell
     pieces: list[_Piece] = []
     position = 0
     while position < len(text):
@@ -234,7 +252,7 @@ def split_addresses(text: str) -> list[_Piece]:
     separate them, outside "quoted names" and <addresses>. `Doe, Jane <jane@x.org>` (how
     Outlook copies "Last, First") keeps the comma in the name. Curly and angle double quotes
     (what Word and Outlook type for ") are quotes too."""
-    text = _visible(text).translate(_DOUBLE_QUOTES)
+    text = _visible(text)
     plain = text.strip()
     if _PLAIN.fullmatch(plain):
         return [_Piece(plain, plain)]
@@ -351,9 +369,10 @@ def parse_pasted(text: str) -> ImportResult:
             first = False
             continue  # "First name<TAB>Last name<TAB>Email" copied with the rows below it
         first = False
-        if stripped.startswith("#"):
-            # A comment. An address on it (`# ann@x.org`, `#1 ann@x.org`) is neither invited
-            # nor dropped unseen: it is a row that says why.
+        if stripped.startswith("#") and "@" not in stripped.split()[0]:
+            # A comment (`#ann@x.org` is an address: # may start one). An address on a comment
+            # (`# ann@x.org`, `#1 ann@x.org`) is neither invited nor dropped unseen: it is a
+            # row that says why.
             rows.extend(
                 InviteeInput(number, p.email, p.name, problem=(
                     f"This line starts with #, as a comment does, so {p.email} was not read "
