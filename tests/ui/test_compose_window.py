@@ -185,6 +185,34 @@ def test_one_invitee_with_a_name(make_window: MakeWindow) -> None:
     assert window.proxy.index(0, Column.NAME).data() == "New Person"
 
 
+@pytest.mark.parametrize(("typed", "name", "shown"), [
+    ("Ann Lee <ann.lee@example.org>", "", ("ann.lee@example.org", "Ann Lee")),  # from Outlook
+    ('"Lee, Ann" <ann.lee@example.org>', "Ann", ("ann.lee@example.org", "Ann")),  # typed wins
+    ("mailto:ann.lee@example.org", "", ("ann.lee@example.org", "")),
+    ("ann.lee@example.org;", "", ("ann.lee@example.org", "")),
+])
+def test_one_invitee_pasted_the_way_mail_programs_copy_an_address(
+    make_window: MakeWindow, typed: str, name: str, shown: tuple[str, str],
+) -> None:
+    window = make_window()
+    window.email_edit.setText(typed)
+    window.name_edit.setText(name)
+    window.check_button.click()
+    assert shown_statuses(window) == [(shown[0], "Ready")]
+    assert window.proxy.index(0, Column.NAME).data() == shown[1]
+
+
+def test_two_addresses_in_the_one_invitee_field_are_both_shown_as_problems(
+    make_window: MakeWindow,
+) -> None:
+    window = make_window()
+    window.email_edit.setText("ann@example.org, bo@example.org")
+    window.check_button.click()
+    assert [e for e, _ in shown_statuses(window)] == ["ann@example.org", "bo@example.org"]
+    assert {s for _, s in shown_statuses(window)} == {"Invalid"}
+    assert not window.send_button.isEnabled()
+
+
 # -------------------------------------------------------------------------------- CSV import
 def test_csv_files_in_utf8_with_bom_and_in_latin1_are_imported(
     make_window: MakeWindow, qtbot: Any, tmp_path: Path
