@@ -408,6 +408,9 @@ def test_a_cell_longer_than_the_csv_modules_limit_is_one_bad_row_not_a_refused_f
         # A full-name column alone still is the whole name
         ("Nombre,Correo", "Ana García,ana@example.es", "Ana García"),
         ("Naam,E-mail", "Eva de Vries,eva@example.nl", "Eva de Vries"),
+        # A column that says it holds the full name is the full name beside anything
+        ("Full name,Last name,Email", "Eva de Vries,de Vries,eva@example.nl", "Eva de Vries"),
+        ("Nombre completo;Apellidos;Correo", "Ana García;García;ana@example.es", "Ana García"),
     ],
 )
 def test_header_rows_in_other_languages_keep_the_whole_name(header: str, row: str,

@@ -20,6 +20,8 @@ EMAIL_HEADERS = {"email", "e-mail", "mail", "email address", "e-mail address", "
 NAME_HEADERS = {"name", "full name", "fullname", "nom", "invitee", "display name",
                 "nom complet", "nombre", "nombre completo", "nome", "nome completo", "naam",
                 "volledige naam", "vollständiger name", "namn", "navn"}
+# Beside a given-name or a surname column these name the other half ("Vorname;Name").
+_BARE_NAME_HEADERS = {"name", "nom", "nombre", "nome", "naam", "namn", "navn"}
 FIRST_HEADERS = {"first name", "firstname", "given name", "prénom", "prenom", "vorname",
                  "voornaam", "primer nombre", "primo nome", "förnamn", "fornavn"}
 LAST_HEADERS = {"last name", "lastname", "surname", "family name", "nom de famille", "nachname",
@@ -596,7 +598,8 @@ def parse_csv(data: bytes) -> ImportResult:
                                ("message", MESSAGE_HEADERS)):
                 if cell in names and key not in columns:
                     columns[key] = index
-        if "name" in columns and ("first" in columns) != ("last" in columns):
+        if ("name" in columns and first[columns["name"]] in _BARE_NAME_HEADERS
+                and ("first" in columns) != ("last" in columns)):
             # "Vorname;Name", "Prénom;Nom": beside a given name, "name" is the surname;
             # "Nombre;Apellidos", "Nome;Cognome": beside a surname, it is the given name.
             columns["last" if "first" in columns else "first"] = columns.pop("name")
