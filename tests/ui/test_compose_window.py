@@ -213,6 +213,32 @@ def test_two_addresses_in_the_one_invitee_field_are_both_shown_as_problems(
     assert not window.send_button.isEnabled()
 
 
+@pytest.mark.parametrize("mode", ["paste", "csv"])
+def test_a_long_pre_flight_summary_wraps_instead_of_widening_the_window(
+    make_window: MakeWindow, tmp_path: Path, mode: str,
+) -> None:
+    """Four kinds of rows made the counts line ~110 characters: the window's minimum width
+    went past 1200 px and the right edge (Show only problems, Send) was cut off."""
+    window = make_window()
+    window.show()
+    rows = "ann@example.org\nANN@example.org\nmüller@example.org\nnot-an-address\nzoë@example.org\n"
+    if mode == "paste":
+        paste_and_check(window, rows)
+    else:
+        path = tmp_path / "list.csv"
+        path.write_text("email\n" + rows, encoding="utf-8")
+        window.import_csv(path)
+    counts = window.counts_label
+    assert "international" in counts.text()
+    # The app's theme (bigger font) made the line alone need 514 px: it must be able to wrap.
+    full = counts.fontMetrics().horizontalAdvance(counts.text())
+    assert counts.minimumSizeHint().width() < full / 2
+    assert window.minimumSizeHint().width() <= 1200
+    assert window.send_button.geometry().right() <= window.width()
+    right = window.problems_check.mapTo(window, window.problems_check.rect().topRight())
+    assert right.x() <= window.width()
+
+
 # -------------------------------------------------------------------------------- CSV import
 def test_csv_files_in_utf8_with_bom_and_in_latin1_are_imported(
     make_window: MakeWindow, qtbot: Any, tmp_path: Path

@@ -318,6 +318,9 @@ class ComposeLayout(SendingPage):
         header = QHBoxLayout()
         header.addWidget(self._heading("Pre-flight check"))
         self.counts_label = PlainLabel("")
+        # Many kinds of rows make a long line; wrapped, it never widens the window past
+        # its size (it cut off "Show only problems" and Send at 1200 px).
+        self.counts_label.setWordWrap(True)
         self.counts_label.setAccessibleName("Pre-flight counts")
         header.addWidget(self.counts_label, 1)
         self.problems_check = QCheckBox("Show only problems")
