@@ -501,6 +501,7 @@ def test_an_address_on_a_line_starting_with_hash_is_shown_not_dropped(line: str)
     rows = parse_pasted(f"# invitees for the spring ride\n{line}\nbo@y.org\n").rows
     assert [(r.row, r.email) for r in rows] == [(2, "ann@x.org"), (3, "bo@y.org")]
     assert "#" in rows[0].problem and not rows[1].problem
+    assert rows[0].name == ""  # not "old:" or "1"
 
 
 @pytest.mark.parametrize("sep", [";", ",", "\t", "|"])

@@ -376,7 +376,7 @@ def parse_pasted(text: str) -> ImportResult:
             # (`# ann@x.org`, `#1 ann@x.org`) is neither invited nor dropped unseen: it is a
             # row that says why.
             rows.extend(
-                InviteeInput(number, p.email, p.name, problem=(
+                InviteeInput(number, p.email, problem=(
                     f"This line starts with #, as a comment does, so {p.email} was not read "
                     "as an invitee; remove the # to invite them."))
                 for p in split_addresses(stripped.lstrip("#")) if "@" in p.email)
