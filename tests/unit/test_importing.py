@@ -536,3 +536,11 @@ def test_curly_quotes_inside_a_name_stay_as_typed(line: str, expected: list[tupl
     rows = parse_pasted(line).rows
     assert [(r.email, r.name) for r in rows] == expected
     assert not any(r.problem for r in rows)
+
+
+@pytest.mark.parametrize("header", ["Name:;E-mail:", "Name *;Email *", "NAME;EMAIL",
+                                    " Name ; E_mail ", "Name.;E-Mail."])
+def test_header_titles_with_colons_stars_or_case_are_still_known(header: str) -> None:
+    result = parse_csv(f"{header}\nAnn Lee;ann@x.org\n".encode())
+    assert [(r.email, r.name) for r in result.rows] == [("ann@x.org", "Ann Lee")]
+    assert result.notes == ()

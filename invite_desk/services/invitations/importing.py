@@ -477,7 +477,10 @@ def _sniff(sample: str) -> type[csv.Dialect] | csv.Dialect:
 
 
 def _norm_header(cell: str) -> str:
-    return _SPACES.sub(" ", cell.strip().strip("\ufeff").lower().replace("_", " "))
+    """Lower case, single spaces, without the marks forms put after a title (`Email *`,
+    `Name:`); `e_mail` reads as `e-mail`."""
+    text = _SPACES.sub(" ", cell.strip().strip("\ufeff").lower().replace("_", " "))
+    return re.sub(r"\be mail\b", "e-mail", text.rstrip(" :*."))
 
 
 def _check_closed_quotes(text: str, dialect: type[csv.Dialect] | csv.Dialect,
