@@ -544,3 +544,16 @@ def test_header_titles_with_colons_stars_or_case_are_still_known(header: str) ->
     result = parse_csv(f"{header}\nAnn Lee;ann@x.org\n".encode())
     assert [(r.email, r.name) for r in result.rows] == [("ann@x.org", "Ann Lee")]
     assert result.notes == ()
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("To: Jane <jane@x.org>, Bob <bob@x.org>", [("jane@x.org", "Jane"), ("bob@x.org", "Bob")]),
+    ("Cc: jane@x.org", [("jane@x.org", "")]),
+    ("BCC:jane@x.org; bob@x.org", [("jane@x.org", ""), ("bob@x.org", "")]),
+    ("An: Jane Doe <jane@x.org>", [("jane@x.org", "Jane Doe")]),
+])
+def test_a_mail_header_label_copied_with_the_addresses_is_not_a_name(
+        line: str, expected: list[tuple[str, str]]) -> None:
+    rows = parse_pasted(line).rows
+    assert [(r.email, r.name) for r in rows] == expected
+    assert not any(r.problem for r in rows)

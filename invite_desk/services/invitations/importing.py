@@ -350,6 +350,11 @@ def email_cell(number: int, cell: str, name: str, message: str) -> list[InviteeI
     return [InviteeInput(number, cell.strip(), name, message)]
 
 
+# `To:`, `Cc:` as copied with the addresses from a mail's header (also German An:, French À:,
+# Spanish Para:, Dutch Aan:): a label, not part of the first invitee's name.
+_HEADER_LABEL = re.compile(r"^(?:to|cc|bcc|an|à|para|aan)\s*:\s*(?=\S)", re.IGNORECASE)
+
+
 def _column_titles(line: str) -> bool:
     """A first pasted line that only names columns, one of them the address column."""
     cells = [_norm_header(c) for c in re.split(f"[{_SEPARATORS}]", line) if c.strip()]
@@ -381,7 +386,7 @@ def parse_pasted(text: str) -> ImportResult:
                     "as an invitee; remove the # to invite them."))
                 for p in split_addresses(stripped.lstrip("#")) if "@" in p.email)
             continue
-        rows.extend(_invitees(number, stripped))
+        rows.extend(_invitees(number, _HEADER_LABEL.sub("", stripped)))
     return ImportResult(tuple(rows))
 
 
