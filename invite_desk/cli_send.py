@@ -212,7 +212,7 @@ def _run_send(context: AppContext, args: argparse.Namespace, sent: list[int],
                 return 2
             if args.csv:
                 imported = parse_csv(data)
-            else:  # as a CSV file is read: UTF-8 with or without BOM, else Windows-1252
+            else:  # as a CSV file is read: UTF-8, UTF-16, else Windows-1252
                 text, notes = decode_csv(data)
                 imported = parse_pasted(text)
                 imported = ImportResult(imported.rows, (*notes, *imported.notes))

@@ -200,15 +200,18 @@ def create_app(
         return response
 
     @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException) -> tuple[str, int]:
+    def _http_error(exc: HTTPException) -> tuple[str, int, dict[str, str]]:
         code = exc.code or 500
+        # The exception's own headers that say what to do next (a 405's Allow, a
+        # Retry-After); not its Content-Type, the page is HTML.
+        kept = {k: v for k, v in exc.get_headers() if k.lower() in ("allow", "retry-after")}
         return render_template(
             "message.html",
             branding=_safe_branding(app),
             title=exc.name,
             heading=_ERROR_HEADINGS.get(code, exc.name),
             lines=[_ERROR_TEXTS.get(code, "Please go back and try again.")],
-        ), code
+        ), code, kept
 
     @app.errorhandler(SystemBusy)
     def _busy(exc: SystemBusy) -> tuple[str, int, dict[str, str]]:

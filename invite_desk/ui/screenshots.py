@@ -153,14 +153,18 @@ def _shoot_main(camera: _Camera, context: app.AppContext, operator: Operator,
     _discard(window)
 
 
-def _settle(qapp: QApplication, done: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    """Process events until `done()` (background reads delivered) or the time is up."""
+def _settle(qapp: QApplication, done: Callable[[], bool], timeout_s: float = 60.0) -> None:
+    """Process events until `done()` (background reads delivered) or the time is up (the
+    referrals page's first figures take over 10 s on a busy two-core machine)."""
     deadline = time.monotonic() + timeout_s
     while not done() and time.monotonic() < deadline:
         qapp.processEvents()
         time.sleep(0.01)
     for _ in range(3):
         qapp.processEvents()
+    if not done():
+        print(f"screenshots: a page was still loading after {timeout_s:.0f} s; its picture "
+              "may show 'Loading…'", file=sys.stderr, flush=True)
 
 
 def _shoot_readme(camera: _Camera, context: app.AppContext, admin: Operator) -> None:
@@ -382,7 +386,8 @@ def _shoot_sync(camera: _Camera, context: app.AppContext, admin: Operator) -> No
     window.show_page("invitations")
     status = window.sync_status
     assert status is not None
-    _settle(camera.qapp, lambda: status.rejected_button.isVisible())
+    # The window is rendered, never shown: isVisible() stays False, so ask isHidden().
+    _settle(camera.qapp, lambda: not status.rejected_button.isHidden())
     camera.shoot(window, "sync-status")
     status.show_rejected()
     dialog = status.dialog

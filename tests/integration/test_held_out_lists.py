@@ -62,6 +62,13 @@ def _csv(people: list[tuple[str, str]], style: str) -> bytes:
         body = "Name,Given Name,E-mail 1 - Type,E-mail 1 - Value\n" + "".join(
             f"{q(n)},,* Home,{a}\n" for a, n in people)
         return body.encode("utf-8")
+    if style == "excel-unicode-text":  # Excel's "Unicode Text": UTF-16 LE with a BOM, tabs
+        body = "E-mail\tName\r\n" + "".join(f"{a}\t{q(n)}\r\n" for a, n in people)
+        return body.encode("utf-16")
+    if style == "excel-sep-german":  # Excel's sep= line, German titles with a colon
+        body = "sep=;\r\nNr.;E-Mail-Adresse:;Name:\r\n" + "".join(
+            f"{i};{a};{q(n)}\r\n" for i, (a, n) in enumerate(people))
+        return ("\ufeff" + body).encode("utf-8")
     if style == "no-header-tab":
         return "".join(f"{n}\t{a}\n" if n else f"{a}\n" for a, n in people).encode("utf-8")
     raise AssertionError(style)
@@ -106,7 +113,8 @@ def test_pasted_lists_reach_each_person_once_by_name(
 
 
 @pytest.mark.parametrize("smtputf8", [False, True])
-@pytest.mark.parametrize("style", ["excel-semicolon", "gmail", "no-header-tab"])
+@pytest.mark.parametrize("style", ["excel-semicolon", "gmail", "no-header-tab",
+                                   "excel-unicode-text", "excel-sep-german"])
 def test_csv_exports_reach_each_person_once_by_name(
     uow: UnitOfWork, admin: Operator, make_smtp_server: object, style: str, smtputf8: bool,
 ) -> None:

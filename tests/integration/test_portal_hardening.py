@@ -362,3 +362,19 @@ def test_a_recipient_the_server_refuses_is_told_to_check_the_address(
     posted = post_register(app.test_client(), "nobody@example.org")
     assert posted.status_code == 422  # type: ignore[attr-defined]
     assert "refused to send to this address" in page(posted)
+
+
+def test_a_method_a_page_does_not_take_is_405_with_allow_and_the_portal_headers(
+    app: Flask,
+) -> None:
+    client = app.test_client()
+    for path in (f"/join/{TOKEN}", "/register", f"/confirm/{TOKEN}", f"/unsubscribe/{TOKEN}",
+                 "/welcome", "/logo"):
+        for method in ("PUT", "DELETE", "PATCH", "TRACE"):
+            response = client.open(path, method=method)
+            assert response.status_code == 405, (method, path)
+            allowed = {m.strip() for m in response.headers.get("Allow", "").split(",")}
+            assert "GET" in allowed and method not in allowed  # RFC 9110: a 405 names them
+            assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+            assert response.headers["Cache-Control"] == "no-store"
+            assert TOKEN not in page(response)

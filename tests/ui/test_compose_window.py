@@ -185,6 +185,60 @@ def test_one_invitee_with_a_name(make_window: MakeWindow) -> None:
     assert window.proxy.index(0, Column.NAME).data() == "New Person"
 
 
+@pytest.mark.parametrize(("typed", "name", "shown"), [
+    ("Ann Lee <ann.lee@example.org>", "", ("ann.lee@example.org", "Ann Lee")),  # from Outlook
+    ('"Lee, Ann" <ann.lee@example.org>', "Ann", ("ann.lee@example.org", "Ann")),  # typed wins
+    ("mailto:ann.lee@example.org", "", ("ann.lee@example.org", "")),
+    ("ann.lee@example.org;", "", ("ann.lee@example.org", "")),
+])
+def test_one_invitee_pasted_the_way_mail_programs_copy_an_address(
+    make_window: MakeWindow, typed: str, name: str, shown: tuple[str, str],
+) -> None:
+    window = make_window()
+    window.email_edit.setText(typed)
+    window.name_edit.setText(name)
+    window.check_button.click()
+    assert shown_statuses(window) == [(shown[0], "Ready")]
+    assert window.proxy.index(0, Column.NAME).data() == shown[1]
+
+
+def test_two_addresses_in_the_one_invitee_field_are_both_shown_as_problems(
+    make_window: MakeWindow,
+) -> None:
+    window = make_window()
+    window.email_edit.setText("ann@example.org, bo@example.org")
+    window.check_button.click()
+    assert [e for e, _ in shown_statuses(window)] == ["ann@example.org", "bo@example.org"]
+    assert {s for _, s in shown_statuses(window)} == {"Invalid"}
+    assert not window.send_button.isEnabled()
+
+
+@pytest.mark.parametrize("mode", ["paste", "csv"])
+def test_a_long_pre_flight_summary_wraps_instead_of_widening_the_window(
+    make_window: MakeWindow, tmp_path: Path, mode: str,
+) -> None:
+    """Four kinds of rows made the counts line ~110 characters: the window's minimum width
+    went past 1200 px and the right edge (Show only problems, Send) was cut off."""
+    window = make_window()
+    window.show()
+    rows = "ann@example.org\nANN@example.org\nmüller@example.org\nnot-an-address\nzoë@example.org\n"
+    if mode == "paste":
+        paste_and_check(window, rows)
+    else:
+        path = tmp_path / "list.csv"
+        path.write_text("email\n" + rows, encoding="utf-8")
+        window.import_csv(path)
+    counts = window.counts_label
+    assert "international" in counts.text()
+    # The app's theme (bigger font) made the line alone need 514 px: it must be able to wrap.
+    full = counts.fontMetrics().horizontalAdvance(counts.text())
+    assert counts.minimumSizeHint().width() < full / 2
+    assert window.minimumSizeHint().width() <= 1200
+    assert window.send_button.geometry().right() <= window.width()
+    right = window.problems_check.mapTo(window, window.problems_check.rect().topRight())
+    assert right.x() <= window.width()
+
+
 # -------------------------------------------------------------------------------- CSV import
 def test_csv_files_in_utf8_with_bom_and_in_latin1_are_imported(
     make_window: MakeWindow, qtbot: Any, tmp_path: Path
@@ -231,10 +285,17 @@ def test_a_csv_without_an_email_column_is_refused_clearly(
     assert "No email column" in window.csv_error.text and "name, phone" in window.csv_error.text
     assert window.preflight is None and not window.send_button.isEnabled()
 
-    binary = tmp_path / "utf16.csv"
-    binary.write_bytes("email\nzoe@example.org\n".encode("utf-16"))
-    window.import_csv(binary)
-    assert "UTF-16" in window.csv_error.text
+    workbook = tmp_path / "members.xlsx"
+    workbook.write_bytes(b"PK\x03\x04\x14\x00\x06\x00" + bytes(64))
+    window.import_csv(workbook)
+    assert "Excel workbook" in window.csv_error.text and "CSV UTF-8" in window.csv_error.text
+
+    unicode_text = tmp_path / "utf16.txt"  # Excel's "Unicode Text": read like any CSV
+    unicode_text.write_bytes("email\tname\nzoe@example.org\tZoë\n".encode("utf-16"))
+    window.import_csv(unicode_text)
+    assert window.csv_error.text == ""
+    assert window.preflight is not None
+    assert [(r.email, r.name) for r in window.preflight.rows] == [("zoe@example.org", "Zoë")]
 
 
 # -------------------------------------------------------------------------------- preview

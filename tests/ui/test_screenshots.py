@@ -49,7 +49,10 @@ def test_screenshots_write_every_window(tmp_path: Path, capsys: pytest.CaptureFi
         assert settings_pages == set()
     else:
         assert settings_pages == {f"settings-{cls.NAME}" for cls in PAGE_CLASSES}
-    printed = capsys.readouterr().out.split()
+    captured = capsys.readouterr()
+    printed = captured.out.split()
+    # Every picture waited for its page's figures: none shows "Loading…" or waited in vain.
+    assert "still loading" not in captured.err, captured.err
     readme = {path.name for path in (out / "readme").glob("*.png")}
     assert sorted(printed) == sorted([*(str(out / f"{name}.png") for name in written),
                                       *(str(out / "readme" / name) for name in readme)])

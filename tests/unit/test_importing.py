@@ -42,7 +42,10 @@ def test_first_and_last_name_columns() -> None:
     [
         (b"name,message\nAnn,hi\n", 'No email column: the header row has name, message'),
         (b"", "empty"),
-        (b"\xff\xfee\x00m\x00", "UTF-16"),
+        (b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00", "Excel workbook"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\x00\x00", "Excel workbook"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary"),
+        (b"\xff\xfee\x00m\x00\x00\xd8", "UTF-16"),  # a surrogate half at the end
         (b"just,some,words\nno,addresses,here\n", "No email column"),
     ],
 )
@@ -263,8 +266,8 @@ def test_an_old_style_name_in_parentheses_is_the_name() -> None:
         ("Name,Given Name,Family Name,E-mail 1 - Type,E-mail 1 - Value", "Ann Lee,Ann,Lee,* Home,{}"),  # Gmail
         ("First Name,Last Name,Display Name,Nickname,Primary Email", "Ann,Lee,Ann Lee,,{}"),  # Thunderbird
         ("Emails,Names", "{},Ann Lee"),
-        ("E-Mail-Adresse;Name", "{};Ann Lee"),
-        ("Correo electrónico\tNombre", "{}\tAnn Lee"),
+        ("Mailadresse;Name", "{};Ann Lee"),  # headers no list knows: found by their cells
+        ("Dirección de correo\tNombre", "{}\tAnn Lee"),
     ],
 )
 def test_an_address_column_with_another_header_is_found_and_named(header: str, cell: str) -> None:
@@ -339,3 +342,218 @@ def test_full_width_and_arabic_separators_split_addresses(text: str) -> None:
     assert all(not r.problem for r in rows), rows
     assert all(r.email.count("@") == 1 and r.email[-1].isalnum() for r in rows)
     assert len(rows) == text.count("@")
+
+
+EXCEL_ROWS = [("Email", "Name", "Message"),
+              ("zoe@example.org", "Zoë Martin", "Hi,\r\nsee you"),
+              ("li@example.org", "\u674e\u5a1c", ""),
+              ("sam@example.org", "Sam \"Sammy\" O'Neil", "")]
+
+
+def _excel_unicode_text() -> str:
+    """What Excel's "Unicode Text (*.txt)" writes: tabs, CRLF, quoted cells with line breaks."""
+    def cell(text: str) -> str:
+        return '"' + text.replace('"', '""') + '"' if any(c in text for c in '"\t\r\n') else text
+    return "".join("\t".join(cell(c) for c in row) + "\r\n" for row in EXCEL_ROWS)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-16-le-bom",
+                                      "utf-16-be-bom"])
+def test_utf16_files_as_excel_saves_unicode_text_are_read(encoding: str) -> None:
+    text = _excel_unicode_text()
+    if encoding.endswith("-bom"):
+        data = "\ufeff".encode(encoding[:-4]) + text.encode(encoding[:-4])
+    else:
+        data = text.encode(encoding)  # "utf-16": Python writes a BOM, little-endian here
+    result = parse_csv(data)
+    assert [(r.row, r.email, r.name, r.message) for r in result.rows] == [
+        (2, "zoe@example.org", "Zoë Martin", "Hi,\nsee you"),
+        (4, "li@example.org", "\u674e\u5a1c", ""),
+        (5, "sam@example.org", "Sam \"Sammy\" O'Neil", ""),
+    ]
+    assert not any("Latin-1" in n for n in result.notes)
+
+
+def test_a_pasted_list_saved_as_utf16_is_read_too() -> None:
+    from invite_desk.services.invitations.importing import decode_csv
+
+    text, _ = decode_csv("ann@example.org\r\nZoë <zoe@example.org>\r\n".encode("utf-16"))
+    assert [(r.email, r.name) for r in parse_pasted(text).rows] == [
+        ("ann@example.org", ""), ("zoe@example.org", "Zoë")]
+
+
+def test_a_cell_longer_than_the_csv_modules_limit_is_one_bad_row_not_a_refused_file() -> None:
+    long_address = "x" * 200_000 + "@example.org"
+    data = f"email,name\nann@example.org,Ann\n{long_address},Long\nbo@example.org,Bo\n".encode()
+    result = parse_csv(data)
+    assert [(r.row, r.email[:5]) for r in result.rows] == [
+        (2, "ann@e"), (3, "xxxxx"), (4, "bo@ex")]
+
+
+@pytest.mark.parametrize(
+    ("header", "row", "name"),
+    [
+        # German Outlook / Excel: Vorname, Nachname; older exports "Vorname;Name" (Name = surname)
+        ("E-Mail-Adresse;Vorname;Nachname", "jan@example.de;Jan;Müller", "Jan Müller"),
+        ("Vorname;Name;E-Mail", "Jan;Müller;jan@example.de", "Jan Müller"),
+        # French: Prénom, Nom (Nom = surname)
+        ("Prénom;Nom;Courriel", "Anne;Dupont;anne@example.fr", "Anne Dupont"),
+        # Spanish, Italian, Portuguese: the "name" column is the given name beside a surname
+        ("Nombre,Apellidos,Correo electrónico", "Ana,García López,ana@example.es",
+         "Ana García López"),
+        ("Nome,Cognome,Email", "Luca,Rossi,luca@example.it", "Luca Rossi"),
+        ("Nome,Sobrenome,E-mail", "João,Silva,joao@example.br", "João Silva"),
+        # Dutch
+        ("Voornaam,Achternaam,E-mailadres", "Eva,de Vries,eva@example.nl", "Eva de Vries"),
+        # A full-name column alone still is the whole name
+        ("Nombre,Correo", "Ana García,ana@example.es", "Ana García"),
+        ("Naam,E-mail", "Eva de Vries,eva@example.nl", "Eva de Vries"),
+        # A column that says it holds the full name is the full name beside anything
+        ("Full name,Last name,Email", "Eva de Vries,de Vries,eva@example.nl", "Eva de Vries"),
+        ("Nombre completo;Apellidos;Correo", "Ana García;García;ana@example.es", "Ana García"),
+    ],
+)
+def test_header_rows_in_other_languages_keep_the_whole_name(header: str, row: str,
+                                                            name: str) -> None:
+    result = parse_csv(f"{header}\r\n{row}\r\n".encode())
+    assert [(r.row, r.name, r.problem) for r in result.rows] == [(2, name, "")]
+    assert "@" in result.rows[0].email
+
+
+@pytest.mark.parametrize("header", ["Nachricht", "Mensaje", "Messaggio", "Bericht", "Mensagem"])
+def test_a_message_column_in_another_language_is_the_personal_message(header: str) -> None:
+    result = parse_csv(f"Email;{header}\nann@example.org;Willkommen, Ann!\n".encode())
+    assert result.rows[0].message == "Willkommen, Ann!"
+
+
+# -- rows copied from a spreadsheet, and quotes as word processors type them --------------------
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        # First | Last | Email, and Email | First | Last, copied from Excel (cells end in tabs)
+        ("Ann\tLee\tann@x.org", [("ann@x.org", "Ann Lee", False)]),
+        ("Ann\tLee\tann@x.org\t", [("ann@x.org", "Ann Lee", False)]),
+        ("Lee, Ann\tann@x.org", [("ann@x.org", "Lee, Ann", False)]),
+        ("ann@x.org\tAnn\tLee", [("ann@x.org", "Ann Lee", False)]),
+        ("\tAnn Lee\t\tann@x.org", [("ann@x.org", "Ann Lee", False)]),
+        # Cells on both sides of the address: the name is not clear, so every part is shown
+        ("Ann\tann@x.org\tLee", [("Ann", "", True), ("ann@x.org", "", False), ("Lee", "", True)]),
+        # Two addresses in the row: each is an invitee of its own, as before
+        ("ann@x.org\tbo@y.org", [("ann@x.org", "", False), ("bo@y.org", "", False)]),
+    ],
+)
+def test_a_row_pasted_from_a_spreadsheet_is_one_invitee_with_the_name_cells(
+        line: str, expected: list[tuple[str, str, bool]]) -> None:
+    assert _read(line) == expected
+
+
+@pytest.mark.parametrize(
+    ("line", "name"),
+    [
+        ("\u201cAnn Lee\u201d <ann@x.org>", "Ann Lee"),   # Word, Outlook: “ ”
+        ("\u201eAnn Lee\u201c <ann@x.org>", "Ann Lee"),   # German: „ “
+        ("\u00abAnn Lee\u00bb <ann@x.org>", "Ann Lee"),   # French: « »
+        ("\u2018Ann Lee\u2019 <ann@x.org>", "Ann Lee"),   # ‘ ’
+        ("\u201cLee, Ann\u201d <ann@x.org>; bo@y.org", "Lee, Ann"),
+    ],
+)
+def test_curly_quotes_around_a_name_are_quotes_not_part_of_it(line: str, name: str) -> None:
+    rows = parse_pasted(line).rows
+    assert (rows[0].email, rows[0].name, rows[0].problem) == ("ann@x.org", name, "")
+    assert all(not r.problem for r in rows)
+
+
+@pytest.mark.parametrize("text", ['"ann@x.org"', "'ann@x.org'", "\u201cann@x.org\u201d",
+                                  '"ann@x.org";"bo@y.org"'])
+def test_a_quoted_address_is_the_address(text: str) -> None:
+    rows = parse_pasted(text).rows
+    assert [(r.email, r.name, r.problem) for r in rows][0] == ("ann@x.org", "", "")
+    assert all(not r.problem and "@" in r.email and '"' not in r.email for r in rows)
+
+
+def test_a_quoted_address_in_a_csv_cell_is_the_address() -> None:
+    result = parse_csv(b'email,name\n"""ann@x.org""",Ann\n')
+    assert [(r.email, r.name, r.problem) for r in result.rows] == [("ann@x.org", "Ann", "")]
+
+
+# -- a first row that is an invitee, not column titles ------------------------------------------
+
+@pytest.mark.parametrize("first", ["Ann,ann.example.org", "Ann,ann(at)example.org",
+                                   "Ann,ann@example", "Ann,ann at example.org"])
+def test_a_headerless_file_whose_first_address_is_mistyped_keeps_that_row(first: str) -> None:
+    """Without an @ the first row looked like column titles and the person vanished."""
+    result = parse_csv(f"{first}\nBo,bo@example.org\nCy,cy@example.org\n".encode())
+    assert [r.row for r in result.rows] == [1, 2, 3]
+    assert result.rows[0].name == "Ann" and result.rows[0].email == first.split(",")[1]
+    assert [r.email for r in result.rows[1:]] == ["bo@example.org", "cy@example.org"]
+
+
+def test_unknown_column_titles_are_named_as_the_header_row() -> None:
+    result = parse_csv(b"Member,Contact\nAnn,ann@example.org\n")
+    assert [(r.row, r.email, r.name) for r in result.rows] == [(2, "ann@example.org", "")]
+    assert any("Row 1" in n and "Member, Contact" in n for n in result.notes), result.notes
+
+
+@pytest.mark.parametrize("line", ["# ann@x.org", "#1 ann@x.org", "# old: Ann <ann@x.org>",
+                                  "#\tann@x.org"])
+def test_an_address_on_a_line_starting_with_hash_is_shown_not_dropped(line: str) -> None:
+    rows = parse_pasted(f"# invitees for the spring ride\n{line}\nbo@y.org\n").rows
+    assert [(r.row, r.email) for r in rows] == [(2, "ann@x.org"), (3, "bo@y.org")]
+    assert "#" in rows[0].problem and not rows[1].problem
+    assert rows[0].name == ""  # not "old:" or "1"
+
+
+@pytest.mark.parametrize("sep", [";", ",", "\t", "|"])
+def test_excels_sep_line_chooses_the_delimiter_and_is_not_a_row(sep: str) -> None:
+    body = f"sep={sep}\r\nE-mail{sep}Name\r\nann@x.org{sep}Ann Lee\r\nbo@y.org{sep}Bo\r\n"
+    result = parse_csv(("\ufeff" + body).encode())
+    assert [(r.row, r.email, r.name, r.problem) for r in result.rows] == [
+        (3, "ann@x.org", "Ann Lee", ""), (4, "bo@y.org", "Bo", "")]
+    assert result.notes == ()
+
+
+@pytest.mark.parametrize("header", ["First name\tLast name\tEmail", "Email\tName",
+                                    "E-Mail;Vorname;Nachname", "email, name"])
+def test_column_titles_pasted_with_the_rows_are_not_invitees(header: str) -> None:
+    rows = parse_pasted(f"{header}\nAnn\tLee\tann@x.org\n").rows
+    assert [(r.row, r.email, r.name, r.problem) for r in rows] == [(2, "ann@x.org", "Ann Lee", "")]
+
+
+def test_a_titles_line_after_the_first_row_is_still_shown() -> None:
+    rows = parse_pasted("ann@x.org\nEmail\tName\n").rows
+    assert [(r.row, bool(r.problem) or "@" not in r.email) for r in rows][0] == (1, False)
+    assert len(rows) >= 2  # not dropped unseen
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("Ren\u00e9 \u201cRen\u201d Roy <rene@x.org>", [("rene@x.org", "Ren\u00e9 \u201cRen\u201d Roy")]),
+    ("O\u2019Brien, Ann <ann@x.org>, bo@y.org", [("ann@x.org", "O\u2019Brien, Ann"),
+                                                 ("bo@y.org", "")]),
+    ("Dell\u2018Acqua <d@x.org>, bo@y.org", [("d@x.org", "Dell\u2018Acqua"), ("bo@y.org", "")]),
+])
+def test_curly_quotes_inside_a_name_stay_as_typed(line: str, expected: list[tuple[str, str]]) -> None:
+    rows = parse_pasted(line).rows
+    assert [(r.email, r.name) for r in rows] == expected
+    assert not any(r.problem for r in rows)
+
+
+@pytest.mark.parametrize("header", ["Name:;E-mail:", "Name *;Email *", "NAME;EMAIL",
+                                    " Name ; E_mail ", "Name.;E-Mail."])
+def test_header_titles_with_colons_stars_or_case_are_still_known(header: str) -> None:
+    result = parse_csv(f"{header}\nAnn Lee;ann@x.org\n".encode())
+    assert [(r.email, r.name) for r in result.rows] == [("ann@x.org", "Ann Lee")]
+    assert result.notes == ()
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("To: Jane <jane@x.org>, Bob <bob@x.org>", [("jane@x.org", "Jane"), ("bob@x.org", "Bob")]),
+    ("Cc: jane@x.org", [("jane@x.org", "")]),
+    ("BCC:jane@x.org; bob@x.org", [("jane@x.org", ""), ("bob@x.org", "")]),
+    ("An: Jane Doe <jane@x.org>", [("jane@x.org", "Jane Doe")]),
+])
+def test_a_mail_header_label_copied_with_the_addresses_is_not_a_name(
+        line: str, expected: list[tuple[str, str]]) -> None:
+    rows = parse_pasted(line).rows
+    assert [(r.email, r.name) for r in rows] == expected
+    assert not any(r.problem for r in rows)

@@ -11,11 +11,24 @@ from dataclasses import dataclass
 
 from invite_desk.services.errors import DomainError
 
-EMAIL_HEADERS = {"email", "e-mail", "mail", "email address", "e-mail address", "courriel", "adresse"}
-NAME_HEADERS = {"name", "full name", "fullname", "nom", "invitee", "display name"}
-FIRST_HEADERS = {"first name", "firstname", "given name", "prénom", "prenom"}
-LAST_HEADERS = {"last name", "lastname", "surname", "family name", "nom de famille"}
-MESSAGE_HEADERS = {"message", "personal message", "note"}
+# Header names as office software writes them, in the languages members' offices use.
+EMAIL_HEADERS = {"email", "e-mail", "mail", "email address", "e-mail address", "courriel",
+                 "adresse", "adresse e-mail", "adresse électronique", "e-mail-adresse",
+                 "e-mailadresse", "e-mailadres", "emailadres", "correo", "correo electrónico",
+                 "correo electronico", "indirizzo email", "indirizzo e-mail",
+                 "endereço de e-mail", "endereço de email", "e-post", "e-postadress"}
+NAME_HEADERS = {"name", "full name", "fullname", "nom", "invitee", "display name",
+                "nom complet", "nombre", "nombre completo", "nome", "nome completo", "naam",
+                "volledige naam", "vollständiger name", "namn", "navn"}
+# Beside a given-name or a surname column these name the other half ("Vorname;Name").
+_BARE_NAME_HEADERS = {"name", "nom", "nombre", "nome", "naam", "namn", "navn"}
+FIRST_HEADERS = {"first name", "firstname", "given name", "prénom", "prenom", "vorname",
+                 "voornaam", "primer nombre", "primo nome", "förnamn", "fornavn"}
+LAST_HEADERS = {"last name", "lastname", "surname", "family name", "nom de famille", "nachname",
+                "familienname", "achternaam", "apellido", "apellidos", "cognome", "sobrenome",
+                "apelido", "efternamn", "etternavn"}
+MESSAGE_HEADERS = {"message", "personal message", "note", "nachricht", "mensaje", "messaggio",
+                   "bericht", "mensagem", "meddelande", "melding"}
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 # Invisible characters that copy-paste and Windows editors leave around addresses (a byte
@@ -113,12 +126,18 @@ def _split_outside(text: str, separators: str) -> list[str]:
     """Split on any of `separators` outside "quoted names" and <angle addresses>."""
     parts: list[str] = []
     current: list[str] = []
-    quoted = angle = escaped = False
+    quoted = angle = escaped = curly = False
     for char in text:
         if escaped:
             escaped = False
         elif quoted and char == "\\":
             escaped = True
+        elif curly and char in "\u201d\u201c\u00bb" and not quoted and not angle:
+            curly = False
+        elif char in "\u201c\u201e\u00ab" and not quoted and not angle:
+            curly = True  # double ones only: ‘ and ’ are apostrophes too (O’Brien)
+        elif curly:
+            pass  # a separator inside “Lee, Ann” is part of the name
         elif char == '"' and not angle:
             quoted = not quoted
         elif char == "<" and not quoted:
@@ -134,9 +153,26 @@ def _split_outside(text: str, separators: str) -> list[str]:
     return parts
 
 
+# Quotes as word processors and keyboards type them: “…”, „…“, «…», ‘…’, ‚…‘, ‹…›.
+_CURLY_OPENING = "\u201c\u201e\u00ab\u2018\u201a\u2039"
+_CURLY_CLOSING = "\u201d\u201c\u00bb\u2019\u2018\u203a"
+
+
+def _curly_wrapped(text: str) -> str | None:
+    """The text inside one pair of curly quotes around all of it, else None."""
+    if len(text) >= 2 and text[0] in _CURLY_OPENING and text[-1] in _CURLY_CLOSING:
+        inner = text[1:-1]
+        if not any(c in _CURLY_OPENING or c in _CURLY_CLOSING for c in inner):
+            return inner
+    return None
+
+
 def _unquote_name(text: str) -> str:
     text = text.strip()
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+    curly = _curly_wrapped(text)
+    if curly is not None:
+        text = curly
+    elif len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
         text = re.sub(r"\\(.)", r"\1", text[1:-1])
     elif len(text) >= 2 and text[0] == "(" and text[-1] == ")" and "(" not in text[1:]:
         text = text[1:-1]  # `jane@x.org (Jane Doe)`, the old way of writing a name
@@ -147,6 +183,10 @@ def _pieces(entry: str) -> list[_Piece]:
     """The invitees of one entry (the text between separators): `Name <a>`, `a`, `a Name`,
     `Name a`, or addresses separated by spaces."""
     text = entry.strip()
+    inner = (text[1:-1] if len(text) > 2 and text[0] == text[-1] and text[0] in "\"'"
+             else _curly_wrapped(text))
+    if inner is not None and _PLAIN.fullmatch(inner):
+        return [_Piece(text, inner)]  # "ann@x.org", as spreadsheets quote a cell
     pieces: list[_Piece] = []
     position = 0
     while position < len(text):
@@ -212,7 +252,8 @@ def _merge_names(pieces: list[_Piece]) -> list[_Piece]:
 def split_addresses(text: str) -> list[_Piece]:
     """Every invitee in a line or a cell, in order: commas, semicolons, tabs and spaces
     separate them, outside "quoted names" and <addresses>. `Doe, Jane <jane@x.org>` (how
-    Outlook copies "Last, First") keeps the comma in the name."""
+    Outlook copies "Last, First") keeps the comma in the name. Curly and angle double quotes
+    (what Word and Outlook type for ") are quotes too."""
     text = _visible(text)
     plain = text.strip()
     if _PLAIN.fullmatch(plain):
@@ -242,8 +283,26 @@ def _no_address(text: str) -> str:
             "in quotes: \"Doe, Jane\" <jane@example.org>.")
 
 
+def _spreadsheet_row(number: int, text: str) -> InviteeInput | None:
+    """A row copied from a spreadsheet (cells separated by tabs) with one address cell first
+    or last: one invitee, named by the other cells (First | Last | Email, Email | Name)."""
+    cells = [c.strip() for c in text.split("\t") if c.strip()]
+    holding = [i for i, c in enumerate(cells) if "@" in c]
+    if len(cells) < 2 or len(holding) != 1 or holding[0] not in (0, len(cells) - 1):
+        return None
+    pieces = split_addresses(cells[holding[0]])
+    if len(pieces) != 1 or not _is_bare(pieces[0]):
+        return None
+    name = " ".join(c for i, c in enumerate(cells) if i != holding[0])
+    return InviteeInput(number, pieces[0].email, clean_name(name))
+
+
 def _invitees(number: int, text: str) -> list[InviteeInput]:
     """The rows of one pasted line; anything unclear becomes a row with a problem."""
+    if "\t" in text:
+        row = _spreadsheet_row(number, text)
+        if row is not None:
+            return [row]
     pieces = split_addresses(text)
     if len(pieces) >= 2:
         # The `email, Name` / `email<TAB>Name` formats (the name may hold commas), and
@@ -291,24 +350,84 @@ def email_cell(number: int, cell: str, name: str, message: str) -> list[InviteeI
     return [InviteeInput(number, cell.strip(), name, message)]
 
 
+# `To:`, `Cc:` as copied with the addresses from a mail's header (also German An:, French À:,
+# Spanish Para:, Dutch Aan:): a label, not part of the first invitee's name.
+_HEADER_LABEL = re.compile(r"^(?:to|cc|bcc|an|à|para|aan)\s*:\s*(?=\S)", re.IGNORECASE)
+
+
+def _column_titles(line: str) -> bool:
+    """A first pasted line that only names columns, one of them the address column."""
+    cells = [_norm_header(c) for c in re.split(f"[{_SEPARATORS}]", line) if c.strip()]
+    known = EMAIL_HEADERS | NAME_HEADERS | FIRST_HEADERS | LAST_HEADERS | MESSAGE_HEADERS
+    return any(c in EMAIL_HEADERS for c in cells) and all(c in known for c in cells)
+
+
 def parse_pasted(text: str) -> ImportResult:
     """Every invitee on every line: `email`, `Name <email>`, `email, Name`, `email<TAB>Name`,
     or several addresses separated by commas, semicolons, tabs or spaces (as mail programs
     copy them). Text that cannot be read as invitees becomes a row with a problem."""
     rows: list[InviteeInput] = []
+    first = True
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = _visible(line).strip()
-        if not stripped or (stripped.startswith("#") and "@" not in stripped.split()[0]):
+        if not stripped:
             continue
-        rows.extend(_invitees(number, stripped))
+        if first and _column_titles(stripped):
+            first = False
+            continue  # "First name<TAB>Last name<TAB>Email" copied with the rows below it
+        first = False
+        if stripped.startswith("#") and "@" not in stripped.split()[0]:
+            # A comment (`#ann@x.org` is an address: # may start one). An address on a comment
+            # (`# ann@x.org`, `#1 ann@x.org`) is neither invited nor dropped unseen: it is a
+            # row that says why.
+            rows.extend(
+                InviteeInput(number, p.email, problem=(
+                    f"This line starts with #, as a comment does, so {p.email} was not read "
+                    "as an invitee; remove the # to invite them."))
+                for p in split_addresses(stripped.lstrip("#")) if "@" in p.email)
+            continue
+        rows.extend(_invitees(number, _HEADER_LABEL.sub("", stripped)))
     return ImportResult(tuple(rows))
 
 
+_WORKBOOK_MAGIC = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")  # .xlsx/.ods (zip), .xls
+
+
+def _utf16_byte_order(data: bytes) -> str | None:
+    """The codec of a UTF-16 file: by its byte order mark (Excel's "Unicode Text" has one), else
+    by where the NUL bytes fall (every other byte is NUL in mostly-ASCII text); None if neither."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"  # the codec reads the mark and drops it
+    sample = data[:4096]
+    even, odd = sample[0::2].count(0), sample[1::2].count(0)
+    half = len(sample) // 2
+    if half and odd >= half * 0.3 and even == 0:
+        return "utf-16-le"
+    if half and even >= half * 0.3 and odd == 0:
+        return "utf-16-be"
+    return None
+
+
 def decode_csv(data: bytes) -> tuple[str, list[str]]:
-    """UTF-8 (with or without BOM), else Latin-1; the note says which was used."""
+    """UTF-8 (with or without BOM), UTF-16 (Excel's "Unicode Text"), else Windows-1252 /
+    Latin-1; the note says when the file was not read as UTF-8 or UTF-16."""
+    if data.startswith(_WORKBOOK_MAGIC):
+        raise ImportFailed(
+            "This is an Excel workbook, not a CSV file. In Excel choose File > Save As > "
+            "CSV UTF-8 (Comma delimited), then import that file."
+        )
+    codec = _utf16_byte_order(data)
+    if codec is not None:
+        try:
+            return data.decode(codec).removeprefix("\ufeff"), []
+        except UnicodeDecodeError as exc:
+            raise ImportFailed(
+                f"This UTF-16 file is damaged near byte {exc.start}: it cannot be read as text. "
+                "Save it again as CSV UTF-8 and import it again."
+            ) from None
     if b"\x00" in data[:4096]:
         raise ImportFailed(
-            "This file looks binary or UTF-16 encoded (it contains NUL bytes). "
+            "This file looks binary (it contains NUL bytes), not like a CSV or text file. "
             "Save it as CSV UTF-8 and import it again."
         )
     try:
@@ -327,6 +446,7 @@ def decode_csv(data: bytes) -> tuple[str, list[str]]:
         ]
 
 
+_SEP_LINE = re.compile(r"sep=(?P<sep>[^\r\n\"])[ \t]*(?:\r\n|\r|\n)", re.IGNORECASE)
 _DELIMITERS = "\t;,|"  # on a tie, the one least likely inside a name
 
 
@@ -362,7 +482,10 @@ def _sniff(sample: str) -> type[csv.Dialect] | csv.Dialect:
 
 
 def _norm_header(cell: str) -> str:
-    return _SPACES.sub(" ", cell.strip().strip("\ufeff").lower().replace("_", " "))
+    """Lower case, single spaces, without the marks forms put after a title (`Email *`,
+    `Name:`); `e_mail` reads as `e-mail`."""
+    text = _SPACES.sub(" ", cell.strip().strip("\ufeff").lower().replace("_", " "))
+    return re.sub(r"\be mail\b", "e-mail", text.rstrip(" :*."))
 
 
 def _check_closed_quotes(text: str, dialect: type[csv.Dialect] | csv.Dialect,
@@ -389,6 +512,10 @@ def _check_closed_quotes(text: str, dialect: type[csv.Dialect] | csv.Dialect,
             "there to the end of the file would become one cell. Close or remove that quote, "
             "then import the file again."
         ) from None
+
+
+# A word ending in a domain (example.org, ann(at)example.org): never a column title.
+_DOMAIN_WORD = re.compile(r"(?:^|\s)[^\s@]*[A-Za-z0-9]\.[A-Za-z]{2,24}\s*$")
 
 
 def _holds_addresses(body: list[tuple[int, list[str]]], index: int) -> bool:
@@ -433,7 +560,21 @@ def parse_csv(data: bytes) -> ImportResult:
     text, notes = decode_csv(data)
     if not text.strip():
         raise ImportFailed("The file is empty.")
-    dialect = _sniff(text[:8192])
+    directive = _SEP_LINE.match(text)
+    dialect: type[csv.Dialect] | csv.Dialect
+    if directive is not None:
+        sep = directive["sep"]
+        # `sep=;` (Excel writes it, and reads it, to name the delimiter): not a row. Its line
+        # stays, empty, so rows keep the numbers an editor shows.
+        class Named(csv.excel):
+            delimiter = sep
+        dialect = Named
+        text = "\n" + text[directive.end():]
+    else:
+        dialect = _sniff(text[:8192])
+    # The csv module refuses a cell over 128 KiB and would refuse the whole file; no cell is
+    # longer than the file, so a long one becomes one row that validation calls invalid.
+    csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
     reader = csv.reader(io.StringIO(text, newline=""), dialect)
     table: list[tuple[int, list[str]]] = []
     start = 1
@@ -452,8 +593,12 @@ def parse_csv(data: bytes) -> ImportResult:
     columns: dict[str, int] = {}
     known = EMAIL_HEADERS | NAME_HEADERS | MESSAGE_HEADERS | FIRST_HEADERS | LAST_HEADERS
     # A first row without any address is a header row, even with names we do not know
-    # ("Primary Email", "E-mail 1 - Value", "Emails").
-    has_header = any(c in known for c in first) or not any("@" in c for c in table[0][1])
+    # ("Primary Email", "E-mail 1 - Value", "Emails"), unless it holds a domain
+    # ("ann.example.org", "ann at example.org"): an invitee whose address lost its @, who
+    # must be shown with the reason rather than taken for column titles.
+    named = any(c in known for c in first)
+    mistyped = not named and any(_DOMAIN_WORD.search(c) for c in table[0][1])
+    has_header = named or (not mistyped and not any("@" in c for c in table[0][1]))
     if has_header:
         for index, cell in enumerate(first):
             for key, names in (("email", EMAIL_HEADERS), ("name", NAME_HEADERS),
@@ -461,6 +606,11 @@ def parse_csv(data: bytes) -> ImportResult:
                                ("message", MESSAGE_HEADERS)):
                 if cell in names and key not in columns:
                     columns[key] = index
+        if ("name" in columns and first[columns["name"]] in _BARE_NAME_HEADERS
+                and ("first" in columns) != ("last" in columns)):
+            # "Vorname;Name", "Prénom;Nom": beside a given name, "name" is the surname;
+            # "Nombre;Apellidos", "Nome;Cognome": beside a surname, it is the given name.
+            columns["last" if "first" in columns else "first"] = columns.pop("name")
         body = table[1:]
         if "email" not in columns:
             guessed = _address_column(first, body)
@@ -479,6 +629,9 @@ def parse_csv(data: bytes) -> ImportResult:
             notes.append(f"Only the column \"{table[0][1][columns['email']].strip()}\" was "
                          f"read as addresses; {listed} also hold addresses and were not read "
                          "(one invitation per person).")
+        if not named:
+            titles = ", ".join(c.strip() for c in table[0][1] if c.strip())
+            notes.append(f"Row 1 ({titles}) was read as column titles, not as an invitee.")
     else:
         notes.append("No header row found: columns read as email, name, message.")
         body = table
@@ -496,7 +649,8 @@ def parse_csv(data: bytes) -> ImportResult:
         else:
             # Without a header, each row's address is the cell that has one: `Name, email`
             # and `email, Name` rows may be mixed in one file.
-            at = next((i for i, c in enumerate(row) if "@" in c), 0)
+            at = next((i for i, c in enumerate(row) if "@" in c),
+                      next((i for i, c in enumerate(row) if _DOMAIN_WORD.search(c)), 0))
             rest = [c for i, c in enumerate(row) if i != at]
             email, name, message = row[at], rest[0] if rest else "", rest[1] if len(rest) > 1 else ""
         rows.extend(_csv_invitees(line, email, name, clean_message(message)))

@@ -303,7 +303,8 @@ class ComposeLayout(SendingPage):
         layout.addWidget(self.csv_error)
         help_text = PlainLabel(
             "Columns: email, name (or first and last name), message. The header row is "
-            "optional; UTF-8 (with or without BOM) or Latin-1; comma, semicolon or tab."
+            "optional; UTF-8, UTF-16 (Excel's Unicode Text) or Latin-1; comma, semicolon or "
+            "tab."
         )
         help_text.setWordWrap(True)
         set_variant(help_text, "small")
@@ -317,6 +318,9 @@ class ComposeLayout(SendingPage):
         header = QHBoxLayout()
         header.addWidget(self._heading("Pre-flight check"))
         self.counts_label = PlainLabel("")
+        # Many kinds of rows make a long line; wrapped, it never widens the window past
+        # its size (it cut off "Show only problems" and Send at 1200 px).
+        self.counts_label.setWordWrap(True)
         self.counts_label.setAccessibleName("Pre-flight counts")
         header.addWidget(self.counts_label, 1)
         self.problems_check = QCheckBox("Show only problems")

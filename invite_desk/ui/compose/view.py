@@ -25,6 +25,7 @@ from invite_desk.services.invitations.importing import (
     InviteeInput,
     clean_message,
     clean_name,
+    email_cell,
     parse_csv,
     parse_pasted,
 )
@@ -321,7 +322,11 @@ class ComposeView(ComposeLayout):
     def _collect_inputs(self) -> tuple[InviteeInput, ...]:
         mode = self.input_mode
         if mode is InputMode.ONE:
-            return (InviteeInput(1, self.email_edit.text().strip(), clean_name(self.name_edit.text())),)
+            # Read as a CSV email cell: `Ann Lee <ann@x.org>` or `mailto:…` as mail programs
+            # copy it is the address (the Name field, when filled, wins); two addresses are
+            # both shown with the problem.
+            return tuple(email_cell(1, self.email_edit.text(), clean_name(self.name_edit.text()),
+                                    ""))
         if mode is InputMode.PASTE:
             return parse_pasted(self.paste_edit.toPlainText()).rows
         return self._csv.rows if self._csv is not None else ()
