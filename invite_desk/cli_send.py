@@ -171,6 +171,7 @@ def run_send(context: AppContext, args: argparse.Namespace) -> int:
 def _run_send(context: AppContext, args: argparse.Namespace, sent: list[int],
               stopping: _Stopping) -> int:
     out = sys.stdout
+    invalid = 0  # rows of the file that could not be read as an address: never queued
     try:
         password = _secret(context, f"operator:{args.operator.lower()}", OPERATOR_PASSWORD_ENV)
         if not password:
@@ -227,6 +228,12 @@ def _run_send(context: AppContext, args: argparse.Namespace, sent: list[int],
                     print(f"row {row.row}: {row.email or '(empty)'}: {STATUS_LABELS[row.status]}"
                           f"{' - ' + row.reason if row.reason else ''}", file=out)
             print(f"checked {len(pre.rows)} rows: {pre.summary()}", file=out)
+            invalid = sum(row.status is RowStatus.INVALID for row in pre.rows)
+            if invalid:
+                # Said last too, and the exit status is 1: a script must not read "all sent"
+                # when people of the file were never invited.
+                print(f"{invalid} invalid row{'s' if invalid != 1 else ''} not queued: "
+                      "correct them and run the same command again", file=sys.stderr)
             # Uncertain rows of this file stay unresolved until someone checks them: every
             # re-run of the same command names them and does not report success.
             for row in pre.rows:
@@ -236,7 +243,7 @@ def _run_send(context: AppContext, args: argparse.Namespace, sent: list[int],
                           "not resent)", file=out)
                     uncertain.append(row.email)
             if args.dry_run:
-                return 0
+                return 1 if invalid else 0
             if not pre.ready:  # a re-run after everything was queued: no empty batch
                 print("queued 0 invitations: every row of this file was already handled "
                       "(see above)", file=out)
@@ -254,7 +261,7 @@ def _run_send(context: AppContext, args: argparse.Namespace, sent: list[int],
         elif getattr(args, "at", None) is not None and chosen is not None:
             deliverability.schedule(context, operator, chosen, args.at)
         if args.no_send or args.dry_run:
-            return 0
+            return 1 if invalid else 0
         mail = mail_settings.get_mail_settings(context.uow, operator.organization_id)
         if not mail.configured:
             print("SMTP is not configured: an admin sets it in Settings > Email.", file=sys.stderr)
@@ -290,7 +297,10 @@ def _run_send(context: AppContext, args: argparse.Namespace, sent: list[int],
         if report.error:
             return 2
         notified = deliver_notifications(context, mail, smtp_password, tokens, out)
-        return 1 if report.failed or report.uncertain or uncertain or notified else 0
+        if invalid:
+            print(f"not queued: {invalid} invalid row{'s' if invalid != 1 else ''} "
+                  "(listed above)", file=out)
+        return 1 if report.failed or report.uncertain or uncertain or notified or invalid else 0
     except (DomainError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

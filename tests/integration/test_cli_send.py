@@ -211,3 +211,26 @@ def test_a_missing_file_is_one_line_naming_it(
     err = capsys.readouterr().err
     assert err == f"error: cannot read {missing}: No such file or directory. Nothing was queued.\n"
     assert statuses(uow) == {}
+
+
+def test_a_file_with_an_invalid_row_sends_the_rest_names_the_row_and_exits_1(
+    uow: UnitOfWork, admin: Operator, smtp_server: LoopbackSmtpServer, sqlite_url: str,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure(uow, admin, smtp_server)
+    csv = tmp_path / "friends.csv"
+    csv.write_text("email,name\nann@example.org,Ann\nbob at example.org,Bob\n"
+                   "cy@example.org,Cy\n", encoding="utf-8")
+    assert send(sqlite_url, monkeypatch, ADMIN_EMAIL, ADMIN_PASSWORD, "--csv", str(csv)) == 1
+    captured = capsys.readouterr()
+    assert "row 3: bob at example.org: Invalid" in captured.out
+    assert "not queued: 1 invalid row" in captured.out
+    assert "1 invalid row not queued" in captured.err
+    assert smtp_server.recipient_counts() == {"ann@example.org": 1, "cy@example.org": 1}
+    # The same command again: nothing is sent twice, and the bad row is still reported.
+    assert send(sqlite_url, monkeypatch, ADMIN_EMAIL, ADMIN_PASSWORD, "--csv", str(csv)) == 1
+    assert "row 3: bob at example.org: Invalid" in capsys.readouterr().out
+    assert smtp_server.recipient_counts() == {"ann@example.org": 1, "cy@example.org": 1}
+    # A dry run of a file with a bad row says so by its status too.
+    assert send(sqlite_url, monkeypatch, ADMIN_EMAIL, ADMIN_PASSWORD, "--csv", str(csv),
+                "--dry-run") == 1
