@@ -50,7 +50,7 @@ def starts_text(event: EventView) -> str:
     return f"{event.starts_at_local:%a %d %b %Y %H:%M} ({event.time_zone})"
 
 
-def _table(headers: tuple[str, ...], name: str) -> QTableWidget:
+def _table(headers: tuple[str, ...], name: str, stretch: tuple[int, ...] = (0,)) -> QTableWidget:
     table = QTableWidget(0, len(headers))
     table.setObjectName(name)
     table.setAccessibleName(name)
@@ -63,7 +63,10 @@ def _table(headers: tuple[str, ...], name: str) -> QTableWidget:
     table.setWordWrap(False)
     header = table.horizontalHeader()
     header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+    # An empty table sized to its titles alone left Email or Registered a word wide.
+    header.setMinimumSectionSize(110)
+    for column in stretch:
+        header.setSectionResizeMode(column, QHeaderView.ResizeMode.Stretch)
     return table
 
 
@@ -119,7 +122,7 @@ class EventsPage(QWidget):
         self.guest_title = PlainLabel("Select an event to see its guests.")
         self.guest_title.setObjectName("GuestSummary")
         set_variant(self.guest_title, "heading")
-        self.guest_table = _table(GUEST_HEADERS, "GuestsTable")
+        self.guest_table = _table(GUEST_HEADERS, "GuestsTable", stretch=(0, 1))
         lower = QWidget()
         lower_layout = QVBoxLayout(lower)
         lower_layout.setContentsMargins(0, 6, 0, 0)
