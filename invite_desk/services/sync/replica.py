@@ -28,6 +28,7 @@ from invite_desk.services import audit, auth, db, local_config
 from invite_desk.services.auth import _DUMMY_HASH
 from invite_desk.services.credentials import CredentialStore, resolve_database_url
 from invite_desk.services.errors import AuthenticationFailed, DomainError, PermissionDenied
+from invite_desk.services.invitations.sending import ServerLink
 from invite_desk.services.models import Base, Member, MemberStatus, SyncState, utcnow
 from invite_desk.services.operator import Operator, operator_for, refreshed
 from invite_desk.services.roles import Role
@@ -155,6 +156,9 @@ class Replica:
         self._online: bool | None = None  # None: no round yet since opening
         self._server_checked = False
         self.first_snapshot: PullReport | None = None  # made by this open()
+        # A push stopped midway (the connection dropped): whether the server took its
+        # commands is unknown until a push completes (the sender then claims nothing here).
+        self._push_in_doubt = False
 
     def __repr__(self) -> str:  # no password, ever
         return f"Replica({self.remote_label!r}, {self.operator_email!r}, {str(self.path)!r})"
@@ -344,6 +348,33 @@ class Replica:
             online = self._online
         return self.remote() if online else None
 
+    def send_link(self) -> ServerLink:
+        """How the outbox's sender claims invitations on the server (exactly once beside
+        `invite-desk send` and other desktops): the server while the last round reached it,
+        the round lock (no push runs while a row only this replica knows is claimed here),
+        a push before sending, and whether an interrupted push left rows in doubt."""
+        return ServerLink(engine=self.notification_engine, exclusive=lambda: self._round_lock,
+                          push=self.push_now, in_doubt=lambda: self._push_in_doubt)
+
+    def push_now(self) -> bool:
+        """Push the waiting commands now (before a send); False when the server did not
+        answer (then the status says offline, as after a round)."""
+        with self._round_lock:
+            try:
+                remote = self.remote()
+                if not self._server_checked:
+                    db.upgrade_to_head(remote)
+                    self._server_checked = True
+                self._push_all(remote)
+            except Exception as exc:
+                if not is_offline_error(exc):
+                    raise
+                self._forget_connections()
+                self._online = False
+                return False
+            self._online = True
+            return True
+
     def _forget_connections(self) -> None:
         """Drop pooled server connections: after an outage they are dead."""
         with self._state_lock:
@@ -387,12 +418,19 @@ class Replica:
 
     def _push_all(self, remote: Engine) -> PushReport:
         total = PushReport(0, 0, (), False)
+        if journal.pending_count(self.engine):
+            # Once connected, the server may take commands whose answer then gets lost: in
+            # doubt until this push completes (a server that cannot be reached took none).
+            with remote.connect() as probe:
+                probe.exec_driver_sql("SELECT 1")
+            self._push_in_doubt = True
         for _ in range(MAX_BATCHES):
             report = push.push_pending(remote, self.engine)
             total = PushReport(total.applied + report.applied, total.rejected + report.rejected,
                                total.reasons + report.reasons, report.more)
             if not report.more:
                 break
+        self._push_in_doubt = False
         return total
 
     def _pull_all(self, remote: Engine) -> PullReport:
