@@ -318,7 +318,8 @@ class ParallelSender(OutboxSender):
         return self.report
 
     def _total_queued(self) -> int:
-        done = self.report.sent + self.report.failed + self.report.uncertain
+        done = self.report.sent + self.report.failed + self.report.uncertain \
+            + self.report.elsewhere
         return max(0, self._total - self._done_before - done)
 
     def _defer(self) -> None:

@@ -592,7 +592,7 @@ class OutboxSender:
         if self.on_progress is None:
             return
         r = self.report
-        done = r.sent + r.failed + r.uncertain
+        done = r.sent + r.failed + r.uncertain + r.elsewhere
         remaining = max(0, self._total - self._done_before - done)
         interval = self._send_interval()
         seconds_left: float | None
