@@ -18,17 +18,18 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from invite_desk.services import mail_settings, settings
+from invite_desk.services import auth, mail_settings, settings
 from invite_desk.services.credentials import MemoryCredentialStore
 from invite_desk.services.invitations.parallel import ParallelSender, smtp_lanes
 from invite_desk.services.invitations.sending import SendReport, describe
 from invite_desk.services.models import Invitation
+from invite_desk.services.roles import Role
 from invite_desk.services.sync.replica import Replica
 from invite_desk.services.uow import UnitOfWork
 from tests.smtp_server import LoopbackSmtpServer
@@ -52,9 +53,8 @@ def _server_url(world: SyncWorld) -> str:
 
 
 @contextmanager
-def _replica(url: str) -> Iterator[Replica]:
-    replica = Replica.open(url, "ada.admin@example.org", MemoryCredentialStore(),
-                           password=PASSWORD)
+def _replica(url: str, email: str = "ada.admin@example.org") -> Iterator[Replica]:
+    replica = Replica.open(url, email, MemoryCredentialStore(), password=PASSWORD)
     try:
         yield replica
     finally:
@@ -85,14 +85,22 @@ def _statuses(engine: object, **where: object) -> dict[str, int]:
     return found
 
 
-def test_a_replica_outbox_and_invite_desk_send_racing_on_one_batch_mail_everyone_once(
-    world: SyncWorld, tmp_path: Path,
+@pytest.mark.parametrize("other", ["invite-desk send", "another desktop"])
+def test_a_replica_outbox_racing_another_sender_on_one_batch_mails_everyone_once(
+    world: SyncWorld, other: str,
 ) -> None:
+    second: Replica | None = None
+    if other == "another desktop":
+        hugo = world.member(Role.HR_TENANT, "hugo.hr@example.org", "Hugo")
+        auth.set_password(world.server_uow, hugo.member_id, PASSWORD)
     # A distant provider: every reply waits, so both senders are mid-batch at the same time.
-    with LoopbackSmtpServer(reply_delay=0.01) as smtp:
+    with LoopbackSmtpServer(reply_delay=0.01) as smtp, ExitStack() as stack:
         _configure(world, smtp)
         addresses = [f"race{i:03d}@example.org" for i in range(BATCH)]
         queue(world.server_uow, world.admin, *addresses, label="spring")
+        if other == "another desktop":
+            second = stack.enter_context(_replica(_server_url(world), "hugo.hr@example.org"))
+            assert count(second.engine, "invitation", status="queued") == BATCH
         with _replica(_server_url(world)) as replica:
             assert count(replica.engine, "invitation", status="queued") == BATCH
             reports: dict[str, SendReport] = {}
@@ -107,7 +115,8 @@ def test_a_replica_outbox_and_invite_desk_send_racing_on_one_batch_mail_everyone
                     errors.append(exc)
 
             threads = [threading.Thread(target=run, args=("desktop", replica.uow, replica)),
-                       threading.Thread(target=run, args=("headless", world.server_uow, None))]
+                       threading.Thread(target=run, args=(
+                           "headless", second.uow if second else world.server_uow, second))]
             for thread in threads:
                 thread.start()
             for thread in threads:
@@ -129,6 +138,10 @@ def test_a_replica_outbox_and_invite_desk_send_racing_on_one_batch_mail_everyone
             assert round_.online and not round_.error
             assert _statuses(replica.engine) == {"sent": BATCH}
             assert not replica.rejected()
+            if second is not None:
+                assert second.round().online
+                assert _statuses(second.engine) == {"sent": BATCH}
+                assert not second.rejected()
             # Every link opens: the token hash the server keeps is the one of the email sent.
             with world.server.connect() as connection:
                 hashes = set(connection.execute(select(Invitation.token_hash)).scalars())
