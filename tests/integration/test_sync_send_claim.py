@@ -295,3 +295,54 @@ def test_a_delivery_fact_behind_the_servers_send_gives_the_replica_the_servers_r
         assert not replica.rejected()
         assert replica.round().online
         assert _statuses(replica.engine) == {"sent": 1}
+
+
+def test_the_server_going_away_mid_send_stops_the_run_and_nobody_is_mailed_twice(
+    world: SyncWorld,
+) -> None:
+    """The network drops while the lanes claim on the server: the run stops and says why,
+    the outcomes it could not record there are kept as delivery facts (pushed later), and
+    the next run (then `invite-desk send`) sends the rest once."""
+    with LoopbackSmtpServer(reply_delay=0.02) as smtp:
+        _configure(world, smtp)
+        addresses = [f"cut{i:03d}@example.org" for i in range(80)]
+        queue(world.server_uow, world.admin, *addresses)
+        proxy = TcpProxy(world.server.url.host or "127.0.0.1",
+                         world.server.url.port or 0).start()
+        try:
+            with _replica(proxied_url(world.server.url, proxy)) as replica:
+                assert replica.round().online
+                reports: list[SendReport] = []
+                sender = threading.Thread(
+                    target=lambda: reports.append(_send(replica.uow, world, replica)))
+                sender.start()
+                deadline = time.monotonic() + 60
+                while len(smtp.messages) < 15:
+                    assert time.monotonic() < deadline and sender.is_alive()
+                    time.sleep(0.005)
+                proxy.cut()
+                sender.join(60)
+                (report,) = reports
+                assert "The server stopped answering" in report.error, describe(report)
+                assert report.sent < len(addresses)
+                assert report.waiting_server > 0  # the rest waits for the server
+                proxy.restore()
+                assert replica.round().online
+                again = _send(replica.uow, world, replica)
+                assert not again.error, describe(again)
+                late = _send(world.server_uow, world)
+                assert late.sent == 0, describe(late)
+                counts = {a: smtp.count_for(a) for a in addresses}
+                assert max(counts.values()) == 1, [a for a, n in counts.items() if n > 1]
+                server = _statuses(world.server)
+                # A claim whose commit the cut swallowed is never sent: `uncertain` at most
+                # once per lane; every other invitation went out exactly once.
+                assert server.get("queued", 0) == 0 and server.get("sending", 0) == 0, server
+                assert server.get("uncertain", 0) <= LANES
+                assert server["sent"] + server.get("uncertain", 0) == len(addresses)
+                assert server["sent"] <= len(smtp.messages) <= len(addresses)
+                assert replica.round().online
+                assert _statuses(replica.engine) == server
+                assert not replica.rejected()
+        finally:
+            proxy.stop()

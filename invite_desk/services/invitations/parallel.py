@@ -76,6 +76,7 @@ from invite_desk.services.invitations.sending import (
     _Prepared,
     _unpreparable,
     recover_interrupted,
+    run_ended,
     scheduled_later_sql,
     unpushed_sql,
 )
@@ -305,6 +306,8 @@ class ParallelSender(OutboxSender):
             raise
         finally:
             self._renderer.shutdown(wait=False, cancel_futures=True)
+            if not any(thread.is_alive() for thread in threads):
+                run_ended(self.identity)  # what it left `sending` is recovered next time
         if self._lane_errors and not self._lanes_done_normally and not self.report.error:
             self.report.error = self._lane_errors[0]
         if self.control.cancelled and not self._halt.is_set():
@@ -664,6 +667,7 @@ class ParallelSender(OutboxSender):
             unsaved.append((flight.row, self._outcome(flight.row, flight.result, self.clock())))
         self._rollback(conn)
         link.server = None
+        self._server = None  # the rest of this run takes only rows the replica alone knows
         with self._write_lock:
             try:
                 for row, outcome in unsaved:

@@ -306,10 +306,21 @@ def sender_identity() -> str:
     return f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+# Runs of this process that have ended: a row one of them left `sending` (its server went
+# away between the claim and the outcome) is theirs no more, though the process lives on.
+_ENDED_RUNS: set[str] = set()
+
+
+def run_ended(identity: str) -> None:
+    """Record that the send run `identity` (sender_identity()) has ended."""
+    _ENDED_RUNS.add(identity)
+
+
 def _owner_is_gone(owner: str | None, updated_at: datetime, now: datetime) -> bool:
-    """Whether the sender holding a row has stopped: a dead process on this machine, or no
-    word from it for longer than any single SMTP transaction can take (other machines)."""
-    if not owner or updated_at < now - SENDING_LEASE:
+    """Whether the sender holding a row has stopped: a dead process on this machine, a run
+    of this process that has ended, or no word from it for longer than any single SMTP
+    transaction can take (other machines)."""
+    if not owner or updated_at < now - SENDING_LEASE or owner in _ENDED_RUNS:
         return True
     host, _, rest = owner.partition(":")
     if host != socket.gethostname()[:60]:
