@@ -135,4 +135,5 @@ def test_the_composer_says_how_many_wait_for_the_server_and_were_sent_elsewhere(
     assert "they go out (once) by themselves when it answers again" in summary
     assert "2 invitations were already sent from elsewhere" in summary
     assert window.message_banner.kind == "warning"
+    assert (window.progress_bar.value(), window.progress_bar.maximum()) == (6, 9)
     assert window.stop_sending(10_000)

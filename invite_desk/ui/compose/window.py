@@ -382,8 +382,8 @@ class ComposeWindow(ComposeView):
             title = "Sending finished"
         self.progress_title.setText(f"{title}: {headline}")
         self.progress_counts.setText(headline)
-        done = report.sent + report.failed + report.uncertain
-        self.progress_bar.setRange(0, max(done + remaining, 1))
+        done = report.sent + report.failed + report.uncertain + report.elsewhere
+        self.progress_bar.setRange(0, max(done + remaining + report.waiting_server, 1))
         self.progress_bar.setValue(done)
         lines: list[str] = []
         if report.error:
