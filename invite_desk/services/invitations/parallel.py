@@ -38,7 +38,6 @@ from sqlalchemy import (
     Engine,
     and_,
     bindparam,
-    false,
     func,
     or_,
     select,
@@ -517,9 +516,7 @@ class ParallelSender(OutboxSender):
     def _sendable(self) -> list[ColumnElement[bool]]:
         if self.link is None:
             return []
-        mine: ColumnElement[bool] = unpushed_sql(INVITATION.c.id, inserted=True)
-        if self.link.in_doubt():
-            mine = false()
+        mine = unpushed_sql(INVITATION.c.id, inserted=True)
         conditions = [or_(mine, ~unpushed_sql(INVITATION.c.id))
                       if self._server is not None else mine]
         with self._passed_lock:
@@ -534,9 +531,6 @@ class ParallelSender(OutboxSender):
 
     def _only_here(self, conn: Connection, row_id: uuid.UUID) -> bool:
         """The row was created on this replica and the server does not know it yet."""
-        assert self.link is not None
-        if self.link.in_doubt():
-            return False
         return bool(conn.execute(select(unpushed_sql(row_id, inserted=True))).scalar())
 
     def _claim(self, conn: Connection, row: _Candidate, prepared: _Prepared) -> bytes | None:

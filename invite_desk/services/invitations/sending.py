@@ -193,31 +193,35 @@ class ServerLink:
     `engine()`: the server while the last sync round reached it, else None (no connection is
     made). `exclusive()`: held while a row only this replica knows is claimed; no push runs
     inside it (the replica's round lock), so a push after it carries the claim. `push()`:
-    push the waiting commands now; False when the server did not answer. `in_doubt()`: a push
-    was interrupted, so whether its rows reached the server is unknown (then no row counts as
-    unknown to the server until a push succeeds).
+    push the waiting commands now; False when the server did not answer.
     """
 
     engine: Callable[[], Engine | None]
     exclusive: Callable[[], AbstractContextManager[object]]
     push: Callable[[], bool] | None = None
-    in_doubt: Callable[[], bool] = lambda: False
 
 
-def _open_commands() -> ColumnElement[bool]:
+NEVER_OFFERED = ""  # the checkpoint of a pending command not yet sent (sync/push.OFFERED)
+
+
+def _open_commands(*, never_offered: bool) -> ColumnElement[bool]:
     command = journal.SYNC_COMMAND
     change = journal.LOCAL_CHANGE
-    return or_(change.c.command_id.is_(None), change.c.command_id.in_(
-        select(command.c.id).where(command.c.state == SyncCommandState.PENDING.value)))
+    pending = [command.c.state == SyncCommandState.PENDING.value]
+    if never_offered:
+        pending.append(command.c.checkpoint == NEVER_OFFERED)
+    return or_(change.c.command_id.is_(None),
+               change.c.command_id.in_(select(command.c.id).where(*pending)))
 
 
 def unpushed_sql(row_id: ColumnElement[uuid.UUID] | uuid.UUID, *,
                  inserted: bool = False) -> ColumnElement[bool]:
     """SQL on a replica: the invitation has changes made here that the server has not
-    answered yet (`inserted`: it was created here, so the server does not know it)."""
+    answered yet; `inserted`: it was created here and that insert never went to the server
+    (not even in a push whose answer was lost), so the server cannot know it."""
     change = journal.LOCAL_CHANGE
     conditions = [change.c.table_name == "invitation", change.c.row_id == row_id,
-                  _open_commands()]
+                  _open_commands(never_offered=inserted)]
     if inserted:
         conditions.append(change.c.op == "I")
     return exists().where(*conditions)

@@ -276,6 +276,8 @@ def push_pending(remote: Engine, replica: Engine, *, limit: int = 200) -> PushRe
     commands = commands[:limit]
     for start in range(0, len(commands), GROUP):
         group = commands[start:start + GROUP]
+        with remote.connect():  # a server that cannot be reached is offered nothing
+            offered(replica, group)
         outcomes = apply_on_server(remote, group, replica_id)
         record_answers(replica, group, outcomes)
         for command, outcome in zip(group, outcomes, strict=True):
@@ -290,6 +292,20 @@ def push_pending(remote: Engine, replica: Engine, *, limit: int = 200) -> PushRe
             connection.execute(update(SYNC_STATE).where(SYNC_STATE.c.id == 1)
                                .values(last_push_at=utcnow()))
     return PushReport(applied, rejected, tuple(reasons), more)
+
+
+# The checkpoint of a pending command that has been sent to the server once: its answer
+# may have been lost on the way back, so the server may hold its rows already (the sender
+# then treats an invitation it inserted as known to the server: services/invitations).
+OFFERED = "offered"
+
+
+def offered(replica: Engine, commands: Sequence[PendingCommand]) -> None:
+    """Mark `commands` as sent to the server once (before they are; kept until answered)."""
+    with replica.begin() as connection:
+        connection.execute(update(SYNC_COMMAND).where(
+            SYNC_COMMAND.c.id.in_([command.id for command in commands]),
+            SYNC_COMMAND.c.state == SyncCommandState.PENDING.value).values(checkpoint=OFFERED))
 
 
 def _stored_answers(connection: Connection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, _Outcome]:

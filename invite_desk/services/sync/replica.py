@@ -156,9 +156,6 @@ class Replica:
         self._online: bool | None = None  # None: no round yet since opening
         self._server_checked = False
         self.first_snapshot: PullReport | None = None  # made by this open()
-        # A push stopped midway (the connection dropped): whether the server took its
-        # commands is unknown until a push completes (the sender then claims nothing here).
-        self._push_in_doubt = False
 
     def __repr__(self) -> str:  # no password, ever
         return f"Replica({self.remote_label!r}, {self.operator_email!r}, {str(self.path)!r})"
@@ -352,9 +349,9 @@ class Replica:
         """How the outbox's sender claims invitations on the server (exactly once beside
         `invite-desk send` and other desktops): the server while the last round reached it,
         the round lock (no push runs while a row only this replica knows is claimed here),
-        a push before sending, and whether an interrupted push left rows in doubt."""
+        and a push before sending."""
         return ServerLink(engine=self.notification_engine, exclusive=lambda: self._round_lock,
-                          push=self.push_now, in_doubt=lambda: self._push_in_doubt)
+                          push=self.push_now)
 
     def push_now(self) -> bool:
         """Push the waiting commands now (before a send); False when the server did not
@@ -418,19 +415,12 @@ class Replica:
 
     def _push_all(self, remote: Engine) -> PushReport:
         total = PushReport(0, 0, (), False)
-        if journal.pending_count(self.engine):
-            # Once connected, the server may take commands whose answer then gets lost: in
-            # doubt until this push completes (a server that cannot be reached took none).
-            with remote.connect() as probe:
-                probe.exec_driver_sql("SELECT 1")
-            self._push_in_doubt = True
         for _ in range(MAX_BATCHES):
             report = push.push_pending(remote, self.engine)
             total = PushReport(total.applied + report.applied, total.rejected + report.rejected,
                                total.reasons + report.reasons, report.more)
             if not report.more:
                 break
-        self._push_in_doubt = False
         return total
 
     def _pull_all(self, remote: Engine) -> PullReport:
