@@ -276,7 +276,9 @@ class MainWindow(QMainWindow):
                              credentials=context.credentials,
                              password_source=keyring_password(context.credentials),
                              # replica mode: notification emails only on the server
-                             notify_target=getattr(replica, "notification_engine", None))
+                             notify_target=getattr(replica, "notification_engine", None),
+                             # replica mode: invitations claimed on the server (exactly once)
+                             send_link=getattr(replica, "send_link", None))
         self.hub.changed.connect(self._hub_changed)
         uow = context.uow
         self.policy: PolicySettings = settings.get_settings(uow, operator.organization_id)

@@ -26,6 +26,13 @@ with every other drainer (`invite-desk notify`, the end of `invite-desk send`, o
 the drain's writes are not journaled (they are not made on the replica), and a row queued
 offline goes out after sync has pushed it: `sync_round` drains after a round that pushed
 something or that reached the server after a drain had to wait.
+
+Invitations in replica mode (`send_link`, the Replica's `send_link`): the worker claims each
+invitation the server knows ON THE SERVER before SMTP (exactly once beside `invite-desk send`
+and other desktops); offline only those created on this replica go out, and the report counts
+the others as waiting for the server. A run that left some waiting is started again (same
+batch, same requester) by the first round that reaches the server after it, and after a
+round that pushed something: they then go out once.
 """
 
 from __future__ import annotations
@@ -41,7 +48,12 @@ from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal
 from sqlalchemy import Engine
 
 from invite_desk.services.credentials import CredentialStore, CredentialStoreError
-from invite_desk.services.invitations.sending import SendProgress, SendReport, Transport
+from invite_desk.services.invitations.sending import (
+    SendProgress,
+    SendReport,
+    ServerLink,
+    Transport,
+)
 from invite_desk.services.mail_settings import get_mail_settings
 from invite_desk.services.smtp import oauth
 from invite_desk.services.smtp.transport import RetryPolicy, SmtpTransport
@@ -108,6 +120,8 @@ REQUESTER_NAMES = {"compose": "Compose", "invitations": "Invitations"}
 PasswordSource = Callable[[Engine, uuid.UUID], str | None]
 # () -> the engine to drain notifications on, or None: wait (replica mode while offline).
 NotifyTarget = Callable[[], Engine | None]
+# () -> how the sender reaches the server (replica mode; services/invitations/sending.py).
+SendLinkSource = Callable[[], ServerLink]
 NOTIFY_IDLE_MS = 5 * 60_000  # drain the notification queue this often while idle
 
 
@@ -150,6 +164,7 @@ class Outbox(QObject):
         password_source: PasswordSource | None = None,
         notify_idle_ms: int = NOTIFY_IDLE_MS,
         notify_target: NotifyTarget | None = None,
+        send_link: SendLinkSource | None = None,
     ) -> None:
         super().__init__(parent)
         self.setObjectName("Outbox")
@@ -169,6 +184,13 @@ class Outbox(QObject):
         self._notify_again = False
         self._notify_target = notify_target
         self.notify_waiting = False  # a drain was due while the server was away
+        self._send_link = send_link
+        # A run that left invitations waiting for the server: (batch, requester), sent again
+        # by sync_round; `_retry_fresh`: no round has answered since that run ended.
+        self.send_waiting: tuple[uuid.UUID | None, str] | None = None
+        self._retry_fresh = False
+        self._retrying = False  # the running send is sync_round's retry
+        self._last_round_online = True
         hub.changed.connect(self._hub_changed)
         self._notify_timer = QTimer(self)
         self._notify_timer.setInterval(max(notify_idle_ms, 1))
@@ -215,8 +237,10 @@ class Outbox(QObject):
         make, engine, org = self._make_transport, self._engine, self._organization_id
         if make is smtp_transport:
             make = functools.partial(smtp_transport, credentials=self._credentials, shared={})
+        self.send_waiting = None
         worker = SendWorker(engine, lambda: make(engine, org, password),
-                            organization_id=org, batch_id=batch_id, retry=self.retry)
+                            organization_id=org, batch_id=batch_id, retry=self.retry,
+                            link=self._send_link() if self._send_link is not None else None)
         worker.progressed.connect(self._progressed)
         worker.finished.connect(self._finished)
         worker.failed.connect(self._failed)
@@ -268,12 +292,19 @@ class Outbox(QObject):
 
     def _finished(self, report: SendReport) -> None:
         start = self._end()
+        if report.waiting_server and not report.cancelled:
+            # One retry by the next round that answers, unless this run was that retry
+            # (then only a push or a reconnection starts another: never a loop).
+            self._retry_fresh = not self._retrying
+            self.send_waiting = (start.batch_id, start.requester)
+        self._retrying = False
         self.finished.emit(SendOutcome(start.batch_id, start.requester, report=report))
         self._hub.broadcast({INVITATIONS, MEMBERS}, self)
         self.drain_notifications()
 
     def _failed(self, message: str) -> None:
         page = self._job.worker.settings_page if self._job is not None else None
+        self._retrying = False
         start = self._end()
         self.failed.emit(SendOutcome(start.batch_id, start.requester, message=message,
                                      settings_page=page))
@@ -335,6 +366,17 @@ class Outbox(QObject):
         offline brings its queued email to the server with it) or when the server answers
         again after a drain had to wait."""
         pushed = report.pushed is not None and report.pushed.applied > 0
+        back = report.online and not self._last_round_online
+        self._last_round_online = report.online
+        if report.online and self.send_waiting is not None and self._job is None \
+                and not self._hub.closed and (pushed or back or self._retry_fresh):
+            # Invitations waited for the server: it answers now (or took what they waited
+            # for), so they go out, claimed there. Once per such round: never a loop.
+            batch_id, requester = self.send_waiting
+            self._retry_fresh = False
+            if self.send(batch_id, self._last_password, requester=requester) is None:
+                self._retrying = True
+                return  # the send drains the notifications when it ends
         if report.online and (pushed or self.notify_waiting):
             self.drain_notifications()
 

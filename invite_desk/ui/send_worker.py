@@ -21,6 +21,7 @@ from invite_desk.services.invitations.sending import (
     SendControl,
     SendProgress,
     SendReport,
+    ServerLink,
     Transport,
 )
 from invite_desk.services.smtp.transport import RetryPolicy
@@ -47,9 +48,11 @@ class SendWorker(QObject):
         batch_id: uuid.UUID | None = None,
         retry: RetryPolicy | None = None,
         control: SendControl | None = None,
+        link: ServerLink | None = None,
     ) -> None:
         super().__init__()
         self._engine = engine
+        self._link = link  # replica mode: claims on the server (services/invitations/parallel)
         self._make_transport = make_transport
         self.organization_id = organization_id
         self.batch_id = batch_id
@@ -86,6 +89,7 @@ class SendWorker(QObject):
                 retry=self._retry,
                 control=self.control,
                 on_progress=self.progressed.emit,
+                link=self._link,
             )
             report = sender.run()
         except DomainError as exc:

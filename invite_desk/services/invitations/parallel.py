@@ -27,11 +27,25 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, replace
+from contextlib import ExitStack, suppress
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.exc import DBAPIError
 
+from invite_desk.services import suppression
 from invite_desk.services.invitations.pacing import (
     DAY,
     count_sent_since,
@@ -41,16 +55,29 @@ from invite_desk.services.invitations.pacing import (
 )
 from invite_desk.services.invitations.send_scope import SendScope
 from invite_desk.services.invitations.sending import (
+    _CLAIM,
+    _FAIL_UNSENT,
+    _RELEASE,
+    INVITATION,
+    MIRRORED_COLUMNS,
     PROGRESS_EVERY,
+    SENT_ELSEWHERE,
+    SERVER,
     UNCERTAIN_REASON,
     OutboxSender,
     SendControl,
     SendProgress,
     SendReport,
+    ServerLink,
     Transport,
     _Candidate,
+    _Outcome,
     _Prepared,
     _unpreparable,
+    recover_interrupted,
+    run_ended,
+    scheduled_later_sql,
+    unpushed_sql,
 )
 from invite_desk.services.mail_settings import MailSettings
 from invite_desk.services.models import InvitationStatus, utcnow
@@ -65,11 +92,38 @@ from invite_desk.services.smtp.transport import (
     SmtpTransport,
     Uncertain,
 )
+from invite_desk.services.sync import journal
 
-__all__ = ["UNCERTAIN_REASON", "ParallelSender", "smtp_lanes"]
+__all__ = ["UNCERTAIN_REASON", "ParallelSender", "ServerLink", "smtp_lanes"]
 from invite_desk.services.uow import UnitOfWork
 
 TransportFactory = Callable[[], Transport]
+T = TypeVar("T")
+
+# The local copy of a server-side claim or outcome (written under journal.applying: the
+# server already has it, so it is never pushed as a delivery fact).
+_MIRROR = (
+    update(INVITATION).where(INVITATION.c.id == bindparam("row_id"))
+    .values({c: bindparam(f"m_{c}") for c in MIRRORED_COLUMNS})
+)
+
+
+class _ServerGone(Exception):
+    """The server stopped answering in the middle of a replica's send."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@dataclass
+class _LaneLink:
+    """A lane's connection to the server (replica mode), and what it wrote there that is
+    not committed yet: rows to mirror locally, outcomes to keep if the server goes away."""
+
+    server: Connection | None = None
+    touched: set[uuid.UUID] = field(default_factory=set)
+    unsaved: list[tuple[_Candidate, _Outcome]] = field(default_factory=list)
 
 
 class _NoTransport:
@@ -100,6 +154,7 @@ class ParallelSender(OutboxSender):
         clock: Callable[[], datetime] = utcnow,
         limiter: RateLimiter | None = None,
         per_day: int | None = None,
+        link: ServerLink | None = None,
     ) -> None:
         super().__init__(uow, _NoTransport(), organization_id=organization_id,
                          batch_id=batch_id, scope=scope, retry=retry, control=control,
@@ -120,6 +175,13 @@ class ParallelSender(OutboxSender):
         self.lanes_started = 0
         self._rendered: dict[uuid.UUID, Future[_Prepared]] = {}
         self._lookahead = 2
+        # Replica mode (issue 12): rows the server knows are claimed there, see _claim.
+        self.link = link
+        self._server: Engine | None = None  # the server, when this run reached it
+        self._lanes = threading.local()
+        self._passed: set[uuid.UUID] = set()  # rows this run cannot claim (left queued)
+        self._passed_lock = threading.Lock()
+        self._elsewhere: set[uuid.UUID] = set()  # rows another sender had (counted once)
 
     # -- shared pacing ---------------------------------------------------------------------
     def _rate_wait(self) -> float:
@@ -191,6 +253,8 @@ class ParallelSender(OutboxSender):
     # -- the run ---------------------------------------------------------------------------
     def run(self) -> SendReport:
         """Send until nothing is due (waiting for retries), the daily cap, or a cancel."""
+        if self.link is not None:
+            self._reach_server(self.link)
         org, mail, expiry_days = self._setup()
         count = self.connections or mail.connection_count
         now = self.clock()
@@ -241,18 +305,23 @@ class ParallelSender(OutboxSender):
             raise
         finally:
             self._renderer.shutdown(wait=False, cancel_futures=True)
+            if not any(thread.is_alive() for thread in threads):
+                run_ended(self.identity)  # what it left `sending` is recovered next time
         if self._lane_errors and not self._lanes_done_normally and not self.report.error:
             self.report.error = self._lane_errors[0]
         if self.control.cancelled and not self._halt.is_set():
             self.report.cancelled = True
         if self._capped or self._day_left == 0:
             self._defer()
+        if self.link is not None:
+            self.report.waiting_server = self._waiting_for_server()
         self._finish_batches()
         self._emit()
         return self.report
 
     def _total_queued(self) -> int:
-        done = self.report.sent + self.report.failed + self.report.uncertain
+        done = self.report.sent + self.report.failed + self.report.uncertain \
+            + self.report.elsewhere
         return max(0, self._total - self._done_before - done)
 
     def _defer(self) -> None:
@@ -271,15 +340,18 @@ class ParallelSender(OutboxSender):
         flight = _Flight()
         ended_normally = False
         try:
-            with self.uow.engine.connect() as conn:
+            with self.uow.engine.connect() as conn, ExitStack() as stack:
+                self._lanes.link = _LaneLink(self._open_server(stack))
                 try:
                     ended_normally = self._lane_loop(conn, transport, flight, org, mail,
                                                      expiry_days)
+                except _ServerGone as gone:
+                    self._server_lost(conn, flight, gone)
                 except BaseException:
                     # Keep what is known: a known outcome is saved; a claimed row that never
                     # reached the server goes back to the queue; one the server may have
                     # goes to `uncertain`.
-                    conn.rollback()
+                    self._rollback(conn)
                     with self._write_lock:
                         if flight.row is not None and flight.result is not None:
                             self._save_outcome(conn, flight)
@@ -296,9 +368,9 @@ class ParallelSender(OutboxSender):
         try:
             assert flight.row is not None and flight.result is not None
             self._settle(conn, flight.row, flight.result, self.clock())
-            conn.commit()
+            self._commit(conn)
         except Exception:  # the database itself failed; the original error says why
-            conn.rollback()
+            self._rollback(conn)
 
     def _lane_loop(self, conn: Connection, transport: Transport, flight: _Flight,
                    org: OrganizationInfo, mail: MailSettings, expiry_days: int) -> bool:
@@ -317,7 +389,7 @@ class ParallelSender(OutboxSender):
             row = flight.row
             with self._write_lock:
                 status = self._settle(conn, row, flight.result, self.clock())
-                conn.commit()
+                self._commit(conn)
             flight.clear()
             self._emit(row.email, status)
 
@@ -326,11 +398,11 @@ class ParallelSender(OutboxSender):
                 if self._stopping():
                     return True
                 taken = self._take(conn, org, mail, expiry_days)
-                conn.commit()
+                self._commit(conn)
                 if taken is None:
                     flush()
                     retry_at = self._earliest_retry(conn)
-                    conn.commit()
+                    self._commit(conn)
                     if retry_at is None:
                         return True
                     self._wait_for_retry(retry_at)
@@ -341,23 +413,23 @@ class ParallelSender(OutboxSender):
                 try:
                     prepared = rendering.result()
                 except Exception as exc:  # this invitation only: fail it, go on
-                    conn.commit()
+                    self._commit(conn)
                     flush()
                     with self._write_lock:
                         failed = self._fail_unsent(conn, candidate, _unpreparable(exc))
-                        conn.commit()
+                        self._commit(conn)
                     self._unreserve(sent=False)
                     if failed:
                         self._emit(candidate.email, InvitationStatus.FAILED.value)
                     continue
-                conn.commit()  # the name lookups must not hold a read transaction
+                self._commit(conn)  # the name lookups must not hold a read transaction
                 settled: tuple[str, str] | None = None
                 with self._write_lock:
                     if flight.row is not None and flight.result is not None:
                         status = self._settle(conn, flight.row, flight.result, self.clock())
                         settled = (flight.row.email, status)
                     message = self._claim(conn, candidate, prepared)
-                    conn.commit()
+                    self._commit(conn)
                 flight.clear()
                 if settled is not None:
                     self._emit(*settled)
@@ -394,8 +466,239 @@ class ParallelSender(OutboxSender):
         assert flight.row is not None
         with self._write_lock:
             self._release(conn, flight.row, error)
-            conn.commit()
+            self._commit(conn)
         flight.clear()
+
+    # -- replica mode: claims on the server ------------------------------------------------
+    # A replica's rows are the server's rows: a send that only claimed them on the replica
+    # could also be made by `invite-desk send` (or another desktop) on the server before the
+    # replica's delivery facts arrive. So while the server answers, each lane claims a row
+    # the server knows ON THE SERVER (the same `UPDATE ... WHERE status = 'queued'` as the
+    # server's own sender), commits the outcome there with its next claim, and mirrors both on
+    # the replica without journaling them. A row only this replica knows (created here, not
+    # pushed yet) is claimed here, under the link's exclusive lock (no push runs meanwhile,
+    # so the push carries the claim). Offline, only those rows are sent; the others wait.
+
+    def _reach_server(self, link: ServerLink) -> None:
+        """Before sending: push what waits (so rows queued here are claimed on the server),
+        and recover the server's rows left `sending` by a stopped sender."""
+        online = link.push() if link.push is not None else True
+        server = link.engine() if online else None
+        if server is not None:
+            try:
+                recover_interrupted(UnitOfWork(server), self.organization_id)
+            except (DBAPIError, OSError):
+                server = None
+        self._server = server
+
+    def _open_server(self, stack: ExitStack) -> Connection | None:
+        if self._server is None:
+            return None
+        try:
+            return stack.enter_context(self._server.connect())
+        except (DBAPIError, OSError):
+            return None  # this lane sends only what the replica alone knows
+
+    def _lane_link(self) -> _LaneLink:
+        link = getattr(self._lanes, "link", None)
+        if link is None:
+            link = self._lanes.link = _LaneLink()
+        return link
+
+    def _on_server(self, run: Callable[[Connection], T]) -> T:
+        server = self._lane_link().server
+        assert server is not None
+        try:
+            return run(server)
+        except (DBAPIError, OSError) as exc:
+            raise _ServerGone(exc) from exc
+
+    def _sendable(self) -> list[ColumnElement[bool]]:
+        if self.link is None:
+            return []
+        mine = unpushed_sql(INVITATION.c.id, inserted=True)
+        conditions = [or_(mine, ~unpushed_sql(INVITATION.c.id))
+                      if self._server is not None else mine]
+        with self._passed_lock:
+            passed = list(self._passed)
+        if passed:
+            conditions.append(INVITATION.c.id.not_in(passed))
+        return conditions
+
+    def _pass(self, row_id: uuid.UUID) -> None:
+        with self._passed_lock:
+            self._passed.add(row_id)
+
+    def _only_here(self, conn: Connection, row_id: uuid.UUID) -> bool:
+        """The row was created on this replica and the server does not know it yet."""
+        return bool(conn.execute(select(unpushed_sql(row_id, inserted=True))).scalar())
+
+    def _claim(self, conn: Connection, row: _Candidate, prepared: _Prepared) -> bytes | None:
+        if self.link is None:
+            return super()._claim(conn, row, prepared)
+        if self._only_here(conn, row.id):
+            self._commit(conn)  # nothing uncommitted while waiting for the lock
+            with self.link.exclusive():
+                if self._only_here(conn, row.id):
+                    message = super()._claim(conn, row, prepared)
+                    conn.commit()  # journaled: any later push carries the claim
+                    return message
+                conn.commit()
+            # a push took it to the server meanwhile: claim it there
+        if self._lane_link().server is None:
+            self._pass(row.id)  # the server knows it: it waits for the server
+            return None
+        claimed = self._on_server(lambda server: server.execute(_CLAIM, {
+            "row_id": row.id, "owner": self.identity, "token_hash": prepared.token_hash,
+            "expires": prepared.expires, "message_id": prepared.message_id, "now": utcnow(),
+            "unsubscribe_hash": prepared.unsubscribe_hash or None,
+        }).rowcount)
+        if claimed != 1:
+            self._passed_over(row)
+            return None
+        row.home = SERVER
+        row.attempts += 1
+        row.message_id = prepared.message_id
+        self._lane_link().touched.add(row.id)
+        return prepared.message
+
+    def _passed_over(self, row: _Candidate) -> None:
+        """The server would not let this lane claim the row: another sender claimed or sent
+        it (counted as sent elsewhere, and mirrored here), or it changed there (mirrored)."""
+        status = self._on_server(lambda server: server.execute(
+            select(INVITATION.c.status).where(INVITATION.c.id == row.id)).scalar())
+        if status is None or status == InvitationStatus.QUEUED.value:
+            self._pass(row.id)  # not there yet (a push in doubt), or locked: not this run
+            return
+        if status in SENT_ELSEWHERE:
+            with self._passed_lock:  # once: a lane may meet it again before it is mirrored
+                if row.id not in self._elsewhere:
+                    self._elsewhere.add(row.id)
+                    self.report.elsewhere += 1
+        self._lane_link().touched.add(row.id)
+
+    def _settle(self, conn: Connection, row: _Candidate, result: SendResult,
+                now: datetime) -> str:
+        if row.home != SERVER:
+            return super()._settle(conn, row, result, now)
+        outcome = self._outcome(row, result, now)
+        link = self._lane_link()
+        link.unsaved.append((row, outcome))
+        self._on_server(lambda server: self._write_outcome(server, row, outcome))
+        link.touched.add(row.id)
+        return outcome.status.value
+
+    def _release(self, conn: Connection, row: _Candidate, error: str) -> None:
+        if row.home != SERVER:
+            super()._release(conn, row, error)
+            return
+        self._on_server(lambda server: server.execute(_RELEASE, {
+            "row_id": row.id, "last_error": error, "now": utcnow()}))
+        self._lane_link().touched.add(row.id)
+
+    def _fail_unsent(self, conn: Connection, row: _Candidate, reason: str) -> bool:
+        if self.link is None or self._only_here(conn, row.id):
+            return super()._fail_unsent(conn, row, reason)
+        if self._lane_link().server is None:
+            self._pass(row.id)
+            return False
+        failed = self._on_server(lambda server: server.execute(_FAIL_UNSENT, {
+            "row_id": row.id, "last_error": reason, "now": utcnow()}).rowcount)
+        if failed != 1:
+            self._passed_over(row)
+            return False
+        self.report.failed += 1
+        self.report.failures.append((row.email, reason))
+        self._on_server(lambda server: self._audit(
+            server, row, "invitation.failed", {"status": "queued"},
+            {"status": "failed", "error": reason}))
+        self._lane_link().touched.add(row.id)
+        return True
+
+    def _commit(self, conn: Connection) -> None:
+        """The server's part first; then its rows, as the server has them now, are copied
+        here without journaling, with this lane's local writes."""
+        link = self._lane_link()
+        server = link.server
+        if server is not None and server.in_transaction():
+            touched = list(link.touched)
+
+            def commit(server: Connection) -> list[dict[str, Any]]:
+                rows = [dict(r) for r in server.execute(
+                    select(INVITATION.c.id, *(INVITATION.c[c] for c in MIRRORED_COLUMNS))
+                    .where(INVITATION.c.id.in_(touched))).mappings()] if touched else []
+                server.commit()
+                return rows
+
+            rows = self._on_server(commit)
+            link.touched.clear()
+            link.unsaved.clear()
+            if rows:
+                with journal.applying(conn):
+                    conn.execute(_MIRROR, [
+                        {"row_id": r["id"], **{f"m_{c}": r[c] for c in MIRRORED_COLUMNS}}
+                        for r in rows])
+        conn.commit()
+
+    def _rollback(self, conn: Connection) -> None:
+        link = self._lane_link()
+        if link.server is not None:
+            with suppress(DBAPIError, OSError):
+                link.server.rollback()
+        link.touched.clear()
+        link.unsaved.clear()
+        conn.rollback()
+
+    def _server_lost(self, conn: Connection, flight: _Flight, gone: _ServerGone) -> None:
+        """The server stopped answering: this lane stops. Outcomes it could not commit there
+        are kept here as delivery facts (pushed when the server answers again); a claim
+        whose commit was lost is never sent (the server's lease recovers it as uncertain)."""
+        link = self._lane_link()
+        unsaved = list(link.unsaved)
+        saved = {row.id for row, _ in unsaved}
+        if flight.row is not None and flight.result is not None \
+                and flight.row.id not in saved:
+            unsaved.append((flight.row, self._outcome(flight.row, flight.result, self.clock())))
+        self._rollback(conn)
+        link.server = None
+        self._server = None  # the rest of this run takes only rows the replica alone knows
+        with self._write_lock:
+            try:
+                for row, outcome in unsaved:
+                    self._write_outcome(conn, row, outcome)
+                conn.commit()
+            except Exception:
+                conn.rollback()
+        for row, outcome in unsaved:
+            self._emit(row.email, outcome.status.value)
+        flight.clear()
+        text = f"The server stopped answering ({_one_line(gone.error)})"
+        with self._budget_lock:
+            self._lane_errors.append(text)
+            if not self.report.error:
+                self.report.error = (f"{text}; the invitations not sent yet wait for it and "
+                                     "are sent once it answers again.")
+
+    def _waiting_for_server(self) -> int:
+        """Queued invitations of this run's scope that wait for the server to answer."""
+        now = self.clock()
+        try:
+            with self.uow.engine.connect() as conn:
+                return int(conn.execute(select(func.count()).select_from(INVITATION).where(
+                    *self._scope(), INVITATION.c.status == InvitationStatus.QUEUED.value,
+                    or_(INVITATION.c.next_attempt_at.is_(None),
+                        INVITATION.c.next_attempt_at <= now),
+                    ~suppression.is_suppressed_sql(self.organization_id,
+                                                   INVITATION.c.email_normalized),
+                    ~scheduled_later_sql(INVITATION.c.batch_id, now),
+                    ~and_(*self._sendable()))).scalar() or 0)
+        except DBAPIError:
+            return 0
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(getattr(error, "orig", None) or error).split())
+    return text[:200]
 
 
 @dataclass

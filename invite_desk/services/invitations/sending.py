@@ -17,6 +17,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -25,6 +26,7 @@ from typing import Protocol, cast
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Engine,
     Table,
     Update,
     and_,
@@ -57,6 +59,7 @@ from invite_desk.services.models import (
     InvitationStatus,
     Member,
     Organization,
+    SyncCommandState,
     new_id,
     utcnow,
 )
@@ -104,6 +107,9 @@ class _Candidate:
     event_id: uuid.UUID | None
     attempts: int
     message_id: str | None
+    # Where the row was claimed: "local" (this database), or "server" (a replica's sender
+    # claimed it on the server, see ServerLink).
+    home: str = "local"
 
 
 @dataclass(frozen=True)
@@ -116,6 +122,16 @@ class _Prepared:
     token_hash: str
     expires: datetime
     unsubscribe_hash: str = ""
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """The writes that record one send's result (counted in the report once)."""
+
+    status: InvitationStatus
+    values: dict[str, object]
+    action: str
+    after: dict[str, object]
 
 
 def _invitation_update(*conditions: ColumnElement[bool], **values: object) -> Update:
@@ -157,6 +173,58 @@ _FAIL_UNSENT = _invitation_update(
     status="failed", sending_owner=None, token_hash=None, last_error=bindparam("last_error"),
 )
 _AUDIT_INSERT = insert(AUDIT)
+LOCAL = "local"
+SERVER = "server"
+# A server row in one of these states was claimed or sent by another sender (a headless
+# `invite-desk send`, another desktop): the replica skips it and counts it as sent elsewhere.
+SENT_ELSEWHERE = frozenset({
+    InvitationStatus.SENDING.value, InvitationStatus.SENT.value,
+    InvitationStatus.UNCERTAIN.value, InvitationStatus.FAILED.value,
+    InvitationStatus.BOUNCED.value,
+})
+# The columns a server-side claim or outcome is mirrored into on the replica (not journaled).
+MIRRORED_COLUMNS = tuple(sorted(journal.DELIVERY_COLUMNS))
+
+
+@dataclass(frozen=True)
+class ServerLink:
+    """How a replica's sender reaches the organization's server (replica mode, issue 12).
+
+    `engine()`: the server while the last sync round reached it, else None (no connection is
+    made). `exclusive()`: held while a row only this replica knows is claimed; no push runs
+    inside it (the replica's round lock), so a push after it carries the claim. `push()`:
+    push the waiting commands now; False when the server did not answer.
+    """
+
+    engine: Callable[[], Engine | None]
+    exclusive: Callable[[], AbstractContextManager[object]]
+    push: Callable[[], bool] | None = None
+
+
+NEVER_OFFERED = ""  # the checkpoint of a pending command not yet sent (sync/push.OFFERED)
+
+
+def _open_commands(*, never_offered: bool) -> ColumnElement[bool]:
+    command = journal.SYNC_COMMAND
+    change = journal.LOCAL_CHANGE
+    pending = [command.c.state == SyncCommandState.PENDING.value]
+    if never_offered:
+        pending.append(command.c.checkpoint == NEVER_OFFERED)
+    return or_(change.c.command_id.is_(None),
+               change.c.command_id.in_(select(command.c.id).where(*pending)))
+
+
+def unpushed_sql(row_id: ColumnElement[uuid.UUID] | uuid.UUID, *,
+                 inserted: bool = False) -> ColumnElement[bool]:
+    """SQL on a replica: the invitation has changes made here that the server has not
+    answered yet; `inserted`: it was created here and that insert never went to the server
+    (not even in a push whose answer was lost), so the server cannot know it."""
+    change = journal.LOCAL_CHANGE
+    conditions = [change.c.table_name == "invitation", change.c.row_id == row_id,
+                  _open_commands(never_offered=inserted)]
+    if inserted:
+        conditions.append(change.c.op == "I")
+    return exists().where(*conditions)
 
 
 class Transport(Protocol):
@@ -226,6 +294,11 @@ class SendReport:
     deferred: int = 0
     resumes_at: datetime | None = None
     daily_limit: int = 0
+    # Replica mode: invitations another sender had already claimed or sent on the server
+    # (skipped here, not an error), and queued ones the server must answer for first (they
+    # are sent once it does).
+    elsewhere: int = 0
+    waiting_server: int = 0
 
 
 SENDING_LEASE = timedelta(minutes=15)
@@ -237,10 +310,21 @@ def sender_identity() -> str:
     return f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+# Runs of this process that have ended: a row one of them left `sending` (its server went
+# away between the claim and the outcome) is theirs no more, though the process lives on.
+_ENDED_RUNS: set[str] = set()
+
+
+def run_ended(identity: str) -> None:
+    """Record that the send run `identity` (sender_identity()) has ended."""
+    _ENDED_RUNS.add(identity)
+
+
 def _owner_is_gone(owner: str | None, updated_at: datetime, now: datetime) -> bool:
-    """Whether the sender holding a row has stopped: a dead process on this machine, or no
-    word from it for longer than any single SMTP transaction can take (other machines)."""
-    if not owner or updated_at < now - SENDING_LEASE:
+    """Whether the sender holding a row has stopped: a dead process on this machine, a run
+    of this process that has ended, or no word from it for longer than any single SMTP
+    transaction can take (other machines)."""
+    if not owner or updated_at < now - SENDING_LEASE or owner in _ENDED_RUNS:
         return True
     host, _, rest = owner.partition(":")
     if host != socket.gethostname()[:60]:
@@ -366,6 +450,7 @@ class OutboxSender:
                     ~suppression.is_suppressed_sql(self.organization_id,
                                                    INVITATION.c.email_normalized),
                     ~scheduled_later_sql(INVITATION.c.batch_id, now),
+                    *self._sendable(),
                 )
                 .order_by(INVITATION.c.queued_at, INVITATION.c.id)
                 .limit(PAGE_SIZE)
@@ -377,9 +462,14 @@ class OutboxSender:
         return conn.execute(
             select(func.min(INVITATION.c.next_attempt_at)).where(
                 *self._scope(), INVITATION.c.status == InvitationStatus.QUEUED.value,
-                ~scheduled_later_sql(INVITATION.c.batch_id, self.clock()),
+                ~scheduled_later_sql(INVITATION.c.batch_id, self.clock()), *self._sendable(),
             )
         ).scalar()
+
+    def _sendable(self) -> list[ColumnElement[bool]]:
+        """Further conditions on the queued rows this run may take (a replica's sender:
+        rows it can claim now; see parallel.py)."""
+        return []
 
     def _counts(self, session: Session) -> dict[str, int]:
         rows = session.execute(
@@ -462,6 +552,16 @@ class OutboxSender:
 
     def _settle(self, conn: Connection, row: _Candidate, result: SendResult, now: datetime) -> str:
         """Record the outcome of one send; returns the new status."""
+        outcome = self._outcome(row, result, now)
+        self._write_outcome(conn, row, outcome)
+        return outcome.status.value
+
+    def _write_outcome(self, conn: Connection, row: _Candidate, outcome: _Outcome) -> None:
+        conn.execute(_SETTLE[outcome.status], outcome.values)
+        self._audit(conn, row, outcome.action, {"status": "sending"}, outcome.after)
+
+    def _outcome(self, row: _Candidate, result: SendResult, now: datetime) -> _Outcome:
+        """What one send's result makes of its row (and counts it in the report)."""
         values: dict[str, object] = {"row_id": row.id, "now": utcnow()}
         after: dict[str, object]
         if isinstance(result, Sent):
@@ -496,9 +596,7 @@ class OutboxSender:
             self.report.failed += 1
             self.report.failures.append((row.email, error))
             action, after = "invitation.failed", {"status": "failed", "error": error}
-        conn.execute(_SETTLE[status], values)
-        self._audit(conn, row, action, {"status": "sending"}, after)
-        return status.value
+        return _Outcome(status, values, action, after)
 
     def _release(self, conn: Connection, row: _Candidate, error: str) -> None:
         """Put a claimed, unsent invitation back in the queue."""
@@ -509,7 +607,7 @@ class OutboxSender:
         if self.on_progress is None:
             return
         r = self.report
-        done = r.sent + r.failed + r.uncertain
+        done = r.sent + r.failed + r.uncertain + r.elsewhere
         remaining = max(0, self._total - self._done_before - done)
         interval = self._send_interval()
         seconds_left: float | None
@@ -706,6 +804,13 @@ class OutboxSender:
                     {"status": "failed", "error": reason})
         return True
 
+    def _commit(self, conn: Connection) -> None:
+        """Commit what the loop wrote (a replica's sender: on the server first)."""
+        conn.commit()
+
+    def _rollback(self, conn: Connection) -> None:
+        conn.rollback()
+
     def _save_on_error(self, conn: Connection, current: _Candidate | None, *,
                        handed: bool) -> None:
         try:
@@ -713,9 +818,9 @@ class OutboxSender:
                 self._release(conn, current, "The send run stopped before this was sent.")
             elif current is not None:  # stopped while the server may have had it
                 self._settle(conn, current, Uncertain(UNCERTAIN_REASON), self.clock())
-            conn.commit()
+            self._commit(conn)
         except Exception:  # the database itself failed; the original error says why
-            conn.rollback()
+            self._rollback(conn)
             return
         if current is not None and handed:  # say which one, so nobody has to search for it
             self._emit(current.email, InvitationStatus.UNCERTAIN.value)
@@ -799,6 +904,10 @@ def describe(report: SendReport) -> str:
         parts.append(f"{report.uncertain} uncertain")
     if report.cancelled:
         parts.append("cancelled")
+    if report.elsewhere:
+        parts.append(f"{report.elsewhere} already sent elsewhere")
+    if report.waiting_server:
+        parts.append(f"{report.waiting_server} waiting for the server")
     if report.deferred:
         parts.append(deferred_text(report))
     text = ", ".join(parts)

@@ -173,6 +173,9 @@ class _Outcome:
     checkpoint: str = ""
     versions: dict[tuple[str, uuid.UUID], int] = field(default_factory=dict)
     drop_local: list[tuple[str, uuid.UUID]] = field(default_factory=list)
+    # Invitations whose server row a delivery fact did not move (the server's send got
+    # further): the replica takes the server's delivery columns back (see _apply_delivery).
+    mirror: dict[uuid.UUID, dict[str, Any]] = field(default_factory=dict)
 
 
 def _tables() -> Any:
@@ -273,6 +276,8 @@ def push_pending(remote: Engine, replica: Engine, *, limit: int = 200) -> PushRe
     commands = commands[:limit]
     for start in range(0, len(commands), GROUP):
         group = commands[start:start + GROUP]
+        with remote.connect():  # a server that cannot be reached is offered nothing
+            offered(replica, group)
         outcomes = apply_on_server(remote, group, replica_id)
         record_answers(replica, group, outcomes)
         for command, outcome in zip(group, outcomes, strict=True):
@@ -287,6 +292,20 @@ def push_pending(remote: Engine, replica: Engine, *, limit: int = 200) -> PushRe
             connection.execute(update(SYNC_STATE).where(SYNC_STATE.c.id == 1)
                                .values(last_push_at=utcnow()))
     return PushReport(applied, rejected, tuple(reasons), more)
+
+
+# The checkpoint of a pending command that has been sent to the server once: its answer
+# may have been lost on the way back, so the server may hold its rows already (the sender
+# then treats an invitation it inserted as known to the server: services/invitations).
+OFFERED = "offered"
+
+
+def offered(replica: Engine, commands: Sequence[PendingCommand]) -> None:
+    """Mark `commands` as sent to the server once (before they are; kept until answered)."""
+    with replica.begin() as connection:
+        connection.execute(update(SYNC_COMMAND).where(
+            SYNC_COMMAND.c.id.in_([command.id for command in commands]),
+            SYNC_COMMAND.c.state == SyncCommandState.PENDING.value).values(checkpoint=OFFERED))
 
 
 def _stored_answers(connection: Connection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, _Outcome]:
@@ -480,6 +499,16 @@ def _record(connection: Connection, command: PendingCommand, outcome: _Outcome) 
     for table_name, row_id in outcome.drop_local:
         table = _table(table_name)
         connection.execute(delete(table).where(table.c[_key(table_name)] == row_id))
+    invitation = _table("invitation")
+    for row_id, values in outcome.mirror.items():
+        last_seq = max(c.last_seq for c in command.changes
+                       if c.table == "invitation" and c.row_id == row_id)
+        later = connection.execute(select(LOCAL_CHANGE.c.seq).where(
+            LOCAL_CHANGE.c.table_name == "invitation", LOCAL_CHANGE.c.row_id == row_id,
+            LOCAL_CHANGE.c.seq > last_seq).limit(1)).first()
+        if later is None:  # a later local edit of the row is pushed (and answered) as usual
+            connection.execute(update(invitation).where(invitation.c.id == row_id)
+                               .values(**values))
 
 
 def _rebase(connection: Connection, command: PendingCommand, table_name: str,
@@ -863,6 +892,11 @@ def _apply_delivery(context: _Context, change: RowChange, local: Mapping[str, An
     # the row's current values, is left to the rules below.)
     if open_on_server and here is not None and there is not None and here < there:
         context.skipped.add(change.row_id)  # the server's send got further: keep its row
+        # ...and give it back to the replica: its cursor has passed the server's write
+        # (e.g. the `sent` of a send whose local copy a killed desktop recovered as
+        # `uncertain`), so no pull brings it again.
+        context.outcome.mirror[change.row_id] = {
+            column: server[column] for column in journal.DELIVERY_COLUMNS if column in server}
         return
     values: dict[str, Any] = {}
     for column in _data_columns(change):

@@ -28,6 +28,7 @@ from invite_desk.services import audit, auth, db, local_config
 from invite_desk.services.auth import _DUMMY_HASH
 from invite_desk.services.credentials import CredentialStore, resolve_database_url
 from invite_desk.services.errors import AuthenticationFailed, DomainError, PermissionDenied
+from invite_desk.services.invitations.sending import ServerLink
 from invite_desk.services.models import Base, Member, MemberStatus, SyncState, utcnow
 from invite_desk.services.operator import Operator, operator_for, refreshed
 from invite_desk.services.roles import Role
@@ -343,6 +344,33 @@ class Replica:
         with self._state_lock:
             online = self._online
         return self.remote() if online else None
+
+    def send_link(self) -> ServerLink:
+        """How the outbox's sender claims invitations on the server (exactly once beside
+        `invite-desk send` and other desktops): the server while the last round reached it,
+        the round lock (no push runs while a row only this replica knows is claimed here),
+        and a push before sending."""
+        return ServerLink(engine=self.notification_engine, exclusive=lambda: self._round_lock,
+                          push=self.push_now)
+
+    def push_now(self) -> bool:
+        """Push the waiting commands now (before a send); False when the server did not
+        answer (then the status says offline, as after a round)."""
+        with self._round_lock:
+            try:
+                remote = self.remote()
+                if not self._server_checked:
+                    db.upgrade_to_head(remote)
+                    self._server_checked = True
+                self._push_all(remote)
+            except Exception as exc:
+                if not is_offline_error(exc):
+                    raise
+                self._forget_connections()
+                self._online = False
+                return False
+            self._online = True
+            return True
 
     def _forget_connections(self) -> None:
         """Drop pooled server connections: after an outage they are dead."""

@@ -334,6 +334,8 @@ class ComposeWindow(ComposeView):
             uncertain=before.uncertain + report.uncertain, retried=before.retried + report.retried,
             cancelled=report.cancelled, error=report.error,
             failures=[*before.failures, *report.failures],
+            elsewhere=before.elsewhere + report.elsewhere,
+            waiting_server=report.waiting_server,
         )
         for email, reason in report.failures:
             self.model.set_outcome(email, "failed", reason)
@@ -364,6 +366,11 @@ class ComposeWindow(ComposeView):
             parts.append(f"{report.failed:,} failed")
         if report.uncertain:
             parts.append(f"{report.uncertain:,} uncertain")
+        if report.elsewhere:
+            parts.append(f"{report.elsewhere:,} already sent elsewhere")
+        if report.waiting_server:
+            parts.append(f"{report.waiting_server:,} waiting for the server")
+            remaining = max(0, remaining - report.waiting_server)
         if remaining:
             parts.append(f"{remaining:,} not sent yet")
         headline = ", ".join(parts)
@@ -375,14 +382,23 @@ class ComposeWindow(ComposeView):
             title = "Sending finished"
         self.progress_title.setText(f"{title}: {headline}")
         self.progress_counts.setText(headline)
-        done = report.sent + report.failed + report.uncertain
-        self.progress_bar.setRange(0, max(done + remaining, 1))
+        done = report.sent + report.failed + report.uncertain + report.elsewhere
+        self.progress_bar.setRange(0, max(done + remaining + report.waiting_server, 1))
         self.progress_bar.setValue(done)
         lines: list[str] = []
         if report.error:
             hint = (" Check the user name and password in Settings › Email."
                     if "password" in report.error or "sign" in report.error else "")
             lines.append(f"Stopped: {report.error}{hint}")
+        if report.waiting_server:
+            lines.append(
+                f"{plural(report.waiting_server, 'invitation waits', 'invitations wait')} for "
+                "the server: it may be sending them from elsewhere too, so they go out (once) "
+                "by themselves when it answers again.")
+        if report.elsewhere:
+            lines.append(
+                f"{plural(report.elsewhere, 'invitation was', 'invitations were')} already "
+                "sent from elsewhere (the server or another computer); not sent again.")
         if remaining:
             lines.append(
                 f"{plural(remaining, 'invitation is', 'invitations are')} still queued and nothing "
@@ -416,8 +432,8 @@ class ComposeWindow(ComposeView):
         self.cancel_button.hide()
         self.resume_batch_button.setText(f"Send the rest ({remaining:,})")
         self.resume_batch_button.setVisible(remaining > 0)
-        kind = "error" if report.error or report.failed else ("warning" if report.uncertain
-                                                              or remaining else "success")
+        kind = "error" if report.error or report.failed else (
+            "warning" if report.uncertain or remaining or report.waiting_server else "success")
         self.message_banner.show_message(f"{title}: {headline}.", kind)
 
     def stop_sending(self, wait_ms: int = 60_000) -> bool:
