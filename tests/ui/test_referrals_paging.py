@@ -15,7 +15,7 @@ from invite_desk.services import referral_program as rp
 from invite_desk.services.roles import Role
 from invite_desk.ui.hub import OperationsHub
 from invite_desk.ui.referrals import ReferralsPage
-from invite_desk.ui.referrals import page as page_module
+from invite_desk.ui.referrals import report_export as export_module
 from tests.ui.referral_fakes import FakeSource
 from tests.ui.test_referrals_page import operator, settle, table_text
 
@@ -88,7 +88,7 @@ def test_a_short_table_shows_no_pager(qtbot: QtBot, hub: OperationsHub) -> None:
 def test_csv_export_of_a_paged_table_reads_every_page(
         qtbot: QtBot, hub: OperationsHub, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(page_module, "EXPORT_PAGE", 40)
+    monkeypatch.setattr(export_module, "EXPORT_PAGE", 40)
     source = FakeSource(board_size=250)
     page = _page(qtbot, hub, source)
     progress: list[str] = []

@@ -38,7 +38,7 @@ from invite_desk.ui.hub import (
     OperationsHub,
 )
 from invite_desk.ui.referrals.banner import Banner
-from invite_desk.ui.referrals.page import WATCHED, make_table
+from invite_desk.ui.referrals.common import WATCHED, make_table
 from invite_desk.ui.referrals.source import ReferralSource
 from invite_desk.ui.referrals.tables import Column, RowsModel, badges_text, percent, when
 from invite_desk.ui.referrals.texts import next_badge_text

@@ -1,0 +1,122 @@
+"""The Referrals page's Conversion tab: invitations sent vs accepted and the time to accept, by
+inviter, unit, batch or event, one page at a time, with the K-factor. A part of
+`ReferralsPage`."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QVBoxLayout, QWidget
+
+from invite_desk.services import referral_program as rp
+from invite_desk.ui.charts import ChartData, ChartView, bar_series
+from invite_desk.ui.referrals.common import (
+    CHART_TOP,
+    make_table,
+    rate,
+    set_widths,
+    summary_label,
+    tab_box,
+)
+from invite_desk.ui.referrals.tables import RowsModel, conversion_columns
+from invite_desk.ui.widgets import PlainLabel
+
+
+class ConversionTab:
+    """Mixed into ReferralsPage."""
+
+    @property
+    def by(self) -> rp.ConversionBy:
+        return rp.ConversionBy(self.by_combo.currentData())
+
+    @property
+    def conversion_order(self) -> rp.ConversionOrder:
+        return rp.ConversionOrder(self.order_combo.currentData())
+
+    def _build_conversion(self) -> QWidget:
+        self.by_combo = QComboBox()
+        self.by_combo.setAccessibleName("Conversion by")
+        for by in rp.ConversionBy:
+            self.by_combo.addItem(f"By {by.value}", by.value)
+        self.order_combo = QComboBox()
+        self.order_combo.setAccessibleName("Conversion order")
+        self.order_combo.addItem("Most sent first", rp.ConversionOrder.SENT.value)
+        self.order_combo.addItem("Most accepted first", rp.ConversionOrder.ACCEPTED.value)
+        choices = QWidget()
+        line = QHBoxLayout(choices)
+        line.setContentsMargins(0, 0, 0, 0)
+        line.addWidget(self.by_combo)
+        line.addWidget(self.order_combo)
+        self.conversion_model: RowsModel[rp.ConversionRow] = RowsModel(
+            conversion_columns(rp.ConversionBy.INVITER), parent=self)
+        self.conversion_table = make_table(self.conversion_model, "Conversion", stretch=0,
+                                           sort_column=1, order=Qt.SortOrder.DescendingOrder)
+        self.conversion_summary = summary_label()
+        self.k_factor_label = PlainLabel("")
+        self.k_factor_label.setObjectName("KFactor")
+        self.k_factor_label.setStyleSheet("font-size: 12pt; font-weight: 600;")
+        self.k_factor_label.setWordWrap(True)
+        self.conversion_chart = ChartView(empty_text="No invitations in this period.")
+        box = QWidget()
+        layout = QVBoxLayout(box)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.k_factor_label)
+        layout.addWidget(self.conversion_chart, 1)
+        return tab_box(self.conversion_summary, self.conversion_table, box,
+                         extra=choices, below=self._pager("conversion"))
+
+    def _first_conversion_page(self) -> None:
+        self.offsets["conversion"] = 0
+        self._load_conversion()
+
+    def _load_conversion(self) -> None:
+        source, operator, period, unit, now = (self._source, self._operator, self.period,
+                                               self.unit_id, self._now())
+        by, order = self.by, self.conversion_order
+        limit, offset = self.page_size, self.offsets["conversion"]
+        self._ask("conversion", lambda: source.conversion(operator, period, by, unit, now,
+                                                          limit=limit, offset=offset,
+                                                          order=order),
+                  self._show_conversion)
+
+    def _show_conversion(self, conversion: rp.Conversion) -> None:
+        if not conversion.rows and conversion.offset > 0 and conversion.total_rows:
+            self.offsets["conversion"] = ((conversion.total_rows - 1) // self.page_size
+                                          * self.page_size)
+            self.conversion = conversion
+            self._load_conversion()
+            return
+        self.conversion = conversion
+        self._show_pager("conversion", conversion.offset, len(conversion.rows),
+                         conversion.total_rows, "Rows")
+        columns = conversion_columns(conversion.by)
+        self.conversion_model.columns = columns
+        self.conversion_model.set_rows(conversion.rows)
+        self.conversion_model.headerDataChanged.emit(Qt.Orientation.Horizontal, 0,
+                                                     len(columns) - 1)
+        set_widths(self.conversion_table, columns)
+        k = conversion.k_factor
+        self.k_factor_label.setText(
+            "K-factor: –" if k is None else
+            f"K-factor {k:.2f} = {conversion.invitations_per_member or 0:.2f} invitations per "
+            f"member × {rate(conversion.acceptance_rate)} accepted")
+        self.k_factor_label.setToolTip(
+            "New members each member brings in over the period (invitations per member × "
+            "acceptance rate); above 1, the organization grows by referral alone.")
+        self.conversion_summary.setText(
+            f"{conversion.sent:,} invitation{'' if conversion.sent == 1 else 's'} sent, "
+            f"{conversion.accepted:,} accepted ({rate(conversion.acceptance_rate)}), "
+            f"{conversion.members:,} active member{'' if conversion.members == 1 else 's'} "
+            "at the end of the period.")
+        self.conversion_chart.set_data(self.conversion_chart_data())
+
+    def conversion_chart_data(self) -> ChartData:
+        conversion = self.conversion
+        rows = sorted(conversion.rows, key=lambda r: -r.sent)[:CHART_TOP] if conversion else []
+        by = conversion.by.value if conversion else "inviter"
+        return ChartData(
+            f"Sent and accepted, by {by}" + (f" (top {CHART_TOP} by sent)"
+                                             if conversion and len(conversion.rows) > CHART_TOP
+                                             else ""),
+            (bar_series("Sent", [r.sent for r in rows], "#0072B2"),
+             bar_series("Accepted", [r.accepted for r in rows], "#009E73")),
+            categories=tuple(r.label for r in rows), dates=False, y_label="invitations")
