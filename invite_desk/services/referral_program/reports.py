@@ -224,6 +224,19 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
             if keys and periods.built(session, org, settings.time_zone):
                 page = _period_page(session, org, keys, start, end, shown_period, shown_row,
                                     row_for, offset, limit)
+        elif (limit is not None and not scope.own_only
+              and stats.usable(session, org, settings.time_zone)
+              and periods.built(session, org, settings.time_zone)):
+            # Days that are not whole months: the whole months inside from the period
+            # summary, the partial months at the edges from the raw rows (indexed ranges).
+            composed = periods.split(start, end, settings.zone)
+            if composed is not None:
+                keys, edges = composed
+                hidden_ids = (set() if scope.sees_opted_out
+                              else opted_out - {operator.member_id})
+                extra = _edge_figures(session, org, scope, edges, moment, hidden_ids)
+                page = _period_page(session, org, keys, start, end, shown_period, shown_row,
+                                    row_for, offset, limit, extra)
         candidates = None
         wanted = None if limit is None else offset + limit
         if page is not None:
@@ -304,7 +317,7 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
             elif offset:
                 order = order[offset:]
         people = _members(session, order)
-        if summarized:
+        if summarized or page is not None:
             # Still-open invitations of the period: read by the status index (there are only
             # as many as were sent within one expiry period), not per inviter.
             for mid, still_open in session.execute(
@@ -364,16 +377,18 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
 
 def _period_page(session: Session, org: uuid.UUID, keys: list[str], start: datetime | None,
                  end: datetime | None, shown: Any, shown_row: Any, row_for: Any, offset: int,
-                 limit: int) -> tuple[list[uuid.UUID], int] | None:
+                 limit: int, extra: dict[uuid.UUID, dict[str, Any]] | None = None
+                 ) -> tuple[list[uuid.UUID], int] | None:
     """One page of the ranking (score, who got there first, id) from the period summary, and
     the number of referrers on the whole board. One calendar period: read in rank order
     from its index; whole months that are not one (`keys`: the calendar periods covering
-    them): the top of the summed scores by the threshold algorithm. None when the page
+    them): the top of the summed scores by the threshold algorithm, with `extra`, the
+    figures of a range's partial edges (periods.split), added. None when the page
     reaches past the referrers with a score (those without one, and those with only
     pending referrals, who have no row, are ranked by the general path)."""
     P = ReferralPeriodStats
     where = [P.organization_id == org, *shown(P.referrer_id)]
-    if len(keys) == 1:
+    if len(keys) == 1 and extra is None:
         where.append(P.period == keys[0])
         rows = session.execute(
             select(P.referrer_id, P.completed, P.active, P.vested_points, P.held_points,
@@ -391,7 +406,7 @@ def _period_page(session: Session, org: uuid.UUID, keys: list[str], start: datet
         listed = int(session.scalar(select(func.count()).select_from(P).where(*where)) or 0)
     else:
         found = periods.top_by_sum(session, org, keys, "score", offset + limit,
-                                   where[1:])
+                                   where[1:], extra)
         if found is None:
             return None
         far = datetime.max.replace(tzinfo=UTC)
@@ -408,14 +423,51 @@ def _period_page(session: Session, org: uuid.UUID, keys: list[str], start: datet
         where.append(P.period.in_(keys))
         listed = int(session.scalar(select(func.count(func.distinct(P.referrer_id)))
                                     .where(*where)) or 0)
-    pending_only = int(session.scalar(
-        select(func.count(func.distinct(Referral.referrer_id))).where(
+    # Referrers of the edges without a row in the whole months, and those with only
+    # pending referrals (few: pending referrals await one approval each).
+    outside = set(extra or ())
+    for part in _chunks(sorted(outside)):
+        outside.difference_update(session.scalars(
+            select(P.referrer_id).where(P.organization_id == org, P.period.in_(keys),
+                                        P.referrer_id.in_(part)).distinct()))
+    pending_only = set(session.scalars(
+        select(Referral.referrer_id).where(
             Referral.organization_id == org, Referral.completed_at.is_(None),
             Referral.status == ReferralStatus.PENDING.value,
             *_in_range(Referral.referred_at, start, end), *shown_row(Referral.referrer_id),
             ~exists().where(P.organization_id == org, P.period.in_(keys),
-                            P.referrer_id == Referral.referrer_id))) or 0)
-    return order, listed + pending_only
+                            P.referrer_id == Referral.referrer_id)).distinct()))
+    return order, listed + len(outside) + len(pending_only - set(extra or ()))
+
+
+def _edge_figures(session: Session, org: uuid.UUID, scope: _Scope,
+                  edges: Sequence[tuple[datetime, datetime]], moment: datetime,
+                  hidden: set[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
+    """Per referrer in scope (less `hidden`), the leaderboard's figures of the partial
+    edges of a range (periods.split), from the raw rows, named as the period summary's
+    columns (with the score): at most two partial months of rows, read by the completion
+    and sent-time indexes."""
+    found: dict[uuid.UUID, dict[str, Any]] = {}
+    for low, high in edges:
+        part: dict[uuid.UUID, dict[str, Any]] = {}
+
+        def row_for(mid: uuid.UUID, part: dict[uuid.UUID, dict[str, Any]] = part
+                    ) -> dict[str, Any]:
+            return part.setdefault(mid, {"completed": 0, "active": 0, "points": 0,
+                                         "held": 0, "reached": None, "sent": 0,
+                                         "accepted": 0, "open": 0})
+
+        _raw_figures(session, org, scope, low, high, row_for, moment)
+        for mid, f in part.items():
+            if mid in hidden:
+                continue
+            figures = {"reached": f["reached"], "completed": f["completed"],
+                       "active": f["active"], "vested_points": f["points"], "vested": 0,
+                       "held_points": f["held"], "sent": f["sent"], "accepted": f["accepted"],
+                       "score": ACTIVE_WEIGHT * f["active"]
+                       + INACTIVE_WEIGHT * (f["completed"] - f["active"])}
+            found[mid] = periods.added(found[mid], figures) if mid in found else figures
+    return found
 
 
 def _summarized_total(session: Session, org: uuid.UUID, start: datetime | None,
@@ -731,25 +783,49 @@ def conversion(uow: UnitOfWork, operator: Operator, period: Period,
         column = 0 if order is ConversionOrder.SENT else 1
         page_offset, total_rows = offset, -1
         top = None
-        if calendar and len(calendar) > 1 and limit is not None:
+        extra: dict[uuid.UUID, dict[str, Any]] | None = None
+        composed = (periods.split(start, end, settings.zone)
+                    if (not fast and by is ConversionBy.INVITER and limit is not None
+                        and scope.unit_id is None and not scope.own_only
+                        and running.built(session, org, settings.time_zone)
+                        and periods.built(session, org, settings.time_zone)) else None)
+        if composed is not None:
+            # Days that are not whole months: the whole months inside from the period
+            # summary, the partial edges from the raw rows (the sent-time index).
+            calendar, edges = composed
+            extra = _edge_invitations(session, org, edges, where[:2])
+            if extra is None:  # an invitation without an inviter: the general path
+                calendar = None
+        if calendar and (len(calendar) > 1 or extra is not None) and limit is not None:
             # whole months that are not one calendar period: the top of the sums
             top = periods.top_by_sum(session, org, calendar, order.value, offset + limit,
-                                     [ReferralPeriodStats.sent > 0])
-        if calendar and len(calendar) == 1:
+                                     [ReferralPeriodStats.sent > 0], extra)
+        if calendar and len(calendar) == 1 and extra is None:
             counts, page_offset, total_rows, total_sent, total_accepted = _calendar_counts(
                 session, org, calendar[0], column, offset, limit)
         elif top is not None and calendar:
             counts = {k: (f["sent"], f["accepted"]) for k, f in top.items()}
+            P = ReferralPeriodStats
             total_rows = int(session.scalar(
-                select(func.count(func.distinct(ReferralPeriodStats.referrer_id))).where(
-                    ReferralPeriodStats.organization_id == org,
-                    ReferralPeriodStats.period.in_(calendar),
-                    ReferralPeriodStats.sent > 0)) or 0)
+                select(func.count(func.distinct(P.referrer_id))).where(
+                    P.organization_id == org, P.period.in_(calendar), P.sent > 0)) or 0)
             # every invitation is in one unit group (or none): the totals of 2 rows a unit
-            units = running.period_rows(session, org, settings.zone, "unit", start, end,
+            low, high = (start, end) if composed is None else _whole_months(composed[1],
+                                                                            start, end)
+            units = running.period_rows(session, org, settings.zone, "unit", low, high,
                                         ("sent", "accepted"))
             total_sent = sum(int(sent) for _, sent, _ in units)
             total_accepted = sum(int(accepted) for _, _, accepted in units)
+            if extra:
+                outside = {k for k, f in extra.items() if f["sent"] > 0}
+                for part in _chunks(sorted(outside)):
+                    outside.difference_update(session.scalars(
+                        select(P.referrer_id).where(
+                            P.organization_id == org, P.period.in_(calendar), P.sent > 0,
+                            P.referrer_id.in_(part)).distinct()))
+                total_rows += len(outside)
+                total_sent += sum(f["sent"] for f in extra.values())
+                total_accepted += sum(f["accepted"] for f in extra.values())
         elif fast:
             # Organization-wide whole months: the running totals, two rows per group.
             for k, sent, accepted in running.period_rows(
@@ -779,7 +855,8 @@ def conversion(uow: UnitOfWork, operator: Operator, period: Period,
         page = _ordered_page(counts, column, page_offset, limit, labelled)
         keys = [k for k, _ in page]
         medians: dict[Any, float | None] = {}
-        if keys and (not fast or total_accepted <= EXACT_MEDIAN_LIMIT):
+        summed_view = fast or top is not None
+        if keys and (not summed_view or total_accepted <= EXACT_MEDIAN_LIMIT):
             duration = seconds_between(session, Invitation.sent_at, Invitation.accepted_at)
             for part in ([keys] if limit is None else _chunks(keys)):
                 ranked = (
@@ -798,14 +875,23 @@ def conversion(uow: UnitOfWork, operator: Operator, period: Period,
                            ranked.c.rn <= func.floor((ranked.c.n + 2) / 2.0))
                     .group_by(ranked.c.k)).all())
         elif keys:
-            # Beyond the exact limit: interpolated within the running histogram's bucket.
+            # Beyond the exact limit: interpolated within the running histogram's bucket
+            # (a range's partial edges: their own histogram, from the raw rows).
+            low, high = (start, end) if composed is None else _whole_months(composed[1],
+                                                                            start, end)
             for part in _chunks(keys):
+                histograms = ({} if composed is None else
+                              _edge_histograms(session, composed[1], where[:2], part))
                 for k, *hist in running.period_rows(
-                    session, org, settings.zone, by.value, start, end, running.HIST,
+                    session, org, settings.zone, by.value, low, high, running.HIST,
                     groups=[running.group_key(k) for k in part]
                 ):
-                    medians[uuid.UUID(k) if k else None] = running.interpolated_median(
-                        [int(v) for v in hist])
+                    group = uuid.UUID(k) if k else None
+                    more = histograms.pop(group, [0] * len(running.HIST))
+                    medians[group] = running.interpolated_median(
+                        [int(v) + m for v, m in zip(hist, more, strict=True)])
+                for group, hist in histograms.items():
+                    medians[group] = running.interpolated_median(hist)
         rows = tuple(
             ConversionRow(key=k, label=label, sent=counts[k][0], accepted=counts[k][1],
                           rate=_rate(counts[k][1], counts[k][0]),
@@ -821,6 +907,12 @@ def conversion(uow: UnitOfWork, operator: Operator, period: Period,
         if fast:  # active members who joined before the end: a running total
             members = sum(int(n) for _, n in running.period_rows(
                 session, org, settings.zone, "members", None, end, ("score",)))
+        elif top is not None and composed is not None:  # to the last whole month, + the rest
+            _, high = _whole_months(composed[1], start, end)
+            members = sum(int(n) for _, n in running.period_rows(
+                session, org, settings.zone, "members", None, high, ("score",)))
+            if high is not None:
+                members += int(session.scalar(members_q.where(Member.joined_at >= high)) or 0)
         else:
             members = int(session.scalar(members_q) or 0)
         per_member = _rate(total_sent, members)
@@ -829,6 +921,66 @@ def conversion(uow: UnitOfWork, operator: Operator, period: Period,
         return Conversion(period, by, rows, total_sent, total_accepted, members,
                           per_member, rate, k_factor, total_rows=total_rows, offset=offset,
                           order=order)
+
+
+def _whole_months(edges: Sequence[tuple[datetime, datetime]], start: datetime | None,
+                  end: datetime | None) -> tuple[datetime | None, datetime | None]:
+    """The whole months inside a range split into them and its partial `edges`."""
+    low, high = start, end
+    for edge_start, edge_end in edges:
+        if edge_start == start:
+            low = edge_end
+        if edge_end == end:
+            high = edge_start
+    return low, high
+
+
+def _edge_invitations(session: Session, org: uuid.UUID,
+                      edges: Sequence[tuple[datetime, datetime]],
+                      where: Sequence[ColumnElement[bool]]
+                      ) -> dict[uuid.UUID, dict[str, Any]] | None:
+    """Invitations sent and accepted per inviter over a range's partial edges, named as the
+    period summary's columns; None when one has no inviter (the summary has no row for
+    them: the caller takes the general path)."""
+    found: dict[uuid.UUID, dict[str, Any]] = {}
+    accepted = Invitation.status == InvitationStatus.ACCEPTED.value
+    for low, high in edges:
+        for inviter, sent, ok in session.execute(
+            select(Invitation.inviter_id, func.count(), func.sum(case((accepted, 1), else_=0)))
+            .where(*where, Invitation.sent_at >= low, Invitation.sent_at < high)
+            .group_by(Invitation.inviter_id)
+        ):
+            if inviter is None:
+                return None
+            figures = found.setdefault(inviter, {"reached": None,
+                                                 **dict.fromkeys(periods.SUMMED, 0)})
+            figures["sent"] += int(sent)
+            figures["accepted"] += int(ok or 0)
+    return found
+
+
+def _edge_histograms(session: Session, edges: Sequence[tuple[datetime, datetime]],
+                     where: Sequence[ColumnElement[bool]], inviters: Sequence[Any]
+                     ) -> dict[Any, list[int]]:
+    """Accepted invitations of these inviters over a range's partial edges, by time to
+    accept in the running histogram's buckets."""
+    found: dict[Any, list[int]] = {}
+    bucket = running.histogram_bucket(session).label("b")
+    for low, high in edges:
+        for inviter, index, count in session.execute(
+            select(Invitation.inviter_id, bucket, func.count())
+            .where(*where, Invitation.sent_at >= low, Invitation.sent_at < high,
+                   Invitation.status == InvitationStatus.ACCEPTED.value,
+                   Invitation.accepted_at.is_not(None),
+                   # by the sent-time range, not by an inviter index (whose rows
+                   # span every month of these, the busiest, inviters)
+                   _in_groups(func.coalesce(Invitation.inviter_id, Invitation.inviter_id),
+                              inviters))
+            .group_by(Invitation.inviter_id, bucket)
+        ):
+            if index >= 0:
+                found.setdefault(inviter, [0] * len(running.HIST))[int(index)] += int(count)
+    return found
 
 
 # -- retention ---------------------------------------------------------------------------------
