@@ -212,3 +212,53 @@ def test_the_property_takes_the_composed_path(random_world: World,
     for first, last in ((date(2026, 1, 15), date(2026, 2, 20)),
                         (date(2026, 2, 1), date(2026, 4, 30))):
         assert periods.split(*Period.custom(first, last).bounds(zone, NOW), zone) is None
+
+
+# -- "My referrals": the member's own row and rank, read at the source ---------------------------
+
+@pytest.fixture
+def utc_world(any_uow: UnitOfWork) -> Iterator[World]:
+    world = _world(any_uow, "UTC")
+    rp.save_settings(any_uow, world.admin, {"leaderboard_visible_to_members": True})
+    rp.reconcile(any_uow, world.admin, now=NOW)
+    yield world
+
+
+def test_a_members_standing_is_their_row_and_rank_without_the_board(
+        utc_world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """This year (2026): Rita 2 active + 1 lapsed = 11, reached 20 Apr; Sam 2 + 1 = 11,
+    reached 2 May; Tom 1 + 5 = 10, reached 10 Jan; Uma 2 active = 10, reached 1 Jun (opted
+    out: hidden from other members, not from herself)."""
+    world = utc_world
+    year = Period(rp.PeriodKind.THIS_YEAR)
+    boards: list[bool] = []
+    original = reports.leaderboard
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        boards.append(bool(kwargs.get("only_own")))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(reports, "leaderboard", spy)
+    ranks = {}
+    for name in ("Rita", "Sam", "Tom", "Uma"):
+        row = rp.leaderboard_standing(world.uow, world.operator(name), year, now=NOW)
+        assert row is not None and row.referrer_name == f"{name} Test"
+        ranks[name] = (row.rank, row.score, row.completed, row.active)
+    assert ranks == {"Rita": (1, 11, 3, 2), "Sam": (2, 11, 3, 2), "Tom": (3, 10, 6, 1),
+                     "Uma": (4, 10, 2, 2)}
+    assert boards == [True] * 4  # each read only their own row, never the board
+    monkeypatch.setattr(reports, "leaderboard", original)
+    # the same as their row on the board they see (a period read in full: the general path)
+    for name in ("Sam", "Uma"):
+        who = world.operator(name)
+        for period in (year, Period.custom(date(2026, 2, 10), date(2026, 5, 1))):
+            standing = rp.leaderboard_standing(world.uow, who, period, now=NOW)
+            board = rp.leaderboard(world.uow, who, period, now=NOW)
+            assert standing == next(r for r in board.rows if r.referrer_id == who.member_id)
+    # a member with nothing this month has no standing; a private board tells no rank
+    assert rp.leaderboard_standing(world.uow, world.operator("Tom"),
+                                   Period(rp.PeriodKind.THIS_MONTH), now=NOW) is None
+    rp.save_settings(world.uow, world.admin, {"leaderboard_visible_to_members": False})
+    assert rp.leaderboard_standing(world.uow, world.operator("Sam"), year, now=NOW) is None
+    admin_view = rp.leaderboard_standing(world.uow, world.admin, year, now=NOW)
+    assert admin_view is None  # the admin referred nobody

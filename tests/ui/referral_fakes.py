@@ -5,7 +5,7 @@ database are exercised in test_referrals_data.py)."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,6 +43,7 @@ class FakeSource:
     flags_open: list[rp.FlagRow] = field(default_factory=list)
     decided: list[tuple[uuid.UUID, rp.FlagStatus]] = field(default_factory=list)
     visible_to_members: bool = True
+    standing_rank: int | None = 57  # "My referrals": the member's own rank
 
     def reconcile(self, operator: Operator, now: datetime | None = None) -> rp.ReconcileResult:
         self.calls.append(("reconcile", None))
@@ -71,6 +72,14 @@ class FakeSource:
         end = None if limit is None else offset + limit
         return rp.Leaderboard(period, None, None, rows[offset:end], "test", total=len(rows),
                               offset=offset)
+
+    def standing(self, operator: Operator, period: rp.Period,
+                 now: datetime | None = None) -> rp.LeaderboardRow | None:
+        self.calls.append(("standing", period))
+        if self.standing_rank is None:
+            return None
+        return replace(board_row(self.standing_rank, operator.name, completed=2, active=1),
+                       referrer_id=operator.member_id)
 
     def trends(self, operator: Operator, period: rp.Period, granularity: rp.Granularity,
                unit_id: uuid.UUID | None, now: datetime | None = None) -> rp.Trends:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -167,7 +168,8 @@ def _rate(part: int, whole: int) -> float | None:
 
 def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
                 unit_id: uuid.UUID | None = None, *, limit: int | None = None,
-                offset: int = 0, now: datetime | None = None) -> Leaderboard:
+                offset: int = 0, now: datetime | None = None,
+                only_own: bool = False) -> Leaderboard:
     """Referrers ranked by score, ties to who reached it first. USER: only themself unless the
     leaderboard is visible to members (then opted-out members are hidden from them).
 
@@ -175,7 +177,9 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
     `Leaderboard.total` is the number of referrers on the whole board either way. A calendar
     month, quarter, year or all time, organization-wide or for one unit, reads its page in
     rank order from the per-period summary (periods.py): a few rows whatever the size;
-    other whole months sum the calendar periods covering them (threshold algorithm)."""
+    other whole months sum the calendar periods covering them (threshold algorithm).
+    `only_own`: the operator's own row alone (rank 1 of 1; `leaderboard_standing` ranks it
+    on the board)."""
     moment = now or utcnow()
     offset = max(0, offset)
     with uow:
@@ -184,6 +188,8 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
         org = operator.organization_id
         settings = load_settings(session, org)
         scope = _Scope(operator, unit_id, settings, leaderboard=True)
+        if only_own:
+            scope.own_only, scope.unit_id = True, None
         start, end = period.bounds(settings.zone, moment)
 
         figures: dict[uuid.UUID, dict[str, Any]] = {}
@@ -373,6 +379,55 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
         label = ("your own referrals" if scope.own_only else
                  chosen.name if chosen is not None else "whole organization")
         return Leaderboard(period, start, end, tuple(rows), label, total=total, offset=offset)
+
+
+def leaderboard_standing(uow: UnitOfWork, operator: Operator, period: Period, *,
+                         now: datetime | None = None) -> LeaderboardRow | None:
+    """The operator's own row of the leaderboard they may see, with their rank on it: read
+    at the source, without the rest of the board ("My referrals"). None when they have no
+    figures in the period, or may see no leaderboard but their own (a USER while the
+    organization keeps it private: their rank would tell of others).
+
+    A calendar month, quarter, year or all time: the rank is one more than the referrers
+    ranked ahead in the period summary's rank index (higher score; the same score reached
+    earlier; the same instant and a lower id), less those hidden from the operator. Other
+    periods, or a referrer without a score (ranked among those with none), rank on the
+    whole board."""
+    moment = now or utcnow()
+    own = leaderboard(uow, operator, period, now=moment, only_own=True)
+    if not own.rows:
+        return None
+    mine = own.rows[0]
+    with uow:
+        session = uow.session
+        operator = refreshed(session, operator)
+        org = operator.organization_id
+        settings = load_settings(session, org)
+        scope = _Scope(operator, None, settings, leaderboard=True)
+        if scope.own_only:
+            return None
+        start, end = period.bounds(settings.zone, moment)
+        key = periods.key_for(start, end, settings.zone)
+        calendar = (key is not None and mine.score > 0 and mine.first_reached_at is not None
+                    and periods.built(session, org, settings.time_zone))
+        if calendar:
+            P = ReferralPeriodStats
+            where: list[ColumnElement[bool]] = [P.organization_id == org, P.period == key,
+                                                *scope.person_row(P.referrer_id)]
+            if not scope.sees_opted_out:
+                where.append(~P.referrer_id.in_(select(LeaderboardOptOut.member_id).where(
+                    LeaderboardOptOut.organization_id == org,
+                    LeaderboardOptOut.member_id != operator.member_id)))
+            reached = mine.first_reached_at
+            ahead = sum(int(session.scalar(select(func.count()).select_from(P).where(
+                *where, *condition)) or 0) for condition in (
+                    [P.score > mine.score],
+                    [P.score == mine.score, P.reached < reached],
+                    [P.score == mine.score, P.reached == reached,
+                     P.referrer_id < operator.member_id]))
+            return replace(mine, rank=ahead + 1)
+    board = leaderboard(uow, operator, period, now=moment)
+    return next((row for row in board.rows if row.referrer_id == operator.member_id), None)
 
 
 def _period_page(session: Session, org: uuid.UUID, keys: list[str], start: datetime | None,
@@ -1047,4 +1102,4 @@ def retention(uow: UnitOfWork, operator: Operator, unit_id: uuid.UUID | None = N
 
 
 __all__ = ["ACTIVE_WEIGHT", "INACTIVE_WEIGHT", "PeriodKind", "badges_for", "conversion",
-           "leaderboard", "retention", "trends"]
+           "leaderboard", "leaderboard_standing", "retention", "trends"]

@@ -34,6 +34,11 @@ class ReferralSource:
         return rp.leaderboard(self._uow, operator, period, unit_id, now=now, limit=limit,
                               offset=offset)
 
+    def standing(self, operator: Operator, period: rp.Period,
+                 now: datetime | None = None) -> rp.LeaderboardRow | None:
+        """The operator's own leaderboard row and rank, without the rest of the board."""
+        return rp.leaderboard_standing(self._uow, operator, period, now=now)
+
     def trends(self, operator: Operator, period: rp.Period, granularity: rp.Granularity,
                unit_id: uuid.UUID | None, now: datetime | None = None) -> rp.Trends:
         return rp.trends(self._uow, operator, period, granularity, unit_id, now=now)
