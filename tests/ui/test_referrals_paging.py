@@ -5,6 +5,8 @@ background, page by page, with progress."""
 from __future__ import annotations
 
 import csv
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -113,3 +115,69 @@ def test_csv_export_of_a_paged_table_reads_every_page(
     with (tmp_path / "conversion.csv").open(encoding="utf-8-sig", newline="") as handle:
         rows = list(csv.reader(handle))
     assert len(rows) == 251 and rows[1][:2] == ["Inviter 00001", "250"]
+
+
+def _pdf_text(path: Path) -> str:
+    return subprocess.run(["pdftotext", "-layout", str(path), "-"], check=True,
+                          capture_output=True, text=True).stdout
+
+
+@pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="needs poppler-utils")
+def test_pdf_export_holds_the_whole_paged_tables_with_progress(
+        qtbot: QtBot, hub: OperationsHub, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(export_module, "EXPORT_PAGE", 60)
+    source = FakeSource(board_size=250)
+    page = _page(qtbot, hub, source)
+    page.turn_page("leaderboard", 1)  # on the second page: the PDF still holds them all
+    settle(qtbot, page)
+    progress: list[str] = []
+    page.status_label.setText = (  # type: ignore[method-assign]
+        lambda text, original=page.status_label.setText: (progress.append(text),
+                                                          original(text))[1])
+    page.ask_save_path = lambda *_a: tmp_path / "report.pdf"  # type: ignore[method-assign]
+    with qtbot.waitSignal(page.exported, timeout=20_000):
+        page.pdf_action.trigger()
+        assert not page.cancel_export_button.isHidden()
+        assert not page.pdf_action.isEnabled() and not page.csv_action.isEnabled()
+    assert page.cancel_export_button.isHidden() and page.pdf_action.isEnabled()
+    assert [p for p in source.pages if p[1] == 60] == [
+        *[("leaderboard", 60, offset) for offset in range(0, 300, 60)],
+        *[("conversion", 60, offset) for offset in range(0, 300, 60)]]
+    assert "Exporting the leaderboard… 60 of 250 rows" in progress
+    assert "Exporting the conversion… 240 of 250 rows" in progress
+    pdf = tmp_path / "report.pdf"
+    text = _pdf_text(pdf)
+    for line in ("Referrer 00001", "Referrer 00250", "Inviter 00001", "Inviter 00250"):
+        assert line in text
+    assert "250 referrers ·" in text  # the whole board's summary, not a page's
+    subprocess.run(["pdftoppm", "-r", "30", "-png", str(pdf), str(tmp_path / "page")],
+                   check=True)
+    assert len(list(tmp_path.glob("page-*.png"))) > 5  # the long tables run over pages
+    listing = subprocess.run(["pdfdetach", "-list", str(pdf)], check=True,
+                             capture_output=True, text=True).stdout
+    number = next(line.split(":")[0] for line in listing.splitlines()
+                  if line.endswith(" conversion.csv"))
+    subprocess.run(["pdfdetach", "-save", number, "-o", str(tmp_path / "conversion.csv"),
+                    str(pdf)], check=True)
+    attached = list(csv.reader((tmp_path / "conversion.csv").read_text("utf-8").splitlines()))
+    assert len(attached) == 251 and attached[-1][0] == "Inviter 00250"
+
+
+def test_a_whole_table_export_can_be_cancelled(
+        qtbot: QtBot, hub: OperationsHub, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(export_module, "EXPORT_PAGE", 40)
+    source = FakeSource(board_size=250)
+    page = _page(qtbot, hub, source)
+    page.status_label.setText = (  # type: ignore[method-assign]
+        lambda text, original=page.status_label.setText: (
+            page.cancel_export_button.click() if text.startswith("Exporting… 80") else None,
+            original(text))[1])
+    page.ask_save_path = lambda *_a: tmp_path / "board.csv"  # type: ignore[method-assign]
+    page.csv_action.trigger()
+    qtbot.waitUntil(lambda: page.csv_action.isEnabled(), timeout=10_000)
+    assert page.status_label.text() == "Export cancelled: nothing was written"
+    assert not (tmp_path / "board.csv").exists()
+    assert [p for p in source.pages if p[1] == 40] == [
+        ("leaderboard", 40, offset) for offset in (0, 40, 80)]

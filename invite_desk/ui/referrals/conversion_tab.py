@@ -4,6 +4,8 @@ inviter, unit, batch or event, one page at a time, with the K-factor. A part of
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QVBoxLayout, QWidget
 
@@ -109,14 +111,17 @@ class ConversionTab:
             "at the end of the period.")
         self.conversion_chart.set_data(self.conversion_chart_data())
 
-    def conversion_chart_data(self) -> ChartData:
+    def conversion_chart_data(self, whole: Sequence[rp.ConversionRow] | None = None
+                              ) -> ChartData:
+        """The loaded page's rows with the most sent (or `whole`'s, a whole table read for an
+        export)."""
         conversion = self.conversion
-        rows = sorted(conversion.rows, key=lambda r: -r.sent)[:CHART_TOP] if conversion else []
+        shown = whole if whole is not None else conversion.rows if conversion else ()
+        rows = sorted(shown, key=lambda r: -r.sent)[:CHART_TOP]
         by = conversion.by.value if conversion else "inviter"
         return ChartData(
             f"Sent and accepted, by {by}" + (f" (top {CHART_TOP} by sent)"
-                                             if conversion and len(conversion.rows) > CHART_TOP
-                                             else ""),
+                                             if len(shown) > CHART_TOP else ""),
             (bar_series("Sent", [r.sent for r in rows], "#0072B2"),
              bar_series("Accepted", [r.accepted for r in rows], "#009E73")),
             categories=tuple(r.label for r in rows), dates=False, y_label="invitations")

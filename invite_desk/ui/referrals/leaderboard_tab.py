@@ -3,12 +3,34 @@ with a chart of the top of the page. A part of `ReferralsPage`."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from PySide6.QtWidgets import QWidget
 
 from invite_desk.services import referral_program as rp
 from invite_desk.ui.charts import ChartData, ChartView, bar_series
 from invite_desk.ui.referrals.common import CHART_TOP, make_table, summary_label, tab_box
 from invite_desk.ui.referrals.tables import RowsModel, leaderboard_columns
+
+
+def leaderboard_text(board: rp.Leaderboard) -> str:
+    """What the rows of `board` hold, and which ranks of the whole board they are."""
+    completed = sum(r.completed for r in board.rows)
+    active = sum(r.active for r in board.rows)
+    hidden = sum(1 for r in board.rows if r.opted_out)
+    text = (f"{len(board.rows):,} referrer{'' if len(board.rows) == 1 else 's'} · "
+            f"{completed:,} completed referral{'' if completed == 1 else 's'}, "
+            f"{active:,} still active. Ranked by quality score: {rp.ACTIVE_WEIGHT} points "
+            f"per referee still active, {rp.INACTIVE_WEIGHT} per referee who is not; "
+            "ties go to who got there first.")
+    if hidden:
+        text += (f" {hidden:,} opted out of the public leaderboard: shown to admins only, "
+                 "in grey.")
+    if board.total > len(board.rows):  # one page of a longer board: say which
+        shown = f"{board.offset + 1:,}–{board.offset + len(board.rows):,}"
+        text = f"{board.total:,} referrers; ranks {shown} below." + text[
+            text.index(" Ranked"):]
+    return text
 
 
 class LeaderboardTab:
@@ -40,26 +62,16 @@ class LeaderboardTab:
         self.leaderboard = board
         self.leaderboard_model.set_rows(board.rows)
         self._show_pager("leaderboard", board.offset, len(board.rows), board.total, "Ranks")
-        completed = sum(r.completed for r in board.rows)
-        active = sum(r.active for r in board.rows)
-        hidden = sum(1 for r in board.rows if r.opted_out)
-        text = (f"{len(board.rows):,} referrer{'' if len(board.rows) == 1 else 's'} · "
-                f"{completed:,} completed referral{'' if completed == 1 else 's'}, "
-                f"{active:,} still active. Ranked by quality score: {rp.ACTIVE_WEIGHT} points "
-                f"per referee still active, {rp.INACTIVE_WEIGHT} per referee who is not; "
-                "ties go to who got there first.")
-        if hidden:
-            text += (f" {hidden:,} opted out of the public leaderboard: shown to admins only, "
-                     "in grey.")
-        if board.total > len(board.rows):  # one page of a longer board: say which
-            shown = f"{board.offset + 1:,}–{board.offset + len(board.rows):,}"
-            text = f"{board.total:,} referrers; ranks {shown} below." + text[
-                text.index(" Ranked"):]
+        text = leaderboard_text(board)
         self.leaderboard_summary.setText(text)
         self.leaderboard_chart.set_data(self.leaderboard_chart_data())
 
-    def leaderboard_chart_data(self) -> ChartData:
-        rows = self.leaderboard.rows[:CHART_TOP] if self.leaderboard else ()
+    def leaderboard_chart_data(self, rows: Sequence[rp.LeaderboardRow] | None = None
+                               ) -> ChartData:
+        """The top of the loaded page (or of `rows`, a whole board read for an export)."""
+        if rows is None:
+            rows = self.leaderboard.rows if self.leaderboard else ()
+        rows = rows[:CHART_TOP]
         return ChartData(
             f"Top referrers, {self.period.label.lower()}",
             (bar_series("Still active", [r.active for r in rows], "#009E73"),

@@ -96,6 +96,7 @@ class ReferralsPage(LeaderboardTab, TrendsTab, ConversionTab, QualityTab, FlagsT
         # organization can have tens of thousands of referrers).
         self.page_size = PAGE_SIZE
         self.offsets = {"leaderboard": 0, "conversion": 0}
+        self._export_cancelled = False
         self._build()
         self._connect()
         self._load_units()
@@ -158,6 +159,9 @@ class ReferralsPage(LeaderboardTab, TrendsTab, ConversionTab, QualityTab, FlagsT
         self.csv_action = QAction("This table as CSV…", self)
         self.pdf_action = QAction("Whole report as PDF…", self)
         self.export_menu.aboutToShow.connect(self._fill_export_menu)
+        self.cancel_export_button = QPushButton("Cancel export")
+        self.cancel_export_button.setToolTip("Stop reading the whole table; nothing is written")
+        self.cancel_export_button.setVisible(False)  # while a whole table is being read
         self.reload_button = QPushButton("Reload")
         self.reload_button.setToolTip("Read the figures again")
 
@@ -192,6 +196,7 @@ class ReferralsPage(LeaderboardTab, TrendsTab, ConversionTab, QualityTab, FlagsT
         titles.addWidget(title)
         titles.addWidget(self.scope_label)
         header.addLayout(titles, 1)
+        header.addWidget(self.cancel_export_button, 0, Qt.AlignmentFlag.AlignBottom)
         header.addWidget(self.reload_button, 0, Qt.AlignmentFlag.AlignBottom)
         header.addWidget(self.export_button, 0, Qt.AlignmentFlag.AlignBottom)
         root = QVBoxLayout(self)
@@ -231,6 +236,7 @@ class ReferralsPage(LeaderboardTab, TrendsTab, ConversionTab, QualityTab, FlagsT
         self.by_combo.currentIndexChanged.connect(lambda _i: self._first_conversion_page())
         self.order_combo.currentIndexChanged.connect(lambda _i: self._first_conversion_page())
         self.reload_button.clicked.connect(self.refresh)
+        self.cancel_export_button.clicked.connect(self.cancel_export)
         self.csv_action.triggered.connect(self._ask_csv)
         self.pdf_action.triggered.connect(self._ask_pdf)
         if self.is_admin:
