@@ -49,8 +49,10 @@ from invite_desk.services.referral_program.types import (
     Channel,
     Conversion,
     ConversionBy,
+    ConversionColumn,
     ConversionOrder,
     ConversionRow,
+    ConversionSort,
     FlagKind,
     FlagRow,
     FlagStatus,
@@ -74,8 +76,8 @@ from invite_desk.services.referral_program.types import (
 )
 
 __all__ = [
-    "ACTIVE_WEIGHT", "INACTIVE_WEIGHT", "Badge", "Channel", "Conversion", "ConversionBy",
-    "ConversionOrder", "ConversionRow", "FlagKind", "FlagRow", "FlagStatus", "GamificationSettings", "Granularity",
+    "ACTIVE_WEIGHT", "INACTIVE_WEIGHT", "Badge", "Channel", "Conversion", "ConversionBy", "ConversionColumn",
+    "ConversionOrder", "ConversionRow", "ConversionSort", "FlagKind", "FlagRow", "FlagStatus", "GamificationSettings", "Granularity",
     "Leaderboard", "LeaderboardRow", "LedgerEntry", "LedgerKind", "LedgerReason", "Period",
     "PeriodKind", "ReconcileResult", "RefereeRow", "ReferralActivity", "Retention",
     "RetentionFigure", "RetentionRow", "TrendBucket", "Trends", "conversion", "decide_flag",

@@ -16,7 +16,19 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, and_, case, exists, func, or_, select, union
+from sqlalchemy import (
+    ColumnElement,
+    Double,
+    Select,
+    and_,
+    case,
+    cast,
+    exists,
+    func,
+    or_,
+    select,
+    union,
+)
 from sqlalchemy.orm import Session
 
 from invite_desk.services.errors import PermissionDenied
@@ -50,8 +62,10 @@ from invite_desk.services.referral_program.types import (
     Channel,
     Conversion,
     ConversionBy,
+    ConversionColumn,
     ConversionOrder,
     ConversionRow,
+    ConversionSort,
     FlagStatus,
     GamificationSettings,
     Granularity,
@@ -793,6 +807,82 @@ def _calendar_counts(session: Session, org: uuid.UUID, calendar: str, column: in
     return found, start, *totals
 
 
+def _grouped(session: Session, org: uuid.UUID, zone: ZoneInfo, by: ConversionBy,
+             start: datetime | None, end: datetime | None, where: Sequence[Any], key: Any,
+             calendar: list[str] | None, fast: bool
+             ) -> tuple[Any, Callable[[Any], Any]]:
+    """The conversion's groups as a statement of (k, sent, accepted), and how to read its
+    k: one calendar period by inviter from the period summary's rows; other whole months
+    organization-wide from the running totals (two rows a group); else the raw rows
+    grouped."""
+    if calendar is not None and len(calendar) == 1 and by is ConversionBy.INVITER:
+        P = ReferralPeriodStats
+        return (select(P.referrer_id.label("k"), P.sent.label("sent"),
+                       P.accepted.label("accepted"))
+                .where(P.organization_id == org, P.period == calendar[0], P.sent > 0),
+                lambda k: k)
+    if fast:
+        stmt = running.period_select(session, org, zone, by.value, start, end,
+                                     ("sent", "accepted"), where=[lambda f: f["sent"] > 0])
+        if stmt is not None:
+            sub = stmt.subquery()
+            return (select(sub.c.group_key.label("k"), sub.c.sent, sub.c.accepted),
+                    lambda k: uuid.UUID(k) if k else None)
+    accepted = func.sum(case((Invitation.status == InvitationStatus.ACCEPTED.value, 1),
+                             else_=0))
+    return (select(key, func.count().label("sent"), accepted.label("accepted"))
+            .where(*where).group_by(key), lambda k: k)
+
+
+def _sorted_page(session: Session, grouped: Select[Any], read_key: Callable[[Any], Any],
+                 sort: ConversionSort, offset: int, limit: int | None,
+                 labelled: Callable[[list[Any]], dict[Any, str]]
+                 ) -> tuple[list[tuple[Any, str]], dict[Any, tuple[int, int]], int, int, int]:
+    """(key, label) of rows offset .. offset+limit of `grouped` (k, sent, accepted) in the
+    order of `sort`, ties to the label then the key; their counts; the whole view's row
+    count and totals. The database sorts: the values at the page's two ends, how many rows
+    come before it, and the rows between those values (the band) are read; only the band
+    is labelled and ordered here."""
+    q = grouped.subquery()
+    metric: Any = {ConversionColumn.SENT: q.c.sent, ConversionColumn.ACCEPTED: q.c.accepted,
+                   ConversionColumn.RATE: cast(q.c.accepted, Double) / cast(q.c.sent, Double),
+                   }[sort.column]
+    rows, sent, accepted = session.execute(
+        select(func.count(), func.coalesce(func.sum(q.c.sent), 0),
+               func.coalesce(func.sum(q.c.accepted), 0)).select_from(q)).one()
+    totals = int(rows), int(sent), int(accepted)
+    band: list[Any] = []
+    start = offset
+    if limit is not None:
+        if offset >= totals[0] or limit <= 0:
+            return [], {}, *totals
+        direction = metric.desc() if sort.descending else metric.asc()
+        first, last = (session.scalar(select(metric).select_from(q).order_by(direction)
+                                      .offset(at).limit(1))
+                       for at in (offset, min(offset + limit, totals[0]) - 1))
+        if first is None or last is None:  # changed meanwhile: nothing to show
+            return [], {}, *totals
+        before = metric > first if sort.descending else metric < first
+        start = offset - int(session.scalar(select(func.count()).select_from(q)
+                                            .where(before)) or 0)
+        low, high = (last, first) if sort.descending else (first, last)
+        band = [metric >= low, metric <= high]
+    found = {read_key(k): (int(s), int(a or 0)) for k, s, a in session.execute(
+        select(q.c.k, q.c.sent, q.c.accepted).where(*band))}
+    labels = labelled(list(found))
+
+    def value(k: Any) -> float:
+        s, a = found[k]
+        figure = {ConversionColumn.SENT: s, ConversionColumn.ACCEPTED: a,
+                  ConversionColumn.RATE: a / s if s else 0.0}[sort.column]
+        return -figure if sort.descending else figure
+
+    ordered = sorted(found, key=lambda k: (value(k), labels[k].casefold(),
+                                           str(k) if k is not None else ""))
+    chosen = ordered[start:] if limit is None else ordered[start:start + limit]
+    return [(k, labels[k]) for k in chosen], {k: found[k] for k in chosen}, *totals
+
+
 def _median(value: float | None) -> float | None:
     return float(value) if value is not None else None
 
@@ -807,15 +897,19 @@ def _in_groups(column: Any, keys: Sequence[Any]) -> ColumnElement[bool]:
 def conversion(uow: UnitOfWork, operator: Operator, period: Period,
                by: ConversionBy = ConversionBy.INVITER, unit_id: uuid.UUID | None = None,
                *, now: datetime | None = None, limit: int | None = None, offset: int = 0,
-               order: ConversionOrder = ConversionOrder.SENT) -> Conversion:
+               order: ConversionOrder = ConversionOrder.SENT,
+               sort: ConversionSort | None = None) -> Conversion:
     """Invitations sent vs accepted and median time to accept per group, plus the K-factor
     (invitations per active member x acceptance rate).
 
-    Rows are ordered by invitations sent (or accepted), most first, then by label;
-    `limit` / `offset` give one page of them (`Conversion.total_rows`: how many there are;
-    the totals and the K-factor are the whole view's). By inviter, organization-wide, over a
-    calendar month, quarter, year or all time, the counts come from the period summary and
-    only the page's groups are labelled and get a median."""
+    Rows are ordered by invitations sent (or accepted), most first, then by label; `sort`
+    (a column of ConversionColumn, either way) overrides `order`. `limit` / `offset` give
+    one page of them (`Conversion.total_rows`: how many there are; the totals and the
+    K-factor are the whole view's); only the page's groups are labelled and get a median.
+    By inviter, organization-wide, most sent or accepted first, over a calendar month,
+    quarter, year or all time (or whole months, or days around them) the page comes from
+    the period summary; any other view is sorted and cut in SQL (_sorted_page), over the
+    running totals of whole months, else over the raw rows' groups."""
     moment = now or utcnow()
     offset = max(0, offset)
     with uow:
@@ -835,12 +929,20 @@ def conversion(uow: UnitOfWork, operator: Operator, period: Period,
                     if fast and by is ConversionBy.INVITER
                     and periods.built(session, org, settings.time_zone) else None)
         counts: dict[Any, tuple[int, int]] = {}
+        sort = sort or ConversionSort.of(order)
+        if sort.descending and sort.column is not ConversionColumn.RATE:
+            order = ConversionOrder(sort.column.value)
         column = 0 if order is ConversionOrder.SENT else 1
+        # Units, batches and events, and any order but the most sent / accepted: sorted and
+        # paged in SQL.
+        at_source = (by is not ConversionBy.INVITER or not sort.descending
+                     or sort.column is ConversionColumn.RATE)
         page_offset, total_rows = offset, -1
         top = None
         extra: dict[uuid.UUID, dict[str, Any]] | None = None
         composed = (periods.split(start, end, settings.zone)
-                    if (not fast and by is ConversionBy.INVITER and limit is not None
+                    if (not fast and not at_source and by is ConversionBy.INVITER
+                        and limit is not None
                         and scope.unit_id is None and not scope.own_only
                         and running.built(session, org, settings.time_zone)
                         and periods.built(session, org, settings.time_zone)) else None)
@@ -851,11 +953,25 @@ def conversion(uow: UnitOfWork, operator: Operator, period: Period,
             extra = _edge_invitations(session, org, edges, where[:2])
             if extra is None:  # an invitation without an inviter: the general path
                 calendar = None
-        if calendar and (len(calendar) > 1 or extra is not None) and limit is not None:
+        def labelled(keys: list[Any]) -> dict[Any, str]:
+            found = _labels(session, by, [k for k in keys if k is not None])
+            return {k: found.get(k, NO_GROUP[by]) if k is not None else NO_GROUP[by]
+                    for k in keys}
+
+        if at_source:
+            page, counts, total_rows, total_sent, total_accepted = _sorted_page(
+                session, *_grouped(session, org, settings.zone, by, start, end, where, key,
+                                   calendar if fast else None, fast),
+                sort, offset, limit, labelled)
+        if at_source:
+            pass
+        elif calendar and (len(calendar) > 1 or extra is not None) and limit is not None:
             # whole months that are not one calendar period: the top of the sums
             top = periods.top_by_sum(session, org, calendar, order.value, offset + limit,
                                      [ReferralPeriodStats.sent > 0], extra)
-        if calendar and len(calendar) == 1 and extra is None:
+        if at_source:
+            pass
+        elif calendar and len(calendar) == 1 and extra is None:
             counts, page_offset, total_rows, total_sent, total_accepted = _calendar_counts(
                 session, org, calendar[0], column, offset, limit)
         elif top is not None and calendar:
@@ -901,13 +1017,8 @@ def conversion(uow: UnitOfWork, operator: Operator, period: Period,
             total_rows = len(counts)
             total_sent = sum(sent for sent, _ in counts.values())
             total_accepted = sum(accepted for _, accepted in counts.values())
-
-        def labelled(keys: list[Any]) -> dict[Any, str]:
-            found = _labels(session, by, [k for k in keys if k is not None])
-            return {k: found.get(k, NO_GROUP[by]) if k is not None else NO_GROUP[by]
-                    for k in keys}
-
-        page = _ordered_page(counts, column, page_offset, limit, labelled)
+        if not at_source:
+            page = _ordered_page(counts, column, page_offset, limit, labelled)
         keys = [k for k, _ in page]
         medians: dict[Any, float | None] = {}
         summed_view = fast or top is not None
@@ -975,7 +1086,7 @@ def conversion(uow: UnitOfWork, operator: Operator, period: Period,
         k_factor = per_member * rate if per_member is not None and rate is not None else None
         return Conversion(period, by, rows, total_sent, total_accepted, members,
                           per_member, rate, k_factor, total_rows=total_rows, offset=offset,
-                          order=order)
+                          order=order, sort=sort)
 
 
 def _whole_months(edges: Sequence[tuple[datetime, datetime]], start: datetime | None,
