@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtWidgets import QTableView
 from pytestqt.qtbot import QtBot
 
 from invite_desk.services import referral_program as rp
@@ -181,3 +183,68 @@ def test_a_whole_table_export_can_be_cancelled(
     assert not (tmp_path / "board.csv").exists()
     assert [p for p in source.pages if p[1] == 40] == [
         ("leaderboard", 40, offset) for offset in (0, 40, 80)]
+
+
+def _click_header(qtbot: QtBot, table: QTableView, column: int) -> None:
+    header = table.horizontalHeader()
+    qtbot.mouseClick(header.viewport(), Qt.MouseButton.LeftButton,
+                     pos=QPoint(header.sectionViewportPosition(column) + 8,
+                                header.height() // 2))
+
+
+def test_sorting_a_conversion_column_asks_the_service_for_that_order(
+        qtbot: QtBot, hub: OperationsHub) -> None:
+    source = FakeSource(board_size=250)
+    page = _page(qtbot, hub, source)
+    page.tabs.setCurrentIndex(2)
+    table, header = page.conversion_table, page.conversion_table.horizontalHeader()
+    assert (header.sortIndicatorSection(), header.sortIndicatorOrder()) == (
+        1, Qt.SortOrder.DescendingOrder)
+
+    _click_header(qtbot, table, 3)  # Acceptance: the highest rate first, of all 250 rows
+    settle(qtbot, page)
+    assert source.sorts[-1] == rp.ConversionSort(rp.ConversionColumn.RATE, True)
+    assert source.pages[-1] == ("conversion", 100, 0)
+    assert table_text(page, "conversion")[0][:3] == ["Inviter 00250", "1", "1"]
+    assert (header.sortIndicatorSection(), header.sortIndicatorOrder()) == (
+        3, Qt.SortOrder.DescendingOrder)
+    _click_header(qtbot, table, 3)  # again: the other way
+    settle(qtbot, page)
+    assert source.sorts[-1] == rp.ConversionSort(rp.ConversionColumn.RATE, False)
+    assert table_text(page, "conversion")[0][:2] == ["Inviter 00001", "250"]
+    _, label, _, following = page.pagers["conversion"]
+    following.click()  # the next page, in the same order
+    settle(qtbot, page)
+    assert (source.pages[-1], source.sorts[-1]) == (
+        ("conversion", 100, 100), rp.ConversionSort(rp.ConversionColumn.RATE, False))
+    assert table_text(page, "conversion")[0][0] == "Inviter 00101"
+
+    asked = len(source.pages)
+    _click_header(qtbot, table, 4)  # the median is not sorted by the service: nothing asked
+    _click_header(qtbot, table, 0)
+    qtbot.wait(50)
+    assert len(source.pages) == asked
+    assert header.sortIndicatorSection() == 3
+    assert table_text(page, "conversion")[0][0] == "Inviter 00101"  # not re-sorted here
+
+    _click_header(qtbot, table, 2)  # Accepted, most first: the order box follows
+    settle(qtbot, page)
+    assert source.sorts[-1] == rp.ConversionSort(rp.ConversionColumn.ACCEPTED, True)
+    assert source.pages[-1] == ("conversion", 100, 0)
+    assert page.order_combo.currentData() == "accepted"
+    page.order_combo.setCurrentIndex(page.order_combo.findData("sent"))
+    settle(qtbot, page)
+    assert source.sorts[-1] == rp.ConversionSort(rp.ConversionColumn.SENT, True)
+    assert header.sortIndicatorSection() == 1
+
+
+def test_one_page_of_a_longer_leaderboard_stays_in_rank_order(
+        qtbot: QtBot, hub: OperationsHub) -> None:
+    page = _page(qtbot, hub, FakeSource(board_size=250))
+    _click_header(qtbot, page.leaderboard_table, 1)  # Referrer: not sorted on a page
+    assert [row[0] for row in table_text(page, "leaderboard")[:3]] == ["1", "2", "3"]
+    assert not page.leaderboard_table.isSortingEnabled()
+    short = _page(qtbot, hub, FakeSource())  # the whole board loaded: sorted here
+    assert short.leaderboard_table.isSortingEnabled()
+    _click_header(qtbot, short.leaderboard_table, 5)  # Completed, ascending
+    assert [row[0] for row in table_text(short, "leaderboard")] == ["3", "1", "2"]

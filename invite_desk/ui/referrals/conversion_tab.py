@@ -22,6 +22,10 @@ from invite_desk.ui.referrals.common import (
 from invite_desk.ui.referrals.tables import RowsModel, conversion_columns
 from invite_desk.ui.widgets import PlainLabel
 
+# The conversion table's columns the service sorts by (the label and the median are not).
+SORTABLE_COLUMNS = {1: rp.ConversionColumn.SENT, 2: rp.ConversionColumn.ACCEPTED,
+                    3: rp.ConversionColumn.RATE}
+
 
 class ConversionTab:
     """Mixed into ReferralsPage."""
@@ -50,8 +54,16 @@ class ConversionTab:
         line.addWidget(self.order_combo)
         self.conversion_model: RowsModel[rp.ConversionRow] = RowsModel(
             conversion_columns(rp.ConversionBy.INVITER), parent=self)
+        # Sorted by the service, not the proxy: a click on a sortable column asks for that
+        # order (the table may be one page of thousands of rows).
         self.conversion_table = make_table(self.conversion_model, "Conversion", stretch=0,
-                                           sort_column=1, order=Qt.SortOrder.DescendingOrder)
+                                           sortable=False)
+        self.conversion_sort = rp.ConversionSort()
+        header = self.conversion_table.horizontalHeader()
+        header.setSectionsClickable(True)
+        header.setSortIndicatorShown(True)
+        header.sectionClicked.connect(self._conversion_header_clicked)
+        self._show_conversion_sort()
         self.conversion_summary = summary_label()
         self.k_factor_label = PlainLabel("")
         self.k_factor_label.setObjectName("KFactor")
@@ -70,14 +82,51 @@ class ConversionTab:
         self.offsets["conversion"] = 0
         self._load_conversion()
 
+    def _conversion_order_chosen(self) -> None:
+        """"Most sent / accepted first": that column, most first."""
+        self.conversion_sort = rp.ConversionSort.of(self.conversion_order)
+        self._show_conversion_sort()
+        self._first_conversion_page()
+
+    def sort_conversion(self, column: int) -> bool:
+        """A click on the header of `column`: a sortable one (SORTABLE_COLUMNS) is asked of
+        the service, most first, then the other way on a second click; True when it was."""
+        wanted = SORTABLE_COLUMNS.get(column)
+        if wanted is None:
+            self._show_conversion_sort()  # the indicator stays on the order shown
+            return False
+        current = self.conversion_sort
+        descending = not current.descending if current.column is wanted else True
+        self.conversion_sort = rp.ConversionSort(wanted, descending)
+        self._show_conversion_sort()
+        self._first_conversion_page()
+        return True
+
+    def _conversion_header_clicked(self, column: int) -> None:
+        self.sort_conversion(column)
+
+    def _show_conversion_sort(self) -> None:
+        """The header's indicator and the order box follow the order asked for."""
+        sort = self.conversion_sort
+        column = next(c for c, name in SORTABLE_COLUMNS.items() if name is sort.column)
+        header = self.conversion_table.horizontalHeader()
+        header.blockSignals(True)
+        header.setSortIndicator(column, Qt.SortOrder.DescendingOrder if sort.descending
+                                else Qt.SortOrder.AscendingOrder)
+        header.blockSignals(False)
+        if sort.descending and sort.column is not rp.ConversionColumn.RATE:
+            self.order_combo.blockSignals(True)
+            self.order_combo.setCurrentIndex(self.order_combo.findData(sort.column.value))
+            self.order_combo.blockSignals(False)
+
     def _load_conversion(self) -> None:
         source, operator, period, unit, now = (self._source, self._operator, self.period,
                                                self.unit_id, self._now())
-        by, order = self.by, self.conversion_order
+        by, order, sort = self.by, self.conversion_order, self.conversion_sort
         limit, offset = self.page_size, self.offsets["conversion"]
         self._ask("conversion", lambda: source.conversion(operator, period, by, unit, now,
                                                           limit=limit, offset=offset,
-                                                          order=order),
+                                                          order=order, sort=sort),
                   self._show_conversion)
 
     def _show_conversion(self, conversion: rp.Conversion) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from PySide6.QtCore import QSortFilterProxyModel
 from PySide6.QtWidgets import QWidget
 
 from invite_desk.services import referral_program as rp
@@ -61,10 +62,30 @@ class LeaderboardTab:
             return
         self.leaderboard = board
         self.leaderboard_model.set_rows(board.rows)
+        self._sort_leaderboard_locally(board.total <= len(board.rows))
         self._show_pager("leaderboard", board.offset, len(board.rows), board.total, "Ranks")
         text = leaderboard_text(board)
         self.leaderboard_summary.setText(text)
         self.leaderboard_chart.set_data(self.leaderboard_chart_data())
+
+    def _sort_leaderboard_locally(self, whole: bool) -> None:
+        """The whole board loaded: its columns sort here. One page of a longer board: it
+        stays in rank order, as the service ranked it (sorting a page alone would mislead),
+        and the header says so."""
+        table = self.leaderboard_table
+        header = table.horizontalHeader()
+        if whole:
+            header.setSortIndicatorShown(True)
+            table.setSortingEnabled(True)
+            header.setToolTip("")
+            return
+        table.setSortingEnabled(False)
+        proxy = table.model()
+        assert isinstance(proxy, QSortFilterProxyModel)
+        proxy.sort(-1)  # the rows as read: by rank
+        header.setSortIndicatorShown(False)
+        header.setToolTip("In rank order: one page of a longer board is not sorted by "
+                          "another column. Export it to CSV to sort every row.")
 
     def leaderboard_chart_data(self, rows: Sequence[rp.LeaderboardRow] | None = None
                                ) -> ChartData:

@@ -234,7 +234,7 @@ class ReferralsPage(LeaderboardTab, TrendsTab, ConversionTab, QualityTab, FlagsT
         self.scope_combo.currentIndexChanged.connect(lambda _i: self._first_pages())
         self.granularity_combo.currentIndexChanged.connect(lambda _i: self._load_trends())
         self.by_combo.currentIndexChanged.connect(lambda _i: self._first_conversion_page())
-        self.order_combo.currentIndexChanged.connect(lambda _i: self._first_conversion_page())
+        self.order_combo.currentIndexChanged.connect(lambda _i: self._conversion_order_chosen())
         self.reload_button.clicked.connect(self.refresh)
         self.cancel_export_button.clicked.connect(self.cancel_export)
         self.csv_action.triggered.connect(self._ask_csv)

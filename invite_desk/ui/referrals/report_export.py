@@ -105,7 +105,7 @@ class ReportExport:
         waiting = list(views)
         source, operator, period, unit, now = (self._source, self._operator, self.period,
                                                self.unit_id, self._now())
-        by, order = self.by, self.conversion_order
+        by, order, sort = self.by, self.conversion_order, self.conversion_sort
         self._export_cancelled = False
         self._exporting(True)
 
@@ -118,7 +118,7 @@ class ReportExport:
                                                limit=EXPORT_PAGE, offset=offset)
                     return board.rows, board.total
                 table = source.conversion(operator, period, by, unit, now, limit=EXPORT_PAGE,
-                                          offset=offset, order=order)
+                                          offset=offset, order=order, sort=sort)
                 return table.rows, table.total_rows
 
             if not self.hub.query(self, work, got, failed, key=f"export-{view}"):

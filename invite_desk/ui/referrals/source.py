@@ -46,9 +46,10 @@ class ReferralSource:
     def conversion(self, operator: Operator, period: rp.Period, by: rp.ConversionBy,
                    unit_id: uuid.UUID | None, now: datetime | None = None, *,
                    limit: int | None = None, offset: int = 0,
-                   order: rp.ConversionOrder = rp.ConversionOrder.SENT) -> rp.Conversion:
+                   order: rp.ConversionOrder = rp.ConversionOrder.SENT,
+                   sort: rp.ConversionSort | None = None) -> rp.Conversion:
         return rp.conversion(self._uow, operator, period, by, unit_id, now=now, limit=limit,
-                             offset=offset, order=order)
+                             offset=offset, order=order, sort=sort)
 
     def retention(self, operator: Operator, unit_id: uuid.UUID | None,
                   now: datetime | None = None) -> rp.Retention:
