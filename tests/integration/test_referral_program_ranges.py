@@ -68,16 +68,16 @@ def paris(any_uow: UnitOfWork) -> Iterator[World]:
 
 
 def _counting(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """How many edge readings the composed path made (it was taken, not the raw path)."""
+    """How many times the composed path read a range's edges (it was taken, not the raw
+    path)."""
     calls: list[int] = []
-    for name in ("_edge_figures", "_edge_invitations"):
-        original = getattr(reports, name)
 
-        def counted(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+    class Counted(reports.Edges):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
             calls.append(1)
-            return _original(*args, **kwargs)
+            super().__init__(*args, **kwargs)
 
-        monkeypatch.setattr(reports, name, counted)
+    monkeypatch.setattr(reports, "Edges", Counted)
     return calls
 
 

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from invite_desk.services.models import Member, ReferralMonthStats, ReferralPeriodStats, Setting
 from invite_desk.services.referral_program import running
+from invite_desk.services.referral_program.edges import Edges
 from invite_desk.services.referral_program.running import ACTIVE_WEIGHT, INACTIVE_WEIGHT
 
 P = ReferralPeriodStats
@@ -234,8 +235,7 @@ def added(figures: dict[str, Any], more: dict[str, Any] | None) -> dict[str, Any
 
 
 def summed(session: Session, org: uuid.UUID, keys: Sequence[str],
-           referrers: Sequence[uuid.UUID],
-           extra: dict[uuid.UUID, dict[str, Any]] | None = None
+           referrers: Sequence[uuid.UUID], extra: Edges | None = None
            ) -> dict[uuid.UUID, dict[str, Any]]:
     """The figures of `referrers` summed over the periods `keys` (their primary keys), plus
     their `extra` figures (the raw partial edges of a range, when it has them)."""
@@ -249,24 +249,22 @@ def summed(session: Session, org: uuid.UUID, keys: Sequence[str],
         ):
             found[mid] = {"reached": reached,
                           **{c: int(v or 0) for c, v in zip(SUMMED, values, strict=True)}}
-    if extra:
-        for mid in referrers:
-            if mid in extra:
-                found[mid] = added(found.get(mid, {"reached": None}), extra[mid])
+    if extra is not None and referrers:
+        for mid, more in extra.figures(referrers).items():
+            found[mid] = added(found.get(mid, {"reached": None}), more)
     return found
 
 
 def top_by_sum(session: Session, org: uuid.UUID, keys: Sequence[str], column: str,
-               wanted: int, conditions: Sequence[Any] = (),
-               extra: dict[uuid.UUID, dict[str, Any]] | None = None
+               wanted: int, conditions: Sequence[Any] = (), extra: Edges | None = None
                ) -> dict[uuid.UUID, dict[str, Any]] | None:
     """Every referrer whose `column` summed over `keys` is at least the `wanted`-th largest
     such sum (ties included), with all their summed figures: the threshold algorithm over
     each key's index in descending order, which stops once the `wanted`-th best sum found so
     far beats what a referrer not yet seen could still reach (the sum of the last values
-    read). `conditions` (on P) restrict the referrers. `extra`: more figures per referrer
-    (the raw partial edges of a range, already restricted), one more list read in
-    descending order. None when fewer than `wanted` referrers have a positive sum, for a
+    read). `conditions` (on P) restrict the referrers. `extra`: the raw partial edges of a
+    range (restricted alike), one more list read in descending order, whose figures are
+    added to the sums. None when fewer than `wanted` referrers have a positive sum, for a
     page deeper than MAX_WANTED, or past MAX_SEEN referrers (the caller then sums
     everyone)."""
     if wanted > MAX_WANTED:
@@ -276,8 +274,6 @@ def top_by_sum(session: Session, org: uuid.UUID, keys: Sequence[str], column: st
     offsets = dict.fromkeys(keys, 0)
     bounds: dict[str, int] = {}
     seen: dict[uuid.UUID, dict[str, Any]] = {}
-    ranked_extra = sorted((mid for mid, f in (extra or {}).items() if f[column] > 0),
-                          key=lambda mid: -int((extra or {})[mid][column]))
     extra_read = 0
     while True:
         fresh: dict[uuid.UUID, None] = {}
@@ -292,11 +288,10 @@ def top_by_sum(session: Session, org: uuid.UUID, keys: Sequence[str], column: st
             bounds[key] = int(rows[-1][1]) if len(rows) == batch else 0
             fresh.update((row[0], None) for row in rows if row[0] not in seen)
         if extra is not None and bounds.get("") != 0:
-            taken = ranked_extra[extra_read:extra_read + batch]
+            taken = extra.ranked(column, extra_read, batch)
             extra_read += len(taken)
-            bounds[""] = (int(extra[taken[-1]][column])
-                          if taken and extra_read < len(ranked_extra) else 0)
-            fresh.update((mid, None) for mid in taken if mid not in seen)
+            bounds[""] = taken[-1][1] if len(taken) == batch else 0
+            fresh.update((mid, None) for mid, _ in taken if mid not in seen)
         seen.update(summed(session, org, keys, list(fresh), extra))
         best = sorted((figures[column] for figures in seen.values()), reverse=True)
         unseen_at_most = sum(bounds.values())

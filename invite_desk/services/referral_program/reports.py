@@ -54,6 +54,7 @@ from invite_desk.services.models import (
 from invite_desk.services.operator import Operator, refreshed
 from invite_desk.services.permissions import ScopeLevel, scope_of
 from invite_desk.services.referral_program import periods, running, stats
+from invite_desk.services.referral_program.edges import Edges
 from invite_desk.services.referral_program.running import ACTIVE_WEIGHT, INACTIVE_WEIGHT
 from invite_desk.services.referral_program.settings import load as load_settings
 from invite_desk.services.referral_program.sql import bucket_index, seconds_between
@@ -254,9 +255,9 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
                 keys, edges = composed
                 hidden_ids = (set() if scope.sees_opted_out
                               else opted_out - {operator.member_id})
-                extra = _edge_figures(session, org, scope, edges, moment, hidden_ids)
                 page = _period_page(session, org, keys, start, end, shown_period, shown_row,
-                                    row_for, offset, limit, extra)
+                                    row_for, offset, limit,
+                                    Edges(session, org, edges, scope.person, hidden_ids))
         candidates = None
         wanted = None if limit is None else offset + limit
         if page is not None:
@@ -446,7 +447,7 @@ def leaderboard_standing(uow: UnitOfWork, operator: Operator, period: Period, *,
 
 def _period_page(session: Session, org: uuid.UUID, keys: list[str], start: datetime | None,
                  end: datetime | None, shown: Any, shown_row: Any, row_for: Any, offset: int,
-                 limit: int, extra: dict[uuid.UUID, dict[str, Any]] | None = None
+                 limit: int, extra: Edges | None = None
                  ) -> tuple[list[uuid.UUID], int] | None:
     """One page of the ranking (score, who got there first, id) from the period summary, and
     the number of referrers on the whole board. One calendar period: read in rank order
@@ -456,7 +457,8 @@ def _period_page(session: Session, org: uuid.UUID, keys: list[str], start: datet
     reaches past the referrers with a score (those without one, and those with only
     pending referrals, who have no row, are ranked by the general path)."""
     P = ReferralPeriodStats
-    where = [P.organization_id == org, *shown(P.referrer_id)]
+    shown_conditions = shown(P.referrer_id)
+    where = [P.organization_id == org, *shown_conditions]
     if len(keys) == 1 and extra is None:
         where.append(P.period == keys[0])
         rows = session.execute(
@@ -494,11 +496,7 @@ def _period_page(session: Session, org: uuid.UUID, keys: list[str], start: datet
                                     .where(*where)) or 0)
     # Referrers of the edges without a row in the whole months, and those with only
     # pending referrals (few: pending referrals await one approval each).
-    outside = set(extra or ())
-    for part in _chunks(sorted(outside)):
-        outside.difference_update(session.scalars(
-            select(P.referrer_id).where(P.organization_id == org, P.period.in_(keys),
-                                        P.referrer_id.in_(part)).distinct()))
+    outside = 0 if extra is None else extra.outside(keys, key_conditions=shown_conditions)
     pending_only = set(session.scalars(
         select(Referral.referrer_id).where(
             Referral.organization_id == org, Referral.completed_at.is_(None),
@@ -506,37 +504,9 @@ def _period_page(session: Session, org: uuid.UUID, keys: list[str], start: datet
             *_in_range(Referral.referred_at, start, end), *shown_row(Referral.referrer_id),
             ~exists().where(P.organization_id == org, P.period.in_(keys),
                             P.referrer_id == Referral.referrer_id)).distinct()))
-    return order, listed + len(outside) + len(pending_only - set(extra or ()))
-
-
-def _edge_figures(session: Session, org: uuid.UUID, scope: _Scope,
-                  edges: Sequence[tuple[datetime, datetime]], moment: datetime,
-                  hidden: set[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
-    """Per referrer in scope (less `hidden`), the leaderboard's figures of the partial
-    edges of a range (periods.split), from the raw rows, named as the period summary's
-    columns (with the score): at most two partial months of rows, read by the completion
-    and sent-time indexes."""
-    found: dict[uuid.UUID, dict[str, Any]] = {}
-    for low, high in edges:
-        part: dict[uuid.UUID, dict[str, Any]] = {}
-
-        def row_for(mid: uuid.UUID, part: dict[uuid.UUID, dict[str, Any]] = part
-                    ) -> dict[str, Any]:
-            return part.setdefault(mid, {"completed": 0, "active": 0, "points": 0,
-                                         "held": 0, "reached": None, "sent": 0,
-                                         "accepted": 0, "open": 0})
-
-        _raw_figures(session, org, scope, low, high, row_for, moment)
-        for mid, f in part.items():
-            if mid in hidden:
-                continue
-            figures = {"reached": f["reached"], "completed": f["completed"],
-                       "active": f["active"], "vested_points": f["points"], "vested": 0,
-                       "held_points": f["held"], "sent": f["sent"], "accepted": f["accepted"],
-                       "score": ACTIVE_WEIGHT * f["active"]
-                       + INACTIVE_WEIGHT * (f["completed"] - f["active"])}
-            found[mid] = periods.added(found[mid], figures) if mid in found else figures
-    return found
+    if extra is not None:
+        pending_only -= extra.present(sorted(pending_only))
+    return order, listed + outside + len(pending_only)
 
 
 def _summarized_total(session: Session, org: uuid.UUID, start: datetime | None,
@@ -939,7 +909,7 @@ def conversion(uow: UnitOfWork, operator: Operator, period: Period,
                      or sort.column is ConversionColumn.RATE)
         page_offset, total_rows = offset, -1
         top = None
-        extra: dict[uuid.UUID, dict[str, Any]] | None = None
+        extra: Edges | None = None
         composed = (periods.split(start, end, settings.zone)
                     if (not fast and not at_source and by is ConversionBy.INVITER
                         and limit is not None
@@ -950,9 +920,10 @@ def conversion(uow: UnitOfWork, operator: Operator, period: Period,
             # Days that are not whole months: the whole months inside from the period
             # summary, the partial edges from the raw rows (the sent-time index).
             calendar, edges = composed
-            extra = _edge_invitations(session, org, edges, where[:2])
-            if extra is None:  # an invitation without an inviter: the general path
-                calendar = None
+            extra = Edges(session, org, edges, lambda _column: [])
+            if extra.without_inviter():  # the summary has no row for it: the general path
+                calendar, extra, composed = None, None, None
+
         def labelled(keys: list[Any]) -> dict[Any, str]:
             found = _labels(session, by, [k for k in keys if k is not None])
             return {k: found.get(k, NO_GROUP[by]) if k is not None else NO_GROUP[by]
@@ -987,16 +958,12 @@ def conversion(uow: UnitOfWork, operator: Operator, period: Period,
                                         ("sent", "accepted"))
             total_sent = sum(int(sent) for _, sent, _ in units)
             total_accepted = sum(int(accepted) for _, _, accepted in units)
-            if extra:
-                outside = {k for k, f in extra.items() if f["sent"] > 0}
-                for part in _chunks(sorted(outside)):
-                    outside.difference_update(session.scalars(
-                        select(P.referrer_id).where(
-                            P.organization_id == org, P.period.in_(calendar), P.sent > 0,
-                            P.referrer_id.in_(part)).distinct()))
-                total_rows += len(outside)
-                total_sent += sum(f["sent"] for f in extra.values())
-                total_accepted += sum(f["accepted"] for f in extra.values())
+            if extra is not None:
+                total_rows += extra.outside(calendar, sent_only=True,
+                                            key_conditions=[P.sent > 0])
+                edge_sent, edge_accepted = extra.totals()
+                total_sent += edge_sent
+                total_accepted += edge_accepted
         elif fast:
             # Organization-wide whole months: the running totals, two rows per group.
             for k, sent, accepted in running.period_rows(
@@ -1101,30 +1068,6 @@ def _whole_months(edges: Sequence[tuple[datetime, datetime]], start: datetime | 
     return low, high
 
 
-def _edge_invitations(session: Session, org: uuid.UUID,
-                      edges: Sequence[tuple[datetime, datetime]],
-                      where: Sequence[ColumnElement[bool]]
-                      ) -> dict[uuid.UUID, dict[str, Any]] | None:
-    """Invitations sent and accepted per inviter over a range's partial edges, named as the
-    period summary's columns; None when one has no inviter (the summary has no row for
-    them: the caller takes the general path)."""
-    found: dict[uuid.UUID, dict[str, Any]] = {}
-    accepted = Invitation.status == InvitationStatus.ACCEPTED.value
-    for low, high in edges:
-        for inviter, sent, ok in session.execute(
-            select(Invitation.inviter_id, func.count(), func.sum(case((accepted, 1), else_=0)))
-            .where(*where, Invitation.sent_at >= low, Invitation.sent_at < high)
-            .group_by(Invitation.inviter_id)
-        ):
-            if inviter is None:
-                return None
-            figures = found.setdefault(inviter, {"reached": None,
-                                                 **dict.fromkeys(periods.SUMMED, 0)})
-            figures["sent"] += int(sent)
-            figures["accepted"] += int(ok or 0)
-    return found
-
-
 def _edge_histograms(session: Session, edges: Sequence[tuple[datetime, datetime]],
                      where: Sequence[ColumnElement[bool]], inviters: Sequence[Any]
                      ) -> dict[Any, list[int]]:
@@ -1132,10 +1075,12 @@ def _edge_histograms(session: Session, edges: Sequence[tuple[datetime, datetime]
     accept in the running histogram's buckets."""
     found: dict[Any, list[int]] = {}
     bucket = running.histogram_bucket(session).label("b")
-    for low, high in edges:
+    in_edges = or_(*[and_(Invitation.sent_at >= low, Invitation.sent_at < high)
+                     for low, high in edges])
+    if edges:
         for inviter, index, count in session.execute(
             select(Invitation.inviter_id, bucket, func.count())
-            .where(*where, Invitation.sent_at >= low, Invitation.sent_at < high,
+            .where(*where, in_edges,
                    Invitation.status == InvitationStatus.ACCEPTED.value,
                    Invitation.accepted_at.is_not(None),
                    # by the sent-time range, not by an inviter index (whose rows
