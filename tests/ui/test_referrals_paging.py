@@ -208,6 +208,7 @@ def test_sorting_a_conversion_column_asks_the_service_for_that_order(
     assert table_text(page, "conversion")[0][:3] == ["Inviter 00250", "1", "1"]
     assert (header.sortIndicatorSection(), header.sortIndicatorOrder()) == (
         3, Qt.SortOrder.DescendingOrder)
+    assert page.order_combo.currentText() == "As the column sorted"
     _click_header(qtbot, table, 3)  # again: the other way
     settle(qtbot, page)
     assert source.sorts[-1] == rp.ConversionSort(rp.ConversionColumn.RATE, False)

@@ -22,6 +22,7 @@ from invite_desk.ui.referrals.common import (
 from invite_desk.ui.referrals.tables import RowsModel, conversion_columns
 from invite_desk.ui.widgets import PlainLabel
 
+BY_COLUMN = "column"  # the order box's entry for an order a header click chose
 # The conversion table's columns the service sorts by (the label and the median are not).
 SORTABLE_COLUMNS = {1: rp.ConversionColumn.SENT, 2: rp.ConversionColumn.ACCEPTED,
                     3: rp.ConversionColumn.RATE}
@@ -36,7 +37,8 @@ class ConversionTab:
 
     @property
     def conversion_order(self) -> rp.ConversionOrder:
-        return rp.ConversionOrder(self.order_combo.currentData())
+        data = self.order_combo.currentData()
+        return rp.ConversionOrder(data) if data != BY_COLUMN else rp.ConversionOrder.SENT
 
     def _build_conversion(self) -> QWidget:
         self.by_combo = QComboBox()
@@ -47,6 +49,7 @@ class ConversionTab:
         self.order_combo.setAccessibleName("Conversion order")
         self.order_combo.addItem("Most sent first", rp.ConversionOrder.SENT.value)
         self.order_combo.addItem("Most accepted first", rp.ConversionOrder.ACCEPTED.value)
+        self.order_combo.addItem("As the column sorted", BY_COLUMN)  # a header click chose
         choices = QWidget()
         line = QHBoxLayout(choices)
         line.setContentsMargins(0, 0, 0, 0)
@@ -84,6 +87,8 @@ class ConversionTab:
 
     def _conversion_order_chosen(self) -> None:
         """"Most sent / accepted first": that column, most first."""
+        if self.order_combo.currentData() == BY_COLUMN:
+            return  # what a header click chose stays
         self.conversion_sort = rp.ConversionSort.of(self.conversion_order)
         self._show_conversion_sort()
         self._first_conversion_page()
@@ -114,10 +119,11 @@ class ConversionTab:
         header.setSortIndicator(column, Qt.SortOrder.DescendingOrder if sort.descending
                                 else Qt.SortOrder.AscendingOrder)
         header.blockSignals(False)
-        if sort.descending and sort.column is not rp.ConversionColumn.RATE:
-            self.order_combo.blockSignals(True)
-            self.order_combo.setCurrentIndex(self.order_combo.findData(sort.column.value))
-            self.order_combo.blockSignals(False)
+        plain = sort.descending and sort.column is not rp.ConversionColumn.RATE
+        self.order_combo.blockSignals(True)
+        self.order_combo.setCurrentIndex(self.order_combo.findData(
+            sort.column.value if plain else BY_COLUMN))
+        self.order_combo.blockSignals(False)
 
     def _load_conversion(self) -> None:
         source, operator, period, unit, now = (self._source, self._operator, self.period,
