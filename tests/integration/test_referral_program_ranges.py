@@ -132,6 +132,12 @@ def test_a_range_across_month_edges_and_the_daylight_saving_change_by_hand(
     second = rp.conversion(paris.uow, paris.admin, period, now=NOW, limit=1, offset=1)
     assert [(r.label, r.sent, r.accepted) for r in second.rows] == [("Sam Test", 1, 1)]
 
+    # a member, when members see the board: Uma (opted out) is not on it
+    rp.save_settings(paris.uow, paris.admin, {"leaderboard_visible_to_members": True})
+    sam = paris.operator("Sam")
+    seen = rp.leaderboard(paris.uow, sam, period, limit=2, offset=1, now=NOW)
+    assert ([r.referrer_name for r in seen.rows], seen.total) == (["Tom Test", "Sam Test"], 3)
+
     with pytest.MonkeyPatch.context() as patch:  # the same from the raw rows
         _raw(patch)
         raw_board = rp.leaderboard(paris.uow, paris.admin, period, now=NOW)
@@ -187,10 +193,14 @@ def test_composed_ranges_equal_the_raw_figures(random_world: World, first: date,
         raw_board = rp.leaderboard(world.uow, world.admin, period, now=NOW)
         raw = {order: rp.conversion(world.uow, world.admin, period, now=NOW, order=order)
                for order in rp.ConversionOrder}
+        raw_unit = rp.leaderboard(world.uow, world.admin, period, world.north, now=NOW)
     board = rp.leaderboard(world.uow, world.admin, period, limit=limit, offset=offset,
                            now=NOW)
     assert board.rows == raw_board.rows[offset:offset + limit]
     assert board.total == len(raw_board.rows)
+    unit = rp.leaderboard(world.uow, world.admin, period, world.north, limit=limit,
+                          offset=offset, now=NOW)
+    assert (unit.rows, unit.total) == (raw_unit.rows[offset:offset + limit], len(raw_unit.rows))
     for order, whole in raw.items():
         page = rp.conversion(world.uow, world.admin, period, now=NOW, order=order,
                              limit=limit, offset=offset)
