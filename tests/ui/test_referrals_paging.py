@@ -40,6 +40,15 @@ def _page(qtbot: QtBot, hub: OperationsHub, source: FakeSource) -> ReferralsPage
     return page
 
 
+def _status_lines(page: ReferralsPage) -> list[str]:
+    """Every text the status line shows from now on."""
+    lines: list[str] = []
+    original = page.status_label.setText
+    page.status_label.setText = (  # type: ignore[method-assign]
+        lambda text: (lines.append(text), original(text))[1])
+    return lines
+
+
 def test_leaderboard_and_conversion_are_read_and_shown_one_page_at_a_time(
         qtbot: QtBot, hub: OperationsHub) -> None:
     source = FakeSource(board_size=250)
@@ -95,10 +104,7 @@ def test_csv_export_of_a_paged_table_reads_every_page(
     monkeypatch.setattr(export_module, "EXPORT_PAGE", 40)
     source = FakeSource(board_size=250)
     page = _page(qtbot, hub, source)
-    progress: list[str] = []
-    page.status_label.setText = (  # type: ignore[method-assign]
-        lambda text, original=page.status_label.setText: (progress.append(text),
-                                                          original(text))[1])
+    progress = _status_lines(page)
     page.ask_save_path = lambda *_a: tmp_path / "board.csv"  # type: ignore[method-assign]
     with qtbot.waitSignal(page.exported, timeout=10_000):
         page.csv_action.trigger()
@@ -133,10 +139,7 @@ def test_pdf_export_holds_the_whole_paged_tables_with_progress(
     page = _page(qtbot, hub, source)
     page.turn_page("leaderboard", 1)  # on the second page: the PDF still holds them all
     settle(qtbot, page)
-    progress: list[str] = []
-    page.status_label.setText = (  # type: ignore[method-assign]
-        lambda text, original=page.status_label.setText: (progress.append(text),
-                                                          original(text))[1])
+    progress = _status_lines(page)
     page.ask_save_path = lambda *_a: tmp_path / "report.pdf"  # type: ignore[method-assign]
     with qtbot.waitSignal(page.exported, timeout=20_000):
         page.pdf_action.trigger()
