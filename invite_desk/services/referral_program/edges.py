@@ -49,8 +49,11 @@ class Edges:
 
     # -- the statements ---------------------------------------------------------------------
     def _where(self, time: Any, who: Any) -> list[ColumnElement[bool]]:
+        # The scope is checked on each row of the time range (coalesce: not by a referrer
+        # index, whose rows span every month of a unit's referrers).
         return [or_(*[and_(time >= low, time < high) for low, high in self.edges]),
-                *self.person(who), *([who.not_in(self.hidden)] if self.hidden else [])]
+                *self.person(func.coalesce(who, who)),
+                *([who.not_in(self.hidden)] if self.hidden else [])]
 
     def _rewards(self) -> Any:
         not_fake = W.state != "fake"
@@ -125,10 +128,14 @@ class Edges:
             Invitation.inviter_id.label("k"))
         rewarded: Any = self._rewards().with_only_columns(W.referrer_id.label("k"))
         ids: Any = (invited if sent_only else invited.union(rewarded)).subquery()
-        inside = exists().where(P.organization_id == self.org, P.period.in_(keys),
-                                P.referrer_id == ids.c.k, *key_conditions)
-        return int(self.session.scalar(select(func.count()).select_from(ids).where(
-            ~inside)) or 0)
+        # The whole months' referrers once (an index range per period), joined: a
+        # correlated NOT EXISTS lets the planner walk a period's range per edge referrer.
+        inside = (select(P.referrer_id.label("r"))
+                  .where(P.organization_id == self.org, P.period.in_(keys), *key_conditions)
+                  .distinct().subquery())
+        return int(self.session.scalar(
+            select(func.count()).select_from(ids.outerjoin(inside, inside.c.r == ids.c.k))
+            .where(inside.c.r.is_(None))) or 0)
 
     def totals(self) -> tuple[int, int]:
         """Invitations sent and accepted over the edges."""

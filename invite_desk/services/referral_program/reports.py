@@ -257,7 +257,7 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
                               else opted_out - {operator.member_id})
                 page = _period_page(session, org, keys, start, end, shown_period, shown_row,
                                     row_for, offset, limit,
-                                    Edges(session, org, edges, scope.person, hidden_ids))
+                                    Edges(session, org, edges, scope.person_row, hidden_ids))
         candidates = None
         wanted = None if limit is None else offset + limit
         if page is not None:
