@@ -5,8 +5,11 @@ organization-wide, beside a baseline: the same figures by the obvious joins over
 tables (referral x member, member x referral for the channel, invitation with a window
 median), without the programme's summary tables and covering indexes.
 
-Further lines: the same views over twelve months that are not a calendar year (summed from
-the monthly running totals), a leaderboard page deep in the ranking, a unit's and a quarter's
+Further lines: the same views over twelve months that are not a calendar year (sums of the
+calendar periods covering them) and over a custom range of days (15 November to 14 October:
+the whole months inside from the period summary, the partial edges from the raw rows), each
+beside its baseline in the same run: the same call computed from the raw rows, as it was
+before the summaries; a leaderboard page deep in the ranking, a unit's and a quarter's
 leaderboard, the whole conversion table read page by page (the CSV export), and the
 reconciliation with nothing to change.
 
@@ -25,7 +28,8 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -42,6 +46,7 @@ from invite_desk.services.models import (
     Unit,
 )
 from invite_desk.services.operator import Operator
+from invite_desk.services.referral_program import reports
 from invite_desk.services.uow import UnitOfWork
 
 SIZE = 1_000_000
@@ -54,6 +59,8 @@ NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 PERIOD = rp.Period.custom(date(2025, 1, 1), date(2025, 12, 31))  # a calendar year
 ROLLING = rp.Period.custom(date(2025, 11, 1), date(2026, 10, 31))  # twelve months
 QUARTER = rp.Period.custom(date(2026, 4, 1), date(2026, 6, 30))
+# a custom range that is not whole months: eleven whole months and two partial ones
+CUSTOM = rp.Period.custom(date(2025, 11, 15), date(2026, 10, 14))
 PAGE = 100
 EXPORT_PAGE = 2_000
 
@@ -369,14 +376,30 @@ def measure(uow: UnitOfWork, admin: Operator, size: int, backend: str,
                            baseline_name="obvious joins over the raw tables",
                            database_ready_s=round(ready_s, 1), **extra))
     unit = _first_unit(uow, org)
+    ranges: dict[str, tuple[Callable[[], object], str]] = {}
+    for label, period, what in (
+            ("rolling_year", ROLLING, "twelve months that are not a calendar year"),
+            ("custom_range", CUSTOM, "15 Nov 2025 - 14 Oct 2026 (whole months and two "
+                                     "partial ones)")):
+        ranges[f"leaderboard_{label}"] = (
+            lambda p=period: rp.leaderboard(uow, admin, p, limit=PAGE, now=NOW),
+            f"top 100 of {what}")
+        ranges[f"conversion_{label}"] = (
+            lambda p=period: rp.conversion(uow, admin, p, rp.ConversionBy.INVITER, now=NOW,
+                                           limit=PAGE),
+            f"first page of 100 inviters of {what}")
+        ranges[f"trend_{label}"] = (
+            lambda p=period: rp.trends(uow, admin, p, rp.Granularity.MONTH, now=NOW),
+            f"new members and invitations per month of {what}")
+    for name, (view, note) in ranges.items():
+        value, times = _timed(view, runs=3)
+        with _raw_rows():
+            base, _ = _timed(view, runs=1)
+        rows.append(result(name, value, "ms", base, target="< 100 ms", backend=backend,
+                           referrals=size, min=round(min(times), 1), max=round(max(times), 1),
+                           baseline_name="the same call from the raw rows (no summaries)",
+                           note=note))
     more: dict[str, tuple[Callable[[], object], str]] = {
-        "leaderboard_rolling_year": (
-            lambda: rp.leaderboard(uow, admin, ROLLING, limit=PAGE, now=NOW),
-            "top 100 of twelve months that are not a calendar year (sums of the calendar periods covering them)"),
-        "conversion_rolling_year": (
-            lambda: rp.conversion(uow, admin, ROLLING, rp.ConversionBy.INVITER, now=NOW,
-                                  limit=PAGE),
-            "first page of twelve months that are not a calendar year (sums of calendar periods)"),
         "leaderboard_deep_page": (
             lambda: rp.leaderboard(uow, admin, PERIOD, limit=PAGE, offset=10_000, now=NOW),
             "ranks 10,001-10,100 of the calendar year"),
@@ -408,6 +431,19 @@ def measure(uow: UnitOfWork, admin: Operator, size: int, backend: str,
     rows.append(result("reconcile_steady_state", steady, "ms", None, backend=backend,
                        referrals=size, note="nothing to change: what a Refresh costs"))
     return rows
+
+
+@contextmanager
+def _raw_rows() -> Iterator[None]:
+    """The reports as if no summary had been built: every figure from the raw rows."""
+    saved = (reports.stats.usable, reports.running.built, reports.periods.built)
+    reports.stats.usable = reports.running.built = reports.periods.built = (  # type: ignore[assignment]
+        lambda *_args: False)
+    try:
+        yield
+    finally:
+        (reports.stats.usable, reports.running.built,  # type: ignore[assignment]
+         reports.periods.built) = saved
 
 
 def _first_unit(uow: UnitOfWork, org: uuid.UUID) -> uuid.UUID:

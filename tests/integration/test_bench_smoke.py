@@ -37,6 +37,10 @@ def test_quick_referrals_bench_prints_the_three_views_beside_a_baseline(
     for name in ("leaderboard", "trend", "conversion"):
         assert lines[name]["unit"] == "ms" and lines[name]["value"] > 0
         assert lines[name]["baseline"] > 0 and lines[name]["referrals"] == 20_000
+    for view in ("leaderboard", "conversion", "trend"):  # rolling and custom, beside the raw
+        for period in ("rolling_year", "custom_range"):
+            assert lines[f"{view}_{period}"]["value"] > 0
+            assert lines[f"{view}_{period}"]["baseline"] > 0
     assert (tmp_path / "referrals-20000.sqlite3").exists()  # cached for the next run
 
 

@@ -110,6 +110,8 @@ ENTRY_POINTS: dict[str, Call] = {
     "referral_program.ledger.reconcile": lambda u, o, w: rp.reconcile(u, o, NOW),
     "referral_program.reports.leaderboard": lambda u, o, w: rp.leaderboard(
         u, o, rp.Period(), now=NOW),
+    "referral_program.reports.leaderboard_standing": lambda u, o, w:
+        rp.leaderboard_standing(u, o, rp.Period(), now=NOW),
     "referral_program.reports.trends": lambda u, o, w: rp.trends(u, o, rp.Period(), now=NOW),
     "referral_program.reports.conversion": lambda u, o, w: rp.conversion(
         u, o, rp.Period(), now=NOW),

@@ -5,7 +5,7 @@ database are exercised in test_referrals_data.py)."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,10 +39,12 @@ class FakeSource:
 
     calls: list[tuple[str, Any]] = field(default_factory=list)
     pages: list[tuple[str, int | None, int]] = field(default_factory=list)  # view, limit, offset
+    sorts: list[rp.ConversionSort] = field(default_factory=list)  # conversion orders asked
     board_size: int = 0  # > 0: that many leaderboard and conversion rows, generated
     flags_open: list[rp.FlagRow] = field(default_factory=list)
     decided: list[tuple[uuid.UUID, rp.FlagStatus]] = field(default_factory=list)
     visible_to_members: bool = True
+    standing_rank: int | None = 57  # "My referrals": the member's own rank
 
     def reconcile(self, operator: Operator, now: datetime | None = None) -> rp.ReconcileResult:
         self.calls.append(("reconcile", None))
@@ -72,6 +74,14 @@ class FakeSource:
         return rp.Leaderboard(period, None, None, rows[offset:end], "test", total=len(rows),
                               offset=offset)
 
+    def standing(self, operator: Operator, period: rp.Period,
+                 now: datetime | None = None) -> rp.LeaderboardRow | None:
+        self.calls.append(("standing", period))
+        if self.standing_rank is None:
+            return None
+        return replace(board_row(self.standing_rank, operator.name, completed=2, active=1),
+                       referrer_id=operator.member_id)
+
     def trends(self, operator: Operator, period: rp.Period, granularity: rp.Granularity,
                unit_id: uuid.UUID | None, now: datetime | None = None) -> rp.Trends:
         self.calls.append(("trends", (period, granularity, unit_id)))
@@ -91,20 +101,29 @@ class FakeSource:
     def conversion(self, operator: Operator, period: rp.Period, by: rp.ConversionBy,
                    unit_id: uuid.UUID | None, now: datetime | None = None, *,
                    limit: int | None = None, offset: int = 0,
-                   order: rp.ConversionOrder = rp.ConversionOrder.SENT) -> rp.Conversion:
+                   order: rp.ConversionOrder = rp.ConversionOrder.SENT,
+                   sort: rp.ConversionSort | None = None) -> rp.Conversion:
         self.calls.append(("conversion", (period, by, unit_id)))
         self.pages.append(("conversion", limit, offset))
+        sort = sort or rp.ConversionSort.of(order)
+        self.sorts.append(sort)
         rows = (rp.ConversionRow(uuid.UUID(int=1), f"{by.value} one", 10, 4, 0.4, 3 * 86_400),
                 rp.ConversionRow(uuid.UUID(int=2), "=HYPERLINK(\"x\")", 5, 0, 0.0, None))
         if self.board_size:
             rows = tuple(rp.ConversionRow(uuid.UUID(int=n), f"Inviter {n:05d}",
                                           self.board_size - n + 1, 1, None, None)
                          for n in range(1, self.board_size + 1))
-        if order is rp.ConversionOrder.ACCEPTED:
-            rows = tuple(sorted(rows, key=lambda r: (-r.accepted, r.label.casefold())))
+        if sort != rp.ConversionSort():  # as the service sorts: the column, then the label
+            def value(row: rp.ConversionRow) -> float:
+                figure = {rp.ConversionColumn.SENT: row.sent,
+                          rp.ConversionColumn.ACCEPTED: row.accepted,
+                          rp.ConversionColumn.RATE: row.accepted / row.sent}[sort.column]
+                return -figure if sort.descending else figure
+
+            rows = tuple(sorted(rows, key=lambda r: (value(r), r.label.casefold())))
         end = None if limit is None else offset + limit
         return rp.Conversion(period, by, rows[offset:end], 15, 4, 20, 0.75, 4 / 15, 0.2,
-                             total_rows=len(rows), offset=offset, order=order)
+                             total_rows=len(rows), offset=offset, order=order, sort=sort)
 
     def retention(self, operator: Operator, unit_id: uuid.UUID | None,
                   now: datetime | None = None) -> rp.Retention:

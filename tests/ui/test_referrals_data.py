@@ -157,6 +157,8 @@ def test_a_user_sees_only_their_own_referrals(qtbot: QtBot, hub: OperationsHub, 
     qtbot.waitUntil(lambda: page.idle and page.board is not None, timeout=10_000)
     members = [row.referrer_name.split()[0] for row in page.board_model.rows]
     assert members == ["Rita", "Sam", "Tom"]  # Uma opted out: hidden from members
+    assert page.standing is not None and page.standing.rank == 1  # Rita: in the top, once
+    assert "You are ranked 1 of 3." in page.visible_text()
     assert not page.board_table.isHidden()
     assert all(row.open_flags == 0 for row in page.board_model.rows)
 

@@ -321,10 +321,26 @@ def test_my_referrals_shows_only_the_members_own(qtbot: QtBot, hub: OperationsHu
     assert not [c for c in source.calls if c[0] == "leaderboard"]
 
     source.visible_to_members = True
+    source.board_size = 250  # a big organization: the top and the member's own row only
     page.reload()
     qtbot.waitUntil(lambda: page.idle and page.board is not None, timeout=10_000)
     assert not page.board_table.isHidden()
-    assert page.board_model.rowCount() == 3
+    assert ("leaderboard", 10, 0) in source.pages
+    assert all(limit == 10 for view, limit, _ in source.pages if view == "leaderboard")
+    assert ("standing", rp.Period(rp.PeriodKind.THIS_YEAR)) in source.calls
+    assert page.board_model.rowCount() == 11
+    last = page.board_model.rows[-1]
+    assert (last.rank, last.referrer_name, last.referrer_id) == (57, "Uma User", uma.member_id)
+    bold = page.board_model.index(10, 1).data(Qt.ItemDataRole.FontRole)
+    assert bold is not None and bold.bold()
+    assert "You are ranked 57 of 250. The top 10 and your own row are shown." in \
+        page.visible_text()
+
+    source.standing_rank = None  # nothing completed this year
+    page.reload()
+    qtbot.waitUntil(lambda: page.idle and page.standing is None, timeout=10_000)
+    assert page.board_model.rowCount() == 10
+    assert "You have no completed referral this year yet." in page.visible_text()
 
 
 def test_sort_role_sorts_numbers_as_numbers(make_page: MakePage) -> None:

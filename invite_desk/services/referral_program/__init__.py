@@ -4,7 +4,7 @@ reward quality, and anti-gaming flags for admin review.
 Public entry points (each takes (uow, operator, ...) and re-reads the operator):
 
 - settings: `get_settings`, `save_settings`, `leaderboard_opt_out`, `set_leaderboard_opt_out`
-- reports: `leaderboard`, `trends`, `conversion`, `retention`
+- reports: `leaderboard`, `leaderboard_standing`, `trends`, `conversion`, `retention`
 - activity: `member_activity` (a USER may ask only for their own)
 - flags: `list_flags`, `decide_flag`
 - ledger: `reconcile` (bring the points ledger and the flags up to date)
@@ -34,6 +34,7 @@ from invite_desk.services.referral_program.reports import (
     INACTIVE_WEIGHT,
     conversion,
     leaderboard,
+    leaderboard_standing,
     retention,
     trends,
 )
@@ -48,8 +49,10 @@ from invite_desk.services.referral_program.types import (
     Channel,
     Conversion,
     ConversionBy,
+    ConversionColumn,
     ConversionOrder,
     ConversionRow,
+    ConversionSort,
     FlagKind,
     FlagRow,
     FlagStatus,
@@ -73,11 +76,11 @@ from invite_desk.services.referral_program.types import (
 )
 
 __all__ = [
-    "ACTIVE_WEIGHT", "INACTIVE_WEIGHT", "Badge", "Channel", "Conversion", "ConversionBy",
-    "ConversionOrder", "ConversionRow", "FlagKind", "FlagRow", "FlagStatus", "GamificationSettings", "Granularity",
+    "ACTIVE_WEIGHT", "INACTIVE_WEIGHT", "Badge", "Channel", "Conversion", "ConversionBy", "ConversionColumn",
+    "ConversionOrder", "ConversionRow", "ConversionSort", "FlagKind", "FlagRow", "FlagStatus", "GamificationSettings", "Granularity",
     "Leaderboard", "LeaderboardRow", "LedgerEntry", "LedgerKind", "LedgerReason", "Period",
     "PeriodKind", "ReconcileResult", "RefereeRow", "ReferralActivity", "Retention",
     "RetentionFigure", "RetentionRow", "TrendBucket", "Trends", "conversion", "decide_flag",
-    "get_settings", "leaderboard", "leaderboard_opt_out", "list_flags", "member_activity", "reconcile", "retention",
+    "get_settings", "leaderboard", "leaderboard_opt_out", "leaderboard_standing", "list_flags", "member_activity", "reconcile", "retention",
     "save_settings", "set_leaderboard_opt_out", "trends",
 ]

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from invite_desk.services.models import Member, ReferralMonthStats, ReferralPeriodStats, Setting
 from invite_desk.services.referral_program import running
+from invite_desk.services.referral_program.edges import Edges
 from invite_desk.services.referral_program.running import ACTIVE_WEIGHT, INACTIVE_WEIGHT
 
 P = ReferralPeriodStats
@@ -203,9 +204,41 @@ def pieces(start: datetime | None, end: datetime | None, zone: ZoneInfo) -> list
     return keys
 
 
+def split(start: datetime | None, end: datetime | None, zone: ZoneInfo
+          ) -> tuple[list[str], list[tuple[datetime, datetime]]] | None:
+    """A range of local days that is not whole local months (a custom range, "the last 30
+    days" across month ends): the calendar periods covering the whole months inside it, and
+    its partial edges, [start, first whole month) and [end of the last one, end), for the
+    raw rows. None when the range is open, is whole months already, or holds no whole
+    month (then it is at most two months of raw rows)."""
+    if start is None or end is None or key_for(start, end, zone) is not None:
+        return None
+    first = (start if _local_month_start(start, zone) is not None
+             else running.next_month(running.month_of(start, zone), zone))
+    last = running.month_of(end, zone)
+    if first >= last:
+        return None
+    keys = pieces(first, last, zone)
+    if not keys:
+        return None
+    edges = [(low, high) for low, high in ((start, first), (last, end)) if low < high]
+    return (keys, edges) if edges else None
+
+
+def added(figures: dict[str, Any], more: dict[str, Any] | None) -> dict[str, Any]:
+    """`figures` plus the figures `more` of the same referrer (the partial edges)."""
+    if not more:
+        return figures
+    reached = [r for r in (figures.get("reached"), more.get("reached")) if r is not None]
+    return {"reached": max(reached) if reached else None,
+            **{c: int(figures.get(c, 0)) + int(more.get(c, 0)) for c in SUMMED}}
+
+
 def summed(session: Session, org: uuid.UUID, keys: Sequence[str],
-           referrers: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
-    """The figures of `referrers` summed over the periods `keys` (their primary keys)."""
+           referrers: Sequence[uuid.UUID], extra: Edges | None = None
+           ) -> dict[uuid.UUID, dict[str, Any]]:
+    """The figures of `referrers` summed over the periods `keys` (their primary keys), plus
+    their `extra` figures (the raw partial edges of a range, when it has them)."""
     found: dict[uuid.UUID, dict[str, Any]] = {}
     for part in _chunks(referrers):
         for mid, reached, *values in session.execute(
@@ -216,19 +249,24 @@ def summed(session: Session, org: uuid.UUID, keys: Sequence[str],
         ):
             found[mid] = {"reached": reached,
                           **{c: int(v or 0) for c, v in zip(SUMMED, values, strict=True)}}
+    if extra is not None and referrers:
+        for mid, more in extra.figures(referrers).items():
+            found[mid] = added(found.get(mid, {"reached": None}), more)
     return found
 
 
 def top_by_sum(session: Session, org: uuid.UUID, keys: Sequence[str], column: str,
-               wanted: int, conditions: Sequence[Any] = ()
+               wanted: int, conditions: Sequence[Any] = (), extra: Edges | None = None
                ) -> dict[uuid.UUID, dict[str, Any]] | None:
     """Every referrer whose `column` summed over `keys` is at least the `wanted`-th largest
     such sum (ties included), with all their summed figures: the threshold algorithm over
     each key's index in descending order, which stops once the `wanted`-th best sum found so
     far beats what a referrer not yet seen could still reach (the sum of the last values
-    read). `conditions` (on P) restrict the referrers. None when fewer than `wanted`
-    referrers have a positive sum, for a page deeper than MAX_WANTED, or past MAX_SEEN
-    referrers (the caller then sums everyone)."""
+    read). `conditions` (on P) restrict the referrers. `extra`: the raw partial edges of a
+    range (restricted alike), one more list read in descending order, whose figures are
+    added to the sums. None when fewer than `wanted` referrers have a positive sum, for a
+    page deeper than MAX_WANTED, or past MAX_SEEN referrers (the caller then sums
+    everyone)."""
     if wanted > MAX_WANTED:
         return None
     value = getattr(P, column)
@@ -236,6 +274,7 @@ def top_by_sum(session: Session, org: uuid.UUID, keys: Sequence[str], column: st
     offsets = dict.fromkeys(keys, 0)
     bounds: dict[str, int] = {}
     seen: dict[uuid.UUID, dict[str, Any]] = {}
+    extra_read = 0
     while True:
         fresh: dict[uuid.UUID, None] = {}
         for key in keys:
@@ -248,7 +287,12 @@ def top_by_sum(session: Session, org: uuid.UUID, keys: Sequence[str], column: st
             offsets[key] += len(rows)
             bounds[key] = int(rows[-1][1]) if len(rows) == batch else 0
             fresh.update((row[0], None) for row in rows if row[0] not in seen)
-        seen.update(summed(session, org, keys, list(fresh)))
+        if extra is not None and bounds.get("") != 0:
+            taken = extra.ranked(column, extra_read, batch)
+            extra_read += len(taken)
+            bounds[""] = taken[-1][1] if len(taken) == batch else 0
+            fresh.update((mid, None) for mid, _ in taken if mid not in seen)
+        seen.update(summed(session, org, keys, list(fresh), extra))
         best = sorted((figures[column] for figures in seen.values()), reverse=True)
         unseen_at_most = sum(bounds.values())
         if len(best) >= wanted and best[wanted - 1] > unseen_at_most:

@@ -11,11 +11,24 @@ from __future__ import annotations
 import uuid
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, and_, case, exists, func, or_, select, union
+from sqlalchemy import (
+    ColumnElement,
+    Double,
+    Select,
+    and_,
+    case,
+    cast,
+    exists,
+    func,
+    or_,
+    select,
+    union,
+)
 from sqlalchemy.orm import Session
 
 from invite_desk.services.errors import PermissionDenied
@@ -41,6 +54,7 @@ from invite_desk.services.models import (
 from invite_desk.services.operator import Operator, refreshed
 from invite_desk.services.permissions import ScopeLevel, scope_of
 from invite_desk.services.referral_program import periods, running, stats
+from invite_desk.services.referral_program.edges import Edges
 from invite_desk.services.referral_program.running import ACTIVE_WEIGHT, INACTIVE_WEIGHT
 from invite_desk.services.referral_program.settings import load as load_settings
 from invite_desk.services.referral_program.sql import bucket_index, seconds_between
@@ -49,8 +63,10 @@ from invite_desk.services.referral_program.types import (
     Channel,
     Conversion,
     ConversionBy,
+    ConversionColumn,
     ConversionOrder,
     ConversionRow,
+    ConversionSort,
     FlagStatus,
     GamificationSettings,
     Granularity,
@@ -167,7 +183,8 @@ def _rate(part: int, whole: int) -> float | None:
 
 def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
                 unit_id: uuid.UUID | None = None, *, limit: int | None = None,
-                offset: int = 0, now: datetime | None = None) -> Leaderboard:
+                offset: int = 0, now: datetime | None = None,
+                only_own: bool = False) -> Leaderboard:
     """Referrers ranked by score, ties to who reached it first. USER: only themself unless the
     leaderboard is visible to members (then opted-out members are hidden from them).
 
@@ -175,7 +192,9 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
     `Leaderboard.total` is the number of referrers on the whole board either way. A calendar
     month, quarter, year or all time, organization-wide or for one unit, reads its page in
     rank order from the per-period summary (periods.py): a few rows whatever the size;
-    other whole months sum the calendar periods covering them (threshold algorithm)."""
+    other whole months sum the calendar periods covering them (threshold algorithm).
+    `only_own`: the operator's own row alone (rank 1 of 1; `leaderboard_standing` ranks it
+    on the board)."""
     moment = now or utcnow()
     offset = max(0, offset)
     with uow:
@@ -184,6 +203,8 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
         org = operator.organization_id
         settings = load_settings(session, org)
         scope = _Scope(operator, unit_id, settings, leaderboard=True)
+        if only_own:
+            scope.own_only, scope.unit_id = True, None
         start, end = period.bounds(settings.zone, moment)
 
         figures: dict[uuid.UUID, dict[str, Any]] = {}
@@ -224,6 +245,19 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
             if keys and periods.built(session, org, settings.time_zone):
                 page = _period_page(session, org, keys, start, end, shown_period, shown_row,
                                     row_for, offset, limit)
+        elif (limit is not None and not scope.own_only
+              and stats.usable(session, org, settings.time_zone)
+              and periods.built(session, org, settings.time_zone)):
+            # Days that are not whole months: the whole months inside from the period
+            # summary, the partial months at the edges from the raw rows (indexed ranges).
+            composed = periods.split(start, end, settings.zone)
+            if composed is not None:
+                keys, edges = composed
+                hidden_ids = (set() if scope.sees_opted_out
+                              else opted_out - {operator.member_id})
+                page = _period_page(session, org, keys, start, end, shown_period, shown_row,
+                                    row_for, offset, limit,
+                                    Edges(session, org, edges, scope.person_row, hidden_ids))
         candidates = None
         wanted = None if limit is None else offset + limit
         if page is not None:
@@ -304,7 +338,7 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
             elif offset:
                 order = order[offset:]
         people = _members(session, order)
-        if summarized:
+        if summarized or page is not None:
             # Still-open invitations of the period: read by the status index (there are only
             # as many as were sent within one expiry period), not per inviter.
             for mid, still_open in session.execute(
@@ -362,18 +396,70 @@ def leaderboard(uow: UnitOfWork, operator: Operator, period: Period,
         return Leaderboard(period, start, end, tuple(rows), label, total=total, offset=offset)
 
 
+def leaderboard_standing(uow: UnitOfWork, operator: Operator, period: Period, *,
+                         now: datetime | None = None) -> LeaderboardRow | None:
+    """The operator's own row of the leaderboard they may see, with their rank on it: read
+    at the source, without the rest of the board ("My referrals"). None when they have no
+    figures in the period, or may see no leaderboard but their own (a USER while the
+    organization keeps it private: their rank would tell of others).
+
+    A calendar month, quarter, year or all time: the rank is one more than the referrers
+    ranked ahead in the period summary's rank index (higher score; the same score reached
+    earlier; the same instant and a lower id), less those hidden from the operator. Other
+    periods, or a referrer without a score (ranked among those with none), rank on the
+    whole board."""
+    moment = now or utcnow()
+    own = leaderboard(uow, operator, period, now=moment, only_own=True)
+    if not own.rows:
+        return None
+    mine = own.rows[0]
+    with uow:
+        session = uow.session
+        operator = refreshed(session, operator)
+        org = operator.organization_id
+        settings = load_settings(session, org)
+        scope = _Scope(operator, None, settings, leaderboard=True)
+        if scope.own_only:
+            return None
+        start, end = period.bounds(settings.zone, moment)
+        key = periods.key_for(start, end, settings.zone)
+        calendar = (key is not None and mine.score > 0 and mine.first_reached_at is not None
+                    and periods.built(session, org, settings.time_zone))
+        if calendar:
+            P = ReferralPeriodStats
+            where: list[ColumnElement[bool]] = [P.organization_id == org, P.period == key,
+                                                *scope.person_row(P.referrer_id)]
+            if not scope.sees_opted_out:
+                where.append(~P.referrer_id.in_(select(LeaderboardOptOut.member_id).where(
+                    LeaderboardOptOut.organization_id == org,
+                    LeaderboardOptOut.member_id != operator.member_id)))
+            reached = mine.first_reached_at
+            ahead = sum(int(session.scalar(select(func.count()).select_from(P).where(
+                *where, *condition)) or 0) for condition in (
+                    [P.score > mine.score],
+                    [P.score == mine.score, P.reached < reached],
+                    [P.score == mine.score, P.reached == reached,
+                     P.referrer_id < operator.member_id]))
+            return replace(mine, rank=ahead + 1)
+    board = leaderboard(uow, operator, period, now=moment)
+    return next((row for row in board.rows if row.referrer_id == operator.member_id), None)
+
+
 def _period_page(session: Session, org: uuid.UUID, keys: list[str], start: datetime | None,
                  end: datetime | None, shown: Any, shown_row: Any, row_for: Any, offset: int,
-                 limit: int) -> tuple[list[uuid.UUID], int] | None:
+                 limit: int, extra: Edges | None = None
+                 ) -> tuple[list[uuid.UUID], int] | None:
     """One page of the ranking (score, who got there first, id) from the period summary, and
     the number of referrers on the whole board. One calendar period: read in rank order
     from its index; whole months that are not one (`keys`: the calendar periods covering
-    them): the top of the summed scores by the threshold algorithm. None when the page
+    them): the top of the summed scores by the threshold algorithm, with `extra`, the
+    figures of a range's partial edges (periods.split), added. None when the page
     reaches past the referrers with a score (those without one, and those with only
     pending referrals, who have no row, are ranked by the general path)."""
     P = ReferralPeriodStats
-    where = [P.organization_id == org, *shown(P.referrer_id)]
-    if len(keys) == 1:
+    shown_conditions = shown(P.referrer_id)
+    where = [P.organization_id == org, *shown_conditions]
+    if len(keys) == 1 and extra is None:
         where.append(P.period == keys[0])
         rows = session.execute(
             select(P.referrer_id, P.completed, P.active, P.vested_points, P.held_points,
@@ -391,7 +477,7 @@ def _period_page(session: Session, org: uuid.UUID, keys: list[str], start: datet
         listed = int(session.scalar(select(func.count()).select_from(P).where(*where)) or 0)
     else:
         found = periods.top_by_sum(session, org, keys, "score", offset + limit,
-                                   where[1:])
+                                   where[1:], extra)
         if found is None:
             return None
         far = datetime.max.replace(tzinfo=UTC)
@@ -408,14 +494,19 @@ def _period_page(session: Session, org: uuid.UUID, keys: list[str], start: datet
         where.append(P.period.in_(keys))
         listed = int(session.scalar(select(func.count(func.distinct(P.referrer_id)))
                                     .where(*where)) or 0)
-    pending_only = int(session.scalar(
-        select(func.count(func.distinct(Referral.referrer_id))).where(
+    # Referrers of the edges without a row in the whole months, and those with only
+    # pending referrals (few: pending referrals await one approval each).
+    outside = 0 if extra is None else extra.outside(keys, key_conditions=shown_conditions)
+    pending_only = set(session.scalars(
+        select(Referral.referrer_id).where(
             Referral.organization_id == org, Referral.completed_at.is_(None),
             Referral.status == ReferralStatus.PENDING.value,
             *_in_range(Referral.referred_at, start, end), *shown_row(Referral.referrer_id),
             ~exists().where(P.organization_id == org, P.period.in_(keys),
-                            P.referrer_id == Referral.referrer_id))) or 0)
-    return order, listed + pending_only
+                            P.referrer_id == Referral.referrer_id)).distinct()))
+    if extra is not None:
+        pending_only -= extra.present(sorted(pending_only))
+    return order, listed + outside + len(pending_only)
 
 
 def _summarized_total(session: Session, org: uuid.UUID, start: datetime | None,
@@ -686,6 +777,82 @@ def _calendar_counts(session: Session, org: uuid.UUID, calendar: str, column: in
     return found, start, *totals
 
 
+def _grouped(session: Session, org: uuid.UUID, zone: ZoneInfo, by: ConversionBy,
+             start: datetime | None, end: datetime | None, where: Sequence[Any], key: Any,
+             calendar: list[str] | None, fast: bool
+             ) -> tuple[Any, Callable[[Any], Any]]:
+    """The conversion's groups as a statement of (k, sent, accepted), and how to read its
+    k: one calendar period by inviter from the period summary's rows; other whole months
+    organization-wide from the running totals (two rows a group); else the raw rows
+    grouped."""
+    if calendar is not None and len(calendar) == 1 and by is ConversionBy.INVITER:
+        P = ReferralPeriodStats
+        return (select(P.referrer_id.label("k"), P.sent.label("sent"),
+                       P.accepted.label("accepted"))
+                .where(P.organization_id == org, P.period == calendar[0], P.sent > 0),
+                lambda k: k)
+    if fast:
+        stmt = running.period_select(session, org, zone, by.value, start, end,
+                                     ("sent", "accepted"), where=[lambda f: f["sent"] > 0])
+        if stmt is not None:
+            sub = stmt.subquery()
+            return (select(sub.c.group_key.label("k"), sub.c.sent, sub.c.accepted),
+                    lambda k: uuid.UUID(k) if k else None)
+    accepted = func.sum(case((Invitation.status == InvitationStatus.ACCEPTED.value, 1),
+                             else_=0))
+    return (select(key, func.count().label("sent"), accepted.label("accepted"))
+            .where(*where).group_by(key), lambda k: k)
+
+
+def _sorted_page(session: Session, grouped: Select[Any], read_key: Callable[[Any], Any],
+                 sort: ConversionSort, offset: int, limit: int | None,
+                 labelled: Callable[[list[Any]], dict[Any, str]]
+                 ) -> tuple[list[tuple[Any, str]], dict[Any, tuple[int, int]], int, int, int]:
+    """(key, label) of rows offset .. offset+limit of `grouped` (k, sent, accepted) in the
+    order of `sort`, ties to the label then the key; their counts; the whole view's row
+    count and totals. The database sorts: the values at the page's two ends, how many rows
+    come before it, and the rows between those values (the band) are read; only the band
+    is labelled and ordered here."""
+    q = grouped.subquery()
+    metric: Any = {ConversionColumn.SENT: q.c.sent, ConversionColumn.ACCEPTED: q.c.accepted,
+                   ConversionColumn.RATE: cast(q.c.accepted, Double) / cast(q.c.sent, Double),
+                   }[sort.column]
+    rows, sent, accepted = session.execute(
+        select(func.count(), func.coalesce(func.sum(q.c.sent), 0),
+               func.coalesce(func.sum(q.c.accepted), 0)).select_from(q)).one()
+    totals = int(rows), int(sent), int(accepted)
+    band: list[Any] = []
+    start = offset
+    if limit is not None:
+        if offset >= totals[0] or limit <= 0:
+            return [], {}, *totals
+        direction = metric.desc() if sort.descending else metric.asc()
+        first, last = (session.scalar(select(metric).select_from(q).order_by(direction)
+                                      .offset(at).limit(1))
+                       for at in (offset, min(offset + limit, totals[0]) - 1))
+        if first is None or last is None:  # changed meanwhile: nothing to show
+            return [], {}, *totals
+        before = metric > first if sort.descending else metric < first
+        start = offset - int(session.scalar(select(func.count()).select_from(q)
+                                            .where(before)) or 0)
+        low, high = (last, first) if sort.descending else (first, last)
+        band = [metric >= low, metric <= high]
+    found = {read_key(k): (int(s), int(a or 0)) for k, s, a in session.execute(
+        select(q.c.k, q.c.sent, q.c.accepted).where(*band))}
+    labels = labelled(list(found))
+
+    def value(k: Any) -> float:
+        s, a = found[k]
+        figure = {ConversionColumn.SENT: s, ConversionColumn.ACCEPTED: a,
+                  ConversionColumn.RATE: a / s if s else 0.0}[sort.column]
+        return -figure if sort.descending else figure
+
+    ordered = sorted(found, key=lambda k: (value(k), labels[k].casefold(),
+                                           str(k) if k is not None else ""))
+    chosen = ordered[start:] if limit is None else ordered[start:start + limit]
+    return [(k, labels[k]) for k in chosen], {k: found[k] for k in chosen}, *totals
+
+
 def _median(value: float | None) -> float | None:
     return float(value) if value is not None else None
 
@@ -700,15 +867,19 @@ def _in_groups(column: Any, keys: Sequence[Any]) -> ColumnElement[bool]:
 def conversion(uow: UnitOfWork, operator: Operator, period: Period,
                by: ConversionBy = ConversionBy.INVITER, unit_id: uuid.UUID | None = None,
                *, now: datetime | None = None, limit: int | None = None, offset: int = 0,
-               order: ConversionOrder = ConversionOrder.SENT) -> Conversion:
+               order: ConversionOrder = ConversionOrder.SENT,
+               sort: ConversionSort | None = None) -> Conversion:
     """Invitations sent vs accepted and median time to accept per group, plus the K-factor
     (invitations per active member x acceptance rate).
 
-    Rows are ordered by invitations sent (or accepted), most first, then by label;
-    `limit` / `offset` give one page of them (`Conversion.total_rows`: how many there are;
-    the totals and the K-factor are the whole view's). By inviter, organization-wide, over a
-    calendar month, quarter, year or all time, the counts come from the period summary and
-    only the page's groups are labelled and get a median."""
+    Rows are ordered by invitations sent (or accepted), most first, then by label; `sort`
+    (a column of ConversionColumn, either way) overrides `order`. `limit` / `offset` give
+    one page of them (`Conversion.total_rows`: how many there are; the totals and the
+    K-factor are the whole view's); only the page's groups are labelled and get a median.
+    By inviter, organization-wide, most sent or accepted first, over a calendar month,
+    quarter, year or all time (or whole months, or days around them) the page comes from
+    the period summary; any other view is sorted and cut in SQL (_sorted_page), over the
+    running totals of whole months, else over the raw rows' groups."""
     moment = now or utcnow()
     offset = max(0, offset)
     with uow:
@@ -728,28 +899,71 @@ def conversion(uow: UnitOfWork, operator: Operator, period: Period,
                     if fast and by is ConversionBy.INVITER
                     and periods.built(session, org, settings.time_zone) else None)
         counts: dict[Any, tuple[int, int]] = {}
+        sort = sort or ConversionSort.of(order)
+        if sort.descending and sort.column is not ConversionColumn.RATE:
+            order = ConversionOrder(sort.column.value)
         column = 0 if order is ConversionOrder.SENT else 1
+        # Units, batches and events, and any order but the most sent / accepted: sorted and
+        # paged in SQL.
+        at_source = (by is not ConversionBy.INVITER or not sort.descending
+                     or sort.column is ConversionColumn.RATE)
         page_offset, total_rows = offset, -1
         top = None
-        if calendar and len(calendar) > 1 and limit is not None:
+        extra: Edges | None = None
+        composed = (periods.split(start, end, settings.zone)
+                    if (not fast and not at_source and by is ConversionBy.INVITER
+                        and limit is not None
+                        and scope.unit_id is None and not scope.own_only
+                        and running.built(session, org, settings.time_zone)
+                        and periods.built(session, org, settings.time_zone)) else None)
+        if composed is not None:
+            # Days that are not whole months: the whole months inside from the period
+            # summary, the partial edges from the raw rows (the sent-time index).
+            calendar, edges = composed
+            extra = Edges(session, org, edges, lambda _column: [])
+            if extra.without_inviter():  # the summary has no row for it: the general path
+                calendar, extra, composed = None, None, None
+
+        def labelled(keys: list[Any]) -> dict[Any, str]:
+            found = _labels(session, by, [k for k in keys if k is not None])
+            return {k: found.get(k, NO_GROUP[by]) if k is not None else NO_GROUP[by]
+                    for k in keys}
+
+        if at_source:
+            page, counts, total_rows, total_sent, total_accepted = _sorted_page(
+                session, *_grouped(session, org, settings.zone, by, start, end, where, key,
+                                   calendar if fast else None, fast),
+                sort, offset, limit, labelled)
+        if at_source:
+            pass
+        elif calendar and (len(calendar) > 1 or extra is not None) and limit is not None:
             # whole months that are not one calendar period: the top of the sums
             top = periods.top_by_sum(session, org, calendar, order.value, offset + limit,
-                                     [ReferralPeriodStats.sent > 0])
-        if calendar and len(calendar) == 1:
+                                     [ReferralPeriodStats.sent > 0], extra)
+        if at_source:
+            pass
+        elif calendar and len(calendar) == 1 and extra is None:
             counts, page_offset, total_rows, total_sent, total_accepted = _calendar_counts(
                 session, org, calendar[0], column, offset, limit)
         elif top is not None and calendar:
             counts = {k: (f["sent"], f["accepted"]) for k, f in top.items()}
+            P = ReferralPeriodStats
             total_rows = int(session.scalar(
-                select(func.count(func.distinct(ReferralPeriodStats.referrer_id))).where(
-                    ReferralPeriodStats.organization_id == org,
-                    ReferralPeriodStats.period.in_(calendar),
-                    ReferralPeriodStats.sent > 0)) or 0)
+                select(func.count(func.distinct(P.referrer_id))).where(
+                    P.organization_id == org, P.period.in_(calendar), P.sent > 0)) or 0)
             # every invitation is in one unit group (or none): the totals of 2 rows a unit
-            units = running.period_rows(session, org, settings.zone, "unit", start, end,
+            low, high = (start, end) if composed is None else _whole_months(composed[1],
+                                                                            start, end)
+            units = running.period_rows(session, org, settings.zone, "unit", low, high,
                                         ("sent", "accepted"))
             total_sent = sum(int(sent) for _, sent, _ in units)
             total_accepted = sum(int(accepted) for _, _, accepted in units)
+            if extra is not None:
+                total_rows += extra.outside(calendar, sent_only=True,
+                                            key_conditions=[P.sent > 0])
+                edge_sent, edge_accepted = extra.totals()
+                total_sent += edge_sent
+                total_accepted += edge_accepted
         elif fast:
             # Organization-wide whole months: the running totals, two rows per group.
             for k, sent, accepted in running.period_rows(
@@ -770,16 +984,12 @@ def conversion(uow: UnitOfWork, operator: Operator, period: Period,
             total_rows = len(counts)
             total_sent = sum(sent for sent, _ in counts.values())
             total_accepted = sum(accepted for _, accepted in counts.values())
-
-        def labelled(keys: list[Any]) -> dict[Any, str]:
-            found = _labels(session, by, [k for k in keys if k is not None])
-            return {k: found.get(k, NO_GROUP[by]) if k is not None else NO_GROUP[by]
-                    for k in keys}
-
-        page = _ordered_page(counts, column, page_offset, limit, labelled)
+        if not at_source:
+            page = _ordered_page(counts, column, page_offset, limit, labelled)
         keys = [k for k, _ in page]
         medians: dict[Any, float | None] = {}
-        if keys and (not fast or total_accepted <= EXACT_MEDIAN_LIMIT):
+        summed_view = fast or top is not None
+        if keys and (not summed_view or total_accepted <= EXACT_MEDIAN_LIMIT):
             duration = seconds_between(session, Invitation.sent_at, Invitation.accepted_at)
             for part in ([keys] if limit is None else _chunks(keys)):
                 ranked = (
@@ -798,14 +1008,23 @@ def conversion(uow: UnitOfWork, operator: Operator, period: Period,
                            ranked.c.rn <= func.floor((ranked.c.n + 2) / 2.0))
                     .group_by(ranked.c.k)).all())
         elif keys:
-            # Beyond the exact limit: interpolated within the running histogram's bucket.
+            # Beyond the exact limit: interpolated within the running histogram's bucket
+            # (a range's partial edges: their own histogram, from the raw rows).
+            low, high = (start, end) if composed is None else _whole_months(composed[1],
+                                                                            start, end)
             for part in _chunks(keys):
+                histograms = ({} if composed is None else
+                              _edge_histograms(session, composed[1], where[:2], part))
                 for k, *hist in running.period_rows(
-                    session, org, settings.zone, by.value, start, end, running.HIST,
+                    session, org, settings.zone, by.value, low, high, running.HIST,
                     groups=[running.group_key(k) for k in part]
                 ):
-                    medians[uuid.UUID(k) if k else None] = running.interpolated_median(
-                        [int(v) for v in hist])
+                    group = uuid.UUID(k) if k else None
+                    more = histograms.pop(group, [0] * len(running.HIST))
+                    medians[group] = running.interpolated_median(
+                        [int(v) + m for v, m in zip(hist, more, strict=True)])
+                for group, hist in histograms.items():
+                    medians[group] = running.interpolated_median(hist)
         rows = tuple(
             ConversionRow(key=k, label=label, sent=counts[k][0], accepted=counts[k][1],
                           rate=_rate(counts[k][1], counts[k][0]),
@@ -821,6 +1040,12 @@ def conversion(uow: UnitOfWork, operator: Operator, period: Period,
         if fast:  # active members who joined before the end: a running total
             members = sum(int(n) for _, n in running.period_rows(
                 session, org, settings.zone, "members", None, end, ("score",)))
+        elif top is not None and composed is not None:  # to the last whole month, + the rest
+            _, high = _whole_months(composed[1], start, end)
+            members = sum(int(n) for _, n in running.period_rows(
+                session, org, settings.zone, "members", None, high, ("score",)))
+            if high is not None:
+                members += int(session.scalar(members_q.where(Member.joined_at >= high)) or 0)
         else:
             members = int(session.scalar(members_q) or 0)
         per_member = _rate(total_sent, members)
@@ -828,7 +1053,45 @@ def conversion(uow: UnitOfWork, operator: Operator, period: Period,
         k_factor = per_member * rate if per_member is not None and rate is not None else None
         return Conversion(period, by, rows, total_sent, total_accepted, members,
                           per_member, rate, k_factor, total_rows=total_rows, offset=offset,
-                          order=order)
+                          order=order, sort=sort)
+
+
+def _whole_months(edges: Sequence[tuple[datetime, datetime]], start: datetime | None,
+                  end: datetime | None) -> tuple[datetime | None, datetime | None]:
+    """The whole months inside a range split into them and its partial `edges`."""
+    low, high = start, end
+    for edge_start, edge_end in edges:
+        if edge_start == start:
+            low = edge_end
+        if edge_end == end:
+            high = edge_start
+    return low, high
+
+
+def _edge_histograms(session: Session, edges: Sequence[tuple[datetime, datetime]],
+                     where: Sequence[ColumnElement[bool]], inviters: Sequence[Any]
+                     ) -> dict[Any, list[int]]:
+    """Accepted invitations of these inviters over a range's partial edges, by time to
+    accept in the running histogram's buckets."""
+    found: dict[Any, list[int]] = {}
+    bucket = running.histogram_bucket(session).label("b")
+    in_edges = or_(*[and_(Invitation.sent_at >= low, Invitation.sent_at < high)
+                     for low, high in edges])
+    if edges:
+        for inviter, index, count in session.execute(
+            select(Invitation.inviter_id, bucket, func.count())
+            .where(*where, in_edges,
+                   Invitation.status == InvitationStatus.ACCEPTED.value,
+                   Invitation.accepted_at.is_not(None),
+                   # by the sent-time range, not by an inviter index (whose rows
+                   # span every month of these, the busiest, inviters)
+                   _in_groups(func.coalesce(Invitation.inviter_id, Invitation.inviter_id),
+                              inviters))
+            .group_by(Invitation.inviter_id, bucket)
+        ):
+            if index >= 0:
+                found.setdefault(inviter, [0] * len(running.HIST))[int(index)] += int(count)
+    return found
 
 
 # -- retention ---------------------------------------------------------------------------------
@@ -895,4 +1158,4 @@ def retention(uow: UnitOfWork, operator: Operator, unit_id: uuid.UUID | None = N
 
 
 __all__ = ["ACTIVE_WEIGHT", "INACTIVE_WEIGHT", "PeriodKind", "badges_for", "conversion",
-           "leaderboard", "retention", "trends"]
+           "leaderboard", "leaderboard_standing", "retention", "trends"]

@@ -25,7 +25,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, case, delete, func, insert, literal, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, aliased
 
 from invite_desk.services.models import (
@@ -360,12 +371,24 @@ def period_rows(session: Session, org: uuid.UUID, zone: ZoneInfo, dim: str,
     """(group_key, *figures of the period) for the groups with a row at the period's last
     month (or those of them in `groups`); the period is whole local months (start / end
     None: open)."""
+    stmt = period_select(session, org, zone, dim, start, end, columns, where=where,
+                         order_by=order_by, limit=limit, groups=groups)
+    return [] if stmt is None else [tuple(row) for row in session.execute(stmt)]
+
+
+def period_select(session: Session, org: uuid.UUID, zone: ZoneInfo, dim: str,
+                  start: datetime | None, end: datetime | None,
+                  columns: Sequence[str] = COLS, *, where: Sequence[Any] = (),
+                  order_by: Sequence[Any] = (), limit: int | None = None,
+                  groups: Sequence[str] | None = None) -> Select[Any] | None:
+    """The statement of `period_rows` (to sort and page in SQL); None when the period holds
+    no month of the dimension."""
     horizon = _horizon(session, org, dim)
     if horizon is None:
-        return []
+        return None
     last = horizon if end is None else min(horizon, previous_month(_utc(end), zone))
     if start is not None and last < _utc(start):
-        return []
+        return None
     at = aliased(R, name="at_end")
     before = aliased(R, name="before_start")
     figures = {c: getattr(at, c) - func.coalesce(getattr(before, c), 0) if start is not None
@@ -383,7 +406,7 @@ def period_rows(session: Session, org: uuid.UUID, zone: ZoneInfo, dim: str,
     stmt = stmt.order_by(*[key(figures) for key in order_by])
     if limit is not None:
         stmt = stmt.limit(limit)
-    return [tuple(row) for row in session.execute(stmt)]
+    return stmt
 
 
 def interpolated_median(counts: Sequence[int]) -> float | None:

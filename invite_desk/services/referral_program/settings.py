@@ -209,6 +209,20 @@ def save_settings(uow: UnitOfWork, operator: Operator,
         return updated
 
 
+def _opt_out_reach(session: Session, operator: Operator, member_id: uuid.UUID) -> None:
+    """Who may read or change a member's leaderboard opt-out: the member themself, or an
+    admin for a member in scope (NotFound for a member of no concern, PermissionDenied with
+    the role needed otherwise)."""
+    member = session.get(Member, member_id)
+    if member is None or member.organization_id != operator.organization_id:
+        raise NotFound("That member no longer exists.")
+    if member_id != operator.member_id:
+        if operator.role < Role.ADMIN_LOCAL:
+            require(operator, Action.CHANGE_SETTINGS)  # names the role needed
+        require(operator, Action.VIEW_MEMBER,
+                target=Target(unit_id=member.unit_id, owner_ids=(member.id,)))
+
+
 def set_leaderboard_opt_out(uow: UnitOfWork, operator: Operator, member_id: uuid.UUID,
                             opted_out: bool) -> bool:
     """A member opts out of (or back into) the public leaderboard: themself, or an admin for
@@ -216,14 +230,7 @@ def set_leaderboard_opt_out(uow: UnitOfWork, operator: Operator, member_id: uuid
     with uow, changed_meanwhile():
         session = uow.session
         operator = refreshed(session, operator)
-        member = session.get(Member, member_id)
-        if member is None or member.organization_id != operator.organization_id:
-            raise NotFound("That member no longer exists.")
-        if member_id != operator.member_id:
-            if operator.role < Role.ADMIN_LOCAL:
-                require(operator, Action.CHANGE_SETTINGS)  # names the role needed
-            require(operator, Action.VIEW_MEMBER,
-                    target=Target(unit_id=member.unit_id, owner_ids=(member.id,)))
+        _opt_out_reach(session, operator, member_id)
         row = session.get(LeaderboardOptOut, member_id)
         if (row is not None) == opted_out:
             return opted_out
@@ -247,12 +254,5 @@ def leaderboard_opt_out(uow: UnitOfWork, operator: Operator, member_id: uuid.UUI
     with uow:
         session = uow.session
         operator = refreshed(session, operator)
-        member = session.get(Member, member_id)
-        if member is None or member.organization_id != operator.organization_id:
-            raise NotFound("That member no longer exists.")
-        if member_id != operator.member_id:
-            if operator.role < Role.ADMIN_LOCAL:
-                require(operator, Action.CHANGE_SETTINGS)  # names the role needed
-            require(operator, Action.VIEW_MEMBER,
-                    target=Target(unit_id=member.unit_id, owner_ids=(member.id,)))
+        _opt_out_reach(session, operator, member_id)
         return session.get(LeaderboardOptOut, member_id) is not None

@@ -134,6 +134,25 @@ class ConversionOrder(StrEnum):
     ACCEPTED = "accepted"
 
 
+class ConversionColumn(StrEnum):
+    """The conversion table's columns a person may sort by (the service orders by them at
+    the source; ties go to the label, then the group's id)."""
+
+    SENT = "sent"
+    ACCEPTED = "accepted"
+    RATE = "rate"  # accepted / sent
+
+
+@dataclass(frozen=True)
+class ConversionSort:
+    column: ConversionColumn = ConversionColumn.SENT
+    descending: bool = True
+
+    @classmethod
+    def of(cls, order: ConversionOrder) -> ConversionSort:
+        return cls(ConversionColumn(order.value))
+
+
 class FlagKind(StrEnum):
     SELF_REFERRAL = "self_referral"
     SAME_DEVICE = "same_device"  # same IP + browser as another referee or as the referrer
@@ -284,6 +303,7 @@ class Conversion:
     total_rows: int = 0  # groups in the whole view (rows may be one page of them)
     offset: int = 0  # rows before the first one
     order: ConversionOrder = ConversionOrder.SENT
+    sort: ConversionSort = ConversionSort()  # what the rows are ordered by
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from invite_desk.ui.hub import (
     OperationsHub,
 )
 from invite_desk.ui.referrals.banner import Banner
-from invite_desk.ui.referrals.page import WATCHED, make_table
+from invite_desk.ui.referrals.common import WATCHED, make_table
 from invite_desk.ui.referrals.source import ReferralSource
 from invite_desk.ui.referrals.tables import Column, RowsModel, badges_text, percent, when
 from invite_desk.ui.referrals.texts import next_badge_text
@@ -47,6 +47,7 @@ from invite_desk.ui.widgets import PlainLabel
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
+BOARD_TOP = 10  # leaderboard rows shown to a member, beside their own
 
 REWARD_TEXT = {"": "–", "held": "held", "vested": "vested", "revoked": "taken back"}
 LEDGER_TEXT = {rp.LedgerKind.AWARD: "Awarded", rp.LedgerKind.VEST: "Vested",
@@ -133,7 +134,8 @@ class MyReferralsPage(QWidget):
         self._pending: set[str] = set()
         self.activity: rp.ReferralActivity | None = None
         self.settings: rp.GamificationSettings | None = None
-        self.board: rp.Leaderboard | None = None
+        self.board: rp.Leaderboard | None = None  # the top of it (BOARD_TOP rows)
+        self.standing: rp.LeaderboardRow | None = None  # the member's own row and rank
         self._stale_facts = False
         self._build()
         self.hub.changed.connect(self._hub_changed)
@@ -266,12 +268,16 @@ class MyReferralsPage(QWidget):
         self._ask("activity", lambda: source.activity(operator, operator.member_id, now),
                   self._show_activity)
 
-        def board() -> tuple[rp.GamificationSettings, rp.Leaderboard | None]:
+        def board() -> tuple[rp.GamificationSettings, rp.Leaderboard | None,
+                             rp.LeaderboardRow | None]:
             settings = source.settings(operator)
             if not settings.leaderboard_visible_to_members:
-                return settings, None
-            return settings, source.leaderboard(operator, rp.Period(rp.PeriodKind.THIS_YEAR),
-                                                None, now)
+                return settings, None, None
+            # The top of the board and the member's own row with its rank: never the whole
+            # board (tens of thousands of referrers in a big organization).
+            year = rp.Period(rp.PeriodKind.THIS_YEAR)
+            return (settings, source.leaderboard(operator, year, None, now, limit=BOARD_TOP),
+                    source.standing(operator, year, now))
 
         self._ask("board", board, self._show_board)
         self._ask("opt-out", lambda: source.opted_out(operator, operator.member_id),
@@ -332,16 +338,25 @@ class MyReferralsPage(QWidget):
         self.referee_model.set_rows(activity.referred)
         self.ledger_model.set_rows(activity.ledger)
 
-    def _show_board(self, answer: tuple[rp.GamificationSettings, rp.Leaderboard | None]) -> None:
-        self.settings, self.board = answer
+    def _show_board(self, answer: tuple[rp.GamificationSettings, rp.Leaderboard | None,
+                                        rp.LeaderboardRow | None]) -> None:
+        self.settings, self.board, self.standing = answer
         if self.board is None:
             self.board_label.setText("Your organization keeps its leaderboard private.")
             self.board_model.set_rows([])
             self.board_table.hide()
             return
-        self.board_label.setText("Ranked by quality: referees who are still active count "
-                                 "most. Members who opted out are not listed.")
-        self.board_model.set_rows(self.board.rows)
+        rows = list(self.board.rows)
+        mine = self.standing
+        if mine is not None and all(r.referrer_id != mine.referrer_id for r in rows):
+            rows.append(mine)  # below the top, with its own rank
+        where = ("You have no completed referral this year yet." if mine is None else
+                 f"You are ranked {mine.rank:,} of {self.board.total:,}.")
+        top = (f" The top {len(self.board.rows):,} and your own row are shown."
+               if self.board.total > len(self.board.rows) else "")
+        self.board_label.setText(f"{where}{top} Ranked by quality: referees who are still "
+                                 "active count most. Members who opted out are not listed.")
+        self.board_model.set_rows(rows)
         self.board_table.show()
 
     def _hub_changed(self, changes: Changes) -> None:

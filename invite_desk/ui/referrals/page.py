@@ -4,6 +4,11 @@ A view of the operations hub: every figure is read by a function handed to `hub.
 services aggregate in SQL, in the operator's scope), and the page follows `hub.changed` for
 referrals, members, invitations, applications and settings: at once when shown, else when
 shown again. Flag decisions go through `hub.mutate` after a confirmation.
+
+This module holds the controls (period, scope), the reading and the following of changes;
+each tab is a part mixed into the page, in its own module: leaderboard_tab, trends_tab,
+conversion_tab, quality_tab, flags_tab, and report_export (CSV, PNG/SVG, PDF); what the
+referral pages share is in common.py.
 """
 
 from __future__ import annotations
@@ -11,25 +16,18 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
-from datetime import UTC, date, datetime
-from pathlib import Path
-from typing import Any, TypeVar
+from datetime import date, datetime
+from typing import TypeVar
 
-from PySide6.QtCore import QDate, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtCore import QDate, Qt, Signal
 from PySide6.QtGui import QAction, QShowEvent
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QDateEdit,
-    QFileDialog,
     QHBoxLayout,
-    QHeaderView,
     QMenu,
     QPushButton,
     QSizePolicy,
-    QSplitter,
-    QTableView,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -40,15 +38,6 @@ from invite_desk.services.operator import Operator
 from invite_desk.services.organization import UnitInfo
 from invite_desk.services.permissions import ScopeLevel, scope_of
 from invite_desk.services.roles import Role
-from invite_desk.ui import widgets
-from invite_desk.ui.charts import (
-    DAY,
-    ChartData,
-    ChartView,
-    bar_series,
-    line_series,
-    timestamp,
-)
 from invite_desk.ui.hub import (
     APPLICATIONS,
     INVITATIONS,
@@ -59,21 +48,14 @@ from invite_desk.ui.hub import (
     OperationsHub,
 )
 from invite_desk.ui.referrals.banner import Banner
-from invite_desk.ui.referrals.export import ReportSection, write_csv, write_pdf
+from invite_desk.ui.referrals.common import PAGE_SIZE, PERIOD_KINDS, WATCHED
+from invite_desk.ui.referrals.conversion_tab import ConversionTab
+from invite_desk.ui.referrals.flags_tab import FlagsTab
+from invite_desk.ui.referrals.leaderboard_tab import LeaderboardTab
+from invite_desk.ui.referrals.quality_tab import QualityTab
+from invite_desk.ui.referrals.report_export import ReportExport
 from invite_desk.ui.referrals.source import ReferralSource
-from invite_desk.ui.referrals.tables import (
-    SORT_ROLE,
-    Column,
-    RetentionLine,
-    RowsModel,
-    conversion_columns,
-    flag_columns,
-    leaderboard_columns,
-    percent,
-    retention_columns,
-    retention_lines,
-    trend_columns,
-)
+from invite_desk.ui.referrals.trends_tab import TrendsTab
 from invite_desk.ui.theme import set_variant
 from invite_desk.ui.widgets import PlainLabel
 
@@ -81,64 +63,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Clock = Callable[[], datetime]
 
-ROW_HEIGHT = 26
-CHART_TOP = 12  # referrers / groups shown in a category chart (the table has them all)
-PAGE_SIZE = 100  # leaderboard ranks / conversion rows read and shown at a time
-EXPORT_PAGE = 2_000  # rows read per step when a whole table is exported to CSV
-CHANNEL_COLOURS = {rp.Channel.REFERRAL: "#0072B2", rp.Channel.PUBLIC: "#E69F00",
-                   rp.Channel.EVENT_GUEST: "#009E73", rp.Channel.IMPORTED: "#8A919E"}
-PERIOD_KINDS = (rp.PeriodKind.THIS_MONTH, rp.PeriodKind.THIS_QUARTER, rp.PeriodKind.THIS_YEAR,
-                rp.PeriodKind.ALL_TIME, rp.PeriodKind.CUSTOM)
-# The kinds of change that can move a referral figure.
-WATCHED = (REFERRALS, MEMBERS, INVITATIONS, APPLICATIONS, SETTINGS)
-
-
-def make_table(model: RowsModel[Any], name: str, *, stretch: int = 1, sort_column: int = 0,
-               order: Qt.SortOrder = Qt.SortOrder.AscendingOrder,
-               sortable: bool = True) -> QTableView:
-    """A sortable, read-only table of `model`; column `stretch` takes the spare width."""
-    proxy = QSortFilterProxyModel(model)
-    proxy.setSourceModel(model)
-    proxy.setSortRole(SORT_ROLE)
-    table = QTableView()
-    table.setObjectName(name)
-    table.setAccessibleName(name)
-    table.setModel(proxy)
-    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    table.setAlternatingRowColors(True)
-    table.setWordWrap(False)
-    horizontal = table.horizontalHeader()
-    if sortable:
-        horizontal.setSortIndicator(sort_column, order)  # before sorting is on: it sorts by it
-        table.setSortingEnabled(True)
-    vertical = table.verticalHeader()
-    vertical.hide()
-    vertical.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-    vertical.setDefaultSectionSize(ROW_HEIGHT)
-    horizontal.setHighlightSections(False)
-    horizontal.setStretchLastSection(False)
-    metrics = horizontal.fontMetrics()
-    for number, column in enumerate(model.columns):  # a title is never cut off
-        table.setColumnWidth(number, max(column.width,
-                                         metrics.horizontalAdvance(column.title) + 24))
-    if 0 <= stretch < len(model.columns):
-        horizontal.setSectionResizeMode(stretch, QHeaderView.ResizeMode.Stretch)
-    return table
-
-
-def set_widths(table: QTableView, columns: list[Column[Any]]) -> None:
-    for number, column in enumerate(columns):
-        if column.width:
-            table.setColumnWidth(number, column.width)
-
-
-def _rate(value: float | None) -> str:
-    return percent(value)
-
-
-class ReferralsPage(QWidget):
+class ReferralsPage(LeaderboardTab, TrendsTab, ConversionTab, QualityTab, FlagsTab,
+                    ReportExport, QWidget):
     """Referral reports for staff (HR and admins), within their scope.
 
     `refreshed` is emitted when every report of the last reload has answered."""
@@ -170,6 +96,7 @@ class ReferralsPage(QWidget):
         # organization can have tens of thousands of referrers).
         self.page_size = PAGE_SIZE
         self.offsets = {"leaderboard": 0, "conversion": 0}
+        self._export_cancelled = False
         self._build()
         self._connect()
         self._load_units()
@@ -232,6 +159,9 @@ class ReferralsPage(QWidget):
         self.csv_action = QAction("This table as CSV…", self)
         self.pdf_action = QAction("Whole report as PDF…", self)
         self.export_menu.aboutToShow.connect(self._fill_export_menu)
+        self.cancel_export_button = QPushButton("Cancel export")
+        self.cancel_export_button.setToolTip("Stop reading the whole table; nothing is written")
+        self.cancel_export_button.setVisible(False)  # while a whole table is being read
         self.reload_button = QPushButton("Reload")
         self.reload_button.setToolTip("Read the figures again")
 
@@ -266,6 +196,7 @@ class ReferralsPage(QWidget):
         titles.addWidget(title)
         titles.addWidget(self.scope_label)
         header.addLayout(titles, 1)
+        header.addWidget(self.cancel_export_button, 0, Qt.AlignmentFlag.AlignBottom)
         header.addWidget(self.reload_button, 0, Qt.AlignmentFlag.AlignBottom)
         header.addWidget(self.export_button, 0, Qt.AlignmentFlag.AlignBottom)
         root = QVBoxLayout(self)
@@ -296,133 +227,6 @@ class ReferralsPage(QWidget):
         box.setVisible(False)  # until there is more than one page
         return box
 
-    def _summary(self) -> PlainLabel:
-        label = PlainLabel("")
-        label.setWordWrap(True)
-        return label
-
-    def _build_leaderboard(self) -> QWidget:
-        self.leaderboard_model: RowsModel[rp.LeaderboardRow] = RowsModel(
-            leaderboard_columns(admin=self.is_admin), marked=lambda r: r.opted_out, parent=self)
-        self.leaderboard_table = make_table(self.leaderboard_model, "Leaderboard", stretch=-1)
-        self.leaderboard_summary = self._summary()
-        self.leaderboard_chart = ChartView(empty_text="No referrals in this period.")
-        return self._tab(self.leaderboard_summary, self.leaderboard_table,
-                         self.leaderboard_chart, below=self._pager("leaderboard"))
-
-    def _build_trends(self) -> QWidget:
-        self.granularity_combo = QComboBox()
-        self.granularity_combo.setAccessibleName("Trend granularity")
-        self.granularity_combo.addItem("Per month", rp.Granularity.MONTH.value)
-        self.granularity_combo.addItem("Per week", rp.Granularity.WEEK.value)
-        self.trend_model: RowsModel[rp.TrendBucket] = RowsModel(trend_columns(), parent=self)
-        self.trend_table = make_table(self.trend_model, "Trends", stretch=-1)
-        self.trend_summary = self._summary()
-        self.members_chart = ChartView(empty_text="Nobody joined in this period.")
-        self.invitations_chart = ChartView(empty_text="No invitations in this period.")
-        charts = QSplitter(Qt.Orientation.Horizontal)
-        charts.addWidget(self.members_chart)
-        charts.addWidget(self.invitations_chart)
-        charts.setChildrenCollapsible(False)
-        return self._tab(self.trend_summary, self.trend_table, charts,
-                         extra=self.granularity_combo)
-
-    def _build_conversion(self) -> QWidget:
-        self.by_combo = QComboBox()
-        self.by_combo.setAccessibleName("Conversion by")
-        for by in rp.ConversionBy:
-            self.by_combo.addItem(f"By {by.value}", by.value)
-        self.order_combo = QComboBox()
-        self.order_combo.setAccessibleName("Conversion order")
-        self.order_combo.addItem("Most sent first", rp.ConversionOrder.SENT.value)
-        self.order_combo.addItem("Most accepted first", rp.ConversionOrder.ACCEPTED.value)
-        choices = QWidget()
-        line = QHBoxLayout(choices)
-        line.setContentsMargins(0, 0, 0, 0)
-        line.addWidget(self.by_combo)
-        line.addWidget(self.order_combo)
-        self.conversion_model: RowsModel[rp.ConversionRow] = RowsModel(
-            conversion_columns(rp.ConversionBy.INVITER), parent=self)
-        self.conversion_table = make_table(self.conversion_model, "Conversion", stretch=0,
-                                           sort_column=1, order=Qt.SortOrder.DescendingOrder)
-        self.conversion_summary = self._summary()
-        self.k_factor_label = PlainLabel("")
-        self.k_factor_label.setObjectName("KFactor")
-        self.k_factor_label.setStyleSheet("font-size: 12pt; font-weight: 600;")
-        self.k_factor_label.setWordWrap(True)
-        self.conversion_chart = ChartView(empty_text="No invitations in this period.")
-        box = QWidget()
-        layout = QVBoxLayout(box)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.k_factor_label)
-        layout.addWidget(self.conversion_chart, 1)
-        return self._tab(self.conversion_summary, self.conversion_table, box,
-                         extra=choices, below=self._pager("conversion"))
-
-    def _build_quality(self) -> QWidget:
-        self.retention_model: RowsModel[RetentionLine] = RowsModel(
-            retention_columns(), bold=lambda r: r.summary, parent=self)
-        # Not sortable: the two summary rows stay on top.
-        self.retention_table = make_table(self.retention_model, "Retention", stretch=0,
-                                          sortable=False)
-        self.quality_summary = self._summary()
-        self.retention_chart = ChartView(empty_text="Nobody joined long enough ago.")
-        return self._tab(self.quality_summary, self.retention_table, self.retention_chart)
-
-    def _build_flags(self) -> QWidget:
-        self.flag_model: RowsModel[rp.FlagRow] = RowsModel(flag_columns(), parent=self)
-        self.flag_table = make_table(self.flag_model, "Flags", stretch=4,
-                                     order=Qt.SortOrder.DescendingOrder)
-        self.flag_summary = self._summary()
-        self.clear_button = QPushButton("Clear (legitimate)")
-        self.clear_button.setToolTip("The referral is genuine: its points vest as usual")
-        self.reject_button = QPushButton("Reject (fake)")
-        self.reject_button.setToolTip("The referral is fake: its points and badges are "
-                                      "taken back")
-        self.reject_button.setProperty("destructive", "true")
-        for button in (self.clear_button, self.reject_button):
-            button.setEnabled(False)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.flag_summary, 1)
-        buttons.addWidget(self.clear_button)
-        buttons.addWidget(self.reject_button)
-        box = QWidget()
-        layout = QVBoxLayout(box)
-        layout.setContentsMargins(0, 8, 0, 0)
-        layout.addLayout(buttons)
-        layout.addWidget(self.flag_table, 1)
-        return box
-
-    def _tab(self, summary: QWidget, table: QTableView, chart: QWidget,
-             extra: QWidget | None = None, below: QWidget | None = None) -> QWidget:
-        box = QWidget()
-        layout = QVBoxLayout(box)
-        layout.setContentsMargins(0, 8, 0, 0)
-        layout.setSpacing(6)
-        line = QHBoxLayout()
-        line.addWidget(summary, 1)
-        if extra is not None:
-            line.addWidget(extra, 0, Qt.AlignmentFlag.AlignTop)
-        layout.addLayout(line)
-        splitter = QSplitter(Qt.Orientation.Vertical)
-        splitter.addWidget(chart)
-        if below is None:
-            splitter.addWidget(table)
-        else:
-            bottom = QWidget()
-            column = QVBoxLayout(bottom)
-            column.setContentsMargins(0, 0, 0, 0)
-            column.setSpacing(4)
-            column.addWidget(table, 1)
-            column.addWidget(below)
-            splitter.addWidget(bottom)
-        splitter.setChildrenCollapsible(False)
-        splitter.setStretchFactor(0, 1)
-        splitter.setStretchFactor(1, 1)
-        splitter.setSizes([330, 300])
-        layout.addWidget(splitter, 1)
-        return box
-
     def _connect(self) -> None:
         self.period_combo.currentIndexChanged.connect(self._period_changed)
         self.start_edit.dateChanged.connect(lambda _d: self._first_pages())
@@ -430,8 +234,9 @@ class ReferralsPage(QWidget):
         self.scope_combo.currentIndexChanged.connect(lambda _i: self._first_pages())
         self.granularity_combo.currentIndexChanged.connect(lambda _i: self._load_trends())
         self.by_combo.currentIndexChanged.connect(lambda _i: self._first_conversion_page())
-        self.order_combo.currentIndexChanged.connect(lambda _i: self._first_conversion_page())
+        self.order_combo.currentIndexChanged.connect(lambda _i: self._conversion_order_chosen())
         self.reload_button.clicked.connect(self.refresh)
+        self.cancel_export_button.clicked.connect(self.cancel_export)
         self.csv_action.triggered.connect(self._ask_csv)
         self.pdf_action.triggered.connect(self._ask_pdf)
         if self.is_admin:
@@ -456,18 +261,6 @@ class ReferralsPage(QWidget):
     def unit_id(self) -> uuid.UUID | None:
         data = self.scope_combo.currentData()
         return uuid.UUID(data) if data else None
-
-    @property
-    def conversion_order(self) -> rp.ConversionOrder:
-        return rp.ConversionOrder(self.order_combo.currentData())
-
-    @property
-    def granularity(self) -> rp.Granularity:
-        return rp.Granularity(self.granularity_combo.currentData())
-
-    @property
-    def by(self) -> rp.ConversionBy:
-        return rp.ConversionBy(self.by_combo.currentData())
 
     def set_period(self, period: rp.Period) -> None:
         """Choose a period as a person would (tests, the command line's --period)."""
@@ -499,10 +292,6 @@ class ReferralsPage(QWidget):
         """Another period or scope: the paged tables start again from their first page."""
         self.offsets = dict.fromkeys(self.offsets, 0)
         self.reload()
-
-    def _first_conversion_page(self) -> None:
-        self.offsets["conversion"] = 0
-        self._load_conversion()
 
     def turn_page(self, view: str, step: int) -> None:
         """The next (step 1) or previous (-1) page of the leaderboard or conversion table."""
@@ -617,255 +406,7 @@ class ReferralsPage(QWidget):
         self._load_retention()
         self._load_flags()
 
-    def _load_leaderboard(self) -> None:
-        source, operator, period, unit, now = (self._source, self._operator, self.period,
-                                               self.unit_id, self._now())
-        limit, offset = self.page_size, self.offsets["leaderboard"]
-        self._ask("leaderboard", lambda: source.leaderboard(operator, period, unit, now,
-                                                            limit=limit, offset=offset),
-                  self._show_leaderboard)
 
-    def _load_trends(self) -> None:
-        source, operator, period, unit, now = (self._source, self._operator, self.period,
-                                               self.unit_id, self._now())
-        granularity = self.granularity
-        self._ask("trends", lambda: source.trends(operator, period, granularity, unit, now),
-                  self._show_trends)
-
-    def _load_conversion(self) -> None:
-        source, operator, period, unit, now = (self._source, self._operator, self.period,
-                                               self.unit_id, self._now())
-        by, order = self.by, self.conversion_order
-        limit, offset = self.page_size, self.offsets["conversion"]
-        self._ask("conversion", lambda: source.conversion(operator, period, by, unit, now,
-                                                          limit=limit, offset=offset,
-                                                          order=order),
-                  self._show_conversion)
-
-    def _load_retention(self) -> None:
-        source, operator, unit, now = self._source, self._operator, self.unit_id, self._now()
-        self._ask("retention", lambda: source.retention(operator, unit, now),
-                  self._show_retention)
-
-    def _load_flags(self) -> None:
-        if not self.is_admin:
-            return
-        source, operator, unit = self._source, self._operator, self.unit_id
-        self._ask("flags", lambda: source.flags(operator, unit), self._show_flags)
-
-    # ==================================================================== showing
-    def _show_leaderboard(self, board: rp.Leaderboard) -> None:
-        if not board.rows and board.offset > 0 and board.total:  # the board got shorter
-            self.offsets["leaderboard"] = (board.total - 1) // self.page_size * self.page_size
-            self.leaderboard = board
-            self._load_leaderboard()
-            return
-        self.leaderboard = board
-        self.leaderboard_model.set_rows(board.rows)
-        self._show_pager("leaderboard", board.offset, len(board.rows), board.total, "Ranks")
-        completed = sum(r.completed for r in board.rows)
-        active = sum(r.active for r in board.rows)
-        hidden = sum(1 for r in board.rows if r.opted_out)
-        text = (f"{len(board.rows):,} referrer{'' if len(board.rows) == 1 else 's'} · "
-                f"{completed:,} completed referral{'' if completed == 1 else 's'}, "
-                f"{active:,} still active. Ranked by quality score: {rp.ACTIVE_WEIGHT} points "
-                f"per referee still active, {rp.INACTIVE_WEIGHT} per referee who is not; "
-                "ties go to who got there first.")
-        if hidden:
-            text += (f" {hidden:,} opted out of the public leaderboard: shown to admins only, "
-                     "in grey.")
-        if board.total > len(board.rows):  # one page of a longer board: say which
-            shown = f"{board.offset + 1:,}–{board.offset + len(board.rows):,}"
-            text = f"{board.total:,} referrers; ranks {shown} below." + text[
-                text.index(" Ranked"):]
-        self.leaderboard_summary.setText(text)
-        self.leaderboard_chart.set_data(self.leaderboard_chart_data())
-
-    def leaderboard_chart_data(self) -> ChartData:
-        rows = self.leaderboard.rows[:CHART_TOP] if self.leaderboard else ()
-        return ChartData(
-            f"Top referrers, {self.period.label.lower()}",
-            (bar_series("Still active", [r.active for r in rows], "#009E73"),
-             bar_series("No longer active", [r.completed - r.active for r in rows], "#B8BEC9"),
-             bar_series("Pending", [r.pending for r in rows], "#E69F00")),
-            categories=tuple(r.referrer_name for r in rows), dates=False, stacked=True,
-            y_label="referrals")
-
-    def _show_trends(self, trends: rp.Trends) -> None:
-        now = self._now() or datetime.now(UTC)
-        # "This year" reaches into months that have not begun: no figures to show there.
-        trends = replace(trends, buckets=tuple(b for b in trends.buckets if b.start <= now))
-        self.trends = trends
-        self.trend_model.set_rows(trends.buckets)
-        joined = sum(b.total_new_members for b in trends.buckets)
-        referred = sum(b.new_members.get(rp.Channel.REFERRAL, 0) for b in trends.buckets)
-        sent = sum(b.invitations_sent for b in trends.buckets)
-        accepted = sum(b.invitations_accepted for b in trends.buckets)
-        share = f" ({referred / joined:.0%} through a referral)" if joined else ""
-        self.trend_summary.setText(
-            f"{joined:,} new member{'' if joined == 1 else 's'}{share}; {sent:,} invitation"
-            f"{'' if sent == 1 else 's'} sent, {accepted:,} accepted.")
-        members, invitations = self.trend_chart_data()
-        self.members_chart.set_data(members)
-        self.invitations_chart.set_data(invitations)
-
-    def trend_chart_data(self) -> tuple[ChartData, ChartData]:
-        trends = self.trends
-        buckets = trends.buckets if trends is not None else ()
-        weekly = trends is not None and trends.granularity is rp.Granularity.WEEK
-        xs = tuple(timestamp(b.start.date()) for b in buckets)
-        width = 7 * DAY if weekly else 30.4 * DAY
-        per = "week" if weekly else "month"
-        labels = tuple((f"Week of {b.start:%d %b %Y}" if weekly else f"{b.start:%B %Y}")
-                       for b in buckets)
-        members = ChartData(
-            f"New members per {per}, by channel",
-            tuple(bar_series(channel.label, [b.new_members.get(channel, 0) for b in buckets],
-                             CHANNEL_COLOURS[channel]) for channel in rp.Channel),
-            x=xs, bucket_seconds=width, stacked=True, y_label="members",
-            bucket_labels=labels)
-        invitations = ChartData(
-            f"Invitations sent and accepted per {per}",
-            (line_series("Sent", [b.invitations_sent for b in buckets], "#0072B2"),
-             line_series("Accepted", [b.invitations_accepted for b in buckets], "#009E73")),
-            x=xs, bucket_seconds=width, y_label="invitations", bucket_labels=labels)
-        return members, invitations
-
-    def _show_conversion(self, conversion: rp.Conversion) -> None:
-        if not conversion.rows and conversion.offset > 0 and conversion.total_rows:
-            self.offsets["conversion"] = ((conversion.total_rows - 1) // self.page_size
-                                          * self.page_size)
-            self.conversion = conversion
-            self._load_conversion()
-            return
-        self.conversion = conversion
-        self._show_pager("conversion", conversion.offset, len(conversion.rows),
-                         conversion.total_rows, "Rows")
-        columns = conversion_columns(conversion.by)
-        self.conversion_model.columns = columns
-        self.conversion_model.set_rows(conversion.rows)
-        self.conversion_model.headerDataChanged.emit(Qt.Orientation.Horizontal, 0,
-                                                     len(columns) - 1)
-        set_widths(self.conversion_table, columns)
-        k = conversion.k_factor
-        self.k_factor_label.setText(
-            "K-factor: –" if k is None else
-            f"K-factor {k:.2f} = {conversion.invitations_per_member or 0:.2f} invitations per "
-            f"member × {_rate(conversion.acceptance_rate)} accepted")
-        self.k_factor_label.setToolTip(
-            "New members each member brings in over the period (invitations per member × "
-            "acceptance rate); above 1, the organization grows by referral alone.")
-        self.conversion_summary.setText(
-            f"{conversion.sent:,} invitation{'' if conversion.sent == 1 else 's'} sent, "
-            f"{conversion.accepted:,} accepted ({_rate(conversion.acceptance_rate)}), "
-            f"{conversion.members:,} active member{'' if conversion.members == 1 else 's'} "
-            "at the end of the period.")
-        self.conversion_chart.set_data(self.conversion_chart_data())
-
-    def conversion_chart_data(self) -> ChartData:
-        conversion = self.conversion
-        rows = sorted(conversion.rows, key=lambda r: -r.sent)[:CHART_TOP] if conversion else []
-        by = conversion.by.value if conversion else "inviter"
-        return ChartData(
-            f"Sent and accepted, by {by}" + (f" (top {CHART_TOP} by sent)"
-                                             if conversion and len(conversion.rows) > CHART_TOP
-                                             else ""),
-            (bar_series("Sent", [r.sent for r in rows], "#0072B2"),
-             bar_series("Accepted", [r.accepted for r in rows], "#009E73")),
-            categories=tuple(r.label for r in rows), dates=False, y_label="invitations")
-
-    def _show_retention(self, retention: rp.Retention) -> None:
-        self.retention = retention
-        self.retention_model.set_rows(retention_lines(retention))
-        self.quality_summary.setText(
-            f"Still active members: referred {_rate(retention.referred_90.rate)} at 90 days and "
-            f"{_rate(retention.referred_365.rate)} at 365 days; not referred "
-            f"{_rate(retention.non_referred_90.rate)} and "
-            f"{_rate(retention.non_referred_365.rate)}. Each cohort counts the members who "
-            "joined at least that long ago.")
-        self.retention_chart.set_data(self.retention_chart_data())
-
-    def retention_chart_data(self) -> ChartData:
-        r = self.retention
-
-        def pct(figure: rp.RetentionFigure | None) -> float:
-            return 0.0 if figure is None or figure.rate is None else figure.rate * 100
-
-        return ChartData(
-            "Still active, referred vs not referred",
-            (bar_series("Referred", [pct(r.referred_90 if r else None),
-                                     pct(r.referred_365 if r else None)], "#0072B2", "%"),
-             bar_series("Not referred", [pct(r.non_referred_90 if r else None),
-                                         pct(r.non_referred_365 if r else None)], "#B8BEC9",
-                        "%")),
-            categories=("After 90 days", "After 365 days"), dates=False, y_label="% active")
-
-    def _show_flags(self, flags: list[rp.FlagRow]) -> None:
-        self.flags = list(flags)
-        self.flag_model.set_rows(self.flags)
-        count = len(self.flags)
-        self.flag_summary.setText(
-            "Nothing awaits review." if not count else
-            f"{count:,} flag{'' if count == 1 else 's'} awaiting review. A flagged referral's "
-            "points stay on hold until you clear or reject it; nothing is decided "
-            "automatically.")
-        if self.flags_tab is not None:
-            index = self.tabs.indexOf(self.flags_tab)
-            self.tabs.setTabText(index, f"Flags for review ({count:,})" if count
-                                 else "Flags for review")
-        self._update_flag_buttons()
-
-    # ==================================================================== flags
-    def selected_flag(self) -> rp.FlagRow | None:
-        if not self.is_admin:
-            return None
-        index = self.flag_table.currentIndex()
-        if not index.isValid() or not self.flag_table.selectionModel().hasSelection():
-            return None
-        proxy = self.flag_table.model()
-        assert isinstance(proxy, QSortFilterProxyModel)
-        return self.flag_model.rows[proxy.mapToSource(index).row()]
-
-    def select_flag(self, row: int) -> None:
-        self.flag_table.selectRow(row)
-
-    def _update_flag_buttons(self) -> None:
-        chosen = self.selected_flag() is not None
-        self.clear_button.setEnabled(chosen)
-        self.reject_button.setEnabled(chosen)
-
-    def decide_selected(self, decision: rp.FlagStatus) -> bool:
-        """Clear or reject the selected flag, after asking. True when the decision was sent."""
-        flag = self.selected_flag()
-        if flag is None:
-            return False
-        who = flag.referee_name or flag.referrer_name
-        if decision is rp.FlagStatus.REJECTED:
-            asked = widgets.confirm(
-                self, "Reject as fake",
-                f"Reject the referral of {who} by {flag.referrer_name} as fake?",
-                informative="Its points and any badge it earned are taken back; the ledger "
-                            "and the audit log record your decision.",
-                action="Reject")
-        else:
-            asked = widgets.confirm(
-                self, "Clear flag",
-                f"Clear the flag on {flag.referrer_name} ({flag.kind.label})?",
-                informative="The referral counts as genuine: its held points vest as usual.",
-                action="Clear")
-        if not asked:
-            return False
-        source, operator = self._source, self._operator
-        self.clear_button.setEnabled(False)
-        self.reject_button.setEnabled(False)
-        self.hub.mutate(self, lambda: source.decide_flag(operator, flag, decision),
-                        changes={REFERRALS}, done=lambda _row: self.reload(),
-                        error=self._decision_failed)
-        return True
-
-    def _decision_failed(self, error: BaseException) -> None:
-        widgets.warn(self, "Flag not decided", str(error))
-        self._load_flags()
 
     # ==================================================================== following changes
     def _hub_changed(self, changes: Changes) -> None:
@@ -892,164 +433,3 @@ class ReferralsPage(QWidget):
             else:
                 self.reload()
             self._stale_facts = False
-
-    # ==================================================================== export
-    def current_view(self) -> str:
-        return ("leaderboard", "trends", "conversion", "quality", "flags")[
-            self.tabs.currentIndex()]
-
-    def _view_table(self, view: str) -> RowsModel[Any]:
-        return {"leaderboard": self.leaderboard_model, "trends": self.trend_model,
-                "conversion": self.conversion_model, "quality": self.retention_model,
-                "flags": getattr(self, "flag_model", self.leaderboard_model)}[view]
-
-    def charts(self, view: str | None = None) -> list[ChartView]:
-        view = view or self.current_view()
-        return {"leaderboard": [self.leaderboard_chart],
-                "trends": [self.members_chart, self.invitations_chart],
-                "conversion": [self.conversion_chart], "quality": [self.retention_chart],
-                "flags": []}[view]
-
-    def _fill_export_menu(self) -> None:
-        self.export_menu.clear()
-        self.export_menu.addAction(self.csv_action)
-        for chart in self.charts():
-            name = chart.data.title if chart.data is not None else "Chart"
-            for fmt in ("png", "svg"):
-                action = self.export_menu.addAction(f"Chart “{name}” as {fmt.upper()}…")
-                action.triggered.connect(
-                    lambda _c=False, c=chart, f=fmt: self._ask_chart(c, f))
-        self.export_menu.addSeparator()
-        self.export_menu.addAction(self.pdf_action)
-
-    def ask_save_path(self, caption: str, suggested: str, filters: str) -> Path | None:
-        """A file name from the person (tests answer in its place)."""
-        path, _filter = QFileDialog.getSaveFileName(self, caption, suggested, filters)
-        return Path(path) if path else None
-
-    def _suggested(self, what: str, suffix: str) -> str:
-        today = datetime.now()
-        return str(Path.home() / f"referrals-{what}-{today:%Y-%m-%d}.{suffix}")
-
-    def _ask_csv(self) -> None:
-        view = self.current_view()
-        path = self.ask_save_path("Export table", self._suggested(view, "csv"),
-                                  "CSV files (*.csv)")
-        if path is None:
-            return
-        if view in self.offsets and self._total(view) > len(self._view_table(view).rows):
-            self.export_all_csv(path, view)  # every page, not only the one shown
-        else:
-            self._exported(lambda: self.export_csv(path))
-
-    def export_all_csv(self, path: Path | str, view: str) -> None:
-        """The whole leaderboard or conversion table as CSV, read page by page in the
-        background (progress in the status line); `exported` is emitted with the path."""
-        model = self._view_table(view)
-        columns = list(model.columns)
-        rows: list[Any] = []
-        source, operator, period, unit, now = (self._source, self._operator, self.period,
-                                               self.unit_id, self._now())
-        by, order = self.by, self.conversion_order
-        self.csv_action.setEnabled(False)
-
-        def next_page() -> None:
-            offset = len(rows)
-
-            def work() -> tuple[tuple[Any, ...], int]:
-                if view == "leaderboard":
-                    board = source.leaderboard(operator, period, unit, now,
-                                               limit=EXPORT_PAGE, offset=offset)
-                    return board.rows, board.total
-                table = source.conversion(operator, period, by, unit, now, limit=EXPORT_PAGE,
-                                          offset=offset, order=order)
-                return table.rows, table.total_rows
-
-            if not self.hub.query(self, work, got, failed, key=f"export-{view}"):
-                self.csv_action.setEnabled(True)
-
-        def got(answer: tuple[tuple[Any, ...], int]) -> None:
-            part, total = answer
-            rows.extend(part)
-            if part and len(rows) < total:
-                self.status_label.setText(f"Exporting… {len(rows):,} of {total:,} rows")
-                next_page()
-                return
-            self.csv_action.setEnabled(True)
-            whole: RowsModel[Any] = RowsModel(columns, parent=self)
-            whole.set_rows(rows)
-            self.status_label.setText(f"Exported {len(rows):,} rows")
-            self._exported(lambda: write_csv(path, whole.headers(), whole.csv_rows()))
-            whole.deleteLater()
-            self.exported.emit(Path(path))
-
-        def failed(error: BaseException) -> None:
-            self.csv_action.setEnabled(True)
-            widgets.warn(self, "Export failed", f"The table could not be read: {error}")
-
-        self.status_label.setText("Exporting…")
-        next_page()
-
-    def _ask_chart(self, chart: ChartView, fmt: str) -> None:
-        path = self.ask_save_path("Export chart", self._suggested(self.current_view(), fmt),
-                                  f"{fmt.upper()} images (*.{fmt})")
-        if path is not None:
-            self._exported(lambda: chart.export_png(path) if fmt == "png"
-                           else chart.export_svg(path))
-
-    def _ask_pdf(self) -> None:
-        path = self.ask_save_path("Export report", self._suggested("report", "pdf"),
-                                  "PDF documents (*.pdf)")
-        if path is not None:
-            self._exported(lambda: self.export_pdf(path))
-
-    def _exported(self, work: Callable[[], object]) -> None:
-        try:
-            result = work()
-        except OSError as exc:
-            widgets.warn(self, "Export failed", f"The file could not be written: {exc}")
-            return
-        if isinstance(result, Path):
-            self.banner.show_message(f"Saved {result}", "success")
-
-    def export_csv(self, path: Path | str, view: str | None = None) -> Path:
-        """The current view's table (or `view`'s) as CSV, with every row as shown."""
-        model = self._view_table(view or self.current_view())
-        return write_csv(path, model.headers(), model.csv_rows())
-
-    def report_sections(self) -> list[ReportSection]:
-        members, invitations = self.trend_chart_data()
-        conversion = self.conversion
-        sections = [
-            ReportSection("Leaderboard", [self.leaderboard_summary.text()],
-                          [self.leaderboard_chart_data()], self.leaderboard_model.headers(),
-                          self.leaderboard_model.text_rows(), "leaderboard.csv",
-                          self.leaderboard_model.csv_rows()),
-            ReportSection("Trends", [self.trend_summary.text()], [members, invitations],
-                          self.trend_model.headers(), self.trend_model.text_rows(),
-                          "trends.csv",
-                          self.trend_model.csv_rows()),
-            ReportSection("Conversion" + (f" by {conversion.by.value}" if conversion else ""),
-                          [self.k_factor_label.text(), self.conversion_summary.text()],
-                          [self.conversion_chart_data()], self.conversion_model.headers(),
-                          self.conversion_model.text_rows(), "conversion.csv",
-                          self.conversion_model.csv_rows()),
-            ReportSection("Quality: retention", [self.quality_summary.text()],
-                          [self.retention_chart_data()], self.retention_model.headers(),
-                          self.retention_model.text_rows(), "quality.csv",
-                          self.retention_model.csv_rows()),
-        ]
-        if self.is_admin:
-            sections.append(ReportSection("Flags for review", [self.flag_summary.text()],
-                                          [], self.flag_model.headers(),
-                                          self.flag_model.text_rows(), "flags.csv",
-                          self.flag_model.csv_rows()))
-        return sections
-
-    def export_pdf(self, path: Path | str) -> Path:
-        """The whole report: every view's chart (vectors) and table (text), CSVs attached."""
-        scope = self.scope_combo.currentText()
-        write_pdf(path, "Referral report",
-                  f"{scope} · {self.period.label} · generated {datetime.now():%d %b %Y %H:%M}",
-                  self.report_sections())
-        return Path(path)

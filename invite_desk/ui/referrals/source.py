@@ -34,6 +34,11 @@ class ReferralSource:
         return rp.leaderboard(self._uow, operator, period, unit_id, now=now, limit=limit,
                               offset=offset)
 
+    def standing(self, operator: Operator, period: rp.Period,
+                 now: datetime | None = None) -> rp.LeaderboardRow | None:
+        """The operator's own leaderboard row and rank, without the rest of the board."""
+        return rp.leaderboard_standing(self._uow, operator, period, now=now)
+
     def trends(self, operator: Operator, period: rp.Period, granularity: rp.Granularity,
                unit_id: uuid.UUID | None, now: datetime | None = None) -> rp.Trends:
         return rp.trends(self._uow, operator, period, granularity, unit_id, now=now)
@@ -41,9 +46,10 @@ class ReferralSource:
     def conversion(self, operator: Operator, period: rp.Period, by: rp.ConversionBy,
                    unit_id: uuid.UUID | None, now: datetime | None = None, *,
                    limit: int | None = None, offset: int = 0,
-                   order: rp.ConversionOrder = rp.ConversionOrder.SENT) -> rp.Conversion:
+                   order: rp.ConversionOrder = rp.ConversionOrder.SENT,
+                   sort: rp.ConversionSort | None = None) -> rp.Conversion:
         return rp.conversion(self._uow, operator, period, by, unit_id, now=now, limit=limit,
-                             offset=offset, order=order)
+                             offset=offset, order=order, sort=sort)
 
     def retention(self, operator: Operator, unit_id: uuid.UUID | None,
                   now: datetime | None = None) -> rp.Retention:
