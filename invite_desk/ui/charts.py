@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -210,8 +211,7 @@ class ChartView(QWidget):
                                    symbolBrush=colour, symbolPen=pg.mkPen(colour))
             item.addItem(line)
             self._items.append(line)
-        if not data.dates:
-            self._apply_ticks()
+        self._apply_ticks()
         top = max([max(base, default=0.0)]
                   + [max((float(v) for v in s.values), default=0.0) for s in data.series])
         low, high = positions[0] - span / 2, positions[-1] + span / 2
@@ -226,9 +226,17 @@ class ChartView(QWidget):
         self.readout.hide()
 
     def _apply_ticks(self) -> None:
-        """Category names under their bars, shortened to the room each bar has."""
+        """Category names under their bars, shortened to the room each bar has; dates under
+        the middle of their bucket (the axis's own ticks fell on bucket edges, between two
+        bars, and the first month had none)."""
         data = self.data
-        if data is None or data.dates or not data.categories:
+        if data is None:
+            return
+        if data.dates:
+            self.date_axis.setTicks([date_ticks(data, self.plot.width()), []] if data.size
+                                    else None)
+            return
+        if not data.categories:
             return
         room = max(self.plot.width() - 60, 100) / max(len(data.categories), 1)
         char = max(self.fontMetrics().averageCharWidth(), 1) * 1.3  # names run wider
@@ -344,6 +352,25 @@ class ChartView(QWidget):
 
     def legend_names(self) -> list[str]:
         return [html.unescape(label.text) for _sample, label in self.legend.items]
+
+
+def date_ticks(data: ChartData, width: float) -> list[tuple[float, str]]:
+    """(position, label) under the middle of each bucket, every k-th one so that labels fit
+    `width` pixels: a month as "Jan" ("Jan 2026" for the first shown and each January), a
+    week or day as "05 Jan"."""
+    monthly = data.bucket_seconds >= 28 * DAY
+    starts = [dt.datetime.fromtimestamp(x, dt.UTC).date() for x in data.x]
+    room = 70.0 if monthly else 56.0  # pixels a label needs
+    step = max(1, math.ceil(len(starts) * room / max(width - 60.0, 100.0)))
+    ticks: list[tuple[float, str]] = []
+    for index in range(0, len(starts), step):
+        day = starts[index]
+        if monthly:
+            label = f"{day:%b %Y}" if index == 0 or day.month == 1 else f"{day:%b}"
+        else:
+            label = f"{day:%d %b}"
+        ticks.append((data.x[index] + data.bucket_seconds / 2, label))
+    return ticks
 
 
 def _short(name: str, limit: int = 16) -> str:

@@ -23,6 +23,7 @@ from pytestqt.qtbot import QtBot
 from invite_desk.services import referral_program as rp
 from invite_desk.services.operator import Operator
 from invite_desk.services.roles import Role
+from invite_desk.ui.charts import DAY, ChartData, bar_series, date_ticks, timestamp
 from invite_desk.ui.hub import MEMBERS, REFERRALS, SETTINGS, OperationsHub
 from invite_desk.ui.referrals import MyReferralsPage, ReferralsPage
 from invite_desk.ui.referrals.tables import SORT_ROLE
@@ -170,6 +171,27 @@ def test_chart_hover_shows_the_values_under_the_pointer(make_page: MakePage) -> 
     scene_point = view.mapViewToScene(view.mapToView(view.boundingRect().center()))
     chart._mouse_moved(scene_point)
     assert chart.hovered is not None and chart.hover_text()
+
+
+def test_month_labels_sit_under_their_bars_and_the_first_month_has_one(
+        make_page: MakePage) -> None:
+    page = make_page(FakeSource())
+    page.tabs.setCurrentIndex(1)
+    chart = page.members_chart
+    assert chart.data is not None and chart.data.size >= 3
+    ticks = chart.date_axis._tickLevels[0]  # what the axis draws (its explicit ticks)
+    centres = chart.data.positions()
+    assert ticks[0] == (centres[0], "Jan 2026")  # the first bucket, with its year
+    assert all(position in centres for position, _ in ticks)  # never on an edge between bars
+    labels = [label for _, label in ticks]
+    assert labels[1:3] == ["Feb", "Mar"] or len(ticks) < chart.data.size  # thinned to fit
+    # Weekly buckets are labelled by their first day, thinned to the width they have.
+    weeks = ChartData("w", (bar_series("n", [1.0] * 52),),
+                      x=tuple(timestamp(date(2026, 1, 5)) + i * 7 * DAY for i in range(52)),
+                      bucket_seconds=7 * DAY)
+    wide, narrow = date_ticks(weeks, 4000), date_ticks(weeks, 600)
+    assert wide[0] == (weeks.positions()[0], "05 Jan") and len(wide) == 52
+    assert 4 <= len(narrow) < 15 and all(p in weeks.positions() for p, _ in narrow)
 
 
 def test_non_admins_see_no_flags_and_unit_staff_only_their_unit(make_page: MakePage) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, case, cast, func, literal, literal_column
+from sqlalchemy import ColumnElement, Double, case, cast, func, literal, literal_column
 from sqlalchemy.orm import Session
 
 
@@ -38,7 +38,7 @@ def seconds_between(session: Session, start: Any, end: Any) -> ColumnElement[Any
     if name == "postgresql":
         return func.extract("epoch", end - start)
     if name in ("mysql", "mariadb"):
-        return cast(func.timestampdiff(literal_column("MICROSECOND"), start, end), Float) / 1e6
+        return cast(func.timestampdiff(literal_column("MICROSECOND"), start, end), Double) / 1e6
     return (func.julianday(end) - func.julianday(start)) * 86400.0
 
 
