@@ -108,7 +108,7 @@ EOF
     # One pytest-xdist worker per core (INVITE_DESK_TEST_WORKERS=N to choose, 0 for none);
     # --dist loadgroup keeps the tests marked xdist_group(name) on one worker. The slowest
     # tests are listed at the end, so the next speed-up starts from numbers.
-    local parallel=(-n "${INVITE_DESK_TEST_WORKERS:-auto}" --dist loadgroup --durations=30)
+    local parallel=(-n "${INVITE_DESK_TEST_WORKERS:-auto}" --dist loadgroup --durations=40)
     echo "==> pytest ${parallel[*]} $*"
     local start=$SECONDS
     set +e
