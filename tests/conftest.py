@@ -6,6 +6,7 @@ import contextlib
 import os
 import sqlite3
 import uuid
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -58,6 +59,33 @@ def _fast_password_hashes(request: pytest.FixtureRequest, monkeypatch: pytest.Mo
     monkeypatch.setattr(auth, "_DUMMY_HASH", _FAST_DUMMY_HASH)
     monkeypatch.setattr(replica, "_DUMMY_HASH", _FAST_DUMMY_HASH)
     monkeypatch.setattr(demo, "_hasher", FAST_HASHER)
+
+
+@pytest.fixture(autouse=True)
+def _server_connections_closed() -> Iterator[None]:
+    """Fails the test that leaves a PostgreSQL connection open once every fixture is torn
+    down (an engine never disposed, a replica never closed). Left open, the connection is
+    finalized by the garbage collector whenever it runs, and psycopg's "connection ... was
+    deleted while still open" warning then fails whichever test happens to be running."""
+    from sqlalchemy import event
+    from sqlalchemy.pool import Pool
+
+    made: weakref.WeakSet[object] = weakref.WeakSet()
+
+    def on_connect(dbapi_connection: object, _record: object) -> None:
+        if type(dbapi_connection).__module__.startswith("psycopg"):
+            made.add(dbapi_connection)
+
+    event.listen(Pool, "connect", on_connect)
+    try:
+        yield
+    finally:
+        event.remove(Pool, "connect", on_connect)
+    still_open = [c for c in list(made) if not getattr(c, "closed", True)]
+    if still_open:
+        pytest.fail(f"{len(still_open)} PostgreSQL connection(s) made by this test are still "
+                    "open after its teardown: dispose the engine (or close the replica) "
+                    "that made them", pytrace=False)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
