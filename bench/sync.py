@@ -251,8 +251,9 @@ def _commit_to_window(server: UnitOfWork, admin: Operator, replica: Any,
                        f"invitation {n}")
             times.append(time.perf_counter() - committed)
     finally:
-        if window.sync is not None:
-            window.sync.stop()
+        # Its sync controller, outbox (the notification drain on the server) and hub end
+        # before the replica's server connections are closed (`Replica.close`, in _measure).
+        window.finish_background_work()
         window.hide()
         window.deleteLater()
         qapp.processEvents()
@@ -315,7 +316,7 @@ def _measure(server_url: str, size: int, window_runs: int) -> list[dict[str, Any
                                measured=what, runs=len(times),
                                median=round(statistics.median(times), 3),
                                max=round(max(times), 3), **common))
-            replica.engine.dispose()
+            replica.close()  # the replica file and its pooled server connections
         finally:
             if previous is None:
                 os.environ.pop("INVITE_DESK_DATA_DIR", None)

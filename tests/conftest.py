@@ -6,10 +6,12 @@ import contextlib
 import os
 import sqlite3
 import uuid
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Engine
 
@@ -33,6 +35,57 @@ hypothesis_settings.load_profile("invite-desk")
 
 ADMIN_EMAIL = "ada.admin@example.org"
 ADMIN_PASSWORD = "correct horse battery"
+
+
+# Password hashes in tests: argon2id still, with the smallest cost argon2 allows. The product's
+# cost (3 passes over 64 MiB on 4 lanes) took 0.2-1 s per hash and as long per check on a
+# busy CI machine, and nearly every test hashes one (the `admin` fixture) and many sign in:
+# minutes of a CI run spent proving nothing about the code under test. A test marked
+# `real_password_hash` gets the product's hasher (tests/unit/test_password_cost.py checks
+# that cost itself). Hashes made either way verify either way (argon2 reads the cost from
+# the hash), so a hash stored here still signs in through a real `invite-desk` process.
+FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+_FAST_DUMMY_HASH = FAST_HASHER.hash("invite-desk-dummy-password")
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if request.node.get_closest_marker("real_password_hash"):
+        return
+    from invite_desk.services import demo
+    from invite_desk.services.sync import replica
+
+    monkeypatch.setattr(auth, "_hasher", FAST_HASHER)
+    monkeypatch.setattr(auth, "_DUMMY_HASH", _FAST_DUMMY_HASH)
+    monkeypatch.setattr(replica, "_DUMMY_HASH", _FAST_DUMMY_HASH)
+    monkeypatch.setattr(demo, "_hasher", FAST_HASHER)
+
+
+@pytest.fixture(autouse=True)
+def _server_connections_closed() -> Iterator[None]:
+    """Fails the test that leaves a PostgreSQL connection open once every fixture is torn
+    down (an engine never disposed, a replica never closed). Left open, the connection is
+    finalized by the garbage collector whenever it runs, and psycopg's "connection ... was
+    deleted while still open" warning then fails whichever test happens to be running."""
+    from sqlalchemy import event
+    from sqlalchemy.pool import Pool
+
+    made: weakref.WeakSet[object] = weakref.WeakSet()
+
+    def on_connect(dbapi_connection: object, _record: object) -> None:
+        if type(dbapi_connection).__module__.startswith("psycopg"):
+            made.add(dbapi_connection)
+
+    event.listen(Pool, "connect", on_connect)
+    try:
+        yield
+    finally:
+        event.remove(Pool, "connect", on_connect)
+    still_open = [c for c in list(made) if not getattr(c, "closed", True)]
+    if still_open:
+        pytest.fail(f"{len(still_open)} PostgreSQL connection(s) made by this test are still "
+                    "open after its teardown: dispose the engine (or close the replica) "
+                    "that made them", pytrace=False)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -306,11 +306,13 @@ def test_geometry_is_not_written_when_not_remembered(
 
 
 @pytest.fixture
-def restore_app(qapp: QApplication) -> Iterator[None]:
-    """run_gui themes the shared QApplication and changes when it quits; undo that."""
+def restore_app(qapp: QApplication, free_left_behind: Callable[[], None]) -> Iterator[None]:
+    """run_gui themes the shared QApplication and changes when it quits; undo that (after
+    freeing the windows it left, which the new look would restyle: seconds)."""
     saved = (qapp.style().name(), qapp.styleSheet(), qapp.palette(), qapp.font(),
              qapp.quitOnLastWindowClosed())
     yield
+    free_left_behind()
     style, sheet, palette, font, quit_on_close = saved
     qapp.setStyleSheet(sheet)
     qapp.setStyle(style)

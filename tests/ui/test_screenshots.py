@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -25,10 +25,12 @@ EXPECTED = {
 
 
 @pytest.fixture
-def restore_app_look(qapp: QApplication) -> Iterator[None]:
-    """run_screenshots themes the (shared) QApplication; put it back for the other tests."""
+def restore_app_look(qapp: QApplication, free_left_behind: Callable[[], None]) -> Iterator[None]:
+    """run_screenshots themes the (shared) QApplication; put it back for the other tests
+    (after freeing the windows it left, which the old look would restyle: seconds)."""
     style, sheet, palette, font = qapp.style().name(), qapp.styleSheet(), qapp.palette(), qapp.font()
     yield
+    free_left_behind()
     qapp.setStyleSheet(sheet)
     qapp.setStyle(style)
     qapp.setPalette(palette)
