@@ -557,3 +557,13 @@ def test_a_mail_header_label_copied_with_the_addresses_is_not_a_name(
     rows = parse_pasted(line).rows
     assert [(r.email, r.name) for r in rows] == expected
     assert not any(r.problem for r in rows)
+
+
+@pytest.mark.parametrize("cell", ["ann@x.org.", "ann@x.org..", " ann@x.org. "])
+def test_an_address_cell_ending_with_a_period_is_a_row_with_a_problem(cell: str) -> None:
+    # email-validator's verdict too: an address cannot end with a period. In a column of
+    # addresses that is a typo to show, not a sentence's full stop to drop quietly.
+    rows = parse_csv(f"email,name\n{cell},Ann\ncy@x.org,Cy\n".encode()).rows
+    assert [(r.row, r.email, bool(r.problem)) for r in rows] == [
+        (2, "ann@x.org", True), (3, "cy@x.org", False)]
+    assert "ends with a period" in rows[0].problem

@@ -346,6 +346,13 @@ def email_cell(number: int, cell: str, name: str, message: str) -> list[InviteeI
         others = [p for p in pieces if not p.email]
         problem = only.problem or (f"The email cell also holds \u201c{clean_name(others[0].text)}"
                                    "\u201d; keep only the address in it." if others else "")
+        written = cell.strip()
+        if not problem and written.endswith(".") and not only.bracketed:
+            # In a column of addresses a final period is a typo, not the end of a sentence
+            # (as in a pasted "Write to ann@x.org."): an address cannot end with one, so the
+            # row is shown, not quietly mailed to what it might have meant.
+            problem = (f"The address ends with a period (\u201c{clean_name(written)}\u201d); "
+                       "an address cannot: remove it if it is a typo.")
         return [InviteeInput(number, only.email, name or only.name, message, problem)]
     return [InviteeInput(number, cell.strip(), name, message)]
 
