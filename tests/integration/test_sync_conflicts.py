@@ -462,3 +462,32 @@ def test_a_replica_marking_a_send_uncertain_never_undoes_a_sent_on_the_server(
     assert server["status"] == InvitationStatus.SENT
     assert server["message_id"] == "<sent@other-desk>"
     assert server["sent_at"] is not None
+
+
+@pytest.mark.parametrize("pushes", [1, 2])
+def test_an_edit_made_on_top_of_a_refused_one_is_refused_even_when_versions_match_by_chance(
+        world: SyncWorld, pushes: int) -> None:
+    """Found by the convergence test (seed 201, MariaDB): two offline edits of a row while
+    another desk revoked it on the server. The first is refused; the second's local base
+    (one local edit on) equalled the server's version (one edit there) by coincidence, and it
+    went in over the revoke. It is built on a change the server never took: refused too."""
+    sent = invite(world.server_uow, world.admin, "zoe@example.org")
+    hr = world.member(Role.HR_TENANT, "hana.hr@example.org", "Hana")
+    replica = world.replica(hr)
+    extend_invitations(UnitOfWork(replica), hr, [sent.id], 3)
+    revoke_invitations(world.server_uow, world.admin, [sent.id])
+    extend_invitations(UnitOfWork(replica), hr, [sent.id], 5)
+    kinds = [c["kind"] for c in commands(replica)]
+    assert kinds == ["invitation.extend", "invitation.extend"]
+    before = rows_of(world.server, "invitation", id=sent.id)[0]
+    assert before["status"] == "revoked"
+
+    if pushes == 1:  # both in one server transaction
+        report = push.push_pending(world.server, replica)
+        assert (report.applied, report.rejected) == (0, 2)
+    else:  # the first answered, the second in the next push
+        assert push.push_pending(world.server, replica, limit=1).rejected == 1
+        assert push.push_pending(world.server, replica).rejected == 1
+    assert rows_of(world.server, "invitation", id=sent.id)[0] == before
+    assert all("changed on the server by Ada Admin" in r.reason
+               for r in journal.rejected(replica))

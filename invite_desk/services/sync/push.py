@@ -333,6 +333,9 @@ def apply_on_server(remote: Engine, commands: Sequence[PendingCommand],
     with remote.connect() as connection:
         answers = _stored_answers(connection, ids)
         written = _replay_versions(connection, commands, answers)
+        for command in commands:
+            if command.id in answers and answers[command.id].outcome != APPLIED:
+                _refused(written, command)
         connection.rollback()  # MariaDB: the apply below must not read from this snapshot
         todo = [command for command in commands if command.id not in answers]
         if todo:
@@ -346,6 +349,23 @@ def apply_on_server(remote: Engine, commands: Sequence[PendingCommand],
                 if len(answers) < len(ids):
                     raise
     return [answers[command_id] for command_id in ids]
+
+
+# The base of a row's later edits in a push after the command that changed it there was
+# refused: those edits were made on top of a change the server never took, so their local
+# versions say nothing about the server's (a local count of edits can equal the server's by
+# coincidence, and an offline resend then went in over another desk's revoke). No server
+# version is negative: the version check refuses them, and a delivery fact, which is not
+# checked, is not rebased on it. On the replica the refused row takes this version too
+# (until the pull brings the server's row back), so an edit made after the answer is
+# refused as well; far below zero, so that local edits counting up never reach a version.
+REFUSED_BASE = -(1 << 30)
+
+
+def _refused(written: dict[tuple[str, uuid.UUID], int], command: PendingCommand) -> None:
+    for change in command.changes:
+        if change.table not in DERIVED and "version" in _table(change.table).c:
+            written[(change.table, change.row_id)] = REFUSED_BASE
 
 
 def _replay_versions(connection: Connection, commands: Sequence[PendingCommand],
@@ -458,6 +478,8 @@ def _apply_all(connection: Connection, commands: Sequence[PendingCommand],
                 f"The server could not take your {_verb(command.kind)}: it refers to "
                 "something the server no longer has, or repeats something it already has. "
                 "The server's version is shown again."))
+        if outcome.outcome != APPLIED:
+            _refused(written, command)
         answers[command.id] = outcome
     checkpoint = _capture().transaction_checkpoint(connection)
     now = utcnow()
@@ -493,6 +515,7 @@ def _record(connection: Connection, command: PendingCommand, outcome: _Outcome) 
         state=state, reason=outcome.reason, checkpoint=outcome.checkpoint,
         answered_at=utcnow()))
     if outcome.outcome != APPLIED:
+        _mark_refused(connection, command)
         return
     for (table_name, row_id), server_version in outcome.versions.items():
         _rebase(connection, command, table_name, row_id, server_version)
@@ -509,6 +532,21 @@ def _record(connection: Connection, command: PendingCommand, outcome: _Outcome) 
         if later is None:  # a later local edit of the row is pushed (and answered) as usual
             connection.execute(update(invitation).where(invitation.c.id == row_id)
                                .values(**values))
+
+
+def _mark_refused(connection: Connection, command: PendingCommand) -> None:
+    """The rows of a refused command: their later local edits (pending, or made before the
+    pull brings the server's row) are based on REFUSED_BASE, never on a local count."""
+    for change in command.changes:
+        table = _table(change.table)
+        if change.table in DERIVED or "version" not in table.c or change.op == "D":
+            continue
+        later = (LOCAL_CHANGE.c.table_name == change.table) \
+            & (LOCAL_CHANGE.c.row_id == change.row_id) & (LOCAL_CHANGE.c.seq > change.last_seq)
+        connection.execute(update(LOCAL_CHANGE).where(
+            later, LOCAL_CHANGE.c.base_version.is_not(None)).values(base_version=REFUSED_BASE))
+        connection.execute(update(table).where(table.c[_key(change.table)] == change.row_id)
+                           .values(version=REFUSED_BASE))
 
 
 def _rebase(connection: Connection, command: PendingCommand, table_name: str,
