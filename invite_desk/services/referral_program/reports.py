@@ -492,11 +492,12 @@ def _period_page(session: Session, org: uuid.UUID, keys: list[str], start: datet
                                 points=f["vested_points"], held=f["held_points"],
                                 reached=f["reached"], sent=f["sent"], accepted=f["accepted"])
         where.append(P.period.in_(keys))
-        listed = int(session.scalar(select(func.count(func.distinct(P.referrer_id)))
-                                    .where(*where)) or 0)
-    # Referrers of the edges without a row in the whole months, and those with only
-    # pending referrals (few: pending referrals await one approval each).
-    outside = 0 if extra is None else extra.outside(keys, key_conditions=shown_conditions)
+        # with a range's edges: the referrers of the whole months and of the edges together
+        listed = (int(session.scalar(select(func.count(func.distinct(P.referrer_id)))
+                                     .where(*where)) or 0) if extra is None else
+                  extra.board(keys, key_conditions=shown_conditions))
+    # Referrers with only pending referrals (few: pending referrals await one approval
+    # each).
     pending_only = set(session.scalars(
         select(Referral.referrer_id).where(
             Referral.organization_id == org, Referral.completed_at.is_(None),
@@ -506,7 +507,7 @@ def _period_page(session: Session, org: uuid.UUID, keys: list[str], start: datet
                             P.referrer_id == Referral.referrer_id)).distinct()))
     if extra is not None:
         pending_only -= extra.present(sorted(pending_only))
-    return order, listed + outside + len(pending_only)
+    return order, listed + len(pending_only)
 
 
 def _summarized_total(session: Session, org: uuid.UUID, start: datetime | None,
@@ -920,7 +921,7 @@ def conversion(uow: UnitOfWork, operator: Operator, period: Period,
             # Days that are not whole months: the whole months inside from the period
             # summary, the partial edges from the raw rows (the sent-time index).
             calendar, edges = composed
-            extra = Edges(session, org, edges, lambda _column: [])
+            extra = Edges(session, org, edges, lambda _column: [], invitations_only=True)
             if extra.without_inviter():  # the summary has no row for it: the general path
                 calendar, extra, composed = None, None, None
 
@@ -948,9 +949,11 @@ def conversion(uow: UnitOfWork, operator: Operator, period: Period,
         elif top is not None and calendar:
             counts = {k: (f["sent"], f["accepted"]) for k, f in top.items()}
             P = ReferralPeriodStats
-            total_rows = int(session.scalar(
+            total_rows = (int(session.scalar(
                 select(func.count(func.distinct(P.referrer_id))).where(
                     P.organization_id == org, P.period.in_(calendar), P.sent > 0)) or 0)
+                if extra is None else
+                extra.board(calendar, sent_only=True, key_conditions=[P.sent > 0]))
             # every invitation is in one unit group (or none): the totals of 2 rows a unit
             low, high = (start, end) if composed is None else _whole_months(composed[1],
                                                                             start, end)
@@ -959,8 +962,6 @@ def conversion(uow: UnitOfWork, operator: Operator, period: Period,
             total_sent = sum(int(sent) for _, sent, _ in units)
             total_accepted = sum(int(accepted) for _, _, accepted in units)
             if extra is not None:
-                total_rows += extra.outside(calendar, sent_only=True,
-                                            key_conditions=[P.sent > 0])
                 edge_sent, edge_accepted = extra.totals()
                 total_sent += edge_sent
                 total_accepted += edge_accepted
