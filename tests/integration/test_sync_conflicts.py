@@ -114,6 +114,33 @@ def test_two_desktops_inviting_the_same_address_offline_leave_one_live_invitatio
     assert journal.rejected(first) == []
 
 
+def test_an_offline_edit_of_a_duplicate_closed_before_the_pull_brought_it_is_refused(
+        world: SyncWorld) -> None:
+    """Found by the convergence test (seed 208): the second desk's copy of its invitation
+    still looks live until the pull brings the closing; an edit made in between (here a
+    revoke-and-resend's first half, an extension) was based on version 1, which the server's
+    closed row also had, and reopened it: two live invitations to one address."""
+    hr = world.member(Role.HR_TENANT, "hana.hr@example.org", "Hana")
+    first = world.replica(world.admin)
+    second = world.replica(hr)
+    queue(UnitOfWork(first), world.admin, "zoe@example.org")
+    queue(UnitOfWork(second), hr, "zoe@example.org")
+    assert push.push_pending(world.server, first).rejected == 0
+    assert push.push_pending(world.server, second).rejected == 0  # inserted closed
+    mine = rows_of(second, "invitation", email_normalized="zoe@example.org")[0]
+    assert mine["status"] == InvitationStatus.QUEUED  # the pull has not brought it yet
+    with second.begin() as connection:  # an offline edit of the row as the replica has it
+        connection.execute(update(Invitation.__table__).where(Invitation.id == mine["id"])
+                           .values(status=InvitationStatus.QUEUED.value, name="Zoe Z",
+                                   version=Invitation.version + 1))
+
+    report = push.push_pending(world.server, second)
+
+    assert report.rejected == 1
+    zoe = rows_of(world.server, "invitation", email_normalized="zoe@example.org")
+    assert sorted(r["status"] for r in zoe) == ["queued", "revoked"]
+
+
 def test_settings_last_writer_wins_and_the_replaced_value_is_in_the_audit(
         world: SyncWorld) -> None:
     other_admin = world.member(Role.ADMIN_TENANT, "omar.admin@example.org", "Omar")

@@ -817,8 +817,7 @@ def _update(context: _Context, change: RowChange, values: dict[str, Any],
 def _insert(context: _Context, change: RowChange, local: Mapping[str, Any]) -> None:
     table = _table(change.table)
     values = {c.name: local[c.name] for c in table.columns if c.name in local}
-    if change.table == "invitation":
-        _close_if_duplicate(context, values)
+    closed = change.table == "invitation" and _close_if_duplicate(context, values)
     if change.table == "setting" and _setting_taken(context, change, values):
         return
     if change.table == "referral_flag" and _flag_taken(context, values):
@@ -826,7 +825,11 @@ def _insert(context: _Context, change: RowChange, local: Mapping[str, Any]) -> N
     if "version" in table.c:
         if values.get("version") != 1:  # the replica rebases it on the server's
             context.outcome.versions[(change.table, change.row_id)] = 1
-        values["version"] = 1
+        # Closed as a duplicate, the server's row is one change past the replica's (which
+        # still looks live there until the pull brings it): an offline resend made meanwhile
+        # is refused as a change over the server's, not taken as based on it (it reopened
+        # the duplicate: two live invitations, seen by the convergence test).
+        values["version"] = 2 if closed else 1
     if "updated_at" in table.c:
         values["updated_at"] = context.now  # the referral reconciliation reads from a watermark
     if change.table in APPEND_ONLY:
@@ -1051,13 +1054,13 @@ def _holds_of(context: _Context, org_id: uuid.UUID, kind: InvitationKind,
     return context.holds[cache_key]
 
 
-def _close_if_duplicate(context: _Context, values: dict[str, Any]) -> None:
+def _close_if_duplicate(context: _Context, values: dict[str, Any]) -> bool:
     """An invitation made offline to an address that meanwhile holds one on the server (from
     another desktop), or became a member: inserted closed (revoked, with the reason) so that
     one invitation stays live, and the operator is told. The same verdict as queueing online."""
     status = values.get("status")
     if status in (InvitationStatus.REVOKED.value, InvitationStatus.ACCEPTED.value):
-        return
+        return False
     session = context.session
     org_id = values["organization_id"]
     key = values["email_normalized"]
@@ -1076,7 +1079,7 @@ def _close_if_duplicate(context: _Context, values: dict[str, Any]) -> None:
             if verdict not in SENDABLE:
                 reason = "another invitation to this address reached the server first"
     if not reason:
-        return
+        return False
     text = (f"Closed as a duplicate when it reached the server: {reason}; that one is the "
             "valid one.")
     values.update(status=InvitationStatus.REVOKED.value, revoked_at=context.now,
@@ -1088,6 +1091,7 @@ def _close_if_duplicate(context: _Context, values: dict[str, Any]) -> None:
                  action="invitation.closed_duplicate", entity_type="invitation",
                  entity_id=values["id"], before={"status": status},
                  after={"status": InvitationStatus.REVOKED.value, "reason": text})
+    return True
 
 
 # -- rights ------------------------------------------------------------------------------------
