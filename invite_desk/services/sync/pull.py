@@ -43,13 +43,9 @@ from sqlalchemy.types import NullType
 
 from invite_desk.services.errors import PermissionDenied
 from invite_desk.services.models import (
-    Base,
-    LocalChange,
     Member,
     MemberStatus,
-    SyncCommand,
     SyncCommandState,
-    SyncState,
     UTCDateTime,
     utcnow,
 )
@@ -57,6 +53,11 @@ from invite_desk.services.operator import Operator, operator_for
 from invite_desk.services.permissions import ScopeLevel, scope_of
 from invite_desk.services.sync import capture, journal
 from invite_desk.services.sync.capture import Change, CursorExpired
+from invite_desk.services.sync.journal import (  # the sync tables, defined once
+    LOCAL_CHANGE,
+    SYNC_COMMAND,
+    SYNC_STATE,
+)
 from invite_desk.services.sync.tables import (
     SYNCED_TABLES,
     key_column,
@@ -66,9 +67,6 @@ from invite_desk.services.sync.tables import (
     table,
 )
 
-SYNC_STATE: Table = Base.metadata.tables[SyncState.__tablename__]
-LOCAL_CHANGE: Table = Base.metadata.tables[LocalChange.__tablename__]
-SYNC_COMMAND: Table = Base.metadata.tables[SyncCommand.__tablename__]
 _CHUNK = 500  # ids per IN (...) on the server
 _INSERT_BATCH = 5000  # rows per executemany into the replica
 

@@ -65,22 +65,21 @@ from invite_desk.services.models import (
     Base,
     InvitationKind,
     InvitationStatus,
-    LocalChange,
     Member,
     SyncApplied,
-    SyncCommand,
     SyncCommandState,
-    SyncState,
     utcnow,
 )
 from invite_desk.services.operator import Operator, operator_for, refreshed
 from invite_desk.services.permissions import Action, Target, require
 from invite_desk.services.settings_schema import PolicySettings
 from invite_desk.services.sync import journal
+from invite_desk.services.sync.journal import (  # the sync tables, defined once
+    LOCAL_CHANGE,
+    SYNC_COMMAND,
+    SYNC_STATE,
+)
 
-LOCAL_CHANGE = Base.metadata.tables[LocalChange.__tablename__]
-SYNC_COMMAND = Base.metadata.tables[SyncCommand.__tablename__]
-SYNC_STATE = Base.metadata.tables[SyncState.__tablename__]
 SYNC_APPLIED = Base.metadata.tables[SyncApplied.__tablename__]
 AUDIT = Base.metadata.tables[AuditLog.__tablename__]
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Engine, Table, delete, event, insert, select, update
+from sqlalchemy import Engine, delete, event, insert, select, update
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
@@ -29,18 +29,20 @@ from invite_desk.services.auth import _DUMMY_HASH
 from invite_desk.services.credentials import CredentialStore, resolve_database_url
 from invite_desk.services.errors import AuthenticationFailed, DomainError, PermissionDenied
 from invite_desk.services.invitations.sending import ServerLink
-from invite_desk.services.models import Base, Member, MemberStatus, SyncState, utcnow
+from invite_desk.services.models import Base, Member, MemberStatus, utcnow
 from invite_desk.services.operator import Operator, operator_for, refreshed
 from invite_desk.services.roles import Role
 from invite_desk.services.sync import capture, journal, pull, push
-from invite_desk.services.sync.journal import RejectedCommand
+from invite_desk.services.sync.journal import (
+    SYNC_STATE,  # the sync tables, defined once
+    RejectedCommand,
+)
 from invite_desk.services.sync.pull import PullReport
 from invite_desk.services.sync.push import PushReport
 from invite_desk.services.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
-SYNC_STATE: Table = Base.metadata.tables[SyncState.__tablename__]
 CONNECT_TIMEOUT = 3  # seconds: an unreachable server is reported quickly, not after minutes
 READ_TIMEOUT = 60  # MariaDB: a server that stops answering mid-round (PostgreSQL: keepalives)
 MAX_BATCHES = 10  # push and pull batches per round; the rest waits for the next round
