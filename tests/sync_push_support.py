@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import Engine, func, insert, select
 
 from invite_desk.services import auth, db
+from invite_desk.services.credentials import MemoryCredentialStore
 from invite_desk.services.invitations.preflight import PreflightRow, RowStatus
 from invite_desk.services.invitations.queueing import QueuedBatch, queue_invitations
 from invite_desk.services.models import (
@@ -30,9 +31,10 @@ from invite_desk.services.models import (
 from invite_desk.services.operator import Operator
 from invite_desk.services.roles import Role
 from invite_desk.services.sync import journal, pull
+from invite_desk.services.sync.replica import Replica
 from invite_desk.services.uow import UnitOfWork
 from tests.db_servers import fresh_server_database
-from tests.tcp_proxy import TcpProxy, proxy_for
+from tests.tcp_proxy import TcpProxy, proxied_url, proxy_for
 
 ADMIN_EMAIL = "ada.admin@example.org"
 PASSWORD = "correct horse battery"
@@ -174,3 +176,12 @@ def proxy(world: SyncWorld) -> Iterator[TcpProxy]:
     started = proxy_for(world.server.url)
     yield started
     started.stop()
+
+
+@pytest.fixture
+def replica(world: SyncWorld, proxy: TcpProxy) -> Iterator[Replica]:
+    """The admin's replica of `world`, reaching the server through `proxy`."""
+    opened = Replica.open(proxied_url(world.server.url, proxy), ADMIN_EMAIL,
+                          MemoryCredentialStore(), password=PASSWORD)
+    yield opened
+    opened.close()

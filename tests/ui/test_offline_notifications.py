@@ -47,14 +47,6 @@ WAIT_MS = 20_000
 
 
 @pytest.fixture
-def replica(world: SyncWorld, proxy: TcpProxy) -> Iterator[Replica]:
-    opened = Replica.open(proxied_url(world.server.url, proxy), ADMIN_EMAIL,
-                          MemoryCredentialStore(), password=PASSWORD)
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
 def outbox(qtbot: QtBot, replica: Replica, world: SyncWorld) -> Iterator[Outbox]:
     hub = OperationsHub(runner=SynchronousRunner())
     made = Outbox(replica.engine, world.admin.organization_id, hub, notify_idle_ms=0,

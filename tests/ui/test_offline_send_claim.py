@@ -30,18 +30,10 @@ from invite_desk.ui.hub import OperationsHub
 from invite_desk.ui.outbox import Outbox, SendOutcome
 from invite_desk.ui.tasks import SynchronousRunner
 from tests.smtp_server import LoopbackSmtpServer
-from tests.sync_push_support import ADMIN_EMAIL, PASSWORD, SyncWorld, queue, rows_of
-from tests.tcp_proxy import TcpProxy, proxied_url
+from tests.sync_push_support import PASSWORD, SyncWorld, queue, rows_of
+from tests.tcp_proxy import TcpProxy
 
 WAIT_MS = 30_000
-
-
-@pytest.fixture
-def replica(world: SyncWorld, proxy: TcpProxy) -> Iterator[Replica]:
-    opened = Replica.open(proxied_url(world.server.url, proxy), ADMIN_EMAIL,
-                          MemoryCredentialStore(), password=PASSWORD)
-    yield opened
-    opened.close()
 
 
 @pytest.fixture
